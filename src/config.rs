@@ -1,0 +1,190 @@
+//! Settings: one [`Config`] with defaults, optionally read from a TOML file (`--config`).
+//!
+//! The file is checked strictly (unknown keys are errors, with line and column) and then
+//! validated by a pure function into the runtime settings the pipeline uses. This is the
+//! only place that turns configuration text into settings.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::graph::DEFAULT_GROUP_PRECEDENCE;
+use crate::signal::EntityKind;
+use crate::sources::file::ReadOptions;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How input files are read and decoded.
+    pub input: InputConfig,
+    /// How the entity graph groups instances.
+    pub graph: GraphConfig,
+}
+
+/// `[input]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Decoder threads; 0 means one per core.
+    pub threads: usize,
+    /// Largest single record accepted, in MiB; larger ones are reported and skipped.
+    pub max_record_mib: usize,
+    /// Keep GuardDuty sample findings (`service.additionalInfo.sample: true`), which are
+    /// ignored by default because they name placeholder resources.
+    pub keep_sample_findings: bool,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            threads: 0,
+            max_record_mib: 64,
+            keep_sample_findings: false,
+        }
+    }
+}
+
+/// `[graph]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphConfig {
+    /// Which keys name an instance group, most specific first. Any of
+    /// `auto_scaling_group`, `launch_template`, `cloudformation_stack`, `instance_profile`,
+    /// `ami`, `vpc`; an instance with none of the listed keys belongs to no group.
+    pub group_key_precedence: Vec<String>,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        GraphConfig {
+            group_key_precedence: DEFAULT_GROUP_PRECEDENCE
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Settings after validation.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub read: ReadOptions,
+    pub group_precedence: Vec<EntityKind>,
+}
+
+/// A configuration that cannot be used (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config `{path}`: {message}")]
+    Parse { path: String, message: String },
+    #[error("config: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads a TOML file, or returns the defaults when `path` is None.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Parse`] (with line and column).
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Checks every setting and reports every problem at once. No I/O.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] listing each problem.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        let allowed = DEFAULT_GROUP_PRECEDENCE;
+        let mut precedence = Vec::new();
+        for name in &self.graph.group_key_precedence {
+            match EntityKind::parse(name).filter(|k| allowed.contains(k)) {
+                Some(k) if precedence.contains(&k) => problems.push(format!(
+                    "graph.group_key_precedence: `{name}` is listed twice"
+                )),
+                Some(k) => precedence.push(k),
+                None => problems.push(format!(
+                    "graph.group_key_precedence: unknown key `{name}` (expected one of {})",
+                    allowed.map(|k| k.as_str()).join(", ")
+                )),
+            }
+        }
+        if self.graph.group_key_precedence.is_empty() {
+            problems.push("graph.group_key_precedence: must name at least one key".into());
+        }
+        if self.input.max_record_mib == 0 || self.input.max_record_mib > 1024 {
+            problems.push(format!(
+                "input.max_record_mib: {} is out of range (expected 1 to 1024)",
+                self.input.max_record_mib
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let mut read = ReadOptions {
+            threads: self.input.threads,
+            ..ReadOptions::default()
+        };
+        read.decode.max_record_bytes = self.input.max_record_mib << 20;
+        read.decode.keep_sample_findings = self.input.keep_sample_findings;
+        Ok(Settings {
+            read,
+            group_precedence: precedence,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Config::default().validate().unwrap();
+        assert_eq!(s.group_precedence, DEFAULT_GROUP_PRECEDENCE.to_vec());
+    }
+
+    #[test]
+    fn custom_precedence() {
+        let c = Config::parse("[graph]\ngroup_key_precedence = [\"instance_profile\", \"vpc\"]\n")
+            .unwrap();
+        assert_eq!(
+            c.validate().unwrap().group_precedence,
+            vec![EntityKind::InstanceProfile, EntityKind::Vpc]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Config::parse("[graph]\ngroup_by = 1\n").unwrap_err();
+        assert!(e.contains("unknown field `group_by`"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let c =
+            Config::parse("[graph]\ngroup_key_precedence = [\"asg\", \"vpc\", \"vpc\"]\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("unknown key `asg`"), "{e}");
+        assert!(e.contains("`vpc` is listed twice"), "{e}");
+    }
+}

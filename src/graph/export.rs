@@ -1,0 +1,138 @@
+//! Graph exports: Cytoscape.js `elements` JSON and Graphviz DOT.
+//!
+//! Both carry the same nodes, edges and properties, from [`EntityGraph::snapshot`], sorted so
+//! that the same input always gives the same bytes.
+
+use std::io::{self, Write};
+
+use serde_json::{Map, Value, json};
+
+use super::EntityGraph;
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Dot,
+}
+
+impl Format {
+    /// The format a file name asks for by its extension.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "dot" | "gv" => Some(Format::Dot),
+            _ => None,
+        }
+    }
+}
+
+/// Writes the graph in `format`.
+pub fn write(graph: &EntityGraph, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Json => write_json(graph, out),
+        Format::Dot => write_dot(graph, out),
+    }
+}
+
+/// Cytoscape.js elements: `{"elements":{"nodes":[{"data":{…}}],"edges":[{"data":{…}}]}}`.
+pub fn write_json(graph: &EntityGraph, out: &mut dyn Write) -> io::Result<()> {
+    let (nodes, edges) = graph.snapshot();
+    let nodes: Vec<Value> = nodes
+        .into_iter()
+        .map(|n| {
+            let mut data = Map::new();
+            data.insert("id".into(), Value::String(n.id));
+            data.insert("label".into(), Value::String(n.label));
+            data.insert("kind".into(), Value::String(n.kind.to_string()));
+            for (k, v) in n.props {
+                data.insert(k.to_string(), Value::String(v));
+            }
+            json!({ "data": data })
+        })
+        .collect();
+    let edges: Vec<Value> = edges
+        .into_iter()
+        .enumerate()
+        .map(|(i, (s, t, k))| {
+            json!({ "data": { "id": format!("e{i}"), "source": s, "target": t, "kind": k.as_str() } })
+        })
+        .collect();
+    let doc = json!({ "elements": { "nodes": nodes, "edges": edges } });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    out.write_all(b"\n")
+}
+
+fn dot_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if c.is_control() => {}
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn shape(kind: &str) -> &'static str {
+    match kind {
+        "instance" => "box",
+        "instance_group" => "box3d",
+        "principal" | "access_key" => "ellipse",
+        "signal" => "note",
+        "ip" | "domain" => "diamond",
+        _ => "oval",
+    }
+}
+
+/// Graphviz DOT. Each instance group is a cluster holding its member instances.
+pub fn write_dot(graph: &EntityGraph, out: &mut dyn Write) -> io::Result<()> {
+    let (nodes, edges) = graph.snapshot();
+    writeln!(out, "digraph entities {{")?;
+    writeln!(out, "  rankdir=LR;")?;
+    writeln!(out, "  node [fontsize=10];")?;
+    let node_line = |n: &super::Node| {
+        let mut attrs = vec![
+            format!("label={}", dot_escape(&format!("{}\n{}", n.kind, n.label))),
+            format!("kind={}", dot_escape(n.kind)),
+            format!("shape={}", shape(n.kind)),
+        ];
+        for (k, v) in &n.props {
+            attrs.push(format!("{k}={}", dot_escape(v)));
+        }
+        format!("{} [{}];", dot_escape(&n.id), attrs.join(", "))
+    };
+    let mut clustered = std::collections::HashSet::new();
+    for (i, (group, members)) in graph.groups().enumerate() {
+        writeln!(out, "  subgraph cluster_{i} {{")?;
+        writeln!(out, "    label={};", dot_escape(&group.to_string()))?;
+        writeln!(out, "    style=rounded;")?;
+        for n in nodes.iter().filter(|n| {
+            n.kind == "instance" && members.contains(n.id.trim_start_matches("instance:"))
+                || n.id == format!("instance_group:{group}")
+        }) {
+            writeln!(out, "    {}", node_line(n))?;
+            clustered.insert(n.id.clone());
+        }
+        writeln!(out, "  }}")?;
+    }
+    for n in nodes.iter().filter(|n| !clustered.contains(&n.id)) {
+        writeln!(out, "  {}", node_line(n))?;
+    }
+    for (s, t, k) in &edges {
+        writeln!(
+            out,
+            "  {} -> {} [label={}, kind={}];",
+            dot_escape(s),
+            dot_escape(t),
+            dot_escape(k.as_str()),
+            dot_escape(k.as_str())
+        )?;
+    }
+    writeln!(out, "}}")
+}

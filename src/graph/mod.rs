@@ -1,0 +1,588 @@
+//! The entity graph: what every signal says about instances, groups, principals and
+//! endpoints, joined on `petgraph`.
+//!
+//! Nodes are entities (and, when kept, signals); edges say how they relate: an instance is a
+//! member of an Auto Scaling group, launch template or stack, uses an instance profile, runs
+//! an AMI, sits in a VPC and subnet; a principal acted as an instance (its role session is
+//! named after the instance id); an instance was launched by a principal; a signal was
+//! observed on an entity.
+//!
+//! **Instance groups**: every instance known by its own description belongs to exactly one
+//! group, named by its most specific known key in the configured precedence (default Auto
+//! Scaling group > launch template > CloudFormation stack > instance profile > AMI > VPC).
+//! [`EntityGraph::group_of`] answers in a few hash lookups for any entity, because the matcher
+//! asks per signal. The graph hands on nothing itself: exports ([`export`]) and the matcher
+//! read it.
+
+pub mod export;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use serde::Serialize;
+
+use crate::signal::{Endpoint, EntityId, EntityKind, InstanceInfo, RecordRef, Signal, Source};
+use crate::time::Millis;
+
+/// How two nodes relate. Edges point from the dependent to what it depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    /// instance → Auto Scaling group, launch template or CloudFormation stack.
+    MemberOf,
+    /// instance → instance profile.
+    UsesProfile,
+    /// instance → AMI.
+    RunsAmi,
+    /// instance → VPC.
+    InVpc,
+    /// instance → subnet.
+    InSubnet,
+    /// instance → IP.
+    HasIp,
+    /// principal → instance: the principal's role session is the instance's credentials.
+    ActedAs,
+    /// instance → principal that launched it.
+    LaunchedBy,
+    /// principal → access key it used.
+    UsesKey,
+    /// principal (role session) → IAM role.
+    SessionOf,
+    /// principal → account.
+    InAccount,
+    /// signal → entity it names.
+    ObservedOn,
+    /// instance → its instance group (export only).
+    InGroup,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::MemberOf => "member_of",
+            EdgeKind::UsesProfile => "uses_profile",
+            EdgeKind::RunsAmi => "runs_ami",
+            EdgeKind::InVpc => "in_vpc",
+            EdgeKind::InSubnet => "in_subnet",
+            EdgeKind::HasIp => "has_ip",
+            EdgeKind::ActedAs => "acted_as",
+            EdgeKind::LaunchedBy => "launched_by",
+            EdgeKind::UsesKey => "uses_key",
+            EdgeKind::SessionOf => "session_of",
+            EdgeKind::InAccount => "in_account",
+            EdgeKind::ObservedOn => "observed_on",
+            EdgeKind::InGroup => "in_group",
+        }
+    }
+}
+
+/// The entity kinds that can name an instance group, in the default precedence.
+pub const DEFAULT_GROUP_PRECEDENCE: [EntityKind; 6] = [
+    EntityKind::AutoScalingGroup,
+    EntityKind::LaunchTemplate,
+    EntityKind::CloudFormationStack,
+    EntityKind::InstanceProfile,
+    EntityKind::Ami,
+    EntityKind::Vpc,
+];
+
+/// An instance group, named by the entity of its key (`auto_scaling_group/web-asg`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(pub EntityId);
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.kind.as_str(), self.0.label())
+    }
+}
+
+impl Serialize for GroupId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A node of the graph.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// `instance:i-0abc…`, `signal:<reference>`…
+    pub id: String,
+    /// Entity kind name, or `signal`, or `instance_group`.
+    pub kind: &'static str,
+    pub label: String,
+    /// Extra properties for exports (sorted, all strings).
+    pub props: BTreeMap<&'static str, String>,
+}
+
+/// What [`EntityGraph::add_signal`] did with a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// A newer version of a finding already in the graph replaced it.
+    Updated,
+    /// The same record again (another copy, or an older version): nothing changed.
+    Duplicate,
+}
+
+/// What the graph knows of one instance, merged over all records.
+#[derive(Clone, Debug, Default)]
+struct InstanceFacts {
+    info: InstanceInfo,
+    account: Option<String>,
+    region: Option<String>,
+    /// Event time of the newest record that described the instance.
+    described_at: Option<Millis>,
+}
+
+/// The entity graph and its instance groups.
+pub struct EntityGraph {
+    graph: StableDiGraph<Node, EdgeKind>,
+    index: HashMap<String, NodeIndex>,
+    edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
+    precedence: Vec<EntityKind>,
+    keep_signals: bool,
+    instances: HashMap<String, InstanceFacts>,
+    instance_group: HashMap<String, GroupId>,
+    group_members: BTreeMap<GroupId, BTreeSet<String>>,
+    /// Principal entity id → instance whose credentials it is.
+    principal_instance: HashMap<String, String>,
+    /// Access key → principal entity id.
+    key_principal: HashMap<String, String>,
+    /// Signal reference → (updated_at, node).
+    signals: HashMap<RecordRef, (Option<Millis>, Option<NodeIndex>)>,
+}
+
+impl EntityGraph {
+    /// `precedence`: which keys name a group, most specific first. `keep_signals`: add a node
+    /// per signal with `observed_on` edges (for exports; the matcher does not need them).
+    pub fn new(precedence: Vec<EntityKind>, keep_signals: bool) -> EntityGraph {
+        EntityGraph {
+            graph: StableDiGraph::new(),
+            index: HashMap::new(),
+            edges: HashSet::new(),
+            precedence,
+            keep_signals,
+            instances: HashMap::new(),
+            instance_group: HashMap::new(),
+            group_members: BTreeMap::new(),
+            principal_instance: HashMap::new(),
+            key_principal: HashMap::new(),
+            signals: HashMap::new(),
+        }
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    /// Distinct signals in the graph (copies and versions counted once).
+    pub fn signal_count(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Entity nodes (signal nodes excluded).
+    pub fn entity_count(&self) -> usize {
+        self.graph
+            .node_weights()
+            .filter(|n| n.kind != "signal")
+            .count()
+    }
+
+    /// Adds what a signal says. A finding already present (same ARN, directly or through
+    /// Security Hub) is one signal; a newer version (later `updatedAt`) replaces it.
+    pub fn add_signal(&mut self, s: &Signal) -> Added {
+        let added = match self.signals.get(&s.reference) {
+            None => Added::New,
+            Some((prev, _)) => match (prev, s.updated_at) {
+                (Some(p), Some(n)) if n > *p => Added::Updated,
+                _ => return Added::Duplicate,
+            },
+        };
+        for inst in &s.instances {
+            self.describe_instance(inst, s);
+        }
+        if let Some(actor) = &s.actor {
+            if let Some(principal) = actor.principal() {
+                let p = self.entity(&principal);
+                self.set_prop(p, "arn", actor.arn.as_deref());
+                self.set_prop(p, "principal_type", actor.principal_type.as_deref());
+                if let Some(arn) = &actor.arn {
+                    let label = EntityId::new(EntityKind::Principal, arn.clone())
+                        .label()
+                        .to_string();
+                    self.graph[p].label = label;
+                }
+                if let Some(instance) = &actor.instance_id {
+                    let i = self.entity(&EntityId::new(EntityKind::Instance, instance.clone()));
+                    self.edge(p, i, EdgeKind::ActedAs);
+                    self.principal_instance
+                        .insert(principal.id.clone(), instance.clone());
+                }
+                if let Some(key) = &actor.access_key_id {
+                    let k = self.entity(&EntityId::new(EntityKind::AccessKey, key.clone()));
+                    self.edge(p, k, EdgeKind::UsesKey);
+                    self.key_principal.insert(key.clone(), principal.id.clone());
+                }
+                if let Some(role) = &actor.role_arn {
+                    let r = self.entity(&EntityId::new(EntityKind::IamRole, role.clone()));
+                    self.edge(p, r, EdgeKind::SessionOf);
+                }
+                if let Some(acct) = actor.account.as_ref().or(s.account.as_ref()) {
+                    let a = self.entity(&EntityId::new(EntityKind::Account, acct.clone()));
+                    self.edge(p, a, EdgeKind::InAccount);
+                }
+                for inst in s.instances.iter().filter(|i| i.launched) {
+                    let i = self.entity(&EntityId::new(
+                        EntityKind::Instance,
+                        inst.instance_id.clone(),
+                    ));
+                    self.edge(i, p, EdgeKind::LaunchedBy);
+                }
+            }
+        }
+        let node = if self.keep_signals {
+            Some(self.signal_node(s))
+        } else {
+            None
+        };
+        self.signals
+            .insert(s.reference.clone(), (s.updated_at, node));
+        added
+    }
+
+    fn signal_node(&mut self, s: &Signal) -> NodeIndex {
+        let id = format!("signal:{}", s.reference.key());
+        let n = match self.index.get(&id) {
+            Some(&n) => n,
+            None => {
+                let n = self.graph.add_node(Node {
+                    id: id.clone(),
+                    kind: "signal",
+                    label: String::new(),
+                    props: BTreeMap::new(),
+                });
+                self.index.insert(id, n);
+                n
+            }
+        };
+        let node = &mut self.graph[n];
+        node.label = s.kind.clone();
+        node.props.insert("signal_kind", s.kind.clone());
+        node.props.insert("source", s.source.as_str().to_string());
+        node.props
+            .insert("time", crate::time::format_rfc3339(s.time));
+        node.props.insert("severity", format!("{}", s.severity));
+        node.props.insert("reference", s.reference.key());
+        if let Some(e) = &s.fields.error_code {
+            node.props.insert("error_code", e.clone());
+        }
+        if s.source != Source::CloudTrail || s.fields.finding_type.is_some() {
+            node.props.insert("finding", "true".into());
+        }
+        for e in s.entities() {
+            if e.kind == EntityKind::Account {
+                continue;
+            }
+            let t = self.entity(&e);
+            self.edge(n, t, EdgeKind::ObservedOn);
+        }
+        n
+    }
+
+    fn describe_instance(&mut self, info: &InstanceInfo, s: &Signal) {
+        let facts = self.instances.entry(info.instance_id.clone()).or_default();
+        let newer = facts.described_at.is_none_or(|t| s.time >= t);
+        facts.info.instance_id = info.instance_id.clone();
+        merge(
+            &mut facts.info.auto_scaling_group,
+            &info.auto_scaling_group,
+            newer,
+        );
+        merge(
+            &mut facts.info.launch_template,
+            &info.launch_template,
+            newer,
+        );
+        merge(
+            &mut facts.info.launch_template_version,
+            &info.launch_template_version,
+            newer,
+        );
+        merge(
+            &mut facts.info.cloudformation_stack,
+            &info.cloudformation_stack,
+            newer,
+        );
+        merge(
+            &mut facts.info.instance_profile,
+            &info.instance_profile,
+            newer,
+        );
+        merge(&mut facts.info.ami, &info.ami, newer);
+        merge(&mut facts.info.vpc, &info.vpc, newer);
+        merge(&mut facts.info.subnet, &info.subnet, newer);
+        merge(&mut facts.info.instance_type, &info.instance_type, newer);
+        if facts.info.vcpus.is_none() || (newer && info.vcpus.is_some()) {
+            facts.info.vcpus = info.vcpus.or(facts.info.vcpus);
+        }
+        facts.info.launched |= info.launched;
+        merge(&mut facts.account, &s.account, newer);
+        merge(&mut facts.region, &s.region, newer);
+        if newer {
+            facts.described_at = Some(s.time);
+        }
+        let facts = facts.clone();
+        let f = &facts.info;
+
+        let inst = self.entity(&EntityId::new(EntityKind::Instance, f.instance_id.clone()));
+        self.set_prop(inst, "instance_type", f.instance_type.as_deref());
+        self.set_prop(inst, "account", facts.account.as_deref());
+        self.set_prop(inst, "region", facts.region.as_deref());
+        if let Some(v) = f.vcpus {
+            self.graph[inst].props.insert("vcpus", v.to_string());
+        }
+        let (acct, region) = (facts.account.as_deref(), facts.region.as_deref());
+        let links = [
+            (
+                f.auto_scaling_group
+                    .as_deref()
+                    .map(|n| EntityId::scoped(EntityKind::AutoScalingGroup, acct, region, n)),
+                EdgeKind::MemberOf,
+            ),
+            (
+                f.launch_template
+                    .as_deref()
+                    .map(|n| EntityId::new(EntityKind::LaunchTemplate, n)),
+                EdgeKind::MemberOf,
+            ),
+            (
+                f.cloudformation_stack
+                    .as_deref()
+                    .map(|n| EntityId::scoped(EntityKind::CloudFormationStack, acct, region, n)),
+                EdgeKind::MemberOf,
+            ),
+            (
+                f.instance_profile
+                    .as_deref()
+                    .map(|n| EntityId::new(EntityKind::InstanceProfile, n)),
+                EdgeKind::UsesProfile,
+            ),
+            (
+                f.ami.as_deref().map(|n| EntityId::new(EntityKind::Ami, n)),
+                EdgeKind::RunsAmi,
+            ),
+            (
+                f.vpc.as_deref().map(|n| EntityId::new(EntityKind::Vpc, n)),
+                EdgeKind::InVpc,
+            ),
+            (
+                f.subnet
+                    .as_deref()
+                    .map(|n| EntityId::new(EntityKind::Subnet, n)),
+                EdgeKind::InSubnet,
+            ),
+        ];
+        for (target, kind) in links {
+            if let Some(t) = target {
+                let t = self.entity(&t);
+                self.edge(inst, t, kind);
+            }
+        }
+        for ip in &info.public_ips {
+            let t = self.entity(&EntityId::new(EntityKind::Ip, ip.clone()));
+            self.edge(inst, t, EdgeKind::HasIp);
+        }
+        if let Some(lt) = &f.launch_template_version {
+            self.graph[inst]
+                .props
+                .insert("launch_template_version", lt.clone());
+        }
+        self.regroup(&facts);
+    }
+
+    /// Recomputes one instance's group from its facts and moves it if the key changed.
+    fn regroup(&mut self, facts: &InstanceFacts) {
+        let Some(group) = self.group_key(facts) else {
+            return;
+        };
+        let id = &facts.info.instance_id;
+        if self.instance_group.get(id) == Some(&group) {
+            return;
+        }
+        if let Some(old) = self.instance_group.insert(id.clone(), group.clone()) {
+            if let Some(members) = self.group_members.get_mut(&old) {
+                members.remove(id);
+                if members.is_empty() {
+                    self.group_members.remove(&old);
+                }
+            }
+        }
+        self.group_members
+            .entry(group.clone())
+            .or_default()
+            .insert(id.clone());
+        let node = self.index[&EntityId::new(EntityKind::Instance, id.clone()).to_string()];
+        self.graph[node].props.insert("group", group.to_string());
+    }
+
+    fn group_key(&self, facts: &InstanceFacts) -> Option<GroupId> {
+        let f = &facts.info;
+        let (acct, region) = (facts.account.as_deref(), facts.region.as_deref());
+        self.precedence.iter().find_map(|kind| {
+            let e = match kind {
+                EntityKind::AutoScalingGroup => f
+                    .auto_scaling_group
+                    .as_deref()
+                    .map(|n| EntityId::scoped(*kind, acct, region, n)),
+                EntityKind::LaunchTemplate => f
+                    .launch_template
+                    .as_deref()
+                    .map(|n| EntityId::new(*kind, n)),
+                EntityKind::CloudFormationStack => f
+                    .cloudformation_stack
+                    .as_deref()
+                    .map(|n| EntityId::scoped(*kind, acct, region, n)),
+                EntityKind::InstanceProfile => f
+                    .instance_profile
+                    .as_deref()
+                    .map(|n| EntityId::new(*kind, n)),
+                EntityKind::Ami => f.ami.as_deref().map(|n| EntityId::new(*kind, n)),
+                EntityKind::Vpc => f.vpc.as_deref().map(|n| EntityId::new(*kind, n)),
+                _ => None,
+            };
+            e.map(GroupId)
+        })
+    }
+
+    /// The instance group an entity belongs to: an instance's own; a principal's or access
+    /// key's through the instance whose credentials they are; a key entity's (ASG, launch
+    /// template…) when it names a group. Cheap: a few hash lookups.
+    pub fn group_of(&self, e: &EntityId) -> Option<&GroupId> {
+        match e.kind {
+            EntityKind::Instance => self.instance_group.get(&e.id),
+            EntityKind::Principal => self
+                .principal_instance
+                .get(&e.id)
+                .and_then(|i| self.instance_group.get(i)),
+            EntityKind::AccessKey => self
+                .key_principal
+                .get(&e.id)
+                .and_then(|p| self.principal_instance.get(p))
+                .and_then(|i| self.instance_group.get(i)),
+            _ => self
+                .group_members
+                .get_key_value(&GroupId(e.clone()))
+                .map(|(k, _)| k),
+        }
+    }
+
+    /// Every group with its member instance ids, sorted.
+    pub fn groups(&self) -> impl Iterator<Item = (&GroupId, &BTreeSet<String>)> {
+        self.group_members.iter()
+    }
+
+    /// The node of an entity, if the graph has it.
+    pub fn node(&self, e: &EntityId) -> Option<&Node> {
+        self.index.get(&e.to_string()).map(|&n| &self.graph[n])
+    }
+
+    /// Whether an edge of `kind` goes from `from` to `to`.
+    pub fn has_edge(&self, from: &EntityId, to: &EntityId, kind: EdgeKind) -> bool {
+        match (
+            self.index.get(&from.to_string()),
+            self.index.get(&to.to_string()),
+        ) {
+            (Some(&a), Some(&b)) => self.edges.contains(&(a, b, kind)),
+            _ => false,
+        }
+    }
+
+    /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
+    /// added from the current grouping.
+    pub fn snapshot(&self) -> (Vec<Node>, Vec<(String, String, EdgeKind)>) {
+        let mut nodes: Vec<Node> = self.graph.node_weights().cloned().collect();
+        let mut edges: Vec<(String, String, EdgeKind)> = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| {
+                let (a, b) = self.graph.edge_endpoints(e)?;
+                Some((
+                    self.graph[a].id.clone(),
+                    self.graph[b].id.clone(),
+                    self.graph[e],
+                ))
+            })
+            .collect();
+        for (group, members) in &self.group_members {
+            let id = format!("instance_group:{group}");
+            let mut props = BTreeMap::new();
+            props.insert("key", group.0.to_string());
+            props.insert("members", members.len().to_string());
+            nodes.push(Node {
+                id: id.clone(),
+                kind: "instance_group",
+                label: group.to_string(),
+                props,
+            });
+            for m in members {
+                edges.push((
+                    EntityId::new(EntityKind::Instance, m.clone()).to_string(),
+                    id.clone(),
+                    EdgeKind::InGroup,
+                ));
+            }
+        }
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        edges.sort();
+        (nodes, edges)
+    }
+
+    fn entity(&mut self, e: &EntityId) -> NodeIndex {
+        let key = e.to_string();
+        if let Some(&n) = self.index.get(&key) {
+            return n;
+        }
+        let n = self.graph.add_node(Node {
+            id: key.clone(),
+            kind: e.kind.as_str(),
+            label: e.label().to_string(),
+            props: BTreeMap::new(),
+        });
+        self.index.insert(key, n);
+        n
+    }
+
+    fn edge(&mut self, a: NodeIndex, b: NodeIndex, kind: EdgeKind) {
+        if a != b && self.edges.insert((a, b, kind)) {
+            self.graph.add_edge(a, b, kind);
+        }
+    }
+
+    fn set_prop(&mut self, n: NodeIndex, key: &'static str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.graph[n].props.insert(key, v.to_string());
+        }
+    }
+}
+
+/// Takes `new` where nothing is known yet, or where the record is the newest.
+fn merge(slot: &mut Option<String>, new: &Option<String>, newer: bool) {
+    if let Some(v) = new {
+        if slot.is_none() || newer {
+            *slot = Some(v.clone());
+        }
+    }
+}
+
+/// Endpoints as entity ids (used by exports and tests).
+pub fn endpoint_entity(e: &Endpoint) -> EntityId {
+    match e {
+        Endpoint::Ip(ip) => EntityId::new(EntityKind::Ip, ip.clone()),
+        Endpoint::Domain(d) => EntityId::new(EntityKind::Domain, d.clone()),
+    }
+}

@@ -1,0 +1,18 @@
+//! finding-correlator: GuardDuty findings and CloudTrail events, joined in an entity graph of
+//! EC2 instance groups.
+//!
+//! The pipeline: sources (files now; AWS APIs later) hand bytes to `normalize`, which
+//! recognises every input shape by content and turns each record into a [`signal::Signal`];
+//! the [`graph`] joins the entities signals name into instance groups (Auto Scaling group,
+//! launch template, CloudFormation stack, instance profile, AMI, VPC) and records who acted as
+//! and launched what; exports write the graph for investigation.
+
+pub mod cli;
+pub mod config;
+pub mod graph;
+pub mod normalize;
+pub mod pipeline;
+pub mod signal;
+pub mod sources;
+pub mod summary;
+pub mod time;

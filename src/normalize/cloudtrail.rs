@@ -1,0 +1,672 @@
+//! CloudTrail records → signals.
+//!
+//! Every record gets its actor (from `userIdentity`), source IP, user agent and error code.
+//! The calls that describe or change EC2 instance groups also get their request and response
+//! read, lazily (they arrive as raw JSON and are parsed only for these event names):
+//! `RunInstances` (every launched item, with its group tags, profile, AMI, VPC, type and
+//! vCPUs), `Start/Stop/TerminateInstances`, Auto Scaling group changes, launch template
+//! creation, and instance profile associations.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::lenient::{LenientF64, LenientStr};
+use super::{RawRecord, stable_hash};
+use crate::signal::{
+    Actor, EntityId, EntityKind, Fields, InstanceInfo, RecordRef, Signal, Source, is_instance_id,
+};
+
+/// `userIdentity`.
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+pub struct UserIdentity<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: LenientStr<'a>,
+    #[serde(rename = "principalId", borrow)]
+    pub principal_id: LenientStr<'a>,
+    #[serde(borrow)]
+    pub arn: LenientStr<'a>,
+    #[serde(rename = "accountId", borrow)]
+    pub account_id: LenientStr<'a>,
+    #[serde(rename = "accessKeyId", borrow)]
+    pub access_key_id: LenientStr<'a>,
+    #[serde(rename = "userName", borrow)]
+    pub user_name: LenientStr<'a>,
+    #[serde(rename = "invokedBy", borrow)]
+    pub invoked_by: LenientStr<'a>,
+    #[serde(rename = "sessionContext", borrow)]
+    pub session_context: Option<SessionContext<'a>>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+pub struct SessionContext<'a> {
+    #[serde(rename = "sessionIssuer", borrow)]
+    pub session_issuer: Option<SessionIssuer<'a>>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+pub struct SessionIssuer<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: LenientStr<'a>,
+    #[serde(borrow)]
+    pub arn: LenientStr<'a>,
+    #[serde(rename = "userName", borrow)]
+    pub user_name: LenientStr<'a>,
+}
+
+/// Builds the actor of a CloudTrail `userIdentity`.
+pub fn actor_from_identity(ui: &UserIdentity<'_>) -> Actor {
+    let mut actor = Actor {
+        arn: ui.arn.owned(),
+        principal_type: ui.kind.owned(),
+        principal_id: ui.principal_id.owned(),
+        account: ui.account_id.owned(),
+        user_name: ui.user_name.owned(),
+        access_key_id: ui.access_key_id.owned(),
+        invoked_by: ui.invoked_by.owned(),
+        ..Actor::default()
+    };
+    if let Some(issuer) = ui
+        .session_context
+        .as_ref()
+        .and_then(|c| c.session_issuer.as_ref())
+    {
+        if issuer.kind.get().is_none_or(|k| k == "Role") {
+            actor.role_arn = issuer.arn.owned();
+        }
+    }
+    actor.session_name = session_name(ui.arn.get(), ui.principal_id.get());
+    actor.instance_id = actor
+        .session_name
+        .as_deref()
+        .filter(|s| is_instance_id(s))
+        .map(str::to_string);
+    actor
+}
+
+/// The role session name: the last part of `…:assumed-role/ROLE/SESSION`, else what follows
+/// the colon of an `AROA…:SESSION` principal id.
+pub fn session_name(arn: Option<&str>, principal_id: Option<&str>) -> Option<String> {
+    if let Some((_, rest)) = arn.and_then(|a| a.split_once(":assumed-role/")) {
+        if let Some((_, session)) = rest.split_once('/') {
+            return Some(session.to_string()).filter(|s| !s.is_empty());
+        }
+    }
+    principal_id
+        .and_then(|p| p.split_once(':'))
+        .map(|(_, s)| s.to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`.
+pub fn decode(rec: &RawRecord<'_>, raw: &[u8]) -> Result<Signal, String> {
+    let source = rec
+        .event_source
+        .get()
+        .ok_or("CloudTrail record without `eventSource`")?;
+    let name = rec
+        .event_name
+        .get()
+        .ok_or("CloudTrail record without `eventName`")?;
+    let time = rec.event_time.require("eventTime")?;
+    let actor = rec.user_identity.as_ref().map(actor_from_identity);
+    let account = rec
+        .recipient_account_id
+        .owned()
+        .or_else(|| actor.as_ref().and_then(|a| a.account.clone()));
+    let reference = match rec.event_id.get() {
+        Some(id) => RecordRef::EventId(id.to_string()),
+        None => RecordRef::Hash(stable_hash(raw)),
+    };
+    let mut signal = Signal {
+        time,
+        account,
+        region: rec.aws_region.owned(),
+        source: Source::CloudTrail,
+        kind: format!("{source}:{name}"),
+        severity: 0.0,
+        reference,
+        updated_at: None,
+        actor,
+        instances: Vec::new(),
+        resources: Vec::new(),
+        endpoints: Vec::new(),
+        fields: Fields {
+            event_source: Some(source.to_string()),
+            event_name: Some(name.to_string()),
+            error_code: rec.error_code.owned(),
+            source_ip: rec.source_ip.owned(),
+            user_agent: rec.user_agent.owned(),
+            ..Fields::default()
+        },
+    };
+    let request = rec.request_parameters.map(RawValue::get);
+    let response = rec.response_elements.map(RawValue::get);
+    match (source, name) {
+        ("ec2.amazonaws.com", "RunInstances") => run_instances(&mut signal, request, response),
+        (
+            "ec2.amazonaws.com",
+            "StartInstances" | "StopInstances" | "TerminateInstances" | "RebootInstances",
+        ) => named_instances(&mut signal, request),
+        ("ec2.amazonaws.com", "CreateLaunchTemplate" | "CreateLaunchTemplateVersion") => {
+            launch_template_change(&mut signal, request, response)
+        }
+        (
+            "ec2.amazonaws.com",
+            "AssociateIamInstanceProfile" | "ReplaceIamInstanceProfileAssociation",
+        ) => profile_association(&mut signal, request, response),
+        (
+            "autoscaling.amazonaws.com",
+            "CreateAutoScalingGroup"
+            | "UpdateAutoScalingGroup"
+            | "SetDesiredCapacity"
+            | "DeleteAutoScalingGroup",
+        ) => auto_scaling_change(&mut signal, request),
+        _ => {}
+    }
+    Ok(signal)
+}
+
+fn parse<'a, T: Deserialize<'a> + Default>(raw: Option<&'a str>) -> T {
+    // Request and response shapes differ between API versions and publishers; a part we
+    // cannot read costs the details it would have given, never the record.
+    raw.and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RunRequest<'a> {
+    #[serde(rename = "instanceType", borrow)]
+    instance_type: LenientStr<'a>,
+    #[serde(rename = "imageId", borrow)]
+    image_id: LenientStr<'a>,
+    #[serde(rename = "instancesSet", borrow)]
+    instances_set: RequestItems<'a>,
+    #[serde(rename = "launchTemplate", borrow)]
+    launch_template: LaunchTemplateRef<'a>,
+    #[serde(rename = "iamInstanceProfile", borrow)]
+    iam_instance_profile: ProfileRef<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RequestItems<'a> {
+    #[serde(borrow)]
+    items: Vec<RequestItem<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RequestItem<'a> {
+    #[serde(rename = "imageId", borrow)]
+    image_id: LenientStr<'a>,
+    #[serde(rename = "instanceId", borrow)]
+    instance_id: LenientStr<'a>,
+    #[serde(rename = "maxCount")]
+    max_count: LenientF64,
+    #[serde(rename = "minCount")]
+    min_count: LenientF64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LaunchTemplateRef<'a> {
+    #[serde(rename = "launchTemplateId", alias = "LaunchTemplateId", borrow)]
+    id: LenientStr<'a>,
+    #[serde(rename = "launchTemplateName", alias = "LaunchTemplateName", borrow)]
+    name: LenientStr<'a>,
+    #[serde(alias = "Version", borrow)]
+    version: LenientStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProfileRef<'a> {
+    #[serde(alias = "Arn", borrow)]
+    arn: LenientStr<'a>,
+    #[serde(alias = "Name", borrow)]
+    name: LenientStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RunResponse<'a> {
+    #[serde(rename = "instancesSet", borrow)]
+    instances_set: Option<ResponseItems<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResponseItems<'a> {
+    #[serde(borrow)]
+    items: Vec<ResponseItem<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResponseItem<'a> {
+    #[serde(rename = "instanceId", borrow)]
+    instance_id: LenientStr<'a>,
+    #[serde(rename = "imageId", borrow)]
+    image_id: LenientStr<'a>,
+    #[serde(rename = "instanceType", borrow)]
+    instance_type: LenientStr<'a>,
+    #[serde(rename = "iamInstanceProfile", borrow)]
+    iam_instance_profile: ProfileRef<'a>,
+    #[serde(rename = "subnetId", borrow)]
+    subnet_id: LenientStr<'a>,
+    #[serde(rename = "vpcId", borrow)]
+    vpc_id: LenientStr<'a>,
+    #[serde(rename = "ipAddress", borrow)]
+    ip_address: LenientStr<'a>,
+    #[serde(rename = "tagSet", borrow)]
+    tag_set: TagSet<'a>,
+    #[serde(rename = "cpuOptions")]
+    cpu_options: CpuOptions,
+    #[serde(rename = "networkInterfaceSet", borrow)]
+    network_interface_set: EniSet<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TagSet<'a> {
+    #[serde(borrow)]
+    items: Vec<Tag<'a>>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+pub struct Tag<'a> {
+    #[serde(alias = "Key", borrow)]
+    pub key: LenientStr<'a>,
+    #[serde(alias = "Value", borrow)]
+    pub value: LenientStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CpuOptions {
+    #[serde(rename = "coreCount")]
+    core_count: LenientF64,
+    #[serde(rename = "threadsPerCore")]
+    threads_per_core: LenientF64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EniSet<'a> {
+    #[serde(borrow)]
+    items: Vec<Eni<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Eni<'a> {
+    #[serde(rename = "vpcId", borrow)]
+    vpc_id: LenientStr<'a>,
+    #[serde(rename = "subnetId", borrow)]
+    subnet_id: LenientStr<'a>,
+    #[serde(borrow)]
+    association: EniAssociation<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EniAssociation<'a> {
+    #[serde(rename = "publicIp", borrow)]
+    public_ip: LenientStr<'a>,
+}
+
+/// Applies the group-defining `aws:` system tags to an instance.
+pub(crate) fn apply_group_tag(info: &mut InstanceInfo, key: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    match key {
+        "aws:autoscaling:groupName" => info.auto_scaling_group = Some(value.to_string()),
+        "aws:cloudformation:stack-name" => info.cloudformation_stack = Some(value.to_string()),
+        "aws:ec2launchtemplate:id" => info.launch_template = Some(value.to_string()),
+        "aws:ec2launchtemplate:version" => info.launch_template_version = Some(value.to_string()),
+        _ => {}
+    }
+}
+
+fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&str>) {
+    let req: RunRequest = parse(request);
+    let requested_type = req.instance_type.owned();
+    let requested_count = req
+        .instances_set
+        .items
+        .iter()
+        .filter_map(|i| i.max_count.as_u32().or(i.min_count.as_u32()))
+        .max();
+    signal.fields.requested_instance_type = requested_type.clone();
+    signal.fields.requested_count = requested_count;
+    if let (Some(t), Some(n)) = (requested_type.as_deref(), requested_count) {
+        signal.fields.requested_vcpus = vcpus_of_type(t).map(|v| v.saturating_mul(n));
+    }
+    let resp: RunResponse = parse(response);
+    let Some(set) = resp.instances_set else {
+        return;
+    };
+    let request_ami = req.image_id.owned().or_else(|| {
+        req.instances_set
+            .items
+            .iter()
+            .find_map(|i| i.image_id.owned())
+    });
+    let mut vcpu_total = 0u32;
+    for item in &set.items {
+        let Some(id) = item.instance_id.get() else {
+            continue;
+        };
+        let mut info = InstanceInfo {
+            instance_id: id.to_string(),
+            launched: true,
+            ami: item.image_id.owned().or_else(|| request_ami.clone()),
+            instance_type: item
+                .instance_type
+                .owned()
+                .or_else(|| requested_type.clone()),
+            subnet: item.subnet_id.owned(),
+            vpc: item.vpc_id.owned(),
+            instance_profile: item
+                .iam_instance_profile
+                .arn
+                .owned()
+                .or_else(|| req.iam_instance_profile.arn.owned()),
+            launch_template: req.launch_template.id.owned(),
+            launch_template_version: req.launch_template.version.owned(),
+            ..InstanceInfo::default()
+        };
+        for tag in &item.tag_set.items {
+            if let (Some(k), Some(v)) = (tag.key.get(), tag.value.get()) {
+                apply_group_tag(&mut info, k, v);
+            }
+        }
+        for eni in &item.network_interface_set.items {
+            if info.vpc.is_none() {
+                info.vpc = eni.vpc_id.owned();
+            }
+            if info.subnet.is_none() {
+                info.subnet = eni.subnet_id.owned();
+            }
+            if let Some(ip) = eni.association.public_ip.owned() {
+                if !info.public_ips.contains(&ip) {
+                    info.public_ips.push(ip);
+                }
+            }
+        }
+        if let Some(ip) = item.ip_address.owned() {
+            if !info.public_ips.contains(&ip) {
+                info.public_ips.push(ip);
+            }
+        }
+        let from_cpu = match (
+            item.cpu_options.core_count.as_u32(),
+            item.cpu_options.threads_per_core.as_u32(),
+        ) {
+            (Some(c), Some(t)) => Some(c.saturating_mul(t.max(1))),
+            (Some(c), None) => Some(c),
+            _ => None,
+        };
+        info.vcpus = from_cpu.or_else(|| info.instance_type.as_deref().and_then(vcpus_of_type));
+        vcpu_total = vcpu_total.saturating_add(info.vcpus.unwrap_or(0));
+        if let Some(lt) = &info.launch_template {
+            push_unique(
+                &mut signal.resources,
+                EntityId::new(EntityKind::LaunchTemplate, lt.clone()),
+            );
+        }
+        signal.instances.push(info);
+    }
+    signal.fields.launched_count = Some(signal.instances.len() as u32);
+    signal.fields.launched_vcpus = Some(vcpu_total);
+}
+
+fn named_instances(signal: &mut Signal, request: Option<&str>) {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Req<'a> {
+        #[serde(rename = "instancesSet", borrow)]
+        instances_set: RequestItems<'a>,
+    }
+    let req: Req = parse(request);
+    for item in &req.instances_set.items {
+        if let Some(id) = item.instance_id.get() {
+            signal.instances.push(InstanceInfo {
+                instance_id: id.to_string(),
+                ..InstanceInfo::default()
+            });
+        }
+    }
+}
+
+fn launch_template_change(signal: &mut Signal, request: Option<&str>, response: Option<&str>) {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Req<'a> {
+        #[serde(
+            rename = "CreateLaunchTemplateRequest",
+            alias = "CreateLaunchTemplateVersionRequest",
+            borrow
+        )]
+        inner: LtRequest<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct LtRequest<'a> {
+        #[serde(rename = "LaunchTemplateId", borrow)]
+        id: LenientStr<'a>,
+        #[serde(rename = "LaunchTemplateData", borrow)]
+        data: LtData<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct LtData<'a> {
+        #[serde(rename = "InstanceType", borrow)]
+        instance_type: LenientStr<'a>,
+        #[serde(rename = "IamInstanceProfile", borrow)]
+        profile: ProfileRef<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Resp<'a> {
+        #[serde(
+            rename = "CreateLaunchTemplateResponse",
+            alias = "CreateLaunchTemplateVersionResponse",
+            borrow
+        )]
+        inner: LtResponse<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct LtResponse<'a> {
+        #[serde(rename = "launchTemplate", alias = "launchTemplateVersion", borrow)]
+        template: LaunchTemplateRef<'a>,
+    }
+    let req: Req = parse(request);
+    let resp: Resp = parse(response);
+    signal.fields.requested_instance_type = req.inner.data.instance_type.owned();
+    if let Some(id) = resp.inner.template.id.owned().or(req.inner.id.owned()) {
+        push_unique(
+            &mut signal.resources,
+            EntityId::new(EntityKind::LaunchTemplate, id),
+        );
+    }
+    if let Some(arn) = req.inner.data.profile.arn.owned() {
+        push_unique(
+            &mut signal.resources,
+            EntityId::new(EntityKind::InstanceProfile, arn),
+        );
+    }
+}
+
+fn profile_association(signal: &mut Signal, request: Option<&str>, response: Option<&str>) {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Req<'a> {
+        #[serde(
+            rename = "AssociateIamInstanceProfileRequest",
+            alias = "ReplaceIamInstanceProfileAssociationRequest",
+            borrow
+        )]
+        inner: AssocRequest<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct AssocRequest<'a> {
+        #[serde(rename = "InstanceId", borrow)]
+        instance_id: LenientStr<'a>,
+        #[serde(rename = "IamInstanceProfile", borrow)]
+        profile: ProfileRef<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Resp<'a> {
+        #[serde(
+            rename = "AssociateIamInstanceProfileResponse",
+            alias = "ReplaceIamInstanceProfileAssociationResponse",
+            borrow
+        )]
+        inner: AssocResponse<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct AssocResponse<'a> {
+        #[serde(rename = "iamInstanceProfileAssociation", borrow)]
+        association: Association<'a>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Association<'a> {
+        #[serde(rename = "instanceId", borrow)]
+        instance_id: LenientStr<'a>,
+        #[serde(rename = "iamInstanceProfile", borrow)]
+        profile: ProfileRef<'a>,
+    }
+    if signal.fields.error_code.is_some() {
+        return;
+    }
+    let req: Req = parse(request);
+    let resp: Resp = parse(response);
+    let instance = resp
+        .inner
+        .association
+        .instance_id
+        .owned()
+        .or(req.inner.instance_id.owned());
+    let profile = resp
+        .inner
+        .association
+        .profile
+        .arn
+        .owned()
+        .or(req.inner.profile.arn.owned());
+    if let Some(id) = instance {
+        signal.instances.push(InstanceInfo {
+            instance_id: id,
+            instance_profile: profile,
+            ..InstanceInfo::default()
+        });
+    }
+}
+
+fn auto_scaling_change(signal: &mut Signal, request: Option<&str>) {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Req<'a> {
+        #[serde(rename = "autoScalingGroupName", borrow)]
+        name: LenientStr<'a>,
+        #[serde(rename = "desiredCapacity")]
+        desired: LenientF64,
+        #[serde(rename = "maxSize")]
+        max_size: LenientF64,
+        #[serde(rename = "launchTemplate", borrow)]
+        launch_template: LaunchTemplateRef<'a>,
+    }
+    let req: Req = parse(request);
+    signal.fields.auto_scaling_group_name = req.name.owned();
+    signal.fields.desired_capacity = req.desired.as_u32();
+    signal.fields.max_size = req.max_size.as_u32();
+    if let Some(name) = req.name.get() {
+        let id = EntityId::scoped(
+            EntityKind::AutoScalingGroup,
+            signal.account.as_deref(),
+            signal.region.as_deref(),
+            name,
+        );
+        push_unique(&mut signal.resources, id);
+    }
+    if let Some(lt) = req.launch_template.id.owned() {
+        push_unique(
+            &mut signal.resources,
+            EntityId::new(EntityKind::LaunchTemplate, lt),
+        );
+    }
+}
+
+fn push_unique(v: &mut Vec<EntityId>, e: EntityId) {
+    if !v.contains(&e) {
+        v.push(e);
+    }
+}
+
+/// vCPUs of an instance type from its size, for records without `cpuOptions`
+/// (`xlarge` = 4, `Nxlarge` = 4·N, `large` = 2). Bare-metal sizes vary by family: unknown.
+pub fn vcpus_of_type(instance_type: &str) -> Option<u32> {
+    let size = instance_type.rsplit_once('.')?.1;
+    match size {
+        "nano" | "micro" | "small" => Some(1),
+        "medium" | "large" => Some(2),
+        "xlarge" => Some(4),
+        _ => size
+            .strip_suffix("xlarge")
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(|n| n.saturating_mul(4)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vcpus_from_size() {
+        for (t, want) in [
+            ("p2.xlarge", Some(4)),
+            ("p3.16xlarge", Some(64)),
+            ("p4d.24xlarge", Some(96)),
+            ("g5.12xlarge", Some(48)),
+            ("t3.micro", Some(1)),
+            ("c5.large", Some(2)),
+            ("c5.metal", None),
+            ("bogus", None),
+        ] {
+            assert_eq!(vcpus_of_type(t), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn session_names() {
+        assert_eq!(
+            session_name(
+                Some("arn:aws:sts::111122223333:assumed-role/web-role/i-0abc1234def567890"),
+                None
+            )
+            .as_deref(),
+            Some("i-0abc1234def567890")
+        );
+        assert_eq!(
+            session_name(None, Some("AROAEXAMPLE:i-0abc1234def567890")).as_deref(),
+            Some("i-0abc1234def567890")
+        );
+        assert_eq!(
+            session_name(Some("arn:aws:iam::1:user/alice"), Some("AIDA")),
+            None
+        );
+    }
+}

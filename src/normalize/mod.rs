@@ -1,0 +1,610 @@
+//! Raw records → [`Signal`]s: every shape a user has, recognised by content.
+//!
+//! [`decode_reader`] takes any reader (plain or gzipped, detected by magic bytes), frames it
+//! into records with [`frame`], recognises each record by its keys, and hands on signals and
+//! problems through a callback. It does no I/O policy of its own: callers decide where bytes
+//! come from and what to do with problems. One file per input family does the mapping:
+//! [`cloudtrail`], [`guardduty`], [`asff`].
+//!
+//! Records are parsed once, into borrowed typed structs ([`RawRecord`] is the union of the
+//! top-level keys of every family), never into `serde_json::Value` trees.
+
+pub mod asff;
+pub mod cloudtrail;
+pub mod frame;
+pub mod guardduty;
+mod lenient;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub use frame::Location;
+use frame::{FrameError, Verdict};
+use lenient::{LenientStr, LenientTime};
+
+use crate::signal::Signal;
+
+/// The input families a record can belong to, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    CloudTrail,
+    CloudTrailLookupEvents,
+    CloudTrailEventBridge,
+    GuardDuty,
+    GuardDutyEventBridge,
+    Asff,
+    AsffEventBridge,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::CloudTrail => "cloudtrail",
+            RecordKind::CloudTrailLookupEvents => "cloudtrail (LookupEvents)",
+            RecordKind::CloudTrailEventBridge => "cloudtrail (EventBridge)",
+            RecordKind::GuardDuty => "guardduty",
+            RecordKind::GuardDutyEventBridge => "guardduty (EventBridge)",
+            RecordKind::Asff => "asff",
+            RecordKind::AsffEventBridge => "asff (EventBridge)",
+        }
+    }
+}
+
+/// How serious a problem is for the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Passed over on purpose (GuardDuty sample findings, non-JSON files met in a folder).
+    Ignored,
+    /// Data was lost: a record or part of a file could not be decoded. Exit code 1.
+    Skipped,
+}
+
+/// One thing that could not be decoded, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// None when the whole file is concerned.
+    pub location: Option<Location>,
+    pub reason: String,
+    pub severity: Severity,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(loc) => write!(f, "{loc}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// What [`decode_reader`] hands on.
+#[derive(Debug)]
+pub enum Decoded {
+    Signal(RecordKind, Box<Signal>),
+    Problem(Problem),
+}
+
+/// Decoder settings.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// Largest record accepted, in bytes.
+    pub max_record_bytes: usize,
+    /// Keep GuardDuty sample findings (`service.additionalInfo.sample: true`) instead of
+    /// ignoring them.
+    pub keep_sample_findings: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            max_record_bytes: 64 << 20,
+            keep_sample_findings: false,
+        }
+    }
+}
+
+/// Totals of one reader.
+#[derive(Clone, Debug, Default)]
+pub struct ReaderStats {
+    /// Bytes after decompression.
+    pub bytes: u64,
+    pub gzip: bool,
+    /// Set when the content was not JSON at all: how it starts. The caller decides whether
+    /// that is a problem (a file named on the command line) or not (a README in a folder).
+    pub not_json: Option<String>,
+}
+
+/// Decodes every record of `reader` and calls `emit` for each signal and problem.
+///
+/// Never fails: a broken file yields the signals before the break and a [`Problem`] saying
+/// where and why it broke. Content that is not JSON at all yields nothing and is reported in
+/// [`ReaderStats::not_json`].
+pub fn decode_reader<R: Read>(
+    reader: R,
+    opts: &DecodeOptions,
+    emit: &mut dyn FnMut(Decoded),
+) -> ReaderStats {
+    let mut buffered = BufReader::with_capacity(64 << 10, reader);
+    let gzip = matches!(buffered.fill_buf(), Ok(b) if b.starts_with(&[0x1f, 0x8b]));
+    let mut stats = ReaderStats {
+        gzip,
+        ..ReaderStats::default()
+    };
+    let result = if gzip {
+        let gz = flate2::bufread::MultiGzDecoder::new(buffered);
+        frame_and_decode(gz, opts, emit)
+    } else {
+        frame_and_decode(buffered, opts, emit)
+    };
+    match result {
+        Ok(n) => stats.bytes = n,
+        Err(FrameError::NotJson { start }) => stats.not_json = Some(start),
+        Err(e) => {
+            let (location, reason) = match e {
+                FrameError::NotJson { .. } => unreachable!("handled above"),
+                FrameError::Invalid { at, reason } => (
+                    Some(at),
+                    format!("invalid JSON: {reason}; the rest of the document is skipped"),
+                ),
+                FrameError::Read { at, error } => (
+                    Some(at),
+                    format!(
+                        "reading failed: {error}{}; the rest of the file is skipped",
+                        if gzip {
+                            " (truncated or corrupt gzip)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
+            };
+            emit(Decoded::Problem(Problem {
+                location,
+                reason,
+                severity: Severity::Skipped,
+            }));
+        }
+    }
+    stats
+}
+
+fn frame_and_decode<R: Read>(
+    reader: R,
+    opts: &DecodeOptions,
+    emit: &mut dyn FnMut(Decoded),
+) -> Result<u64, FrameError> {
+    let mut sink = Sink { opts, emit };
+    frame::frame(reader, opts.max_record_bytes, &mut sink)
+}
+
+struct Sink<'a, 'b> {
+    opts: &'a DecodeOptions,
+    emit: &'b mut dyn FnMut(Decoded),
+}
+
+impl frame::FrameSink for Sink<'_, '_> {
+    fn record(&mut self, bytes: &[u8], location: &Location, line_hint: bool) -> Verdict {
+        let mut ctx = Ctx {
+            opts: self.opts,
+            location,
+            emit: &mut *self.emit,
+        };
+        decode_slice(bytes, line_hint, Via::Direct, &mut ctx)
+    }
+
+    fn problem(&mut self, location: Location, reason: String) {
+        (self.emit)(Decoded::Problem(Problem {
+            location: Some(location),
+            reason,
+            severity: Severity::Skipped,
+        }));
+    }
+}
+
+/// Why a record produced no signal.
+#[derive(Debug)]
+pub struct Reject {
+    pub reason: String,
+    pub severity: Severity,
+}
+
+impl Reject {
+    pub fn skip(reason: impl Into<String>) -> Reject {
+        Reject {
+            reason: reason.into(),
+            severity: Severity::Skipped,
+        }
+    }
+    pub fn ignore(reason: impl Into<String>) -> Reject {
+        Reject {
+            reason: reason.into(),
+            severity: Severity::Ignored,
+        }
+    }
+}
+
+impl From<String> for Reject {
+    fn from(reason: String) -> Reject {
+        Reject::skip(reason)
+    }
+}
+
+impl From<&str> for Reject {
+    fn from(reason: &str) -> Reject {
+        Reject::skip(reason)
+    }
+}
+
+struct Ctx<'a, 'b> {
+    opts: &'a DecodeOptions,
+    location: &'a Location,
+    emit: &'b mut dyn FnMut(Decoded),
+}
+
+impl Ctx<'_, '_> {
+    fn reject(&mut self, r: Reject, element: Option<(&str, u64)>) {
+        let mut location = self.location.clone();
+        if let Some((key, i)) = element {
+            location.element = Some((key.to_string(), i));
+        }
+        (self.emit)(Decoded::Problem(Problem {
+            location: Some(location),
+            reason: r.reason,
+            severity: r.severity,
+        }));
+    }
+}
+
+/// How a record reached us: as itself, or inside an envelope.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Direct,
+    EventBridge,
+    LookupEvents,
+}
+
+/// The union of the top-level keys of every record family, parsed in one pass.
+/// GuardDuty's camelCase and PascalCase spellings share fields through aliases.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RawRecord<'a> {
+    // CloudTrail
+    #[serde(rename = "eventVersion", borrow)]
+    pub event_version: LenientStr<'a>,
+    #[serde(rename = "eventTime", borrow)]
+    pub event_time: LenientTime<'a>,
+    #[serde(rename = "eventSource", borrow)]
+    pub event_source: LenientStr<'a>,
+    #[serde(rename = "eventName", borrow)]
+    pub event_name: LenientStr<'a>,
+    #[serde(rename = "awsRegion", borrow)]
+    pub aws_region: LenientStr<'a>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    pub source_ip: LenientStr<'a>,
+    #[serde(rename = "userAgent", borrow)]
+    pub user_agent: LenientStr<'a>,
+    #[serde(rename = "userIdentity", borrow)]
+    pub user_identity: Option<cloudtrail::UserIdentity<'a>>,
+    #[serde(rename = "requestParameters", borrow)]
+    pub request_parameters: Option<&'a RawValue>,
+    #[serde(rename = "responseElements", borrow)]
+    pub response_elements: Option<&'a RawValue>,
+    #[serde(rename = "errorCode", borrow)]
+    pub error_code: LenientStr<'a>,
+    #[serde(rename = "eventID", borrow)]
+    pub event_id: LenientStr<'a>,
+    #[serde(rename = "recipientAccountId", borrow)]
+    pub recipient_account_id: LenientStr<'a>,
+
+    // CloudTrail LookupEvents element
+    #[serde(rename = "CloudTrailEvent", borrow)]
+    pub cloudtrail_event: LenientStr<'a>,
+
+    // EventBridge envelope
+    #[serde(rename = "detail-type", borrow)]
+    pub detail_type: LenientStr<'a>,
+    #[serde(borrow)]
+    pub detail: Option<&'a RawValue>,
+
+    // GuardDuty (camelCase, PascalCase) and ASFF, where the names coincide
+    #[serde(rename = "schemaVersion", alias = "SchemaVersion", borrow)]
+    pub schema_version: LenientStr<'a>,
+    #[serde(alias = "Id", borrow)]
+    pub id: LenientStr<'a>,
+    #[serde(alias = "Arn", borrow)]
+    pub arn: LenientStr<'a>,
+    #[serde(rename = "type", alias = "Type", borrow)]
+    pub finding_type: LenientStr<'a>,
+    #[serde(rename = "accountId", alias = "AccountId", borrow)]
+    pub account_id: LenientStr<'a>,
+    #[serde(alias = "Region", borrow)]
+    pub region: LenientStr<'a>,
+    #[serde(alias = "Severity")]
+    pub severity: guardduty::SeverityValue,
+    #[serde(alias = "Title", borrow)]
+    pub title: LenientStr<'a>,
+    #[serde(rename = "createdAt", alias = "CreatedAt", borrow)]
+    pub created_at: LenientTime<'a>,
+    #[serde(rename = "updatedAt", alias = "UpdatedAt", borrow)]
+    pub updated_at: LenientTime<'a>,
+    #[serde(alias = "Resource", borrow)]
+    pub resource: Option<guardduty::Resource<'a>>,
+    #[serde(alias = "Service", borrow)]
+    pub service: Option<guardduty::Service<'a>>,
+
+    // ASFF only
+    #[serde(rename = "ProductArn", borrow)]
+    pub product_arn: LenientStr<'a>,
+    #[serde(rename = "GeneratorId", borrow)]
+    pub generator_id: LenientStr<'a>,
+    #[serde(rename = "AwsAccountId", borrow)]
+    pub aws_account_id: LenientStr<'a>,
+    #[serde(rename = "Types", borrow)]
+    pub types: Option<Vec<LenientStr<'a>>>,
+    #[serde(rename = "FirstObservedAt", borrow)]
+    pub first_observed_at: LenientTime<'a>,
+    #[serde(rename = "LastObservedAt", borrow)]
+    pub last_observed_at: LenientTime<'a>,
+    #[serde(rename = "Resources", borrow)]
+    pub resources: Option<Vec<asff::Resource<'a>>>,
+    #[serde(rename = "ProductFields", borrow)]
+    pub product_fields: Option<BTreeMap<Cow<'a, str>, LenientStr<'a>>>,
+    #[serde(rename = "RecordState", borrow)]
+    pub record_state: LenientStr<'a>,
+    #[serde(rename = "Action", borrow)]
+    pub asff_action: Option<guardduty::Action<'a>>,
+
+    // Wrappers met inside a record (not first in a document, or in an EventBridge detail)
+    #[serde(rename = "Records", borrow)]
+    pub records: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "Events", borrow)]
+    pub events: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "findings", alias = "Findings", borrow)]
+    pub findings: Option<Vec<&'a RawValue>>,
+
+    /// Not a JSON key: set from [`DecodeOptions::keep_sample_findings`].
+    #[serde(skip)]
+    pub keep_samples: bool,
+}
+
+impl RawRecord<'_> {
+    fn looks_like_cloudtrail(&self) -> bool {
+        self.event_source.get().is_some()
+            || self.event_name.get().is_some()
+            || self.event_version.get().is_some()
+            || (!self.event_time.is_absent() && self.user_identity.is_some())
+    }
+
+    fn looks_like_asff(&self) -> bool {
+        self.schema_version.get() == Some("2018-10-08")
+            || (self.product_arn.get().is_some() && self.resources.is_some())
+    }
+
+    fn looks_like_guardduty(&self) -> bool {
+        self.finding_type.get().is_some()
+            && self.resource.is_some()
+            && (self.schema_version.get().is_some()
+                || self.arn.get().is_some()
+                || self.service.is_some())
+    }
+}
+
+/// Parses one record's bytes and emits what it yields.
+fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) -> Verdict {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut rec = match RawRecord::deserialize(&mut de) {
+        Ok(r) => r,
+        Err(e) => {
+            if line_hint && e.is_eof() {
+                return Verdict::Rescan;
+            }
+            let reason = if e.is_data() {
+                format!("record has an unexpected shape: {e}")
+            } else if e.is_eof() {
+                format!("record is truncated: {e}")
+            } else {
+                format!("record is not valid JSON: {e}")
+            };
+            ctx.reject(Reject::skip(reason), None);
+            return Verdict::Done;
+        }
+    };
+    if let Err(e) = de.end() {
+        if line_hint {
+            return Verdict::Rescan;
+        }
+        ctx.reject(Reject::skip(format!("record is not valid JSON: {e}")), None);
+        return Verdict::Done;
+    }
+    rec.keep_samples = ctx.opts.keep_sample_findings;
+    dispatch(&rec, bytes, via, ctx);
+    Verdict::Done
+}
+
+fn dispatch(rec: &RawRecord<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
+    if let Some(detail_type) = rec.detail_type.get() {
+        return eventbridge(rec, detail_type, via, ctx);
+    }
+    if let Some(inner) = rec.cloudtrail_event.get() {
+        if via == Via::LookupEvents {
+            return ctx.reject(
+                Reject::skip("nested `CloudTrailEvent` inside a LookupEvents event"),
+                None,
+            );
+        }
+        return decode_nested(inner.as_bytes(), Via::LookupEvents, Expect::CloudTrail, ctx);
+    }
+    let result = if rec.looks_like_asff() {
+        asff::decode(rec).map(|s| (kind_of(Family::Asff, via), s))
+    } else if rec.looks_like_guardduty() {
+        let source = crate::signal::Source::GuardDuty;
+        guardduty::decode(rec, source).map(|s| (kind_of(Family::GuardDuty, via), s))
+    } else if rec.looks_like_cloudtrail() {
+        cloudtrail::decode(rec, bytes)
+            .map(|s| (kind_of(Family::CloudTrail, via), s))
+            .map_err(Reject::skip)
+    } else if rec.records.is_some() || rec.events.is_some() || rec.findings.is_some() {
+        for (key, list) in [
+            ("Records", &rec.records),
+            ("Events", &rec.events),
+            ("findings", &rec.findings),
+        ] {
+            for (i, raw) in list.iter().flatten().enumerate() {
+                let mut location = ctx.location.clone();
+                location.element = Some((key.to_string(), i as u64));
+                let mut inner = Ctx {
+                    opts: ctx.opts,
+                    location: &location,
+                    emit: &mut *ctx.emit,
+                };
+                let next_via = if via == Via::EventBridge {
+                    via
+                } else {
+                    Via::Direct
+                };
+                decode_slice(raw.get().as_bytes(), false, next_via, &mut inner);
+            }
+        }
+        return;
+    } else if rec.finding_type.get().is_some() {
+        Err(Reject::skip(format!(
+            "finding of unknown shape (type {:?}): no `resource` (GuardDuty) or `ProductArn`/`Resources` (ASFF)",
+            rec.finding_type.get().unwrap_or_default()
+        )))
+    } else {
+        Err(Reject::skip(
+            "not a recognised record: expected a CloudTrail record (`eventSource`, `eventName`), a GuardDuty finding (`type`, `resource`), an ASFF finding (`SchemaVersion` 2018-10-08, `ProductArn`), or an EventBridge event of those",
+        ))
+    };
+    match result {
+        Ok((kind, signal)) => (ctx.emit)(Decoded::Signal(kind, Box::new(signal))),
+        Err(r) => ctx.reject(r, None),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    CloudTrail,
+    GuardDuty,
+    Asff,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    CloudTrail,
+    GuardDuty,
+    Asff,
+}
+
+fn kind_of(family: Family, via: Via) -> RecordKind {
+    match (family, via) {
+        (Family::CloudTrail, Via::LookupEvents) => RecordKind::CloudTrailLookupEvents,
+        (Family::CloudTrail, Via::EventBridge) => RecordKind::CloudTrailEventBridge,
+        (Family::CloudTrail, Via::Direct) => RecordKind::CloudTrail,
+        (Family::GuardDuty, Via::EventBridge) => RecordKind::GuardDutyEventBridge,
+        (Family::GuardDuty, _) => RecordKind::GuardDuty,
+        (Family::Asff, Via::EventBridge) => RecordKind::AsffEventBridge,
+        (Family::Asff, _) => RecordKind::Asff,
+    }
+}
+
+fn eventbridge(rec: &RawRecord<'_>, detail_type: &str, via: Via, ctx: &mut Ctx<'_, '_>) {
+    if via != Via::Direct {
+        return ctx.reject(
+            Reject::skip("EventBridge envelope nested in another envelope"),
+            None,
+        );
+    }
+    let Some(detail) = rec.detail else {
+        return ctx.reject(
+            Reject::skip(format!(
+                "EventBridge event {detail_type:?} without `detail`"
+            )),
+            None,
+        );
+    };
+    let expect = if detail_type.ends_with("via CloudTrail") {
+        Expect::CloudTrail
+    } else if detail_type == "GuardDuty Finding" {
+        Expect::GuardDuty
+    } else if detail_type.starts_with("Security Hub Findings") {
+        Expect::Asff
+    } else {
+        return ctx.reject(
+            Reject::ignore(format!(
+                "EventBridge event of detail-type {detail_type:?} carries no CloudTrail record or finding"
+            )),
+            None,
+        );
+    };
+    decode_nested(detail.get().as_bytes(), Via::EventBridge, expect, ctx);
+}
+
+/// Decodes a record carried inside another (EventBridge `detail`, LookupEvents
+/// `CloudTrailEvent`) and checks that it is of the family the envelope promises.
+fn decode_nested(bytes: &[u8], via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) {
+    let rec = match serde_json::from_slice::<RawRecord<'_>>(bytes) {
+        Ok(mut r) => {
+            r.keep_samples = ctx.opts.keep_sample_findings;
+            r
+        }
+        Err(e) => {
+            let what = if via == Via::LookupEvents {
+                "`CloudTrailEvent`"
+            } else {
+                "`detail`"
+            };
+            return ctx.reject(
+                Reject::skip(format!("{what} is not a valid record: {e}")),
+                None,
+            );
+        }
+    };
+    let ok = match expect {
+        Expect::CloudTrail => rec.looks_like_cloudtrail(),
+        Expect::GuardDuty => rec.looks_like_guardduty() || rec.finding_type.get().is_some(),
+        Expect::Asff => rec.findings.is_some() || rec.looks_like_asff(),
+    };
+    if !ok {
+        return ctx.reject(
+            Reject::skip(format!(
+                "envelope promises a {expect:?} record, but its content is not one"
+            )),
+            None,
+        );
+    }
+    dispatch(&rec, bytes, via, ctx);
+}
+
+/// A stable 64-bit FNV-1a hash (hex) of a record's JSON with insignificant white space
+/// removed, so that the same record pretty-printed or compact gets the same reference.
+pub fn stable_hash(raw: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+            continue;
+        } else if b == b'"' {
+            in_string = true;
+        }
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,486 @@
+//! The normalized observation every decoder produces, and the typed entity ids it names.
+//!
+//! A [`Signal`] is one record reduced to what correlation needs: when, where, from which
+//! source, what kind, how severe, who acted, which instances it describes, which endpoints it
+//! touched, a fixed set of named [`Fields`] that rules select on, and a [`RecordRef`] back to
+//! the raw record. Decoders in `normalize/` build signals; the entity graph and the matcher
+//! read them and never look at raw JSON.
+
+use serde::Serialize;
+use std::fmt;
+
+use crate::time::Millis;
+
+/// Where a signal came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    GuardDuty,
+    SecurityHub,
+    CloudTrail,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::GuardDuty => "guardduty",
+            Source::SecurityHub => "securityhub",
+            Source::CloudTrail => "cloudtrail",
+        }
+    }
+}
+
+/// The kinds of entity the graph knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Instance,
+    AutoScalingGroup,
+    LaunchTemplate,
+    CloudFormationStack,
+    InstanceProfile,
+    IamRole,
+    Ami,
+    Vpc,
+    Subnet,
+    Principal,
+    AccessKey,
+    Ip,
+    Domain,
+    Account,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 14] = [
+        EntityKind::Instance,
+        EntityKind::AutoScalingGroup,
+        EntityKind::LaunchTemplate,
+        EntityKind::CloudFormationStack,
+        EntityKind::InstanceProfile,
+        EntityKind::IamRole,
+        EntityKind::Ami,
+        EntityKind::Vpc,
+        EntityKind::Subnet,
+        EntityKind::Principal,
+        EntityKind::AccessKey,
+        EntityKind::Ip,
+        EntityKind::Domain,
+        EntityKind::Account,
+    ];
+
+    /// The snake_case name used in ids, exports and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Instance => "instance",
+            EntityKind::AutoScalingGroup => "auto_scaling_group",
+            EntityKind::LaunchTemplate => "launch_template",
+            EntityKind::CloudFormationStack => "cloudformation_stack",
+            EntityKind::InstanceProfile => "instance_profile",
+            EntityKind::IamRole => "iam_role",
+            EntityKind::Ami => "ami",
+            EntityKind::Vpc => "vpc",
+            EntityKind::Subnet => "subnet",
+            EntityKind::Principal => "principal",
+            EntityKind::AccessKey => "access_key",
+            EntityKind::Ip => "ip",
+            EntityKind::Domain => "domain",
+            EntityKind::Account => "account",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntityKind> {
+        EntityKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A typed entity id. Names that are only unique within an account and region (Auto Scaling
+/// groups, CloudFormation stacks) carry them: `111122223333/us-east-1/web-asg`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityId {
+    pub kind: EntityKind,
+    pub id: String,
+}
+
+impl EntityId {
+    pub fn new(kind: EntityKind, id: impl Into<String>) -> EntityId {
+        EntityId {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    /// Builds the id of an account- and region-scoped name.
+    pub fn scoped(
+        kind: EntityKind,
+        account: Option<&str>,
+        region: Option<&str>,
+        name: &str,
+    ) -> EntityId {
+        EntityId::new(
+            kind,
+            format!(
+                "{}/{}/{}",
+                account.unwrap_or("unknown-account"),
+                region.unwrap_or("unknown-region"),
+                name
+            ),
+        )
+    }
+
+    /// A short label for a person: the name part of scoped ids and ARNs.
+    pub fn label(&self) -> &str {
+        match self.kind {
+            EntityKind::AutoScalingGroup | EntityKind::CloudFormationStack => {
+                self.id.splitn(3, '/').nth(2).unwrap_or(&self.id)
+            }
+            EntityKind::InstanceProfile | EntityKind::IamRole => {
+                self.id.rsplit('/').next().unwrap_or(&self.id)
+            }
+            EntityKind::Principal => match self.id.split_once(":assumed-role/") {
+                Some((_, rest)) => rest,
+                None => self.id.rsplit(':').next().unwrap_or(&self.id),
+            },
+            _ => &self.id,
+        }
+    }
+}
+
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+impl Serialize for EntityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What a record says about one EC2 instance: the keys instance groups are made of.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct InstanceInfo {
+    pub instance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudformation_stack: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// vCPUs from `cpuOptions` (cores × threads per core), where the record has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub public_ips: Vec<String>,
+    /// True when this record launched the instance (a `RunInstances` response item).
+    pub launched: bool,
+}
+
+/// The principal that made a call, or whose credentials a finding is about.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Actor {
+    /// ARN of the principal as CloudTrail names it (`arn:aws:sts::…:assumed-role/ROLE/SESSION`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// `IAMUser`, `AssumedRole`, `Root`, `AWSService`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The IAM role behind an assumed-role session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
+    /// Set when the session name is an EC2 instance id: the credentials are that instance's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// The AWS service that made the call on the principal's behalf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
+}
+
+impl Actor {
+    /// The principal entity. Keyed by the principal id (`AROA…:SESSION`, `AIDA…`), which
+    /// CloudTrail and GuardDuty both carry, so that a finding about a role session and the
+    /// calls that session made meet on one node; else the ARN, else the invoking service.
+    pub fn principal(&self) -> Option<EntityId> {
+        self.principal_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(self.arn.as_deref().filter(|s| !s.is_empty()))
+            .or(self.invoked_by.as_deref().filter(|s| !s.is_empty()))
+            .map(|s| EntityId::new(EntityKind::Principal, s))
+    }
+
+    /// Whether an AWS service acted (Auto Scaling, EKS node groups…), not a person or workload.
+    pub fn is_service(&self) -> bool {
+        self.invoked_by.is_some()
+            || self.principal_type.as_deref() == Some("AWSService")
+            || self
+                .role_arn
+                .as_deref()
+                .is_some_and(|r| r.contains(":role/aws-service-role/"))
+    }
+}
+
+/// A remote network endpoint a signal names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum Endpoint {
+    Ip(String),
+    Domain(String),
+}
+
+/// The named fields rules select on. Every decoder fills what its record has; the names are
+/// stable and documented in `correlation-rules/README.md`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Fields {
+    // CloudTrail
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// `requestParameters.instanceType` (string or `{"value": …}` in the record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_instance_type: Option<String>,
+    /// Largest `maxCount` asked for in `requestParameters.instancesSet.items[]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_count: Option<u32>,
+    /// `requested_count` × the vCPUs of `requested_instance_type` (also for failed calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_vcpus: Option<u32>,
+    /// Instances a `RunInstances` response lists (every item, not only the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launched_count: Option<u32>,
+    /// Sum of vCPUs of the launched instances (`cpuOptions`, else the instance type table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launched_vcpus: Option<u32>,
+    /// Auto Scaling group named in an Auto Scaling API call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_capacity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u32>,
+    // Findings
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<String>,
+    /// `service.action.awsApiCallAction.api`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// `service.count`: how often GuardDuty saw the activity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_name: Option<String>,
+    /// Security Hub product that produced an ASFF finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_state: Option<String>,
+}
+
+/// How to find the raw record again, and the key that makes one signal of many copies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum RecordRef {
+    /// A GuardDuty finding (direct or through Security Hub): its ARN.
+    FindingArn(String),
+    /// Another product's ASFF finding: `ProductArn` and `Id`.
+    AsffFinding { product_arn: String, id: String },
+    /// A CloudTrail record: its `eventID`.
+    EventId(String),
+    /// A record without an id: a stable hash of its bytes (hex).
+    Hash(String),
+}
+
+impl RecordRef {
+    /// The text form used in exports and finding signals.
+    pub fn key(&self) -> String {
+        match self {
+            RecordRef::FindingArn(s) | RecordRef::EventId(s) => s.clone(),
+            RecordRef::AsffFinding { product_arn, id } => format!("{product_arn}/{id}"),
+            RecordRef::Hash(h) => format!("sha:{h}"),
+        }
+    }
+}
+
+/// One normalized observation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Signal {
+    /// Event time: CloudTrail `eventTime`; for findings, when the activity was last seen.
+    pub time: Millis,
+    /// The affected account (CloudTrail `recipientAccountId`, finding account).
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub source: Source,
+    /// `eventSource:eventName` for CloudTrail, the finding type for findings.
+    pub kind: String,
+    /// 0–10, GuardDuty's scale; 0 for API calls.
+    pub severity: f64,
+    pub reference: RecordRef,
+    /// For findings: when this version of the finding was written (newer replaces older).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceInfo>,
+    /// Other entities the record names (an Auto Scaling group resized, a launch template
+    /// created, resources of an ASFF finding).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<EntityId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    pub fields: Fields,
+}
+
+impl Signal {
+    /// Every entity the signal names, without repeats.
+    pub fn entities(&self) -> Vec<EntityId> {
+        let mut out = Vec::new();
+        let mut push = |e: EntityId| {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        };
+        if let Some(a) = &self.account {
+            push(EntityId::new(EntityKind::Account, a.clone()));
+        }
+        if let Some(actor) = &self.actor {
+            if let Some(p) = actor.principal() {
+                push(p);
+            }
+            if let Some(k) = &actor.access_key_id {
+                push(EntityId::new(EntityKind::AccessKey, k.clone()));
+            }
+            if let Some(r) = &actor.role_arn {
+                push(EntityId::new(EntityKind::IamRole, r.clone()));
+            }
+            if let Some(i) = &actor.instance_id {
+                push(EntityId::new(EntityKind::Instance, i.clone()));
+            }
+        }
+        for inst in &self.instances {
+            push(EntityId::new(
+                EntityKind::Instance,
+                inst.instance_id.clone(),
+            ));
+        }
+        for r in &self.resources {
+            push(r.clone());
+        }
+        if let Some(ip) = &self.fields.source_ip {
+            if looks_like_ip(ip) {
+                push(EntityId::new(EntityKind::Ip, ip.clone()));
+            }
+        }
+        for e in &self.endpoints {
+            match e {
+                Endpoint::Ip(ip) => push(EntityId::new(EntityKind::Ip, ip.clone())),
+                Endpoint::Domain(d) => push(EntityId::new(EntityKind::Domain, d.clone())),
+            }
+        }
+        out
+    }
+
+    /// Whether this is a finding (strong signal) rather than an API call.
+    pub fn is_finding(&self) -> bool {
+        self.fields.finding_type.is_some() || self.source != Source::CloudTrail
+    }
+}
+
+/// CloudTrail's `sourceIPAddress` also holds service names (`autoscaling.amazonaws.com`,
+/// `AWS Internal`); only address-looking values become IP entities. Anonymised logs carry
+/// strings such as `255.090.254.5`, which are kept as given.
+pub fn looks_like_ip(s: &str) -> bool {
+    !s.is_empty()
+        && (s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            || (s.contains(':') && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')))
+}
+
+/// An instance id as EC2 writes them: `i-` and 8 or 17 hex digits.
+pub fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids() {
+        for (s, want) in [
+            ("i-0abc1234def567890", true),
+            ("i-b188560f", true),
+            ("i-99999999", true),
+            ("i-xyz", false),
+            ("AutoScaling", false),
+            ("gitlab-runner-1234", false),
+        ] {
+            assert_eq!(is_instance_id(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn labels() {
+        let asg = EntityId::scoped(
+            EntityKind::AutoScalingGroup,
+            Some("111122223333"),
+            Some("us-east-1"),
+            "web/asg",
+        );
+        assert_eq!(asg.label(), "web/asg");
+        let p = EntityId::new(
+            EntityKind::Principal,
+            "arn:aws:sts::111122223333:assumed-role/web-role/i-0abc1234def567890",
+        );
+        assert_eq!(p.label(), "web-role/i-0abc1234def567890");
+        assert_eq!(p.to_string(), format!("principal:{}", p.id));
+    }
+}

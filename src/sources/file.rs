@@ -1,0 +1,234 @@
+//! Local files and folders as a source: walk, decode in parallel, hand signals on in order of
+//! arrival on the calling thread.
+//!
+//! Each worker thread decodes whole files (decoding is CPU-bound; with several files every
+//! core is busy) and sends signals in batches over a bounded channel, so memory stays bounded
+//! however large the input. Problems are reported with the file they came from.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+
+use crate::normalize::{self, DecodeOptions, Decoded, Problem, RecordKind, Severity};
+use crate::signal::Signal;
+
+/// One input file and whether it was named on the command line (rather than found in a
+/// folder).
+#[derive(Clone, Debug)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub explicit: bool,
+}
+
+/// A problem with the file it belongs to.
+#[derive(Clone, Debug)]
+pub struct FileProblem {
+    pub file: Arc<Path>,
+    pub problem: Problem,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.problem)
+    }
+}
+
+/// Settings for reading files.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub decode: DecodeOptions,
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            decode: DecodeOptions::default(),
+            threads: 0,
+        }
+    }
+}
+
+/// What one file yielded.
+#[derive(Clone, Debug, Default)]
+pub struct FileStats {
+    pub bytes: u64,
+    pub gzip: bool,
+    pub signals: u64,
+    pub not_json: bool,
+}
+
+/// What reading yields besides signals, in file order for files and in arrival order for
+/// problems.
+pub enum Event {
+    Signals(Vec<(RecordKind, Box<Signal>)>),
+    Problem(FileProblem),
+    FileDone(Arc<Path>, FileStats),
+}
+
+/// Expands folders (recursively, sorted, hidden entries skipped) into files.
+///
+/// A path that cannot be read is returned as a problem, not an error: the other inputs are
+/// still read.
+pub fn collect_files(paths: &[PathBuf]) -> (Vec<InputFile>, Vec<FileProblem>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut files, &mut problems),
+            Ok(_) => files.push(InputFile {
+                path: p.clone(),
+                explicit: true,
+            }),
+            Err(e) => problems.push(file_problem(p, format!("cannot read: {e}"))),
+        }
+    }
+    (files, problems)
+}
+
+fn file_problem(p: &Path, reason: String) -> FileProblem {
+    FileProblem {
+        file: Arc::from(p),
+        problem: Problem {
+            location: None,
+            reason,
+            severity: Severity::Skipped,
+        },
+    }
+}
+
+fn walk(dir: &Path, files: &mut Vec<InputFile>, problems: &mut Vec<FileProblem>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(file_problem(dir, format!("cannot list folder: {e}")));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    for p in paths {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => walk(&p, files, problems),
+            Ok(m) if m.is_file() => files.push(InputFile {
+                path: p,
+                explicit: false,
+            }),
+            Ok(_) => {}
+            Err(e) => problems.push(file_problem(&p, format!("cannot read: {e}"))),
+        }
+    }
+}
+
+/// Decodes one file, sending signals in batches through `send`.
+pub fn decode_file(
+    file: &InputFile,
+    opts: &DecodeOptions,
+    send: &mut dyn FnMut(Event),
+) -> FileStats {
+    let name: Arc<Path> = Arc::from(file.path.as_path());
+    let mut stats = FileStats::default();
+    let reader = match File::open(&file.path) {
+        Ok(f) => f,
+        Err(e) => {
+            send(Event::Problem(file_problem(
+                &file.path,
+                format!("cannot open: {e}"),
+            )));
+            return stats;
+        }
+    };
+    let mut batch: Vec<(RecordKind, Box<Signal>)> = Vec::with_capacity(BATCH);
+    let rs = normalize::decode_reader(reader, opts, &mut |d| match d {
+        Decoded::Signal(kind, s) => {
+            stats.signals += 1;
+            batch.push((kind, s));
+            if batch.len() == BATCH {
+                send(Event::Signals(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(BATCH),
+                )));
+            }
+        }
+        Decoded::Problem(problem) => send(Event::Problem(FileProblem {
+            file: name.clone(),
+            problem,
+        })),
+    });
+    if !batch.is_empty() {
+        send(Event::Signals(batch));
+    }
+    stats.bytes = rs.bytes;
+    stats.gzip = rs.gzip;
+    if let Some(start) = rs.not_json {
+        stats.not_json = true;
+        send(Event::Problem(FileProblem {
+            file: name.clone(),
+            problem: Problem {
+                location: None,
+                reason: format!("not a record file: content is not JSON (starts with {start:?})"),
+                // A file named on the command line was meant as input: its loss counts. One
+                // met in a folder (a README, a labels CSV) is only noted.
+                severity: if file.explicit {
+                    Severity::Skipped
+                } else {
+                    Severity::Ignored
+                },
+            },
+        }));
+    }
+    stats
+}
+
+const BATCH: usize = 1024;
+
+/// Reads `files` on worker threads and calls `on_event` on this thread for everything they
+/// yield. Returns when every file is done.
+pub fn read_files(files: &[InputFile], opts: &ReadOptions, on_event: &mut dyn FnMut(Event)) {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(files.len().max(1));
+    if threads <= 1 {
+        for f in files {
+            let stats = decode_file(f, &opts.decode, on_event);
+            on_event(Event::FileDone(Arc::from(f.path.as_path()), stats));
+        }
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::sync_channel::<Event>(threads * 4);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { break };
+                    let mut send = |e: Event| {
+                        // The receiver lives until every worker is done.
+                        let _ = tx.send(e);
+                    };
+                    let stats = decode_file(f, &opts.decode, &mut send);
+                    send(Event::FileDone(Arc::from(f.path.as_path()), stats));
+                }
+            });
+        }
+        drop(tx);
+        for e in rx {
+            on_event(e);
+        }
+    });
+}

@@ -1,0 +1,216 @@
+//! The run summary: what was read, what was skipped and why, what the graph holds.
+//!
+//! Printed on stderr at the end of every run (stdout stays for data), as text for a person or
+//! JSON for a machine. Problems are also logged one by one as they happen, capped per file so
+//! a broken 1 GB file cannot flood the terminal; the summary counts all of them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::graph::{Added, EntityGraph};
+use crate::normalize::{RecordKind, Severity};
+use crate::sources::file::{FileProblem, FileStats};
+
+/// Problems logged per file before the rest are only counted.
+pub const LOG_PER_FILE: usize = 20;
+
+/// Counts of one run.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub files: u64,
+    pub gzip_files: u64,
+    pub files_not_json: u64,
+    pub bytes: u64,
+    /// Records decoded into signals, per input kind.
+    pub records: BTreeMap<&'static str, u64>,
+    /// Signals after merging copies and versions of the same record.
+    pub distinct_signals: u64,
+    pub duplicates_merged: u64,
+    pub findings_updated: u64,
+    /// Records or files lost, by reason (file-specific parts of reasons kept).
+    pub skipped: u64,
+    pub ignored: u64,
+    pub skipped_reasons: BTreeMap<String, u64>,
+    pub ignored_reasons: BTreeMap<String, u64>,
+    pub entities: u64,
+    pub edges: u64,
+    pub groups: Vec<GroupSummary>,
+    #[serde(skip)]
+    logged_per_file: BTreeMap<Arc<Path>, usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupSummary {
+    pub group: String,
+    pub members: Vec<String>,
+}
+
+impl Summary {
+    pub fn record(&mut self, kind: RecordKind) {
+        *self.records.entry(kind.as_str()).or_default() += 1;
+    }
+
+    pub fn added(&mut self, a: Added) {
+        match a {
+            Added::New => self.distinct_signals += 1,
+            Added::Updated => self.findings_updated += 1,
+            Added::Duplicate => self.duplicates_merged += 1,
+        }
+    }
+
+    pub fn file_done(&mut self, stats: &FileStats) {
+        self.files += 1;
+        self.bytes += stats.bytes;
+        self.gzip_files += u64::from(stats.gzip);
+        self.files_not_json += u64::from(stats.not_json);
+    }
+
+    /// Counts a problem and logs it, unless its file already logged [`LOG_PER_FILE`].
+    pub fn problem(&mut self, p: &FileProblem) {
+        let reason = generalise(&p.problem.reason);
+        match p.problem.severity {
+            Severity::Skipped => {
+                self.skipped += 1;
+                *self.skipped_reasons.entry(reason).or_default() += 1;
+            }
+            Severity::Ignored => {
+                self.ignored += 1;
+                *self.ignored_reasons.entry(reason).or_default() += 1;
+            }
+        }
+        let n = self.logged_per_file.entry(p.file.clone()).or_default();
+        *n += 1;
+        let loc = p
+            .problem
+            .location
+            .as_ref()
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        if *n <= LOG_PER_FILE {
+            match p.problem.severity {
+                Severity::Skipped => tracing::warn!(
+                    file = %p.file.display(),
+                    record = %loc,
+                    "skipped: {}",
+                    p.problem.reason
+                ),
+                Severity::Ignored => tracing::info!(
+                    file = %p.file.display(),
+                    record = %loc,
+                    "ignored: {}",
+                    p.problem.reason
+                ),
+            }
+        } else if *n == LOG_PER_FILE + 1 {
+            tracing::warn!(
+                file = %p.file.display(),
+                "more problems in this file are counted in the summary but not logged"
+            );
+        }
+    }
+
+    pub fn graph(&mut self, g: &EntityGraph) {
+        self.entities = g.entity_count() as u64;
+        self.edges = g.edge_count() as u64;
+        self.groups = g
+            .groups()
+            .map(|(id, members)| GroupSummary {
+                group: id.to_string(),
+                members: members.iter().cloned().collect(),
+            })
+            .collect();
+    }
+
+    /// Whether anything was lost (exit code 1).
+    pub fn lost_anything(&self) -> bool {
+        self.skipped > 0
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let records: u64 = self.records.values().sum();
+        let _ = writeln!(
+            s,
+            "read {} file(s) ({} gzip), {} bytes, {} record(s) decoded",
+            self.files, self.gzip_files, self.bytes, records
+        );
+        for (kind, n) in &self.records {
+            let _ = writeln!(s, "  {kind}: {n}");
+        }
+        let _ = writeln!(
+            s,
+            "signals: {} distinct ({} duplicate copies merged, {} findings updated to a newer version)",
+            self.distinct_signals, self.duplicates_merged, self.findings_updated
+        );
+        let _ = writeln!(s, "skipped: {}", self.skipped);
+        for (reason, n) in &self.skipped_reasons {
+            let _ = writeln!(s, "  {n} × {reason}");
+        }
+        if self.ignored > 0 {
+            let _ = writeln!(s, "ignored: {}", self.ignored);
+            for (reason, n) in &self.ignored_reasons {
+                let _ = writeln!(s, "  {n} × {reason}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "graph: {} entities, {} edges, {} instance group(s)",
+            self.entities,
+            self.edges,
+            self.groups.len()
+        );
+        for g in &self.groups {
+            let _ = writeln!(
+                s,
+                "  {} ({} member(s)): {}",
+                g.group,
+                g.members.len(),
+                g.members.join(", ")
+            );
+        }
+        s
+    }
+}
+
+/// Drops quoted values and positions from a reason so equal problems count together.
+fn generalise(reason: &str) -> String {
+    // serde_json positions: "… at line 1 column 345".
+    let r = match reason.find(" at line ") {
+        Some(i) => &reason[..i],
+        None => reason,
+    };
+    let mut out = String::with_capacity(r.len());
+    let mut in_quote = false;
+    for c in r.chars() {
+        if c == '"' {
+            if !in_quote {
+                out.push_str("\"…\"");
+            }
+            in_quote = !in_quote;
+        } else if !in_quote {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_generalise() {
+        assert_eq!(
+            generalise("field `eventTime` is not a timestamp: \"redacted\" (expected x)"),
+            "field `eventTime` is not a timestamp: \"…\" (expected x)"
+        );
+        assert_eq!(
+            generalise("record is not valid JSON: expected value at line 1 column 3"),
+            "record is not valid JSON: expected value"
+        );
+    }
+}
