@@ -107,21 +107,33 @@ pub fn write_dot(graph: &EntityGraph, out: &mut dyn Write) -> io::Result<()> {
         }
         format!("{} [{}];", dot_escape(&n.id), attrs.join(", "))
     };
-    let mut clustered = std::collections::HashSet::new();
-    for (i, (group, members)) in graph.groups().enumerate() {
+    // Instances (and group nodes) go inside their group's cluster.
+    let groups: Vec<_> = graph.groups().collect();
+    let mut cluster_of = std::collections::HashMap::new();
+    for (i, (group, members)) in groups.iter().enumerate() {
+        cluster_of.insert(super::group_node_id(group), i);
+        for m in members.iter() {
+            cluster_of.insert(format!("instance:{m}"), i);
+        }
+    }
+    let mut clusters: Vec<Vec<&super::Node>> = vec![Vec::new(); groups.len()];
+    let mut rest = Vec::new();
+    for n in &nodes {
+        match cluster_of.get(&n.id) {
+            Some(&i) => clusters[i].push(n),
+            None => rest.push(n),
+        }
+    }
+    for (i, members) in clusters.iter().enumerate() {
         writeln!(out, "  subgraph cluster_{i} {{")?;
-        writeln!(out, "    label={};", dot_escape(&group.to_string()))?;
+        writeln!(out, "    label={};", dot_escape(&groups[i].0.to_string()))?;
         writeln!(out, "    style=rounded;")?;
-        for n in nodes.iter().filter(|n| {
-            n.kind == "instance" && members.contains(n.id.trim_start_matches("instance:"))
-                || n.id == format!("instance_group:{group}")
-        }) {
+        for n in members {
             writeln!(out, "    {}", node_line(n))?;
-            clustered.insert(n.id.clone());
         }
         writeln!(out, "  }}")?;
     }
-    for n in nodes.iter().filter(|n| !clustered.contains(&n.id)) {
+    for n in rest {
         writeln!(out, "  {}", node_line(n))?;
     }
     for (s, t, k) in &edges {

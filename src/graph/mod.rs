@@ -87,13 +87,18 @@ pub const DEFAULT_GROUP_PRECEDENCE: [EntityKind; 6] = [
     EntityKind::Vpc,
 ];
 
-/// An instance group, named by the entity of its key (`auto_scaling_group/web-asg`).
+/// An instance group: the account its instances are in and the entity of its key. Displayed
+/// as `auto_scaling_group/web-asg`. Keys are scoped by account because an AMI (a public one)
+/// or a shared VPC can be used by many accounts whose instances have nothing else in common.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupId(pub EntityId);
+pub struct GroupId {
+    pub account: Option<String>,
+    pub key: EntityId,
+}
 
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.0.kind.as_str(), self.0.label())
+        write!(f, "{}/{}", self.key.kind.as_str(), self.key.label())
     }
 }
 
@@ -145,6 +150,8 @@ pub struct EntityGraph {
     instances: HashMap<String, InstanceFacts>,
     instance_group: HashMap<String, GroupId>,
     group_members: BTreeMap<GroupId, BTreeSet<String>>,
+    /// Key entity → the groups it names (one per account).
+    key_groups: HashMap<EntityId, BTreeSet<GroupId>>,
     /// Principal entity id → instance whose credentials it is.
     principal_instance: HashMap<String, String>,
     /// Access key → principal entity id.
@@ -166,6 +173,7 @@ impl EntityGraph {
             instances: HashMap::new(),
             instance_group: HashMap::new(),
             group_members: BTreeMap::new(),
+            key_groups: HashMap::new(),
             principal_instance: HashMap::new(),
             key_principal: HashMap::new(),
             signals: HashMap::new(),
@@ -455,7 +463,10 @@ impl EntityGraph {
                 EntityKind::Vpc => f.vpc.as_deref().map(|n| EntityId::new(*kind, n)),
                 _ => None,
             };
-            e.map(GroupId)
+            e.map(|key| GroupId {
+                account: facts.account.clone(),
+                key,
+            })
         })
     }
 
@@ -474,10 +485,12 @@ impl EntityGraph {
                 .get(&e.id)
                 .and_then(|p| self.principal_instance.get(p))
                 .and_then(|i| self.instance_group.get(i)),
+            // A key entity names a group when exactly one account's instances use it.
             _ => self
-                .group_members
-                .get_key_value(&GroupId(e.clone()))
-                .map(|(k, _)| k),
+                .key_groups
+                .get(e)
+                .filter(|g| g.len() == 1)
+                .and_then(|g| g.iter().next()),
         }
     }
 
@@ -519,9 +532,12 @@ impl EntityGraph {
             })
             .collect();
         for (group, members) in &self.group_members {
-            let id = format!("instance_group:{group}");
+            let id = group_node_id(group);
             let mut props = BTreeMap::new();
-            props.insert("key", group.0.to_string());
+            props.insert("key", group.key.to_string());
+            if let Some(a) = &group.account {
+                props.insert("account", a.clone());
+            }
             props.insert("members", members.len().to_string());
             nodes.push(Node {
                 id: id.clone(),
@@ -568,6 +584,14 @@ impl EntityGraph {
             self.graph[n].props.insert(key, v.to_string());
         }
     }
+}
+
+/// The export node id of a group: `instance_group:ACCOUNT/kind/label`.
+pub fn group_node_id(g: &GroupId) -> String {
+    format!(
+        "instance_group:{}/{g}",
+        g.account.as_deref().unwrap_or("unknown-account")
+    )
 }
 
 /// Takes `new` where nothing is known yet, or where the record is the newest.

@@ -146,31 +146,19 @@ pub fn decode_reader<R: Read>(
     match result {
         Ok(n) => stats.bytes = n,
         Err(FrameError::NotJson { start }) => stats.not_json = Some(start),
-        Err(e) => {
-            let (location, reason) = match e {
-                FrameError::NotJson { .. } => unreachable!("handled above"),
-                FrameError::Invalid { at, reason } => (
-                    Some(at),
-                    format!("invalid JSON: {reason}; the rest of the document is skipped"),
-                ),
-                FrameError::Read { at, error } => (
-                    Some(at),
-                    format!(
-                        "reading failed: {error}{}; the rest of the file is skipped",
-                        if gzip {
-                            " (truncated or corrupt gzip)"
-                        } else {
-                            ""
-                        }
-                    ),
-                ),
-            };
-            emit(Decoded::Problem(Problem {
-                location,
-                reason,
-                severity: Severity::Skipped,
-            }));
-        }
+        Err(FrameError::Invalid { at, reason }) => emit(Decoded::Problem(Problem {
+            location: Some(at),
+            reason: format!("invalid JSON: {reason}; the rest of the document is skipped"),
+            severity: Severity::Skipped,
+        })),
+        Err(FrameError::Read { at, error }) => emit(Decoded::Problem(Problem {
+            location: Some(at),
+            reason: format!(
+                "reading failed: {error}{}; the rest of the file is skipped",
+                if gzip { " (truncated or corrupt gzip)" } else { "" }
+            ),
+            severity: Severity::Skipped,
+        })),
     }
     stats
 }

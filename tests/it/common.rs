@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use finding_correlator::normalize::{self, DecodeOptions, Decoded, Problem, RecordKind};
+use finding_correlator::signal::Signal;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `fixtures/…`
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("fixtures").join(rel)
+}
+
+/// `../shared/…` (beside the repository, as on every developer machine and in CI).
+pub fn shared(rel: &str) -> PathBuf {
+    let p = repo().join("..").join("shared").join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: the tests need the shared/ folder beside the repository",
+        p.display()
+    );
+    p
+}
+
+/// Everything one reader decodes to.
+#[derive(Debug, Default)]
+pub struct Decodes {
+    pub signals: Vec<(RecordKind, Signal)>,
+    pub problems: Vec<Problem>,
+    pub not_json: Option<String>,
+}
+
+impl Decodes {
+    pub fn only_signals(&self) -> Vec<&Signal> {
+        self.signals.iter().map(|(_, s)| s).collect()
+    }
+}
+
+/// Decodes bytes with default options.
+pub fn decode_bytes(bytes: &[u8]) -> Decodes {
+    let mut out = Decodes::default();
+    let stats = normalize::decode_reader(bytes, &DecodeOptions::default(), &mut |d| match d {
+        Decoded::Signal(k, s) => out.signals.push((k, *s)),
+        Decoded::Problem(p) => out.problems.push(p),
+    });
+    out.not_json = stats.not_json;
+    out
+}
+
+/// Decodes a file with default options.
+pub fn decode_file(path: &Path) -> Decodes {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    decode_bytes(&bytes)
+}

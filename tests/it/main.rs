@@ -1,0 +1,11 @@
+//! One integration test binary (as ripgrep and cargo do): every module below is a group of
+//! tests over the public API or the `correlator` binary.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod decode_fixtures;
+mod graph_scenario;
+mod property;
+mod realdata;
