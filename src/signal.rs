@@ -11,6 +11,11 @@ use std::fmt;
 
 use crate::time::Millis;
 
+/// The string type of signals: short values (accounts, regions, event names, error codes,
+/// access keys) live inline without a heap allocation, which matters at a million records a
+/// second.
+pub type Str = compact_str::CompactString;
+
 /// Where a signal came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,11 +103,11 @@ impl EntityKind {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntityId {
     pub kind: EntityKind,
-    pub id: String,
+    pub id: Str,
 }
 
 impl EntityId {
-    pub fn new(kind: EntityKind, id: impl Into<String>) -> EntityId {
+    pub fn new(kind: EntityKind, id: impl Into<Str>) -> EntityId {
         EntityId {
             kind,
             id: id.into(),
@@ -118,7 +123,7 @@ impl EntityId {
     ) -> EntityId {
         EntityId::new(
             kind,
-            format!(
+            compact_str::format_compact!(
                 "{}/{}/{}",
                 account.unwrap_or("unknown-account"),
                 region.unwrap_or("unknown-region"),
@@ -160,30 +165,30 @@ impl Serialize for EntityId {
 /// What a record says about one EC2 instance: the keys instance groups are made of.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct InstanceInfo {
-    pub instance_id: String,
+    pub instance_id: Str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auto_scaling_group: Option<String>,
+    pub auto_scaling_group: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_template: Option<String>,
+    pub launch_template: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_template_version: Option<String>,
+    pub launch_template_version: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloudformation_stack: Option<String>,
+    pub cloudformation_stack: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance_profile: Option<String>,
+    pub instance_profile: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ami: Option<String>,
+    pub ami: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vpc: Option<String>,
+    pub vpc: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<String>,
+    pub subnet: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance_type: Option<String>,
+    pub instance_type: Option<Str>,
     /// vCPUs from `cpuOptions` (cores × threads per core), where the record has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcpus: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub public_ips: Vec<String>,
+    pub public_ips: Vec<Str>,
     /// True when this record launched the instance (a `RunInstances` response item).
     pub launched: bool,
 }
@@ -193,29 +198,29 @@ pub struct InstanceInfo {
 pub struct Actor {
     /// ARN of the principal as CloudTrail names it (`arn:aws:sts::…:assumed-role/ROLE/SESSION`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub arn: Option<String>,
+    pub arn: Option<Str>,
     /// `IAMUser`, `AssumedRole`, `Root`, `AWSService`, …
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub principal_type: Option<String>,
+    pub principal_type: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub principal_id: Option<String>,
+    pub principal_id: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
+    pub account: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_name: Option<String>,
+    pub user_name: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
+    pub access_key_id: Option<Str>,
     /// The IAM role behind an assumed-role session.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
+    pub role_arn: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_name: Option<String>,
+    pub session_name: Option<Str>,
     /// Set when the session name is an EC2 instance id: the credentials are that instance's.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance_id: Option<String>,
+    pub instance_id: Option<Str>,
     /// The AWS service that made the call on the principal's behalf.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub invoked_by: Option<String>,
+    pub invoked_by: Option<Str>,
 }
 
 impl Actor {
@@ -246,8 +251,8 @@ impl Actor {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", content = "value", rename_all = "lowercase")]
 pub enum Endpoint {
-    Ip(String),
-    Domain(String),
+    Ip(Str),
+    Domain(Str),
 }
 
 /// The named fields rules select on. Every decoder fills what its record has; the names are
@@ -256,18 +261,18 @@ pub enum Endpoint {
 pub struct Fields {
     // CloudTrail
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_source: Option<String>,
+    pub event_source: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_name: Option<String>,
+    pub event_name: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
+    pub error_code: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Str>,
     /// `requestParameters.instanceType` (string or `{"value": …}` in the record).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub requested_instance_type: Option<String>,
+    pub requested_instance_type: Option<Str>,
     /// Largest `maxCount` asked for in `requestParameters.instancesSet.items[]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_count: Option<u32>,
@@ -282,25 +287,25 @@ pub struct Fields {
     pub launched_vcpus: Option<u32>,
     /// Auto Scaling group named in an Auto Scaling API call.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auto_scaling_group_name: Option<String>,
+    pub auto_scaling_group_name: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub desired_capacity: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u32>,
     // Findings
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub finding_type: Option<String>,
+    pub finding_type: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub finding_id: Option<String>,
+    pub finding_id: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub title: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource_type: Option<String>,
+    pub resource_type: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub action_type: Option<String>,
+    pub action_type: Option<Str>,
     /// `service.action.awsApiCallAction.api`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub api: Option<String>,
+    pub api: Option<Str>,
     /// `service.count`: how often GuardDuty saw the activity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
@@ -311,16 +316,16 @@ pub struct Fields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub feature_name: Option<String>,
+    pub feature_name: Option<Str>,
     /// Security Hub product that produced an ASFF finding.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub product_arn: Option<String>,
+    pub product_arn: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub generator_id: Option<String>,
+    pub generator_id: Option<Str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub types: Vec<String>,
+    pub types: Vec<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub record_state: Option<String>,
+    pub record_state: Option<Str>,
 }
 
 /// How to find the raw record again, and the key that makes one signal of many copies.
@@ -328,22 +333,22 @@ pub struct Fields {
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum RecordRef {
     /// A GuardDuty finding (direct or through Security Hub): its ARN.
-    FindingArn(String),
+    FindingArn(Str),
     /// Another product's ASFF finding: `ProductArn` and `Id`.
-    AsffFinding { product_arn: String, id: String },
+    AsffFinding { product_arn: Str, id: Str },
     /// A CloudTrail record: its `eventID`.
-    EventId(String),
+    EventId(Str),
     /// A record without an id: a stable hash of its bytes (hex).
-    Hash(String),
+    Hash(Str),
 }
 
 impl RecordRef {
     /// The text form used in exports and finding signals.
     pub fn key(&self) -> String {
         match self {
-            RecordRef::FindingArn(s) | RecordRef::EventId(s) => s.clone(),
+            RecordRef::FindingArn(s) | RecordRef::EventId(s) => s.to_string(),
             RecordRef::AsffFinding { product_arn, id } => format!("{product_arn}/{id}"),
-            RecordRef::Hash(h) => format!("sha:{h}"),
+            RecordRef::Hash(h) => format!("fnv:{h}"),
         }
     }
 }
@@ -354,11 +359,11 @@ pub struct Signal {
     /// Event time: CloudTrail `eventTime`; for findings, when the activity was last seen.
     pub time: Millis,
     /// The affected account (CloudTrail `recipientAccountId`, finding account).
-    pub account: Option<String>,
-    pub region: Option<String>,
+    pub account: Option<Str>,
+    pub region: Option<Str>,
     pub source: Source,
     /// `eventSource:eventName` for CloudTrail, the finding type for findings.
-    pub kind: String,
+    pub kind: Str,
     /// 0–10, GuardDuty's scale; 0 for API calls.
     pub severity: f64,
     pub reference: RecordRef,

@@ -120,7 +120,7 @@ impl Summary {
             .groups()
             .map(|(id, members)| GroupSummary {
                 group: id.to_string(),
-                members: members.iter().cloned().collect(),
+                members: members.iter().map(|m| m.to_string()).collect(),
             })
             .collect();
     }

@@ -22,7 +22,7 @@ use std::fmt;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use serde::Serialize;
 
-use crate::signal::{Endpoint, EntityId, EntityKind, InstanceInfo, RecordRef, Signal, Source};
+use crate::signal::{Endpoint, EntityId, EntityKind, InstanceInfo, RecordRef, Signal, Source, Str};
 use crate::time::Millis;
 
 /// How two nodes relate. Edges point from the dependent to what it depends on.
@@ -92,7 +92,7 @@ pub const DEFAULT_GROUP_PRECEDENCE: [EntityKind; 6] = [
 /// or a shared VPC can be used by many accounts whose instances have nothing else in common.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupId {
-    pub account: Option<String>,
+    pub account: Option<Str>,
     pub key: EntityId,
 }
 
@@ -120,6 +120,13 @@ pub struct Node {
     pub props: BTreeMap<&'static str, String>,
 }
 
+/// What a node stands for, as the index keys it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum NodeKey {
+    Entity(EntityId),
+    Signal(RecordRef),
+}
+
 /// What [`EntityGraph::add_signal`] did with a signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Added {
@@ -134,8 +141,8 @@ pub enum Added {
 #[derive(Clone, Debug, Default)]
 struct InstanceFacts {
     info: InstanceInfo,
-    account: Option<String>,
-    region: Option<String>,
+    account: Option<Str>,
+    region: Option<Str>,
     /// Event time of the newest record that described the instance.
     described_at: Option<Millis>,
 }
@@ -143,19 +150,19 @@ struct InstanceFacts {
 /// The entity graph and its instance groups.
 pub struct EntityGraph {
     graph: StableDiGraph<Node, EdgeKind>,
-    index: HashMap<String, NodeIndex>,
+    index: HashMap<NodeKey, NodeIndex>,
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
     precedence: Vec<EntityKind>,
     keep_signals: bool,
-    instances: HashMap<String, InstanceFacts>,
-    instance_group: HashMap<String, GroupId>,
-    group_members: BTreeMap<GroupId, BTreeSet<String>>,
+    instances: HashMap<Str, InstanceFacts>,
+    instance_group: HashMap<Str, GroupId>,
+    group_members: BTreeMap<GroupId, BTreeSet<Str>>,
     /// Key entity → the groups it names (one per account).
     key_groups: HashMap<EntityId, BTreeSet<GroupId>>,
     /// Principal entity id → instance whose credentials it is.
-    principal_instance: HashMap<String, String>,
+    principal_instance: HashMap<Str, Str>,
     /// Access key → principal entity id.
-    key_principal: HashMap<String, String>,
+    key_principal: HashMap<Str, Str>,
     /// Signal reference → (updated_at, node).
     signals: HashMap<RecordRef, (Option<Millis>, Option<NodeIndex>)>,
 }
@@ -264,30 +271,30 @@ impl EntityGraph {
     }
 
     fn signal_node(&mut self, s: &Signal) -> NodeIndex {
-        let id = format!("signal:{}", s.reference.key());
-        let n = match self.index.get(&id) {
+        let key = NodeKey::Signal(s.reference.clone());
+        let n = match self.index.get(&key) {
             Some(&n) => n,
             None => {
                 let n = self.graph.add_node(Node {
-                    id: id.clone(),
+                    id: format!("signal:{}", s.reference.key()),
                     kind: "signal",
                     label: String::new(),
                     props: BTreeMap::new(),
                 });
-                self.index.insert(id, n);
+                self.index.insert(key, n);
                 n
             }
         };
         let node = &mut self.graph[n];
-        node.label = s.kind.clone();
-        node.props.insert("signal_kind", s.kind.clone());
+        node.label = s.kind.to_string();
+        node.props.insert("signal_kind", s.kind.to_string());
         node.props.insert("source", s.source.as_str().to_string());
         node.props
             .insert("time", crate::time::format_rfc3339(s.time));
         node.props.insert("severity", format!("{}", s.severity));
         node.props.insert("reference", s.reference.key());
         if let Some(e) = &s.fields.error_code {
-            node.props.insert("error_code", e.clone());
+            node.props.insert("error_code", e.to_string());
         }
         if s.source != Source::CloudTrail || s.fields.finding_type.is_some() {
             node.props.insert("finding", "true".into());
@@ -408,7 +415,7 @@ impl EntityGraph {
         if let Some(lt) = &f.launch_template_version {
             self.graph[inst]
                 .props
-                .insert("launch_template_version", lt.clone());
+                .insert("launch_template_version", lt.to_string());
         }
         self.regroup(&facts);
     }
@@ -434,7 +441,7 @@ impl EntityGraph {
             .entry(group.clone())
             .or_default()
             .insert(id.clone());
-        let node = self.index[&EntityId::new(EntityKind::Instance, id.clone()).to_string()];
+        let node = self.index[&NodeKey::Entity(EntityId::new(EntityKind::Instance, id.clone()))];
         self.graph[node].props.insert("group", group.to_string());
     }
 
@@ -495,20 +502,22 @@ impl EntityGraph {
     }
 
     /// Every group with its member instance ids, sorted.
-    pub fn groups(&self) -> impl Iterator<Item = (&GroupId, &BTreeSet<String>)> {
+    pub fn groups(&self) -> impl Iterator<Item = (&GroupId, &BTreeSet<Str>)> {
         self.group_members.iter()
     }
 
     /// The node of an entity, if the graph has it.
     pub fn node(&self, e: &EntityId) -> Option<&Node> {
-        self.index.get(&e.to_string()).map(|&n| &self.graph[n])
+        self.index
+            .get(&NodeKey::Entity(e.clone()))
+            .map(|&n| &self.graph[n])
     }
 
     /// Whether an edge of `kind` goes from `from` to `to`.
     pub fn has_edge(&self, from: &EntityId, to: &EntityId, kind: EdgeKind) -> bool {
         match (
-            self.index.get(&from.to_string()),
-            self.index.get(&to.to_string()),
+            self.index.get(&NodeKey::Entity(from.clone())),
+            self.index.get(&NodeKey::Entity(to.clone())),
         ) {
             (Some(&a), Some(&b)) => self.edges.contains(&(a, b, kind)),
             _ => false,
@@ -536,7 +545,7 @@ impl EntityGraph {
             let mut props = BTreeMap::new();
             props.insert("key", group.key.to_string());
             if let Some(a) = &group.account {
-                props.insert("account", a.clone());
+                props.insert("account", a.to_string());
             }
             props.insert("members", members.len().to_string());
             nodes.push(Node {
@@ -559,12 +568,12 @@ impl EntityGraph {
     }
 
     fn entity(&mut self, e: &EntityId) -> NodeIndex {
-        let key = e.to_string();
+        let key = NodeKey::Entity(e.clone());
         if let Some(&n) = self.index.get(&key) {
             return n;
         }
         let n = self.graph.add_node(Node {
-            id: key.clone(),
+            id: e.to_string(),
             kind: e.kind.as_str(),
             label: e.label().to_string(),
             props: BTreeMap::new(),
@@ -595,7 +604,7 @@ pub fn group_node_id(g: &GroupId) -> String {
 }
 
 /// Takes `new` where nothing is known yet, or where the record is the newest.
-fn merge(slot: &mut Option<String>, new: &Option<String>, newer: bool) {
+fn merge(slot: &mut Option<Str>, new: &Option<Str>, newer: bool) {
     if let Some(v) = new {
         if slot.is_none() || newer {
             *slot = Some(v.clone());

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::guardduty::{self, arn_region, is_finding_type};
 use super::lenient::LenientStr;
 use super::{RawRecord, Reject};
-use crate::signal::{Actor, EntityId, EntityKind, Fields, InstanceInfo, RecordRef, Signal, Source};
+use crate::signal::{
+    Actor, EntityId, EntityKind, Fields, InstanceInfo, RecordRef, Signal, Source, Str,
+};
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
@@ -69,12 +71,12 @@ pub struct AccessKey<'a> {
 
 /// The GuardDuty type behind an ASFF `Types` entry: the last path part with its first `-`
 /// after the `:` turned back into `/`.
-pub fn guardduty_type(types: &[LenientStr<'_>]) -> Option<String> {
+pub fn guardduty_type(types: &[LenientStr<'_>]) -> Option<Str> {
     types.iter().filter_map(|t| t.get()).find_map(|t| {
         let last = t.rsplit('/').next()?;
         let colon = last.find(':')?;
         let dash = colon + last[colon..].find('-')?;
-        let candidate = format!("{}/{}", &last[..dash], &last[dash + 1..]);
+        let candidate = compact_str::format_compact!("{}/{}", &last[..dash], &last[dash + 1..]);
         is_finding_type(&candidate).then_some(candidate)
     })
 }
@@ -126,11 +128,11 @@ pub fn decode(rec: &RawRecord<'_>) -> Result<Signal, Reject> {
         .or_else(|| from_guardduty.then(|| arn_region(id)).flatten())
         .or_else(|| arn_region(product_arn));
     let reference = if from_guardduty {
-        RecordRef::FindingArn(id.to_string())
+        RecordRef::FindingArn(Str::from(id))
     } else {
         RecordRef::AsffFinding {
-            product_arn: product_arn.to_string(),
-            id: id.to_string(),
+            product_arn: Str::from(product_arn),
+            id: Str::from(id),
         }
     };
     let mut signal = Signal {
@@ -148,9 +150,9 @@ pub fn decode(rec: &RawRecord<'_>) -> Result<Signal, Reject> {
         endpoints: Vec::new(),
         fields: Fields {
             finding_type: gd_type,
-            finding_id: Some(id.to_string()),
+            finding_id: Some(Str::from(id)),
             title: rec.title.owned(),
-            product_arn: Some(product_arn.to_string()),
+            product_arn: Some(Str::from(product_arn)),
             generator_id: rec.generator_id.owned(),
             types: types.iter().filter_map(|t| t.owned()).collect(),
             record_state: rec.record_state.owned(),
@@ -179,15 +181,11 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
     let (Some(kind), Some(id)) = (r.kind.get(), r.id.get()) else {
         return;
     };
-    let region = r
-        .region
-        .get()
-        .or(signal.region.as_deref())
-        .map(str::to_string);
+    let region = r.region.get().or(signal.region.as_deref()).map(Str::from);
     match kind {
         "AwsEc2Instance" => {
             let mut info = InstanceInfo {
-                instance_id: arn_tail(id).to_string(),
+                instance_id: Str::from(arn_tail(id)),
                 ..InstanceInfo::default()
             };
             if let Some(d) = r.details.as_ref().and_then(|d| d.ec2_instance.as_ref()) {
@@ -209,7 +207,7 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
             let mut actor = Actor {
                 access_key_id: d
                     .and_then(|d| d.access_key_id.owned())
-                    .or_else(|| Some(arn_tail(id).to_string())),
+                    .or_else(|| Some(Str::from(arn_tail(id)))),
                 principal_id: d.and_then(|d| d.principal_id.owned()),
                 user_name: d.and_then(|d| d.principal_name.owned()),
                 principal_type: d.and_then(|d| d.principal_type.owned()),
@@ -220,19 +218,21 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
                 .principal_id
                 .as_deref()
                 .and_then(|p| p.split_once(':'))
-                .map(|(_, s)| s.to_string());
+                .map(|(_, s)| Str::from(s));
             if let (Some("AssumedRole"), Some(role), Some(s), Some(acct)) = (
                 actor.principal_type.as_deref(),
                 actor.user_name.as_deref(),
                 session.as_deref(),
                 actor.account.as_deref(),
             ) {
-                actor.arn = Some(format!("arn:aws:sts::{acct}:assumed-role/{role}/{s}"));
+                actor.arn = Some(compact_str::format_compact!(
+                    "arn:aws:sts::{acct}:assumed-role/{role}/{s}"
+                ));
             }
             actor.instance_id = session
                 .as_deref()
                 .filter(|s| crate::signal::is_instance_id(s))
-                .map(str::to_string);
+                .map(Str::from);
             actor.session_name = session;
             signal.actor = Some(actor);
         }

@@ -10,11 +10,162 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::lenient::{LenientF64, LenientStr};
-use super::{RawRecord, stable_hash};
+use super::lenient::{LenientF64, LenientStr, LenientTime};
+use super::stable_hash;
 use crate::signal::{
-    Actor, EntityId, EntityKind, Fields, InstanceInfo, RecordRef, Signal, Source, is_instance_id,
+    Actor, EntityId, EntityKind, Fields, InstanceInfo, RecordRef, Signal, Source, Str,
+    is_instance_id,
 };
+
+/// The top-level keys of a CloudTrail record that signals use. `requestParameters` and
+/// `responseElements` stay raw, and are not even captured (only skipped) once `eventName` is
+/// known not to need them: most records are read-only calls whose details no rule uses.
+#[derive(Default)]
+pub struct Record<'a> {
+    pub event_version: LenientStr<'a>,
+    pub event_time: LenientTime<'a>,
+    pub event_source: LenientStr<'a>,
+    pub event_name: LenientStr<'a>,
+    pub aws_region: LenientStr<'a>,
+    pub source_ip: LenientStr<'a>,
+    pub user_agent: LenientStr<'a>,
+    pub user_identity: Option<UserIdentity<'a>>,
+    pub request_parameters: Option<&'a RawValue>,
+    pub response_elements: Option<&'a RawValue>,
+    pub error_code: LenientStr<'a>,
+    pub event_id: LenientStr<'a>,
+    pub recipient_account_id: LenientStr<'a>,
+}
+
+/// Event names whose request or response the decoder reads.
+pub fn needs_details(event_name: &str) -> bool {
+    matches!(
+        event_name,
+        "RunInstances"
+            | "StartInstances"
+            | "StopInstances"
+            | "TerminateInstances"
+            | "RebootInstances"
+            | "CreateLaunchTemplate"
+            | "CreateLaunchTemplateVersion"
+            | "AssociateIamInstanceProfile"
+            | "ReplaceIamInstanceProfileAssociation"
+            | "CreateAutoScalingGroup"
+            | "UpdateAutoScalingGroup"
+            | "SetDesiredCapacity"
+            | "DeleteAutoScalingGroup"
+    )
+}
+
+/// The keys [`Record`] reads, matched without allocating.
+enum Key {
+    EventVersion,
+    EventTime,
+    EventSource,
+    EventName,
+    AwsRegion,
+    SourceIp,
+    UserAgent,
+    UserIdentity,
+    ErrorCode,
+    EventId,
+    RecipientAccountId,
+    RequestParameters,
+    ResponseElements,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, k: &str) -> Result<Key, E> {
+                Ok(match k {
+                    "eventVersion" => Key::EventVersion,
+                    "eventTime" => Key::EventTime,
+                    "eventSource" => Key::EventSource,
+                    "eventName" => Key::EventName,
+                    "awsRegion" => Key::AwsRegion,
+                    "sourceIPAddress" => Key::SourceIp,
+                    "userAgent" => Key::UserAgent,
+                    "userIdentity" => Key::UserIdentity,
+                    "errorCode" => Key::ErrorCode,
+                    "eventID" => Key::EventId,
+                    "recipientAccountId" => Key::RecipientAccountId,
+                    "requestParameters" => Key::RequestParameters,
+                    "responseElements" => Key::ResponseElements,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Record<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Record<'a>, A::Error> {
+                use serde::de::IgnoredAny;
+                let mut r = Record::default();
+                while let Some(key) = m.next_key::<Key>()? {
+                    match key {
+                        Key::EventVersion => r.event_version = m.next_value()?,
+                        Key::EventTime => r.event_time = m.next_value()?,
+                        Key::EventSource => r.event_source = m.next_value()?,
+                        Key::EventName => r.event_name = m.next_value()?,
+                        Key::AwsRegion => r.aws_region = m.next_value()?,
+                        Key::SourceIp => r.source_ip = m.next_value()?,
+                        Key::UserAgent => r.user_agent = m.next_value()?,
+                        Key::UserIdentity => r.user_identity = m.next_value()?,
+                        Key::ErrorCode => r.error_code = m.next_value()?,
+                        Key::EventId => r.event_id = m.next_value()?,
+                        Key::RecipientAccountId => r.recipient_account_id = m.next_value()?,
+                        // Captured only while the event name is unknown or needs them.
+                        Key::RequestParameters | Key::ResponseElements
+                            if r.event_name.get().is_none_or(needs_details) =>
+                        {
+                            let raw: Option<&'a RawValue> = m.next_value()?;
+                            if matches!(key, Key::RequestParameters) {
+                                r.request_parameters = raw;
+                            } else {
+                                r.response_elements = raw;
+                            }
+                        }
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl Record<'_> {
+    /// Whether the object is a CloudTrail record (possibly one missing a field it needs,
+    /// which [`decode`] then reports).
+    pub fn looks_like_cloudtrail(&self) -> bool {
+        self.event_source.get().is_some()
+            || self.event_name.get().is_some()
+            || self.event_version.get().is_some()
+            || (!self.event_time.is_absent() && self.user_identity.is_some())
+    }
+}
 
 /// `userIdentity`.
 #[derive(Deserialize, Default, Debug)]
@@ -82,26 +233,26 @@ pub fn actor_from_identity(ui: &UserIdentity<'_>) -> Actor {
         .session_name
         .as_deref()
         .filter(|s| is_instance_id(s))
-        .map(str::to_string);
+        .map(Str::from);
     actor
 }
 
 /// The role session name: the last part of `…:assumed-role/ROLE/SESSION`, else what follows
 /// the colon of an `AROA…:SESSION` principal id.
-pub fn session_name(arn: Option<&str>, principal_id: Option<&str>) -> Option<String> {
+pub fn session_name(arn: Option<&str>, principal_id: Option<&str>) -> Option<Str> {
     if let Some((_, rest)) = arn.and_then(|a| a.split_once(":assumed-role/")) {
         if let Some((_, session)) = rest.split_once('/') {
-            return Some(session.to_string()).filter(|s| !s.is_empty());
+            return Some(Str::from(session)).filter(|s| !s.is_empty());
         }
     }
     principal_id
         .and_then(|p| p.split_once(':'))
-        .map(|(_, s)| s.to_string())
+        .map(|(_, s)| Str::from(s))
         .filter(|s| !s.is_empty())
 }
 
 /// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`.
-pub fn decode(rec: &RawRecord<'_>, raw: &[u8]) -> Result<Signal, String> {
+pub fn decode(rec: &Record<'_>, raw: &[u8]) -> Result<Signal, Str> {
     let source = rec
         .event_source
         .get()
@@ -117,15 +268,15 @@ pub fn decode(rec: &RawRecord<'_>, raw: &[u8]) -> Result<Signal, String> {
         .owned()
         .or_else(|| actor.as_ref().and_then(|a| a.account.clone()));
     let reference = match rec.event_id.get() {
-        Some(id) => RecordRef::EventId(id.to_string()),
-        None => RecordRef::Hash(stable_hash(raw)),
+        Some(id) => RecordRef::EventId(Str::from(id)),
+        None => RecordRef::Hash(stable_hash(raw).into()),
     };
     let mut signal = Signal {
         time,
         account,
         region: rec.aws_region.owned(),
         source: Source::CloudTrail,
-        kind: format!("{source}:{name}"),
+        kind: compact_str::format_compact!("{source}:{name}"),
         severity: 0.0,
         reference,
         updated_at: None,
@@ -134,8 +285,8 @@ pub fn decode(rec: &RawRecord<'_>, raw: &[u8]) -> Result<Signal, String> {
         resources: Vec::new(),
         endpoints: Vec::new(),
         fields: Fields {
-            event_source: Some(source.to_string()),
-            event_name: Some(name.to_string()),
+            event_source: Some(Str::from(source)),
+            event_name: Some(Str::from(name)),
             error_code: rec.error_code.owned(),
             source_ip: rec.source_ip.owned(),
             user_agent: rec.user_agent.owned(),
@@ -326,10 +477,10 @@ pub(crate) fn apply_group_tag(info: &mut InstanceInfo, key: &str, value: &str) {
         return;
     }
     match key {
-        "aws:autoscaling:groupName" => info.auto_scaling_group = Some(value.to_string()),
-        "aws:cloudformation:stack-name" => info.cloudformation_stack = Some(value.to_string()),
-        "aws:ec2launchtemplate:id" => info.launch_template = Some(value.to_string()),
-        "aws:ec2launchtemplate:version" => info.launch_template_version = Some(value.to_string()),
+        "aws:autoscaling:groupName" => info.auto_scaling_group = Some(Str::from(value)),
+        "aws:cloudformation:stack-name" => info.cloudformation_stack = Some(Str::from(value)),
+        "aws:ec2launchtemplate:id" => info.launch_template = Some(Str::from(value)),
+        "aws:ec2launchtemplate:version" => info.launch_template_version = Some(Str::from(value)),
         _ => {}
     }
 }
@@ -364,7 +515,7 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
             continue;
         };
         let mut info = InstanceInfo {
-            instance_id: id.to_string(),
+            instance_id: Str::from(id),
             launched: true,
             ami: item.image_id.owned().or_else(|| request_ami.clone()),
             instance_type: item
@@ -438,7 +589,7 @@ fn named_instances(signal: &mut Signal, request: Option<&str>) {
     for item in &req.instances_set.items {
         if let Some(id) = item.instance_id.get() {
             signal.instances.push(InstanceInfo {
-                instance_id: id.to_string(),
+                instance_id: Str::from(id),
                 ..InstanceInfo::default()
             });
         }

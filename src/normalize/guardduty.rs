@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::lenient::{LenientBool, LenientF64, LenientStr, LenientTime};
 use super::{RawRecord, Reject};
 use crate::signal::{
-    Actor, Endpoint, Fields, InstanceInfo, RecordRef, Signal, Source, is_instance_id,
+    Actor, Endpoint, Fields, InstanceInfo, RecordRef, Signal, Source, Str, is_instance_id,
 };
 
 #[derive(Deserialize, Default, Debug)]
@@ -181,7 +181,7 @@ pub fn is_finding_type(t: &str) -> bool {
 pub fn instance_info(d: &InstanceDetails<'_>) -> Option<InstanceInfo> {
     let id = d.instance_id.get()?;
     let mut info = InstanceInfo {
-        instance_id: id.to_string(),
+        instance_id: Str::from(id),
         instance_type: d.instance_type.owned(),
         ami: d.image_id.owned(),
         instance_profile: d.iam_instance_profile.as_ref().and_then(|p| p.arn.owned()),
@@ -216,7 +216,7 @@ pub fn actor_from_access_key(k: &AccessKeyDetails<'_>, account: Option<&str>) ->
         .principal_id
         .get()
         .and_then(|p| p.split_once(':'))
-        .map(|(_, s)| s.to_string())
+        .map(|(_, s)| Str::from(s))
         .filter(|s| !s.is_empty());
     let user_type = k.user_type.owned();
     let arn = match (
@@ -225,16 +225,16 @@ pub fn actor_from_access_key(k: &AccessKeyDetails<'_>, account: Option<&str>) ->
         session.as_deref(),
         account,
     ) {
-        (Some("AssumedRole"), Some(role), Some(session), Some(acct)) => {
-            Some(format!("arn:aws:sts::{acct}:assumed-role/{role}/{session}"))
-        }
+        (Some("AssumedRole"), Some(role), Some(session), Some(acct)) => Some(
+            compact_str::format_compact!("arn:aws:sts::{acct}:assumed-role/{role}/{session}"),
+        ),
         _ => None,
     };
     Actor {
         arn,
         principal_type: user_type,
         principal_id: k.principal_id.owned(),
-        account: account.map(str::to_string),
+        account: account.map(Str::from),
         user_name: k.user_name.owned(),
         access_key_id: k
             .access_key_id
@@ -243,7 +243,7 @@ pub fn actor_from_access_key(k: &AccessKeyDetails<'_>, account: Option<&str>) ->
         instance_id: session
             .as_deref()
             .filter(|s| is_instance_id(s))
-            .map(str::to_string),
+            .map(Str::from),
         session_name: session,
         ..Actor::default()
     }
@@ -256,7 +256,7 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
         .get()
         .ok_or_else(|| Reject::skip("GuardDuty finding without `type`"))?;
     if !is_finding_type(kind) {
-        return Err(Reject::skip(format!(
+        return Err(Reject::skip(compact_str::format_compact!(
             "finding type {kind:?} is not a GuardDuty finding type (expected ThreatPurpose:ResourceType/ThreatFamily, e.g. \"CryptoCurrency:EC2/BitcoinTool.B!DNS\")"
         )));
     }
@@ -270,7 +270,7 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
         .is_some_and(|a| a.sample.0 == Some(true))
         && !rec.keep_samples
     {
-        return Err(Reject::ignore(format!(
+        return Err(Reject::ignore(compact_str::format_compact!(
             "GuardDuty sample finding {kind} (service.additionalInfo.sample = true)"
         )));
     }
@@ -295,9 +295,9 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
         account: account.clone(),
         region: rec.region.owned().or_else(|| arn_region(arn)),
         source,
-        kind: kind.to_string(),
+        kind: Str::from(kind),
         severity: rec.severity.score().unwrap_or(0.0),
-        reference: RecordRef::FindingArn(arn.to_string()),
+        reference: RecordRef::FindingArn(Str::from(arn)),
         updated_at,
         actor: resource
             .and_then(|r| r.access_key_details.as_ref())
@@ -310,7 +310,7 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
         resources: Vec::new(),
         endpoints: Vec::new(),
         fields: Fields {
-            finding_type: Some(kind.to_string()),
+            finding_type: Some(Str::from(kind)),
             finding_id: rec.id.owned(),
             title: rec.title.owned(),
             resource_type: resource.and_then(|r| r.resource_type.owned()),
@@ -368,25 +368,25 @@ pub(crate) fn apply_action(signal: &mut Signal, action: &Action<'_>) {
 }
 
 /// The account of an ARN (`arn:aws:SERVICE:REGION:ACCOUNT:…`).
-pub fn arn_account(arn: &str) -> Option<String> {
+pub fn arn_account(arn: &str) -> Option<Str> {
     arn.split(':')
         .nth(4)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .map(Str::from)
 }
 
-pub fn arn_region(arn: &str) -> Option<String> {
+pub fn arn_region(arn: &str) -> Option<Str> {
     arn.split(':')
         .nth(3)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .map(Str::from)
 }
 
 /// GuardDuty's numeric severity, or the score behind an ASFF `Severity` object.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SeverityValue {
     pub number: Option<f64>,
-    pub label: Option<String>,
+    pub label: Option<Str>,
     pub normalized: Option<f64>,
     pub product: Option<f64>,
 }
@@ -416,7 +416,7 @@ impl<'de> Deserialize<'de> for SeverityValue {
         #[serde(default)]
         struct Obj {
             #[serde(rename = "Label")]
-            label: Option<String>,
+            label: Option<Str>,
             #[serde(rename = "Normalized")]
             normalized: LenientF64,
             #[serde(rename = "Product")]
@@ -454,7 +454,7 @@ impl<'de> Deserialize<'de> for SeverityValue {
                         ..Default::default()
                     },
                     Err(_) => SeverityValue {
-                        label: Some(v.to_ascii_uppercase()),
+                        label: Some(v.to_ascii_uppercase().into()),
                         ..Default::default()
                     },
                 })

@@ -179,8 +179,8 @@ impl LenientStr<'_> {
     pub fn get(&self) -> Option<&str> {
         self.0.as_deref().filter(|s| !s.is_empty())
     }
-    pub fn owned(&self) -> Option<String> {
-        self.get().map(str::to_string)
+    pub fn owned(&self) -> Option<crate::signal::Str> {
+        self.get().map(crate::signal::Str::from)
     }
 }
 

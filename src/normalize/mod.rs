@@ -155,7 +155,11 @@ pub fn decode_reader<R: Read>(
             location: Some(at),
             reason: format!(
                 "reading failed: {error}{}; the rest of the file is skipped",
-                if gzip { " (truncated or corrupt gzip)" } else { "" }
+                if gzip {
+                    " (truncated or corrupt gzip)"
+                } else {
+                    ""
+                }
             ),
             severity: Severity::Skipped,
         })),
@@ -258,39 +262,13 @@ enum Via {
     LookupEvents,
 }
 
-/// The union of the top-level keys of every record family, parsed in one pass.
-/// GuardDuty's camelCase and PascalCase spellings share fields through aliases.
+/// The union of the top-level keys of every non-CloudTrail record family (envelopes,
+/// GuardDuty findings, ASFF findings, wrappers), parsed in one pass. GuardDuty's camelCase and
+/// PascalCase spellings share fields through aliases. CloudTrail, the bulk of any input, has
+/// its own smaller struct, [`cloudtrail::Record`], tried first.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct RawRecord<'a> {
-    // CloudTrail
-    #[serde(rename = "eventVersion", borrow)]
-    pub event_version: LenientStr<'a>,
-    #[serde(rename = "eventTime", borrow)]
-    pub event_time: LenientTime<'a>,
-    #[serde(rename = "eventSource", borrow)]
-    pub event_source: LenientStr<'a>,
-    #[serde(rename = "eventName", borrow)]
-    pub event_name: LenientStr<'a>,
-    #[serde(rename = "awsRegion", borrow)]
-    pub aws_region: LenientStr<'a>,
-    #[serde(rename = "sourceIPAddress", borrow)]
-    pub source_ip: LenientStr<'a>,
-    #[serde(rename = "userAgent", borrow)]
-    pub user_agent: LenientStr<'a>,
-    #[serde(rename = "userIdentity", borrow)]
-    pub user_identity: Option<cloudtrail::UserIdentity<'a>>,
-    #[serde(rename = "requestParameters", borrow)]
-    pub request_parameters: Option<&'a RawValue>,
-    #[serde(rename = "responseElements", borrow)]
-    pub response_elements: Option<&'a RawValue>,
-    #[serde(rename = "errorCode", borrow)]
-    pub error_code: LenientStr<'a>,
-    #[serde(rename = "eventID", borrow)]
-    pub event_id: LenientStr<'a>,
-    #[serde(rename = "recipientAccountId", borrow)]
-    pub recipient_account_id: LenientStr<'a>,
-
     // CloudTrail LookupEvents element
     #[serde(rename = "CloudTrailEvent", borrow)]
     pub cloudtrail_event: LenientStr<'a>,
@@ -323,9 +301,9 @@ pub struct RawRecord<'a> {
     #[serde(rename = "updatedAt", alias = "UpdatedAt", borrow)]
     pub updated_at: LenientTime<'a>,
     #[serde(alias = "Resource", borrow)]
-    pub resource: Option<guardduty::Resource<'a>>,
+    pub resource: Option<Box<guardduty::Resource<'a>>>,
     #[serde(alias = "Service", borrow)]
-    pub service: Option<guardduty::Service<'a>>,
+    pub service: Option<Box<guardduty::Service<'a>>>,
 
     // ASFF only
     #[serde(rename = "ProductArn", borrow)]
@@ -347,7 +325,7 @@ pub struct RawRecord<'a> {
     #[serde(rename = "RecordState", borrow)]
     pub record_state: LenientStr<'a>,
     #[serde(rename = "Action", borrow)]
-    pub asff_action: Option<guardduty::Action<'a>>,
+    pub asff_action: Option<Box<guardduty::Action<'a>>>,
 
     // Wrappers met inside a record (not first in a document, or in an EventBridge detail)
     #[serde(rename = "Records", borrow)]
@@ -363,13 +341,6 @@ pub struct RawRecord<'a> {
 }
 
 impl RawRecord<'_> {
-    fn looks_like_cloudtrail(&self) -> bool {
-        self.event_source.get().is_some()
-            || self.event_name.get().is_some()
-            || self.event_version.get().is_some()
-            || (!self.event_time.is_absent() && self.user_identity.is_some())
-    }
-
     fn looks_like_asff(&self) -> bool {
         self.schema_version.get() == Some("2018-10-08")
             || (self.product_arn.get().is_some() && self.resources.is_some())
@@ -386,9 +357,23 @@ impl RawRecord<'_> {
 
 /// Parses one record's bytes and emits what it yields.
 fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) -> Verdict {
+    // CloudTrail first, with its own small struct: it is the bulk of any input, and one
+    // parse is all it needs.
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let mut rec = match RawRecord::deserialize(&mut de) {
-        Ok(r) => r,
+    match cloudtrail::Record::deserialize(&mut de) {
+        Ok(ct) => {
+            if let Err(e) = de.end() {
+                if line_hint {
+                    return Verdict::Rescan;
+                }
+                ctx.reject(Reject::skip(format!("record is not valid JSON: {e}")), None);
+                return Verdict::Done;
+            }
+            if ct.looks_like_cloudtrail() {
+                emit_cloudtrail(&ct, bytes, via, ctx);
+                return Verdict::Done;
+            }
+        }
         Err(e) => {
             if line_hint && e.is_eof() {
                 return Verdict::Rescan;
@@ -403,20 +388,31 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
             ctx.reject(Reject::skip(reason), None);
             return Verdict::Done;
         }
-    };
-    if let Err(e) = de.end() {
-        if line_hint {
-            return Verdict::Rescan;
-        }
-        ctx.reject(Reject::skip(format!("record is not valid JSON: {e}")), None);
-        return Verdict::Done;
     }
-    rec.keep_samples = ctx.opts.keep_sample_findings;
-    dispatch(&rec, bytes, via, ctx);
+    match serde_json::from_slice::<RawRecord<'_>>(bytes) {
+        Ok(mut rec) => {
+            rec.keep_samples = ctx.opts.keep_sample_findings;
+            dispatch(&rec, via, ctx);
+        }
+        Err(e) => ctx.reject(
+            Reject::skip(format!("record has an unexpected shape: {e}")),
+            None,
+        ),
+    }
     Verdict::Done
 }
 
-fn dispatch(rec: &RawRecord<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
+fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
+    match cloudtrail::decode(ct, bytes) {
+        Ok(s) => (ctx.emit)(Decoded::Signal(
+            kind_of(Family::CloudTrail, via),
+            Box::new(s),
+        )),
+        Err(reason) => ctx.reject(Reject::skip(reason), None),
+    }
+}
+
+fn dispatch(rec: &RawRecord<'_>, via: Via, ctx: &mut Ctx<'_, '_>) {
     if let Some(detail_type) = rec.detail_type.get() {
         return eventbridge(rec, detail_type, via, ctx);
     }
@@ -434,10 +430,6 @@ fn dispatch(rec: &RawRecord<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) 
     } else if rec.looks_like_guardduty() {
         let source = crate::signal::Source::GuardDuty;
         guardduty::decode(rec, source).map(|s| (kind_of(Family::GuardDuty, via), s))
-    } else if rec.looks_like_cloudtrail() {
-        cloudtrail::decode(rec, bytes)
-            .map(|s| (kind_of(Family::CloudTrail, via), s))
-            .map_err(Reject::skip)
     } else if rec.records.is_some() || rec.events.is_some() || rec.findings.is_some() {
         for (key, list) in [
             ("Records", &rec.records),
@@ -538,17 +530,27 @@ fn eventbridge(rec: &RawRecord<'_>, detail_type: &str, via: Via, ctx: &mut Ctx<'
 /// Decodes a record carried inside another (EventBridge `detail`, LookupEvents
 /// `CloudTrailEvent`) and checks that it is of the family the envelope promises.
 fn decode_nested(bytes: &[u8], via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) {
+    let what = if via == Via::LookupEvents {
+        "`CloudTrailEvent`"
+    } else {
+        "`detail`"
+    };
+    if expect == Expect::CloudTrail {
+        return match serde_json::from_slice::<cloudtrail::Record<'_>>(bytes) {
+            Ok(ct) if ct.looks_like_cloudtrail() => emit_cloudtrail(&ct, bytes, via, ctx),
+            Ok(_) => ctx.reject(
+                Reject::skip(format!("{what} should hold a CloudTrail record, but has no `eventSource` or `eventName`")),
+                None,
+            ),
+            Err(e) => ctx.reject(Reject::skip(format!("{what} is not a valid record: {e}")), None),
+        };
+    }
     let rec = match serde_json::from_slice::<RawRecord<'_>>(bytes) {
         Ok(mut r) => {
             r.keep_samples = ctx.opts.keep_sample_findings;
             r
         }
         Err(e) => {
-            let what = if via == Via::LookupEvents {
-                "`CloudTrailEvent`"
-            } else {
-                "`detail`"
-            };
             return ctx.reject(
                 Reject::skip(format!("{what} is not a valid record: {e}")),
                 None,
@@ -556,19 +558,24 @@ fn decode_nested(bytes: &[u8], via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) 
         }
     };
     let ok = match expect {
-        Expect::CloudTrail => rec.looks_like_cloudtrail(),
+        Expect::CloudTrail => false,
         Expect::GuardDuty => rec.looks_like_guardduty() || rec.finding_type.get().is_some(),
         Expect::Asff => rec.findings.is_some() || rec.looks_like_asff(),
     };
     if !ok {
+        let family = if expect == Expect::GuardDuty {
+            "GuardDuty finding"
+        } else {
+            "Security Hub findings"
+        };
         return ctx.reject(
             Reject::skip(format!(
-                "envelope promises a {expect:?} record, but its content is not one"
+                "{what} should hold a {family}, but its content is not one"
             )),
             None,
         );
     }
-    dispatch(&rec, bytes, via, ctx);
+    dispatch(&rec, via, ctx);
 }
 
 /// A stable 64-bit FNV-1a hash (hex) of a record's JSON with insignificant white space
