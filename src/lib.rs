@@ -10,9 +10,12 @@
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod matcher;
 pub mod normalize;
 pub mod pipeline;
+pub mod rules;
 pub mod signal;
+pub mod sinks;
 pub mod sources;
 pub mod summary;
 pub mod time;

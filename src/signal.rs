@@ -191,6 +191,9 @@ pub struct InstanceInfo {
     pub public_ips: Vec<Str>,
     /// True when this record launched the instance (a `RunInstances` response item).
     pub launched: bool,
+    /// The instance's own tags (not the `aws:` system tags, which have fields above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(Str, Str)>,
 }
 
 /// The principal that made a call, or whose credentials a finding is about.
@@ -340,6 +343,8 @@ pub enum RecordRef {
     EventId(Str),
     /// A record without an id: a stable hash of its bytes (hex).
     Hash(Str),
+    /// A weak signal of a rule, about another signal: `rule:<id>/<that signal's key>`.
+    RuleMatch(Str),
 }
 
 impl RecordRef {
@@ -349,6 +354,7 @@ impl RecordRef {
             RecordRef::FindingArn(s) | RecordRef::EventId(s) => s.to_string(),
             RecordRef::AsffFinding { product_arn, id } => format!("{product_arn}/{id}"),
             RecordRef::Hash(h) => format!("fnv:{h}"),
+            RecordRef::RuleMatch(s) => s.to_string(),
         }
     }
 }

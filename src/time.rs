@@ -110,6 +110,59 @@ pub fn format_rfc3339(t: Millis) -> String {
     )
 }
 
+/// Parses a duration like `90s`, `15m`, `8h`, `1d`, or a sum such as `1h30m`, into
+/// milliseconds.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn parse_duration(s: &str) -> Result<Millis, String> {
+    let expected = || format!("expected a duration like \"15m\", \"8h\" or \"1d\", found {s:?}");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(expected());
+    }
+    let mut total: Millis = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            _ => return Err(expected()),
+        };
+        let n: Millis = num.parse().map_err(|_| expected())?;
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(expected)?)
+            .ok_or_else(expected)?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(expected());
+    }
+    Ok(total)
+}
+
+/// Formats milliseconds as the shortest duration text (`8h`, `1h30m`, `45s`).
+pub fn format_duration(ms: Millis) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms / 1000;
+    for (unit, size) in [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     let slice = b.get(at..at + n)?;
     let mut v = 0i64;
@@ -195,6 +248,24 @@ mod tests {
         assert_eq!(from_epoch_number(1636625755.218), Some(1_636_625_755_218));
         assert_eq!(from_epoch_number(1734374467000.0), Some(1_734_374_467_000));
         assert_eq!(from_epoch_number(-1.0), None);
+    }
+
+    #[test]
+    fn durations() {
+        for (s, want) in [
+            ("15m", Ok(900_000)),
+            ("8h", Ok(28_800_000)),
+            ("1d", Ok(86_400_000)),
+            ("1h30m", Ok(5_400_000)),
+            ("90s", Ok(90_000)),
+        ] {
+            assert_eq!(parse_duration(s), want, "{s}");
+            let ms = want.clone().unwrap();
+            assert_eq!(parse_duration(&format_duration(ms)), want, "{s}");
+        }
+        for bad in ["", "15", "h", "1w", "-1h", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

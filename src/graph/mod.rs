@@ -120,6 +120,12 @@ pub struct Node {
     pub props: BTreeMap<&'static str, String>,
 }
 
+/// Which version of a signal the graph holds.
+struct SignalVersion {
+    updated_at: Option<Millis>,
+    source: Source,
+}
+
 /// What a node stands for, as the index keys it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum NodeKey {
@@ -163,8 +169,8 @@ pub struct EntityGraph {
     principal_instance: HashMap<Str, Str>,
     /// Access key → principal entity id.
     key_principal: HashMap<Str, Str>,
-    /// Signal reference → (updated_at, node).
-    signals: HashMap<RecordRef, (Option<Millis>, Option<NodeIndex>)>,
+    /// Signal reference → the version kept.
+    signals: HashMap<RecordRef, SignalVersion>,
 }
 
 impl EntityGraph {
@@ -213,10 +219,20 @@ impl EntityGraph {
     pub fn add_signal(&mut self, s: &Signal) -> Added {
         let added = match self.signals.get(&s.reference) {
             None => Added::New,
-            Some((prev, _)) => match (prev, s.updated_at) {
-                (Some(p), Some(n)) if n > *p => Added::Updated,
-                _ => return Added::Duplicate,
-            },
+            Some(prev) => {
+                // A newer version replaces an older one. Between copies of one version the
+                // GuardDuty original wins over the Security Hub copy, whichever came first,
+                // so the result does not depend on the order files are read in.
+                let newer = match (prev.updated_at, s.updated_at) {
+                    (Some(p), Some(n)) => n > p || (n == p && s.source < prev.source),
+                    (None, Some(_)) => true,
+                    _ => false,
+                };
+                if !newer {
+                    return Added::Duplicate;
+                }
+                Added::Updated
+            }
         };
         for inst in &s.instances {
             self.describe_instance(inst, s);
@@ -260,13 +276,16 @@ impl EntityGraph {
                 }
             }
         }
-        let node = if self.keep_signals {
-            Some(self.signal_node(s))
-        } else {
-            None
-        };
-        self.signals
-            .insert(s.reference.clone(), (s.updated_at, node));
+        if self.keep_signals {
+            self.signal_node(s);
+        }
+        self.signals.insert(
+            s.reference.clone(),
+            SignalVersion {
+                updated_at: s.updated_at,
+                source: s.source,
+            },
+        );
         added
     }
 
@@ -346,6 +365,13 @@ impl EntityGraph {
             facts.info.vcpus = info.vcpus.or(facts.info.vcpus);
         }
         facts.info.launched |= info.launched;
+        for (k, v) in &info.tags {
+            match facts.info.tags.iter_mut().find(|(fk, _)| fk == k) {
+                Some(slot) if newer => slot.1 = v.clone(),
+                Some(_) => {}
+                None => facts.info.tags.push((k.clone(), v.clone())),
+            }
+        }
         merge(&mut facts.account, &s.account, newer);
         merge(&mut facts.region, &s.region, newer);
         if newer {
@@ -434,6 +460,9 @@ impl EntityGraph {
                 members.remove(id);
                 if members.is_empty() {
                     self.group_members.remove(&old);
+                    if let Some(g) = self.key_groups.get_mut(&old.key) {
+                        g.remove(&old);
+                    }
                 }
             }
         }
@@ -441,6 +470,10 @@ impl EntityGraph {
             .entry(group.clone())
             .or_default()
             .insert(id.clone());
+        self.key_groups
+            .entry(group.key.clone())
+            .or_default()
+            .insert(group.clone());
         let node = self.index[&NodeKey::Entity(EntityId::new(EntityKind::Instance, id.clone()))];
         self.graph[node].props.insert("group", group.to_string());
     }
@@ -499,6 +532,30 @@ impl EntityGraph {
                 .filter(|g| g.len() == 1)
                 .and_then(|g| g.iter().next()),
         }
+    }
+
+    /// What the graph knows of an instance (merged over all records).
+    pub fn instance_info(&self, instance_id: &str) -> Option<&InstanceInfo> {
+        self.instances.get(instance_id).map(|f| &f.info)
+    }
+
+    /// The tags the graph knows for an instance.
+    pub fn instance_tags(&self, instance_id: &str) -> &[(Str, Str)] {
+        self.instances
+            .get(instance_id)
+            .map_or(&[], |f| f.info.tags.as_slice())
+    }
+
+    /// The region the graph knows for an instance.
+    pub fn instance_region(&self, instance_id: &str) -> Option<&str> {
+        self.instances
+            .get(instance_id)
+            .and_then(|f| f.region.as_deref())
+    }
+
+    /// Members of a group (empty when the group is unknown).
+    pub fn members(&self, g: &GroupId) -> Option<&BTreeSet<Str>> {
+        self.group_members.get(g)
     }
 
     /// Every group with its member instance ids, sorted.

@@ -54,6 +54,8 @@ pub struct Ec2Instance<'a> {
     pub vpc_id: LenientStr<'a>,
     #[serde(rename = "SubnetId", borrow)]
     pub subnet_id: LenientStr<'a>,
+    #[serde(rename = "IpV4Addresses", borrow)]
+    pub ipv4_addresses: Option<Vec<LenientStr<'a>>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -79,6 +81,16 @@ pub fn guardduty_type(types: &[LenientStr<'_>]) -> Option<Str> {
         let candidate = compact_str::format_compact!("{}/{}", &last[..dash], &last[dash + 1..]);
         is_finding_type(&candidate).then_some(candidate)
     })
+}
+
+/// RFC 1918 and link-local IPv4 addresses.
+fn is_private_ipv4(ip: &str) -> bool {
+    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    match octets.as_slice() {
+        [10, ..] | [192, 168, ..] | [169, 254, ..] => true,
+        [172, b, ..] => (16..=31).contains(b),
+        _ => false,
+    }
 }
 
 /// The last `/`-separated part of an ARN (or the id itself).
@@ -150,7 +162,12 @@ pub fn decode(rec: &RawRecord<'_>) -> Result<Signal, Reject> {
         endpoints: Vec::new(),
         fields: Fields {
             finding_type: gd_type,
-            finding_id: Some(Str::from(id)),
+            // A GuardDuty finding's id is the last part of its ARN, as GuardDuty gives it.
+            finding_id: Some(Str::from(if from_guardduty {
+                id.rsplit('/').next().unwrap_or(id)
+            } else {
+                id
+            })),
             title: rec.title.owned(),
             product_arn: Some(Str::from(product_arn)),
             generator_id: rec.generator_id.owned(),
@@ -194,6 +211,14 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
                 info.instance_profile = d.profile_arn.owned();
                 info.vpc = d.vpc_id.owned();
                 info.subnet = d.subnet_id.owned();
+                // Public addresses only: private ones say nothing beyond the VPC.
+                info.public_ips = d
+                    .ipv4_addresses
+                    .iter()
+                    .flatten()
+                    .filter_map(|ip| ip.owned())
+                    .filter(|ip| !is_private_ipv4(ip))
+                    .collect();
             }
             for (k, v) in r.tags.iter().flatten() {
                 if let Some(v) = v.get() {

@@ -476,6 +476,12 @@ pub(crate) fn apply_group_tag(info: &mut InstanceInfo, key: &str, value: &str) {
     if value.is_empty() {
         return;
     }
+    if !key.starts_with("aws:") {
+        if info.tags.len() < 50 && !info.tags.iter().any(|(k, _)| k == key) {
+            info.tags.push((Str::from(key), Str::from(value)));
+        }
+        return;
+    }
     match key {
         "aws:autoscaling:groupName" => info.auto_scaling_group = Some(Str::from(value)),
         "aws:cloudformation:stack-name" => info.cloudformation_stack = Some(Str::from(value)),
@@ -498,6 +504,13 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
     signal.fields.requested_count = requested_count;
     if let (Some(t), Some(n)) = (requested_type.as_deref(), requested_count) {
         signal.fields.requested_vcpus = vcpus_of_type(t).map(|v| v.saturating_mul(n));
+    }
+    // The launch template is named even when the call failed (dry runs, quota errors).
+    if let Some(lt) = req.launch_template.id.owned() {
+        push_unique(
+            &mut signal.resources,
+            EntityId::new(EntityKind::LaunchTemplate, lt),
+        );
     }
     let resp: RunResponse = parse(response);
     let Some(set) = resp.instances_set else {
@@ -769,9 +782,11 @@ fn push_unique(v: &mut Vec<EntityId>, e: EntityId) {
 /// vCPUs of an instance type from its size, for records without `cpuOptions`
 /// (`xlarge` = 4, `Nxlarge` = 4·N, `large` = 2). Bare-metal sizes vary by family: unknown.
 pub fn vcpus_of_type(instance_type: &str) -> Option<u32> {
-    let size = instance_type.rsplit_once('.')?.1;
+    let (family, size) = instance_type.rsplit_once('.')?;
     match size {
-        "nano" | "micro" | "small" => Some(1),
+        // Older burstable and first-generation families have one vCPU at these sizes.
+        "nano" | "micro" | "small" if ["t1", "t2", "m1", "m3", "c1"].contains(&family) => Some(1),
+        "nano" | "micro" | "small" => Some(2),
         "medium" | "large" => Some(2),
         "xlarge" => Some(4),
         _ => size
@@ -792,7 +807,8 @@ mod tests {
             ("p3.16xlarge", Some(64)),
             ("p4d.24xlarge", Some(96)),
             ("g5.12xlarge", Some(48)),
-            ("t3.micro", Some(1)),
+            ("t3.micro", Some(2)),
+            ("t2.micro", Some(1)),
             ("c5.large", Some(2)),
             ("c5.metal", None),
             ("bogus", None),

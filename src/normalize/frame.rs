@@ -45,6 +45,10 @@ pub enum Verdict {
     /// Only for `line_hint` slices: the line is not exactly one complete JSON value (a
     /// pretty-printed record, or two values on a line); frame it by structure instead.
     Rescan,
+    /// The slice is not valid JSON; the sink has reported it. For a record framed across
+    /// lines of what may be JSON Lines, the framer starts again at the next line, so one
+    /// damaged line costs that line only.
+    Invalid,
 }
 
 /// A problem that stops framing part or all of a file; records before it were delivered.
@@ -105,6 +109,8 @@ pub fn frame<R: Read>(
         reader,
         buf: Vec::new(),
         end: 0,
+        pending_error: None,
+        json_lines: false,
         pos: 0,
         eof: false,
         line: 1,
@@ -120,6 +126,11 @@ struct Framer<R> {
     /// Bytes `pos..end` are read and not yet consumed; the rest is spare room.
     buf: Vec<u8>,
     end: usize,
+    /// A read error met after some bytes of the same read were delivered; returned by the
+    /// next `fill`, so the records before a cut are still framed.
+    pending_error: Option<io::Error>,
+    /// Set once a record was framed as one whole line: the input is JSON Lines.
+    json_lines: bool,
     pos: usize,
     eof: bool,
     line: u64,
@@ -159,13 +170,19 @@ impl ScanState {
         }
         loop {
             if self.in_string {
-                match memchr::memchr2(b'"', b'\\', &v[i..]) {
+                // A raw line break cannot be inside a JSON string: the value was cut.
+                match memchr::memchr3(b'"', b'\\', b'\n', &v[i..]) {
                     None => {
                         self.scanned = v.len();
                         return Scan::NeedMore;
                     }
                     Some(off) => {
                         let at = i + off;
+                        if v[at] == b'\n' {
+                            return Scan::Invalid(
+                                "line break inside a string (the value is cut short)".into(),
+                            );
+                        }
                         if v[at] == b'\\' {
                             if at + 1 >= v.len() {
                                 self.scanned = at;
@@ -239,6 +256,9 @@ impl<R: Read> Framer<R> {
 
     /// Reads more input; keeps `self.buf[self.pos..self.end]`. Returns false at end of input.
     fn fill(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
         if self.eof {
             return Ok(false);
         }
@@ -271,6 +291,11 @@ impl<R: Read> Framer<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.end = filled;
+                    if filled > len {
+                        self.total += (filled - len) as u64;
+                        self.pending_error = Some(e);
+                        return Ok(true);
+                    }
                     return Err(e);
                 }
             }
@@ -380,6 +405,18 @@ impl<R: Read> Framer<R> {
         Ok(())
     }
 
+    /// Whether a later line within the first 64 KiB is a complete JSON object on its own:
+    /// then content that does not start like JSON is JSON Lines with a damaged first line,
+    /// not some other kind of file.
+    fn json_lines_follow(&mut self) -> Result<bool, FrameError> {
+        self.lookahead(64 << 10)?;
+        let window = &self.buf[self.pos..self.end.min(self.pos + (64 << 10))];
+        Ok(window.split(|&b| b == b'\n').skip(1).any(|line| {
+            let t = line.trim_ascii();
+            t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok()
+        }))
+    }
+
     /// If the object at `pos` opens with a wrapper key whose value is an array, returns the
     /// key and the offset of the `[`.
     fn wrapper_at(&self) -> Option<(&'static str, usize)> {
@@ -424,6 +461,16 @@ impl<R: Read> Framer<R> {
                     first = true;
                     continue;
                 }
+                if c != b'{' && c != b'[' && self.json_lines_follow()? {
+                    // JSON Lines whose first line is damaged: that line is the problem.
+                    let at = self.loc(None);
+                    sink.problem(
+                        at,
+                        "not a JSON object or array (expected one record per line)".into(),
+                    );
+                    self.skip_line()?;
+                    continue;
+                }
                 if c != b'{' && c != b'[' {
                     self.lookahead(40)?;
                     let end = (self.pos + 40).min(self.end);
@@ -465,38 +512,93 @@ impl<R: Read> Framer<R> {
     /// A top-level object that is a record: try the line fast path, then the structure.
     fn top_record(&mut self, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
         let loc = self.loc(None);
+        let first_line_len;
         loop {
             if let Some(off) = memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
                 let slice = &self.buf[self.pos..self.pos + off];
-                match sink.record(slice, &loc, true) {
-                    Verdict::Done => {
+                match sink.record(slice, &loc, !self.json_lines) {
+                    Verdict::Rescan => {
+                        first_line_len = off;
+                        break;
+                    }
+                    // In JSON Lines a line that is not one value is that line's problem
+                    // (the sink reported it); the next line is the next record.
+                    Verdict::Done | Verdict::Invalid => {
+                        self.json_lines = true;
                         self.pos += off + 1;
                         self.line += 1;
                         return Ok(());
                     }
-                    Verdict::Rescan => break,
                 }
             }
             if self.eof {
-                // The last line of a file without a trailing newline.
+                // The last line of a file without a trailing newline. (After a read error
+                // the partial line is the cut record: `fill` reports the error instead.)
                 let slice = &self.buf[self.pos..self.end];
-                if sink.record(slice, &loc, true) == Verdict::Done {
-                    self.pos = self.end;
-                    return Ok(());
+                match sink.record(slice, &loc, !self.json_lines) {
+                    Verdict::Rescan => {
+                        first_line_len = self.end - self.pos;
+                        break;
+                    }
+                    Verdict::Done | Verdict::Invalid => {
+                        self.pos = self.end;
+                        return Ok(());
+                    }
                 }
-                break;
             }
             if self.end - self.pos > self.max_record {
+                first_line_len = self.end - self.pos;
                 break;
             }
             if let Err(e) = self.fill() {
                 return Err(self.read_err(None, e));
             }
         }
-        let n = self.take_value(None)?;
-        sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
-        self.advance(n);
-        Ok(())
+        // Not one value on one line: a pretty-printed record, or a cut one. Frame it by its
+        // structure; if that fails, report its first line and go on at the next line.
+        let start_line = self.line;
+        match self.take_value(None) {
+            Ok(n) => {
+                let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
+                if verdict == Verdict::Invalid && n > first_line_len {
+                    self.resync_after(first_line_len, start_line);
+                } else {
+                    self.advance(n);
+                }
+                Ok(())
+            }
+            Err(FrameError::Invalid { reason, .. }) => {
+                sink.problem(
+                    loc,
+                    format!(
+                        "record is cut short or not valid JSON: {reason}; going on at the next line"
+                    ),
+                );
+                self.resync_after(first_line_len, start_line);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Continues after the first line of the broken record at `pos`, at the next line that
+    /// starts a value at its first column (`{` or `[`): the next record of JSON Lines. Lines
+    /// in between (the indented rest of a cut pretty-printed record) are part of the broken
+    /// record, already reported.
+    fn resync_after(&mut self, first_line_len: usize, start_line: u64) {
+        let mut at = (self.pos + first_line_len + 1).min(self.end);
+        let mut line = start_line + 1;
+        while at < self.end && !matches!(self.buf[at], b'{' | b'[') {
+            match memchr::memchr(b'\n', &self.buf[at..self.end]) {
+                Some(off) => {
+                    at += off + 1;
+                    line += 1;
+                }
+                None => at = self.end,
+            }
+        }
+        self.pos = at;
+        self.line = line;
     }
 
     /// Frames the elements of an array whose `[` was just consumed, through the closing `]`.

@@ -346,12 +346,13 @@ impl RawRecord<'_> {
             || (self.product_arn.get().is_some() && self.resources.is_some())
     }
 
+    /// A GuardDuty finding: a `type` with `resource` or `service`, and a `schemaVersion` or
+    /// `arn`. (`resource` is required by the model, but published findings are seen without
+    /// it; they still decode, naming fewer entities.)
     fn looks_like_guardduty(&self) -> bool {
         self.finding_type.get().is_some()
-            && self.resource.is_some()
-            && (self.schema_version.get().is_some()
-                || self.arn.get().is_some()
-                || self.service.is_some())
+            && (self.resource.is_some() || self.service.is_some())
+            && (self.schema_version.get().is_some() || self.arn.get().is_some())
     }
 }
 
@@ -367,7 +368,7 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
                     return Verdict::Rescan;
                 }
                 ctx.reject(Reject::skip(format!("record is not valid JSON: {e}")), None);
-                return Verdict::Done;
+                return Verdict::Invalid;
             }
             if ct.looks_like_cloudtrail() {
                 emit_cloudtrail(&ct, bytes, via, ctx);
@@ -378,15 +379,18 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
             if line_hint && e.is_eof() {
                 return Verdict::Rescan;
             }
-            let reason = if e.is_data() {
-                format!("record has an unexpected shape: {e}")
+            let (reason, verdict) = if e.is_data() {
+                (
+                    format!("record has an unexpected shape: {e}"),
+                    Verdict::Done,
+                )
             } else if e.is_eof() {
-                format!("record is truncated: {e}")
+                (format!("record is truncated: {e}"), Verdict::Invalid)
             } else {
-                format!("record is not valid JSON: {e}")
+                (format!("record is not valid JSON: {e}"), Verdict::Invalid)
             };
             ctx.reject(Reject::skip(reason), None);
-            return Verdict::Done;
+            return verdict;
         }
     }
     match serde_json::from_slice::<RawRecord<'_>>(bytes) {

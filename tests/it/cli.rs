@@ -1,1 +1,374 @@
-//! (being written)
+//! The `correlator` binary: what goes to stdout and stderr, formats, and exit codes
+//! (0 success, 1 something skipped, 2 usage or config error, 3 could not run).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::common::{fixture, repo};
+
+/// The binary, run from the repository root, with no configuration from the environment.
+fn correlator() -> Command {
+    let mut cmd = Command::cargo_bin("correlator").unwrap();
+    cmd.current_dir(repo())
+        .env_remove("CORRELATOR_CONFIG")
+        .env_remove("CORRELATOR_LOG_FORMAT")
+        .env_remove("CORRELATOR_LOG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    let out = correlator().args(args).output().unwrap();
+    Run {
+        code: out.status.code().expect("killed by a signal"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Parses the whole of stdout as one JSON document (nothing else may be on it).
+fn graph_json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document: {e}\n{}", r.stdout))
+}
+
+fn node_ids(doc: &Value) -> Vec<&str> {
+    doc["elements"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["data"]["id"].as_str().unwrap())
+        .collect()
+}
+
+fn count_kind(doc: &Value, what: &str, kind: &str) -> usize {
+    doc["elements"][what]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["data"]["kind"] == kind)
+        .count()
+}
+
+fn tmp_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn graph_of_the_fixtures_writes_json_to_stdout_and_the_summary_to_stderr() {
+    let r = run(&["graph", "fixtures/"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = graph_json(&r);
+    let ids = node_ids(&doc);
+    for id in [
+        "instance:i-0aaaaaaaaaaaaaaa1",
+        "instance:i-0bbbbbbbbbbbbbbb6",
+        "principal:AROAEXAMPLEROLEID0001:i-0aaaaaaaaaaaaaaa1",
+    ] {
+        assert!(ids.contains(&id), "{id} missing");
+    }
+    assert_eq!(count_kind(&doc, "nodes", "signal"), 28);
+    assert_eq!(count_kind(&doc, "nodes", "instance_group"), 4);
+    // The summary: files read, records per kind, groups.
+    for line in [
+        "read 16 file(s) (2 gzip), ",
+        " 30 record(s) decoded",
+        "  asff: 3\n",
+        "  cloudtrail: 16\n",
+        "  cloudtrail (EventBridge): 1\n",
+        "  cloudtrail (LookupEvents): 2\n",
+        "  guardduty: 7\n",
+        "  guardduty (EventBridge): 1\n",
+        "signals: 28 distinct",
+        "skipped: 0\n",
+        "4 instance group(s)\n",
+        "  auto_scaling_group/web-asg (3 member(s)): i-0aaaaaaaaaaaaaaa1, i-0aaaaaaaaaaaaaaa2, i-0aaaaaaaaaaaaaaa3\n",
+        "  auto_scaling_group/batch-asg (2 member(s)): i-0ccccccccccccccc1, i-0ccccccccccccccc2\n",
+        "  ami/ami-0c0ffee0c0ffee000 (6 member(s)): ",
+        "  ami/ami-0d1d2d3d4d5d6d7d8 (1 member(s)): i-0ddddddddddddddd1\n",
+    ] {
+        assert!(
+            r.stderr.contains(line),
+            "{line:?} not in stderr:\n{}",
+            r.stderr
+        );
+    }
+    // The README is noted, not counted as lost.
+    assert!(r.stderr.contains("fixtures/README.md"), "{}", r.stderr);
+    assert!(!r.stdout.contains("read 16 file(s)"));
+}
+
+#[test]
+fn format_dot_writes_graphviz() {
+    let r = run(&["graph", "--format", "dot", "fixtures/"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("digraph entities {\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("}\n"));
+    assert!(r.stdout.contains("subgraph cluster_"));
+    assert!(r.stdout.contains(
+        "\"principal:AROAEXAMPLEROLEID0001:i-0aaaaaaaaaaaaaaa1\" -> \"instance:i-0aaaaaaaaaaaaaaa1\""
+    ));
+    assert!(serde_json::from_str::<Value>(&r.stdout).is_err());
+}
+
+#[test]
+fn output_file_format_follows_its_extension_unless_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let dot = dir.path().join("graph.dot");
+    let json = dir.path().join("graph.json");
+    let other = dir.path().join("graph.out");
+    let forced = dir.path().join("forced.dot");
+    for (path, extra) in [
+        (&dot, None),
+        (&json, None),
+        (&other, None),
+        (&forced, Some("json")),
+    ] {
+        let mut args: Vec<&OsStr> = vec![OsStr::new("graph"), OsStr::new("--output")];
+        args.push(path.as_os_str());
+        if let Some(f) = extra {
+            args.extend([OsStr::new("--format"), OsStr::new(f)]);
+        }
+        args.push(OsStr::new("fixtures/"));
+        let r = run(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.is_empty(), "stdout: {}", r.stdout);
+        assert!(r.stderr.contains("4 instance group(s)"), "{}", r.stderr);
+    }
+    assert!(
+        fs::read_to_string(&dot)
+            .unwrap()
+            .starts_with("digraph entities {")
+    );
+    for p in [&json, &other, &forced] {
+        let text = fs::read_to_string(p).unwrap();
+        let doc: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()));
+        assert!(doc["elements"]["nodes"].is_array(), "{}", p.display());
+    }
+}
+
+#[test]
+fn no_signals_leaves_out_signal_nodes() {
+    let r = run(&["graph", "--no-signals", "fixtures/"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = graph_json(&r);
+    assert_eq!(count_kind(&doc, "nodes", "signal"), 0);
+    assert_eq!(count_kind(&doc, "edges", "observed_on"), 0);
+    assert_eq!(count_kind(&doc, "nodes", "instance_group"), 4);
+    assert!(count_kind(&doc, "edges", "launched_by") >= 12);
+    // Signals are still counted.
+    assert!(r.stderr.contains("signals: 28 distinct"), "{}", r.stderr);
+}
+
+#[test]
+fn log_format_json_writes_log_lines_as_json_objects() {
+    let r = run(&["--log-format", "json", "graph", "fixtures/"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let logs: Vec<Value> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(logs.len() >= 2, "{}", r.stderr);
+    for l in &logs {
+        assert!(l.is_object() && l.get("level").is_some(), "{l}");
+    }
+    // The README in the folder is noted, with the file as a field.
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["file"] == "fixtures/README.md"),
+        "{}",
+        r.stderr
+    );
+    // The text log format has no JSON lines; the summary is text either way.
+    assert!(r.stderr.contains("4 instance group(s)"));
+    let text = run(&["graph", "fixtures/"]);
+    assert!(
+        !text.stderr.lines().any(|l| l.starts_with('{')),
+        "{}",
+        text.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["graph", "--bogus", "fixtures/"],
+        vec!["graph"],
+        vec![],
+        vec!["frobnicate", "fixtures/"],
+        vec!["graph", "--format", "graphml", "fixtures/"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+        assert!(!r.stderr.is_empty(), "{args:?}");
+    }
+    let r = run(&["graph"]);
+    assert!(r.stderr.contains("<PATH>"), "{}", r.stderr);
+    let r = run(&["graph", "--bogus", "fixtures/"]);
+    assert!(r.stderr.contains("--bogus"), "{}", r.stderr);
+}
+
+#[test]
+fn a_bad_config_file_exits_2_with_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = tmp_file(dir.path(), "unknown.toml", "[graph]\ngroup_by = \"asg\"\n");
+    let r = run(&[
+        OsStr::new("--config"),
+        unknown.as_os_str(),
+        OsStr::new("graph"),
+        OsStr::new("fixtures/"),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("unknown field `group_by`") && r.stderr.contains("line 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("unknown.toml"), "{}", r.stderr);
+    // Valid TOML, invalid setting.
+    let invalid = tmp_file(
+        dir.path(),
+        "invalid.toml",
+        "[graph]\ngroup_key_precedence = [\"asg\"]\n",
+    );
+    let r = run(&[
+        OsStr::new("--config"),
+        invalid.as_os_str(),
+        OsStr::new("graph"),
+        OsStr::new("fixtures/"),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown key `asg`"), "{}", r.stderr);
+    // A config file that does not exist.
+    let r = run(&[
+        OsStr::new("--config"),
+        dir.path().join("missing.toml").as_os_str(),
+        OsStr::new("graph"),
+        OsStr::new("fixtures/"),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("missing.toml"), "{}", r.stderr);
+    // The same through the environment.
+    let out = correlator()
+        .env("CORRELATOR_CONFIG", &unknown)
+        .args(["graph", "fixtures/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_config_file_changes_the_grouping() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tmp_file(
+        dir.path(),
+        "c.toml",
+        "[input]\nthreads = 1\n[graph]\ngroup_key_precedence = [\"instance_profile\", \"vpc\"]\n",
+    );
+    let r = run(&[
+        OsStr::new("--config"),
+        cfg.as_os_str(),
+        OsStr::new("graph"),
+        OsStr::new("fixtures/"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "  instance_profile/web-instance-profile (3 member(s)): i-0aaaaaaaaaaaaaaa1, i-0aaaaaaaaaaaaaaa2, i-0aaaaaaaaaaaaaaa3\n"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_bad_file_among_the_inputs_exits_1_and_the_good_records_are_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = tmp_file(
+        dir.path(),
+        "bad.jsonl",
+        "{\"eventVersion\":\"1.10\",\"eventSource\":\"ec2.amazonaws.com\",\"eventName\":\"RunInstances\"}\n",
+    );
+    let good = fixture("cloudtrail/records.jsonl");
+    let r = run(&[OsStr::new("graph"), bad.as_os_str(), good.as_os_str()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let doc = graph_json(&r);
+    let ids = node_ids(&doc);
+    for id in [
+        "instance:i-0ccccccccccccccc1",
+        "instance:i-0ccccccccccccccc2",
+        "instance:i-0ddddddddddddddd1",
+    ] {
+        assert!(ids.contains(&id), "{id} missing");
+    }
+    assert!(
+        r.stderr.contains("missing field `eventTime`") && r.stderr.contains("bad.jsonl"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("skipped: 1\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("  cloudtrail: 4\n"), "{}", r.stderr);
+}
+
+#[test]
+fn an_output_file_that_cannot_be_created_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no-such-dir").join("graph.json");
+    let r = run(&[
+        OsStr::new("graph"),
+        OsStr::new("--output"),
+        out.as_os_str(),
+        OsStr::new("fixtures/"),
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains(&out.display().to_string()),
+        "the message names the file: {}",
+        r.stderr
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_nonexistent_input_path_exits_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere").join("trail.json");
+    let good = fixture("cloudtrail/records.jsonl");
+    let r = run(&[OsStr::new("graph"), missing.as_os_str(), good.as_os_str()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&missing.display().to_string()),
+        "{}",
+        r.stderr
+    );
+    // The other input is still read.
+    assert!(node_ids(&graph_json(&r)).contains(&"instance:i-0ddddddddddddddd1"));
+}
+
+#[test]
+fn version() {
+    let r = run(&["--version"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        format!("correlator {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -1,0 +1,550 @@
+//! The sliding-window sequence matcher: signals + rules → attack sequences.
+//!
+//! Signals arrive in any order; a reorder buffer releases them in event-time order once they
+//! are older than the newest time seen minus the allowed lag (default 1 h), so records from
+//! several files and regions can interleave. Each released signal is offered to every rule in
+//! dependency order: a rule's stages select it (the first matching stage wins), the
+//! allowlist may drop it, and the rule's `group_by` gives its group keys. Per rule and group
+//! the matcher keeps only the signals inside the window, with running counts, sums and
+//! distinct sets, so memory is bounded by live windows, not by events read.
+//!
+//! When the condition holds, a sequence opens; every later matching signal within the
+//! window of the sequence's last signal extends the same sequence (one finding per ongoing
+//! attack). A rule whose `emit` is `weak_signal` turns each signal that joins its sequences
+//! into a `rule:<id>` signal that later rules can select.
+
+mod sequence;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::graph::{EntityGraph, GroupId};
+use crate::rules::compile::{Glob, Measure, SelectContext};
+use crate::rules::fields::{FieldContext, Value};
+use crate::rules::{Emit, GroupBy, Rule, RuleSet};
+use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
+use crate::time::Millis;
+
+pub use sequence::{GroupKey, SeqSignal, Sequence};
+
+/// Matcher settings.
+#[derive(Clone, Debug)]
+pub struct MatchOptions {
+    /// How far behind the newest signal a signal may arrive and still be ordered correctly.
+    pub lag: Millis,
+    pub high_powered_instance_types: Vec<String>,
+    /// `service:Api` patterns.
+    pub high_risk_apis: Vec<String>,
+    /// Signals kept per sequence; beyond this the sequence counts them but keeps only the
+    /// first ones (findings hold at most 100 anyway).
+    pub max_signals_per_sequence: usize,
+}
+
+/// Counts the summary reports.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct MatchStats {
+    /// Signals offered to the matcher (selected by at least one stage of a rule).
+    pub candidates: u64,
+    /// Stage matches left out by an allowlist, per rule.
+    pub allowlisted: BTreeMap<String, u64>,
+    /// Signals released later than the lag allowed (still matched, maybe out of order).
+    pub late: u64,
+    /// Weak signals produced, per rule.
+    pub weak_signals: BTreeMap<String, u64>,
+}
+
+struct Pending {
+    time: Millis,
+    /// Tie-break so that equal times release in a fixed order whatever the arrival order.
+    key: String,
+    signal: Arc<Signal>,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.time == o.time && self.key == o.key
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.time, &self.key).cmp(&(o.time, &o.key))
+    }
+}
+
+/// One matched signal in a window.
+struct Entry {
+    time: Millis,
+    stage: usize,
+    weak: bool,
+    signal: Arc<SeqSignal>,
+    /// Per threshold: the value this entry adds (None when the threshold does not apply).
+    measures: Vec<Option<Measured>>,
+}
+
+#[derive(Clone)]
+enum Measured {
+    One,
+    Number(f64),
+    Values(Vec<Str>),
+}
+
+/// Running aggregates over a window's entries.
+#[derive(Default)]
+struct Agg {
+    stage_counts: Vec<u32>,
+    stage_times: Vec<VecDeque<Millis>>,
+    sums: Vec<f64>,
+    distinct: Vec<HashMap<Str, u32>>,
+}
+
+impl Agg {
+    fn new(rule: &Rule) -> Agg {
+        Agg {
+            stage_counts: vec![0; rule.stages.len()],
+            stage_times: vec![VecDeque::new(); rule.stages.len()],
+            sums: vec![0.0; rule.condition.thresholds.len()],
+            distinct: vec![HashMap::new(); rule.condition.thresholds.len()],
+        }
+    }
+
+    fn add(&mut self, e: &Entry, sign: i8) {
+        if e.weak {
+            return;
+        }
+        if sign > 0 {
+            self.stage_counts[e.stage] += 1;
+            self.stage_times[e.stage].push_back(e.time);
+        } else {
+            self.stage_counts[e.stage] -= 1;
+            self.stage_times[e.stage].pop_front();
+        }
+        for (i, m) in e.measures.iter().enumerate() {
+            match m {
+                None => {}
+                Some(Measured::One) => self.sums[i] += f64::from(sign),
+                Some(Measured::Number(n)) => self.sums[i] += f64::from(sign) * n,
+                Some(Measured::Values(vs)) => {
+                    for v in vs {
+                        if sign > 0 {
+                            *self.distinct[i].entry(v.clone()).or_default() += 1;
+                        } else if let Some(c) = self.distinct[i].get_mut(v) {
+                            *c -= 1;
+                            if *c == 0 {
+                                self.distinct[i].remove(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn holds(&self, rule: &Rule) -> bool {
+        let c = &rule.condition;
+        if let Some(n) = c.distinct_stages {
+            let present = rule
+                .stages
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| !s.weak && self.stage_counts[*i] > 0)
+                .count() as u32;
+            if present < n {
+                return false;
+            }
+        }
+        if c.require.iter().any(|&i| self.stage_counts[i] == 0) {
+            return false;
+        }
+        if !c.ordered.is_empty() {
+            let firsts: Option<Vec<Millis>> = c
+                .ordered
+                .iter()
+                .map(|&i| self.stage_times[i].front().copied())
+                .collect();
+            match firsts {
+                Some(f) if f.windows(2).all(|w| w[0] <= w[1]) => {}
+                _ => return false,
+            }
+        }
+        c.thresholds.iter().enumerate().all(|(i, t)| {
+            let v = match t.measure {
+                Measure::Distinct(_) => self.distinct[i].len() as f64,
+                Measure::Count | Measure::Sum(_) => self.sums[i],
+            };
+            v >= t.at_least
+        })
+    }
+}
+
+/// Matching state of one rule and one group.
+struct KeyState {
+    entries: VecDeque<Entry>,
+    agg: Agg,
+    open: Option<Sequence>,
+    /// The last closed sequence, kept while `suppress` may still reopen it.
+    closed: Option<Sequence>,
+}
+
+/// The matcher.
+pub struct Matcher {
+    rules: Arc<RuleSet>,
+    opts: MatchOptions,
+    high_powered: Vec<Glob>,
+    high_risk: Vec<Glob>,
+    buffer: BinaryHeap<Reverse<Pending>>,
+    newest: Millis,
+    released_up_to: Millis,
+    states: Vec<HashMap<GroupKey, KeyState>>,
+    finished: Vec<Sequence>,
+    pub stats: MatchStats,
+}
+
+impl Matcher {
+    pub fn new(rules: Arc<RuleSet>, opts: MatchOptions) -> Matcher {
+        let n = rules.rules.len();
+        Matcher {
+            high_powered: opts
+                .high_powered_instance_types
+                .iter()
+                .map(|p| Glob::new(p))
+                .collect(),
+            high_risk: opts.high_risk_apis.iter().map(|p| Glob::new(p)).collect(),
+            rules,
+            opts,
+            buffer: BinaryHeap::new(),
+            newest: Millis::MIN,
+            released_up_to: Millis::MIN,
+            states: (0..n).map(|_| HashMap::new()).collect(),
+            finished: Vec::new(),
+            stats: MatchStats::default(),
+        }
+    }
+
+    fn select_ctx(&self) -> SelectContext<'_> {
+        SelectContext {
+            fields: FieldContext {
+                high_powered: &self.high_powered,
+            },
+            high_risk_apis: &self.high_risk,
+        }
+    }
+
+    /// Whether any stage of any rule selects the signal: only those need to be kept.
+    pub fn wants(&self, s: &Signal) -> bool {
+        let ctx = self.select_ctx();
+        self.rules
+            .rules
+            .iter()
+            .any(|r| r.stages.iter().any(|st| st.selector.matches(s, &ctx)))
+    }
+
+    /// Takes a signal (the graph must already hold what it says). Releases, in event-time
+    /// order, every buffered signal older than the newest time minus the lag.
+    pub fn push(&mut self, s: Arc<Signal>, graph: &EntityGraph) {
+        if !self.wants(&s) {
+            return;
+        }
+        self.stats.candidates += 1;
+        self.newest = self.newest.max(s.time);
+        self.buffer.push(Reverse(Pending {
+            time: s.time,
+            key: s.reference.key(),
+            signal: s,
+        }));
+        let horizon = self.newest.saturating_sub(self.opts.lag);
+        while self.buffer.peek().is_some_and(|p| p.0.time <= horizon) {
+            if let Some(Reverse(p)) = self.buffer.pop() {
+                self.process(&p.signal, graph);
+            }
+        }
+    }
+
+    /// Releases everything buffered, closes the windows, and returns every sequence found
+    /// (of rules that emit findings and of weak-signal rules alike), sorted.
+    pub fn finish(mut self, graph: &EntityGraph) -> (Vec<Sequence>, MatchStats) {
+        while let Some(Reverse(p)) = self.buffer.pop() {
+            self.process(&p.signal, graph);
+        }
+        let mut out = std::mem::take(&mut self.finished);
+        for states in &mut self.states {
+            for (_, st) in states.drain() {
+                out.extend(st.open);
+                out.extend(st.closed);
+            }
+        }
+        for seq in &mut out {
+            seq.finalize(graph);
+        }
+        out.sort_by(|a, b| {
+            (a.rule_id.as_str(), &a.key, a.start).cmp(&(b.rule_id.as_str(), &b.key, b.start))
+        });
+        (out, self.stats)
+    }
+
+    fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
+        if s.time < self.released_up_to {
+            self.stats.late += 1;
+        }
+        self.released_up_to = self.released_up_to.max(s.time);
+        // Signals of this step: the original, then weak signals rules produce from it.
+        let mut step: Vec<Arc<Signal>> = vec![s.clone()];
+        let rules = self.rules.clone();
+        for (ri, rule) in rules.rules.iter().enumerate() {
+            let mut produced = Vec::new();
+            for sig in &step {
+                self.offer(ri, rule, sig, graph, &mut produced);
+            }
+            step.extend(produced);
+        }
+    }
+
+    fn offer(
+        &mut self,
+        ri: usize,
+        rule: &Rule,
+        s: &Arc<Signal>,
+        graph: &EntityGraph,
+        produced: &mut Vec<Arc<Signal>>,
+    ) {
+        // A weak signal never feeds the rule that made it.
+        if s.kind.strip_prefix("rule:") == Some(rule.id.as_str()) {
+            return;
+        }
+        let ctx = self.select_ctx();
+        let Some(stage) = rule
+            .stages
+            .iter()
+            .position(|st| st.selector.matches(s, &ctx))
+        else {
+            return;
+        };
+        if !rule.allowlist.is_empty() {
+            let tags = subject_tags(s, graph);
+            if rule.allowlist.allows(s, &tags) {
+                *self.stats.allowlisted.entry(rule.id.clone()).or_default() += 1;
+                return;
+            }
+        }
+        let keys = group_keys(rule.group_by, s, graph);
+        if keys.is_empty() {
+            return;
+        }
+        let measures: Vec<Option<Measured>> = rule
+            .condition
+            .thresholds
+            .iter()
+            .map(|t| {
+                if t.stage.is_some_and(|ts| ts != stage) || rule.stages[stage].weak {
+                    return None;
+                }
+                match t.measure {
+                    Measure::Count => Some(Measured::One),
+                    Measure::Sum(f) => match f.get(s, &ctx.fields) {
+                        Value::Number(n) => Some(Measured::Number(n)),
+                        _ => None,
+                    },
+                    Measure::Distinct(f) => match f.get(s, &ctx.fields) {
+                        Value::Text(t) => Some(Measured::Values(vec![Str::from(t)])),
+                        Value::List(l) => {
+                            Some(Measured::Values(l.into_iter().map(Str::from).collect()))
+                        }
+                        Value::Number(n) => Some(Measured::Values(vec![Str::from(n.to_string())])),
+                        Value::Bool(b) => Some(Measured::Values(vec![Str::from(b.to_string())])),
+                        Value::Absent => None,
+                    },
+                }
+            })
+            .collect();
+        let seq_signal = Arc::new(SeqSignal::new(
+            s,
+            &rule.stages[stage].name,
+            rule.stages[stage].weak,
+            &ctx,
+        ));
+        for key in keys {
+            let joined = self.add(
+                ri,
+                rule,
+                key,
+                Entry {
+                    time: s.time,
+                    stage,
+                    weak: rule.stages[stage].weak,
+                    signal: seq_signal.clone(),
+                    measures: measures.clone(),
+                },
+            );
+            if joined && rule.emit == Emit::WeakSignal {
+                *self.stats.weak_signals.entry(rule.id.clone()).or_default() += 1;
+                produced.push(Arc::new(weak_signal(rule, s)));
+            }
+        }
+    }
+
+    /// Adds an entry to a group's window; returns whether it joined a sequence.
+    fn add(&mut self, ri: usize, rule: &Rule, key: GroupKey, e: Entry) -> bool {
+        let t = e.time;
+        let st = self.states[ri]
+            .entry(key.clone())
+            .or_insert_with(|| KeyState {
+                entries: VecDeque::new(),
+                agg: Agg::new(rule),
+                open: None,
+                closed: None,
+            });
+        while st.entries.front().is_some_and(|f| f.time < t - rule.window) {
+            if let Some(old) = st.entries.pop_front() {
+                st.agg.add(&old, -1);
+            }
+        }
+        if st
+            .open
+            .as_ref()
+            .is_some_and(|o| t - o.last_seen > rule.window)
+        {
+            if let Some(done) = st.open.take() {
+                if let Some(prev) = st.closed.replace(done) {
+                    self.finished.push(prev);
+                }
+            }
+        }
+        st.agg.add(&e, 1);
+        let signal = e.signal.clone();
+        st.entries.push_back(e);
+        let max = self.opts.max_signals_per_sequence;
+        if let Some(open) = st.open.as_mut() {
+            open.add(signal, max);
+            return true;
+        }
+        if !st.agg.holds(rule) {
+            return false;
+        }
+        let window_start = st.entries.front().map_or(t, |f| f.time);
+        let reopen = st
+            .closed
+            .as_ref()
+            .is_some_and(|c| rule.suppress > 0 && window_start - c.last_seen <= rule.suppress);
+        let mut seq = if reopen {
+            st.closed.take().expect("checked above")
+        } else {
+            if let Some(prev) = st.closed.take() {
+                self.finished.push(prev);
+            }
+            Sequence::new(rule, key, window_start)
+        };
+        for entry in &st.entries {
+            seq.add(entry.signal.clone(), max);
+        }
+        st.open = Some(seq);
+        true
+    }
+}
+
+/// A weak signal of `rule` about `s`: the same actor, instances and endpoints, so that later
+/// rules group it as they would group `s`.
+fn weak_signal(rule: &Rule, s: &Signal) -> Signal {
+    let mut w = s.clone();
+    w.kind = compact_str::format_compact!("rule:{}", rule.id);
+    w.reference = RecordRef::RuleMatch(compact_str::format_compact!(
+        "rule:{}/{}",
+        rule.id,
+        s.reference.key()
+    ));
+    w.severity = rule.severity.score();
+    w.updated_at = None;
+    w.fields.title = Some(Str::from(rule.title.as_str()));
+    w
+}
+
+/// The group keys a signal belongs to under `by`.
+pub fn group_keys(by: GroupBy, s: &Signal, graph: &EntityGraph) -> Vec<GroupKey> {
+    let mut keys = Vec::new();
+    let mut push = |k: GroupKey| {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    };
+    let actor = s.actor.as_ref();
+    match by {
+        GroupBy::InstanceGroup => {
+            // The instances a finding is about (not instances a call launched: those are
+            // the call's objects, and belong to the launcher's sequence).
+            let about = s.instances.iter().filter(|i| !i.launched);
+            for i in about.filter(|_| s.source != Source::CloudTrail) {
+                match graph.group_of(&EntityId::new(EntityKind::Instance, i.instance_id.clone())) {
+                    Some(g) => push(GroupKey::Group(g.clone())),
+                    None => push(GroupKey::Instance(i.instance_id.clone())),
+                }
+            }
+            // The instance whose credentials acted.
+            if let Some(inst) = actor.and_then(|a| a.instance_id.as_ref()) {
+                let by_principal = actor
+                    .and_then(|a| a.principal())
+                    .and_then(|p| graph.group_of(&p).cloned());
+                let g = by_principal.or_else(|| {
+                    graph
+                        .group_of(&EntityId::new(EntityKind::Instance, inst.clone()))
+                        .cloned()
+                });
+                match g {
+                    Some(g) => push(GroupKey::Group(g)),
+                    None => push(GroupKey::Instance(inst.clone())),
+                }
+            }
+        }
+        GroupBy::Principal => {
+            if let Some(p) = actor.and_then(|a| a.principal()) {
+                push(GroupKey::Principal(p.id));
+            }
+        }
+        GroupBy::Account => {
+            if let Some(a) = &s.account {
+                push(GroupKey::Account(a.clone()));
+            }
+        }
+        GroupBy::AccessKey => {
+            if let Some(k) = actor.and_then(|a| a.access_key_id.clone()) {
+                push(GroupKey::AccessKey(k));
+            }
+        }
+    }
+    keys
+}
+
+/// Tags of the instances a signal is about or acts as, from the record and the graph.
+fn subject_tags<'a>(s: &'a Signal, graph: &'a EntityGraph) -> Vec<(&'a str, &'a str)> {
+    let mut tags: Vec<(&str, &str)> = Vec::new();
+    for i in &s.instances {
+        tags.extend(i.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        tags.extend(
+            graph
+                .instance_tags(&i.instance_id)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+    if let Some(inst) = s.actor.as_ref().and_then(|a| a.instance_id.as_deref()) {
+        tags.extend(
+            graph
+                .instance_tags(inst)
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+    tags
+}
+
+/// The group a sequence key names, when it is an instance group.
+pub fn key_group(key: &GroupKey) -> Option<&GroupId> {
+    match key {
+        GroupKey::Group(g) => Some(g),
+        _ => None,
+    }
+}

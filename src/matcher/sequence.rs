@@ -1,0 +1,301 @@
+//! What the matcher emits: sequences of signals of one rule and one group.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::graph::{EntityGraph, GroupId};
+use crate::rules::compile::{SelectContext, api_name};
+use crate::rules::{Emit, Rule};
+use crate::signal::{Actor, Endpoint, RecordRef, Signal, Source, Str};
+use crate::time::{self, Millis};
+
+/// What a sequence is about: an instance group, or the principal, account or access key a
+/// rule groups by. An instance that no record describes stands for itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupKey {
+    Group(GroupId),
+    Instance(Str),
+    Principal(Str),
+    Account(Str),
+    AccessKey(Str),
+}
+
+impl fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupKey::Group(g) => write!(f, "{g}"),
+            GroupKey::Instance(i) => write!(f, "instance/{i}"),
+            GroupKey::Principal(p) => write!(f, "principal/{p}"),
+            GroupKey::Account(a) => write!(f, "account/{a}"),
+            GroupKey::AccessKey(k) => write!(f, "access_key/{k}"),
+        }
+    }
+}
+
+impl Serialize for GroupKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A signal as a sequence keeps it: what the finding and the summary show.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeqSignal {
+    pub reference: RecordRef,
+    pub time: Millis,
+    pub source: Source,
+    pub kind: Str,
+    pub severity: f64,
+    /// The rule stage it matched.
+    pub stage: String,
+    pub weak: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// Instances the signal is about (not launched by it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<Str>,
+    /// Instances the signal launched, with their types.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub launched: Vec<(Str, Option<Str>)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    /// `service:Api` of a CloudTrail call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    pub high_risk_api: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<Str>,
+    pub count: u64,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Millis>,
+}
+
+impl SeqSignal {
+    pub fn new(s: &Signal, stage: &str, weak: bool, ctx: &SelectContext<'_>) -> SeqSignal {
+        let api = (s.source == Source::CloudTrail)
+            .then(|| api_name(s))
+            .flatten();
+        let high_risk_api = api
+            .as_deref()
+            .is_some_and(|a| ctx.high_risk_apis.iter().any(|g| g.matches(a)));
+        let mut instances: Vec<Str> = Vec::new();
+        if s.source != Source::CloudTrail {
+            instances.extend(
+                s.instances
+                    .iter()
+                    .filter(|i| !i.launched)
+                    .map(|i| i.instance_id.clone()),
+            );
+        }
+        if let Some(i) = s.actor.as_ref().and_then(|a| a.instance_id.clone()) {
+            if !instances.contains(&i) {
+                instances.push(i);
+            }
+        }
+        SeqSignal {
+            reference: s.reference.clone(),
+            time: s.time,
+            source: s.source,
+            kind: s.kind.clone(),
+            severity: s.severity,
+            stage: stage.to_string(),
+            weak,
+            title: s.fields.title.clone(),
+            account: s.account.clone(),
+            region: s.region.clone(),
+            actor: s.actor.clone(),
+            instances,
+            launched: s
+                .instances
+                .iter()
+                .filter(|i| i.launched)
+                .map(|i| (i.instance_id.clone(), i.instance_type.clone()))
+                .collect(),
+            endpoints: s.endpoints.clone(),
+            api,
+            high_risk_api,
+            error_code: s.fields.error_code.clone(),
+            count: s.fields.count.unwrap_or(1).max(1),
+            first_seen: s.fields.first_seen.unwrap_or(s.time),
+            last_seen: s.fields.last_seen.unwrap_or(s.time),
+            updated_at: s.updated_at,
+        }
+    }
+
+    /// A GuardDuty finding's ARN, for `RelatedFindings`.
+    pub fn guardduty_arn(&self) -> Option<&str> {
+        match &self.reference {
+            RecordRef::FindingArn(a) if a.contains(":guardduty:") => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A short human description: `CryptoCurrency:EC2/BitcoinTool.B!DNS` or
+    /// `ec2:RunInstances (Client.VcpuLimitExceeded)`.
+    pub fn describe(&self) -> String {
+        match (&self.api, &self.error_code) {
+            (Some(api), Some(e)) => format!("{api} ({e})"),
+            (Some(api), None) => api.clone(),
+            _ => self.kind.to_string(),
+        }
+    }
+}
+
+/// An attack sequence: the signals of one rule and one group, in time order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sequence {
+    pub rule_id: String,
+    pub emit: Emit,
+    pub key: GroupKey,
+    /// When the sequence opened (its earliest signal then); never moves.
+    pub start: Millis,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub signals: Vec<Arc<SeqSignal>>,
+    /// Signals that matched, including any beyond what is kept.
+    pub total_signals: usize,
+    pub account: Option<Str>,
+    pub region: Option<Str>,
+    /// Member instances of the group: those the signals name first, then the others.
+    pub members: Vec<Str>,
+    /// Instances the sequence's signals launched.
+    pub launched: Vec<(Str, Option<Str>)>,
+    /// What the graph knows of members and launched instances, for the finding's resources.
+    #[serde(skip)]
+    pub instance_details: Vec<crate::signal::InstanceInfo>,
+}
+
+impl Sequence {
+    pub fn new(rule: &Rule, key: GroupKey, start: Millis) -> Sequence {
+        Sequence {
+            rule_id: rule.id.clone(),
+            emit: rule.emit,
+            key,
+            start,
+            first_seen: start,
+            last_seen: start,
+            signals: Vec::new(),
+            total_signals: 0,
+            account: None,
+            region: None,
+            members: Vec::new(),
+            launched: Vec::new(),
+            instance_details: Vec::new(),
+        }
+    }
+
+    /// Adds a signal; a copy already present is replaced by a newer version, else ignored.
+    pub fn add(&mut self, s: Arc<SeqSignal>, max: usize) {
+        if let Some(existing) = self.signals.iter_mut().find(|x| x.reference == s.reference) {
+            if s.updated_at > existing.updated_at {
+                *existing = s;
+            }
+            return;
+        }
+        self.first_seen = self.first_seen.min(s.time);
+        self.last_seen = self.last_seen.max(s.time);
+        self.total_signals += 1;
+        if self.signals.len() < max {
+            self.signals.push(s);
+        }
+    }
+
+    /// Orders signals and fills what comes from the graph: account, region, members.
+    pub fn finalize(&mut self, graph: &EntityGraph) {
+        self.signals
+            .sort_by(|a, b| (a.time, a.reference.key()).cmp(&(b.time, b.reference.key())));
+        let mut involved: Vec<Str> = Vec::new();
+        for s in &self.signals {
+            for i in &s.instances {
+                if !involved.contains(i) {
+                    involved.push(i.clone());
+                }
+            }
+            for l in &s.launched {
+                if !self.launched.contains(l) {
+                    self.launched.push(l.clone());
+                }
+            }
+        }
+        let first =
+            |f: fn(&SeqSignal) -> Option<&Str>| self.signals.iter().find_map(|s| f(s)).cloned();
+        match &self.key {
+            GroupKey::Group(g) => {
+                let members: BTreeSet<Str> = graph.members(g).cloned().unwrap_or_default();
+                let mut ordered: Vec<Str> = involved
+                    .iter()
+                    .filter(|i| members.contains(*i))
+                    .cloned()
+                    .collect();
+                let rest: Vec<Str> = members
+                    .iter()
+                    .filter(|m| !ordered.contains(m))
+                    .cloned()
+                    .collect();
+                ordered.extend(rest);
+                self.account = g.account.clone().or_else(|| first(|s| s.account.as_ref()));
+                self.region = ordered
+                    .iter()
+                    .find_map(|m| graph.instance_region(m))
+                    .map(Str::from)
+                    .or_else(|| first(|s| s.region.as_ref()));
+                self.members = ordered;
+            }
+            GroupKey::Instance(i) => {
+                self.members = vec![i.clone()];
+                self.account = first(|s| s.account.as_ref());
+                self.region = graph
+                    .instance_region(i)
+                    .map(Str::from)
+                    .or_else(|| first(|s| s.region.as_ref()));
+            }
+            _ => {
+                self.members = involved;
+                self.account = first(|s| s.account.as_ref());
+                self.region = first(|s| s.region.as_ref());
+            }
+        }
+        self.instance_details = self
+            .members
+            .iter()
+            .chain(self.launched.iter().map(|(i, _)| i))
+            .filter_map(|i| graph.instance_info(i).cloned())
+            .collect();
+    }
+
+    /// Non-weak stages that matched, in rule order of first appearance.
+    pub fn stages(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in &self.signals {
+            if !s.weak && !out.contains(&s.stage.as_str()) {
+                out.push(&s.stage);
+            }
+        }
+        out
+    }
+
+    pub fn weak_count(&self) -> usize {
+        self.signals.iter().filter(|s| s.weak).count()
+    }
+
+    /// `2025-05-02T09:05:00Z .. 09:44:00Z (39m)`.
+    pub fn span_text(&self) -> String {
+        format!(
+            "{} .. {} ({})",
+            time::format_rfc3339(self.first_seen),
+            time::format_rfc3339(self.last_seen),
+            time::format_duration(self.last_seen - self.first_seen)
+        )
+    }
+}

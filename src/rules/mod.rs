@@ -1,0 +1,164 @@
+//! Correlation rules: the YAML format ([`model`]), checking and compiling ([`compile`]),
+//! the named fields they select on ([`fields`]), and loading a rule set from a folder or from
+//! the rules built into the binary.
+//!
+//! The YAML crate stays behind this module: nothing else parses YAML.
+
+pub mod compile;
+pub mod fields;
+pub mod model;
+
+use std::path::Path;
+
+pub use compile::{Emit, GroupBy, Label, Rule, RuleError};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+}
+
+/// Rules in evaluation order: a rule comes after every rule whose signals it selects.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// The rules shipped in `correlation-rules/`, built into the binary.
+    ///
+    /// # Errors
+    /// Only if a shipped rule is broken (a test guards against that).
+    pub fn builtin() -> Result<RuleSet, Vec<RuleError>> {
+        let files = builtin::BUILTIN
+            .iter()
+            .map(|(name, text)| (format!("built-in:{name}"), stem(name), text.to_string()));
+        RuleSet::from_texts(files)
+    }
+
+    /// Every `*.yaml` file of a folder (not recursive), sorted by name.
+    ///
+    /// # Errors
+    /// Every problem of every file, each with its location.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<RuleError>> {
+        let err = |message: String| {
+            vec![RuleError {
+                file: dir.display().to_string(),
+                line: 1,
+                column: 1,
+                message,
+            }]
+        };
+        let rd =
+            std::fs::read_dir(dir).map_err(|e| err(format!("cannot read rules folder: {e}")))?;
+        let mut paths: Vec<_> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(err("no rule files (*.yaml) in the rules folder".into()));
+        }
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for p in paths {
+            match std::fs::read_to_string(&p) {
+                Ok(text) => {
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    files.push((p.display().to_string(), stem(name), text));
+                }
+                Err(e) => errors.push(RuleError {
+                    file: p.display().to_string(),
+                    line: 1,
+                    column: 1,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        match RuleSet::from_texts(files.into_iter()) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(errors),
+            Err(mut e) => {
+                errors.append(&mut e);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Compiles (file, stem, text) triples, checks ids are unique, references resolve and
+    /// there are no cycles, and orders the rules.
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn from_texts(
+        files: impl Iterator<Item = (String, String, String)>,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        for (file, stem, text) in files {
+            match compile::compile(&text, &file, Some(&stem)) {
+                Ok(r) => rules.push(r),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        let top = |r: &Rule, message: String| RuleError {
+            file: r.origin.clone(),
+            line: 1,
+            column: 1,
+            message,
+        };
+        for (i, r) in rules.iter().enumerate() {
+            if rules[..i].iter().any(|o| o.id == r.id) {
+                errors.push(top(
+                    r,
+                    format!("rule id {:?} is used by another file too", r.id),
+                ));
+            }
+            for dep in r.depends_on() {
+                if !rules.iter().any(|o| o.id == dep) {
+                    errors.push(top(
+                        r,
+                        format!("selects signals of rule {dep:?}, which is not loaded"),
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Topological order (Kahn), keeping file order among independent rules.
+        let mut ordered: Vec<Rule> = Vec::with_capacity(rules.len());
+        let mut pending = rules;
+        while !pending.is_empty() {
+            let ready = pending
+                .iter()
+                .position(|r| r.depends_on().all(|d| ordered.iter().any(|o| o.id == d)));
+            match ready {
+                Some(i) => ordered.push(pending.remove(i)),
+                None => {
+                    let ids: Vec<&str> = pending.iter().map(|r| r.id.as_str()).collect();
+                    return Err(pending
+                        .iter()
+                        .map(|r| {
+                            top(
+                                r,
+                                format!(
+                                    "rules select each other's signals in a cycle: {}",
+                                    ids.join(", ")
+                                ),
+                            )
+                        })
+                        .collect());
+                }
+            }
+        }
+        Ok(RuleSet { rules: ordered })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+fn stem(name: &str) -> String {
+    name.rsplit_once('.').map_or(name, |(s, _)| s).to_string()
+}

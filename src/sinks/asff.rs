@@ -1,0 +1,552 @@
+//! Sequences → ASFF findings shaped like GuardDuty's own
+//! `AttackSequence:EC2/CompromisedInstanceGroup`, valid for `BatchImportFindings`.
+//!
+//! The `Id` is deterministic and readable: `finding-correlator/<rule>/<affected account>/
+//! <region>/<group key>/<start>`, where start is when the sequence opened. `AwsAccountId` and
+//! `ProductArn` name the account that writes the finding (Security Hub requires that for the
+//! default product ARN); the affected account is in the Id, `Resources` and `ProductFields`.
+//! `CreatedAt` is when the sequence opened and `UpdatedAt` its newest signal, so re-running on
+//! the same input writes the same finding and Security Hub treats it as no update.
+//! `Workflow` and `Note` are never set: they belong to the analyst.
+
+use serde_json::{Map, Value, json};
+
+use crate::matcher::{GroupKey, SeqSignal, Sequence};
+use crate::rules::{Rule, RuleSet};
+use crate::signal::{Endpoint, EntityKind, InstanceInfo, Source};
+use crate::time::format_rfc3339;
+
+/// The name and version findings carry in `ProductFields`.
+pub const PROVIDER: &str = "finding-correlator";
+
+/// Largest finding Security Hub accepts, with room to spare.
+pub const MAX_FINDING_BYTES: usize = 240_000;
+
+/// Who writes the findings.
+#[derive(Clone, Debug, Default)]
+pub struct Writer {
+    /// The writing account; None means the affected account of each finding.
+    pub account: Option<String>,
+    /// The Security Hub region; None means the region of each sequence.
+    pub region: Option<String>,
+}
+
+/// The finding `Id` of a sequence.
+pub fn finding_id(seq: &Sequence) -> String {
+    let account = seq.account.as_deref().unwrap_or("unknown-account");
+    let region = seq.region.as_deref().unwrap_or("unknown-region");
+    let start = format_rfc3339(seq.start);
+    let key = seq.key.to_string();
+    let id = format!(
+        "{PROVIDER}/{}/{account}/{region}/{key}/{start}",
+        seq.rule_id
+    );
+    if id.len() <= 512 {
+        return id;
+    }
+    // Over-long keys (long principal ARNs): keep the kind, hash the rest.
+    let kind = key.split('/').next().unwrap_or("group");
+    let hashed = format!("{kind}/h-{}", crate::normalize::stable_hash(key.as_bytes()));
+    format!(
+        "{PROVIDER}/{}/{account}/{region}/{hashed}/{start}",
+        seq.rule_id
+    )
+}
+
+fn cut(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max_chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn epoch_ms(t: i64) -> Value {
+    Value::from(t)
+}
+
+/// Confidence: the rule's, plus 10 for each non-weak stage beyond the first and 5 for each
+/// weak signal (failed launches, weak rules), at most 100.
+pub fn confidence(rule: &Rule, seq: &Sequence) -> u8 {
+    let extra_stages = seq.stages().len().saturating_sub(1) as u32;
+    let weak = seq.weak_count() as u32;
+    (u32::from(rule.confidence) + 10 * extra_stages + 5 * weak).min(100) as u8
+}
+
+fn instance_arn(region: &str, account: &str, id: &str) -> String {
+    format!("arn:aws:ec2:{region}:{account}:instance/{id}")
+}
+
+fn guardduty_product_arn(region: &str) -> String {
+    format!("arn:aws:securityhub:{region}::product/aws/guardduty")
+}
+
+fn actor_id(a: &crate::signal::Actor) -> Option<String> {
+    a.principal().map(|p| format!("USER:{}", p.id))
+}
+
+/// Builds the ASFF finding of one sequence.
+pub fn finding(seq: &Sequence, rule: &Rule, writer: &Writer) -> Value {
+    let mut keep = seq.signals.len().min(100);
+    loop {
+        let f = build(seq, rule, writer, keep);
+        let size = serde_json::to_vec(&f).map_or(0, |v| v.len());
+        if size <= MAX_FINDING_BYTES || keep <= 1 {
+            return f;
+        }
+        keep = keep * 3 / 4;
+    }
+}
+
+fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
+    let affected = seq.account.as_deref().unwrap_or("000000000000").to_string();
+    let region = seq.region.as_deref().unwrap_or("us-east-1").to_string();
+    let writer_account = writer.account.clone().unwrap_or_else(|| affected.clone());
+    let sh_region = writer.region.clone().unwrap_or_else(|| region.clone());
+    let id = finding_id(seq);
+    let label = rule.severity.as_str();
+    let conf = confidence(rule, seq);
+
+    // Signals kept: the first `keep` in time order (the opening of the attack matters most),
+    // always including every finding before API calls when trimming.
+    let mut kept: Vec<&SeqSignal> = seq.signals.iter().map(|s| s.as_ref()).collect();
+    if kept.len() > keep {
+        let mut findings: Vec<&SeqSignal> = kept
+            .iter()
+            .copied()
+            .filter(|s| s.source != Source::CloudTrail)
+            .collect();
+        findings.truncate(keep);
+        let room = keep - findings.len();
+        let calls: Vec<&SeqSignal> = kept
+            .iter()
+            .copied()
+            .filter(|s| s.source == Source::CloudTrail)
+            .take(room)
+            .collect();
+        kept = findings.into_iter().chain(calls).collect();
+        kept.sort_by_key(|s| s.time);
+    }
+    let trimmed = seq.total_signals - kept.len();
+
+    // Actors and endpoints, in order of appearance.
+    let mut actors: Vec<Value> = Vec::new();
+    let mut actor_ids: Vec<String> = Vec::new();
+    let mut endpoints: Vec<Value> = Vec::new();
+    let mut endpoint_ids: Vec<String> = Vec::new();
+    for s in &kept {
+        if let Some(a) = &s.actor {
+            if let Some(aid) = actor_id(a) {
+                if !actor_ids.contains(&aid) && actor_ids.len() < 10 {
+                    let mut user = Map::new();
+                    let name = a
+                        .arn
+                        .as_deref()
+                        .map(|arn| {
+                            crate::signal::EntityId::new(EntityKind::Principal, arn)
+                                .label()
+                                .to_string()
+                        })
+                        .or_else(|| a.user_name.as_ref().map(|u| u.to_string()))
+                        .unwrap_or_else(|| aid.clone());
+                    user.insert("Name".into(), json!(cut(&name, 256)));
+                    user.insert(
+                        "Uid".into(),
+                        json!(
+                            a.principal_id
+                                .as_deref()
+                                .or(a.arn.as_deref())
+                                .unwrap_or(&aid)
+                        ),
+                    );
+                    user.insert(
+                        "Type".into(),
+                        json!(a.principal_type.as_deref().unwrap_or("Unknown")),
+                    );
+                    if let Some(k) = &a.access_key_id {
+                        user.insert("CredentialUid".into(), json!(k));
+                    }
+                    if let Some(acct) = a.account.as_ref().or(s.account.as_ref()) {
+                        user.insert("Account".into(), json!({ "Uid": acct }));
+                    }
+                    let mut actor = json!({ "Id": aid, "User": user });
+                    if let Some(role) = &a.role_arn {
+                        actor["Session"] = json!({ "Issuer": role, "Uid": a.session_name.as_deref().unwrap_or("") });
+                        if a.session_name.is_none() {
+                            actor["Session"].as_object_mut().map(|m| m.remove("Uid"));
+                        }
+                    }
+                    actors.push(actor);
+                    actor_ids.push(aid);
+                }
+            }
+        }
+        for e in &s.endpoints {
+            let (eid, body) = match e {
+                Endpoint::Ip(ip) => (ip.to_string(), json!({ "Id": ip, "Ip": ip })),
+                Endpoint::Domain(d) => (d.to_string(), json!({ "Id": d, "Domain": d })),
+            };
+            if !endpoint_ids.contains(&eid) && endpoint_ids.len() < 10 {
+                endpoints.push(body);
+                endpoint_ids.push(eid);
+            }
+        }
+    }
+
+    let is_crypto = |s: &SeqSignal| {
+        s.kind.starts_with("CryptoCurrency:")
+            || s.kind.contains("BitcoinDomainRequest")
+            || s.kind.contains("CryptoMiner")
+    };
+    let signals: Vec<Value> = kept
+        .iter()
+        .map(|s| {
+            let mut resource_ids: Vec<String> = s
+                .instances
+                .iter()
+                .chain(s.launched.iter().map(|(i, _)| i))
+                .map(|i| instance_arn(s.region.as_deref().unwrap_or(&region), s.account.as_deref().unwrap_or(&affected), i))
+                .collect();
+            resource_ids.truncate(100);
+            let mut indicators = Vec::new();
+            if s.high_risk_api {
+                if let Some(api) = &s.api {
+                    indicators.push(json!({ "Key": "HIGH_RISK_API", "Values": [api], "Title": "High-risk API" }));
+                }
+            }
+            if is_crypto(s) {
+                let domains: Vec<&str> = s.endpoints.iter().filter_map(|e| match e {
+                    Endpoint::Domain(d) => Some(d.as_str()),
+                    Endpoint::Ip(_) => None,
+                }).collect();
+                if !domains.is_empty() {
+                    indicators.push(json!({ "Key": "CRYPTOMINING_DOMAIN", "Values": domains, "Title": "Cryptomining domain" }));
+                }
+            }
+            let (kind, product_arn) = match s.source {
+                Source::CloudTrail => ("CLOUD_TRAIL", None),
+                _ if s.kind.starts_with("rule:") => ("FINDING", Some(format!("arn:aws:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"))),
+                _ => ("FINDING", s.guardduty_arn().map(|_| guardduty_product_arn(s.region.as_deref().unwrap_or(&region)))),
+            };
+            let kind = if s.kind.starts_with("rule:") { "FINDING" } else { kind };
+            let mut v = json!({
+                "Type": kind,
+                "Id": cut(&s.reference.key(), 512),
+                "Title": cut(&s.title.as_deref().map(|t| t.to_string()).unwrap_or_else(|| s.describe()), 256),
+                "Name": cut(&s.describe(), 256),
+                "CreatedAt": epoch_ms(s.first_seen),
+                "UpdatedAt": epoch_ms(s.updated_at.unwrap_or(s.last_seen)),
+                "FirstSeenAt": epoch_ms(s.first_seen),
+                "LastSeenAt": epoch_ms(s.last_seen),
+                "Severity": s.severity,
+                "Count": s.count.min(i32::MAX as u64),
+            });
+            if let Some(p) = product_arn {
+                v["ProductArn"] = json!(p);
+            }
+            if !resource_ids.is_empty() {
+                v["ResourceIds"] = json!(resource_ids);
+            }
+            if !indicators.is_empty() {
+                v["SignalIndicators"] = json!(indicators);
+            }
+            if let Some(aid) = s.actor.as_ref().and_then(actor_id).filter(|a| actor_ids.contains(a)) {
+                v["ActorIds"] = json!([aid]);
+            }
+            let eids: Vec<String> = s.endpoints.iter().map(|e| match e {
+                Endpoint::Ip(i) => i.to_string(),
+                Endpoint::Domain(d) => d.to_string(),
+            }).filter(|e| endpoint_ids.contains(e)).collect();
+            if !eids.is_empty() {
+                v["EndpointIds"] = json!(eids);
+            }
+            v
+        })
+        .collect();
+
+    let mut seq_indicators = Vec::new();
+    if !rule.tactics.is_empty() {
+        seq_indicators.push(
+            json!({ "Key": "ATTACK_TACTIC", "Values": rule.tactics, "Title": "ATT&CK tactics" }),
+        );
+    }
+    if !rule.techniques.is_empty() {
+        seq_indicators.push(json!({ "Key": "ATTACK_TECHNIQUE", "Values": rule.techniques, "Title": "ATT&CK techniques" }));
+    }
+    let mut apis: Vec<&str> = Vec::new();
+    let mut crypto_domains: Vec<&str> = Vec::new();
+    for s in &seq.signals {
+        if s.high_risk_api {
+            if let Some(a) = s.api.as_deref() {
+                if !apis.contains(&a) {
+                    apis.push(a);
+                }
+            }
+        }
+        if is_crypto(s) {
+            for e in &s.endpoints {
+                if let Endpoint::Domain(d) = e {
+                    if !crypto_domains.contains(&d.as_str()) {
+                        crypto_domains.push(d);
+                    }
+                }
+            }
+        }
+    }
+    apis.truncate(100);
+    crypto_domains.truncate(100);
+    if !apis.is_empty() {
+        seq_indicators
+            .push(json!({ "Key": "HIGH_RISK_API", "Values": apis, "Title": "High-risk APIs" }));
+    }
+    if !crypto_domains.is_empty() {
+        seq_indicators.push(json!({ "Key": "CRYPTOMINING_DOMAIN", "Values": crypto_domains, "Title": "Cryptomining domains" }));
+    }
+
+    // Resources: the group first, then the instances the signals name, what they launched,
+    // then the other members; 32 at most.
+    let details: std::collections::HashMap<&str, &InstanceInfo> = seq
+        .instance_details
+        .iter()
+        .map(|i| (i.instance_id.as_str(), i))
+        .collect();
+    let mut resources: Vec<Value> = vec![group_resource(seq, &affected, &region)];
+    let mut listed: Vec<&str> = Vec::new();
+    for i in seq
+        .members
+        .iter()
+        .chain(seq.launched.iter().map(|(i, _)| i))
+    {
+        if resources.len() >= 32 {
+            break;
+        }
+        if listed.contains(&i.as_str()) {
+            continue;
+        }
+        listed.push(i);
+        resources.push(instance_resource(
+            i,
+            details.get(i.as_str()).copied(),
+            &affected,
+            &region,
+        ));
+    }
+
+    let mut related: Vec<Value> = Vec::new();
+    for s in &seq.signals {
+        if let Some(arn) = s.guardduty_arn() {
+            let r = json!({ "ProductArn": guardduty_product_arn(s.region.as_deref().unwrap_or(&region)), "Id": arn });
+            if !related.contains(&r) && related.len() < 10 {
+                related.push(r);
+            }
+        }
+    }
+
+    let group = seq.key.to_string();
+    let stages = seq.stages();
+    let mut description = format!(
+        "{} signal(s) from {} stage(s) ({}) on {} {} in account {} between {} and {}.",
+        seq.total_signals,
+        stages.len(),
+        stages.join(", "),
+        match seq.key {
+            GroupKey::Group(_) | GroupKey::Instance(_) => "instance group",
+            GroupKey::Principal(_) => "principal",
+            GroupKey::Account(_) => "account",
+            GroupKey::AccessKey(_) => "access key",
+        },
+        group,
+        affected,
+        format_rfc3339(seq.first_seen),
+        format_rfc3339(seq.last_seen)
+    );
+    if !seq.launched.is_empty() {
+        description.push_str(&format!(" {} instance(s) launched.", seq.launched.len()));
+    }
+    if seq.weak_count() > 0 {
+        description.push_str(&format!(
+            " {} weak signal(s) raised confidence.",
+            seq.weak_count()
+        ));
+    }
+    if trimmed > 0 {
+        description.push_str(&format!(
+            " {trimmed} signal(s) left out of this finding to respect Security Hub limits."
+        ));
+    }
+    description.push(' ');
+    description.push_str(rule.description.trim());
+
+    let mut product_fields = Map::new();
+    product_fields.insert("ProviderName".into(), json!(PROVIDER));
+    product_fields.insert("ProviderVersion".into(), json!(env!("CARGO_PKG_VERSION")));
+    product_fields.insert(format!("{PROVIDER}/rule-id"), json!(rule.id));
+    product_fields.insert(format!("{PROVIDER}/group-key"), json!(cut(&group, 2048)));
+    product_fields.insert(format!("{PROVIDER}/affected-account"), json!(affected));
+    product_fields.insert(
+        format!("{PROVIDER}/signal-count"),
+        json!(seq.total_signals.to_string()),
+    );
+    product_fields.insert(
+        format!("{PROVIDER}/stages"),
+        json!(cut(&stages.join(","), 2048)),
+    );
+    if !seq.launched.is_empty() {
+        product_fields.insert(
+            format!("{PROVIDER}/launched-instances"),
+            json!(seq.launched.len().to_string()),
+        );
+    }
+    if trimmed > 0 {
+        product_fields.insert(
+            format!("{PROVIDER}/signals-trimmed"),
+            json!(trimmed.to_string()),
+        );
+    }
+
+    let types: Vec<&String> = rule.types.iter().take(50).collect();
+    let severity = json!({ "Label": label, "Original": label });
+    let mut remediation = json!({ "Recommendation": { "Text": cut(rule.runbook.trim(), 512) } });
+    if let Some(url) = &rule.runbook_url {
+        remediation["Recommendation"]["Url"] = json!(url);
+    }
+    let mut fpf = json!({
+        "Confidence": conf,
+        "Severity": severity,
+        "Types": types,
+    });
+    if !related.is_empty() {
+        fpf["RelatedFindings"] = json!(related);
+    }
+    let mut detection_sequence = json!({ "Uid": id, "Signals": signals });
+    if !actors.is_empty() {
+        detection_sequence["Actors"] = json!(actors);
+    }
+    if !endpoints.is_empty() {
+        detection_sequence["Endpoints"] = json!(endpoints);
+    }
+    if !seq_indicators.is_empty() {
+        detection_sequence["SequenceIndicators"] = json!(seq_indicators);
+    }
+    let mut f = json!({
+        "SchemaVersion": "2018-10-08",
+        "Id": id,
+        "ProductArn": format!("arn:aws:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"),
+        "ProductName": PROVIDER,
+        "CompanyName": PROVIDER,
+        "GeneratorId": rule.id,
+        "AwsAccountId": writer_account,
+        "Types": types,
+        "CreatedAt": format_rfc3339(seq.start),
+        "UpdatedAt": format_rfc3339(seq.last_seen),
+        "FirstObservedAt": format_rfc3339(seq.first_seen),
+        "LastObservedAt": format_rfc3339(seq.last_seen),
+        "Severity": severity,
+        "Confidence": conf,
+        "Title": cut(&format!("{}: {}", rule.title, group), 256),
+        "Description": cut(&description, 1024),
+        "Resources": resources,
+        "Detection": { "Sequence": detection_sequence },
+        "FindingProviderFields": fpf,
+        "ProductFields": product_fields,
+        "Remediation": remediation,
+        "RecordState": "ACTIVE",
+    });
+    if !related.is_empty() {
+        f["RelatedFindings"] = json!(related);
+    }
+    f
+}
+
+fn group_resource(seq: &Sequence, account: &str, region: &str) -> Value {
+    let mut other = Map::new();
+    other.insert("group_key".into(), json!(cut(&seq.key.to_string(), 1024)));
+    other.insert("affected_account".into(), json!(account));
+    other.insert("members".into(), json!(seq.members.len().to_string()));
+    match &seq.key {
+        GroupKey::Group(g) if g.key.kind == EntityKind::AutoScalingGroup => json!({
+            "Type": "AwsAutoScalingAutoScalingGroup",
+            "Id": cut(g.key.label(), 512),
+            "Partition": "aws",
+            "Region": region,
+            "Details": { "Other": other },
+        }),
+        GroupKey::AccessKey(k) => json!({
+            "Type": "AwsIamAccessKey",
+            "Id": k,
+            "Partition": "aws",
+            "Region": region,
+            "Details": { "AwsIamAccessKey": { "AccessKeyId": k, "AccountId": account } },
+        }),
+        key => {
+            let id = match key {
+                GroupKey::Group(g) => g.key.to_string(),
+                other_key => other_key.to_string(),
+            };
+            json!({
+                "Type": "Other",
+                "Id": cut(&id, 512),
+                "Partition": "aws",
+                "Region": region,
+                "Details": { "Other": other },
+            })
+        }
+    }
+}
+
+fn instance_resource(id: &str, info: Option<&InstanceInfo>, account: &str, region: &str) -> Value {
+    let mut details = Map::new();
+    if let Some(i) = info {
+        for (k, v) in [
+            ("Type", &i.instance_type),
+            ("ImageId", &i.ami),
+            ("IamInstanceProfileArn", &i.instance_profile),
+            ("VpcId", &i.vpc),
+            ("SubnetId", &i.subnet),
+        ] {
+            if let Some(v) = v {
+                details.insert(k.into(), json!(v));
+            }
+        }
+        if !i.public_ips.is_empty() {
+            details.insert("IpV4Addresses".into(), json!(i.public_ips));
+        }
+    }
+    let mut r = json!({
+        "Type": "AwsEc2Instance",
+        "Id": instance_arn(region, account, id),
+        "Partition": "aws",
+        "Region": region,
+    });
+    if !details.is_empty() {
+        r["Details"] = json!({ "AwsEc2Instance": details });
+    }
+    if let Some(i) = info {
+        let mut tags = Map::new();
+        for (k, v) in [
+            ("aws:autoscaling:groupName", &i.auto_scaling_group),
+            ("aws:cloudformation:stack-name", &i.cloudformation_stack),
+            ("aws:ec2launchtemplate:id", &i.launch_template),
+        ] {
+            if let Some(v) = v {
+                tags.insert(k.into(), json!(v));
+            }
+        }
+        for (k, v) in i.tags.iter().take(40) {
+            tags.insert(k.to_string(), json!(v));
+        }
+        if !tags.is_empty() {
+            r["Tags"] = Value::Object(tags);
+        }
+    }
+    r
+}
+
+/// Findings for every emitted sequence (weak-signal rules emit none), in a stable order.
+pub fn findings(seqs: &[Sequence], rules: &RuleSet, writer: &Writer) -> Vec<Value> {
+    seqs.iter()
+        .filter(|s| s.emit == crate::rules::Emit::Finding)
+        .filter_map(|s| rules.get(&s.rule_id).map(|r| finding(s, r, writer)))
+        .collect()
+}
