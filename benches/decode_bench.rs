@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
-use finding_correlator::sources::file::{Event, FileStats, InputFile, ReadOptions};
+use finding_correlator::sources::file::{Event, FileStats, InputFile, ReadOptions, keep_all};
 use finding_correlator::sources::file::{decode_file, read_files};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -279,10 +279,10 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         if self.keep {
             println!("kept {}", self.path.display());
-        } else if let Err(e) = fs::remove_dir_all(&self.path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                eprintln!("could not remove {}: {e}", self.path.display());
-            }
+        } else if let Err(e) = fs::remove_dir_all(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            eprintln!("could not remove {}: {e}", self.path.display());
         }
     }
 }
@@ -353,6 +353,7 @@ fn run(name: &'static str, files: &[InputFile], mode: Mode, cores: usize) -> Row
             }
         }
         Event::FileDone(_, stats) => bytes += stats.bytes,
+        Event::Dropped(_) => {}
     };
     reset_peak();
     let base_kib = proc_status_kib("VmRSS:");
@@ -363,13 +364,13 @@ fn run(name: &'static str, files: &[InputFile], mode: Mode, cores: usize) -> Row
         Mode::Sequential => {
             // As `read_files` does with one thread.
             for f in files {
-                let stats: FileStats = decode_file(f, &opts.decode, &mut on_event);
+                let stats: FileStats = decode_file(f, &opts.decode, &keep_all, &mut on_event);
                 on_event(Event::FileDone(Arc::from(f.path.as_path()), stats));
             }
             1
         }
         Mode::ReadFiles => {
-            read_files(files, &opts, &mut on_event);
+            read_files(files, &opts, &keep_all, &mut on_event);
             cores.min(files.len())
         }
     };
@@ -641,7 +642,7 @@ fn generate(dir: &Path, target_bytes: u64) -> io::Result<Data> {
 
 /// Receives records and writes them into one open log object per account and region.
 fn write_gz_objects(dir: &Path, rx: mpsc::Receiver<GzBatch>) -> io::Result<Vec<(InputFile, u64)>> {
-    let mut rng = Rng::new(0x0b1e_c7_5eed);
+    let mut rng = Rng::new(0x0b1e_c75e_ed00);
     let mut open: Vec<Option<GzObject>> =
         (0..ACCOUNTS.len() * REGIONS.len()).map(|_| None).collect();
     let mut done = Vec::new();

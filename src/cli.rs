@@ -35,8 +35,72 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Read files and folders, correlate them with the rules, and write attack-sequence
+    /// findings (ASFF) and the graph.
+    Correlate(CorrelateArgs),
     /// Read files and folders, build the entity graph, and write it.
     Graph(GraphArgs),
+    /// Check or test correlation rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CorrelateArgs {
+    /// Rules folder (`*.yaml`); replaces the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Write the findings as `{"Findings":[…]}` to FILE, or to stdout with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub asff: Option<PathBuf>,
+
+    /// Write the entity graph to FILE (format from the extension: .json, .dot).
+    #[arg(long, value_name = "FILE")]
+    pub graph: Option<PathBuf>,
+
+    /// The account that writes the findings (`AwsAccountId`, `ProductArn`); default: the
+    /// affected account of each finding.
+    #[arg(long, value_name = "ID", value_parser = parse_account)]
+    pub account: Option<String>,
+
+    /// The run summary on stderr: text for a person, JSON for a machine.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+
+    /// Input files and folders (read recursively; content decides the format).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+fn parse_account(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected a 12-digit AWS account id, found {s:?}"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load and validate every rule (no matching): reports every problem with
+    /// file:line:column.
+    Check(RulesArgs),
+    /// Run every rule's inline tests.
+    Test(RulesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// Rules folder; default: the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

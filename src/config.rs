@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::graph::DEFAULT_GROUP_PRECEDENCE;
+use crate::matcher::MatchOptions;
 use crate::signal::EntityKind;
 use crate::sources::file::ReadOptions;
 
@@ -20,6 +21,88 @@ pub struct Config {
     pub input: InputConfig,
     /// How the entity graph groups instances.
     pub graph: GraphConfig,
+    /// How rules match.
+    pub rules: RulesConfig,
+}
+
+/// `[rules]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// How late a record may arrive (behind the newest one read) and still be matched in
+    /// event-time order, like `1h`. Records of several files and regions interleave.
+    pub lag: String,
+    /// Instance types rules call high-powered (`high_powered` conditions,
+    /// `launched_high_powered_*` fields); `*` matches any text.
+    pub high_powered_instance_types: Vec<String>,
+    /// CloudTrail calls rules call high-risk (`high_risk_api` selectors), as
+    /// `service:Api` with `*` wildcards (`iam:CreateAccessKey`, `cloudtrail:*Trail*`).
+    pub high_risk_apis: Vec<String>,
+    /// Signals kept per sequence (findings show at most 100).
+    pub max_signals_per_sequence: usize,
+    /// Let archived GuardDuty findings feed rules (they are left out by default).
+    pub include_archived_findings: bool,
+}
+
+/// Accelerated-computing families (GPU, ML accelerators, FPGA) and the largest sizes of any
+/// family: what cryptominers launch. No AWS list exists; see FORMATS.md §4.1.
+pub const DEFAULT_HIGH_POWERED: [&str; 20] = [
+    "p*", "g*", "trn*", "inf*", "dl*", "f1.*", "f2.*", "vt1.*", "hpc*", "*.metal*",
+    "*.12xlarge", "*.16xlarge", "*.18xlarge", "*.24xlarge", "*.32xlarge", "*.48xlarge",
+    "*.56xlarge", "*.96xlarge", "*.112xlarge", "*.224xlarge",
+];
+
+/// API calls that change who can do what, hide activity, open the network, or run code on
+/// instances: what GuardDuty's attack sequences call high-risk.
+pub const DEFAULT_HIGH_RISK_APIS: [&str; 36] = [
+    "cloudtrail:DeleteTrail",
+    "cloudtrail:StopLogging",
+    "cloudtrail:UpdateTrail",
+    "cloudtrail:PutEventSelectors",
+    "guardduty:DeleteDetector",
+    "guardduty:UpdateDetector",
+    "guardduty:DisassociateFromMasterAccount",
+    "guardduty:DisassociateFromAdministratorAccount",
+    "organizations:LeaveOrganization",
+    "iam:CreateUser",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:AttachUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:PutRolePolicy",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:CreateRole",
+    "iam:AddUserToGroup",
+    "sts:GetFederationToken",
+    "ec2:CreateKeyPair",
+    "ec2:ImportKeyPair",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:ModifyInstanceAttribute",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateLaunchTemplateVersion",
+    "ec2:ModifyImageAttribute",
+    "ec2:ModifySnapshotAttribute",
+    "ec2:DeleteFlowLogs",
+    "ec2:GetPasswordData",
+    "ssm:SendCommand",
+    "ssm:StartSession",
+    "lambda:CreateFunction*",
+    "lambda:UpdateFunctionCode*",
+    "autoscaling:UpdateAutoScalingGroup",
+];
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            lag: "1h".into(),
+            high_powered_instance_types: DEFAULT_HIGH_POWERED.iter().map(|s| s.to_string()).collect(),
+            high_risk_apis: DEFAULT_HIGH_RISK_APIS.iter().map(|s| s.to_string()).collect(),
+            max_signals_per_sequence: 200,
+            include_archived_findings: false,
+        }
+    }
 }
 
 /// `[input]`
@@ -71,6 +154,8 @@ impl Default for GraphConfig {
 pub struct Settings {
     pub read: ReadOptions,
     pub group_precedence: Vec<EntityKind>,
+    pub matching: MatchOptions,
+    pub include_archived_findings: bool,
 }
 
 /// A configuration that cannot be used (exit code 2).
@@ -140,6 +225,26 @@ impl Config {
                 self.input.max_record_mib
             ));
         }
+        let lag = match crate::time::parse_duration(&self.rules.lag) {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(format!("rules.lag: {e}"));
+                0
+            }
+        };
+        if self.rules.high_powered_instance_types.iter().any(|p| p.is_empty()) {
+            problems.push("rules.high_powered_instance_types: empty pattern".into());
+        }
+        for api in &self.rules.high_risk_apis {
+            if !api.contains(':') {
+                problems.push(format!(
+                    "rules.high_risk_apis: {api:?} is not `service:Api` (e.g. \"iam:CreateAccessKey\")"
+                ));
+            }
+        }
+        if self.rules.max_signals_per_sequence == 0 {
+            problems.push("rules.max_signals_per_sequence: must be at least 1".into());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -152,6 +257,13 @@ impl Config {
         Ok(Settings {
             read,
             group_precedence: precedence,
+            matching: MatchOptions {
+                lag,
+                high_powered_instance_types: self.rules.high_powered_instance_types.clone(),
+                high_risk_apis: self.rules.high_risk_apis.clone(),
+                max_signals_per_sequence: self.rules.max_signals_per_sequence,
+            },
+            include_archived_findings: self.rules.include_archived_findings,
         })
     }
 }

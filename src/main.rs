@@ -9,10 +9,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use finding_correlator::cli::{Cli, Command, GraphArgs, LogFormat};
+use finding_correlator::cli::{
+    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, RulesArgs, RulesCommand, SummaryFormat,
+};
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, Format};
 use finding_correlator::pipeline;
+use finding_correlator::rules::{RuleError, RuleSet};
+use finding_correlator::sinks::asff;
+use finding_correlator::summary::CorrelateSummary;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,7 +30,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
+        Command::Correlate(args) => correlate(args, &settings),
         Command::Graph(args) => graph(args, &settings),
+        Command::Rules(RulesCommand::Check(args)) => rules_check(args),
+        Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -77,4 +85,122 @@ fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
     }
     eprint!("{}", run.summary.to_text());
     Ok(if run.summary.lost_anything() { 1 } else { 0 })
+}
+
+/// Loads the rules from `dir`, or the built-in ones. Problems are logged one per line
+/// (`file:line:column: message`); the caller exits 2.
+fn load_rules(dir: Option<&std::path::Path>) -> Option<RuleSet> {
+    let loaded = match dir {
+        Some(d) => RuleSet::load_dir(d),
+        None => RuleSet::builtin(),
+    };
+    match loaded {
+        Ok(set) => Some(set),
+        Err(errors) => {
+            report_rule_errors(&errors);
+            None
+        }
+    }
+}
+
+fn report_rule_errors(errors: &[RuleError]) {
+    for e in errors {
+        tracing::error!("{e}");
+    }
+    tracing::error!(problems = errors.len(), "rules did not load");
+}
+
+fn write_output(path: &std::path::Path, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        write(&mut w).and_then(|()| w.flush()).context("writing to stdout")?;
+        return Ok(());
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    write(&mut w)
+        .and_then(|()| w.flush())
+        .with_context(|| format!("writing `{}`", path.display()))
+}
+
+fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(rules) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    let graph_format = match &args.graph {
+        Some(p) => match Format::from_path(p) {
+            Some(f) => Some(f),
+            None => {
+                tracing::error!(file = %p.display(), "--graph: expected a file name ending in .json or .dot");
+                return Ok(2);
+            }
+        },
+        None => None,
+    };
+    let rules = std::sync::Arc::new(rules);
+    let run = pipeline::correlate(&args.paths, settings, rules.clone(), graph_format.is_some());
+    let writer = asff::Writer {
+        account: args.account.clone(),
+        region: None,
+    };
+    let findings = asff::findings(&run.sequences, &rules, &writer);
+    if let Some(path) = &args.asff {
+        let doc = serde_json::json!({ "Findings": findings });
+        write_output(path, &mut |w| {
+            serde_json::to_writer_pretty(&mut *w, &doc)?;
+            w.write_all(b"\n")
+        })?;
+    }
+    if let (Some(path), Some(format)) = (&args.graph, graph_format) {
+        write_output(path, &mut |w| export::write(&run.graph, format, w))?;
+    }
+    let report = CorrelateSummary::new(&run.sequences, &rules, run.matching);
+    match args.summary {
+        SummaryFormat::Text => eprint!("{}{}", run.summary.to_text(), report.to_text()),
+        SummaryFormat::Json => {
+            let doc = serde_json::json!({ "read": run.summary, "correlate": report });
+            eprintln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+    Ok(if run.summary.lost_anything() { 1 } else { 0 })
+}
+
+fn rules_check(args: &RulesArgs) -> anyhow::Result<u8> {
+    let Some(set) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    for r in &set.rules {
+        eprintln!(
+            "ok  {:<38} {:<13} {:<11} group_by {:<14} window {:<5} {} stage(s), {} test(s)",
+            r.id,
+            r.severity.as_str(),
+            match r.emit {
+                finding_correlator::rules::Emit::Finding => "finding",
+                finding_correlator::rules::Emit::WeakSignal => "weak signal",
+            },
+            r.group_by.as_str(),
+            finding_correlator::time::format_duration(r.window),
+            r.stages.len(),
+            r.tests.len()
+        );
+    }
+    eprintln!("{} rule(s) valid", set.rules.len());
+    Ok(0)
+}
+
+fn rules_test(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(set) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    let results = pipeline::test_rules(&set, settings);
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    for r in &results {
+        match &r.failure {
+            None => eprintln!("ok    {} :: {}", r.rule, r.test),
+            Some(f) => eprintln!("FAIL  {} :: {}: {f}", r.rule, r.test),
+        }
+    }
+    eprintln!("{} passed, {} failed", results.len() - failed, failed);
+    Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -1,10 +1,15 @@
-//! One run end to end: read inputs, decode, build the graph, count everything.
+//! One run end to end: read inputs, decode, build the graph, match rules, count everything.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::graph::EntityGraph;
-use crate::sources::file::{self, Event};
+use crate::matcher::{MatchStats, Matcher, Sequence};
+use crate::normalize::{self, Decoded};
+use crate::rules::RuleSet;
+use crate::signal::Signal;
+use crate::sources::file::{self, Event, Keep};
 use crate::summary::Summary;
 
 /// The result of reading inputs into a graph.
@@ -17,21 +22,206 @@ pub struct GraphRun {
 pub fn build_graph(paths: &[PathBuf], settings: &Settings, keep_signals: bool) -> GraphRun {
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signals);
     let mut summary = Summary::default();
+    read(paths, settings, &file::keep_all, &mut summary, &mut |s, _, summary| {
+        summary.added(graph.add_signal(&s));
+    });
+    summary.graph(&graph);
+    GraphRun { graph, summary }
+}
+
+/// The result of correlating inputs.
+pub struct CorrelateRun {
+    pub graph: EntityGraph,
+    pub summary: Summary,
+    /// Every sequence found, of finding rules and weak-signal rules alike.
+    pub sequences: Vec<Sequence>,
+    pub matching: MatchStats,
+}
+
+/// Whether a signal says something the graph needs to group instances: it describes
+/// instances, or its actor is an instance's role session.
+fn informs_graph(s: &Signal) -> bool {
+    !s.instances.is_empty() || s.actor.as_ref().is_some_and(|a| a.instance_id.is_some())
+}
+
+/// Reads `paths`, builds the graph and matches `rules` over the signals in event-time order.
+///
+/// Files are read in parallel, so their records arrive in no particular order. The graph is
+/// built from all of them first; the signals some rule selects (only those: records no rule
+/// can use are dropped on the reading threads) are then matched in event-time order. The
+/// result does not depend on how records are split across files or in which order they
+/// arrive, and memory grows with selected signals, not with records read.
+pub fn correlate(
+    paths: &[PathBuf],
+    settings: &Settings,
+    rules: Arc<RuleSet>,
+    keep_signal_nodes: bool,
+) -> CorrelateRun {
+    let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
+    let mut matcher = Matcher::new(rules, settings.matching.clone());
+    let mut summary = Summary::default();
+    let include_archived = settings.include_archived_findings;
+    let mut selected: Vec<Arc<Signal>> = Vec::new();
+    {
+        let m = &matcher;
+        let classify = |s: &Signal| {
+            if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
+                Keep::Match
+            } else if keep_signal_nodes || informs_graph(s) {
+                Keep::Graph
+            } else {
+                Keep::Drop
+            }
+        };
+        read(paths, settings, &classify, &mut summary, &mut |s, keep, summary| {
+            let added = graph.add_signal(&s);
+            summary.added(added);
+            if keep == Keep::Match && added != crate::graph::Added::Duplicate {
+                selected.push(Arc::new(*s));
+            }
+        });
+    }
+    matcher.push_ordered(selected, &graph);
+    let (sequences, matching) = matcher.finish(&graph);
+    summary.graph(&graph);
+    CorrelateRun {
+        graph,
+        summary,
+        sequences,
+        matching,
+    }
+}
+
+fn read(
+    paths: &[PathBuf],
+    settings: &Settings,
+    classify: file::Classify<'_>,
+    summary: &mut Summary,
+    on_signal: &mut dyn FnMut(Box<Signal>, Keep, &mut Summary),
+) {
     let (files, problems) = file::collect_files(paths);
     for p in &problems {
         summary.problem(p);
     }
     tracing::info!(files = files.len(), "reading inputs");
-    file::read_files(&files, &settings.read, &mut |e| match e {
+    file::read_files(&files, &settings.read, classify, &mut |e| match e {
         Event::Signals(batch) => {
-            for (kind, signal) in batch {
+            for (kind, signal, keep) in batch {
                 summary.record(kind);
-                summary.added(graph.add_signal(&signal));
+                on_signal(signal, keep, summary);
+            }
+        }
+        Event::Dropped(counts) => {
+            for (kind, n) in counts {
+                summary.record_n(kind, n);
             }
         }
         Event::Problem(p) => summary.problem(&p),
         Event::FileDone(_, stats) => summary.file_done(&stats),
     });
-    summary.graph(&graph);
-    GraphRun { graph, summary }
+}
+
+/// The outcome of one inline rule test.
+#[derive(Debug, serde::Serialize)]
+pub struct RuleTestResult {
+    pub rule: String,
+    pub test: String,
+    /// None when it passed; else what differed.
+    pub failure: Option<String>,
+}
+
+/// Runs every inline test of every rule: decodes its records, matches them with the rule and
+/// the rules it depends on, and compares the rule's sequences with the expectation.
+pub fn test_rules(set: &RuleSet, settings: &Settings) -> Vec<RuleTestResult> {
+    let mut out = Vec::new();
+    for rule in &set.rules {
+        for t in &rule.tests {
+            out.push(RuleTestResult {
+                rule: rule.id.clone(),
+                test: t.name.clone(),
+                failure: run_rule_test(set, rule, t, settings).err(),
+            });
+        }
+    }
+    out
+}
+
+fn run_rule_test(
+    set: &RuleSet,
+    rule: &crate::rules::Rule,
+    t: &crate::rules::model::RuleTest,
+    settings: &Settings,
+) -> Result<(), String> {
+    // The rule and, transitively, the rules whose signals it selects.
+    let mut needed = vec![rule.id.clone()];
+    let mut i = 0;
+    while i < needed.len() {
+        if let Some(r) = set.get(&needed[i]) {
+            for d in r.depends_on() {
+                if !needed.iter().any(|n| n == d) {
+                    needed.push(d.to_string());
+                }
+            }
+        }
+        i += 1;
+    }
+    let mut bytes = Vec::new();
+    for r in &t.records {
+        serde_json::to_writer(&mut bytes, r).map_err(|e| e.to_string())?;
+        bytes.push(b'\n');
+    }
+    let mut signals = Vec::new();
+    let mut problems = Vec::new();
+    normalize::decode_reader(bytes.as_slice(), &settings.read.decode, &mut |d| match d {
+        Decoded::Signal(_, s) => signals.push(s),
+        Decoded::Problem(p) => problems.push(p.to_string()),
+    });
+    if !problems.is_empty() {
+        return Err(format!("records do not decode: {}", problems.join("; ")));
+    }
+    let rules = Arc::new(set.subset(&needed));
+    let mut graph = EntityGraph::new(settings.group_precedence.clone(), false);
+    let mut matcher = Matcher::new(rules, settings.matching.clone());
+    let mut selected = Vec::new();
+    for s in signals {
+        if graph.add_signal(&s) != crate::graph::Added::Duplicate {
+            selected.push(Arc::new(*s));
+        }
+    }
+    matcher.push_ordered(selected, &graph);
+    let (seqs, _) = matcher.finish(&graph);
+    let mine: Vec<&Sequence> = seqs.iter().filter(|s| s.rule_id == rule.id).collect();
+    let e = &t.expect;
+    if mine.len() != e.sequences {
+        return Err(format!(
+            "expected {} sequence(s), found {}{}",
+            e.sequences,
+            mine.len(),
+            if mine.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    mine.iter()
+                        .map(|s| format!("{} with {} signal(s)", s.key, s.total_signals))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ));
+    }
+    if let Some(n) = e.signals {
+        if let Some(s) = mine.iter().find(|s| s.total_signals != n) {
+            return Err(format!(
+                "expected {n} signal(s) in the sequence, found {}",
+                s.total_signals
+            ));
+        }
+    }
+    if let Some(g) = &e.group {
+        if let Some(s) = mine.iter().find(|s| s.key.to_string() != *g) {
+            return Err(format!("expected group {g:?}, found {:?}", s.key.to_string()));
+        }
+    }
+    Ok(())
 }

@@ -54,6 +54,10 @@ impl Summary {
         *self.records.entry(kind.as_str()).or_default() += 1;
     }
 
+    pub fn record_n(&mut self, kind: RecordKind, n: u64) {
+        *self.records.entry(kind.as_str()).or_default() += n;
+    }
+
     pub fn added(&mut self, a: Added) {
         match a {
             Added::New => self.distinct_signals += 1,
@@ -212,5 +216,113 @@ mod tests {
             generalise("record is not valid JSON: expected value at line 1 column 3"),
             "record is not valid JSON: expected value"
         );
+    }
+}
+
+/// One line of the sequence summary.
+#[derive(Debug, Serialize)]
+pub struct SequenceLine {
+    pub severity: &'static str,
+    pub rule: String,
+    pub group: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub members: Vec<String>,
+    pub launched: usize,
+    pub signals: usize,
+    pub stages: Vec<String>,
+    pub weak_signals: usize,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The ASFF finding `Id` (findings only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding_id: Option<String>,
+}
+
+/// What `correlate` reports besides the reading summary.
+#[derive(Debug, Default, Serialize)]
+pub struct CorrelateSummary {
+    pub sequences: Vec<SequenceLine>,
+    pub weak_signals: Vec<SequenceLine>,
+    pub matching: crate::matcher::MatchStats,
+}
+
+impl CorrelateSummary {
+    pub fn new(
+        seqs: &[crate::matcher::Sequence],
+        rules: &crate::rules::RuleSet,
+        matching: crate::matcher::MatchStats,
+    ) -> CorrelateSummary {
+        let mut out = CorrelateSummary {
+            matching,
+            ..CorrelateSummary::default()
+        };
+        for s in seqs {
+            let Some(rule) = rules.get(&s.rule_id) else {
+                continue;
+            };
+            let finding = s.emit == crate::rules::Emit::Finding;
+            let line = SequenceLine {
+                severity: rule.severity.as_str(),
+                rule: s.rule_id.clone(),
+                group: s.key.to_string(),
+                account: s.account.as_ref().map(|a| a.to_string()),
+                region: s.region.as_ref().map(|r| r.to_string()),
+                members: s.members.iter().map(|m| m.to_string()).collect(),
+                launched: s.launched.len(),
+                signals: s.total_signals,
+                stages: s.stages().into_iter().map(str::to_string).collect(),
+                weak_signals: s.weak_count(),
+                first_seen: crate::time::format_rfc3339(s.first_seen),
+                last_seen: crate::time::format_rfc3339(s.last_seen),
+                finding_id: finding.then(|| crate::sinks::asff::finding_id(s)),
+            };
+            if finding {
+                out.sequences.push(line);
+            } else {
+                out.weak_signals.push(line);
+            }
+        }
+        out
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "attack sequences: {}", self.sequences.len());
+        for l in &self.sequences {
+            let _ = writeln!(
+                s,
+                "  {:<8} {}  {}  {} member(s){}  {} signal(s) [{}]{}  {} .. {}",
+                l.severity,
+                l.rule,
+                l.group,
+                l.members.len(),
+                if l.launched > 0 { format!(", {} launched", l.launched) } else { String::new() },
+                l.signals,
+                l.stages.join(", "),
+                if l.weak_signals > 0 { format!(" +{} weak", l.weak_signals) } else { String::new() },
+                l.first_seen,
+                l.last_seen
+            );
+        }
+        let _ = writeln!(s, "weak signals: {}", self.weak_signals.iter().map(|l| l.signals).sum::<usize>());
+        for l in &self.weak_signals {
+            let _ = writeln!(
+                s,
+                "  {}  {}  {} signal(s)  {} .. {}",
+                l.rule, l.group, l.signals, l.first_seen, l.last_seen
+            );
+        }
+        for (rule, n) in &self.matching.allowlisted {
+            let _ = writeln!(s, "allowlisted by {rule}: {n}");
+        }
+        if self.matching.late > 0 {
+            let _ = writeln!(
+                s,
+                "late signals (arrived more than the configured lag behind newer ones): {}",
+                self.matching.late
+            );
+        }
+        s
     }
 }

@@ -174,6 +174,9 @@ pub struct Sequence {
     /// What the graph knows of members and launched instances, for the finding's resources.
     #[serde(skip)]
     pub instance_details: Vec<crate::signal::InstanceInfo>,
+    /// Regions the graph knows for the instances the sequence names.
+    #[serde(skip)]
+    pub instance_regions: std::collections::BTreeMap<Str, Str>,
 }
 
 impl Sequence {
@@ -192,6 +195,7 @@ impl Sequence {
             members: Vec::new(),
             launched: Vec::new(),
             instance_details: Vec::new(),
+            instance_regions: std::collections::BTreeMap::new(),
         }
     }
 
@@ -272,6 +276,15 @@ impl Sequence {
             .chain(self.launched.iter().map(|(i, _)| i))
             .filter_map(|i| graph.instance_info(i).cloned())
             .collect();
+        let named = self
+            .signals
+            .iter()
+            .flat_map(|s| s.instances.iter().chain(s.launched.iter().map(|(i, _)| i)));
+        for i in self.members.iter().chain(named) {
+            if let Some(r) = graph.instance_region(i) {
+                self.instance_regions.insert(i.clone(), Str::from(r));
+            }
+        }
     }
 
     /// Non-weak stages that matched, in rule order of first appearance.

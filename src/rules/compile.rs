@@ -128,14 +128,14 @@ impl GroupBy {
 }
 
 /// A compiled field condition.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Cond {
     pub field: Field,
     pub op: Op,
     pub negate: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Op {
     Equals(ScalarValue),
     OneOf(Vec<ScalarValue>),
@@ -205,7 +205,7 @@ fn op_number(op: &Op, n: f64) -> bool {
 }
 
 /// A compiled selector.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Selector {
     pub sources: Vec<Source>,
     pub finding_types: Vec<Glob>,
@@ -236,19 +236,25 @@ impl Selector {
         if !self.sources.is_empty() && !self.sources.contains(&s.source) {
             return false;
         }
+        // A rule's weak signal copies the fields of the signal it is about, but only
+        // selectors that name its rule take it.
+        let derived = s.kind.starts_with("rule:");
+        if derived && self.rules.is_empty() {
+            return false;
+        }
         let by_kind =
             !self.finding_types.is_empty() || !self.events.is_empty() || !self.rules.is_empty();
         if by_kind {
-            let finding = s
-                .fields
-                .finding_type
-                .as_deref()
-                .is_some_and(|t| self.finding_types.iter().any(|g| g.matches(t)));
+            let finding = !derived
+                && s.fields
+                    .finding_type
+                    .as_deref()
+                    .is_some_and(|t| self.finding_types.iter().any(|g| g.matches(t)));
             let event = match (
                 s.fields.event_source.as_deref(),
                 s.fields.event_name.as_deref(),
             ) {
-                (Some(src), Some(name)) if s.source == Source::CloudTrail => self
+                (Some(src), Some(name)) if s.source == Source::CloudTrail && !derived => self
                     .events
                     .iter()
                     .any(|(gs, gn)| gn.matches(name) && gs.as_ref().is_none_or(|g| g.matches(src))),
@@ -278,7 +284,7 @@ impl Selector {
 }
 
 /// A compiled stage.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Stage {
     pub name: String,
     pub weak: bool,
@@ -293,7 +299,7 @@ pub enum Measure {
     Sum(Field),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Threshold {
     pub measure: Measure,
     /// Stage index, or None for every non-weak stage.
@@ -301,7 +307,7 @@ pub struct Threshold {
     pub at_least: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Condition {
     pub distinct_stages: Option<u32>,
     pub require: Vec<usize>,
@@ -310,7 +316,7 @@ pub struct Condition {
 }
 
 /// Compiled allowlist.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Allowlist {
     pub principals: Vec<Glob>,
     pub roles: Vec<Glob>,
@@ -358,7 +364,7 @@ impl Allowlist {
 }
 
 /// A loaded, checked rule.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Rule {
     pub id: String,
     /// Where it came from (a path, or `built-in:<file>`).

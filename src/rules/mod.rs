@@ -154,6 +154,19 @@ impl RuleSet {
         Ok(RuleSet { rules: ordered })
     }
 
+    /// A rule set of only the named rules (in the same order). The rules are shared, not
+    /// recompiled.
+    pub fn subset(&self, ids: &[String]) -> RuleSet {
+        RuleSet {
+            rules: self
+                .rules
+                .iter()
+                .filter(|r| ids.contains(&r.id))
+                .cloned()
+                .collect(),
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
     }

@@ -196,7 +196,7 @@ pub struct Allowlist {
 }
 
 /// An inline rule test.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTest {
     pub name: String,
@@ -205,7 +205,7 @@ pub struct RuleTest {
     pub expect: Expect,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// How many sequences the rule yields on the records.

@@ -206,7 +206,15 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
                 .instances
                 .iter()
                 .chain(s.launched.iter().map(|(i, _)| i))
-                .map(|i| instance_arn(s.region.as_deref().unwrap_or(&region), s.account.as_deref().unwrap_or(&affected), i))
+                .map(|i| {
+                    let r = seq
+                        .instance_regions
+                        .get(i)
+                        .map(|r| r.as_str())
+                        .or(s.region.as_deref())
+                        .unwrap_or(&region);
+                    instance_arn(r, s.account.as_deref().unwrap_or(&affected), i)
+                })
                 .collect();
             resource_ids.truncate(100);
             let mut indicators = Vec::new();
@@ -325,11 +333,15 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             continue;
         }
         listed.push(i);
+        let r = seq
+            .instance_regions
+            .get(i)
+            .map_or(region.as_str(), |r| r.as_str());
         resources.push(instance_resource(
             i,
             details.get(i.as_str()).copied(),
             &affected,
-            &region,
+            r,
         ));
     }
 
@@ -465,12 +477,13 @@ fn group_resource(seq: &Sequence, account: &str, region: &str) -> Value {
     other.insert("affected_account".into(), json!(account));
     other.insert("members".into(), json!(seq.members.len().to_string()));
     match &seq.key {
+        // The group's key, account and size are in ProductFields: `Details.Other` belongs
+        // to resources of type `Other`.
         GroupKey::Group(g) if g.key.kind == EntityKind::AutoScalingGroup => json!({
             "Type": "AwsAutoScalingAutoScalingGroup",
             "Id": cut(g.key.label(), 512),
             "Partition": "aws",
             "Region": region,
-            "Details": { "Other": other },
         }),
         GroupKey::AccessKey(k) => json!({
             "Type": "AwsIamAccessKey",

@@ -60,10 +60,31 @@ pub struct FileStats {
     pub not_json: bool,
 }
 
-/// What reading yields besides signals, in file order for files and in arrival order for
-/// problems.
+/// What a caller needs of a signal, decided on the worker thread so that signals nobody
+/// needs never cross to the consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Counted, then dropped.
+    Drop,
+    /// Needed for the graph only (it describes instances or who acted as one).
+    Graph,
+    /// Needed for the graph and for matching.
+    Match,
+}
+
+/// Decides [`Keep`] for each signal; runs on the worker threads.
+pub type Classify<'a> = &'a (dyn Fn(&Signal) -> Keep + Sync);
+
+/// Keeps everything for matching.
+pub fn keep_all(_: &Signal) -> Keep {
+    Keep::Match
+}
+
+/// What reading yields, in arrival order.
 pub enum Event {
-    Signals(Vec<(RecordKind, Box<Signal>)>),
+    Signals(Vec<(RecordKind, Box<Signal>, Keep)>),
+    /// Records decoded but dropped by the classifier, per kind.
+    Dropped(Vec<(RecordKind, u64)>),
     Problem(FileProblem),
     FileDone(Arc<Path>, FileStats),
 }
@@ -134,6 +155,7 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>, problems: &mut Vec<FileProblem>)
 pub fn decode_file(
     file: &InputFile,
     opts: &DecodeOptions,
+    classify: Classify<'_>,
     send: &mut dyn FnMut(Event),
 ) -> FileStats {
     let name: Arc<Path> = Arc::from(file.path.as_path());
@@ -148,11 +170,20 @@ pub fn decode_file(
             return stats;
         }
     };
-    let mut batch: Vec<(RecordKind, Box<Signal>)> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<(RecordKind, Box<Signal>, Keep)> = Vec::with_capacity(BATCH);
+    let mut dropped: Vec<(RecordKind, u64)> = Vec::new();
     let rs = normalize::decode_reader(reader, opts, &mut |d| match d {
         Decoded::Signal(kind, s) => {
             stats.signals += 1;
-            batch.push((kind, s));
+            let keep = classify(&s);
+            if keep == Keep::Drop {
+                match dropped.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, n)) => *n += 1,
+                    None => dropped.push((kind, 1)),
+                }
+                return;
+            }
+            batch.push((kind, s, keep));
             if batch.len() == BATCH {
                 send(Event::Signals(std::mem::replace(
                     &mut batch,
@@ -167,6 +198,9 @@ pub fn decode_file(
     });
     if !batch.is_empty() {
         send(Event::Signals(batch));
+    }
+    if !dropped.is_empty() {
+        send(Event::Dropped(dropped));
     }
     stats.bytes = rs.bytes;
     stats.gzip = rs.gzip;
@@ -194,7 +228,12 @@ const BATCH: usize = 1024;
 
 /// Reads `files` on worker threads and calls `on_event` on this thread for everything they
 /// yield. Returns when every file is done.
-pub fn read_files(files: &[InputFile], opts: &ReadOptions, on_event: &mut dyn FnMut(Event)) {
+pub fn read_files(
+    files: &[InputFile],
+    opts: &ReadOptions,
+    classify: Classify<'_>,
+    on_event: &mut dyn FnMut(Event),
+) {
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -202,7 +241,7 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, on_event: &mut dyn Fn
     .min(files.len().max(1));
     if threads <= 1 {
         for f in files {
-            let stats = decode_file(f, &opts.decode, on_event);
+            let stats = decode_file(f, &opts.decode, classify, on_event);
             on_event(Event::FileDone(Arc::from(f.path.as_path()), stats));
         }
         return;
@@ -221,7 +260,7 @@ pub fn read_files(files: &[InputFile], opts: &ReadOptions, on_event: &mut dyn Fn
                         // The receiver lives until every worker is done.
                         let _ = tx.send(e);
                     };
-                    let stats = decode_file(f, &opts.decode, &mut send);
+                    let stats = decode_file(f, &opts.decode, classify, &mut send);
                     send(Event::FileDone(Arc::from(f.path.as_path()), stats));
                 }
             });

@@ -68,7 +68,7 @@ fn read_input(path: &Path, explicit: bool) -> (u64, Vec<FileProblem>) {
         path: path.to_path_buf(),
         explicit,
     };
-    let stats = file::decode_file(&input, &DecodeOptions::default(), &mut |e| {
+    let stats = file::decode_file(&input, &DecodeOptions::default(), &file::keep_all, &mut |e| {
         if let Event::Problem(p) = e {
             problems.push(p);
         }

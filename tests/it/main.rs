@@ -9,3 +9,4 @@ mod decode_fixtures;
 mod graph_scenario;
 mod property;
 mod realdata;
+mod scenarios;

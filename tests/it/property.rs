@@ -34,7 +34,7 @@ enum Family {
     Asff,
 }
 
-/// What one record decodes to on its own.
+/// What one record decodes to (as one line of a JSON Lines document).
 #[derive(Clone, Debug, Default)]
 struct Out {
     signals: Vec<Signal>,
@@ -914,6 +914,37 @@ fn a_truncated_line_in_json_lines_keeps_the_lines_after_it() {
         signals(&d),
         [sigs[0].clone(), sigs[2].clone()],
         "line 3 must survive line 2: {problems:?}"
+    );
+    assert_eq!(d.problems.len(), 1, "{problems:?}");
+    assert_eq!(d.problems[0].location.as_ref().map(|l| l.line), Some(2));
+}
+
+#[test]
+fn a_broken_line_that_opens_an_array_costs_only_that_line() {
+    // JSON Lines may hold a batch of records as an array on one line; one cut short in the
+    // middle of the file must not take the lines after it along.
+    let (lines, sigs) = three_lines();
+    let cut_batch = [b"[", &lines[1][..60]].concat();
+    let doc = [
+        &lines[0][..],
+        b"\n",
+        &cut_batch[..],
+        b"\n",
+        &lines[2][..],
+        b"\n",
+        b"[",
+        &lines[0][..],
+        b",",
+        &lines[1][..],
+        b"]\n",
+    ]
+    .concat();
+    let d = decode_bytes(&doc);
+    let problems: Vec<String> = d.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        signals(&d),
+        [&sigs[0], &sigs[2], &sigs[0], &sigs[1]].map(Clone::clone),
+        "lines 3 and 4 must survive line 2: {problems:?}"
     );
     assert_eq!(d.problems.len(), 1, "{problems:?}");
     assert_eq!(d.problems[0].location.as_ref().map(|l| l.line), Some(2));
