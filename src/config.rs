@@ -47,9 +47,26 @@ pub struct RulesConfig {
 /// Accelerated-computing families (GPU, ML accelerators, FPGA) and the largest sizes of any
 /// family: what cryptominers launch. No AWS list exists; see FORMATS.md §4.1.
 pub const DEFAULT_HIGH_POWERED: [&str; 20] = [
-    "p*", "g*", "trn*", "inf*", "dl*", "f1.*", "f2.*", "vt1.*", "hpc*", "*.metal*",
-    "*.12xlarge", "*.16xlarge", "*.18xlarge", "*.24xlarge", "*.32xlarge", "*.48xlarge",
-    "*.56xlarge", "*.96xlarge", "*.112xlarge", "*.224xlarge",
+    "p*",
+    "g*",
+    "trn*",
+    "inf*",
+    "dl*",
+    "f1.*",
+    "f2.*",
+    "vt1.*",
+    "hpc*",
+    "*.metal*",
+    "*.12xlarge",
+    "*.16xlarge",
+    "*.18xlarge",
+    "*.24xlarge",
+    "*.32xlarge",
+    "*.48xlarge",
+    "*.56xlarge",
+    "*.96xlarge",
+    "*.112xlarge",
+    "*.224xlarge",
 ];
 
 /// API calls that change who can do what, hide activity, open the network, or run code on
@@ -97,8 +114,14 @@ impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
             lag: "1h".into(),
-            high_powered_instance_types: DEFAULT_HIGH_POWERED.iter().map(|s| s.to_string()).collect(),
-            high_risk_apis: DEFAULT_HIGH_RISK_APIS.iter().map(|s| s.to_string()).collect(),
+            high_powered_instance_types: DEFAULT_HIGH_POWERED
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            high_risk_apis: DEFAULT_HIGH_RISK_APIS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             max_signals_per_sequence: 200,
             include_archived_findings: false,
         }
@@ -232,7 +255,12 @@ impl Config {
                 0
             }
         };
-        if self.rules.high_powered_instance_types.iter().any(|p| p.is_empty()) {
+        if self
+            .rules
+            .high_powered_instance_types
+            .iter()
+            .any(|p| p.is_empty())
+        {
             problems.push("rules.high_powered_instance_types: empty pattern".into());
         }
         for api in &self.rules.high_risk_apis {

@@ -110,14 +110,20 @@ fn report_rule_errors(errors: &[RuleError]) {
     tracing::error!(problems = errors.len(), "rules did not load");
 }
 
-fn write_output(path: &std::path::Path, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+fn write_output(
+    path: &std::path::Path,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     if path.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
-        write(&mut w).and_then(|()| w.flush()).context("writing to stdout")?;
+        write(&mut w)
+            .and_then(|()| w.flush())
+            .context("writing to stdout")?;
         return Ok(());
     }
-    let file = std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     write(&mut w)
         .and_then(|()| w.flush())
@@ -159,8 +165,9 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
     match args.summary {
         SummaryFormat::Text => eprint!("{}{}", run.summary.to_text(), report.to_text()),
         SummaryFormat::Json => {
+            // One line, the last on stderr, after any log lines.
             let doc = serde_json::json!({ "read": run.summary, "correlate": report });
-            eprintln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            eprintln!("{}", serde_json::to_string(&doc).unwrap_or_default());
         }
     }
     Ok(if run.summary.lost_anything() { 1 } else { 0 })

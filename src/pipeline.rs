@@ -22,9 +22,15 @@ pub struct GraphRun {
 pub fn build_graph(paths: &[PathBuf], settings: &Settings, keep_signals: bool) -> GraphRun {
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signals);
     let mut summary = Summary::default();
-    read(paths, settings, &file::keep_all, &mut summary, &mut |s, _, summary| {
-        summary.added(graph.add_signal(&s));
-    });
+    read(
+        paths,
+        settings,
+        &file::keep_all,
+        &mut summary,
+        &mut |s, _, summary| {
+            summary.added(graph.add_signal(&s));
+        },
+    );
     summary.graph(&graph);
     GraphRun { graph, summary }
 }
@@ -73,13 +79,19 @@ pub fn correlate(
                 Keep::Drop
             }
         };
-        read(paths, settings, &classify, &mut summary, &mut |s, keep, summary| {
-            let added = graph.add_signal(&s);
-            summary.added(added);
-            if keep == Keep::Match && added != crate::graph::Added::Duplicate {
-                selected.push(Arc::new(*s));
-            }
-        });
+        read(
+            paths,
+            settings,
+            &classify,
+            &mut summary,
+            &mut |s, keep, summary| {
+                let added = graph.add_signal(&s);
+                summary.added(added);
+                if keep == Keep::Match && added != crate::graph::Added::Duplicate {
+                    selected.push(Arc::new(*s));
+                }
+            },
+        );
     }
     matcher.push_ordered(selected, &graph);
     let (sequences, matching) = matcher.finish(&graph);
@@ -220,7 +232,10 @@ fn run_rule_test(
     }
     if let Some(g) = &e.group {
         if let Some(s) = mine.iter().find(|s| s.key.to_string() != *g) {
-            return Err(format!("expected group {g:?}, found {:?}", s.key.to_string()));
+            return Err(format!(
+                "expected group {g:?}, found {:?}",
+                s.key.to_string()
+            ));
         }
     }
     Ok(())

@@ -297,15 +297,27 @@ impl CorrelateSummary {
                 l.rule,
                 l.group,
                 l.members.len(),
-                if l.launched > 0 { format!(", {} launched", l.launched) } else { String::new() },
+                if l.launched > 0 {
+                    format!(", {} launched", l.launched)
+                } else {
+                    String::new()
+                },
                 l.signals,
                 l.stages.join(", "),
-                if l.weak_signals > 0 { format!(" +{} weak", l.weak_signals) } else { String::new() },
+                if l.weak_signals > 0 {
+                    format!(" +{} weak", l.weak_signals)
+                } else {
+                    String::new()
+                },
                 l.first_seen,
                 l.last_seen
             );
         }
-        let _ = writeln!(s, "weak signals: {}", self.weak_signals.iter().map(|l| l.signals).sum::<usize>());
+        let _ = writeln!(
+            s,
+            "weak signals: {}",
+            self.weak_signals.iter().map(|l| l.signals).sum::<usize>()
+        );
         for l in &self.weak_signals {
             let _ = writeln!(
                 s,

@@ -203,8 +203,13 @@ pub struct Matcher {
     released_up_to: Millis,
     states: Vec<HashMap<GroupKey, KeyState>>,
     finished: Vec<Sequence>,
+    /// Signals processed since the last sweep of idle groups.
+    since_sweep: usize,
     pub stats: MatchStats,
 }
+
+/// Signals between sweeps of idle group states.
+const SWEEP_EVERY: usize = 4096;
 
 impl Matcher {
     pub fn new(rules: Arc<RuleSet>, opts: MatchOptions) -> Matcher {
@@ -223,6 +228,7 @@ impl Matcher {
             released_up_to: Millis::MIN,
             states: (0..n).map(|_| HashMap::new()).collect(),
             finished: Vec::new(),
+            since_sweep: 0,
             stats: MatchStats::default(),
         }
     }
@@ -308,6 +314,11 @@ impl Matcher {
             self.stats.late += 1;
         }
         self.released_up_to = self.released_up_to.max(s.time);
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.sweep(self.released_up_to);
+        }
         // Signals of this step: the original, then weak signals rules produce from it.
         let mut step: Vec<Arc<Signal>> = vec![s.clone()];
         let rules = self.rules.clone();
@@ -401,6 +412,52 @@ impl Matcher {
                 produced.push(Arc::new(weak_signal(rule, s)));
             }
         }
+    }
+
+    /// Closes what has gone quiet and forgets groups with nothing left in their window, so
+    /// memory follows the live windows, not the signals read.
+    fn sweep(&mut self, now: Millis) {
+        let rules = self.rules.clone();
+        for (ri, states) in self.states.iter_mut().enumerate() {
+            let rule = &rules.rules[ri];
+            states.retain(|_, st| {
+                while st
+                    .entries
+                    .front()
+                    .is_some_and(|f| f.time < now - rule.window)
+                {
+                    if let Some(old) = st.entries.pop_front() {
+                        st.agg.add(&old, -1);
+                    }
+                }
+                if st
+                    .open
+                    .as_ref()
+                    .is_some_and(|o| now - o.last_seen > rule.window)
+                {
+                    if let Some(done) = st.open.take() {
+                        if let Some(prev) = st.closed.replace(done) {
+                            self.finished.push(prev);
+                        }
+                    }
+                }
+                if st
+                    .closed
+                    .as_ref()
+                    .is_some_and(|c| now - c.last_seen > rule.suppress)
+                {
+                    if let Some(done) = st.closed.take() {
+                        self.finished.push(done);
+                    }
+                }
+                !(st.entries.is_empty() && st.open.is_none() && st.closed.is_none())
+            });
+        }
+    }
+
+    /// Group states held (for tests and the benchmark: memory follows live windows).
+    pub fn live_states(&self) -> usize {
+        self.states.iter().map(HashMap::len).sum()
     }
 
     /// Adds an entry to a group's window; returns whether it joined a sequence.

@@ -461,8 +461,14 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
         Err(e) => {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let message = e.to_string();
-            // The crate's message repeats the location and a snippet; keep the first line.
-            let message = message.lines().next().unwrap_or("").trim().to_string();
+            // The crate's message repeats the location and a snippet; keep the first line,
+            // without its own "error: line L column C:" prefix.
+            let first = message.lines().next().unwrap_or("").trim();
+            let first = first.strip_prefix("error:").unwrap_or(first).trim();
+            let message = match first.strip_prefix("line ") {
+                Some(rest) => rest.split_once(": ").map_or(first, |(_, m)| m).to_string(),
+                None => first.to_string(),
+            };
             return Err(vec![RuleError {
                 file: file.to_string(),
                 line,
@@ -780,14 +786,11 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
             match Regex::new(&v.value) {
                 Ok(r) => ops.push(Op::Regex(r)),
                 Err(e) => {
-                    let first = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    errs.at(v, format!("regex {:?} does not compile: {first}", v.value));
+                    let text = e.to_string();
+                    let last = text.lines().last().unwrap_or("").trim();
+                    let last = last.strip_prefix("error:").unwrap_or(last).trim();
+                    errs.at(v, format!("regex {:?} does not compile: {last}", v.value));
+                    continue;
                 }
             }
         }

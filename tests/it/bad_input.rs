@@ -68,11 +68,16 @@ fn read_input(path: &Path, explicit: bool) -> (u64, Vec<FileProblem>) {
         path: path.to_path_buf(),
         explicit,
     };
-    let stats = file::decode_file(&input, &DecodeOptions::default(), &file::keep_all, &mut |e| {
-        if let Event::Problem(p) = e {
-            problems.push(p);
-        }
-    });
+    let stats = file::decode_file(
+        &input,
+        &DecodeOptions::default(),
+        &file::keep_all,
+        &mut |e| {
+            if let Event::Problem(p) = e {
+                problems.push(p);
+            }
+        },
+    );
     (stats.signals, problems)
 }
 

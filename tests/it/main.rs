@@ -9,4 +9,5 @@ mod decode_fixtures;
 mod graph_scenario;
 mod property;
 mod realdata;
+mod rules;
 mod scenarios;

@@ -1,0 +1,408 @@
+//! Rules: loading, the errors a rule writer sees, inline tests, and the matcher's window
+//! semantics on small hand-made inputs.
+
+use std::sync::Arc;
+
+use finding_correlator::config::Config;
+use finding_correlator::pipeline;
+use finding_correlator::rules::fields::Field;
+use finding_correlator::rules::{RuleError, RuleSet};
+
+use crate::common;
+
+fn settings() -> finding_correlator::config::Settings {
+    Config::default()
+        .validate()
+        .expect("default config is valid")
+}
+
+/// Compiles rule files given as (stem, text).
+fn load(files: &[(&str, &str)]) -> Result<RuleSet, Vec<RuleError>> {
+    RuleSet::from_texts(
+        files
+            .iter()
+            .map(|(stem, text)| (format!("{stem}.yaml"), stem.to_string(), text.to_string())),
+    )
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    load(files)
+        .expect_err("the rules should not load")
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+const MINIMAL: &str = r#"id: minimal
+title: Minimal rule
+description: Any RunInstances by a user.
+severity: MEDIUM
+types: ["TTPs/Impact"]
+runbook: Look at it.
+stages:
+  - name: launch
+    select:
+      events: [RunInstances]
+group_by: principal
+window: 1h
+condition:
+  require: [launch]
+"#;
+
+#[test]
+fn the_shipped_rules_load_and_their_inline_tests_pass() {
+    let set = RuleSet::builtin().expect("shipped rules load");
+    let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+    for id in [
+        "compromised-instance-group",
+        "instance-credentials-launch-compute",
+        "mass-compute-deployment",
+        "compute-resource-creation",
+        "failed-compute-launch",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    // Weak-signal rules come before the rule that selects their signals.
+    let pos = |id: &str| ids.iter().position(|x| *x == id).unwrap();
+    assert!(pos("compute-resource-creation") < pos("compromised-instance-group"));
+    assert!(pos("failed-compute-launch") < pos("compromised-instance-group"));
+    let results = pipeline::test_rules(&set, &settings());
+    assert!(results.len() >= 10, "{results:?}");
+    let failed: Vec<_> = results.iter().filter(|r| r.failure.is_some()).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn the_shipped_rules_are_the_files_of_correlation_rules() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(common::repo().join("correlation-rules"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".yaml").map(str::to_string))
+        .collect();
+    on_disk.sort();
+    let from_dir = RuleSet::load_dir(&common::repo().join("correlation-rules")).unwrap();
+    let mut built_in: Vec<String> = RuleSet::builtin()
+        .unwrap()
+        .rules
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    built_in.sort();
+    let mut loaded: Vec<String> = from_dir.rules.iter().map(|r| r.id.clone()).collect();
+    loaded.sort();
+    assert_eq!(built_in, on_disk);
+    assert_eq!(loaded, on_disk);
+}
+
+#[test]
+fn a_failing_inline_test_is_reported() {
+    let text = format!(
+        "{MINIMAL}tests:\n  - name: expects too much\n    records:\n      - eventVersion: \"1.10\"\n        eventTime: \"2025-05-02T10:00:00Z\"\n        eventSource: ec2.amazonaws.com\n        eventName: RunInstances\n        eventID: 00000000-0000-4000-8000-0000000000aa\n        userIdentity: {{type: IAMUser, principalId: AIDAEXAMPLE1, arn: \"arn:aws:iam::111122223333:user/bob\"}}\n    expect:\n      sequences: 2\n"
+    );
+    let set = load(&[("minimal", &text)]).unwrap();
+    let results = pipeline::test_rules(&set, &settings());
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].failure.as_deref(),
+        Some("expected 2 sequence(s), found 1 (principal/AIDAEXAMPLE1 with 1 signal(s))")
+    );
+}
+
+#[test]
+fn errors_point_at_the_line_and_column_and_say_what_was_expected() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "window: 1h",
+            "window: 1 hour",
+            "minimal.yaml:12:9: window: expected a duration like \"15m\", \"8h\" or \"1d\", found \"1 hour\"",
+        ),
+        (
+            "  require: [launch]",
+            "  require: [lanch]",
+            "minimal.yaml:14:13: unknown stage \"lanch\" (stages: launch)",
+        ),
+        (
+            "severity: MEDIUM",
+            "severity: SEVERE",
+            "minimal.yaml:4:11: severity \"SEVERE\": expected INFORMATIONAL, LOW, MEDIUM, HIGH or CRITICAL",
+        ),
+        (
+            "group_by: principal",
+            "group_by: team",
+            "minimal.yaml:11:11: group_by \"team\": expected instance_group, principal, account or access_key",
+        ),
+        (
+            "      events: [RunInstances]",
+            "      events: [RunInstances]\n      where:\n        - field: lauched_count\n          gte: 1",
+            "minimal.yaml:12:18: unknown field \"lauched_count\"",
+        ),
+        (
+            "      events: [RunInstances]",
+            "      events: [RunInstances]\n      where:\n        - field: user_agent\n          regex: \"(unclosed\"",
+            "minimal.yaml:13:18: regex \"(unclosed\" does not compile: unclosed group",
+        ),
+        (
+            "      events: [RunInstances]",
+            "      events: [RunInstances]\n      where:\n        - field: user_agent\n          prefix: a\n          suffix: b",
+            "minimal.yaml:12:18: condition on \"user_agent\": expected exactly one operator",
+        ),
+        (
+            "runbook: Look at it.",
+            "runbook: Look at it.\nrunbok: typo",
+            "minimal.yaml:7:1: unknown field `runbok`, expected one of",
+        ),
+        (
+            "types: [\"TTPs/Impact\"]",
+            "types: [\"Threats/Impact\"]",
+            "minimal.yaml:5:9: type \"Threats/Impact\": the namespace must be one of",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(MINIMAL.contains(from), "{from}");
+        let text = MINIMAL.replace(from, to);
+        let errs = errors(&[("minimal", &text)]);
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "replacing {from:?} by {to:?}: expected an error starting with {want:?}, got {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_of_every_file_is_reported_at_once() {
+    let bad1 = MINIMAL.replace("window: 1h", "window: soon");
+    let bad2 = MINIMAL
+        .replace("id: minimal", "id: second")
+        .replace("severity: MEDIUM", "severity: x");
+    let errs = errors(&[("minimal", &bad1), ("second-file", &bad2)]);
+    assert!(errs.iter().any(|e| e.contains("window")), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("must equal the file name \"second-file\"")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("severity \"x\"")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn references_between_rules_must_resolve_and_not_cycle() {
+    let feeds = |id: &str, dep: &str| {
+        MINIMAL
+            .replace("id: minimal", &format!("id: {id}"))
+            .replace("events: [RunInstances]", &format!("rules: [{dep}]"))
+    };
+    let errs = errors(&[("a", &feeds("a", "b")), ("b", &feeds("b", "a"))]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("rules select each other's signals in a cycle: a, b")),
+        "{errs:#?}"
+    );
+    let errs = errors(&[("a", &feeds("a", "missing"))]);
+    assert_eq!(
+        errs,
+        vec!["a.yaml:1:1: selects signals of rule \"missing\", which is not loaded"]
+    );
+    let dup = errors(&[("minimal", MINIMAL), ("minimal", MINIMAL)]);
+    assert!(
+        dup.iter()
+            .any(|e| e.contains("is used by another file too")),
+        "{dup:#?}"
+    );
+}
+
+#[test]
+fn the_rule_reference_documents_every_field() {
+    let readme =
+        std::fs::read_to_string(common::repo().join("correlation-rules/README.md")).unwrap();
+    for (_, name, _) in Field::ALL {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "field {name} is not in correlation-rules/README.md"
+        );
+    }
+}
+
+/// A CloudTrail RunInstances record by `principal` at `time`, launching `n` instances of
+/// `itype` with `vcpus` each.
+fn run_instances(id: u32, time: &str, principal: &str, itype: &str, n: u32, vcpus: u32) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"instanceId":"i-0{:016x}","instanceType":"{itype}","cpuOptions":{{"coreCount":{},"threadsPerCore":2}}}}"#,
+                u64::from(id) * 1000 + u64::from(i),
+                vcpus / 2
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"eventVersion":"1.10","eventTime":"{time}","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","eventID":"00000000-0000-4000-8000-{id:012}","userIdentity":{{"type":"IAMUser","principalId":"{principal}","arn":"arn:aws:iam::111122223333:user/{principal}","accountId":"111122223333"}},"responseElements":{{"instancesSet":{{"items":[{}]}}}}}}"#,
+        items.join(",")
+    )
+}
+
+/// Correlates JSON Lines with one rule file; returns (group key, start, signals) per sequence.
+fn sequences(rule: &str, lines: &[String]) -> Vec<(String, String, usize)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), lines.join("\n")).unwrap();
+    let set = Arc::new(load(&[("r", rule)]).unwrap());
+    let run = pipeline::correlate(&[dir.path().to_path_buf()], &settings(), set, false);
+    run.sequences
+        .iter()
+        .map(|s| {
+            (
+                s.key.to_string(),
+                finding_correlator::time::format_rfc3339(s.start),
+                s.total_signals,
+            )
+        })
+        .collect()
+}
+
+fn counting_rule(window: &str, suppress: Option<&str>, at_least: u32) -> String {
+    let mut r = MINIMAL
+        .replace("id: minimal", "id: r")
+        .replace("window: 1h", &format!("window: {window}"))
+        .replace(
+            "  require: [launch]\n",
+            &format!("  thresholds:\n    - count: true\n      at_least: {at_least}\n"),
+        );
+    if let Some(s) = suppress {
+        r.push_str(&format!("suppress: {s}\n"));
+    }
+    r
+}
+
+#[test]
+fn an_ongoing_sequence_is_extended_not_duplicated() {
+    // Three launches 20 minutes apart: the condition (2 launches) holds at the second, and
+    // the third, within the window of the last, extends the same sequence.
+    let lines = vec![
+        run_instances(1, "2025-05-02T10:00:00Z", "AIDAA", "t3.micro", 1, 2),
+        run_instances(2, "2025-05-02T10:20:00Z", "AIDAA", "t3.micro", 1, 2),
+        run_instances(3, "2025-05-02T10:40:00Z", "AIDAA", "t3.micro", 1, 2),
+    ];
+    assert_eq!(
+        sequences(&counting_rule("30m", None, 2), &lines),
+        vec![(
+            "principal/AIDAA".into(),
+            "2025-05-02T10:00:00.000Z".into(),
+            3
+        )]
+    );
+}
+
+#[test]
+fn after_a_quiet_window_a_new_sequence_opens_unless_suppressed() {
+    let lines = vec![
+        run_instances(1, "2025-05-02T10:00:00Z", "AIDAA", "t3.micro", 1, 2),
+        run_instances(2, "2025-05-02T10:10:00Z", "AIDAA", "t3.micro", 1, 2),
+        // 3 hours later: the 30-minute window has long passed.
+        run_instances(3, "2025-05-02T13:10:00Z", "AIDAA", "t3.micro", 1, 2),
+        run_instances(4, "2025-05-02T13:20:00Z", "AIDAA", "t3.micro", 1, 2),
+    ];
+    assert_eq!(
+        sequences(&counting_rule("30m", None, 2), &lines),
+        vec![
+            (
+                "principal/AIDAA".into(),
+                "2025-05-02T10:00:00.000Z".into(),
+                2
+            ),
+            (
+                "principal/AIDAA".into(),
+                "2025-05-02T13:10:00.000Z".into(),
+                2
+            ),
+        ]
+    );
+    // With suppress 24h, the later burst extends the first sequence (same start, same Id).
+    assert_eq!(
+        sequences(&counting_rule("30m", Some("24h"), 2), &lines),
+        vec![(
+            "principal/AIDAA".into(),
+            "2025-05-02T10:00:00.000Z".into(),
+            4
+        )]
+    );
+}
+
+#[test]
+fn windows_slide_and_groups_stay_apart() {
+    // Two launches 40 minutes apart never share a 30-minute window; another principal's
+    // launch in between does not count for the first.
+    let lines = vec![
+        run_instances(1, "2025-05-02T10:00:00Z", "AIDAA", "t3.micro", 1, 2),
+        run_instances(2, "2025-05-02T10:20:00Z", "AIDAB", "t3.micro", 1, 2),
+        run_instances(3, "2025-05-02T10:40:00Z", "AIDAA", "t3.micro", 1, 2),
+    ];
+    assert_eq!(sequences(&counting_rule("30m", None, 2), &lines), vec![]);
+}
+
+#[test]
+fn sums_count_every_launched_instance() {
+    let rule = MINIMAL.replace("id: minimal", "id: r").replace(
+        "  require: [launch]\n",
+        "  thresholds:\n    - sum: launched_vcpus\n      at_least: 800\n",
+    );
+    // One call launching 9 instances of 96 vCPUs: Sentinel's rule reads only the first item.
+    let hit = vec![run_instances(
+        1,
+        "2025-05-02T10:00:00Z",
+        "AIDAA",
+        "c5.24xlarge",
+        9,
+        96,
+    )];
+    assert_eq!(sequences(&rule, &hit).len(), 1);
+    let miss = vec![run_instances(
+        1,
+        "2025-05-02T10:00:00Z",
+        "AIDAA",
+        "c5.24xlarge",
+        8,
+        96,
+    )];
+    assert_eq!(sequences(&rule, &miss), vec![]);
+}
+
+#[test]
+fn allowlists_leave_signals_out() {
+    let rule = counting_rule("1h", None, 1) + "allowlist:\n  principals: [\"AIDAA*\"]\n";
+    let lines = vec![
+        run_instances(1, "2025-05-02T10:00:00Z", "AIDAALLOWED", "t3.micro", 1, 2),
+        run_instances(2, "2025-05-02T10:00:00Z", "AIDABOTHER", "t3.micro", 1, 2),
+    ];
+    assert_eq!(
+        sequences(&rule, &lines),
+        vec![(
+            "principal/AIDABOTHER".into(),
+            "2025-05-02T10:00:00.000Z".into(),
+            1
+        )]
+    );
+}
+
+#[test]
+fn ordered_stages_must_come_in_order() {
+    let rule = MINIMAL
+        .replace("id: minimal", "id: r")
+        .replace(
+            "  - name: launch\n    select:\n      events: [RunInstances]\n",
+            "  - name: small\n    select:\n      events: [RunInstances]\n      where:\n        - {field: launched_vcpus, lt: 10}\n  - name: big\n    select:\n      events: [RunInstances]\n      where:\n        - {field: launched_vcpus, gte: 10}\n",
+        )
+        .replace("  require: [launch]\n", "  ordered: [small, big]\n");
+    let small_then_big = vec![
+        run_instances(1, "2025-05-02T10:00:00Z", "AIDAA", "t3.micro", 1, 2),
+        run_instances(2, "2025-05-02T10:05:00Z", "AIDAA", "c5.4xlarge", 1, 16),
+    ];
+    assert_eq!(sequences(&rule, &small_then_big).len(), 1);
+    let big_then_small = vec![
+        run_instances(1, "2025-05-02T10:00:00Z", "AIDAA", "c5.4xlarge", 1, 16),
+        run_instances(2, "2025-05-02T10:05:00Z", "AIDAA", "t3.micro", 1, 2),
+    ];
+    assert_eq!(sequences(&rule, &big_then_small), vec![]);
+}
