@@ -222,21 +222,21 @@ fn run_rule_test(
             }
         ));
     }
-    if let Some(n) = e.signals {
-        if let Some(s) = mine.iter().find(|s| s.total_signals != n) {
-            return Err(format!(
-                "expected {n} signal(s) in the sequence, found {}",
-                s.total_signals
-            ));
-        }
+    if let Some(n) = e.signals
+        && let Some(s) = mine.iter().find(|s| s.total_signals != n)
+    {
+        return Err(format!(
+            "expected {n} signal(s) in the sequence, found {}",
+            s.total_signals
+        ));
     }
-    if let Some(g) = &e.group {
-        if let Some(s) = mine.iter().find(|s| s.key.to_string() != *g) {
-            return Err(format!(
-                "expected group {g:?}, found {:?}",
-                s.key.to_string()
-            ));
-        }
+    if let Some(g) = &e.group
+        && let Some(s) = mine.iter().find(|s| s.key.to_string() != *g)
+    {
+        return Err(format!(
+            "expected group {g:?}, found {:?}",
+            s.key.to_string()
+        ));
     }
     Ok(())
 }

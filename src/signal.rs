@@ -424,10 +424,10 @@ impl Signal {
         for r in &self.resources {
             push(r.clone());
         }
-        if let Some(ip) = &self.fields.source_ip {
-            if looks_like_ip(ip) {
-                push(EntityId::new(EntityKind::Ip, ip.clone()));
-            }
+        if let Some(ip) = &self.fields.source_ip
+            && looks_like_ip(ip)
+        {
+            push(EntityId::new(EntityKind::Ip, ip.clone()));
         }
         for e in &self.endpoints {
             match e {

@@ -15,11 +15,31 @@ if [ ! -d ../shared/realdata ]; then
   exit 3
 fi
 
+# A Python venv with what the tests use from PyPI: botocore (the Security Hub service model
+# that findings are validated against).
+if ! command -v python3 >/dev/null; then
+  echo "tests/run.sh: python3 is needed for the ASFF model check (install python3 and python3-venv)" >&2
+  exit 3
+fi
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore" 2>/dev/null; then
+  echo "== python venv (.venv) with tests/requirements.txt"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+export CORRELATOR_TEST_PYTHON="$PWD/.venv/bin/python"
+
 echo "== build"
 cargo build --locked --all-targets
 
 echo "== main job on the shipped fixtures"
-cargo run --locked --quiet -- graph fixtures/ --output "${TMPDIR:-/tmp}/correlator-fixtures-graph.json"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+cargo run --locked --quiet -- correlate fixtures/ --asff "$out/findings.json" --graph "$out/graph.json"
+"$CORRELATOR_TEST_PYTHON" tests/asff_validate.py "$out/findings.json"
+
+echo "== rules"
+cargo run --locked --quiet -- rules check
+cargo run --locked --quiet -- rules test
 
 echo "== tests"
 # Benchmarks are built above but not run here: they are measured with `cargo bench`.

@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use super::EntityGraph;
 
@@ -35,32 +35,56 @@ pub fn write(graph: &EntityGraph, format: Format, out: &mut dyn Write) -> io::Re
     }
 }
 
-/// Cytoscape.js elements: `{"elements":{"nodes":[{"data":{…}}],"edges":[{"data":{…}}]}}`.
+/// Cytoscape.js elements: `{"elements":{"nodes":[{"data":{…}}],"edges":[{"data":{…}}]}}`,
+/// written element by element (no JSON tree of the whole graph in memory).
 pub fn write_json(graph: &EntityGraph, out: &mut dyn Write) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct NodeData<'a> {
+        id: &'a str,
+        label: &'a str,
+        kind: &'a str,
+        #[serde(flatten)]
+        props: &'a std::collections::BTreeMap<&'static str, String>,
+    }
+    #[derive(Serialize)]
+    struct EdgeData<'a> {
+        id: String,
+        source: &'a str,
+        target: &'a str,
+        kind: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Element<T> {
+        data: T,
+    }
     let (nodes, edges) = graph.snapshot();
-    let nodes: Vec<Value> = nodes
-        .into_iter()
-        .map(|n| {
-            let mut data = Map::new();
-            data.insert("id".into(), Value::String(n.id));
-            data.insert("label".into(), Value::String(n.label));
-            data.insert("kind".into(), Value::String(n.kind.to_string()));
-            for (k, v) in n.props {
-                data.insert(k.to_string(), Value::String(v));
-            }
-            json!({ "data": data })
-        })
-        .collect();
-    let edges: Vec<Value> = edges
-        .into_iter()
-        .enumerate()
-        .map(|(i, (s, t, k))| {
-            json!({ "data": { "id": format!("e{i}"), "source": s, "target": t, "kind": k.as_str() } })
-        })
-        .collect();
-    let doc = json!({ "elements": { "nodes": nodes, "edges": edges } });
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    out.write_all(b"\n")
+    out.write_all(b"{\"elements\":{\"nodes\":[\n")?;
+    for (i, n) in nodes.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",\n")?;
+        }
+        let data = NodeData {
+            id: &n.id,
+            label: &n.label,
+            kind: n.kind,
+            props: &n.props,
+        };
+        serde_json::to_writer(&mut *out, &Element { data })?;
+    }
+    out.write_all(b"\n],\"edges\":[\n")?;
+    for (i, (s, t, k)) in edges.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",\n")?;
+        }
+        let data = EdgeData {
+            id: format!("e{i}"),
+            source: s,
+            target: t,
+            kind: k.as_str(),
+        };
+        serde_json::to_writer(&mut *out, &Element { data })?;
+    }
+    out.write_all(b"\n]}}\n")
 }
 
 fn dot_escape(s: &str) -> String {

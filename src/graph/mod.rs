@@ -16,6 +16,7 @@
 
 pub mod export;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
@@ -237,43 +238,43 @@ impl EntityGraph {
         for inst in &s.instances {
             self.describe_instance(inst, s);
         }
-        if let Some(actor) = &s.actor {
-            if let Some(principal) = actor.principal() {
-                let p = self.entity(&principal);
-                self.set_prop(p, "arn", actor.arn.as_deref());
-                self.set_prop(p, "principal_type", actor.principal_type.as_deref());
-                if let Some(arn) = &actor.arn {
-                    let label = EntityId::new(EntityKind::Principal, arn.clone())
-                        .label()
-                        .to_string();
-                    self.graph[p].label = label;
-                }
-                if let Some(instance) = &actor.instance_id {
-                    let i = self.entity(&EntityId::new(EntityKind::Instance, instance.clone()));
-                    self.edge(p, i, EdgeKind::ActedAs);
-                    self.principal_instance
-                        .insert(principal.id.clone(), instance.clone());
-                }
-                if let Some(key) = &actor.access_key_id {
-                    let k = self.entity(&EntityId::new(EntityKind::AccessKey, key.clone()));
-                    self.edge(p, k, EdgeKind::UsesKey);
-                    self.key_principal.insert(key.clone(), principal.id.clone());
-                }
-                if let Some(role) = &actor.role_arn {
-                    let r = self.entity(&EntityId::new(EntityKind::IamRole, role.clone()));
-                    self.edge(p, r, EdgeKind::SessionOf);
-                }
-                if let Some(acct) = actor.account.as_ref().or(s.account.as_ref()) {
-                    let a = self.entity(&EntityId::new(EntityKind::Account, acct.clone()));
-                    self.edge(p, a, EdgeKind::InAccount);
-                }
-                for inst in s.instances.iter().filter(|i| i.launched) {
-                    let i = self.entity(&EntityId::new(
-                        EntityKind::Instance,
-                        inst.instance_id.clone(),
-                    ));
-                    self.edge(i, p, EdgeKind::LaunchedBy);
-                }
+        if let Some(actor) = &s.actor
+            && let Some(principal) = actor.principal()
+        {
+            let p = self.entity(&principal);
+            self.set_prop(p, "arn", actor.arn.as_deref());
+            self.set_prop(p, "principal_type", actor.principal_type.as_deref());
+            if let Some(arn) = &actor.arn {
+                let label = EntityId::new(EntityKind::Principal, arn.clone())
+                    .label()
+                    .to_string();
+                self.graph[p].label = label;
+            }
+            if let Some(instance) = &actor.instance_id {
+                let i = self.entity(&EntityId::new(EntityKind::Instance, instance.clone()));
+                self.edge(p, i, EdgeKind::ActedAs);
+                self.principal_instance
+                    .insert(principal.id.clone(), instance.clone());
+            }
+            if let Some(key) = &actor.access_key_id {
+                let k = self.entity(&EntityId::new(EntityKind::AccessKey, key.clone()));
+                self.edge(p, k, EdgeKind::UsesKey);
+                self.key_principal.insert(key.clone(), principal.id.clone());
+            }
+            if let Some(role) = &actor.role_arn {
+                let r = self.entity(&EntityId::new(EntityKind::IamRole, role.clone()));
+                self.edge(p, r, EdgeKind::SessionOf);
+            }
+            if let Some(acct) = actor.account.as_ref().or(s.account.as_ref()) {
+                let a = self.entity(&EntityId::new(EntityKind::Account, acct.clone()));
+                self.edge(p, a, EdgeKind::InAccount);
+            }
+            for inst in s.instances.iter().filter(|i| i.launched) {
+                let i = self.entity(&EntityId::new(
+                    EntityKind::Instance,
+                    inst.instance_id.clone(),
+                ));
+                self.edge(i, p, EdgeKind::LaunchedBy);
             }
         }
         if self.keep_signals {
@@ -455,14 +456,14 @@ impl EntityGraph {
         if self.instance_group.get(id) == Some(&group) {
             return;
         }
-        if let Some(old) = self.instance_group.insert(id.clone(), group.clone()) {
-            if let Some(members) = self.group_members.get_mut(&old) {
-                members.remove(id);
-                if members.is_empty() {
-                    self.group_members.remove(&old);
-                    if let Some(g) = self.key_groups.get_mut(&old.key) {
-                        g.remove(&old);
-                    }
+        if let Some(old) = self.instance_group.insert(id.clone(), group.clone())
+            && let Some(members) = self.group_members.get_mut(&old)
+        {
+            members.remove(id);
+            if members.is_empty() {
+                self.group_members.remove(&old);
+                if let Some(g) = self.key_groups.get_mut(&old.key) {
+                    g.remove(&old);
                 }
             }
         }
@@ -583,16 +584,21 @@ impl EntityGraph {
 
     /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
     /// added from the current grouping.
-    pub fn snapshot(&self) -> (Vec<Node>, Vec<(String, String, EdgeKind)>) {
-        let mut nodes: Vec<Node> = self.graph.node_weights().cloned().collect();
-        let mut edges: Vec<(String, String, EdgeKind)> = self
+    pub fn snapshot(
+        &self,
+    ) -> (
+        Vec<Cow<'_, Node>>,
+        Vec<(Cow<'_, str>, Cow<'_, str>, EdgeKind)>,
+    ) {
+        let mut nodes: Vec<Cow<'_, Node>> = self.graph.node_weights().map(Cow::Borrowed).collect();
+        let mut edges: Vec<(Cow<'_, str>, Cow<'_, str>, EdgeKind)> = self
             .graph
             .edge_indices()
             .filter_map(|e| {
                 let (a, b) = self.graph.edge_endpoints(e)?;
                 Some((
-                    self.graph[a].id.clone(),
-                    self.graph[b].id.clone(),
+                    Cow::Borrowed(self.graph[a].id.as_str()),
+                    Cow::Borrowed(self.graph[b].id.as_str()),
                     self.graph[e],
                 ))
             })
@@ -605,19 +611,19 @@ impl EntityGraph {
                 props.insert("account", a.to_string());
             }
             props.insert("members", members.len().to_string());
-            nodes.push(Node {
-                id: id.clone(),
-                kind: "instance_group",
-                label: group.to_string(),
-                props,
-            });
             for m in members {
                 edges.push((
-                    EntityId::new(EntityKind::Instance, m.clone()).to_string(),
-                    id.clone(),
+                    Cow::Owned(EntityId::new(EntityKind::Instance, m.clone()).to_string()),
+                    Cow::Owned(id.clone()),
                     EdgeKind::InGroup,
                 ));
             }
+            nodes.push(Cow::Owned(Node {
+                id,
+                kind: "instance_group",
+                label: group.to_string(),
+                props,
+            }));
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         edges.sort();
@@ -662,10 +668,10 @@ pub fn group_node_id(g: &GroupId) -> String {
 
 /// Takes `new` where nothing is known yet, or where the record is the newest.
 fn merge(slot: &mut Option<Str>, new: &Option<Str>, newer: bool) {
-    if let Some(v) = new {
-        if slot.is_none() || newer {
-            *slot = Some(v.clone());
-        }
+    if let Some(v) = new
+        && (slot.is_none() || newer)
+    {
+        *slot = Some(v.clone());
     }
 }
 

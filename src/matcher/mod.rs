@@ -434,21 +434,18 @@ impl Matcher {
                     .open
                     .as_ref()
                     .is_some_and(|o| now - o.last_seen > rule.window)
+                    && let Some(done) = st.open.take()
+                    && let Some(prev) = st.closed.replace(done)
                 {
-                    if let Some(done) = st.open.take() {
-                        if let Some(prev) = st.closed.replace(done) {
-                            self.finished.push(prev);
-                        }
-                    }
+                    self.finished.push(prev);
                 }
                 if st
                     .closed
                     .as_ref()
                     .is_some_and(|c| now - c.last_seen > rule.suppress)
+                    && let Some(done) = st.closed.take()
                 {
-                    if let Some(done) = st.closed.take() {
-                        self.finished.push(done);
-                    }
+                    self.finished.push(done);
                 }
                 !(st.entries.is_empty() && st.open.is_none() && st.closed.is_none())
             });
@@ -480,12 +477,10 @@ impl Matcher {
             .open
             .as_ref()
             .is_some_and(|o| t - o.last_seen > rule.window)
+            && let Some(done) = st.open.take()
+            && let Some(prev) = st.closed.replace(done)
         {
-            if let Some(done) = st.open.take() {
-                if let Some(prev) = st.closed.replace(done) {
-                    self.finished.push(prev);
-                }
-            }
+            self.finished.push(prev);
         }
         st.agg.add(&e, 1);
         let signal = e.signal.clone();

@@ -98,10 +98,10 @@ impl SeqSignal {
                     .map(|i| i.instance_id.clone()),
             );
         }
-        if let Some(i) = s.actor.as_ref().and_then(|a| a.instance_id.clone()) {
-            if !instances.contains(&i) {
-                instances.push(i);
-            }
+        if let Some(i) = s.actor.as_ref().and_then(|a| a.instance_id.clone())
+            && !instances.contains(&i)
+        {
+            instances.push(i);
         }
         SeqSignal {
             reference: s.reference.clone(),
@@ -217,8 +217,7 @@ impl Sequence {
 
     /// Orders signals and fills what comes from the graph: account, region, members.
     pub fn finalize(&mut self, graph: &EntityGraph) {
-        self.signals
-            .sort_by(|a, b| (a.time, a.reference.key()).cmp(&(b.time, b.reference.key())));
+        self.signals.sort_by_key(|a| (a.time, a.reference.key()));
         let mut involved: Vec<Str> = Vec::new();
         for s in &self.signals {
             for i in &s.instances {

@@ -289,10 +289,10 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
                 "AwsIamRole" => Some(EntityId::new(EntityKind::IamRole, id)),
                 _ => None,
             };
-            if let Some(e) = entity {
-                if !signal.resources.contains(&e) {
-                    signal.resources.push(e);
-                }
+            if let Some(e) = entity
+                && !signal.resources.contains(&e)
+            {
+                signal.resources.push(e);
             }
         }
     }

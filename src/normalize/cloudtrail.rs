@@ -223,10 +223,9 @@ pub fn actor_from_identity(ui: &UserIdentity<'_>) -> Actor {
         .session_context
         .as_ref()
         .and_then(|c| c.session_issuer.as_ref())
+        && issuer.kind.get().is_none_or(|k| k == "Role")
     {
-        if issuer.kind.get().is_none_or(|k| k == "Role") {
-            actor.role_arn = issuer.arn.owned();
-        }
+        actor.role_arn = issuer.arn.owned();
     }
     actor.session_name = session_name(ui.arn.get(), ui.principal_id.get());
     actor.instance_id = actor
@@ -240,10 +239,10 @@ pub fn actor_from_identity(ui: &UserIdentity<'_>) -> Actor {
 /// The role session name: the last part of `…:assumed-role/ROLE/SESSION`, else what follows
 /// the colon of an `AROA…:SESSION` principal id.
 pub fn session_name(arn: Option<&str>, principal_id: Option<&str>) -> Option<Str> {
-    if let Some((_, rest)) = arn.and_then(|a| a.split_once(":assumed-role/")) {
-        if let Some((_, session)) = rest.split_once('/') {
-            return Some(Str::from(session)).filter(|s| !s.is_empty());
-        }
+    if let Some((_, rest)) = arn.and_then(|a| a.split_once(":assumed-role/"))
+        && let Some((_, session)) = rest.split_once('/')
+    {
+        return Some(Str::from(session)).filter(|s| !s.is_empty());
     }
     principal_id
         .and_then(|p| p.split_once(':'))
@@ -558,16 +557,16 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
             if info.subnet.is_none() {
                 info.subnet = eni.subnet_id.owned();
             }
-            if let Some(ip) = eni.association.public_ip.owned() {
-                if !info.public_ips.contains(&ip) {
-                    info.public_ips.push(ip);
-                }
-            }
-        }
-        if let Some(ip) = item.ip_address.owned() {
-            if !info.public_ips.contains(&ip) {
+            if let Some(ip) = eni.association.public_ip.owned()
+                && !info.public_ips.contains(&ip)
+            {
                 info.public_ips.push(ip);
             }
+        }
+        if let Some(ip) = item.ip_address.owned()
+            && !info.public_ips.contains(&ip)
+        {
+            info.public_ips.push(ip);
         }
         let from_cpu = match (
             item.cpu_options.core_count.as_u32(),

@@ -268,7 +268,12 @@ impl<R: Read> Framer<R> {
             self.pos = 0;
         }
         let len = self.end;
-        let want = CHUNK.max(len);
+        // Small inputs (a rule test, one EventBridge event) need no 1 MiB buffer.
+        let want = if self.total == 0 {
+            64 << 10
+        } else {
+            CHUNK.max(len)
+        };
         if self.end < len + want {
             // Zeroed once when the buffer grows, not on every read.
             self.buf.resize(len + want, 0);
@@ -405,6 +410,23 @@ impl<R: Read> Framer<R> {
         Ok(())
     }
 
+    /// Whether the line at `pos` is one complete JSON value.
+    fn line_is_json(&mut self) -> Result<bool, FrameError> {
+        loop {
+            if let Some(off) = memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
+                let line = &self.buf[self.pos..self.pos + off];
+                return Ok(serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok());
+            }
+            if self.eof || self.end - self.pos > self.max_record {
+                let line = &self.buf[self.pos..self.end];
+                return Ok(serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok());
+            }
+            if let Err(e) = self.fill() {
+                return Err(self.read_err(None, e));
+            }
+        }
+    }
+
     /// Whether a later line within the first 64 KiB is a complete JSON object on its own:
     /// then content that does not start like JSON is JSON Lines with a damaged first line,
     /// not some other kind of file.
@@ -483,6 +505,16 @@ impl<R: Read> Framer<R> {
                 }
             }
             match c {
+                b'[' if self.json_lines && !self.line_is_json()? => {
+                    // In JSON Lines, a damaged line that happens to start with `[` is that
+                    // line's problem, not the start of an array running to the end of file.
+                    let at = self.loc(None);
+                    sink.problem(
+                        at,
+                        "line is not valid JSON (expected one record per line)".into(),
+                    );
+                    self.skip_line()?;
+                }
                 b'[' => {
                     self.advance(1);
                     self.elements("", sink)?;
@@ -693,12 +725,12 @@ impl<R: Read> Framer<R> {
             }
             self.advance(1);
             let next = self.skip_ws(None)?;
-            if next == Some(b'[') {
-                if let Some(k) = WRAPPER_KEYS.into_iter().find(|k| *k == key) {
-                    self.advance(1);
-                    self.elements(k, sink)?;
-                    continue;
-                }
+            if next == Some(b'[')
+                && let Some(k) = WRAPPER_KEYS.into_iter().find(|k| *k == key)
+            {
+                self.advance(1);
+                self.elements(k, sink)?;
+                continue;
             }
             let n = self.take_value(None)?;
             self.advance(n);

@@ -194,10 +194,10 @@ pub fn instance_info(d: &InstanceDetails<'_>) -> Option<InstanceInfo> {
         if info.subnet.is_none() {
             info.subnet = eni.subnet_id.owned();
         }
-        if let Some(ip) = eni.public_ip.owned() {
-            if !info.public_ips.contains(&ip) {
-                info.public_ips.push(ip);
-            }
+        if let Some(ip) = eni.public_ip.owned()
+            && !info.public_ips.contains(&ip)
+        {
+            info.public_ips.push(ip);
         }
     }
     for tag in d.tags.iter().flatten() {
@@ -336,10 +336,10 @@ pub(crate) fn apply_action(signal: &mut Signal, action: &Action<'_>) {
         }
     };
     let remote = |r: &Option<RemoteIp<'_>>, push: &mut dyn FnMut(Endpoint)| {
-        if let Some(r) = r {
-            if let Some(ip) = r.v4.owned().or_else(|| r.v6.owned()) {
-                push(Endpoint::Ip(ip));
-            }
+        if let Some(r) = r
+            && let Some(ip) = r.v4.owned().or_else(|| r.v6.owned())
+        {
+            push(Endpoint::Ip(ip));
         }
     };
     if let Some(call) = &action.aws_api_call {

@@ -328,10 +328,10 @@ pub struct Allowlist {
 impl Allowlist {
     /// Whether the signal is allowlisted, given the tags of the instances it concerns.
     pub fn allows(&self, s: &Signal, tags: &[(&str, &str)]) -> bool {
-        if let Some(a) = &s.account {
-            if self.accounts.iter().any(|x| x == a.as_str()) {
-                return true;
-            }
+        if let Some(a) = &s.account
+            && self.accounts.iter().any(|x| x == a.as_str())
+        {
+            return true;
         }
         if let Some(actor) = &s.actor {
             let principal_hit = [actor.principal_id.as_deref(), actor.arn.as_deref()]
@@ -494,10 +494,10 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
             format!("id {id:?}: expected kebab-case (lowercase letters, digits, `-`)"),
         );
     }
-    if let Some(stem) = file_stem {
-        if stem != id {
-            errs.at(&raw.id, format!("id {id:?} must equal the file name {stem:?} (one rule per file, named after its id)"));
-        }
+    if let Some(stem) = file_stem
+        && stem != id
+    {
+        errs.at(&raw.id, format!("id {id:?} must equal the file name {stem:?} (one rule per file, named after its id)"));
     }
     let severity = match raw.severity.value.as_str() {
         "INFORMATIONAL" => Label::Informational,

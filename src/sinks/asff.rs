@@ -136,51 +136,52 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let mut endpoints: Vec<Value> = Vec::new();
     let mut endpoint_ids: Vec<String> = Vec::new();
     for s in &kept {
-        if let Some(a) = &s.actor {
-            if let Some(aid) = actor_id(a) {
-                if !actor_ids.contains(&aid) && actor_ids.len() < 10 {
-                    let mut user = Map::new();
-                    let name = a
-                        .arn
+        if let Some(a) = &s.actor
+            && let Some(aid) = actor_id(a)
+            && !actor_ids.contains(&aid)
+            && actor_ids.len() < 10
+        {
+            let mut user = Map::new();
+            let name = a
+                .arn
+                .as_deref()
+                .map(|arn| {
+                    crate::signal::EntityId::new(EntityKind::Principal, arn)
+                        .label()
+                        .to_string()
+                })
+                .or_else(|| a.user_name.as_ref().map(|u| u.to_string()))
+                .unwrap_or_else(|| aid.clone());
+            user.insert("Name".into(), json!(cut(&name, 256)));
+            user.insert(
+                "Uid".into(),
+                json!(
+                    a.principal_id
                         .as_deref()
-                        .map(|arn| {
-                            crate::signal::EntityId::new(EntityKind::Principal, arn)
-                                .label()
-                                .to_string()
-                        })
-                        .or_else(|| a.user_name.as_ref().map(|u| u.to_string()))
-                        .unwrap_or_else(|| aid.clone());
-                    user.insert("Name".into(), json!(cut(&name, 256)));
-                    user.insert(
-                        "Uid".into(),
-                        json!(
-                            a.principal_id
-                                .as_deref()
-                                .or(a.arn.as_deref())
-                                .unwrap_or(&aid)
-                        ),
-                    );
-                    user.insert(
-                        "Type".into(),
-                        json!(a.principal_type.as_deref().unwrap_or("Unknown")),
-                    );
-                    if let Some(k) = &a.access_key_id {
-                        user.insert("CredentialUid".into(), json!(k));
-                    }
-                    if let Some(acct) = a.account.as_ref().or(s.account.as_ref()) {
-                        user.insert("Account".into(), json!({ "Uid": acct }));
-                    }
-                    let mut actor = json!({ "Id": aid, "User": user });
-                    if let Some(role) = &a.role_arn {
-                        actor["Session"] = json!({ "Issuer": role, "Uid": a.session_name.as_deref().unwrap_or("") });
-                        if a.session_name.is_none() {
-                            actor["Session"].as_object_mut().map(|m| m.remove("Uid"));
-                        }
-                    }
-                    actors.push(actor);
-                    actor_ids.push(aid);
+                        .or(a.arn.as_deref())
+                        .unwrap_or(&aid)
+                ),
+            );
+            user.insert(
+                "Type".into(),
+                json!(a.principal_type.as_deref().unwrap_or("Unknown")),
+            );
+            if let Some(k) = &a.access_key_id {
+                user.insert("CredentialUid".into(), json!(k));
+            }
+            if let Some(acct) = a.account.as_ref().or(s.account.as_ref()) {
+                user.insert("Account".into(), json!({ "Uid": acct }));
+            }
+            let mut actor = json!({ "Id": aid, "User": user });
+            if let Some(role) = &a.role_arn {
+                actor["Session"] =
+                    json!({ "Issuer": role, "Uid": a.session_name.as_deref().unwrap_or("") });
+                if a.session_name.is_none() {
+                    actor["Session"].as_object_mut().map(|m| m.remove("Uid"));
                 }
             }
+            actors.push(actor);
+            actor_ids.push(aid);
         }
         for e in &s.endpoints {
             let (eid, body) = match e {
@@ -218,11 +219,10 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
                 .collect();
             resource_ids.truncate(100);
             let mut indicators = Vec::new();
-            if s.high_risk_api {
-                if let Some(api) = &s.api {
+            if s.high_risk_api
+                && let Some(api) = &s.api {
                     indicators.push(json!({ "Key": "HIGH_RISK_API", "Values": [api], "Title": "High-risk API" }));
                 }
-            }
             if is_crypto(s) {
                 let domains: Vec<&str> = s.endpoints.iter().filter_map(|e| match e {
                     Endpoint::Domain(d) => Some(d.as_str()),
@@ -285,19 +285,18 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let mut apis: Vec<&str> = Vec::new();
     let mut crypto_domains: Vec<&str> = Vec::new();
     for s in &seq.signals {
-        if s.high_risk_api {
-            if let Some(a) = s.api.as_deref() {
-                if !apis.contains(&a) {
-                    apis.push(a);
-                }
-            }
+        if s.high_risk_api
+            && let Some(a) = s.api.as_deref()
+            && !apis.contains(&a)
+        {
+            apis.push(a);
         }
         if is_crypto(s) {
             for e in &s.endpoints {
-                if let Endpoint::Domain(d) = e {
-                    if !crypto_domains.contains(&d.as_str()) {
-                        crypto_domains.push(d);
-                    }
+                if let Endpoint::Domain(d) = e
+                    && !crypto_domains.contains(&d.as_str())
+                {
+                    crypto_domains.push(d);
                 }
             }
         }

@@ -35,20 +35,11 @@ impl std::fmt::Display for FileProblem {
 }
 
 /// Settings for reading files.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
     pub decode: DecodeOptions,
     /// Worker threads; 0 = one per core.
     pub threads: usize,
-}
-
-impl Default for ReadOptions {
-    fn default() -> Self {
-        ReadOptions {
-            decode: DecodeOptions::default(),
-            threads: 0,
-        }
-    }
 }
 
 /// What one file yielded.

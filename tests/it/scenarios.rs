@@ -1,1 +1,879 @@
-//! (being written)
+//! One positive and one negative scenario per shipped rule, in `fixtures/scenarios/<rule>/`.
+//!
+//! Each case folder holds realistic inputs (CloudTrail, GuardDuty) and an `expected.yaml`
+//! naming exactly the ASFF findings `correlate` writes for that folder alone (ids included)
+//! and the weak-signal sequences the summary lists. Negative cases hold records that the
+//! vendors' own rules fire on (Auto Scaling scale-outs, CI roles launching instances, a
+//! single low-severity finding) and expect no finding at all.
+//!
+//! The properties: every shipped rule has both cases; every case gives exactly what its
+//! `expected.yaml` says; the findings are valid for Security Hub; and the order in which
+//! records arrive, and how they are split across files, changes nothing.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use finding_correlator::config::{Config, Settings};
+use finding_correlator::matcher::Sequence;
+use finding_correlator::pipeline::{self, CorrelateRun};
+use finding_correlator::rules::{Emit, RuleSet};
+use finding_correlator::sinks::asff::{self, Writer};
+use finding_correlator::summary::CorrelateSummary;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::common::repo;
+
+const ACCOUNT: &str = "111122223333";
+const KINDS: [&str; 2] = ["positive", "negative"];
+
+// ---------------------------------------------------------------------------------------------
+// expected.yaml
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    description: String,
+    findings: Vec<ExpectedFinding>,
+    weak_signals: Vec<ExpectedWeak>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct ExpectedFinding {
+    id: String,
+    rule: String,
+    severity: String,
+    group: String,
+    signals: usize,
+    stages: Vec<String>,
+    resources: Vec<String>,
+    related_findings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct ExpectedWeak {
+    rule: String,
+    group: String,
+    signals: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn scenarios_dir() -> PathBuf {
+    repo().join("fixtures").join("scenarios")
+}
+
+fn case_dir(rule: &str, kind: &str) -> PathBuf {
+    scenarios_dir().join(rule).join(kind)
+}
+
+/// The rule ids shipped in `correlation-rules/` (file stems), sorted.
+fn shipped_rule_ids() -> Vec<String> {
+    let dir = repo().join("correlation-rules");
+    let mut ids: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every (rule, kind) case, in a fixed order.
+fn all_cases() -> Vec<(String, &'static str)> {
+    shipped_rule_ids()
+        .into_iter()
+        .flat_map(|r| KINDS.map(|k| (r.clone(), k)))
+        .collect()
+}
+
+fn settings() -> Settings {
+    Config::default().validate().expect("default settings are valid")
+}
+
+fn rules() -> Arc<RuleSet> {
+    static RULES: OnceLock<Arc<RuleSet>> = OnceLock::new();
+    RULES
+        .get_or_init(|| Arc::new(RuleSet::builtin().expect("the shipped rules load")))
+        .clone()
+}
+
+fn load_expected(dir: &Path) -> Expected {
+    let path = dir.join("expected.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What `correlate` gives for some paths: the run, its ASFF findings and its summary.
+struct Outcome {
+    run: CorrelateRun,
+    findings: Vec<Value>,
+    summary: CorrelateSummary,
+}
+
+fn correlate(paths: &[PathBuf]) -> Outcome {
+    let rules = rules();
+    let run = pipeline::correlate(paths, &settings(), rules.clone(), false);
+    let findings = asff::findings(&run.sequences, &rules, &Writer::default());
+    let summary = CorrelateSummary::new(&run.sequences, &rules, run.matching.clone());
+    Outcome {
+        run,
+        findings,
+        summary,
+    }
+}
+
+fn run_case(rule: &str, kind: &str) -> Outcome {
+    correlate(&[case_dir(rule, kind)])
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+fn product_field(f: &Value, name: &str) -> String {
+    text(&f["ProductFields"][format!("finding-correlator/{name}")])
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| a.iter().map(|x| text(&x["Id"])).collect())
+        .unwrap_or_default()
+}
+
+fn signals(f: &Value) -> &Vec<Value> {
+    f["Detection"]["Sequence"]["Signals"]
+        .as_array()
+        .expect("Detection.Sequence.Signals is a list")
+}
+
+fn signal_ids(f: &Value) -> Vec<String> {
+    signals(f).iter().map(|s| text(&s["Id"])).collect()
+}
+
+/// The expectation a written finding fulfils.
+fn as_expected(f: &Value) -> ExpectedFinding {
+    let stages = product_field(f, "stages");
+    ExpectedFinding {
+        id: text(&f["Id"]),
+        rule: text(&f["GeneratorId"]),
+        severity: text(&f["Severity"]["Label"]),
+        group: product_field(f, "group-key"),
+        signals: signals(f).len(),
+        stages: if stages.is_empty() {
+            Vec::new()
+        } else {
+            stages.split(',').map(str::to_string).collect()
+        },
+        resources: ids(&f["Resources"]),
+        related_findings: ids(&f["RelatedFindings"]),
+    }
+}
+
+fn instance_arn(region: &str, id: &str) -> String {
+    format!("arn:aws:ec2:{region}:{ACCOUNT}:instance/{id}")
+}
+
+fn finding_of<'a>(o: &'a Outcome, rule: &str) -> &'a Value {
+    let mine: Vec<&Value> = o
+        .findings
+        .iter()
+        .filter(|f| f["GeneratorId"] == rule)
+        .collect();
+    assert_eq!(
+        mine.len(),
+        1,
+        "expected one {rule} finding, found {}",
+        mine.len()
+    );
+    mine[0]
+}
+
+fn sequence_of<'a>(o: &'a Outcome, rule: &str) -> &'a Sequence {
+    let mine: Vec<&Sequence> = o
+        .run
+        .sequences
+        .iter()
+        .filter(|s| s.rule_id == rule)
+        .collect();
+    assert_eq!(mine.len(), 1, "expected one {rule} sequence");
+    mine[0]
+}
+
+/// Compares one case with its `expected.yaml`; returns every difference.
+fn check_case(rule: &str, kind: &str) -> Vec<String> {
+    let dir = case_dir(rule, kind);
+    let name = format!("{rule}/{kind}");
+    let mut problems = Vec::new();
+    let mut fail = |m: String| problems.push(format!("{name}: {m}"));
+    let expected = load_expected(&dir);
+    if expected.description.trim().is_empty() {
+        fail("expected.yaml: empty description".into());
+    }
+    let o = run_case(rule, kind);
+    let s = &o.run.summary;
+    if s.skipped > 0 {
+        fail(format!(
+            "{} record(s) or file(s) skipped: {:?}",
+            s.skipped, s.skipped_reasons
+        ));
+    }
+    if s.records.values().sum::<u64>() == 0 {
+        fail("no record decoded".into());
+    }
+
+    // Findings, in the order correlate writes them.
+    let actual: Vec<ExpectedFinding> = o.findings.iter().map(as_expected).collect();
+    if actual.len() != expected.findings.len() {
+        fail(format!(
+            "expected {} finding(s), found {}: {:?}",
+            expected.findings.len(),
+            actual.len(),
+            actual.iter().map(|f| &f.id).collect::<Vec<_>>()
+        ));
+    }
+    for (i, (a, e)) in actual.iter().zip(&expected.findings).enumerate() {
+        let mut field = |what: &str, a: &dyn std::fmt::Debug, e: &dyn std::fmt::Debug| {
+            let (a, e) = (format!("{a:?}"), format!("{e:?}"));
+            if a != e {
+                fail(format!("finding {i} {what}: expected {e}, found {a}"));
+            }
+        };
+        field("id", &a.id, &e.id);
+        field("rule", &a.rule, &e.rule);
+        field("severity", &a.severity, &e.severity);
+        field("group", &a.group, &e.group);
+        field("signals", &a.signals, &e.signals);
+        field("stages", &a.stages, &e.stages);
+        field("resources", &a.resources, &e.resources);
+        field("related_findings", &a.related_findings, &e.related_findings);
+    }
+    // The finding agrees with itself and with the summary.
+    for (i, f) in o.findings.iter().enumerate() {
+        if product_field(f, "rule-id") != text(&f["GeneratorId"]) {
+            fail(format!("finding {i}: rule-id and GeneratorId differ"));
+        }
+        if product_field(f, "signal-count") != signals(f).len().to_string() {
+            fail(format!("finding {i}: signal-count and Signals differ"));
+        }
+        if f["Detection"]["Sequence"]["Uid"] != f["Id"] {
+            fail(format!("finding {i}: Detection.Sequence.Uid is not the Id"));
+        }
+        let line = o.summary.sequences.get(i);
+        if line.and_then(|l| l.finding_id.as_deref()) != f["Id"].as_str() {
+            fail(format!(
+                "finding {i}: the summary's line {:?} does not name it",
+                line.map(|l| &l.finding_id)
+            ));
+        }
+    }
+    if o.summary.sequences.len() != o.findings.len() {
+        fail(format!(
+            "{} sequence line(s) for {} finding(s)",
+            o.summary.sequences.len(),
+            o.findings.len()
+        ));
+    }
+
+    // Weak signals, as the summary lists them.
+    let weak: Vec<ExpectedWeak> = o
+        .summary
+        .weak_signals
+        .iter()
+        .map(|l| ExpectedWeak {
+            rule: l.rule.clone(),
+            group: l.group.clone(),
+            signals: l.signals,
+        })
+        .collect();
+    if weak != expected.weak_signals {
+        fail(format!(
+            "weak signals: expected {:?}, found {:?}",
+            expected.weak_signals, weak
+        ));
+    }
+
+    // A weak-signal rule's positive case: its signal is in the summary and inside the
+    // compromised-instance-group finding it feeds, as stage suspicious_compute.
+    let is_weak_rule = rules()
+        .get(rule)
+        .is_some_and(|r| r.emit == Emit::WeakSignal);
+    if is_weak_rule && kind == "positive" {
+        if !o.summary.weak_signals.iter().any(|l| l.rule == rule) {
+            fail(format!("no {rule} weak signal in the summary"));
+        }
+        let prefix = format!("rule:{rule}/");
+        let fed = o
+            .findings
+            .iter()
+            .filter(|f| f["GeneratorId"] == "compromised-instance-group")
+            .any(|f| signal_ids(f).iter().any(|id| id.starts_with(&prefix)));
+        if !fed {
+            fail(format!(
+                "no compromised-instance-group finding holds a signal `{prefix}…`"
+            ));
+        }
+        let staged = o
+            .run
+            .sequences
+            .iter()
+            .filter(|s| s.rule_id == "compromised-instance-group")
+            .flat_map(|s| s.signals.iter())
+            .filter(|s| s.kind == format!("rule:{rule}"))
+            .all(|s| s.stage == "suspicious_compute");
+        if !staged {
+            fail(format!("a {rule} signal is not in stage suspicious_compute"));
+        }
+    }
+    if kind == "negative" && !o.findings.is_empty() {
+        fail(format!("a negative case wrote {} finding(s)", o.findings.len()));
+    }
+    problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every rule has its cases, and every case gives what it expects.
+
+#[test]
+fn every_shipped_rule_has_a_positive_and_a_negative_scenario() {
+    let rules = shipped_rule_ids();
+    assert!(!rules.is_empty(), "no rule in correlation-rules/");
+    let mut missing = Vec::new();
+    for rule in &rules {
+        for kind in KINDS {
+            let dir = case_dir(rule, kind);
+            if !dir.join("expected.yaml").is_file() {
+                missing.push(format!("{rule}: {kind}/expected.yaml is missing"));
+                continue;
+            }
+            let inputs = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_file() && e.file_name() != "expected.yaml")
+                        .count()
+                })
+                .unwrap_or(0);
+            if inputs == 0 {
+                missing.push(format!("{rule}: {kind}/ has no input file"));
+            }
+        }
+    }
+    // No scenario for a rule that is not shipped (renamed or removed).
+    let shipped: BTreeSet<&str> = rules.iter().map(String::as_str).collect();
+    if let Ok(rd) = std::fs::read_dir(scenarios_dir()) {
+        for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !shipped.contains(name.as_str()) {
+                missing.push(format!(
+                    "fixtures/scenarios/{name}/ names no shipped rule"
+                ));
+            }
+        }
+    }
+    // The built-in rule set is the folder's.
+    let builtin: BTreeSet<String> = self::rules().rules.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        builtin,
+        rules.iter().cloned().collect::<BTreeSet<_>>(),
+        "the built-in rules differ from correlation-rules/"
+    );
+    assert!(
+        missing.is_empty(),
+        "scenarios missing:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_scenario_gives_exactly_its_expected_findings_and_weak_signals() {
+    let mut problems = Vec::new();
+    for (rule, kind) in all_cases() {
+        if case_dir(&rule, kind).join("expected.yaml").is_file() {
+            problems.extend(check_case(&rule, kind));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} mismatch(es):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn negative_scenarios_write_no_finding() {
+    for rule in shipped_rule_ids() {
+        let o = run_case(&rule, "negative");
+        assert!(
+            o.findings.is_empty(),
+            "{rule}/negative wrote {:?}",
+            o.findings.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
+        );
+        assert!(
+            o.summary.sequences.is_empty(),
+            "{rule}/negative: {:?}",
+            o.summary.sequences
+        );
+        // Auto Scaling never makes a weak signal either.
+        for l in &o.summary.weak_signals {
+            assert!(
+                !l.group.contains("AutoScaling"),
+                "{rule}/negative: weak signal of Auto Scaling: {l:?}"
+            );
+        }
+    }
+    // Failures without an attacker's signature are not failed-compute-launch signals.
+    let o = run_case("failed-compute-launch", "negative");
+    assert!(
+        o.summary
+            .weak_signals
+            .iter()
+            .all(|l| l.rule != "failed-compute-launch"),
+        "{:?}",
+        o.summary.weak_signals
+    );
+    assert_eq!(
+        o.summary.matching.weak_signals.get("failed-compute-launch"),
+        None
+    );
+    // The nightly CI launches are weak signals (Sigma's rule fires on each), nothing more.
+    let o = run_case("compute-resource-creation", "negative");
+    assert_eq!(
+        o.summary.matching.weak_signals.get("compute-resource-creation"),
+        Some(&5)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The positive cases, stated in Rust.
+
+#[test]
+fn compromised_instance_group_positive() {
+    let o = run_case("compromised-instance-group", "positive");
+    assert_eq!(o.findings.len(), 1);
+    let f = finding_of(&o, "compromised-instance-group");
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/shop-asg/2025-05-03T08:12:40.000Z"
+    );
+    assert_eq!(f["Severity"]["Label"], "CRITICAL");
+    assert_eq!(f["FindingProviderFields"]["Severity"]["Label"], "CRITICAL");
+    // 60, plus 10 for each stage beyond the first.
+    assert_eq!(f["Confidence"], 80);
+    assert_eq!(f["AwsAccountId"], ACCOUNT);
+    assert_eq!(f["CreatedAt"], "2025-05-03T08:12:40.000Z");
+    assert_eq!(f["LastObservedAt"], "2025-05-03T09:18:02.000Z");
+    assert_eq!(f["Resources"][0]["Type"], "AwsAutoScalingAutoScalingGroup");
+    assert_eq!(f["Resources"][0]["Id"], "shop-asg");
+    assert_eq!(f["Resources"][0]["Region"], "us-east-1");
+    let members = ["i-0a15ce00000000001", "i-0a15ce00000000002", "i-0a15ce00000000003"];
+    let resources = ids(&f["Resources"]);
+    for m in members {
+        assert!(resources.contains(&instance_arn("us-east-1", m)), "{m}");
+    }
+    // The bitcoin finding, the two calls of member 1's role session, the C&C finding.
+    assert_eq!(
+        signal_ids(f),
+        [
+            "arn:aws:guardduty:us-east-1:111122223333:detector/12abc34d567e8fa901bc2d34e56789f0/finding/41322384ac30a459dcaf66db5c456dde",
+            "0a147eab-2e7b-4ca1-8144-a1be0ed5f0d9",
+            "9f5eb51c-2c08-406f-9b27-7f1db74324b6",
+            "arn:aws:guardduty:us-east-1:111122223333:detector/12abc34d567e8fa901bc2d34e56789f0/finding/399ba2a3abb3f94eed2e2b9d204ba804",
+        ]
+    );
+    let s = signals(f);
+    assert_eq!(s[1]["Type"], "CLOUD_TRAIL");
+    assert_eq!(s[1]["Name"], "iam:CreateAccessKey");
+    assert_eq!(s[2]["Name"], "ec2:AuthorizeSecurityGroupIngress");
+    let indicators = &f["Detection"]["Sequence"]["SequenceIndicators"];
+    assert!(
+        indicators.as_array().unwrap().iter().any(|i| i["Key"] == "HIGH_RISK_API"
+            && i["Values"]
+                == json!(["iam:CreateAccessKey", "ec2:AuthorizeSecurityGroupIngress"])),
+        "{indicators}"
+    );
+    assert!(
+        indicators.as_array().unwrap().iter().any(
+            |i| i["Key"] == "CRYPTOMINING_DOMAIN" && i["Values"] == json!(["pool.supportxmr.com"])
+        ),
+        "{indicators}"
+    );
+    let actors = &f["Detection"]["Sequence"]["Actors"];
+    assert_eq!(
+        actors[0]["User"]["Uid"],
+        "AROAEXAMPLESHOPROLE01:i-0a15ce00000000001"
+    );
+    assert_eq!(actors[0]["User"]["CredentialUid"], "ASIAEXAMPLESHOPKEY01");
+    assert_eq!(
+        ids(&f["RelatedFindings"]).len(),
+        2,
+        "both GuardDuty findings are related"
+    );
+    assert!(o.summary.weak_signals.is_empty());
+    let seq = sequence_of(&o, "compromised-instance-group");
+    assert_eq!(
+        seq.stages(),
+        ["cryptomining", "high_risk_api", "command_and_control"]
+    );
+    assert_eq!(seq.members.len(), 3);
+}
+
+#[test]
+fn instance_credentials_launch_compute_positive() {
+    let o = run_case("instance-credentials-launch-compute", "positive");
+    assert_eq!(o.findings.len(), 1, "only this rule fires");
+    let f = finding_of(&o, "instance-credentials-launch-compute");
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/instance-credentials-launch-compute/111122223333/us-east-1/auto_scaling_group/api-asg/2025-05-05T12:10:14.000Z"
+    );
+    assert_eq!(f["Severity"]["Label"], "HIGH");
+    // 70, plus 5 for the failed launch.
+    assert_eq!(f["Confidence"], 75);
+    assert_eq!(f["Resources"][0]["Type"], "AwsAutoScalingAutoScalingGroup");
+    assert_eq!(f["Resources"][0]["Id"], "api-asg");
+    let resources = ids(&f["Resources"]);
+    // The member whose credentials were used comes first, then the other member.
+    assert_eq!(resources[1], instance_arn("us-east-1", "i-0b15ce00000000001"));
+    assert_eq!(resources[2], instance_arn("us-east-1", "i-0b15ce00000000002"));
+    // Every GPU instance launched, in the region it was launched in.
+    for gpu in [
+        "i-0b15ce0000000000b",
+        "i-0b15ce0000000000c",
+        "i-0b15ce0000000000d",
+        "i-0b15ce0000000000e",
+    ] {
+        assert!(resources.contains(&instance_arn("ap-south-1", gpu)), "{gpu}");
+    }
+    assert_eq!(product_field(f, "launched-instances"), "4");
+    assert_eq!(product_field(f, "stages"), "launch");
+    assert_eq!(
+        signal_ids(f),
+        [
+            "902e75b6-19ff-413f-b6c0-d48d53d21210",
+            "e8664eba-c791-4f7e-a668-c31399ed14f8",
+            "a5cf86b0-a2f7-49a4-9ec7-e34ee7064a13",
+        ]
+    );
+    assert_eq!(
+        signals(f)[2]["Name"],
+        "ec2:RunInstances (Client.VcpuLimitExceeded)"
+    );
+    assert!(f.get("RelatedFindings").is_none());
+    let seq = sequence_of(&o, "instance-credentials-launch-compute");
+    assert_eq!(seq.weak_count(), 1);
+    assert_eq!(seq.launched.len(), 4);
+    assert!(
+        seq.launched
+            .iter()
+            .all(|(_, t)| matches!(t.as_deref(), Some("p3.8xlarge" | "g5.12xlarge")))
+    );
+    // The launches and the failure are weak signals of their own rules too, which alone do
+    // not make a compromised-instance-group sequence (one stage only).
+    let weak: Vec<(&str, usize)> = o
+        .summary
+        .weak_signals
+        .iter()
+        .map(|l| (l.rule.as_str(), l.signals))
+        .collect();
+    assert_eq!(
+        weak,
+        [("compute-resource-creation", 2), ("failed-compute-launch", 1)]
+    );
+}
+
+#[test]
+fn mass_compute_deployment_positive() {
+    let o = run_case("mass-compute-deployment", "positive");
+    assert_eq!(o.findings.len(), 1);
+    let f = finding_of(&o, "mass-compute-deployment");
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/mass-compute-deployment/111122223333/us-east-1/principal/AIDAEXAMPLEREPORTING1/2025-05-07T10:02:18.000Z"
+    );
+    assert_eq!(f["Severity"]["Label"], "HIGH");
+    assert_eq!(f["Confidence"], 60);
+    assert_eq!(f["Resources"][0]["Type"], "Other");
+    assert_eq!(f["Resources"][0]["Id"], "principal/AIDAEXAMPLEREPORTING1");
+    let resources = ids(&f["Resources"]);
+    assert_eq!(resources.len(), 1 + 9, "the principal and the nine instances");
+    for (region, n) in [("us-east-1", 1..=4), ("us-west-2", 5..=7), ("eu-west-1", 8..=9)] {
+        for i in n {
+            let id = format!("i-0c15ce{i:011x}");
+            assert!(resources.contains(&instance_arn(region, &id)), "{id}");
+        }
+    }
+    // One identity, three source IPs and user agents: one sequence, not three.
+    assert_eq!(
+        signal_ids(f),
+        [
+            "a71e4481-d0c4-4a21-b37b-648fcf306b5c",
+            "0173aee9-cb51-47d3-ac0f-ba41367f633a",
+            "f64dfae1-7bd1-4429-836f-bd3dbb066425",
+        ]
+    );
+    let seq = sequence_of(&o, "mass-compute-deployment");
+    assert_eq!(seq.launched.len(), 9);
+    let vcpus: u32 = seq
+        .launched
+        .iter()
+        .map(|(id, _)| o.run.graph.instance_info(id).and_then(|i| i.vcpus).unwrap())
+        .sum();
+    assert_eq!(vcpus, 864);
+    let actors = f["Detection"]["Sequence"]["Actors"].as_array().unwrap();
+    assert_eq!(actors.len(), 1);
+    assert_eq!(actors[0]["User"]["Uid"], "AIDAEXAMPLEREPORTING1");
+}
+
+#[test]
+fn compute_resource_creation_positive_feeds_the_group_sequence() {
+    let o = run_case("compute-resource-creation", "positive");
+    // The weak signal, in the summary.
+    assert_eq!(o.summary.weak_signals.len(), 1);
+    let w = &o.summary.weak_signals[0];
+    assert_eq!(w.rule, "compute-resource-creation");
+    assert_eq!(w.group, "principal/AROAEXAMPLEWORKERRL01:i-0d15ce00000000001");
+    assert_eq!(w.signals, 1);
+    // … and inside the compromised-instance-group finding it feeds.
+    assert_eq!(o.findings.len(), 1);
+    let f = finding_of(&o, "compromised-instance-group");
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/compromised-instance-group/111122223333/eu-west-1/auto_scaling_group/worker-asg/2025-05-09T11:02:33.000Z"
+    );
+    assert_eq!(f["Severity"]["Label"], "CRITICAL");
+    assert_eq!(f["Confidence"], 70);
+    assert_eq!(product_field(f, "stages"), "suspicious_compute,malicious_execution");
+    assert_eq!(f["Resources"][0]["Id"], "worker-asg");
+    assert_eq!(f["Resources"][0]["Region"], "eu-west-1");
+    let resources = ids(&f["Resources"]);
+    assert!(resources.contains(&instance_arn("eu-west-1", "i-0d15ce00000000001")));
+    assert!(resources.contains(&instance_arn("eu-west-1", "i-0d15ce0000000000b")));
+    assert_eq!(
+        signal_ids(f),
+        [
+            "rule:compute-resource-creation/0d0295b9-b473-4bc5-804e-5f0292c2f958",
+            "arn:aws:guardduty:eu-west-1:111122223333:detector/374d4f1c04e69bc2683f4726bc09b070/finding/ce1b524a176e0ee1041c08cd229300e3",
+        ]
+    );
+    let weak = &signals(f)[0];
+    assert_eq!(weak["Type"], "FINDING");
+    assert_eq!(
+        weak["Title"],
+        "Compute resources created by a person or workload"
+    );
+    let seq = sequence_of(&o, "compromised-instance-group");
+    assert_eq!(seq.signals[0].stage, "suspicious_compute");
+    assert_eq!(seq.signals[0].kind, "rule:compute-resource-creation");
+}
+
+#[test]
+fn failed_compute_launch_positive_feeds_the_group_sequence() {
+    let o = run_case("failed-compute-launch", "positive");
+    assert_eq!(o.summary.weak_signals.len(), 1);
+    let w = &o.summary.weak_signals[0];
+    assert_eq!(w.rule, "failed-compute-launch");
+    assert_eq!(w.group, "principal/AROAEXAMPLEETLROLE001:i-0e15ce00000000001");
+    assert_eq!(w.signals, 2);
+    assert_eq!(o.findings.len(), 1);
+    let f = finding_of(&o, "compromised-instance-group");
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/compromised-instance-group/111122223333/us-east-2/auto_scaling_group/etl-asg/2025-05-06T16:20:11.000Z"
+    );
+    assert_eq!(f["Severity"]["Label"], "CRITICAL");
+    assert_eq!(
+        product_field(f, "stages"),
+        "suspicious_compute,credential_exfiltration"
+    );
+    assert_eq!(f["Resources"][0]["Id"], "etl-asg");
+    assert_eq!(
+        ids(&f["Resources"])[1],
+        instance_arn("us-east-2", "i-0e15ce00000000001")
+    );
+    assert_eq!(
+        signal_ids(f),
+        [
+            "rule:failed-compute-launch/e883d775-02b0-4a98-8db9-593b215c5625",
+            "rule:failed-compute-launch/edd9c97c-2a50-4986-b6b9-4e98a4c2e3fc",
+            "arn:aws:guardduty:us-east-2:111122223333:detector/4d0f1facb336622bc59c38fb20f26a9d/finding/e7f9053499c3fd5f484cf7fbcbbe19ae",
+        ]
+    );
+    assert_eq!(
+        ids(&f["RelatedFindings"]),
+        ["arn:aws:guardduty:us-east-2:111122223333:detector/4d0f1facb336622bc59c38fb20f26a9d/finding/e7f9053499c3fd5f484cf7fbcbbe19ae"]
+    );
+    // The exfiltration finding and the failed calls name the same session and key.
+    let actors = f["Detection"]["Sequence"]["Actors"].as_array().unwrap();
+    assert_eq!(actors.len(), 1, "{actors:?}");
+    assert_eq!(actors[0]["User"]["CredentialUid"], "ASIAEXAMPLEETLKEY001");
+    let seq = sequence_of(&o, "compromised-instance-group");
+    let staged: Vec<(&str, &str)> = seq
+        .signals
+        .iter()
+        .map(|s| (s.kind.as_str(), s.stage.as_str()))
+        .collect();
+    assert_eq!(
+        staged,
+        [
+            ("rule:failed-compute-launch", "suspicious_compute"),
+            ("rule:failed-compute-launch", "suspicious_compute"),
+            (
+                "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+                "credential_exfiltration"
+            ),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security Hub accepts the findings.
+
+fn python() -> PathBuf {
+    let p = repo().join(".venv").join("bin").join("python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash tests/run.sh` (it creates the virtualenv with botocore)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn findings_pass_the_security_hub_model() {
+    let mut all: Vec<Value> = Vec::new();
+    for rule in shipped_rule_ids() {
+        all.extend(run_case(&rule, "positive").findings);
+    }
+    let positives = all.len();
+    all.extend(correlate(&[repo().join("fixtures")]).findings);
+    assert!(positives >= 5, "{positives} finding(s) from the positive cases");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("findings.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&json!({ "Findings": all })).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests").join("asff_validate.py"))
+        .arg(&file)
+        .current_dir(repo())
+        .output()
+        .expect("running tests/asff_validate.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "asff_validate.py rejected the findings:\n{stdout}{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order of arrival and splitting across files do not matter.
+
+/// Every record of a case's input files, one JSON value each.
+fn records_of(dir: &Path) -> Vec<Value> {
+    fn split(v: Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Array(items) => out.extend(items),
+            Value::Object(mut m) => {
+                for key in ["Records", "findings", "Findings"] {
+                    if let Some(Value::Array(items)) = m.remove(key) {
+                        out.extend(items);
+                        return;
+                    }
+                }
+                out.push(Value::Object(m));
+            }
+            other => panic!("not a record: {other}"),
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "expected.yaml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) => split(v, &mut out),
+            Err(_) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    split(serde_json::from_str(line).unwrap(), &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What must not change: the serialized findings and the weak-signal lines.
+fn fingerprint(o: &Outcome) -> (String, Vec<String>) {
+    (
+        serde_json::to_string(&o.findings).unwrap(),
+        o.summary
+            .weak_signals
+            .iter()
+            .map(|l| format!("{} {} {} {}", l.rule, l.group, l.signals, l.first_seen))
+            .collect(),
+    )
+}
+
+#[test]
+fn shuffled_and_split_records_give_identical_findings() {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    for rule in shipped_rule_ids() {
+        let dir = case_dir(&rule, "positive");
+        let records = records_of(&dir);
+        let n = records.len();
+        assert!(n > 1, "{rule}/positive: {n} record(s)");
+        let baseline = run_case(&rule, "positive");
+        assert!(!baseline.findings.is_empty(), "{rule}/positive: no finding");
+        let want = fingerprint(&baseline);
+        let strategy = (
+            Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+            proptest::collection::vec(0usize..4, n),
+            1usize..=4,
+        );
+        let result = runner.run(&strategy, |(order, buckets, files)| {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut texts = vec![String::new(); files];
+            for (pos, &i) in order.iter().enumerate() {
+                let t = &mut texts[buckets[pos] % files];
+                t.push_str(&serde_json::to_string(&records[i]).unwrap());
+                t.push('\n');
+            }
+            for (k, t) in texts.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+                std::fs::write(tmp.path().join(format!("part-{k}.jsonl")), t).unwrap();
+            }
+            let got = correlate(&[tmp.path().to_path_buf()]);
+            prop_assert_eq!(got.run.summary.skipped, 0);
+            let got = fingerprint(&got);
+            prop_assert_eq!(&got.0, &want.0, "findings differ");
+            prop_assert_eq!(&got.1, &want.1, "weak signals differ");
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{rule}/positive: {e}");
+        }
+    }
+}
