@@ -121,6 +121,9 @@ pub struct Node {
     pub props: BTreeMap<&'static str, String>,
 }
 
+/// An edge of a snapshot: source id, target id, kind.
+pub type SnapshotEdge<'a> = (Cow<'a, str>, Cow<'a, str>, EdgeKind);
+
 /// Which version of a signal the graph holds.
 struct SignalVersion {
     updated_at: Option<Millis>,
@@ -584,14 +587,9 @@ impl EntityGraph {
 
     /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
     /// added from the current grouping.
-    pub fn snapshot(
-        &self,
-    ) -> (
-        Vec<Cow<'_, Node>>,
-        Vec<(Cow<'_, str>, Cow<'_, str>, EdgeKind)>,
-    ) {
+    pub fn snapshot(&self) -> (Vec<Cow<'_, Node>>, Vec<SnapshotEdge<'_>>) {
         let mut nodes: Vec<Cow<'_, Node>> = self.graph.node_weights().map(Cow::Borrowed).collect();
-        let mut edges: Vec<(Cow<'_, str>, Cow<'_, str>, EdgeKind)> = self
+        let mut edges: Vec<SnapshotEdge<'_>> = self
             .graph
             .edge_indices()
             .filter_map(|e| {

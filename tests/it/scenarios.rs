@@ -96,7 +96,9 @@ fn all_cases() -> Vec<(String, &'static str)> {
 }
 
 fn settings() -> Settings {
-    Config::default().validate().expect("default settings are valid")
+    Config::default()
+        .validate()
+        .expect("default settings are valid")
 }
 
 fn rules() -> Arc<RuleSet> {
@@ -331,11 +333,16 @@ fn check_case(rule: &str, kind: &str) -> Vec<String> {
             .filter(|s| s.kind == format!("rule:{rule}"))
             .all(|s| s.stage == "suspicious_compute");
         if !staged {
-            fail(format!("a {rule} signal is not in stage suspicious_compute"));
+            fail(format!(
+                "a {rule} signal is not in stage suspicious_compute"
+            ));
         }
     }
     if kind == "negative" && !o.findings.is_empty() {
-        fail(format!("a negative case wrote {} finding(s)", o.findings.len()));
+        fail(format!(
+            "a negative case wrote {} finding(s)",
+            o.findings.len()
+        ));
     }
     problems
 }
@@ -373,9 +380,7 @@ fn every_shipped_rule_has_a_positive_and_a_negative_scenario() {
         for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
             let name = e.file_name().to_string_lossy().to_string();
             if !shipped.contains(name.as_str()) {
-                missing.push(format!(
-                    "fixtures/scenarios/{name}/ names no shipped rule"
-                ));
+                missing.push(format!("fixtures/scenarios/{name}/ names no shipped rule"));
             }
         }
     }
@@ -448,7 +453,10 @@ fn negative_scenarios_write_no_finding() {
     // The nightly CI launches are weak signals (Sigma's rule fires on each), nothing more.
     let o = run_case("compute-resource-creation", "negative");
     assert_eq!(
-        o.summary.matching.weak_signals.get("compute-resource-creation"),
+        o.summary
+            .matching
+            .weak_signals
+            .get("compute-resource-creation"),
         Some(&5)
     );
 }
@@ -475,7 +483,11 @@ fn compromised_instance_group_positive() {
     assert_eq!(f["Resources"][0]["Type"], "AwsAutoScalingAutoScalingGroup");
     assert_eq!(f["Resources"][0]["Id"], "shop-asg");
     assert_eq!(f["Resources"][0]["Region"], "us-east-1");
-    let members = ["i-0a15ce00000000001", "i-0a15ce00000000002", "i-0a15ce00000000003"];
+    let members = [
+        "i-0a15ce00000000001",
+        "i-0a15ce00000000002",
+        "i-0a15ce00000000003",
+    ];
     let resources = ids(&f["Resources"]);
     for m in members {
         assert!(resources.contains(&instance_arn("us-east-1", m)), "{m}");
@@ -496,15 +508,22 @@ fn compromised_instance_group_positive() {
     assert_eq!(s[2]["Name"], "ec2:AuthorizeSecurityGroupIngress");
     let indicators = &f["Detection"]["Sequence"]["SequenceIndicators"];
     assert!(
-        indicators.as_array().unwrap().iter().any(|i| i["Key"] == "HIGH_RISK_API"
-            && i["Values"]
-                == json!(["iam:CreateAccessKey", "ec2:AuthorizeSecurityGroupIngress"])),
+        indicators
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["Key"] == "HIGH_RISK_API"
+                && i["Values"]
+                    == json!(["iam:CreateAccessKey", "ec2:AuthorizeSecurityGroupIngress"])),
         "{indicators}"
     );
     assert!(
-        indicators.as_array().unwrap().iter().any(
-            |i| i["Key"] == "CRYPTOMINING_DOMAIN" && i["Values"] == json!(["pool.supportxmr.com"])
-        ),
+        indicators
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["Key"] == "CRYPTOMINING_DOMAIN"
+                && i["Values"] == json!(["pool.supportxmr.com"])),
         "{indicators}"
     );
     let actors = &f["Detection"]["Sequence"]["Actors"];
@@ -543,8 +562,14 @@ fn instance_credentials_launch_compute_positive() {
     assert_eq!(f["Resources"][0]["Id"], "api-asg");
     let resources = ids(&f["Resources"]);
     // The member whose credentials were used comes first, then the other member.
-    assert_eq!(resources[1], instance_arn("us-east-1", "i-0b15ce00000000001"));
-    assert_eq!(resources[2], instance_arn("us-east-1", "i-0b15ce00000000002"));
+    assert_eq!(
+        resources[1],
+        instance_arn("us-east-1", "i-0b15ce00000000001")
+    );
+    assert_eq!(
+        resources[2],
+        instance_arn("us-east-1", "i-0b15ce00000000002")
+    );
     // Every GPU instance launched, in the region it was launched in.
     for gpu in [
         "i-0b15ce0000000000b",
@@ -552,7 +577,10 @@ fn instance_credentials_launch_compute_positive() {
         "i-0b15ce0000000000d",
         "i-0b15ce0000000000e",
     ] {
-        assert!(resources.contains(&instance_arn("ap-south-1", gpu)), "{gpu}");
+        assert!(
+            resources.contains(&instance_arn("ap-south-1", gpu)),
+            "{gpu}"
+        );
     }
     assert_eq!(product_field(f, "launched-instances"), "4");
     assert_eq!(product_field(f, "stages"), "launch");
@@ -587,7 +615,10 @@ fn instance_credentials_launch_compute_positive() {
         .collect();
     assert_eq!(
         weak,
-        [("compute-resource-creation", 2), ("failed-compute-launch", 1)]
+        [
+            ("compute-resource-creation", 2),
+            ("failed-compute-launch", 1)
+        ]
     );
 }
 
@@ -605,8 +636,16 @@ fn mass_compute_deployment_positive() {
     assert_eq!(f["Resources"][0]["Type"], "Other");
     assert_eq!(f["Resources"][0]["Id"], "principal/AIDAEXAMPLEREPORTING1");
     let resources = ids(&f["Resources"]);
-    assert_eq!(resources.len(), 1 + 9, "the principal and the nine instances");
-    for (region, n) in [("us-east-1", 1..=4), ("us-west-2", 5..=7), ("eu-west-1", 8..=9)] {
+    assert_eq!(
+        resources.len(),
+        1 + 9,
+        "the principal and the nine instances"
+    );
+    for (region, n) in [
+        ("us-east-1", 1..=4),
+        ("us-west-2", 5..=7),
+        ("eu-west-1", 8..=9),
+    ] {
         for i in n {
             let id = format!("i-0c15ce{i:011x}");
             assert!(resources.contains(&instance_arn(region, &id)), "{id}");
@@ -641,7 +680,10 @@ fn compute_resource_creation_positive_feeds_the_group_sequence() {
     assert_eq!(o.summary.weak_signals.len(), 1);
     let w = &o.summary.weak_signals[0];
     assert_eq!(w.rule, "compute-resource-creation");
-    assert_eq!(w.group, "principal/AROAEXAMPLEWORKERRL01:i-0d15ce00000000001");
+    assert_eq!(
+        w.group,
+        "principal/AROAEXAMPLEWORKERRL01:i-0d15ce00000000001"
+    );
     assert_eq!(w.signals, 1);
     // … and inside the compromised-instance-group finding it feeds.
     assert_eq!(o.findings.len(), 1);
@@ -652,7 +694,10 @@ fn compute_resource_creation_positive_feeds_the_group_sequence() {
     );
     assert_eq!(f["Severity"]["Label"], "CRITICAL");
     assert_eq!(f["Confidence"], 70);
-    assert_eq!(product_field(f, "stages"), "suspicious_compute,malicious_execution");
+    assert_eq!(
+        product_field(f, "stages"),
+        "suspicious_compute,malicious_execution"
+    );
     assert_eq!(f["Resources"][0]["Id"], "worker-asg");
     assert_eq!(f["Resources"][0]["Region"], "eu-west-1");
     let resources = ids(&f["Resources"]);
@@ -682,7 +727,10 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
     assert_eq!(o.summary.weak_signals.len(), 1);
     let w = &o.summary.weak_signals[0];
     assert_eq!(w.rule, "failed-compute-launch");
-    assert_eq!(w.group, "principal/AROAEXAMPLEETLROLE001:i-0e15ce00000000001");
+    assert_eq!(
+        w.group,
+        "principal/AROAEXAMPLEETLROLE001:i-0e15ce00000000001"
+    );
     assert_eq!(w.signals, 2);
     assert_eq!(o.findings.len(), 1);
     let f = finding_of(&o, "compromised-instance-group");
@@ -710,7 +758,9 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
     );
     assert_eq!(
         ids(&f["RelatedFindings"]),
-        ["arn:aws:guardduty:us-east-2:111122223333:detector/4d0f1facb336622bc59c38fb20f26a9d/finding/e7f9053499c3fd5f484cf7fbcbbe19ae"]
+        [
+            "arn:aws:guardduty:us-east-2:111122223333:detector/4d0f1facb336622bc59c38fb20f26a9d/finding/e7f9053499c3fd5f484cf7fbcbbe19ae"
+        ]
     );
     // The exfiltration finding and the failed calls name the same session and key.
     let actors = f["Detection"]["Sequence"]["Actors"].as_array().unwrap();
@@ -756,7 +806,10 @@ fn findings_pass_the_security_hub_model() {
     }
     let positives = all.len();
     all.extend(correlate(&[repo().join("fixtures")]).findings);
-    assert!(positives >= 5, "{positives} finding(s) from the positive cases");
+    assert!(
+        positives >= 5,
+        "{positives} finding(s) from the positive cases"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("findings.json");
     std::fs::write(
