@@ -44,10 +44,21 @@ pub struct CorrelateRun {
     pub matching: MatchStats,
 }
 
-/// Whether a signal says something the graph needs to group instances: it describes
-/// instances, or its actor is an instance's role session.
-fn informs_graph(s: &Signal) -> bool {
-    !s.instances.is_empty() || s.actor.as_ref().is_some_and(|a| a.instance_id.is_some())
+/// A hash of everything the graph learns from an actor alone.
+fn relation_key(a: &crate::signal::Actor, account: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &a.principal_id,
+        &a.arn,
+        &a.access_key_id,
+        &a.role_arn,
+        &a.instance_id,
+        &a.account,
+        account,
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 /// Reads `paths`, builds the graph and matches `rules` over the signals in event-time order.
@@ -70,13 +81,27 @@ pub fn correlate(
     let mut selected: Vec<Arc<Signal>> = Vec::new();
     {
         let m = &matcher;
+        // Most calls made with instance credentials say only "this session is that
+        // instance's": the graph needs each such relation once, not once per call.
+        let relations_sent = std::sync::Mutex::new(std::collections::HashSet::<u64>::new());
         let classify = |s: &Signal| {
             if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
-                Keep::Match
-            } else if keep_signal_nodes || informs_graph(s) {
-                Keep::Graph
-            } else {
-                Keep::Drop
+                return Keep::Match;
+            }
+            if keep_signal_nodes || !s.instances.is_empty() || !s.resources.is_empty() {
+                return Keep::Graph;
+            }
+            match s.actor.as_ref().filter(|a| a.instance_id.is_some()) {
+                Some(actor) => {
+                    let key = relation_key(actor, s.account.as_deref());
+                    let mut sent = relations_sent.lock().unwrap_or_else(|e| e.into_inner());
+                    if sent.insert(key) {
+                        Keep::Graph
+                    } else {
+                        Keep::Drop
+                    }
+                }
+                None => Keep::Drop,
             }
         };
         read(
