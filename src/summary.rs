@@ -120,8 +120,11 @@ impl Summary {
     pub fn graph(&mut self, g: &EntityGraph) {
         self.entities = g.entity_count() as u64;
         self.edges = g.edge_count() as u64;
-        self.groups = g
-            .groups()
+        // Most specific kind of key first, then by name.
+        let mut groups: Vec<_> = g.groups().collect();
+        groups.sort_by_key(|(id, _)| (id.key.kind, id.to_string()));
+        self.groups = groups
+            .into_iter()
             .map(|(id, members)| GroupSummary {
                 group: id.to_string(),
                 members: members.iter().map(|m| m.to_string()).collect(),
@@ -289,7 +292,14 @@ impl CorrelateSummary {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "attack sequences: {}", self.sequences.len());
-        for l in &self.sequences {
+        let mut order: Vec<&SequenceLine> = self.sequences.iter().collect();
+        // Most severe first, then by time.
+        order.sort_by(|a, b| {
+            severity_rank(b.severity)
+                .cmp(&severity_rank(a.severity))
+                .then_with(|| a.first_seen.cmp(&b.first_seen))
+        });
+        for l in order {
             let _ = writeln!(
                 s,
                 "  {:<8} {}  {}  {} member(s){}  {} signal(s) [{}]{}  {} .. {}",
@@ -318,11 +328,19 @@ impl CorrelateSummary {
             "weak signals: {}",
             self.weak_signals.iter().map(|l| l.signals).sum::<usize>()
         );
-        for l in &self.weak_signals {
+        const SHOWN: usize = 20;
+        for l in self.weak_signals.iter().take(SHOWN) {
             let _ = writeln!(
                 s,
                 "  {}  {}  {} signal(s)  {} .. {}",
                 l.rule, l.group, l.signals, l.first_seen, l.last_seen
+            );
+        }
+        if self.weak_signals.len() > SHOWN {
+            let _ = writeln!(
+                s,
+                "  … and {} more (--summary json lists them all)",
+                self.weak_signals.len() - SHOWN
             );
         }
         for (rule, n) in &self.matching.allowlisted {
@@ -336,5 +354,15 @@ impl CorrelateSummary {
             );
         }
         s
+    }
+}
+
+fn severity_rank(label: &str) -> u8 {
+    match label {
+        "CRITICAL" => 4,
+        "HIGH" => 3,
+        "MEDIUM" => 2,
+        "LOW" => 1,
+        _ => 0,
     }
 }

@@ -207,7 +207,9 @@ impl Sequence {
             }
             return;
         }
-        self.first_seen = self.first_seen.min(s.time);
+        // A finding's activity began at its first sighting, before the time it was matched
+        // at (its last sighting).
+        self.first_seen = self.first_seen.min(s.first_seen.min(s.time));
         self.last_seen = self.last_seen.max(s.time);
         self.total_signals += 1;
         if self.signals.len() < max {
