@@ -44,6 +44,10 @@
 //! `--keep` leaves the generated folder in place and prints its path. Needs about 1.2 × the
 //! size in free disk space.
 
+/// The same allocator as the `correlator` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};

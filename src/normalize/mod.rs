@@ -358,9 +358,23 @@ impl RawRecord<'_> {
 
 /// Parses one record's bytes and emits what it yields.
 fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) -> Verdict {
+    // UTF-8 is checked once for the whole record, so the parser need not check every string.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.reject(
+                Reject::skip(format!(
+                    "record is not valid UTF-8 (at byte {})",
+                    e.valid_up_to()
+                )),
+                None,
+            );
+            return Verdict::Invalid;
+        }
+    };
     // CloudTrail first, with its own small struct: it is the bulk of any input, and one
     // parse is all it needs.
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut de = serde_json::Deserializer::from_str(text);
     match cloudtrail::Record::deserialize(&mut de) {
         Ok(ct) => {
             if let Err(e) = de.end() {
@@ -393,7 +407,7 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
             return verdict;
         }
     }
-    match serde_json::from_slice::<RawRecord<'_>>(bytes) {
+    match serde_json::from_str::<RawRecord<'_>>(text) {
         Ok(mut rec) => {
             rec.keep_samples = ctx.opts.keep_sample_findings;
             dispatch(&rec, via, ctx);
