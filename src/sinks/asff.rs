@@ -562,3 +562,154 @@ pub fn findings(seqs: &[Sequence], rules: &RuleSet, writer: &Writer) -> Vec<Valu
         .filter_map(|s| rules.get(&s.rule_id).map(|r| finding(s, r, writer)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::SeqSignal;
+    use crate::signal::{RecordRef, Str};
+    use std::sync::Arc;
+
+    fn rule() -> Rule {
+        let set = RuleSet::builtin().expect("shipped rules load");
+        set.get("instance-credentials-launch-compute")
+            .expect("shipped")
+            .clone()
+    }
+
+    fn signal(i: usize, launched: usize) -> Arc<SeqSignal> {
+        Arc::new(SeqSignal {
+            reference: RecordRef::EventId(Str::from(format!("00000000-0000-4000-8000-{i:012}"))),
+            time: 1_746_177_600_000 + i as i64 * 1000,
+            source: Source::CloudTrail,
+            kind: Str::from("ec2.amazonaws.com:RunInstances"),
+            severity: 0.0,
+            stage: "launch".into(),
+            weak: false,
+            title: None,
+            account: Some(Str::from("111122223333")),
+            region: Some(Str::from("us-east-1")),
+            actor: None,
+            instances: vec![],
+            launched: (0..launched)
+                .map(|j| {
+                    (
+                        Str::from(format!("i-0{:016x}", i * 1000 + j)),
+                        Some(Str::from("p3.16xlarge")),
+                    )
+                })
+                .collect(),
+            endpoints: vec![],
+            api: Some("ec2:RunInstances".into()),
+            high_risk_api: false,
+            error_code: None,
+            count: 1,
+            first_seen: 1_746_177_600_000 + i as i64 * 1000,
+            last_seen: 1_746_177_600_000 + i as i64 * 1000,
+            updated_at: None,
+        })
+    }
+
+    fn sequence(key: GroupKey, signals: usize, launched: usize) -> Sequence {
+        let r = rule();
+        let mut seq = Sequence::new(&r, key, 1_746_177_600_000);
+        for i in 0..signals {
+            seq.add(signal(i, launched), 1000);
+        }
+        seq.account = Some(Str::from("111122223333"));
+        seq.region = Some(Str::from("us-east-1"));
+        seq
+    }
+
+    #[test]
+    fn ids_are_readable_and_deterministic() {
+        let seq = sequence(GroupKey::Instance(Str::from("i-0aaaaaaaaaaaaaaa1")), 1, 1);
+        assert_eq!(
+            finding_id(&seq),
+            "finding-correlator/instance-credentials-launch-compute/111122223333/us-east-1/instance/i-0aaaaaaaaaaaaaaa1/2025-05-02T09:20:00.000Z"
+        );
+    }
+
+    #[test]
+    fn over_long_group_keys_are_hashed_within_512_characters() {
+        let long = "x".repeat(600);
+        let seq = sequence(GroupKey::Principal(Str::from(long.as_str())), 1, 1);
+        let id = finding_id(&seq);
+        assert!(id.len() <= 512, "{}", id.len());
+        assert!(id.contains("/principal/h-"), "{id}");
+        let other = sequence(GroupKey::Principal(Str::from(format!("{long}y"))), 1, 1);
+        assert_ne!(finding_id(&other), id, "different keys, different ids");
+    }
+
+    #[test]
+    fn oversized_findings_are_trimmed_and_say_so() {
+        // 150 signals naming 100 launched instances each: far over 240 KB untrimmed.
+        let seq = sequence(
+            GroupKey::Instance(Str::from("i-0aaaaaaaaaaaaaaa1")),
+            150,
+            100,
+        );
+        let f = finding(&seq, &rule(), &Writer::default());
+        let size = serde_json::to_vec(&f).unwrap().len();
+        assert!(size <= MAX_FINDING_BYTES, "{size} bytes");
+        let kept = f["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(kept < 100, "{kept} signals kept");
+        let trimmed: usize = f["ProductFields"]["finding-correlator/signals-trimmed"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(trimmed, 150 - kept);
+        assert!(
+            f["Description"]
+                .as_str()
+                .unwrap()
+                .contains("left out of this finding to respect Security Hub limits"),
+            "{}",
+            f["Description"]
+        );
+        assert!(f["Resources"].as_array().unwrap().len() <= 32);
+    }
+
+    #[test]
+    fn small_findings_keep_every_signal_up_to_100() {
+        let seq = sequence(GroupKey::Instance(Str::from("i-0aaaaaaaaaaaaaaa1")), 120, 1);
+        let f = finding(&seq, &rule(), &Writer::default());
+        assert_eq!(
+            f["Detection"]["Sequence"]["Signals"]
+                .as_array()
+                .unwrap()
+                .len(),
+            100
+        );
+        assert_eq!(
+            f["ProductFields"]["finding-correlator/signals-trimmed"],
+            "20"
+        );
+        assert!(f.get("Workflow").is_none() && f.get("Note").is_none());
+    }
+
+    #[test]
+    fn the_writer_account_owns_the_product_arn() {
+        let seq = sequence(GroupKey::Instance(Str::from("i-0aaaaaaaaaaaaaaa1")), 1, 1);
+        let writer = Writer {
+            account: Some("999988887777".into()),
+            region: Some("eu-west-1".into()),
+        };
+        let f = finding(&seq, &rule(), &writer);
+        assert_eq!(f["AwsAccountId"], "999988887777");
+        assert_eq!(
+            f["ProductArn"],
+            "arn:aws:securityhub:eu-west-1:999988887777:product/999988887777/default"
+        );
+        // The affected account stays in the Id and ProductFields.
+        assert!(f["Id"].as_str().unwrap().contains("/111122223333/"));
+        assert_eq!(
+            f["ProductFields"]["finding-correlator/affected-account"],
+            "111122223333"
+        );
+    }
+}
