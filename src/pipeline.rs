@@ -150,7 +150,7 @@ fn read(
         }
         Event::Dropped(counts) => {
             for (kind, n) in counts {
-                summary.record_n(kind, n);
+                summary.not_needed(kind, n);
             }
         }
         Event::Problem(p) => summary.problem(&p),

@@ -30,6 +30,8 @@ pub struct Summary {
     /// Signals after merging copies and versions of the same record.
     pub distinct_signals: u64,
     pub duplicates_merged: u64,
+    /// Records no rule and not the graph needed (`correlate` drops them as it reads).
+    pub not_needed: u64,
     pub findings_updated: u64,
     /// Records or files lost, by reason (file-specific parts of reasons kept).
     pub skipped: u64,
@@ -54,8 +56,10 @@ impl Summary {
         *self.records.entry(kind.as_str()).or_default() += 1;
     }
 
-    pub fn record_n(&mut self, kind: RecordKind, n: u64) {
+    /// Records decoded but needed neither by a rule nor by the graph (dropped as read).
+    pub fn not_needed(&mut self, kind: RecordKind, n: u64) {
         *self.records.entry(kind.as_str()).or_default() += n;
+        self.not_needed += n;
     }
 
     pub fn added(&mut self, a: Added) {
@@ -150,8 +154,18 @@ impl Summary {
         }
         let _ = writeln!(
             s,
-            "signals: {} distinct ({} duplicate copies merged, {} findings updated to a newer version)",
-            self.distinct_signals, self.duplicates_merged, self.findings_updated
+            "signals: {} distinct ({} duplicate copies merged, {} findings updated to a newer version){}",
+            self.distinct_signals,
+            self.duplicates_merged,
+            self.findings_updated,
+            if self.not_needed > 0 {
+                format!(
+                    "; {} more needed by no rule and not by the graph",
+                    self.not_needed
+                )
+            } else {
+                String::new()
+            }
         );
         let _ = writeln!(s, "skipped: {}", self.skipped);
         for (reason, n) in &self.skipped_reasons {
