@@ -61,7 +61,8 @@ pub struct CorrelateArgs {
     #[arg(long, value_name = "FILE|-")]
     pub asff: Option<PathBuf>,
 
-    /// Write the entity graph to FILE (format from the extension: .json, .dot).
+    /// Write the entity graph to FILE (format from the extension: .json, .dot or .gv,
+    /// .graphml, .cypher or .cql).
     #[arg(long, value_name = "FILE")]
     pub graph: Option<PathBuf>,
 
@@ -105,7 +106,8 @@ pub struct RulesArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
-    /// Output format; default from the output file's extension, else JSON.
+    /// Output format: Cytoscape.js JSON, Graphviz DOT, GraphML, or a Neo4j Cypher script;
+    /// default from the output file's extension, else JSON.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 

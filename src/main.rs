@@ -144,7 +144,11 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         Some(p) => match Format::from_path(p) {
             Some(f) => Some(f),
             None => {
-                tracing::error!(file = %p.display(), "--graph: expected a file name ending in .json or .dot");
+                tracing::error!(
+                    file = %p.display(),
+                    "--graph: expected a file name ending in {}",
+                    export::EXTENSIONS
+                );
                 return Ok(2);
             }
         },

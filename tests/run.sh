@@ -21,7 +21,7 @@ if ! command -v python3 >/dev/null; then
   echo "tests/run.sh: python3 is needed for the ASFF model check (install python3 and python3-venv)" >&2
   exit 3
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore, networkx" 2>/dev/null; then
   echo "== python venv (.venv) with tests/requirements.txt"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt

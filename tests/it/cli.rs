@@ -224,7 +224,7 @@ fn usage_errors_exit_2() {
         vec!["graph"],
         vec![],
         vec!["frobnicate", "fixtures/"],
-        vec!["graph", "--format", "graphml", "fixtures/"],
+        vec!["graph", "--format", "svg", "fixtures/"],
     ] {
         let r = run(&args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);

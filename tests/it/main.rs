@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod decode_fixtures;
+mod exports;
 mod graph_scenario;
 mod property;
 mod realdata;
