@@ -47,11 +47,12 @@ pub struct CorrelateRun {
 /// A hash of everything the graph learns from an actor alone.
 fn relation_key(a: &crate::signal::Actor, account: Option<&str>) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
+    // Not the access key: every call of an instance session may carry a new one, and nothing
+    // downstream groups by an instance session's key.
     (
         &a.principal_id,
         &a.arn,
-        &a.access_key_id,
         &a.role_arn,
         &a.instance_id,
         &a.account,

@@ -17,7 +17,9 @@
 pub mod export;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashMap, FxHashSet as HashSet};
 use std::fmt;
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -130,13 +132,6 @@ struct SignalVersion {
     source: Source,
 }
 
-/// What a node stands for, as the index keys it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum NodeKey {
-    Entity(EntityId),
-    Signal(RecordRef),
-}
-
 /// What [`EntityGraph::add_signal`] did with a signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Added {
@@ -160,7 +155,10 @@ struct InstanceFacts {
 /// The entity graph and its instance groups.
 pub struct EntityGraph {
     graph: StableDiGraph<Node, EdgeKind>,
-    index: HashMap<NodeKey, NodeIndex>,
+    /// Entity → node; looked up by reference, without building a key.
+    entities: FxHashMap<EntityId, NodeIndex>,
+    /// Signal reference → node (when signal nodes are kept).
+    signal_nodes: FxHashMap<RecordRef, NodeIndex>,
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
     precedence: Vec<EntityKind>,
     keep_signals: bool,
@@ -183,17 +181,18 @@ impl EntityGraph {
     pub fn new(precedence: Vec<EntityKind>, keep_signals: bool) -> EntityGraph {
         EntityGraph {
             graph: StableDiGraph::new(),
-            index: HashMap::new(),
-            edges: HashSet::new(),
+            entities: FxHashMap::default(),
+            signal_nodes: FxHashMap::default(),
+            edges: HashSet::default(),
             precedence,
             keep_signals,
-            instances: HashMap::new(),
-            instance_group: HashMap::new(),
+            instances: HashMap::default(),
+            instance_group: HashMap::default(),
             group_members: BTreeMap::new(),
-            key_groups: HashMap::new(),
-            principal_instance: HashMap::new(),
-            key_principal: HashMap::new(),
-            signals: HashMap::new(),
+            key_groups: HashMap::default(),
+            principal_instance: HashMap::default(),
+            key_principal: HashMap::default(),
+            signals: HashMap::default(),
         }
     }
 
@@ -294,8 +293,7 @@ impl EntityGraph {
     }
 
     fn signal_node(&mut self, s: &Signal) -> NodeIndex {
-        let key = NodeKey::Signal(s.reference.clone());
-        let n = match self.index.get(&key) {
+        let n = match self.signal_nodes.get(&s.reference) {
             Some(&n) => n,
             None => {
                 let n = self.graph.add_node(Node {
@@ -304,7 +302,7 @@ impl EntityGraph {
                     label: String::new(),
                     props: BTreeMap::new(),
                 });
-                self.index.insert(key, n);
+                self.signal_nodes.insert(s.reference.clone(), n);
                 n
             }
         };
@@ -333,55 +331,65 @@ impl EntityGraph {
     }
 
     fn describe_instance(&mut self, info: &InstanceInfo, s: &Signal) {
+        let known = self.instances.contains_key(&info.instance_id);
         let facts = self.instances.entry(info.instance_id.clone()).or_default();
         let newer = facts.described_at.is_none_or(|t| s.time >= t);
-        facts.info.instance_id = info.instance_id.clone();
-        merge(
-            &mut facts.info.auto_scaling_group,
-            &info.auto_scaling_group,
-            newer,
-        );
-        merge(
-            &mut facts.info.launch_template,
-            &info.launch_template,
-            newer,
-        );
-        merge(
-            &mut facts.info.launch_template_version,
+        let f = &mut facts.info;
+        f.instance_id = info.instance_id.clone();
+        let mut changed = !known;
+        changed |= merge(&mut f.auto_scaling_group, &info.auto_scaling_group, newer);
+        changed |= merge(&mut f.launch_template, &info.launch_template, newer);
+        changed |= merge(
+            &mut f.launch_template_version,
             &info.launch_template_version,
             newer,
         );
-        merge(
-            &mut facts.info.cloudformation_stack,
+        changed |= merge(
+            &mut f.cloudformation_stack,
             &info.cloudformation_stack,
             newer,
         );
-        merge(
-            &mut facts.info.instance_profile,
-            &info.instance_profile,
-            newer,
-        );
-        merge(&mut facts.info.ami, &info.ami, newer);
-        merge(&mut facts.info.vpc, &info.vpc, newer);
-        merge(&mut facts.info.subnet, &info.subnet, newer);
-        merge(&mut facts.info.instance_type, &info.instance_type, newer);
-        if facts.info.vcpus.is_none() || (newer && info.vcpus.is_some()) {
-            facts.info.vcpus = info.vcpus.or(facts.info.vcpus);
+        changed |= merge(&mut f.instance_profile, &info.instance_profile, newer);
+        changed |= merge(&mut f.ami, &info.ami, newer);
+        changed |= merge(&mut f.vpc, &info.vpc, newer);
+        changed |= merge(&mut f.subnet, &info.subnet, newer);
+        changed |= merge(&mut f.instance_type, &info.instance_type, newer);
+        if info.vcpus.is_some() && f.vcpus != info.vcpus && (f.vcpus.is_none() || newer) {
+            f.vcpus = info.vcpus;
+            changed = true;
         }
-        facts.info.launched |= info.launched;
+        if info.launched && !f.launched {
+            f.launched = true;
+            changed = true;
+        }
         for (k, v) in &info.tags {
-            match facts.info.tags.iter_mut().find(|(fk, _)| fk == k) {
-                Some(slot) if newer => slot.1 = v.clone(),
+            match f.tags.iter_mut().find(|(fk, _)| fk == k) {
+                Some(slot) if newer && slot.1 != *v => {
+                    slot.1 = v.clone();
+                    changed = true;
+                }
                 Some(_) => {}
-                None => facts.info.tags.push((k.clone(), v.clone())),
+                None => {
+                    f.tags.push((k.clone(), v.clone()));
+                    changed = true;
+                }
             }
         }
-        merge(&mut facts.account, &s.account, newer);
-        merge(&mut facts.region, &s.region, newer);
+        changed |= merge(&mut facts.account, &s.account, newer);
+        changed |= merge(&mut facts.region, &s.region, newer);
         if newer {
             facts.described_at = Some(s.time);
         }
-        let facts = facts.clone();
+        let new_ips = info
+            .public_ips
+            .iter()
+            .any(|ip| !self.has_ip_edge(&info.instance_id, ip));
+        // Most findings describe an instance the graph already knows just so: nothing to
+        // relink.
+        if !changed && !new_ips {
+            return;
+        }
+        let facts = self.instances[&info.instance_id].clone();
         let f = &facts.info;
 
         let inst = self.entity(&EntityId::new(EntityKind::Instance, f.instance_id.clone()));
@@ -478,7 +486,7 @@ impl EntityGraph {
             .entry(group.key.clone())
             .or_default()
             .insert(group.clone());
-        let node = self.index[&NodeKey::Entity(EntityId::new(EntityKind::Instance, id.clone()))];
+        let node = self.entities[&EntityId::new(EntityKind::Instance, id.clone())];
         self.graph[node].props.insert("group", group.to_string());
     }
 
@@ -538,6 +546,17 @@ impl EntityGraph {
         }
     }
 
+    fn has_ip_edge(&self, instance_id: &str, ip: &str) -> bool {
+        let inst = self
+            .entities
+            .get(&EntityId::new(EntityKind::Instance, instance_id));
+        let ip = self.entities.get(&EntityId::new(EntityKind::Ip, ip));
+        match (inst, ip) {
+            (Some(&a), Some(&b)) => self.edges.contains(&(a, b, EdgeKind::HasIp)),
+            _ => false,
+        }
+    }
+
     /// What the graph knows of an instance (merged over all records).
     pub fn instance_info(&self, instance_id: &str) -> Option<&InstanceInfo> {
         self.instances.get(instance_id).map(|f| &f.info)
@@ -569,17 +588,12 @@ impl EntityGraph {
 
     /// The node of an entity, if the graph has it.
     pub fn node(&self, e: &EntityId) -> Option<&Node> {
-        self.index
-            .get(&NodeKey::Entity(e.clone()))
-            .map(|&n| &self.graph[n])
+        self.entities.get(e).map(|&n| &self.graph[n])
     }
 
     /// Whether an edge of `kind` goes from `from` to `to`.
     pub fn has_edge(&self, from: &EntityId, to: &EntityId, kind: EdgeKind) -> bool {
-        match (
-            self.index.get(&NodeKey::Entity(from.clone())),
-            self.index.get(&NodeKey::Entity(to.clone())),
-        ) {
+        match (self.entities.get(from), self.entities.get(to)) {
             (Some(&a), Some(&b)) => self.edges.contains(&(a, b, kind)),
             _ => false,
         }
@@ -629,8 +643,7 @@ impl EntityGraph {
     }
 
     fn entity(&mut self, e: &EntityId) -> NodeIndex {
-        let key = NodeKey::Entity(e.clone());
-        if let Some(&n) = self.index.get(&key) {
+        if let Some(&n) = self.entities.get(e) {
             return n;
         }
         let n = self.graph.add_node(Node {
@@ -639,7 +652,7 @@ impl EntityGraph {
             label: e.label().to_string(),
             props: BTreeMap::new(),
         });
-        self.index.insert(key, n);
+        self.entities.insert(e.clone(), n);
         n
     }
 
@@ -664,12 +677,15 @@ pub fn group_node_id(g: &GroupId) -> String {
     )
 }
 
-/// Takes `new` where nothing is known yet, or where the record is the newest.
-fn merge(slot: &mut Option<Str>, new: &Option<Str>, newer: bool) {
-    if let Some(v) = new
-        && (slot.is_none() || newer)
-    {
-        *slot = Some(v.clone());
+/// Takes `new` where nothing is known yet, or where the record is the newest; says whether
+/// the slot changed.
+fn merge(slot: &mut Option<Str>, new: &Option<Str>, newer: bool) -> bool {
+    match new {
+        Some(v) if slot.as_ref() != Some(v) && (slot.is_none() || newer) => {
+            *slot = Some(v.clone());
+            true
+        }
+        _ => false,
     }
 }
 

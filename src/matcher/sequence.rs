@@ -123,7 +123,7 @@ impl SeqSignal {
                 .map(|i| (i.instance_id.clone(), i.instance_type.clone()))
                 .collect(),
             endpoints: s.endpoints.clone(),
-            api,
+            api: api.map(|a| a.to_string()),
             high_risk_api,
             error_code: s.fields.error_code.clone(),
             count: s.fields.count.unwrap_or(1).max(1),

@@ -224,11 +224,16 @@ pub struct SelectContext<'a> {
 }
 
 /// `iam:CreateAccessKey` for a CloudTrail signal.
-pub fn api_name(s: &Signal) -> Option<String> {
+pub fn api_name(s: &Signal) -> Option<crate::signal::Str> {
     let source = s.fields.event_source.as_deref()?;
     let name = s.fields.event_name.as_deref()?;
     let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
-    Some(format!("{service}:{name}"))
+    // Short names stay inline: no allocation per record on the reading threads.
+    let mut api = crate::signal::Str::with_capacity(service.len() + 1 + name.len());
+    api.push_str(service);
+    api.push(':');
+    api.push_str(name);
+    Some(api)
 }
 
 impl Selector {
@@ -268,6 +273,10 @@ impl Selector {
                 return false;
             }
         }
+        // Field conditions first: they are cheap, and usually rule the signal out.
+        if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields)) {
+            return false;
+        }
         if self.high_risk_api {
             let Some(api) = (s.source == Source::CloudTrail)
                 .then(|| api_name(s))
@@ -279,7 +288,7 @@ impl Selector {
                 return false;
             }
         }
-        self.conditions.iter().all(|c| c.eval(s, &ctx.fields))
+        true
     }
 }
 

@@ -243,7 +243,9 @@ pub fn read_files(
         for _ in 0..threads {
             let tx = tx.clone();
             let next = &next;
-            scope.spawn(move || {
+            // Named, so profiles and logs tell the readers from the consumer.
+            let reader = std::thread::Builder::new().name("decode".into());
+            let spawned = reader.spawn_scoped(scope, move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(f) = files.get(i) else { break };
@@ -255,6 +257,9 @@ pub fn read_files(
                     send(Event::FileDone(Arc::from(f.path.as_path()), stats));
                 }
             });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a reader thread");
+            }
         }
         drop(tx);
         for e in rx {
