@@ -44,22 +44,41 @@ pub struct CorrelateRun {
     pub matching: MatchStats,
 }
 
-/// A hash of everything the graph learns from an actor alone.
-fn relation_key(a: &crate::signal::Actor, account: Option<&str>) -> u64 {
+/// A hash of what the graph learns from a signal that no rule selects, or None when it
+/// learns nothing: the instances it describes (every field), the other entities it names, and
+/// the instance-session relation of its actor. Not the access key: every call of an instance
+/// session may carry a new one, and nothing groups by an instance session's key.
+fn graph_statement(s: &Signal) -> Option<u64> {
     use std::hash::{Hash, Hasher};
+    let session = s.actor.as_ref().filter(|a| a.instance_id.is_some());
+    if s.instances.is_empty() && s.resources.is_empty() && session.is_none() {
+        return None;
+    }
     let mut h = rustc_hash::FxHasher::default();
-    // Not the access key: every call of an instance session may carry a new one, and nothing
-    // downstream groups by an instance session's key.
-    (
-        &a.principal_id,
-        &a.arn,
-        &a.role_arn,
-        &a.instance_id,
-        &a.account,
-        account,
-    )
-        .hash(&mut h);
-    h.finish()
+    (&s.account, &s.region, &s.resources).hash(&mut h);
+    for i in &s.instances {
+        (
+            &i.instance_id,
+            &i.auto_scaling_group,
+            &i.launch_template,
+            &i.launch_template_version,
+            &i.cloudformation_stack,
+            &i.instance_profile,
+            &i.ami,
+            &i.vpc,
+            &i.subnet,
+        )
+            .hash(&mut h);
+        (&i.instance_type, i.vcpus, &i.public_ips, i.launched, &i.tags).hash(&mut h);
+    }
+    if let Some(a) = s.actor.as_ref().filter(|_| !s.instances.is_empty() || session.is_some()) {
+        (&a.principal_id, &a.arn, &a.role_arn, &a.instance_id, &a.account).hash(&mut h);
+        if session.is_none() {
+            // A launcher is linked to what it launched: keep its key with it.
+            a.access_key_id.hash(&mut h);
+        }
+    }
+    Some(h.finish())
 }
 
 /// Reads `paths`, builds the graph and matches `rules` over the signals in event-time order.
@@ -82,27 +101,26 @@ pub fn correlate(
     let mut selected: Vec<Arc<Signal>> = Vec::new();
     {
         let m = &matcher;
-        // Most calls made with instance credentials say only "this session is that
-        // instance's": the graph needs each such relation once, not once per call.
-        let relations_sent = std::sync::Mutex::new(std::collections::HashSet::<u64>::new());
+        // What a signal the rules do not select tells the graph (the instances it describes,
+        // the instance its actor's session belongs to) is mostly said again and again:
+        // findings on the same instance, calls of the same session. The graph needs each
+        // distinct statement once, so repeats are dropped on the reading threads.
+        let sent = std::sync::Mutex::new(rustc_hash::FxHashSet::<u64>::default());
         let classify = |s: &Signal| {
             if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
                 return Keep::Match;
             }
-            if keep_signal_nodes || !s.instances.is_empty() || !s.resources.is_empty() {
+            if keep_signal_nodes {
                 return Keep::Graph;
             }
-            match s.actor.as_ref().filter(|a| a.instance_id.is_some()) {
-                Some(actor) => {
-                    let key = relation_key(actor, s.account.as_deref());
-                    let mut sent = relations_sent.lock().unwrap_or_else(|e| e.into_inner());
-                    if sent.insert(key) {
-                        Keep::Graph
-                    } else {
-                        Keep::Drop
-                    }
-                }
-                None => Keep::Drop,
+            let Some(key) = graph_statement(s) else {
+                return Keep::Drop;
+            };
+            let mut sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+            if sent.insert(key) {
+                Keep::Graph
+            } else {
+                Keep::Drop
             }
         };
         read(
