@@ -69,10 +69,28 @@ fn graph_statement(s: &Signal) -> Option<u64> {
             &i.subnet,
         )
             .hash(&mut h);
-        (&i.instance_type, i.vcpus, &i.public_ips, i.launched, &i.tags).hash(&mut h);
+        (
+            &i.instance_type,
+            i.vcpus,
+            &i.public_ips,
+            i.launched,
+            &i.tags,
+        )
+            .hash(&mut h);
     }
-    if let Some(a) = s.actor.as_ref().filter(|_| !s.instances.is_empty() || session.is_some()) {
-        (&a.principal_id, &a.arn, &a.role_arn, &a.instance_id, &a.account).hash(&mut h);
+    if let Some(a) = s
+        .actor
+        .as_ref()
+        .filter(|_| !s.instances.is_empty() || session.is_some())
+    {
+        (
+            &a.principal_id,
+            &a.arn,
+            &a.role_arn,
+            &a.instance_id,
+            &a.account,
+        )
+            .hash(&mut h);
         if session.is_none() {
             // A launcher is linked to what it launched: keep its key with it.
             a.access_key_id.hash(&mut h);
