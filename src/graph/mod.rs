@@ -602,21 +602,14 @@ impl EntityGraph {
     /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
     /// added from the current grouping.
     pub fn snapshot(&self) -> (Vec<Cow<'_, Node>>, Vec<SnapshotEdge<'_>>) {
-        let mut nodes: Vec<Cow<'_, Node>> = self.graph.node_weights().map(Cow::Borrowed).collect();
-        let mut edges: Vec<SnapshotEdge<'_>> = self
+        // Nodes: the graph's own (with their index) and one per instance group.
+        let mut nodes: Vec<(Cow<'_, Node>, Result<NodeIndex, usize>)> = self
             .graph
-            .edge_indices()
-            .filter_map(|e| {
-                let (a, b) = self.graph.edge_endpoints(e)?;
-                Some((
-                    Cow::Borrowed(self.graph[a].id.as_str()),
-                    Cow::Borrowed(self.graph[b].id.as_str()),
-                    self.graph[e],
-                ))
-            })
+            .node_indices()
+            .map(|i| (Cow::Borrowed(&self.graph[i]), Ok(i)))
             .collect();
-        for (group, members) in &self.group_members {
-            let id = group_node_id(group);
+        let mut group_edges: Vec<(NodeIndex, usize)> = Vec::new();
+        for (g, (group, members)) in self.group_members.iter().enumerate() {
             let mut props = BTreeMap::new();
             props.insert("key", group.key.to_string());
             if let Some(a) = &group.account {
@@ -624,21 +617,71 @@ impl EntityGraph {
             }
             props.insert("members", members.len().to_string());
             for m in members {
-                edges.push((
-                    Cow::Owned(EntityId::new(EntityKind::Instance, m.clone()).to_string()),
-                    Cow::Owned(id.clone()),
-                    EdgeKind::InGroup,
-                ));
+                if let Some(&i) = self
+                    .entities
+                    .get(&EntityId::new(EntityKind::Instance, m.clone()))
+                {
+                    group_edges.push((i, g));
+                }
             }
-            nodes.push(Cow::Owned(Node {
-                id,
-                kind: "instance_group",
-                label: group.to_string(),
-                props,
-            }));
+            nodes.push((
+                Cow::Owned(Node {
+                    id: group_node_id(group),
+                    kind: "instance_group",
+                    label: group.to_string(),
+                    props,
+                }),
+                Err(g),
+            ));
         }
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        edges.sort();
+        nodes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        // Edges are sorted by the ranks of their ends in node order (the same order as by
+        // their ids, without comparing strings).
+        let bound = self
+            .graph
+            .node_indices()
+            .map(|i| i.index() + 1)
+            .max()
+            .unwrap_or(0);
+        let mut rank_of_index = vec![0u32; bound];
+        let mut rank_of_group = vec![0u32; self.group_members.len()];
+        for (rank, (_, origin)) in nodes.iter().enumerate() {
+            match origin {
+                Ok(i) => rank_of_index[i.index()] = rank as u32,
+                Err(g) => rank_of_group[*g] = rank as u32,
+            }
+        }
+        let mut ranked: Vec<(u32, u32, EdgeKind)> = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| {
+                let (a, b) = self.graph.edge_endpoints(e)?;
+                Some((
+                    rank_of_index[a.index()],
+                    rank_of_index[b.index()],
+                    self.graph[e],
+                ))
+            })
+            .chain(group_edges.iter().map(|&(i, g)| {
+                (
+                    rank_of_index[i.index()],
+                    rank_of_group[g],
+                    EdgeKind::InGroup,
+                )
+            }))
+            .collect();
+        ranked.sort_unstable();
+        let nodes: Vec<Cow<'_, Node>> = nodes.into_iter().map(|(n, _)| n).collect();
+        let edges = ranked
+            .into_iter()
+            .map(|(a, b, k)| {
+                let id = |r: u32| match &nodes[r as usize] {
+                    Cow::Borrowed(n) => Cow::Borrowed(n.id.as_str()),
+                    Cow::Owned(n) => Cow::Owned(n.id.clone()),
+                };
+                (id(a), id(b), k)
+            })
+            .collect();
         (nodes, edges)
     }
 
