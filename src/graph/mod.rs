@@ -231,12 +231,16 @@ impl EntityGraph {
                     (None, Some(_)) => true,
                     _ => false,
                 };
-                if !newer {
-                    return Added::Duplicate;
+                if newer {
+                    Added::Updated
+                } else {
+                    Added::Duplicate
                 }
-                Added::Updated
             }
         };
+        // What a record says about entities holds whichever version of a finding it is: the
+        // graph is the union of every version's entities, so it does not depend on the order
+        // versions arrive in. Only the signal node keeps the newest version.
         for inst in &s.instances {
             self.describe_instance(inst, s);
         }
@@ -244,9 +248,11 @@ impl EntityGraph {
             && let Some(principal) = actor.principal()
         {
             let p = self.entity(&principal);
-            self.set_prop(p, "arn", actor.arn.as_deref());
-            self.set_prop(p, "principal_type", actor.principal_type.as_deref());
-            if let Some(arn) = &actor.arn {
+            // Records may disagree (anonymised logs reuse ids); the smallest value wins, so
+            // the graph does not depend on the order records arrive in.
+            let arn_changed = self.set_prop_min(p, "arn", actor.arn.as_deref());
+            self.set_prop_min(p, "principal_type", actor.principal_type.as_deref());
+            if arn_changed && let Some(arn) = &actor.arn {
                 let label = EntityId::new(EntityKind::Principal, arn.clone())
                     .label()
                     .to_string();
@@ -280,7 +286,10 @@ impl EntityGraph {
             }
         }
         if self.keep_signals {
-            self.signal_node(s);
+            self.signal_node(s, added != Added::Duplicate);
+        }
+        if added == Added::Duplicate {
+            return added;
         }
         self.signals.insert(
             s.reference.clone(),
@@ -292,7 +301,9 @@ impl EntityGraph {
         added
     }
 
-    fn signal_node(&mut self, s: &Signal) -> NodeIndex {
+    /// The signal's node and its `observed_on` edges (the union over all versions); its
+    /// properties are those of the newest version (`newest`).
+    fn signal_node(&mut self, s: &Signal, newest: bool) -> NodeIndex {
         let n = match self.signal_nodes.get(&s.reference) {
             Some(&n) => n,
             None => {
@@ -306,6 +317,16 @@ impl EntityGraph {
                 n
             }
         };
+        for e in s.entities() {
+            if e.kind == EntityKind::Account {
+                continue;
+            }
+            let t = self.entity(&e);
+            self.edge(n, t, EdgeKind::ObservedOn);
+        }
+        if !newest {
+            return n;
+        }
         let node = &mut self.graph[n];
         node.label = s.kind.to_string();
         node.props.insert("signal_kind", s.kind.to_string());
@@ -319,13 +340,6 @@ impl EntityGraph {
         }
         if s.source != Source::CloudTrail || s.fields.finding_type.is_some() {
             node.props.insert("finding", "true".into());
-        }
-        for e in s.entities() {
-            if e.kind == EntityKind::Account {
-                continue;
-            }
-            let t = self.entity(&e);
-            self.edge(n, t, EdgeKind::ObservedOn);
         }
         n
     }
@@ -702,6 +716,21 @@ impl EntityGraph {
     fn edge(&mut self, a: NodeIndex, b: NodeIndex, kind: EdgeKind) {
         if a != b && self.edges.insert((a, b, kind)) {
             self.graph.add_edge(a, b, kind);
+        }
+    }
+
+    /// Sets a property unless it already holds a smaller value; says whether it changed.
+    fn set_prop_min(&mut self, n: NodeIndex, key: &'static str, value: Option<&str>) -> bool {
+        let Some(v) = value else {
+            return false;
+        };
+        let props = &mut self.graph[n].props;
+        match props.get(key) {
+            Some(old) if old.as_str() <= v => false,
+            _ => {
+                props.insert(key, v.to_string());
+                true
+            }
         }
     }
 

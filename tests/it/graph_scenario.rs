@@ -790,3 +790,56 @@ fn without_signal_nodes_the_entities_and_groups_are_the_same() {
             .has_edge(&instance(GPU[3]), &principal(SESSION), EdgeKind::LaunchedBy)
     );
 }
+
+/// Regression: versions of one finding naming different entities, and records that disagree
+/// on a principal's ARN, gave a graph that depended on which file was read first.
+#[test]
+fn versions_and_disagreeing_records_give_the_same_graph_in_any_order() {
+    let finding = |updated: &str, key: &str, ip: &str| {
+        format!(
+            r#"{{"schemaVersion":"2.0","accountId":"111122223333","region":"us-east-1","id":"0a2d97aab2c25db1bc31cfdfc46be34c","arn":"arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/0a2d97aab2c25db1bc31cfdfc46be34c","type":"UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS","severity":8,"createdAt":"2025-05-02T09:00:00Z","updatedAt":"{updated}","resource":{{"resourceType":"AccessKey","accessKeyDetails":{{"accessKeyId":"{key}","principalId":"AROAEXAMPLE:i-0aaaaaaaaaaaaaaa1","userName":"web-role","userType":"AssumedRole"}}}},"service":{{"count":1,"action":{{"actionType":"AWS_API_CALL","awsApiCallAction":{{"api":"DescribeInstances","remoteIpDetails":{{"ipAddressV4":"{ip}"}}}}}}}}}}"#
+        )
+    };
+    let call = |account: &str| {
+        format!(
+            r#"{{"eventVersion":"1.10","eventTime":"2025-05-02T09:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","recipientAccountId":"{account}","eventID":"00000000-0000-4000-8000-{account}","userIdentity":{{"type":"AssumedRole","principalId":"AROASHARED:AutoScaling","arn":"arn:aws:sts::{account}:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling","invokedBy":"autoscaling.amazonaws.com"}}}}"#
+        )
+    };
+    let older = finding(
+        "2025-05-02T09:00:00Z",
+        "ASIAOLDER00000000001",
+        "198.51.100.1",
+    );
+    let newer = finding(
+        "2025-05-02T10:00:00Z",
+        "ASIANEWER00000000002",
+        "198.51.100.2",
+    );
+    let export = |first: &[String], second: &[String]| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jsonl"), first.join("\n")).unwrap();
+        std::fs::write(dir.path().join("b.jsonl"), second.join("\n")).unwrap();
+        let run = pipeline::build_graph(&[dir.path().to_path_buf()], &single_threaded(), true);
+        let mut out = Vec::new();
+        finding_correlator::graph::export::write_json(&run.graph, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let a = [older.clone(), call("111122223333")];
+    let b = [newer.clone(), call("444455556666")];
+    let one = export(&a, &b);
+    let other = export(&b, &a);
+    assert_eq!(one, other);
+    // Both versions' keys and addresses are in the graph; the signal shows the newest.
+    for s in [
+        "ASIAOLDER00000000001",
+        "ASIANEWER00000000002",
+        "198.51.100.1",
+        "198.51.100.2",
+    ] {
+        assert!(one.contains(s), "{s} missing");
+    }
+    assert!(
+        one.contains(r#""time":"2025-05-02T10:00:00.000Z""#),
+        "{one}"
+    );
+}

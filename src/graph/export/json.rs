@@ -49,20 +49,28 @@ struct Element<T> {
 }
 
 pub(super) fn write(g: &ExportGraph<'_>, out: &mut dyn Write) -> io::Result<()> {
-    out.write_all(
+    // Elements are serialised into a local buffer (serde makes many small writes; through
+    // `dyn Write` each would be a virtual call) and handed on in large blocks.
+    const BLOCK: usize = 1 << 16;
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + 4096);
+    buf.extend_from_slice(
         b"{\"data\":{},\"directed\":true,\"multigraph\":false,\"elements\":{\"nodes\":[\n",
-    )?;
+    );
     for (i, n) in g.nodes.iter().enumerate() {
         if i > 0 {
-            out.write_all(b",\n")?;
+            buf.extend_from_slice(b",\n");
         }
         let data = NodeData { graph: g, node: n };
-        serde_json::to_writer(&mut *out, &Element { data })?;
+        serde_json::to_writer(&mut buf, &Element { data })?;
+        if buf.len() >= BLOCK {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
     }
-    out.write_all(b"\n],\"edges\":[\n")?;
+    buf.extend_from_slice(b"\n],\"edges\":[\n");
     for (i, (s, t, k)) in g.edges.iter().enumerate() {
         if i > 0 {
-            out.write_all(b",\n")?;
+            buf.extend_from_slice(b",\n");
         }
         let data = EdgeData {
             id: ExportGraph::edge_id(i),
@@ -70,7 +78,12 @@ pub(super) fn write(g: &ExportGraph<'_>, out: &mut dyn Write) -> io::Result<()> 
             target: t,
             kind: k.as_str(),
         };
-        serde_json::to_writer(&mut *out, &Element { data })?;
+        serde_json::to_writer(&mut buf, &Element { data })?;
+        if buf.len() >= BLOCK {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
     }
-    out.write_all(b"\n]}}\n")
+    buf.extend_from_slice(b"\n]}}\n");
+    out.write_all(&buf)
 }
