@@ -58,3 +58,33 @@ pub fn decode_file(path: &Path) -> Decodes {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     decode_bytes(&bytes)
 }
+
+/// `dot -Tsvg` accepts the text without a warning; false when Graphviz is not installed.
+pub fn graphviz_accepts(dot: &str) -> bool {
+    use std::io::Write;
+    let child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("graphviz `dot` not runnable ({e}); skipping the dot -Tsvg check");
+            return false;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dot.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dot -Tsvg failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "dot -Tsvg warned: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
+    true
+}

@@ -987,36 +987,6 @@ fn as_text(el: &Elements) -> Elements {
     }
 }
 
-/// `dot -Tsvg` accepts the text without a warning; false when Graphviz is not installed.
-fn graphviz_accepts(dot: &str) -> bool {
-    use std::io::Write;
-    let child = Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("graphviz `dot` not runnable ({e}); skipping the dot -Tsvg check");
-            return false;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dot.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "dot -Tsvg failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "dot -Tsvg warned: {stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
-    true
-}
-
 // ---------------------------------------------------------------------------------------------
 // The checks, per format, against the JSON export.
 
@@ -1064,7 +1034,7 @@ fn check_cypher(g: &EntityGraph, want: &Elements) {
 fn check_dot(g: &EntityGraph, want: &Elements) {
     let dot = export(g, Format::Dot);
     assert_same("DOT", &dot_elements(&dot), &as_text(want));
-    graphviz_accepts(&dot);
+    crate::common::graphviz_accepts(&dot);
 }
 
 // ---------------------------------------------------------------------------------------------
