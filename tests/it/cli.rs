@@ -385,3 +385,138 @@ fn version() {
         format!("correlator {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// correlate and rules.
+
+#[test]
+fn correlate_writes_findings_to_stdout_and_a_json_summary_as_the_last_stderr_line() {
+    let r = run(&["correlate", "--asff", "-", "--summary", "json", "fixtures/"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).expect("stdout is one JSON document");
+    let findings = doc["Findings"].as_array().expect("{\"Findings\":[…]}");
+    let ids: Vec<&str> = findings.iter().map(|f| f["Id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:01:27.000Z",
+            "finding-correlator/instance-credentials-launch-compute/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:19:41.000Z",
+        ]
+    );
+    for f in findings {
+        assert_eq!(f["AwsAccountId"], "111122223333");
+        assert_eq!(f["Resources"][0]["Type"], "AwsAutoScalingAutoScalingGroup");
+        assert_eq!(f["Resources"][0]["Id"], "web-asg");
+    }
+    let last = r.stderr.lines().last().unwrap();
+    let summary: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let seqs = summary["correlate"]["sequences"].as_array().unwrap();
+    assert_eq!(seqs.len(), 2);
+    assert!(
+        summary["correlate"]["weak_signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["rule"] == "failed-compute-launch"
+                && w["group"] == "principal/AROAEXAMPLEROLEID0001:i-0aaaaaaaaaaaaaaa1"),
+        "{last}"
+    );
+    assert_eq!(summary["read"]["skipped"], 0);
+}
+
+#[test]
+fn correlate_account_names_the_writer_and_the_text_summary_lists_sequences() {
+    let r = run(&[
+        "correlate",
+        "--asff",
+        "-",
+        "--account",
+        "999988887777",
+        "fixtures/",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    for f in doc["Findings"].as_array().unwrap() {
+        assert_eq!(f["AwsAccountId"], "999988887777");
+        assert!(
+            f["ProductArn"]
+                .as_str()
+                .unwrap()
+                .ends_with(":999988887777:product/999988887777/default")
+        );
+        assert_eq!(
+            f["ProductFields"]["finding-correlator/affected-account"],
+            "111122223333"
+        );
+    }
+    assert!(r.stderr.contains("attack sequences: 2\n"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("  CRITICAL compromised-instance-group  auto_scaling_group/web-asg  3 member(s), 6 launched"),
+        "{}",
+        r.stderr
+    );
+    let bad = run(&["correlate", "--account", "12345", "fixtures/"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("expected a 12-digit AWS account id"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn correlate_with_a_broken_rules_folder_exits_2_naming_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "id: broken\ntitle: t\ndescription: d\nseverity: HIGH\ntypes: [\"TTPs\"]\nrunbook: r\nstages:\n  - name: s\n    select: {events: [RunInstances]}\ngroup_by: principal\nwindow: 1 hour\ncondition: {require: [s]}\n",
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let r = run(&["correlate", "--rules", rules, "fixtures/"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("broken.yaml:11:9: window: expected a duration like"),
+        "{}",
+        r.stderr
+    );
+    let check = run(&["rules", "check", "--rules", rules]);
+    assert_eq!(check.code, 2);
+    let good = run(&["rules", "check"]);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    assert!(good.stderr.contains("5 rule(s) valid"), "{}", good.stderr);
+    let tests = run(&["rules", "test"]);
+    assert_eq!(tests.code, 0, "{}", tests.stderr);
+    assert!(
+        tests.stderr.contains(" passed, 0 failed"),
+        "{}",
+        tests.stderr
+    );
+}
+
+#[test]
+fn correlate_graph_and_asff_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let asff = dir.path().join("findings.json");
+    let graph = dir.path().join("graph.dot");
+    let r = run(&[
+        OsStr::new("correlate"),
+        OsStr::new("--asff"),
+        asff.as_os_str(),
+        OsStr::new("--graph"),
+        graph.as_os_str(),
+        OsStr::new("fixtures/"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "stdout stays free: {}", r.stdout);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&asff).unwrap()).unwrap();
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 2);
+    let dot = std::fs::read_to_string(&graph).unwrap();
+    assert!(dot.starts_with("digraph"), "{}", &dot[..40.min(dot.len())]);
+    assert!(
+        dot.contains("signal:"),
+        "correlate --graph keeps signal nodes"
+    );
+}
