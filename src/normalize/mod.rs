@@ -29,6 +29,10 @@ use lenient::{LenientStr, LenientTime};
 
 use crate::signal::Signal;
 
+/// Why a JSON value that is none of the input shapes is skipped. A file all of whose values
+/// are such (a JSON Lines file of labels beside the data) is reported once, as a whole.
+pub const NOT_A_RECORD: &str = "not a recognised record: expected a CloudTrail record (`eventSource`, `eventName`), a GuardDuty finding (`type`, `resource`), an ASFF finding (`SchemaVersion` 2018-10-08, `ProductArn`), or an EventBridge event of those";
+
 /// The input families a record can belong to, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -477,9 +481,7 @@ fn dispatch(rec: &RawRecord<'_>, via: Via, ctx: &mut Ctx<'_, '_>) {
             rec.finding_type.get().unwrap_or_default()
         )))
     } else {
-        Err(Reject::skip(
-            "not a recognised record: expected a CloudTrail record (`eventSource`, `eventName`), a GuardDuty finding (`type`, `resource`), an ASFF finding (`SchemaVersion` 2018-10-08, `ProductArn`), or an EventBridge event of those",
-        ))
+        Err(Reject::skip(NOT_A_RECORD))
     };
     match result {
         Ok((kind, signal)) => (ctx.emit)(Decoded::Signal(kind, Box::new(signal))),

@@ -163,8 +163,20 @@ pub fn decode_file(
     };
     let mut batch: Vec<(RecordKind, Box<Signal>, Keep)> = Vec::with_capacity(BATCH);
     let mut dropped: Vec<(RecordKind, u64)> = Vec::new();
+    // "Not a record" problems are held until the file shows a record: if it never does, the
+    // file is not a record file (labels or metadata beside the data), reported once.
+    let mut held: Vec<Problem> = Vec::new();
+    let mut other_problems = false;
     let rs = normalize::decode_reader(reader, opts, &mut |d| match d {
         Decoded::Signal(kind, s) => {
+            if stats.signals == 0 {
+                for problem in held.drain(..) {
+                    send(Event::Problem(FileProblem {
+                        file: name.clone(),
+                        problem,
+                    }));
+                }
+            }
             stats.signals += 1;
             let keep = classify(&s);
             if keep == Keep::Drop {
@@ -182,11 +194,44 @@ pub fn decode_file(
                 )));
             }
         }
-        Decoded::Problem(problem) => send(Event::Problem(FileProblem {
+        Decoded::Problem(problem) => {
+            if stats.signals == 0 && problem.reason == normalize::NOT_A_RECORD && held.len() < HOLD
+            {
+                held.push(problem);
+                return;
+            }
+            other_problems = true;
+            send(Event::Problem(FileProblem {
+                file: name.clone(),
+                problem,
+            }));
+        }
+    });
+    if stats.signals == 0 && !held.is_empty() && !other_problems && held.len() < HOLD {
+        stats.not_json = true;
+        send(Event::Problem(FileProblem {
+            file: name.clone(),
+            problem: Problem {
+                location: None,
+                reason: format!(
+                    "not a record file: none of its {} JSON value(s) is a CloudTrail record, a GuardDuty finding or an ASFF finding",
+                    held.len()
+                ),
+                severity: if file.explicit {
+                    Severity::Skipped
+                } else {
+                    Severity::Ignored
+                },
+            },
+        }));
+        held.clear();
+    }
+    for problem in held {
+        send(Event::Problem(FileProblem {
             file: name.clone(),
             problem,
-        })),
-    });
+        }));
+    }
     if !batch.is_empty() {
         send(Event::Signals(batch));
     }
@@ -216,6 +261,9 @@ pub fn decode_file(
 }
 
 const BATCH: usize = 1024;
+
+/// "Not a record" problems held back per file before they are reported one by one.
+const HOLD: usize = 10_000;
 
 /// Reads `files` on worker threads and calls `on_event` on this thread for everything they
 /// yield. Returns when every file is done.

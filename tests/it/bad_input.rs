@@ -652,3 +652,48 @@ fn every_bad_input_through_the_cli() {
         serde_json::from_str::<Value>(&stdout).unwrap();
     }
 }
+
+#[test]
+fn a_json_lines_file_of_labels_is_one_not_a_record_file_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = write(
+        dir.path(),
+        "labels.jsonl",
+        "{\"rule_id\": \"a\", \"expected_result\": true}\n{\"rule_id\": \"b\", \"expected_result\": false}\n",
+    );
+    let want = "not a record file: none of its 2 JSON value(s) is a CloudTrail record, a GuardDuty finding or an ASFF finding";
+    // Met in a folder: noted once, nothing lost.
+    let (n, ps) = read_input(&labels, false);
+    assert_eq!(n, 0);
+    let texts: Vec<String> = ps.iter().map(|p| p.problem.to_string()).collect();
+    assert_eq!(texts, vec![want.to_string()]);
+    assert_eq!(ps[0].problem.severity, Severity::Ignored);
+    // Named on the command line: the same one message, and it counts.
+    let (_, ps) = read_input(&labels, true);
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].problem.severity, Severity::Skipped);
+    // Beside real records in a folder, the run succeeds.
+    write(dir.path(), "records.jsonl", jsonl_lines().join("\n"));
+    let (code, _, stderr) = correlator(&[OsStr::new("graph"), dir.path().as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(want), "{stderr}");
+}
+
+#[test]
+fn a_non_record_line_among_records_is_reported_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = jsonl_lines();
+    lines.insert(1, "{\"rule_id\": \"a\"}".into());
+    let path = write(dir.path(), "mixed.jsonl", lines.join("\n"));
+    let (n, ps) = read_input(&path, false);
+    assert_eq!(n, 4);
+    let texts: Vec<String> = ps.iter().map(|p| p.problem.to_string()).collect();
+    assert_eq!(
+        texts,
+        vec![format!(
+            "line 2: {}",
+            finding_correlator::normalize::NOT_A_RECORD
+        )]
+    );
+    assert_eq!(ps[0].problem.severity, Severity::Skipped);
+}
