@@ -25,7 +25,7 @@ use std::fmt;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use serde::Serialize;
 
-use crate::signal::{Endpoint, EntityId, EntityKind, InstanceInfo, RecordRef, Signal, Source, Str};
+use crate::signal::{EntityId, EntityKind, InstanceInfo, RecordRef, Signal, Source, Str};
 use crate::time::Millis;
 
 /// How two nodes relate. Edges point from the dependent to what it depends on.
@@ -600,11 +600,6 @@ impl EntityGraph {
         self.group_members.iter()
     }
 
-    /// The node of an entity, if the graph has it.
-    pub fn node(&self, e: &EntityId) -> Option<&Node> {
-        self.entities.get(e).map(|&n| &self.graph[n])
-    }
-
     /// Whether an edge of `kind` goes from `from` to `to`.
     pub fn has_edge(&self, from: &EntityId, to: &EntityId, kind: EdgeKind) -> bool {
         match (self.entities.get(from), self.entities.get(to)) {
@@ -758,13 +753,5 @@ fn merge(slot: &mut Option<Str>, new: &Option<Str>, newer: bool) -> bool {
             true
         }
         _ => false,
-    }
-}
-
-/// Endpoints as entity ids (used by exports and tests).
-pub fn endpoint_entity(e: &Endpoint) -> EntityId {
-    match e {
-        Endpoint::Ip(ip) => EntityId::new(EntityKind::Ip, ip.clone()),
-        Endpoint::Domain(d) => EntityId::new(EntityKind::Domain, d.clone()),
     }
 }

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::graph::{EntityGraph, GroupId};
+use crate::graph::EntityGraph;
 use crate::rules::compile::{Glob, Measure, SelectContext};
 use crate::rules::fields::{FieldContext, Value};
 use crate::rules::{Emit, GroupBy, Rule, RuleSet};
@@ -606,12 +606,4 @@ fn subject_tags<'a>(s: &'a Signal, graph: &'a EntityGraph) -> Vec<(&'a str, &'a 
         );
     }
     tags
-}
-
-/// The group a sequence key names, when it is an instance group.
-pub fn key_group(key: &GroupKey) -> Option<&GroupId> {
-    match key {
-        GroupKey::Group(g) => Some(g),
-        _ => None,
-    }
 }

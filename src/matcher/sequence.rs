@@ -10,7 +10,7 @@ use crate::graph::{EntityGraph, GroupId};
 use crate::rules::compile::{SelectContext, api_name};
 use crate::rules::{Emit, Rule};
 use crate::signal::{Actor, Endpoint, RecordRef, Signal, Source, Str};
-use crate::time::{self, Millis};
+use crate::time::Millis;
 
 /// What a sequence is about: an instance group, or the principal, account or access key a
 /// rule groups by. An instance that no record describes stands for itself.
@@ -301,15 +301,5 @@ impl Sequence {
 
     pub fn weak_count(&self) -> usize {
         self.signals.iter().filter(|s| s.weak).count()
-    }
-
-    /// `2025-05-02T09:05:00Z .. 09:44:00Z (39m)`.
-    pub fn span_text(&self) -> String {
-        format!(
-            "{} .. {} ({})",
-            time::format_rfc3339(self.first_seen),
-            time::format_rfc3339(self.last_seen),
-            time::format_duration(self.last_seen - self.first_seen)
-        )
     }
 }

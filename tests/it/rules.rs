@@ -465,3 +465,39 @@ fn out_of_order_arrival_within_the_lag_changes_nothing() {
     assert_eq!(stats.late, 0);
     assert_eq!(describe(&got), describe(&want));
 }
+
+/// Memory follows live windows: after many groups have gone quiet, the matcher holds only the
+/// groups whose windows are still open.
+#[test]
+fn group_states_are_forgotten_once_their_window_has_passed() {
+    use finding_correlator::graph::EntityGraph;
+    use finding_correlator::matcher::Matcher;
+    let settings = settings();
+    let rule = counting_rule("1h", None, 1);
+    let rules = Arc::new(load(&[("r", &rule)]).unwrap());
+    // 10,000 launches by 10,000 different principals, one a minute over a week.
+    let start = finding_correlator::time::parse_timestamp("2025-05-01T00:00:00Z").unwrap();
+    let signals: Vec<Arc<finding_correlator::signal::Signal>> = (0..10_000u32)
+        .map(|i| {
+            let t = finding_correlator::time::format_rfc3339(start + i64::from(i) * 60_000);
+            let line = run_instances(i, &t, &format!("AIDA{i:08}"), "t3.micro", 1, 2);
+            let d = common::decode_bytes(line.as_bytes());
+            Arc::new(d.signals.into_iter().next().expect("decodes").1)
+        })
+        .collect();
+    let graph = EntityGraph::new(settings.group_precedence.clone(), false);
+    let mut m = Matcher::new(rules, settings.matching.clone());
+    m.push_ordered(signals, &graph);
+    // Only the principals of the last hour (and those since the last sweep) can be live.
+    assert!(
+        m.live_states() < 4096 + 60,
+        "{} live group states",
+        m.live_states()
+    );
+    let (seqs, _) = m.finish(&graph);
+    assert_eq!(
+        seqs.len(),
+        10_000,
+        "every group's sequence is still reported"
+    );
+}
