@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::graph::EntityGraph;
-use crate::rules::compile::{Glob, Measure, SelectContext};
+use crate::rules::compile::{Glob, Measure, PatternSet, SelectContext};
 use crate::rules::fields::{FieldContext, Value};
 use crate::rules::{Emit, GroupBy, Rule, RuleSet};
 use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
@@ -197,7 +197,7 @@ pub struct Matcher {
     rules: Arc<RuleSet>,
     opts: MatchOptions,
     high_powered: Vec<Glob>,
-    high_risk: Vec<Glob>,
+    high_risk: PatternSet,
     buffer: BinaryHeap<Reverse<Pending>>,
     newest: Millis,
     released_up_to: Millis,
@@ -220,7 +220,7 @@ impl Matcher {
                 .iter()
                 .map(|p| Glob::new(p))
                 .collect(),
-            high_risk: opts.high_risk_apis.iter().map(|p| Glob::new(p)).collect(),
+            high_risk: PatternSet::new(opts.high_risk_apis.iter().map(String::as_str)),
             rules,
             opts,
             buffer: BinaryHeap::new(),

@@ -88,7 +88,7 @@ impl SeqSignal {
             .flatten();
         let high_risk_api = api
             .as_deref()
-            .is_some_and(|a| ctx.high_risk_apis.iter().any(|g| g.matches(a)));
+            .is_some_and(|a| ctx.high_risk_apis.matches(a));
         let mut instances: Vec<Str> = Vec::new();
         if s.source != Source::CloudTrail {
             instances.extend(

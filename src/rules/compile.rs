@@ -64,6 +64,32 @@ impl Glob {
     }
 }
 
+/// Patterns matched often (per record): the exact ones in a hash set, the wildcard ones
+/// tried in turn.
+#[derive(Clone, Debug, Default)]
+pub struct PatternSet {
+    exact: rustc_hash::FxHashSet<String>,
+    wildcard: Vec<Glob>,
+}
+
+impl PatternSet {
+    pub fn new<'p>(patterns: impl IntoIterator<Item = &'p str>) -> PatternSet {
+        let mut set = PatternSet::default();
+        for p in patterns {
+            if p.contains('*') {
+                set.wildcard.push(Glob::new(p));
+            } else {
+                set.exact.insert(p.to_string());
+            }
+        }
+        set
+    }
+
+    pub fn matches(&self, s: &str) -> bool {
+        self.exact.contains(s) || self.wildcard.iter().any(|g| g.matches(s))
+    }
+}
+
 /// ASFF severity labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -220,7 +246,7 @@ pub struct Selector {
 pub struct SelectContext<'a> {
     pub fields: FieldContext<'a>,
     /// `service:Api` globs (`iam:CreateAccessKey`, `cloudtrail:*Trail*`).
-    pub high_risk_apis: &'a [Glob],
+    pub high_risk_apis: &'a PatternSet,
 }
 
 /// `iam:CreateAccessKey` for a CloudTrail signal.
@@ -284,7 +310,7 @@ impl Selector {
             else {
                 return false;
             };
-            if !ctx.high_risk_apis.iter().any(|g| g.matches(&api)) {
+            if !ctx.high_risk_apis.matches(&api) {
                 return false;
             }
         }
@@ -842,6 +868,24 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_sets_match_exact_and_wildcard_patterns() {
+        let set = PatternSet::new([
+            "iam:CreateAccessKey",
+            "lambda:CreateFunction*",
+            "*:StopLogging",
+        ]);
+        for (s, want) in [
+            ("iam:CreateAccessKey", true),
+            ("iam:CreateAccessKeys", false),
+            ("lambda:CreateFunction20150331", true),
+            ("cloudtrail:StopLogging", true),
+            ("ec2:RunInstances", false),
+        ] {
+            assert_eq!(set.matches(s), want, "{s}");
+        }
+    }
 
     #[test]
     fn globs() {
