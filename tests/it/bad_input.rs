@@ -83,15 +83,7 @@ fn read_input(path: &Path, explicit: bool) -> (u64, Vec<FileProblem>) {
 
 /// Runs the binary; returns (exit code, stdout, stderr).
 fn correlator<S: AsRef<OsStr>>(args: &[S]) -> (i32, String, String) {
-    let out = assert_cmd::Command::cargo_bin("correlator")
-        .unwrap()
-        .args(args)
-        .env_remove("CORRELATOR_CONFIG")
-        .env_remove("CORRELATOR_LOG_FORMAT")
-        .env_remove("CORRELATOR_LOG")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let out = crate::common::correlator().args(args).output().unwrap();
     (
         out.status.code().expect("killed by a signal"),
         String::from_utf8(out.stdout).unwrap(),

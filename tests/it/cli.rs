@@ -5,23 +5,12 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-use crate::common::{fixture, repo};
+use crate::common::{correlator, fixture};
 
 /// The binary, run from the repository root, with no configuration from the environment.
 const MAIN_SCENARIO: [&str; 3] = ["fixtures/asff", "fixtures/cloudtrail", "fixtures/guardduty"];
-
-fn correlator() -> Command {
-    let mut cmd = Command::cargo_bin("correlator").unwrap();
-    cmd.current_dir(repo())
-        .env_remove("CORRELATOR_CONFIG")
-        .env_remove("CORRELATOR_LOG_FORMAT")
-        .env_remove("CORRELATOR_LOG")
-        .env_remove("RUST_LOG");
-    cmd
-}
 
 struct Run {
     code: i32,

@@ -88,3 +88,30 @@ pub fn graphviz_accepts(dot: &str) -> bool {
     assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
     true
 }
+
+/// The `correlator` binary, run from the repository root, with no configuration or log
+/// settings taken from the environment.
+pub fn correlator() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("correlator").expect("the binary is built");
+    cmd.current_dir(repo())
+        .env_remove("CORRELATOR_CONFIG")
+        .env_remove("CORRELATOR_LOG_FORMAT")
+        .env_remove("CORRELATOR_LOG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// The Python interpreter with the packages of `tests/requirements.txt`:
+/// `CORRELATOR_TEST_PYTHON` (set by `tests/run.sh`), else the repository's `.venv`.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("CORRELATOR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv").join("bin").join("python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash tests/run.sh` once (it creates the venv with \
+         tests/requirements.txt), or set CORRELATOR_TEST_PYTHON",
+        p.display()
+    );
+    p
+}

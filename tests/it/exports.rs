@@ -18,7 +18,7 @@ use finding_correlator::graph::EntityGraph;
 use finding_correlator::graph::export::{self, Format};
 use finding_correlator::pipeline;
 
-use crate::common::repo;
+use crate::common::{correlator, python, repo};
 
 /// A value with quotes of both kinds, a backslash, markup, a newline, the end of a CDATA
 /// section and a non-ASCII letter.
@@ -195,20 +195,6 @@ fn assert_same(what: &str, got: &Elements, want: &Elements) {
 
 // ---------------------------------------------------------------------------------------------
 // Python and networkx.
-
-/// The interpreter with networkx: `CORRELATOR_TEST_PYTHON`, else the repository's `.venv`.
-fn python() -> PathBuf {
-    let p = std::env::var_os("CORRELATOR_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv").join("bin").join("python"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash tests/run.sh` once (it creates the venv with \
-         tests/requirements.txt), or set CORRELATOR_TEST_PYTHON",
-        p.display()
-    );
-    p
-}
 
 /// Reads a graph with networkx and prints it as JSON, each value as `[python type, value]`.
 const NETWORKX_DUMP: &str = r#"
@@ -1274,16 +1260,6 @@ fn format_from_the_file_extension() {
     ] {
         assert_eq!(Format::from_path(Path::new(name)), want, "{name}");
     }
-}
-
-fn correlator() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("correlator").unwrap();
-    cmd.current_dir(repo())
-        .env_remove("CORRELATOR_CONFIG")
-        .env_remove("CORRELATOR_LOG_FORMAT")
-        .env_remove("CORRELATOR_LOG")
-        .env_remove("RUST_LOG");
-    cmd
 }
 
 const MAIN: [&str; 3] = ["fixtures/cloudtrail", "fixtures/guardduty", "fixtures/asff"];

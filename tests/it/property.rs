@@ -256,6 +256,21 @@ fn layout(parts: &[Vec<u8>], how: Layout) -> (Vec<u8>, Vec<(usize, usize)>) {
 }
 
 /// An EventBridge event carrying `record` (its bytes embedded as they are).
+/// The bytes of the chosen corpus records, compact or pretty-printed, each in its EventBridge
+/// envelope when asked (records of families EventBridge carries).
+fn record_bytes(c: &Corpus, ids: &[usize], pretty: bool, in_envelopes: bool) -> Vec<Vec<u8>> {
+    ids.iter()
+        .map(|&i| {
+            let e = &c.entries[i];
+            let bytes = if pretty { &e.pretty } else { &e.compact };
+            match e.family {
+                Some(f) if in_envelopes => envelope(bytes, f, pretty),
+                _ => bytes.clone(),
+            }
+        })
+        .collect()
+}
+
 fn envelope(record: &[u8], family: Family, pretty: bool) -> Vec<u8> {
     let (detail_type, source) = match family {
         Family::CloudTrail => ("AWS API Call via CloudTrail", "aws.ec2"),
@@ -596,17 +611,7 @@ proptest! {
         } else {
             ids
         };
-        let parts: Vec<Vec<u8>> = ids
-            .iter()
-            .map(|&i| {
-                let e = &c.entries[i];
-                let bytes = if pretty { &e.pretty } else { &e.compact };
-                match e.family {
-                    Some(f) if in_envelopes => envelope(bytes, f, pretty),
-                    _ => bytes.clone(),
-                }
-            })
-            .collect();
+        let parts = record_bytes(c, &ids, pretty, in_envelopes);
         let (mut doc, _) = layout(&parts, how);
         if gz {
             doc = gzip(&doc);
@@ -829,17 +834,7 @@ fn every_container_gives_the_same_signals_over_the_whole_corpus() {
     for how in LAYOUTS {
         for pretty in [false, true] {
             for in_envelopes in [false, true] {
-                let parts: Vec<Vec<u8>> = all
-                    .iter()
-                    .map(|&i| {
-                        let e = &c.entries[i];
-                        let bytes = if pretty { &e.pretty } else { &e.compact };
-                        match e.family {
-                            Some(f) if in_envelopes => envelope(bytes, f, pretty),
-                            _ => bytes.clone(),
-                        }
-                    })
-                    .collect();
+                let parts = record_bytes(c, &all, pretty, in_envelopes);
                 let (doc, _) = layout(&parts, how);
                 // Gzip (slow in a debug build) for two of the layouts.
                 let gzipped = [false, true].into_iter().filter(|&gz| {

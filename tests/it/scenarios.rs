@@ -25,7 +25,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::repo;
+use crate::common::{python, repo};
 
 const ACCOUNT: &str = "111122223333";
 const KINDS: [&str; 2] = ["positive", "negative"];
@@ -787,16 +787,6 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
 
 // ---------------------------------------------------------------------------------------------
 // Security Hub accepts the findings.
-
-fn python() -> PathBuf {
-    let p = repo().join(".venv").join("bin").join("python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash tests/run.sh` (it creates the virtualenv with botocore)",
-        p.display()
-    );
-    p
-}
 
 #[test]
 fn findings_pass_the_security_hub_model() {
