@@ -389,7 +389,7 @@ fn correlate(
     cores: usize,
 ) -> PipelineRun {
     let meter = Meter::start();
-    let run = pipeline::correlate(paths, settings, rules.clone(), false);
+    let run = pipeline::correlate(paths, settings, rules.clone(), false, None);
     let t_correlate = meter.elapsed();
     // Peak RSS only grows: read at each phase's end, it shows which phase set the peak.
     let rss_correlate = (

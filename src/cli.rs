@@ -75,6 +75,16 @@ pub struct CorrelateArgs {
     #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
     pub summary: SummaryFormat,
 
+    /// Continue from the state in FILE and save the new state there (created when missing):
+    /// open windows and sequences carry over, and only new or changed findings are written.
+    #[arg(long, env = "CORRELATOR_STATE", value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Run everything and report what would be written, but save no state (and, in AWS
+    /// mode, send nothing to AWS). Local output files are still written.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Input files and folders (read recursively; content decides the format).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,

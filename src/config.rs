@@ -23,6 +23,25 @@ pub struct Config {
     pub graph: GraphConfig,
     /// How rules match.
     pub rules: RulesConfig,
+    /// What state (`--state`) keeps between runs.
+    pub state: StateConfig,
+}
+
+/// `[state]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// How long what records said about instances and sessions (their groups, who launched
+    /// them) is kept for later runs, like `30d`.
+    pub graph_retention: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            graph_retention: "30d".into(),
+        }
+    }
 }
 
 /// `[rules]`
@@ -179,6 +198,8 @@ pub struct Settings {
     pub group_precedence: Vec<EntityKind>,
     pub matching: MatchOptions,
     pub include_archived_findings: bool,
+    /// How long the state keeps graph statements.
+    pub graph_retention: crate::time::Millis,
 }
 
 /// A configuration that cannot be used (exit code 2).
@@ -270,6 +291,17 @@ impl Config {
                 ));
             }
         }
+        let graph_retention = match crate::time::parse_duration(&self.state.graph_retention) {
+            Ok(r) if r > 0 => r,
+            Ok(_) => {
+                problems.push("state.graph_retention: must be longer than 0".into());
+                0
+            }
+            Err(e) => {
+                problems.push(format!("state.graph_retention: {e}"));
+                0
+            }
+        };
         if self.rules.max_signals_per_sequence == 0 {
             problems.push("rules.max_signals_per_sequence: must be at least 1".into());
         }
@@ -292,6 +324,7 @@ impl Config {
                 max_signals_per_sequence: self.rules.max_signals_per_sequence,
             },
             include_archived_findings: self.rules.include_archived_findings,
+            graph_retention,
         })
     }
 }

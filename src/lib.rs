@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod incremental;
 pub mod matcher;
 pub mod normalize;
 pub mod pipeline;
@@ -17,5 +18,6 @@ pub mod rules;
 pub mod signal;
 pub mod sinks;
 pub mod sources;
+pub mod state;
 pub mod summary;
 pub mod time;

@@ -14,10 +14,11 @@ use finding_correlator::cli::{
 };
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, Format};
-use finding_correlator::pipeline;
 use finding_correlator::rules::{RuleError, RuleSet};
 use finding_correlator::sinks::asff;
+use finding_correlator::state::{FileStore, State, StateStore};
 use finding_correlator::summary::CorrelateSummary;
+use finding_correlator::{incremental, pipeline};
 
 /// mimalloc: signals are allocated on the decoding threads and freed on the consumer; glibc's
 /// allocator serialises that on its arena locks (half the parallel throughput, measured by the
@@ -155,12 +156,53 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         None => None,
     };
     let rules = std::sync::Arc::new(rules);
-    let run = pipeline::correlate(&args.paths, settings, rules.clone(), graph_format.is_some());
+    let store = args.state.as_ref().map(|p| FileStore::new(p.clone()));
+    let prior = match &store {
+        Some(store) => match store.load() {
+            Ok(Some(state)) => {
+                tracing::info!(
+                    state = %store.describe(),
+                    signals = state.signals.len(),
+                    statements = state.graph.len(),
+                    sequences = state.sequences.len(),
+                    "continuing from saved state"
+                );
+                Some(state)
+            }
+            Ok(None) => {
+                tracing::info!(state = %store.describe(), "no saved state yet: starting fresh");
+                Some(State::new())
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return Ok(3);
+            }
+        },
+        None => None,
+    };
+    let run = pipeline::correlate(
+        &args.paths,
+        settings,
+        rules.clone(),
+        graph_format.is_some(),
+        prior.as_ref(),
+    );
     let writer = asff::Writer {
         account: args.account.clone(),
         region: None,
     };
-    let findings = asff::findings(&run.sequences, &rules, &writer);
+    // Without a state every finding is written; with one, only new and changed ones.
+    let (next, changes) = match &prior {
+        Some(p) => {
+            let (next, changes) = incremental::advance(Some(p), &run, &rules, settings, &writer);
+            (Some(next), Some(changes))
+        }
+        None => (None, None),
+    };
+    let findings = match &changes {
+        Some(c) => c.write.clone(),
+        None => asff::findings(&run.sequences, &rules, &writer),
+    };
     if let Some(path) = &args.asff {
         let doc = serde_json::json!({ "Findings": findings });
         write_output(path, &mut |w| {
@@ -171,12 +213,60 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
     if let (Some(path), Some(format)) = (&args.graph, graph_format) {
         write_output(path, &mut |w| export::write(&run.graph, format, w))?;
     }
+    // The state is saved last, after every output is written: a run that fails before
+    // this point leaves the previous state, and the next run writes what this one did not.
+    let saved = match (&store, &next) {
+        (Some(store), Some(next)) if !args.dry_run => {
+            store
+                .save(next)
+                .with_context(|| "saving state (the previous state is unchanged)")?;
+            Some(store.describe())
+        }
+        _ => None,
+    };
     let report = CorrelateSummary::new(&run.sequences, &rules, run.matching);
+    let state_line = match (&next, &saved) {
+        (Some(n), Some(path)) => format!(
+            "state: saved to {path} ({} signal(s) to replay, {} graph statement(s), {} sequence(s); horizon {})\n",
+            n.signals.len(),
+            n.graph.len(),
+            n.sequences.len(),
+            n.horizon
+                .map_or("none".into(), finding_correlator::time::format_rfc3339)
+        ),
+        (Some(_), None) => "state: dry run, nothing saved\n".to_string(),
+        _ => String::new(),
+    };
     match args.summary {
-        SummaryFormat::Text => eprint!("{}{}", run.summary.to_text(), report.to_text()),
+        SummaryFormat::Text => eprint!(
+            "{}{}{}{}",
+            run.summary.to_text(),
+            report.to_text(),
+            changes.as_ref().map(|c| c.to_text()).unwrap_or_default(),
+            state_line
+        ),
         SummaryFormat::Json => {
             // One line, the last on stderr, after any log lines.
-            let doc = serde_json::json!({ "read": run.summary, "correlate": report });
+            let mut doc = serde_json::json!({ "read": run.summary, "correlate": report });
+            if let Some(c) = &changes {
+                doc["findings"] = serde_json::json!({
+                    "new": c.new,
+                    "updated": c.updated,
+                    "unchanged": c.unchanged,
+                    "superseded": c.superseded,
+                    "written": c.write.len(),
+                    "open_sequences": c.open,
+                    "closed_sequences": c.closed,
+                });
+                doc["state"] = serde_json::json!({
+                    "saved": saved.is_some(),
+                    "dry_run": args.dry_run,
+                    "before_horizon": run.before_horizon,
+                    "signals": next.as_ref().map(|n| n.signals.len()),
+                    "statements": next.as_ref().map(|n| n.graph.len()),
+                    "horizon": next.as_ref().and_then(|n| n.horizon).map(finding_correlator::time::format_rfc3339),
+                });
+            }
             eprintln!("{}", serde_json::to_string(&doc).unwrap_or_default());
         }
     }

@@ -1,5 +1,6 @@
 //! One run end to end: read inputs, decode, build the graph, match rules, count everything.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,7 +11,9 @@ use crate::normalize::{self, Decoded};
 use crate::rules::RuleSet;
 use crate::signal::Signal;
 use crate::sources::file::{self, Event, Keep};
+use crate::state::State;
 use crate::summary::Summary;
+use crate::time::Millis;
 
 /// The result of reading inputs into a graph.
 pub struct GraphRun {
@@ -42,13 +45,22 @@ pub struct CorrelateRun {
     /// Every sequence found, of finding rules and weak-signal rules alike.
     pub sequences: Vec<Sequence>,
     pub matching: MatchStats,
+    /// The signals matched (replayed ones from the state first), in matching order.
+    pub selected: Vec<Arc<Signal>>,
+    /// What this run's records told the graph that no selected signal says (only kept when
+    /// a state is given: the next run needs it).
+    pub statements: Vec<Signal>,
+    /// Selected records older than the state's horizon: matched by an earlier run already.
+    pub before_horizon: u64,
+    /// Per source: records used and the newest event time among them.
+    pub sources: BTreeMap<&'static str, (u64, Millis)>,
 }
 
 /// A hash of what the graph learns from a signal that no rule selects, or None when it
 /// learns nothing: the instances it describes (every field), the other entities it names, and
 /// the instance-session relation of its actor. Not the access key: every call of an instance
 /// session may carry a new one, and nothing groups by an instance session's key.
-fn graph_statement(s: &Signal) -> Option<u64> {
+pub fn graph_statement(s: &Signal) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let session = s.actor.as_ref().filter(|a| a.instance_id.is_some());
     if s.instances.is_empty() && s.resources.is_empty() && session.is_none() {
@@ -106,17 +118,38 @@ fn graph_statement(s: &Signal) -> Option<u64> {
 /// can use are dropped on the reading threads) are then matched in event-time order. The
 /// result does not depend on how records are split across files or in which order they
 /// arrive, and memory grows with selected signals, not with records read.
+///
+/// With a `prior` state the run continues the earlier ones: the graph starts from the
+/// statements the state keeps, the state's signals are replayed with the new ones, and
+/// selected records older than the state's horizon are left out (an earlier run matched
+/// them), so the sequences are those one run over all the input would find.
 pub fn correlate(
     paths: &[PathBuf],
     settings: &Settings,
     rules: Arc<RuleSet>,
     keep_signal_nodes: bool,
+    prior: Option<&State>,
 ) -> CorrelateRun {
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
     let mut matcher = Matcher::new(rules, settings.matching.clone());
     let mut summary = Summary::default();
     let include_archived = settings.include_archived_findings;
     let mut selected: Vec<Arc<Signal>> = Vec::new();
+    let mut statements: Vec<Signal> = Vec::new();
+    let mut before_horizon = 0u64;
+    let mut sources: BTreeMap<&'static str, (u64, Millis)> = BTreeMap::new();
+    let horizon = prior.and_then(|p| p.horizon).unwrap_or(Millis::MIN);
+    if let Some(p) = prior {
+        for s in &p.graph {
+            graph.add_signal(s);
+        }
+        for s in &p.signals {
+            if graph.add_signal(s) != crate::graph::Added::Duplicate {
+                selected.push(Arc::new(s.clone()));
+            }
+        }
+    }
+    let keep_statements = prior.is_some();
     {
         let m = &matcher;
         // What a signal the rules do not select tells the graph (the instances it describes,
@@ -147,15 +180,31 @@ pub fn correlate(
             &classify,
             &mut summary,
             &mut |s, keep, summary| {
+                let source = sources.entry(s.source.as_str()).or_insert((0, Millis::MIN));
+                source.0 += 1;
+                source.1 = source.1.max(s.time);
                 let added = graph.add_signal(&s);
                 summary.added(added);
-                if keep == Keep::Match && added != crate::graph::Added::Duplicate {
+                let matched = keep == Keep::Match && s.time >= horizon;
+                if keep == Keep::Match && !matched {
+                    before_horizon += 1;
+                }
+                if matched && added != crate::graph::Added::Duplicate {
                     selected.push(Arc::new(*s));
+                } else if keep_statements && graph_statement(&s).is_some() {
+                    statements.push(*s);
                 }
             },
         );
     }
-    matcher.push_ordered(selected, &graph);
+    if before_horizon > 0 {
+        tracing::info!(
+            records = before_horizon,
+            horizon = %crate::time::format_rfc3339(horizon),
+            "records older than the state's horizon were matched by an earlier run and are left out"
+        );
+    }
+    let selected = matcher.push_ordered(selected, &graph);
     let (sequences, matching) = matcher.finish(&graph);
     summary.graph(&graph);
     CorrelateRun {
@@ -163,6 +212,10 @@ pub fn correlate(
         summary,
         sequences,
         matching,
+        selected,
+        statements,
+        before_horizon,
+        sources,
     }
 }
 
@@ -262,7 +315,7 @@ fn run_rule_test(
             selected.push(Arc::new(*s));
         }
     }
-    matcher.push_ordered(selected, &graph);
+    let _ = matcher.push_ordered(selected, &graph);
     let (seqs, _) = matcher.finish(&graph);
     let mine: Vec<&Sequence> = seqs.iter().filter(|s| s.rule_id == rule.id).collect();
     let e = &t.expect;

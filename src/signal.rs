@@ -6,7 +6,7 @@
 //! the raw record. Decoders in `normalize/` build signals; the entity graph and the matcher
 //! read them and never look at raw JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::time::Millis;
@@ -17,7 +17,7 @@ use crate::time::Millis;
 pub type Str = compact_str::CompactString;
 
 /// Where a signal came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     GuardDuty,
@@ -36,7 +36,7 @@ impl Source {
 }
 
 /// The kinds of entity the graph knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     Instance,
@@ -162,8 +162,22 @@ impl Serialize for EntityId {
     }
 }
 
+/// Reads the `kind:id` form [`Serialize`] writes (saved state holds entity ids this way).
+impl<'de> Deserialize<'de> for EntityId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EntityId, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        let (kind, id) = s
+            .split_once(':')
+            .ok_or_else(|| serde::de::Error::custom(format!("entity id {s:?} is not `kind:id`")))?;
+        let kind = EntityKind::parse(kind)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown entity kind {kind:?}")))?;
+        Ok(EntityId::new(kind, id))
+    }
+}
+
 /// What a record says about one EC2 instance: the keys instance groups are made of.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InstanceInfo {
     pub instance_id: Str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,7 +211,8 @@ pub struct InstanceInfo {
 }
 
 /// The principal that made a call, or whose credentials a finding is about.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Actor {
     /// ARN of the principal as CloudTrail names it (`arn:aws:sts::…:assumed-role/ROLE/SESSION`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,7 +266,7 @@ impl Actor {
 }
 
 /// A remote network endpoint a signal names.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "lowercase")]
 pub enum Endpoint {
     Ip(Str),
@@ -260,7 +275,8 @@ pub enum Endpoint {
 
 /// The named fields rules select on. Every decoder fills what its record has; the names are
 /// stable and documented in `correlation-rules/README.md`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Fields {
     // CloudTrail
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,7 +348,7 @@ pub struct Fields {
 }
 
 /// How to find the raw record again, and the key that makes one signal of many copies.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum RecordRef {
     /// A GuardDuty finding (direct or through Security Hub): its ARN.
@@ -360,7 +376,7 @@ impl RecordRef {
 }
 
 /// One normalized observation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     /// Event time: CloudTrail `eventTime`; for findings, when the activity was last seen.
     pub time: Millis,
@@ -378,13 +394,13 @@ pub struct Signal {
     pub updated_at: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<Actor>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceInfo>,
     /// Other entities the record names (an Auto Scaling group resized, a launch template
     /// created, resources of an ASFF finding).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<EntityId>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
     pub fields: Fields,
 }

@@ -273,18 +273,23 @@ impl Matcher {
     }
 
     /// Matches signals that are all known at once (files): sorted by event time here, so
-    /// arrival order never matters.
-    pub fn push_ordered(&mut self, mut signals: Vec<Arc<Signal>>, graph: &EntityGraph) {
+    /// arrival order never matters. Returns them in the order matched.
+    pub fn push_ordered(
+        &mut self,
+        mut signals: Vec<Arc<Signal>>,
+        graph: &EntityGraph,
+    ) -> Vec<Arc<Signal>> {
         let mut keyed: Vec<(Millis, String, Arc<Signal>)> = signals
             .drain(..)
             .map(|s| (s.time, s.reference.key(), s))
             .collect();
         keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (_, _, s) in keyed {
+        for (_, _, s) in &keyed {
             self.stats.candidates += 1;
             self.newest = self.newest.max(s.time);
-            self.process(&s, graph);
+            self.process(s, graph);
         }
+        keyed.into_iter().map(|(_, _, s)| s).collect()
     }
 
     /// Releases everything buffered, closes the windows, and returns every sequence found

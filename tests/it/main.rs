@@ -8,6 +8,7 @@ mod cli;
 mod decode_fixtures;
 mod exports;
 mod graph_scenario;
+mod incremental;
 mod property;
 mod realdata;
 mod rules;

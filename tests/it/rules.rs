@@ -249,7 +249,7 @@ fn sequences(rule: &str, lines: &[String]) -> Vec<(String, String, usize)> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.jsonl"), lines.join("\n")).unwrap();
     let set = Arc::new(load(&[("r", rule)]).unwrap());
-    let run = pipeline::correlate(&[dir.path().to_path_buf()], &settings(), set, false);
+    let run = pipeline::correlate(&[dir.path().to_path_buf()], &settings(), set, false, None);
     run.sequences
         .iter()
         .map(|s| {

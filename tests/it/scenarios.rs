@@ -124,7 +124,7 @@ struct Outcome {
 
 fn correlate(paths: &[PathBuf]) -> Outcome {
     let rules = rules();
-    let run = pipeline::correlate(paths, &settings(), rules.clone(), false);
+    let run = pipeline::correlate(paths, &settings(), rules.clone(), false, None);
     let findings = asff::findings(&run.sequences, &rules, &Writer::default());
     let summary = CorrelateSummary::new(&run.sequences, &rules, run.matching.clone());
     Outcome {

@@ -1,0 +1,423 @@
+//! Persistent state between runs: one versioned JSON document behind a small load/save trait.
+//!
+//! A scheduled task sees the world in slices. The state carries what the next slice needs to
+//! continue exactly where this one stopped:
+//!
+//! - per-source **checkpoints** (newest event time read, records read, runs);
+//! - the **horizon**: signals older than it are never matched again, and the selected
+//!   **signals** at or after it, which the next run replays together with its new input so
+//!   that open windows and sequences continue as if both runs were one;
+//! - **graph** statements: what earlier records said about instances and sessions (their
+//!   groups, who launched what), so later signals group the same way;
+//! - the **sequences** already written as findings (id, status, fingerprint of the last
+//!   version written), so a re-run writes nothing new and a continued sequence is updated
+//!   under the same `Id`.
+//!
+//! Writes are atomic (temporary file in the same folder, fsync, rename, fsync of the folder).
+//! A file that is not a state document, is damaged, or was written by a newer version is an
+//! error, never silently replaced; an older version is migrated on load.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::signal::Signal;
+use crate::time::Millis;
+
+/// The `format` field of every state document.
+pub const FORMAT: &str = "finding-correlator-state";
+
+/// The version this build writes. Older versions are migrated on load.
+pub const VERSION: u32 = 1;
+
+/// The state document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: String,
+    pub version: u32,
+    /// The tool version that wrote it.
+    pub written_by: String,
+    /// Per source (`cloudtrail`, `guardduty`, `securityhub`): what has been read.
+    #[serde(default)]
+    pub checkpoints: BTreeMap<String, Checkpoint>,
+    /// The newest event time of any signal matched so far.
+    #[serde(default, with = "opt_time")]
+    pub newest: Option<Millis>,
+    /// Signals older than this are not matched again (they are before every window, sequence
+    /// and allowed lag that is still open).
+    #[serde(default, with = "opt_time")]
+    pub horizon: Option<Millis>,
+    /// Selected signals at or after the horizon, replayed by the next run.
+    #[serde(default)]
+    pub signals: Vec<Signal>,
+    /// What earlier records told the entity graph, one copy per distinct statement.
+    #[serde(default)]
+    pub graph: Vec<Signal>,
+    /// Sequences written as findings that a later run may still continue, or closed recently.
+    #[serde(default)]
+    pub sequences: Vec<SequenceRecord>,
+}
+
+/// What has been read of one source.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Newest event time read from this source.
+    #[serde(default, with = "opt_time")]
+    pub newest: Option<Millis>,
+    /// Records of this source read over all runs.
+    pub records: u64,
+}
+
+/// Whether a sequence can still grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceStatus {
+    /// Its window is still open: a later signal extends it (same finding `Id`).
+    Open,
+    /// Its window passed with no new signal: its finding stays ACTIVE and is not updated
+    /// again; a later signal for the group opens a new sequence.
+    Closed,
+}
+
+/// A sequence written as a finding.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceRecord {
+    /// The finding `Id`.
+    pub id: String,
+    pub rule: String,
+    pub group: String,
+    #[serde(with = "time")]
+    pub start: Millis,
+    #[serde(with = "time")]
+    pub last_seen: Millis,
+    pub status: SequenceStatus,
+    /// When the window closes if nothing new arrives (open sequences).
+    #[serde(with = "time")]
+    pub closes_at: Millis,
+    /// Signals the sequence matched.
+    pub signals: usize,
+    /// Hash of the last version written; a run writes the finding again only when it changes.
+    pub fingerprint: String,
+    /// The last version written, kept while the sequence is open so that a run that finds
+    /// its signals now belong to another sequence can archive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<serde_json::Value>,
+}
+
+impl State {
+    /// An empty state of this version.
+    pub fn new() -> State {
+        State {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            written_by: concat!("finding-correlator ", env!("CARGO_PKG_VERSION")).to_string(),
+            checkpoints: BTreeMap::new(),
+            newest: None,
+            horizon: None,
+            signals: Vec::new(),
+            graph: Vec::new(),
+            sequences: Vec::new(),
+        }
+    }
+
+    /// Parses a state document, migrating older versions.
+    ///
+    /// # Errors
+    /// [`StateError::NotState`], [`StateError::Newer`] or [`StateError::Corrupt`].
+    pub fn from_json(text: &str, origin: &str) -> Result<State, StateError> {
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        };
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(corrupt)?;
+        if doc.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(StateError::NotState {
+                origin: origin.to_string(),
+            });
+        }
+        let version = doc.get("version").and_then(serde_json::Value::as_u64);
+        let version = match version {
+            Some(v) if v > u64::from(VERSION) => {
+                return Err(StateError::Newer {
+                    origin: origin.to_string(),
+                    found: v,
+                });
+            }
+            Some(v) if v >= 1 => v as u32,
+            _ => {
+                return Err(StateError::Corrupt {
+                    origin: origin.to_string(),
+                    message: "`version` is missing or not a positive whole number".into(),
+                });
+            }
+        };
+        let doc = migrate(doc, version);
+        serde_json::from_value(doc).map_err(corrupt)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).expect("state serializes");
+        out.push(b'\n');
+        out
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// Brings a document of `from` up to [`VERSION`], one version at a time.
+fn migrate(doc: serde_json::Value, from: u32) -> serde_json::Value {
+    // Version 1 is the first; later versions add their steps here.
+    let _ = from;
+    doc
+}
+
+/// A state that cannot be used. The file is left as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state `{origin}`: {source}")]
+    Io {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "state `{origin}` is damaged ({message}); it was left as it is: restore a backup, or remove it to start over (earlier findings may then be written again under the same ids)"
+    )]
+    Corrupt { origin: String, message: String },
+    #[error("`{origin}` is not a finding-correlator state file (no \"format\": \"{FORMAT}\")")]
+    NotState { origin: String },
+    #[error(
+        "state `{origin}` is version {found}, written by a newer finding-correlator; this one reads versions 1 to {VERSION}"
+    )]
+    Newer { origin: String, found: u64 },
+}
+
+/// Where state lives.
+pub trait StateStore {
+    /// The saved state, or None when there is none yet.
+    ///
+    /// # Errors
+    /// A [`StateError`] when the state exists but cannot be used.
+    fn load(&self) -> Result<Option<State>, StateError>;
+
+    /// Replaces the saved state, atomically: after a crash either the old or the new state
+    /// is there, whole.
+    ///
+    /// # Errors
+    /// [`StateError::Io`]; the old state is then unchanged.
+    fn save(&self, state: &State) -> Result<(), StateError>;
+
+    /// For logs and errors.
+    fn describe(&self) -> String;
+}
+
+/// A state file on a local disk.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    pub path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(path: impl Into<PathBuf>) -> FileStore {
+        FileStore { path: path.into() }
+    }
+
+    fn io(&self, source: std::io::Error) -> StateError {
+        StateError::Io {
+            origin: self.describe(),
+            source,
+        }
+    }
+}
+
+impl StateStore for FileStore {
+    fn load(&self) -> Result<Option<State>, StateError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
+        State::from_json(&text, &self.describe()).map(Some)
+    }
+
+    fn save(&self, state: &State) -> Result<(), StateError> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into());
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&state.to_json())?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &self.path)?;
+            sync_dir(&dir)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            self.io(e)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Makes a rename durable: the folder's entry is flushed too (Unix; a no-op elsewhere).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Event times as RFC 3339 text, so a person can read the state.
+mod time {
+    use crate::time::{Millis, format_rfc3339, parse_timestamp};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_rfc3339(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_timestamp(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a timestamp: {s:?}")))
+    }
+}
+
+mod opt_time {
+    use crate::time::{Millis, format_rfc3339, parse_timestamp};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&format_rfc3339(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => parse_timestamp(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("not a timestamp: {s:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::new(dir.path().join("state.json"));
+        (dir, s)
+    }
+
+    #[test]
+    fn missing_is_none_and_round_trips() {
+        let (_d, s) = store();
+        assert!(s.load().unwrap().is_none());
+        let mut st = State::new();
+        st.newest = Some(1_746_177_600_123);
+        st.horizon = Some(1_746_000_000_000);
+        st.checkpoints.insert(
+            "cloudtrail".into(),
+            Checkpoint {
+                newest: Some(1_746_177_600_123),
+                records: 7,
+            },
+        );
+        st.sequences.push(SequenceRecord {
+            id: "finding-correlator/r/1/us-east-1/g/2025-05-02T09:20:00.000Z".into(),
+            rule: "r".into(),
+            group: "g".into(),
+            start: 1_746_177_600_000,
+            last_seen: 1_746_177_600_123,
+            status: SequenceStatus::Open,
+            closes_at: 1_746_181_200_123,
+            signals: 3,
+            fingerprint: "abc".into(),
+            finding: None,
+        });
+        s.save(&st).unwrap();
+        let back = s.load().unwrap().unwrap();
+        assert_eq!(back.newest, st.newest);
+        assert_eq!(back.horizon, st.horizon);
+        assert_eq!(back.checkpoints, st.checkpoints);
+        assert_eq!(back.sequences, st.sequences);
+        let text = std::fs::read_to_string(&s.path).unwrap();
+        assert!(text.contains("\"2025-05-02T09:20:00.123Z\""), "{text}");
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(s.path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn damaged_newer_and_foreign_files_are_errors_and_left_alone() {
+        let (_d, s) = store();
+        for (text, want) in [
+            ("{\"format\":\"finding-correlator-state\",\"vers", "damaged"),
+            ("", "damaged"),
+            (
+                "{\"format\":\"finding-correlator-state\",\"version\":99}",
+                "version 99, written by a newer",
+            ),
+            ("{\"Records\":[]}", "not a finding-correlator state file"),
+            (
+                "{\"format\":\"finding-correlator-state\",\"version\":1,\"written_by\":\"x\",\"signals\":[{\"time\":\"soon\"}]}",
+                "damaged",
+            ),
+            (
+                "{\"format\":\"finding-correlator-state\",\"version\":1,\"written_by\":\"x\",\"extra\":1}",
+                "unknown field `extra`",
+            ),
+        ] {
+            std::fs::write(&s.path, text).unwrap();
+            let e = s.load().unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(e.contains("state.json"), "{e}");
+            assert_eq!(std::fs::read_to_string(&s.path).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn a_failed_save_keeps_the_old_state() {
+        let (d, s) = store();
+        let mut st = State::new();
+        st.newest = Some(1);
+        s.save(&st).unwrap();
+        let before = std::fs::read(&s.path).unwrap();
+        // A store whose folder does not exist cannot write.
+        let bad = FileStore::new(d.path().join("missing").join("state.json"));
+        assert!(bad.save(&st).is_err());
+        assert_eq!(std::fs::read(&s.path).unwrap(), before);
+    }
+}

@@ -1,0 +1,543 @@
+//! Incremental runs with a state: one run over all input and any split of it into
+//! consecutive runs write the same findings (ids included); re-runs write nothing; a failed
+//! run leaves the state as it was.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use finding_correlator::config::{Config, Settings};
+use finding_correlator::incremental;
+use finding_correlator::pipeline;
+use finding_correlator::rules::RuleSet;
+use finding_correlator::sinks::asff::{self, Writer};
+use finding_correlator::state::State;
+use finding_correlator::time::Millis;
+use predicates::prelude::*;
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::common::{self, correlator, decode_bytes};
+
+fn settings() -> Settings {
+    Config::default().validate().expect("default settings")
+}
+
+fn rules() -> Arc<RuleSet> {
+    static RULES: OnceLock<Arc<RuleSet>> = OnceLock::new();
+    RULES
+        .get_or_init(|| Arc::new(RuleSet::builtin().expect("the shipped rules load")))
+        .clone()
+}
+
+/// How a file holds its records, so a part of them can be written the same way.
+#[derive(Clone, Debug)]
+enum Shape {
+    Lines,
+    Array,
+    Wrapped(String),
+    Single,
+}
+
+/// One raw record of an input file, with the event time its signal has.
+#[derive(Clone, Debug)]
+struct Raw {
+    file: usize,
+    shape: Shape,
+    value: Value,
+    time: Millis,
+    /// Its place in the input, to keep the order of records with equal times.
+    order: usize,
+}
+
+fn read_text(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(bytes.as_slice())
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    } else {
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+fn input_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_dir() {
+            input_files(&p, out);
+        } else if name.ends_with(".json") || name.ends_with(".jsonl") || name.ends_with(".gz") {
+            out.push(p);
+        }
+    }
+}
+
+fn encode(shape: &Shape, values: &[&Value]) -> String {
+    match shape {
+        Shape::Lines => values
+            .iter()
+            .map(|v| format!("{}\n", serde_json::to_string(v).unwrap()))
+            .collect(),
+        Shape::Array => serde_json::to_string(values).unwrap(),
+        Shape::Wrapped(k) => serde_json::json!({ k.as_str(): values }).to_string(),
+        Shape::Single => {
+            assert_eq!(values.len(), 1);
+            values[0].to_string()
+        }
+    }
+}
+
+/// Every record under `dir`, in event-time order.
+fn records(dir: &Path) -> Vec<Raw> {
+    let mut files = Vec::new();
+    input_files(dir, &mut files);
+    let mut out = Vec::new();
+    for (file, path) in files.iter().enumerate() {
+        let text = read_text(path);
+        let (shape, values): (Shape, Vec<Value>) = if path.to_string_lossy().contains(".jsonl") {
+            let vs = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (Shape::Lines, vs)
+        } else {
+            match serde_json::from_str::<Value>(&text).unwrap() {
+                Value::Array(a) => (Shape::Array, a),
+                Value::Object(o) => {
+                    let key = ["Records", "findings", "Findings", "Events"]
+                        .into_iter()
+                        .find(|k| o.get(*k).is_some_and(Value::is_array));
+                    match key {
+                        Some(k) => (
+                            Shape::Wrapped(k.to_string()),
+                            o[k].as_array().unwrap().clone(),
+                        ),
+                        None => (Shape::Single, vec![Value::Object(o)]),
+                    }
+                }
+                other => panic!("{}: unexpected {other}", path.display()),
+            }
+        };
+        for value in values {
+            let decoded = decode_bytes(encode(&shape, &[&value]).as_bytes());
+            let time = decoded
+                .signals
+                .iter()
+                .map(|(_, s)| s.time)
+                .max()
+                .unwrap_or(Millis::MIN);
+            let order = out.len();
+            out.push(Raw {
+                file,
+                shape: shape.clone(),
+                value,
+                time,
+                order,
+            });
+        }
+    }
+    out.sort_by_key(|r| (r.time, r.order));
+    out
+}
+
+/// Writes records as files of the shapes they came in, one file per source file.
+fn write_part(dir: &Path, part: &[Raw]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut by_file: BTreeMap<usize, Vec<&Raw>> = BTreeMap::new();
+    for r in part {
+        by_file.entry(r.file).or_default().push(r);
+    }
+    for (file, rs) in by_file {
+        let shape = &rs[0].shape;
+        if matches!(shape, Shape::Single) {
+            for (i, r) in rs.iter().enumerate() {
+                let p = dir.join(format!("f{file}-{i}.json"));
+                std::fs::write(p, encode(shape, &[&r.value])).unwrap();
+            }
+            continue;
+        }
+        let ext = if matches!(shape, Shape::Lines) {
+            "jsonl"
+        } else {
+            "json"
+        };
+        let values: Vec<&Value> = rs.iter().map(|r| &r.value).collect();
+        std::fs::write(dir.join(format!("f{file}.{ext}")), encode(shape, &values)).unwrap();
+    }
+}
+
+/// Findings by `Id`, the last version written winning.
+type Written = BTreeMap<String, Value>;
+
+fn id(f: &Value) -> String {
+    f["Id"].as_str().unwrap().to_string()
+}
+
+/// One run over everything, without a state.
+fn single_run(dir: &Path) -> Written {
+    let rules = rules();
+    let run = pipeline::correlate(
+        &[dir.to_path_buf()],
+        &settings(),
+        rules.clone(),
+        false,
+        None,
+    );
+    asff::findings(&run.sequences, &rules, &Writer::default())
+        .into_iter()
+        .map(|f| (id(&f), f))
+        .collect()
+}
+
+/// Consecutive runs with a state saved and loaded (as JSON) between them.
+fn split_runs(dirs: &[PathBuf], state: &mut State) -> (Written, usize) {
+    let rules = rules();
+    let settings = settings();
+    let mut written = Written::new();
+    let mut superseded = 0;
+    for dir in dirs {
+        let run = pipeline::correlate(&[dir.clone()], &settings, rules.clone(), false, Some(state));
+        let (next, changes) =
+            incremental::advance(Some(state), &run, &rules, &settings, &Writer::default());
+        superseded += changes.superseded;
+        for f in changes.write {
+            written.insert(id(&f), f);
+        }
+        let text = String::from_utf8(next.to_json()).unwrap();
+        *state = State::from_json(&text, "test").expect("a saved state loads");
+    }
+    (written, superseded)
+}
+
+/// Splits the records of `dir` at `cuts` (indexes) and checks the runs against one run.
+fn check_split(name: &str, all: &[Raw], whole: &Written, cuts: &[usize]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().copied());
+    bounds.push(all.len());
+    for (i, w) in bounds.windows(2).enumerate() {
+        let d = tmp.path().join(format!("run{i}"));
+        write_part(&d, &all[w[0]..w[1]]);
+        dirs.push(d);
+    }
+    let mut state = State::new();
+    let (written, superseded) = split_runs(&dirs, &mut state);
+    let active: Written = written
+        .into_iter()
+        .filter(|(_, f)| f["RecordState"] != "ARCHIVED")
+        .collect();
+    assert_eq!(
+        active.keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>(),
+        "{name}: split at {cuts:?} wrote other finding ids ({superseded} superseded)"
+    );
+    for (k, f) in &active {
+        assert_eq!(
+            f, &whole[k],
+            "{name}: split at {cuts:?}: finding {k} differs"
+        );
+    }
+}
+
+fn scenario_dirs() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let root = common::fixture("scenarios");
+    let mut rules: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    rules.sort();
+    for r in rules {
+        for kind in ["positive", "negative"] {
+            let d = r.join(kind);
+            out.push((
+                format!("{}/{kind}", r.file_name().unwrap().to_string_lossy()),
+                d,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_scenario_run_record_by_record_equals_one_run() {
+    for (name, dir) in scenario_dirs() {
+        let whole = single_run(&dir);
+        let all = records(&dir);
+        assert!(!all.is_empty(), "{name}: no records");
+        let cuts: Vec<usize> = (1..all.len()).collect();
+        check_split(&name, &all, &whole, &cuts);
+    }
+}
+
+#[test]
+fn the_fixture_scenario_split_in_two_equals_one_run() {
+    let dir = common::fixture("");
+    let whole = single_run(&dir);
+    assert!(!whole.is_empty());
+    let all = records(&dir);
+    for cut in [
+        1,
+        all.len() / 4,
+        all.len() / 2,
+        all.len() * 3 / 4,
+        all.len() - 1,
+    ] {
+        check_split("fixtures", &all, &whole, &[cut]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Any split of the whole fixture set into consecutive runs equals one run.
+    #[test]
+    fn any_split_equals_one_run(fractions in proptest::collection::vec(0.0f64..1.0, 1..5)) {
+        static ALL: OnceLock<(Vec<Raw>, Written)> = OnceLock::new();
+        let (all, whole) = ALL.get_or_init(|| {
+            let dir = common::fixture("");
+            (records(&dir), single_run(&dir))
+        });
+        let mut cuts: Vec<usize> = fractions
+            .iter()
+            .map(|f| 1 + (f * (all.len() - 1) as f64) as usize)
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        check_split("fixtures", all, whole, &cuts);
+    }
+}
+
+#[test]
+fn a_rerun_on_the_same_input_writes_nothing() {
+    let dir = common::fixture("");
+    let mut state = State::new();
+    let (first, _) = split_runs(std::slice::from_ref(&dir), &mut state);
+    assert!(!first.is_empty());
+    let before = state.clone();
+    let (again, _) = split_runs(&[dir], &mut state);
+    assert!(again.is_empty(), "a re-run wrote {:?}", again.keys());
+    assert_eq!(state.signals, before.signals);
+    assert_eq!(state.graph, before.graph);
+    assert_eq!(state.sequences, before.sequences);
+    assert_eq!(state.horizon, before.horizon);
+}
+
+fn signal_count(f: &Value) -> usize {
+    f["Detection"]["Sequence"]["Signals"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[test]
+fn a_sequence_that_continues_is_written_again_under_its_id() {
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let all = records(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut continued = 0;
+    for cut in 1..all.len() {
+        let (a, b) = (
+            tmp.path().join(format!("a{cut}")),
+            tmp.path().join(format!("b{cut}")),
+        );
+        write_part(&a, &all[..cut]);
+        write_part(&b, &all[cut..]);
+        let mut state = State::new();
+        let (first, _) = split_runs(&[a], &mut state);
+        let open: Vec<_> = state
+            .sequences
+            .iter()
+            .filter(|s| s.status == finding_correlator::state::SequenceStatus::Open)
+            .map(|s| s.id.clone())
+            .collect();
+        let (second, _) = split_runs(&[b], &mut state);
+        for (id, f1) in &first {
+            assert!(open.contains(id), "{id} is open after the first run");
+            let Some(f2) = second.get(id) else { continue };
+            continued += 1;
+            assert_eq!(f1["CreatedAt"], f2["CreatedAt"]);
+            assert!(
+                f2["UpdatedAt"].as_str() > f1["UpdatedAt"].as_str(),
+                "{} then {}",
+                f1["UpdatedAt"],
+                f2["UpdatedAt"]
+            );
+            assert!(signal_count(f2) > signal_count(f1));
+        }
+    }
+    assert!(continued > 0, "no split continued a sequence");
+}
+
+/// The same records again, `days` later, as new records (other ids).
+fn replay_later(src: &Path, dst: &Path, from: &str, to: &str) {
+    let uuid = regex::Regex::new(r#""([0-9a-f])([0-9a-f]{7}-[0-9a-f]{4}-)"#).unwrap();
+    let hex32 = regex::Regex::new(r"([^0-9a-f])([0-9a-f])([0-9a-f]{31})([^0-9a-f])").unwrap();
+    std::fs::create_dir_all(dst).unwrap();
+    let mut files = Vec::new();
+    input_files(src, &mut files);
+    for (i, f) in files.iter().enumerate() {
+        let text = read_text(f).replace(from, to);
+        let text = uuid.replace_all(&text, "\"f$2");
+        let text = hex32.replace_all(&text, "${1}f$3$4");
+        let name = f.file_name().unwrap().to_string_lossy().replace(".gz", "");
+        std::fs::write(dst.join(format!("{i}-{name}")), text.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let tmp = tempfile::tempdir().unwrap();
+    let later = tmp.path().join("later");
+    replay_later(&dir, &later, "2025-05-03", "2025-05-06");
+    let mut state = State::new();
+    let (first, _) = split_runs(&[dir], &mut state);
+    assert_eq!(first.len(), 1);
+    let (second, _) = split_runs(&[later], &mut state);
+    assert_eq!(second.len(), 1, "{:?}", second.keys());
+    let (id1, f1) = first.iter().next().unwrap();
+    let (id2, f2) = second.iter().next().unwrap();
+    assert_ne!(id1, id2, "the later attack is a new sequence");
+    assert_eq!(
+        f1["Resources"][0]["Id"], f2["Resources"][0]["Id"],
+        "same group"
+    );
+    assert!(id2.ends_with("/2025-05-06T08:12:40.000Z"), "{id2}");
+    // The first finding stays ACTIVE as written; the state forgot it once nothing could
+    // reach it any more.
+    assert_eq!(f1["RecordState"], "ACTIVE");
+    assert!(state.sequences.iter().all(|s| &s.id != id1));
+}
+
+/// Writes the fixture records as two consecutive days of files.
+fn two_days(tmp: &Path) -> (PathBuf, PathBuf) {
+    let all = records(&common::fixture(""));
+    let (a, b) = (tmp.join("day1"), tmp.join("day2"));
+    let cut = all.len() / 2;
+    write_part(&a, &all[..cut]);
+    write_part(&b, &all[cut..]);
+    (a, b)
+}
+
+fn findings_file(path: &Path) -> Vec<Value> {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    doc["Findings"].as_array().unwrap().clone()
+}
+
+#[test]
+fn cli_a_run_whose_output_fails_keeps_the_old_state_and_the_next_run_completes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (day1, day2) = two_days(tmp.path());
+    let state = tmp.path().join("state.json");
+    let out1 = tmp.path().join("out1.json");
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg("--asff")
+        .arg(&out1)
+        .arg(&day1)
+        .assert()
+        .success();
+    let saved = std::fs::read(&state).unwrap();
+    // The sink fails (its folder does not exist): exit 3, the state is untouched.
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg("--asff")
+        .arg(tmp.path().join("missing").join("out.json"))
+        .arg(&day2)
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("missing/out.json"));
+    assert_eq!(std::fs::read(&state).unwrap(), saved);
+    let out2 = tmp.path().join("out2.json");
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg("--asff")
+        .arg(&out2)
+        .arg(&day2)
+        .assert()
+        .success();
+    let mut written = Written::new();
+    for f in findings_file(&out1).into_iter().chain(findings_file(&out2)) {
+        written.insert(id(&f), f);
+    }
+    let whole = single_run(&common::fixture(""));
+    assert_eq!(written, whole);
+}
+
+#[test]
+fn cli_dry_run_writes_outputs_but_no_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (day1, day2) = two_days(tmp.path());
+    let state = tmp.path().join("state.json");
+    let out = tmp.path().join("out.json");
+    correlator()
+        .args(["correlate", "--dry-run", "--state"])
+        .arg(&state)
+        .arg("--asff")
+        .arg(&out)
+        .arg(&day1)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("state: dry run, nothing saved"));
+    assert!(!state.exists());
+    assert!(!findings_file(&out).is_empty());
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg(&day1)
+        .assert()
+        .success();
+    let saved = std::fs::read(&state).unwrap();
+    let assert = correlator()
+        .args(["correlate", "--dry-run", "--summary", "json", "--state"])
+        .arg(&state)
+        .arg("--asff")
+        .arg(&out)
+        .arg(&day2)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&state).unwrap(), saved);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["state"]["saved"], false);
+    assert_eq!(summary["state"]["dry_run"], true);
+    assert_eq!(
+        summary["findings"]["written"].as_u64().unwrap() as usize,
+        findings_file(&out).len()
+    );
+}
+
+#[test]
+fn cli_a_damaged_state_is_an_error_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    std::fs::write(
+        &state,
+        "{\"format\":\"finding-correlator-state\",\"version\":1,",
+    )
+    .unwrap();
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg("fixtures/")
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("state.json").and(predicates::str::contains("damaged")));
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "{\"format\":\"finding-correlator-state\",\"version\":1,"
+    );
+}
