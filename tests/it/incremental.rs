@@ -205,7 +205,13 @@ fn split_runs(dirs: &[PathBuf], state: &mut State) -> (Written, usize) {
     let mut written = Written::new();
     let mut superseded = 0;
     for dir in dirs {
-        let run = pipeline::correlate(&[dir.clone()], &settings, rules.clone(), false, Some(state));
+        let run = pipeline::correlate(
+            std::slice::from_ref(dir),
+            &settings,
+            rules.clone(),
+            false,
+            Some(state),
+        );
         let (next, changes) =
             incremental::advance(Some(state), &run, &rules, &settings, &Writer::default());
         superseded += changes.superseded;
