@@ -25,6 +25,39 @@ pub struct Config {
     pub rules: RulesConfig,
     /// What state (`--state`) keeps between runs.
     pub state: StateConfig,
+    /// Defaults of the baseline conditions (`first_seen`, `launch_rate_outlier`).
+    pub baselines: BaselinesConfig,
+}
+
+/// `[baselines]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselinesConfig {
+    /// How long an account is learned (from its first launch seen) before baseline
+    /// conditions report anything, like `14d`.
+    pub learning_period: String,
+    /// Launch-rate outliers lie above the launcher's mean + k·σ instances per bucket.
+    pub launch_rate_k: f64,
+    /// ... and need at least this many instances in the bucket.
+    pub launch_rate_min_instances: u64,
+    /// The launch-rate bucket, like `10m`.
+    pub launch_rate_bucket: String,
+    /// Values (regions, AMIs, instance types, launchers) not seen for this long are
+    /// forgotten, like `90d`.
+    pub retention: String,
+}
+
+impl Default for BaselinesConfig {
+    fn default() -> Self {
+        let d = crate::baseline::BaselineOptions::default();
+        BaselinesConfig {
+            learning_period: crate::time::format_duration(d.learning_period),
+            launch_rate_k: d.k,
+            launch_rate_min_instances: d.min_instances,
+            launch_rate_bucket: crate::time::format_duration(d.bucket),
+            retention: crate::time::format_duration(d.retention),
+        }
+    }
 }
 
 /// `[state]`
@@ -302,6 +335,34 @@ impl Config {
                 0
             }
         };
+        let mut positive = |text: &str, what: &str| match crate::time::parse_duration(text) {
+            Ok(d) if d > 0 => d,
+            Ok(_) => {
+                problems.push(format!("{what}: must be longer than 0"));
+                1
+            }
+            Err(e) => {
+                problems.push(format!("{what}: {e}"));
+                1
+            }
+        };
+        let b = &self.baselines;
+        let baseline = crate::baseline::BaselineOptions {
+            learning_period: positive(&b.learning_period, "baselines.learning_period"),
+            k: b.launch_rate_k,
+            min_instances: b.launch_rate_min_instances,
+            bucket: positive(&b.launch_rate_bucket, "baselines.launch_rate_bucket"),
+            retention: positive(&b.retention, "baselines.retention"),
+        };
+        if !(b.launch_rate_k.is_finite() && b.launch_rate_k > 0.0) {
+            problems.push(format!(
+                "baselines.launch_rate_k: {} is not a number above 0",
+                b.launch_rate_k
+            ));
+        }
+        if b.launch_rate_min_instances == 0 {
+            problems.push("baselines.launch_rate_min_instances: must be at least 1".into());
+        }
         if self.rules.max_signals_per_sequence == 0 {
             problems.push("rules.max_signals_per_sequence: must be at least 1".into());
         }
@@ -322,6 +383,7 @@ impl Config {
                 high_powered_instance_types: self.rules.high_powered_instance_types.clone(),
                 high_risk_apis: self.rules.high_risk_apis.clone(),
                 max_signals_per_sequence: self.rules.max_signals_per_sequence,
+                baseline,
             },
             include_archived_findings: self.rules.include_archived_findings,
             graph_retention,

@@ -227,7 +227,19 @@ pub fn advance(
         c.newest = c.newest.max(Some(*t));
     }
 
+    // Baselines as of the horizon: the state's, plus the launches that will not be replayed.
+    let mut baselines = prior.map(|p| p.baselines.clone()).unwrap_or_default();
+    if rules.rules.iter().any(crate::rules::Rule::uses_baselines) {
+        let from = prior_horizon.unwrap_or(Millis::MIN);
+        let opts = &settings.matching.baseline;
+        for s in run.selected.iter().filter(|s| s.time >= from && s.time < h) {
+            baselines.observe(s, opts);
+        }
+        baselines.expire(h.saturating_sub(opts.retention), opts);
+    }
+
     let mut state = State::new();
+    state.baselines = baselines;
     state.checkpoints = checkpoints;
     state.newest = newest;
     state.horizon = horizon;

@@ -132,6 +132,9 @@ pub fn correlate(
 ) -> CorrelateRun {
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
     let mut matcher = Matcher::new(rules, settings.matching.clone());
+    if let Some(p) = prior {
+        matcher = matcher.with_baselines(p.baselines.clone());
+    }
     let mut summary = Summary::default();
     let include_archived = settings.include_archived_findings;
     let mut selected: Vec<Arc<Signal>> = Vec::new();

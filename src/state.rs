@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::Baselines;
 use crate::signal::Signal;
 use crate::time::Millis;
 
@@ -30,7 +31,11 @@ use crate::time::Millis;
 pub const FORMAT: &str = "finding-correlator-state";
 
 /// The version this build writes. Older versions are migrated on load.
-pub const VERSION: u32 = 1;
+///
+/// - 1: checkpoints, horizon, signals, graph statements, sequences.
+/// - 2: adds `baselines` (first-seen values and launch rates per account). A version 1 state
+///   has none: its accounts start learning at their next launch.
+pub const VERSION: u32 = 2;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +64,9 @@ pub struct State {
     /// Sequences written as findings that a later run may still continue, or closed recently.
     #[serde(default)]
     pub sequences: Vec<SequenceRecord>,
+    /// What the baselines learned from launches before the horizon (later ones are learned
+    /// again when the next run replays them).
+    pub baselines: Baselines,
 }
 
 /// What has been read of one source.
@@ -91,13 +99,13 @@ pub struct SequenceRecord {
     pub id: String,
     pub rule: String,
     pub group: String,
-    #[serde(with = "time")]
+    #[serde(with = "time_text")]
     pub start: Millis,
-    #[serde(with = "time")]
+    #[serde(with = "time_text")]
     pub last_seen: Millis,
     pub status: SequenceStatus,
     /// When the window closes if nothing new arrives (open sequences).
-    #[serde(with = "time")]
+    #[serde(with = "time_text")]
     pub closes_at: Millis,
     /// Signals the sequence matched.
     pub signals: usize,
@@ -122,6 +130,7 @@ impl State {
             signals: Vec::new(),
             graph: Vec::new(),
             sequences: Vec::new(),
+            baselines: Baselines::default(),
         }
     }
 
@@ -174,9 +183,13 @@ impl Default for State {
 }
 
 /// Brings a document of `from` up to [`VERSION`], one version at a time.
-fn migrate(doc: serde_json::Value, from: u32) -> serde_json::Value {
-    // Version 1 is the first; later versions add their steps here.
-    let _ = from;
+fn migrate(mut doc: serde_json::Value, from: u32) -> serde_json::Value {
+    if from < 2 {
+        // 1 → 2: baselines start empty.
+        doc["baselines"] = serde_json::json!({ "accounts": {} });
+        tracing::info!("state of version 1 migrated to 2: baselines start learning from this run");
+    }
+    doc["version"] = serde_json::Value::from(VERSION);
     doc
 }
 
@@ -292,7 +305,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Event times as RFC 3339 text, so a person can read the state.
-mod time {
+pub mod time_text {
     use crate::time::{Millis, format_rfc3339, parse_timestamp};
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -392,12 +405,16 @@ mod tests {
             ),
             ("{\"Records\":[]}", "not a finding-correlator state file"),
             (
-                "{\"format\":\"finding-correlator-state\",\"version\":1,\"written_by\":\"x\",\"signals\":[{\"time\":\"soon\"}]}",
+                "{\"format\":\"finding-correlator-state\",\"version\":2,\"written_by\":\"x\",\"baselines\":{\"accounts\":{}},\"signals\":[{\"time\":\"soon\"}]}",
                 "damaged",
             ),
             (
-                "{\"format\":\"finding-correlator-state\",\"version\":1,\"written_by\":\"x\",\"extra\":1}",
+                "{\"format\":\"finding-correlator-state\",\"version\":2,\"written_by\":\"x\",\"baselines\":{\"accounts\":{}},\"extra\":1}",
                 "unknown field `extra`",
+            ),
+            (
+                "{\"format\":\"finding-correlator-state\",\"version\":2,\"written_by\":\"x\"}",
+                "missing field `baselines`",
             ),
         ] {
             std::fs::write(&s.path, text).unwrap();
@@ -406,6 +423,20 @@ mod tests {
             assert!(e.contains("state.json"), "{e}");
             assert_eq!(std::fs::read_to_string(&s.path).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn version_1_is_migrated() {
+        // A state as version 1 wrote it: no baselines.
+        let v1 = r#"{"format":"finding-correlator-state","version":1,"written_by":"finding-correlator 0.1.0","checkpoints":{"cloudtrail":{"newest":"2025-05-09T11:02:33.000Z","records":138}},"newest":"2025-05-09T11:40:12.000Z","horizon":"2025-05-07T10:02:18.000Z","signals":[],"graph":[],"sequences":[]}"#;
+        let st = State::from_json(v1, "v1.json").unwrap();
+        assert_eq!(st.version, VERSION);
+        assert_eq!(st.baselines, Baselines::default());
+        assert_eq!(st.checkpoints["cloudtrail"].records, 138);
+        assert_eq!(
+            st.horizon.map(crate::time::format_rfc3339).as_deref(),
+            Some("2025-05-07T10:02:18.000Z")
+        );
     }
 
     #[test]

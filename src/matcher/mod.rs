@@ -19,8 +19,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::baseline::{BaselineOptions, Baselines, Facts};
 use crate::graph::EntityGraph;
-use crate::rules::compile::{Glob, Measure, PatternSet, SelectContext};
+use crate::rules::compile::{
+    BaselineContext, Glob, Measure, PatternSet, SelectContext, baseline_notes,
+};
 use crate::rules::fields::{FieldContext, Value};
 use crate::rules::{Emit, GroupBy, Rule, RuleSet};
 use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
@@ -39,6 +42,8 @@ pub struct MatchOptions {
     /// Signals kept per sequence; beyond this the sequence counts them but keeps only the
     /// first ones (findings hold at most 100 anyway).
     pub max_signals_per_sequence: usize,
+    /// Defaults for rules' baseline conditions.
+    pub baseline: BaselineOptions,
 }
 
 /// Counts the summary reports.
@@ -205,6 +210,9 @@ pub struct Matcher {
     finished: Vec<Sequence>,
     /// Signals processed since the last sweep of idle groups.
     since_sweep: usize,
+    /// What launches have been seen (only when some rule asks).
+    baselines: Baselines,
+    uses_baselines: bool,
     pub stats: MatchStats,
 }
 
@@ -221,34 +229,56 @@ impl Matcher {
                 .map(|p| Glob::new(p))
                 .collect(),
             high_risk: PatternSet::new(opts.high_risk_apis.iter().map(String::as_str)),
-            rules,
-            opts,
             buffer: BinaryHeap::new(),
             newest: Millis::MIN,
             released_up_to: Millis::MIN,
             states: (0..n).map(|_| HashMap::new()).collect(),
             finished: Vec::new(),
             since_sweep: 0,
+            baselines: Baselines::default(),
+            uses_baselines: rules.rules.iter().any(Rule::uses_baselines),
+            rules,
+            opts,
             stats: MatchStats::default(),
         }
     }
 
-    fn select_ctx(&self) -> SelectContext<'_> {
+    /// Starts from what earlier runs learned.
+    pub fn with_baselines(mut self, baselines: Baselines) -> Matcher {
+        self.baselines = baselines;
+        self
+    }
+
+    /// Whether some rule asks the baselines (then every launch must reach the matcher).
+    pub fn uses_baselines(&self) -> bool {
+        self.uses_baselines
+    }
+
+    /// The context for selecting; `facts` are the baselines' facts of the signal being
+    /// matched (None on the reading threads).
+    fn select_ctx<'a>(&'a self, facts: Option<Option<&'a Facts>>) -> SelectContext<'a> {
         SelectContext {
             fields: FieldContext {
                 high_powered: &self.high_powered,
             },
             high_risk_apis: &self.high_risk,
+            baseline: facts.map(|facts| BaselineContext {
+                facts,
+                opts: &self.opts.baseline,
+            }),
         }
     }
 
-    /// Whether any stage of any rule selects the signal: only those need to be kept.
+    /// Whether any stage of any rule selects the signal, or the baselines must learn it:
+    /// only those need to be kept.
     pub fn wants(&self, s: &Signal) -> bool {
-        let ctx = self.select_ctx();
-        self.rules
-            .rules
-            .iter()
-            .any(|r| r.stages.iter().any(|st| st.selector.matches(s, &ctx)))
+        let ctx = self.select_ctx(None);
+        (self.uses_baselines && crate::baseline::launch_of(s).is_some())
+            || self
+                .rules
+                .rules
+                .iter()
+                .any(|r| r.stages.iter().any(|st| st.selector.matches(s, &ctx)))
     }
 
     /// Takes a signal (the graph must already hold what it says). Releases, in event-time
@@ -324,15 +354,24 @@ impl Matcher {
             self.since_sweep = 0;
             self.sweep(self.released_up_to);
         }
+        // What the baselines knew before this signal; it is learned after every rule saw it.
+        let facts = if self.uses_baselines {
+            self.baselines.facts(s, &self.opts.baseline)
+        } else {
+            None
+        };
         // Signals of this step: the original, then weak signals rules produce from it.
         let mut step: Vec<Arc<Signal>> = vec![s.clone()];
         let rules = self.rules.clone();
         for (ri, rule) in rules.rules.iter().enumerate() {
             let mut produced = Vec::new();
             for sig in &step {
-                self.offer(ri, rule, sig, graph, &mut produced);
+                self.offer(ri, rule, sig, graph, facts.as_ref(), &mut produced);
             }
             step.extend(produced);
+        }
+        if self.uses_baselines {
+            self.baselines.observe(s, &self.opts.baseline);
         }
     }
 
@@ -342,13 +381,14 @@ impl Matcher {
         rule: &Rule,
         s: &Arc<Signal>,
         graph: &EntityGraph,
+        facts: Option<&Facts>,
         produced: &mut Vec<Arc<Signal>>,
     ) {
         // A weak signal never feeds the rule that made it.
         if s.kind.strip_prefix("rule:") == Some(rule.id.as_str()) {
             return;
         }
-        let ctx = self.select_ctx();
+        let ctx = self.select_ctx(Some(facts));
         let Some(stage) = rule
             .stages
             .iter()
@@ -393,12 +433,11 @@ impl Matcher {
                 }
             })
             .collect();
-        let seq_signal = Arc::new(SeqSignal::new(
-            s,
-            &rule.stages[stage].name,
-            rule.stages[stage].weak,
-            &ctx,
-        ));
+        let notes = baseline_notes(&rule.stages[stage].selector, &ctx);
+        let mut seq_signal =
+            SeqSignal::new(s, &rule.stages[stage].name, rule.stages[stage].weak, &ctx);
+        seq_signal.notes.clone_from(&notes);
+        let seq_signal = Arc::new(seq_signal);
         for key in keys {
             let joined = self.add(
                 ri,
@@ -414,7 +453,7 @@ impl Matcher {
             );
             if joined && rule.emit == Emit::WeakSignal {
                 *self.stats.weak_signals.entry(rule.id.clone()).or_default() += 1;
-                produced.push(Arc::new(weak_signal(rule, s)));
+                produced.push(Arc::new(weak_signal(rule, s, &notes)));
             }
         }
     }
@@ -521,7 +560,7 @@ impl Matcher {
 
 /// A weak signal of `rule` about `s`: the same actor, instances and endpoints, so that later
 /// rules group it as they would group `s`.
-fn weak_signal(rule: &Rule, s: &Signal) -> Signal {
+fn weak_signal(rule: &Rule, s: &Signal, notes: &[String]) -> Signal {
     let mut w = s.clone();
     w.kind = compact_str::format_compact!("rule:{}", rule.id);
     w.reference = RecordRef::RuleMatch(compact_str::format_compact!(
@@ -531,7 +570,12 @@ fn weak_signal(rule: &Rule, s: &Signal) -> Signal {
     ));
     w.severity = rule.severity.score();
     w.updated_at = None;
-    w.fields.title = Some(Str::from(rule.title.as_str()));
+    // The title says why the rule matched when a baseline condition did.
+    w.fields.title = Some(if notes.is_empty() {
+        Str::from(rule.title.as_str())
+    } else {
+        compact_str::format_compact!("{}: {}", rule.title, notes.join("; "))
+    });
     w
 }
 

@@ -79,6 +79,9 @@ pub struct SeqSignal {
     pub last_seen: Millis,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Millis>,
+    /// Why a baseline condition held (first seen, launch-rate outlier), for a person.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl SeqSignal {
@@ -130,6 +133,7 @@ impl SeqSignal {
             first_seen: s.fields.first_seen.unwrap_or(s.time),
             last_seen: s.fields.last_seen.unwrap_or(s.time),
             updated_at: s.updated_at,
+            notes: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use serde_saphyr::Spanned;
 
 use super::fields::{Field, FieldContext, Value};
 use super::model::{self, RuleFile, ScalarValue};
+use crate::baseline::{BaselineOptions, BaselineParams, Dimension, Facts};
 use crate::signal::{Signal, Source};
 use crate::time::{self, Millis};
 
@@ -240,6 +241,11 @@ pub struct Selector {
     pub rules: Vec<String>,
     pub high_risk_api: bool,
     pub conditions: Vec<Cond>,
+    /// Launch dimensions of which one must be new to the account.
+    pub first_seen: Vec<Dimension>,
+    pub launch_rate_outlier: bool,
+    /// The rule's overrides of the baseline settings.
+    pub baseline: BaselineParams,
 }
 
 /// Settings selectors depend on.
@@ -247,6 +253,33 @@ pub struct SelectContext<'a> {
     pub fields: FieldContext<'a>,
     /// `service:Api` globs (`iam:CreateAccessKey`, `cloudtrail:*Trail*`).
     pub high_risk_apis: &'a PatternSet,
+    /// What the baselines say about the signal; None before matching (on the reading
+    /// threads), where baseline conditions hold for every launch.
+    pub baseline: Option<BaselineContext<'a>>,
+}
+
+/// The baseline facts of the signal being matched, and the settings to judge them by.
+#[derive(Clone, Copy)]
+pub struct BaselineContext<'a> {
+    pub facts: Option<&'a Facts>,
+    pub opts: &'a BaselineOptions,
+}
+
+/// What a selector's baseline conditions found, for a person.
+pub fn baseline_notes(sel: &Selector, ctx: &SelectContext<'_>) -> Vec<String> {
+    let Some(BaselineContext {
+        facts: Some(f),
+        opts,
+    }) = ctx.baseline
+    else {
+        return Vec::new();
+    };
+    let lp = sel.baseline.learning_period.unwrap_or(opts.learning_period);
+    let mut out = f.describe_first_seen(&f.first_seen(&sel.first_seen, lp));
+    if sel.launch_rate_outlier {
+        out.push(f.describe_rate(sel.baseline.k.unwrap_or(opts.k), opts.bucket));
+    }
+    out
 }
 
 /// `iam:CreateAccessKey` for a CloudTrail signal.
@@ -303,6 +336,10 @@ impl Selector {
         if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields)) {
             return false;
         }
+        if (!self.first_seen.is_empty() || self.launch_rate_outlier) && !self.baseline_holds(s, ctx)
+        {
+            return false;
+        }
         if self.high_risk_api {
             let Some(api) = (s.source == Source::CloudTrail)
                 .then(|| api_name(s))
@@ -315,6 +352,38 @@ impl Selector {
             }
         }
         true
+    }
+}
+
+impl Selector {
+    /// Whether the baseline conditions hold: on the reading threads (no facts yet) for any
+    /// launch, in matching by what the baselines knew before the signal.
+    fn baseline_holds(&self, s: &Signal, ctx: &SelectContext<'_>) -> bool {
+        let Some(b) = ctx.baseline else {
+            return crate::baseline::launch_of(s).is_some();
+        };
+        let Some(f) = b.facts else {
+            return false;
+        };
+        let lp = self
+            .baseline
+            .learning_period
+            .unwrap_or(b.opts.learning_period);
+        if !self.first_seen.is_empty() && f.first_seen(&self.first_seen, lp).is_empty() {
+            return false;
+        }
+        if self.launch_rate_outlier {
+            let k = self.baseline.k.unwrap_or(b.opts.k);
+            let min = self.baseline.min_instances.unwrap_or(b.opts.min_instances);
+            if !f.rate_outlier(k, min, lp).1 {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn uses_baselines(&self) -> bool {
+        !self.first_seen.is_empty() || self.launch_rate_outlier
     }
 }
 
@@ -421,6 +490,8 @@ pub struct Rule {
     pub condition: Condition,
     pub allowlist: Allowlist,
     pub suppress: Millis,
+    /// Overrides of the baseline settings.
+    pub baseline: BaselineParams,
     pub tests: Vec<model::RuleTest>,
 }
 
@@ -430,6 +501,11 @@ impl Rule {
         self.stages
             .iter()
             .flat_map(|s| s.selector.rules.iter().map(String::as_str))
+    }
+
+    /// Whether a stage asks the baselines.
+    pub fn uses_baselines(&self) -> bool {
+        self.stages.iter().any(|s| s.selector.uses_baselines())
     }
 
     pub fn stage_index(&self, name: &str) -> Option<usize> {
@@ -724,6 +800,30 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
             );
         }
     }
+    let mut baseline = BaselineParams::default();
+    if let Some(b) = &raw.baseline {
+        if let Some(lp) = &b.learning_period {
+            baseline.learning_period = Some(duration(&mut errs, lp, "baseline.learning_period"));
+        }
+        if let Some(k) = &b.k {
+            if !(k.value.is_finite() && k.value > 0.0) {
+                errs.at(k, "baseline.k: expected a number above zero");
+            }
+            baseline.k = Some(k.value);
+        }
+        if let Some(m) = &b.min_instances {
+            if m.value == 0 {
+                errs.at(m, "baseline.min_instances: expected at least 1");
+            }
+            baseline.min_instances = Some(m.value);
+        }
+        if !stages.iter().any(|s| s.selector.uses_baselines()) {
+            errs.top("baseline: no stage uses `first_seen` or `launch_rate_outlier`");
+        }
+    }
+    for st in &mut stages {
+        st.selector.baseline = baseline.clone();
+    }
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -747,6 +847,7 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
         condition,
         allowlist,
         suppress,
+        baseline,
         tests: raw.tests,
     })
 }
@@ -765,8 +866,22 @@ fn field(errs: &mut Errors<'_>, f: &Spanned<String>) -> Field {
 fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
     let mut out = Selector {
         high_risk_api: s.high_risk_api,
+        launch_rate_outlier: s.launch_rate_outlier,
         ..Selector::default()
     };
+    for d in &s.first_seen {
+        match Dimension::parse(&d.value) {
+            Some(dim) if !out.first_seen.contains(&dim) => out.first_seen.push(dim),
+            Some(_) => errs.at(d, format!("first_seen: {:?} is listed twice", d.value)),
+            None => errs.at(
+                d,
+                format!(
+                    "first_seen {:?}: expected region, ami, instance_type or principal",
+                    d.value
+                ),
+            ),
+        }
+    }
     for src in &s.source {
         match src.value.as_str() {
             "guardduty" => out.sources.push(Source::GuardDuty),

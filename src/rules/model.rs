@@ -49,9 +49,28 @@ pub struct RuleFile {
     /// instead of opening a new one.
     #[serde(default)]
     pub suppress: Option<Spanned<String>>,
+    /// Overrides of the `[baselines]` settings for this rule's `first_seen` and
+    /// `launch_rate_outlier` conditions.
+    #[serde(default)]
+    pub baseline: Option<BaselineSection>,
     /// Inline tests: records and the expected verdict.
     #[serde(default)]
     pub tests: Vec<RuleTest>,
+}
+
+/// `baseline:` of a rule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSection {
+    /// No alerts until an account has been learned this long, like `14d`.
+    #[serde(default)]
+    pub learning_period: Option<Spanned<String>>,
+    /// Launch-rate outliers lie above mean + k·σ.
+    #[serde(default)]
+    pub k: Option<Spanned<f64>>,
+    /// Launch-rate outliers need at least this many instances in one bucket.
+    #[serde(default)]
+    pub min_instances: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +112,14 @@ pub struct Selector {
     /// Only CloudTrail calls in the configured list of high-risk APIs.
     #[serde(default)]
     pub high_risk_api: bool,
+    /// Only launches with a value the account has never launched with (after learning):
+    /// any of `region`, `ami`, `instance_type`, `principal`.
+    #[serde(default)]
+    pub first_seen: Vec<Spanned<String>>,
+    /// Only launches that bring their launcher's instances in the current bucket above its
+    /// own mean + k·σ.
+    #[serde(default)]
+    pub launch_rate_outlier: bool,
     /// Field conditions.
     #[serde(default, rename = "where")]
     pub conditions: Vec<FieldCondition>,

@@ -223,6 +223,10 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
                 && let Some(api) = &s.api {
                     indicators.push(json!({ "Key": "HIGH_RISK_API", "Values": [api], "Title": "High-risk API" }));
                 }
+            if !s.notes.is_empty() {
+                let notes: Vec<String> = s.notes.iter().map(|n| cut(n, 512)).collect();
+                indicators.push(json!({ "Key": "BASELINE", "Values": notes, "Title": "Unusual against the account's own history" }));
+            }
             if is_crypto(s) {
                 let domains: Vec<&str> = s.endpoints.iter().filter_map(|e| match e {
                     Endpoint::Domain(d) => Some(d.as_str()),
@@ -607,6 +611,7 @@ mod tests {
             first_seen: 1_746_177_600_000 + i as i64 * 1000,
             last_seen: 1_746_177_600_000 + i as i64 * 1000,
             updated_at: None,
+            notes: Vec::new(),
         })
     }
 

@@ -475,7 +475,7 @@ fn correlate_with_a_broken_rules_folder_exits_2_naming_the_place() {
     assert_eq!(check.code, 2);
     let good = run(&["rules", "check"]);
     assert_eq!(good.code, 0, "{}", good.stderr);
-    assert!(good.stderr.contains("5 rule(s) valid"), "{}", good.stderr);
+    assert!(good.stderr.contains("7 rule(s) valid"), "{}", good.stderr);
     let tests = run(&["rules", "test"]);
     assert_eq!(tests.code, 0, "{}", tests.stderr);
     assert!(

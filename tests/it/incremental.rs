@@ -429,7 +429,9 @@ fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
 fn two_days(tmp: &Path) -> (PathBuf, PathBuf) {
     let all = records(&common::fixture(""));
     let (a, b) = (tmp.join("day1"), tmp.join("day2"));
-    let cut = all.len() / 2;
+    // Day 1 ends with the main scenario (2025-05-02); the other cases come on day 2.
+    let day2 = finding_correlator::time::parse_timestamp("2025-05-03T00:00:00Z").unwrap();
+    let cut = all.iter().position(|r| r.time >= day2).unwrap();
     write_part(&a, &all[..cut]);
     write_part(&b, &all[cut..]);
     (a, b)

@@ -157,6 +157,26 @@ fn errors_point_at_the_line_and_column_and_say_what_was_expected() {
             "types: [\"Threats/Impact\"]",
             "minimal.yaml:5:9: type \"Threats/Impact\": the namespace must be one of",
         ),
+        (
+            "      events: [RunInstances]",
+            "      events: [RunInstances]\n      first_seen: [region, country]",
+            "minimal.yaml:11:28: first_seen \"country\": expected region, ami, instance_type or principal",
+        ),
+        (
+            "condition:",
+            "baseline:\n  k: 3\ncondition:",
+            "minimal.yaml:1:1: baseline: no stage uses `first_seen` or `launch_rate_outlier`",
+        ),
+        (
+            "      events: [RunInstances]",
+            "      events: [RunInstances]\n      launch_rate_outlier: true\nbaseline:\n  learning_period: soon",
+            "minimal.yaml:13:20: baseline.learning_period: expected a duration",
+        ),
+        (
+            "      events: [RunInstances]",
+            "      events: [RunInstances]\n      launch_rate_outlier: true\nbaseline:\n  k: -1",
+            "minimal.yaml:13:6: baseline.k: expected a number above zero",
+        ),
     ];
     for (from, to, want) in cases {
         assert!(MINIMAL.contains(from), "{from}");

@@ -304,8 +304,8 @@ fn check_case(rule: &str, kind: &str) -> Vec<String> {
         ));
     }
 
-    // A weak-signal rule's positive case: its signal is in the summary and inside the
-    // compromised-instance-group finding it feeds, as stage suspicious_compute.
+    // A weak-signal rule's positive case: its signal is in the summary and inside a finding
+    // it feeds, in a stage of that finding's rule that selects it.
     let is_weak_rule = rules()
         .get(rule)
         .is_some_and(|r| r.emit == Emit::WeakSignal);
@@ -317,25 +317,32 @@ fn check_case(rule: &str, kind: &str) -> Vec<String> {
         let fed = o
             .findings
             .iter()
-            .filter(|f| f["GeneratorId"] == "compromised-instance-group")
             .any(|f| signal_ids(f).iter().any(|id| id.starts_with(&prefix)));
         if !fed {
-            fail(format!(
-                "no compromised-instance-group finding holds a signal `{prefix}…`"
-            ));
+            fail(format!("no finding holds a signal `{prefix}…`"));
         }
-        let staged = o
-            .run
-            .sequences
-            .iter()
-            .filter(|s| s.rule_id == "compromised-instance-group")
-            .flat_map(|s| s.signals.iter())
-            .filter(|s| s.kind == format!("rule:{rule}"))
-            .all(|s| s.stage == "suspicious_compute");
-        if !staged {
-            fail(format!(
-                "a {rule} signal is not in stage suspicious_compute"
-            ));
+        let all_rules = rules();
+        for seq in &o.run.sequences {
+            let Some(consumer) = all_rules.get(&seq.rule_id) else {
+                continue;
+            };
+            for s in seq
+                .signals
+                .iter()
+                .filter(|s| s.kind == format!("rule:{rule}"))
+            {
+                let selects = consumer
+                    .stages
+                    .iter()
+                    .find(|st| st.name == s.stage)
+                    .is_some_and(|st| st.selector.rules.iter().any(|r| r == rule));
+                if !selects {
+                    fail(format!(
+                        "a {rule} signal is in stage {} of {}, which does not select it",
+                        s.stage, seq.rule_id
+                    ));
+                }
+            }
         }
     }
     if kind == "negative" && !o.findings.is_empty() {
