@@ -549,3 +549,136 @@ fn cli_a_damaged_state_is_an_error_and_left_alone() {
         "{\"format\":\"finding-correlator-state\",\"version\":1,"
     );
 }
+
+#[test]
+fn a_finding_whose_group_becomes_known_later_is_archived_in_favour_of_the_group_finding() {
+    // Run 1: GuardDuty findings without their `aws:` system tags, and the role session's
+    // calls: the instances' group is not known yet. Run 2: the Auto Scaling launches of the
+    // same instances (earlier records, arriving late but within the horizon).
+    let src = common::fixture("scenarios/compromised-instance-group/positive");
+    let tmp = tempfile::tempdir().unwrap();
+    let (run1, run2, all) = (
+        tmp.path().join("run1"),
+        tmp.path().join("run2"),
+        tmp.path().join("all"),
+    );
+    for d in [&run1, &run2, &all] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut gd: Value = serde_json::from_str(
+        &std::fs::read_to_string(src.join("guardduty-get-findings.json")).unwrap(),
+    )
+    .unwrap();
+    for f in gd["findings"].as_array_mut().unwrap() {
+        let details = &mut f["resource"]["instanceDetails"];
+        let tags = details["tags"].as_array_mut().unwrap();
+        tags.retain(|t| !t["key"].as_str().unwrap().starts_with("aws:"));
+    }
+    let launches = "111122223333_CloudTrail_us-east-1_20250503T0605Z_BVFM0aBn89YJ143c.json";
+    for d in [&run1, &all] {
+        std::fs::write(d.join("gd.json"), gd.to_string()).unwrap();
+        std::fs::copy(
+            src.join("cloudtrail-session-calls.jsonl"),
+            d.join("calls.jsonl"),
+        )
+        .unwrap();
+    }
+    for d in [&run2, &all] {
+        std::fs::copy(src.join(launches), d.join("launches.json")).unwrap();
+    }
+    let whole = single_run(&all);
+    assert_eq!(whole.len(), 1);
+    let group_id = whole.keys().next().unwrap().clone();
+    assert!(
+        group_id.contains("/auto_scaling_group/shop-asg/"),
+        "{group_id}"
+    );
+
+    let mut state = State::new();
+    let (first, _) = split_runs(&[run1], &mut state);
+    assert_eq!(first.len(), 1);
+    let early_id = first.keys().next().unwrap().clone();
+    assert_ne!(
+        early_id, group_id,
+        "without the launches the group is another"
+    );
+    let (second, superseded) = split_runs(&[run2], &mut state);
+    assert_eq!(superseded, 1);
+    assert_eq!(second.len(), 2, "{:?}", second.keys());
+    assert_eq!(second[&group_id], whole[&group_id]);
+    let archived = &second[&early_id];
+    assert_eq!(archived["RecordState"], "ARCHIVED");
+    assert!(
+        archived["Note"]["Text"]
+            .as_str()
+            .unwrap()
+            .contains("Superseded")
+    );
+    assert!(archived["UpdatedAt"].as_str() >= first[&early_id]["UpdatedAt"].as_str());
+    assert!(state.sequences.iter().all(|s| s.id != early_id));
+}
+
+#[test]
+fn the_state_stays_bounded_over_many_daily_runs() {
+    // Sixty days of a CI role's nightly launches (new instances every night), run a day at a
+    // time: graph statements expire after `graph_retention` (30 days), replayed signals after
+    // the longest window, so the state stops growing.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut state = State::new();
+    let mut sizes = Vec::new();
+    for day in 0..60u32 {
+        let dir = tmp.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let date = 1_744_243_200 + i64::from(day) * 86_400; // 2025-04-10
+        let mut lines = String::new();
+        for k in 0..3u32 {
+            let t = finding_correlator::time::format_rfc3339((date + i64::from(k) * 60) * 1000);
+            let items: Vec<Value> = (0..2)
+                .map(|i| {
+                    serde_json::json!({
+                        "instanceId": format!("i-0{:016x}", day * 100 + k * 10 + i),
+                        "instanceType": "c5.xlarge",
+                        "imageId": "ami-0b5e1a00000000001",
+                        "tagSet": {"items": [{"key": "aws:autoscaling:groupName", "value": "ci-asg"}]}
+                    })
+                })
+                .collect();
+            let record = serde_json::json!({
+                "eventVersion": "1.10",
+                "eventTime": t.replace(".000Z", "Z"),
+                "eventSource": "ec2.amazonaws.com",
+                "eventName": "RunInstances",
+                "awsRegion": "us-east-1",
+                "recipientAccountId": "777788880009",
+                "eventID": format!("00000000-0000-4000-8000-{:012}", day * 10 + k),
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "principalId": "AROAEXAMPLECIROLE001:nightly",
+                    "arn": "arn:aws:sts::777788880009:assumed-role/ci/nightly",
+                    "accountId": "777788880009"
+                },
+                "responseElements": {"instancesSet": {"items": items}}
+            });
+            lines.push_str(&format!("{record}\n"));
+        }
+        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
+        split_runs(&[dir], &mut state);
+        sizes.push(state.to_json().len());
+    }
+    eprintln!(
+        "state sizes by day: {sizes:?}; {} statements",
+        state.graph.len()
+    );
+    assert!(
+        state.graph.len() <= 31 * 3,
+        "{} statements",
+        state.graph.len()
+    );
+    assert!(
+        sizes[59] <= sizes[40] + sizes[40] / 10,
+        "the state keeps growing: day 40 {} bytes, day 60 {} bytes",
+        sizes[40],
+        sizes[59]
+    );
+    assert!(sizes[59] > sizes[5], "it did keep something");
+}
