@@ -162,7 +162,7 @@ def run_instances(t, account, region, ident, itype, ami, count, label, tags=(), 
 
 def history(account, days, ci_sizes=None):
     """Benign launches from START: a build role's nightly launches and Auto Scaling
-    replacing api-asg members in us-east-1."""
+    replacing storefront-asg members in us-east-1."""
     out = []
     for d in range(days):
         day = START + timedelta(days=d)
@@ -176,8 +176,8 @@ def history(account, days, ci_sizes=None):
         out.append(run_instances(
             day + timedelta(hours=9, minutes=d), account, "us-east-1",
             identity("autoscaling", account, "asg"), "m5.large", "ami-0a91a000000000001", 1,
-            f"{account}/api-asg/{d}",
-            tags=[("Name", "api"), ("aws:autoscaling:groupName", "api-asg"),
+            f"{account}/storefront-asg/{d}",
+            tags=[("Name", "storefront"), ("aws:autoscaling:groupName", "storefront-asg"),
                   ("aws:ec2launchtemplate:id", "lt-0a91a000000000001"),
                   ("aws:ec2launchtemplate:version", "4")]))
     return out
@@ -194,18 +194,18 @@ def write(case, name, description, records):
 
 
 def api_instance(account, day):
-    """The api-asg member Auto Scaling launched on history day `day`."""
-    return hexid("i-0", f"{account}/api-asg/{day}", 0, n=16)
+    """The storefront-asg member Auto Scaling launched on history day `day`."""
+    return hexid("i-0", f"{account}/storefront-asg/{day}", 0, n=16)
 
 
 def main():
-    # first-seen-launch, positive: an api-asg member's role credentials launch GPU instances
+    # first-seen-launch, positive: an storefront-asg member's role credentials launch GPU instances
     # in a region, with an AMI and a type the account never used, after 20 days of history.
     ACCOUNT = ACCOUNTS["first-seen-launch/positive"]
     victim = api_instance(ACCOUNT, 19)
     attack = run_instances(
         datetime(2025, 5, 4, 13, 5, 12, tzinfo=timezone.utc), ACCOUNT, "ap-northeast-3",
-        identity("role", ACCOUNT, "api-instance-role", victim),
+        identity("role", ACCOUNT, "storefront-instance-role", victim),
         "g4dn.12xlarge", "ami-0c1a551c000000001", 3, f"{ACCOUNT}/attack/first-seen",
         ip="203.0.113.77",
         agent="Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#5.15.0 md/arch#x86_64 lang/python#3.10.12 cfg/retry-mode#legacy Botocore/1.34.69")
@@ -226,7 +226,7 @@ def main():
         run_instances(later + timedelta(hours=9), ACCOUNT, "us-west-2",
                       identity("autoscaling", ACCOUNT, "asg"), "m5.large", "ami-0a91a000000000002",
                       2, f"{ACCOUNT}/dr-asg/late",
-                      tags=[("Name", "api-dr"), ("aws:autoscaling:groupName", "api-dr-asg")]),
+                      tags=[("Name", "storefront-dr"), ("aws:autoscaling:groupName", "storefront-dr-asg")]),
         run_instances(datetime(2025, 5, 1, 10, 0, 0, tzinfo=timezone.utc), LEARNING_ACCOUNT,
                       "eu-central-1", identity("role", LEARNING_ACCOUNT, "platform", "tf-apply-1"),
                       "m5.large", "ami-0e0e0e00000000001", 1, f"{LEARNING_ACCOUNT}/first"),
@@ -261,7 +261,7 @@ def main():
           history(ACCOUNT, 20) + deployer + [burst])
 
     # launch-rate-outlier, negative: a CI role that launches 18 to 22 instances every night
-    # launches 23; Auto Scaling scales api-asg out by 30 at once.
+    # launches 23; Auto Scaling scales storefront-asg out by 30 at once.
     ACCOUNT = ACCOUNTS["launch-rate-outlier/negative"]
     sizes = [18, 20, 22, 19, 21, 20]
     ci_night = START + timedelta(days=25)
@@ -272,8 +272,8 @@ def main():
                       tags=[("Name", "build-runner"), ("pipeline", "nightly")]),
         run_instances(ci_night + timedelta(hours=12), ACCOUNT, "us-east-1",
                       identity("autoscaling", ACCOUNT, "asg"), "m5.large", "ami-0a91a000000000001",
-                      30, f"{ACCOUNT}/api-asg/scale-out",
-                      tags=[("Name", "api"), ("aws:autoscaling:groupName", "api-asg")]),
+                      30, f"{ACCOUNT}/storefront-asg/scale-out",
+                      tags=[("Name", "storefront"), ("aws:autoscaling:groupName", "storefront-asg")]),
     ]
     write("launch-rate-outlier/negative", "cloudtrail-launches.jsonl",
           "a CI role's usual nightly 18-22 instances, then 23; Auto Scaling scales out by 30",
