@@ -157,6 +157,17 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
     };
     let rules = std::sync::Arc::new(rules);
     let store = args.state.as_ref().map(|p| FileStore::new(p.clone()));
+    // One run at a time per state (a dry run saves nothing and needs no lock).
+    let _lock = match &store {
+        Some(store) if !args.dry_run => match store.lock() {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::error!("{e}");
+                return Ok(3);
+            }
+        },
+        _ => None,
+    };
     let prior = match &store {
         Some(store) => match store.load() {
             Ok(Some(state)) => {

@@ -211,6 +211,10 @@ pub enum StateError {
         "state `{origin}` is version {found}, written by a newer finding-correlator; this one reads versions 1 to {VERSION}"
     )]
     Newer { origin: String, found: u64 },
+    #[error(
+        "state `{origin}` is in use by another run (its lock `{lock}` is held); runs that share a state must not overlap"
+    )]
+    Busy { origin: String, lock: String },
 }
 
 /// Where state lives.
@@ -238,9 +242,58 @@ pub struct FileStore {
     pub path: PathBuf,
 }
 
+/// Held while a run uses a state: a second run on the same state fails instead of losing
+/// one run's update. Released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
 impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> FileStore {
         FileStore { path: path.into() }
+    }
+
+    /// `<state>.lock` beside the state file.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Takes the state's lock, or fails at once when another run holds it.
+    ///
+    /// # Errors
+    /// [`StateError::Busy`] or [`StateError::Io`].
+    pub fn lock(&self) -> Result<StateLock, StateError> {
+        let lock = self.lock_path();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| self.io(e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Busy {
+                origin: self.describe(),
+                lock: lock.display().to_string(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io(e)),
+        }
+    }
+
+    /// Temporary files of saves that never finished (a run killed mid-save).
+    fn stale_temporaries(&self, dir: &Path, name: &str) -> Vec<PathBuf> {
+        let prefix = format!(".{name}.tmp-");
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn io(&self, source: std::io::Error) -> StateError {
@@ -283,7 +336,14 @@ impl StateStore for FileStore {
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             self.io(e)
-        })
+        })?;
+        // Saves of runs killed before their rename left their temporary files behind; the
+        // lock says no other run is saving now.
+        for stale in self.stale_temporaries(&dir, &name) {
+            tracing::info!(file = %stale.display(), "removing the temporary file of an interrupted save");
+            let _ = std::fs::remove_file(stale);
+        }
+        Ok(())
     }
 
     fn describe(&self) -> String {
@@ -437,6 +497,27 @@ mod tests {
             st.horizon.map(crate::time::format_rfc3339).as_deref(),
             Some("2025-05-07T10:02:18.000Z")
         );
+    }
+
+    #[test]
+    fn a_second_run_on_the_same_state_is_refused_while_the_first_holds_the_lock() {
+        let (_d, s) = store();
+        let held = s.lock().unwrap();
+        let e = s.lock().unwrap_err().to_string();
+        assert!(e.contains("in use by another run"), "{e}");
+        assert!(e.contains("state.json.lock"), "{e}");
+        drop(held);
+        s.lock().expect("free again once released");
+    }
+
+    #[test]
+    fn a_save_removes_temporaries_of_interrupted_saves() {
+        let (d, s) = store();
+        let stale = d.path().join(".state.json.tmp-999999");
+        std::fs::write(&stale, "{\"partial").unwrap();
+        s.save(&State::new()).unwrap();
+        assert!(!stale.exists());
+        assert!(s.load().unwrap().is_some());
     }
 
     #[test]

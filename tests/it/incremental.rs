@@ -682,3 +682,100 @@ fn the_state_stays_bounded_over_many_daily_runs() {
     );
     assert!(sizes[59] > sizes[5], "it did keep something");
 }
+
+#[test]
+fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_completes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (day1, day2) = two_days(tmp.path());
+    let base = tmp.path().join("base.json");
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&base)
+        .arg(&day1)
+        .assert()
+        .success();
+    let before = std::fs::read(&base).unwrap();
+    // Day 2 uninterrupted: what the next run must write.
+    let clean = tmp.path().join("clean.json");
+    let clean_out = tmp.path().join("clean-out.json");
+    std::fs::copy(&base, &clean).unwrap();
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&clean)
+        .arg("--asff")
+        .arg(&clean_out)
+        .arg(&day2)
+        .assert()
+        .success();
+    let want = findings_file(&clean_out);
+    let after_clean = std::fs::read(&clean).unwrap();
+    for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 160].into_iter().enumerate() {
+        let state = tmp.path().join(format!("state{i}.json"));
+        std::fs::copy(&base, &state).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_correlator"))
+            .args(["correlate", "--log", "error", "--state"])
+            .arg(&state)
+            .arg("--asff")
+            .arg(tmp.path().join(format!("killed{i}.json")))
+            .arg(&day2)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        // Whenever it died, the state is the old one or the complete new one.
+        let now = std::fs::read(&state).unwrap();
+        assert!(
+            now == before || now == after_clean,
+            "killed after {delay_ms} ms: the state is neither the old nor the new one"
+        );
+        // The next run writes everything the interrupted one may not have.
+        let out = tmp.path().join(format!("next{i}.json"));
+        correlator()
+            .args(["correlate", "--state"])
+            .arg(&state)
+            .arg("--asff")
+            .arg(&out)
+            .arg(&day2)
+            .assert()
+            .success();
+        eprintln!(
+            "killed after {delay_ms} ms: {}",
+            if now == before {
+                "before the save"
+            } else {
+                "after the save"
+            }
+        );
+        if now == before {
+            assert_eq!(findings_file(&out), want, "killed after {delay_ms} ms");
+        } else {
+            assert!(findings_file(&out).is_empty(), "the run had finished");
+        }
+        assert_eq!(std::fs::read(&state).unwrap(), after_clean);
+    }
+}
+
+#[test]
+fn cli_two_runs_on_one_state_do_not_overlap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let store = finding_correlator::state::FileStore::new(&state);
+    let held = store.lock().unwrap();
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg("fixtures/")
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("in use by another run"));
+    assert!(!state.exists());
+    drop(held);
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg("fixtures/")
+        .assert()
+        .success();
+}
