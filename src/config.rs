@@ -27,7 +27,63 @@ pub struct Config {
     pub state: StateConfig,
     /// Defaults of the baseline conditions (`first_seen`, `launch_rate_outlier`).
     pub baselines: BaselinesConfig,
+    /// AWS mode (`correlator run`).
+    pub aws: AwsConfig,
 }
+
+/// `[aws]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Regions to read; empty means the SDK's region (`AWS_REGION`, the profile).
+    pub regions: Vec<String>,
+    /// Any of `guardduty`, `securityhub`, `cloudtrail`.
+    pub sources: Vec<String>,
+    /// How far back a first run (no state yet) reads, like `24h`.
+    pub lookback: String,
+    /// How far behind its checkpoint each poll starts again, like `10m`.
+    pub overlap: String,
+    /// Where the state lives: a local path or `s3://bucket/key`.
+    pub state: String,
+    /// Where findings go: `securityhub`, `file` (`sink_file`) or `stdout`.
+    pub sink: String,
+    pub sink_file: String,
+    /// The Security Hub region findings are written to; empty means the first region.
+    pub securityhub_region: String,
+    /// Attempts per AWS call (the SDK retries throttling and 5xx with backoff and jitter).
+    pub max_attempts: u32,
+    /// First retry backoff, like `1s`.
+    pub initial_backoff: String,
+    /// `BatchImportFindings` calls per second.
+    pub sink_calls_per_second: f64,
+    /// `LookupEvents` calls per second and region (the API allows 2).
+    pub cloudtrail_calls_per_second: f64,
+    /// How long a run's claim on the state lasts (longer than any run), like `1h`.
+    pub lease: String,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            regions: Vec::new(),
+            sources: vec!["guardduty".into(), "cloudtrail".into()],
+            lookback: "24h".into(),
+            overlap: "10m".into(),
+            state: "correlator-state.json".into(),
+            sink: "securityhub".into(),
+            sink_file: String::new(),
+            securityhub_region: String::new(),
+            max_attempts: 5,
+            initial_backoff: "1s".into(),
+            sink_calls_per_second: 10.0,
+            cloudtrail_calls_per_second: 2.0,
+            lease: "1h".into(),
+        }
+    }
+}
+
+/// Sections whose keys environment variables `CORRELATOR_<SECTION>_<KEY>` set.
+const SECTIONS: [&str; 6] = ["input", "graph", "rules", "state", "baselines", "aws"];
 
 /// `[baselines]`
 #[derive(Clone, Debug, Deserialize)]
@@ -233,6 +289,26 @@ pub struct Settings {
     pub include_archived_findings: bool,
     /// How long the state keeps graph statements.
     pub graph_retention: crate::time::Millis,
+    pub aws: AwsSettings,
+}
+
+/// `[aws]` after validation.
+#[derive(Clone, Debug)]
+pub struct AwsSettings {
+    pub regions: Vec<String>,
+    pub guardduty: bool,
+    pub securityhub: bool,
+    pub cloudtrail: bool,
+    pub lookback: crate::time::Millis,
+    pub overlap: crate::time::Millis,
+    pub state: String,
+    pub sink: String,
+    pub sink_file: String,
+    pub securityhub_region: Option<String>,
+    pub retry: crate::aws::RetryOptions,
+    pub sink_calls_per_second: f64,
+    pub cloudtrail_calls_per_second: f64,
+    pub lease: crate::time::Millis,
 }
 
 /// A configuration that cannot be used (exit code 2).
@@ -255,16 +331,79 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Read`] or [`ConfigError::Parse`] (with line and column).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let Some(path) = path else {
-            return Ok(Config::default());
+        Config::load_with_env(path, std::env::vars())
+    }
+
+    /// Reads a TOML file (or the defaults), then applies `CORRELATOR_<SECTION>_<KEY>`
+    /// variables from `env` over it (`CORRELATOR_AWS_REGIONS=us-east-1,eu-west-1`,
+    /// `CORRELATOR_RULES_LAG=2h`). A value is read as TOML when it parses as TOML, else as
+    /// text; text with commas is a list.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Parse`] (with line and column, or the
+    /// variable's name).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_string()),
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: origin.clone(),
+            message: e.to_string().trim_end().to_string(),
         })?;
-        Config::parse(&text).map_err(|message| ConfigError::Parse {
-            path: path.display().to_string(),
-            message,
+        let mut names = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("CORRELATOR_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key)) = SECTIONS
+                .iter()
+                .find_map(|s| rest.strip_prefix(&format!("{s}_")).map(|k| (*s, k)))
+            else {
+                continue;
+            };
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| {
+                    if value.contains(',') {
+                        toml::Value::Array(
+                            value
+                                .split(',')
+                                .map(|v| toml::Value::String(v.trim().to_string()))
+                                .filter(|v| v.as_str() != Some(""))
+                                .collect(),
+                        )
+                    } else {
+                        toml::Value::String(value.clone())
+                    }
+                });
+            let table = doc
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(t) = table.as_table_mut() {
+                t.insert(key.to_string(), parsed);
+            }
+            names.push(name);
+        }
+        let origin = if names.is_empty() {
+            origin
+        } else {
+            format!("{origin} with {}", names.join(", "))
+        };
+        Config::deserialize(toml::Value::Table(doc)).map_err(|e| ConfigError::Parse {
+            path: origin,
+            message: e.to_string().trim_end().to_string(),
         })
     }
 
@@ -335,24 +474,34 @@ impl Config {
                 0
             }
         };
-        let mut positive = |text: &str, what: &str| match crate::time::parse_duration(text) {
-            Ok(d) if d > 0 => d,
-            Ok(_) => {
-                problems.push(format!("{what}: must be longer than 0"));
-                1
+        fn positive(problems: &mut Vec<String>, text: &str, what: &str) -> crate::time::Millis {
+            match crate::time::parse_duration(text) {
+                Ok(d) if d > 0 => d,
+                Ok(_) => {
+                    problems.push(format!("{what}: must be longer than 0"));
+                    1
+                }
+                Err(e) => {
+                    problems.push(format!("{what}: {e}"));
+                    1
+                }
             }
-            Err(e) => {
-                problems.push(format!("{what}: {e}"));
-                1
-            }
-        };
+        }
         let b = &self.baselines;
         let baseline = crate::baseline::BaselineOptions {
-            learning_period: positive(&b.learning_period, "baselines.learning_period"),
+            learning_period: positive(
+                &mut problems,
+                &b.learning_period,
+                "baselines.learning_period",
+            ),
             k: b.launch_rate_k,
             min_instances: b.launch_rate_min_instances,
-            bucket: positive(&b.launch_rate_bucket, "baselines.launch_rate_bucket"),
-            retention: positive(&b.retention, "baselines.retention"),
+            bucket: positive(
+                &mut problems,
+                &b.launch_rate_bucket,
+                "baselines.launch_rate_bucket",
+            ),
+            retention: positive(&mut problems, &b.retention, "baselines.retention"),
         };
         if !(b.launch_rate_k.is_finite() && b.launch_rate_k > 0.0) {
             problems.push(format!(
@@ -362,6 +511,80 @@ impl Config {
         }
         if b.launch_rate_min_instances == 0 {
             problems.push("baselines.launch_rate_min_instances: must be at least 1".into());
+        }
+        let a = &self.aws;
+        let lookback = positive(&mut problems, &a.lookback, "aws.lookback");
+        let lease = positive(&mut problems, &a.lease, "aws.lease");
+        let overlap = crate::time::parse_duration(&a.overlap).unwrap_or_else(|e| {
+            problems.push(format!("aws.overlap: {e}"));
+            0
+        });
+        let initial_backoff = crate::time::parse_duration(&a.initial_backoff).unwrap_or_else(|e| {
+            problems.push(format!("aws.initial_backoff: {e}"));
+            0
+        });
+        let aws = crate::config::AwsSettings {
+            regions: a.regions.clone(),
+            guardduty: a.sources.iter().any(|s| s == "guardduty"),
+            securityhub: a.sources.iter().any(|s| s == "securityhub"),
+            cloudtrail: a.sources.iter().any(|s| s == "cloudtrail"),
+            lookback,
+            overlap,
+            state: a.state.clone(),
+            sink: a.sink.clone(),
+            sink_file: a.sink_file.clone(),
+            securityhub_region: (!a.securityhub_region.is_empty())
+                .then(|| a.securityhub_region.clone()),
+            retry: crate::aws::RetryOptions {
+                max_attempts: a.max_attempts,
+                initial_backoff: std::time::Duration::from_millis(initial_backoff.max(0) as u64),
+            },
+            sink_calls_per_second: a.sink_calls_per_second,
+            cloudtrail_calls_per_second: a.cloudtrail_calls_per_second,
+            lease,
+        };
+        for src in &a.sources {
+            if !["guardduty", "securityhub", "cloudtrail"].contains(&src.as_str()) {
+                problems.push(format!(
+                    "aws.sources: unknown source {src:?} (expected guardduty, securityhub or cloudtrail)"
+                ));
+            }
+        }
+        if a.sources.is_empty() {
+            problems.push("aws.sources: name at least one source".into());
+        }
+        match a.sink.as_str() {
+            "securityhub" | "stdout" => {}
+            "file" if !a.sink_file.is_empty() => {}
+            "file" => problems.push("aws.sink_file: needed when aws.sink is \"file\"".into()),
+            other => problems.push(format!(
+                "aws.sink: unknown sink {other:?} (expected securityhub, file or stdout)"
+            )),
+        }
+        if a.state.starts_with("s3://")
+            && let Err(e) = a.state.parse::<crate::aws::store::S3Location>()
+        {
+            problems.push(format!("aws.state: {e}"));
+        }
+        if a.state.is_empty() {
+            problems.push("aws.state: give a path or s3://bucket/key".into());
+        }
+        if a.max_attempts == 0 || a.max_attempts > 20 {
+            problems.push(format!(
+                "aws.max_attempts: {} is out of range (expected 1 to 20)",
+                a.max_attempts
+            ));
+        }
+        for (what, v) in [
+            ("aws.sink_calls_per_second", a.sink_calls_per_second),
+            (
+                "aws.cloudtrail_calls_per_second",
+                a.cloudtrail_calls_per_second,
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                problems.push(format!("{what}: {v} is not a number above 0"));
+            }
         }
         if self.rules.max_signals_per_sequence == 0 {
             problems.push("rules.max_signals_per_sequence: must be at least 1".into());
@@ -387,6 +610,7 @@ impl Config {
             },
             include_archived_findings: self.rules.include_archived_findings,
             graph_retention,
+            aws,
         })
     }
 }
@@ -409,6 +633,51 @@ mod tests {
             c.validate().unwrap().group_precedence,
             vec![EntityKind::InstanceProfile, EntityKind::Vpc]
         );
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[aws]\nregions = [\"us-east-1\"]\nlookback = \"6h\"\n",
+        )
+        .unwrap();
+        let env = [
+            ("CORRELATOR_AWS_REGIONS", "eu-west-1,ap-southeast-3"),
+            ("CORRELATOR_AWS_STATE", "s3://bucket/state.json"),
+            ("CORRELATOR_RULES_LAG", "2h"),
+            ("CORRELATOR_AWS_MAX_ATTEMPTS", "3"),
+            ("CORRELATOR_CONFIG", "ignored.toml"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = Config::load_with_env(Some(&path), env).unwrap();
+        assert_eq!(c.aws.regions, ["eu-west-1", "ap-southeast-3"]);
+        assert_eq!(c.aws.lookback, "6h");
+        assert_eq!(c.aws.state, "s3://bucket/state.json");
+        assert_eq!(c.aws.max_attempts, 3);
+        assert_eq!(c.rules.lag, "2h");
+        let s = c.validate().unwrap();
+        assert_eq!(s.matching.lag, 7_200_000);
+        let bad =
+            [("CORRELATOR_AWS_REGION", "us-east-1")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let e = Config::load_with_env(None, bad).unwrap_err().to_string();
+        assert!(e.contains("CORRELATOR_AWS_REGION"), "{e}");
+        assert!(e.contains("unknown field `region`"), "{e}");
+    }
+
+    #[test]
+    fn aws_settings_are_checked() {
+        let c = Config::parse(
+            "[aws]\nsources = [\"guardduty\", \"vpcflow\"]\nsink = \"file\"\nstate = \"s3://bucket\"\n",
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("unknown source \"vpcflow\""), "{e}");
+        assert!(e.contains("aws.sink_file: needed"), "{e}");
+        assert!(e.contains("aws.state:"), "{e}");
     }
 
     #[test]

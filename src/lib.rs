@@ -7,6 +7,7 @@
 //! launch template, CloudFormation stack, instance profile, AMI, VPC) and records who acted as
 //! and launched what; exports write the graph for investigation.
 
+pub mod aws;
 pub mod baseline;
 pub mod cli;
 pub mod config;

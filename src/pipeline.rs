@@ -26,7 +26,7 @@ pub fn build_graph(paths: &[PathBuf], settings: &Settings, keep_signals: bool) -
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signals);
     let mut summary = Summary::default();
     read(
-        paths,
+        Input::Paths(paths),
         settings,
         &file::keep_all,
         &mut summary,
@@ -130,6 +130,23 @@ pub fn correlate(
     keep_signal_nodes: bool,
     prior: Option<&State>,
 ) -> CorrelateRun {
+    correlate_input(
+        Input::Paths(paths),
+        settings,
+        rules,
+        keep_signal_nodes,
+        prior,
+    )
+}
+
+/// [`correlate`] over any [`Input`].
+pub fn correlate_input(
+    input: Input<'_>,
+    settings: &Settings,
+    rules: Arc<RuleSet>,
+    keep_signal_nodes: bool,
+    prior: Option<&State>,
+) -> CorrelateRun {
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
     let mut matcher = Matcher::new(rules, settings.matching.clone());
     if let Some(p) = prior {
@@ -178,7 +195,7 @@ pub fn correlate(
             }
         };
         read(
-            paths,
+            input,
             settings,
             &classify,
             &mut summary,
@@ -222,19 +239,22 @@ pub fn correlate(
     }
 }
 
+/// What a run reads: files and folders, or the bodies of API responses (AWS mode), each
+/// named for problems (`guardduty/us-east-1/GetFindings#3`).
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Paths(&'a [PathBuf]),
+    Bodies(&'a [(String, Vec<u8>)]),
+}
+
 fn read(
-    paths: &[PathBuf],
+    input: Input<'_>,
     settings: &Settings,
     classify: file::Classify<'_>,
     summary: &mut Summary,
     on_signal: &mut dyn FnMut(Box<Signal>, Keep, &mut Summary),
 ) {
-    let (files, problems) = file::collect_files(paths);
-    for p in &problems {
-        summary.problem(p);
-    }
-    tracing::info!(files = files.len(), "reading inputs");
-    file::read_files(&files, &settings.read, classify, &mut |e| match e {
+    let mut on_event = |e: Event| match e {
         Event::Signals(batch) => {
             for (kind, signal, keep) in batch {
                 summary.record(kind);
@@ -248,7 +268,32 @@ fn read(
         }
         Event::Problem(p) => summary.problem(&p),
         Event::FileDone(_, stats) => summary.file_done(&stats),
-    });
+    };
+    match input {
+        Input::Paths(paths) => {
+            let (files, problems) = file::collect_files(paths);
+            for p in problems {
+                on_event(Event::Problem(p));
+            }
+            tracing::info!(files = files.len(), "reading inputs");
+            file::read_files(&files, &settings.read, classify, &mut on_event);
+        }
+        Input::Bodies(bodies) => {
+            tracing::info!(responses = bodies.len(), "decoding API responses");
+            for (name, body) in bodies {
+                let name: Arc<std::path::Path> = Arc::from(std::path::Path::new(name.as_str()));
+                let stats = file::decode_named(
+                    name.clone(),
+                    body.as_slice(),
+                    true,
+                    &settings.read.decode,
+                    classify,
+                    &mut on_event,
+                );
+                on_event(Event::FileDone(name, stats));
+            }
+        }
+    }
 }
 
 /// The outcome of one inline rule test.

@@ -35,7 +35,8 @@ pub const FORMAT: &str = "finding-correlator-state";
 /// - 1: checkpoints, horizon, signals, graph statements, sequences.
 /// - 2: adds `baselines` (first-seen values and launch rates per account). A version 1 state
 ///   has none: its accounts start learning at their next launch.
-pub const VERSION: u32 = 2;
+/// - 3: adds the AWS mode's `lease` and the checkpoints' `cursor` (both absent before).
+pub const VERSION: u32 = 3;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -67,6 +68,23 @@ pub struct State {
     /// What the baselines learned from launches before the horizon (later ones are learned
     /// again when the next run replays them).
     pub baselines: Baselines,
+    /// The run that holds the state (AWS mode), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A run's claim on the state: another run that finds an unexpired lease stops before
+/// reading anything.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    /// Who runs (host and process, or the ECS task).
+    pub holder: String,
+    /// Wall-clock times.
+    #[serde(with = "time_text")]
+    pub since: Millis,
+    #[serde(with = "time_text")]
+    pub expires: Millis,
 }
 
 /// What has been read of one source.
@@ -78,6 +96,10 @@ pub struct Checkpoint {
     pub newest: Option<Millis>,
     /// Records of this source read over all runs.
     pub records: u64,
+    /// Where polling resumes (AWS mode): the newest `updatedAt` of findings read, or the
+    /// newest event time of CloudTrail events read.
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Millis>,
 }
 
 /// Whether a sequence can still grow.
@@ -131,6 +153,7 @@ impl State {
             graph: Vec::new(),
             sequences: Vec::new(),
             baselines: Baselines::default(),
+            lease: None,
         }
     }
 
@@ -167,6 +190,14 @@ impl State {
         };
         let doc = migrate(doc, version);
         serde_json::from_value(doc).map_err(corrupt)
+    }
+
+    /// Forgets that these findings were written (the sink did not take them), so that the
+    /// next run writes them again.
+    pub fn forget_written(&mut self, ids: &[String]) {
+        if !ids.is_empty() {
+            self.sequences.retain(|r| !ids.contains(&r.id));
+        }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -215,6 +246,19 @@ pub enum StateError {
         "state `{origin}` is in use by another run (its lock `{lock}` is held); runs that share a state must not overlap"
     )]
     Busy { origin: String, lock: String },
+    #[error(
+        "state `{origin}` was written by another run since this one read it: this run stops and saves nothing (the other run's state stands)"
+    )]
+    Conflict { origin: String },
+    #[error(
+        "state `{origin}` is held by another run ({holder}, since {since}, until {expires}); this run stops before reading anything"
+    )]
+    Leased {
+        origin: String,
+        holder: String,
+        since: String,
+        expires: String,
+    },
 }
 
 /// Where state lives.
@@ -423,6 +467,7 @@ mod tests {
             Checkpoint {
                 newest: Some(1_746_177_600_123),
                 records: 7,
+                cursor: None,
             },
         );
         st.sequences.push(SequenceRecord {

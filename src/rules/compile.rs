@@ -37,6 +37,16 @@ impl Glob {
         }
     }
 
+    /// Whether it has a `*` (else it matches one text only).
+    pub fn is_pattern(&self) -> bool {
+        self.parts.len() > 1
+    }
+
+    /// The one text a pattern without `*` matches.
+    pub fn as_str(&self) -> &str {
+        &self.parts[0]
+    }
+
     pub fn matches(&self, s: &str) -> bool {
         if self.parts.len() == 1 {
             return self.parts[0] == s;

@@ -150,7 +150,6 @@ pub fn decode_file(
     send: &mut dyn FnMut(Event),
 ) -> FileStats {
     let name: Arc<Path> = Arc::from(file.path.as_path());
-    let mut stats = FileStats::default();
     let reader = match File::open(&file.path) {
         Ok(f) => f,
         Err(e) => {
@@ -158,9 +157,23 @@ pub fn decode_file(
                 &file.path,
                 format!("cannot open: {e}"),
             )));
-            return stats;
+            return FileStats::default();
         }
     };
+    decode_named(name, reader, file.explicit, opts, classify, send)
+}
+
+/// Decodes what `reader` holds (a file, or the body of an API response), naming it `name` in
+/// problems. `explicit`: the input was asked for by name, so a non-record input is a loss.
+pub fn decode_named(
+    name: Arc<Path>,
+    reader: impl std::io::Read,
+    explicit: bool,
+    opts: &DecodeOptions,
+    classify: Classify<'_>,
+    send: &mut dyn FnMut(Event),
+) -> FileStats {
+    let mut stats = FileStats::default();
     let mut batch: Vec<(RecordKind, Box<Signal>, Keep)> = Vec::with_capacity(BATCH);
     let mut dropped: Vec<(RecordKind, u64)> = Vec::new();
     // "Not a record" problems are held until the file shows a record: if it never does, the
@@ -217,7 +230,7 @@ pub fn decode_file(
                     "not a record file: none of its {} JSON value(s) is a CloudTrail record, a GuardDuty finding or an ASFF finding",
                     held.len()
                 ),
-                severity: if file.explicit {
+                severity: if explicit {
                     Severity::Skipped
                 } else {
                     Severity::Ignored
@@ -249,7 +262,7 @@ pub fn decode_file(
                 reason: format!("not a record file: content is not JSON (starts with {start:?})"),
                 // A file named on the command line was meant as input: its loss counts. One
                 // met in a folder (a README, a labels CSV) is only noted.
-                severity: if file.explicit {
+                severity: if explicit {
                     Severity::Skipped
                 } else {
                     Severity::Ignored

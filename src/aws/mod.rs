@@ -1,0 +1,156 @@
+//! AWS mode: SDK clients, and the two interceptors that let API responses and requests use the
+//! same JSON code paths as files.
+//!
+//! - [`Capture`] keeps the raw body of each successful response, so that GuardDuty
+//!   `GetFindings`, Security Hub `GetFindings` and CloudTrail `LookupEvents` responses are
+//!   decoded by the decoders that read those very response shapes from files (one decoder,
+//!   tested on real records, for both modes).
+//! - [`JsonBody`] replaces the body of a `BatchImportFindings` request with the findings as
+//!   this tool writes them (the JSON that `correlate --asff` writes and the tests check against
+//!   the Security Hub model), before the request is signed. There is no second mapping of
+//!   findings onto the SDK's types to drift from the first.
+//!
+//! Clients come from the standard credential chain and region resolution (`aws-config`), which
+//! honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`; retries use the SDK's standard
+//! mode (throttling and 5xx, exponential backoff with jitter) with the configured attempts.
+
+pub mod run;
+pub mod sink;
+pub mod sources;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// How clients retry.
+#[derive(Clone, Debug)]
+pub struct RetryOptions {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff; later ones grow exponentially, with jitter.
+    pub initial_backoff: Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_attempts: 5,
+            initial_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The shared SDK configuration for one region.
+pub async fn sdk_config(region: Option<&str>, retry: &RetryOptions) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
+        aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(retry.max_attempts)
+            .with_initial_backoff(retry.initial_backoff),
+    );
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    loader.load().await
+}
+
+/// Keeps the raw body of every successful response of the operation it is attached to.
+#[derive(Clone, Debug, Default)]
+pub struct Capture {
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Capture {
+    /// The bodies captured so far, oldest first; empties the capture.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.bodies.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Intercept for Capture {
+    fn name(&self) -> &'static str {
+        "finding-correlator-capture"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.output_or_error().is_ok()
+            && let Some(bytes) = context.response().body().bytes()
+        {
+            self.bodies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// Replaces a request's JSON body before it is signed (every attempt).
+#[derive(Clone, Debug)]
+pub struct JsonBody {
+    body: Arc<Vec<u8>>,
+}
+
+impl JsonBody {
+    pub fn new(body: Vec<u8>) -> JsonBody {
+        JsonBody {
+            body: Arc::new(body),
+        }
+    }
+}
+
+impl Intercept for JsonBody {
+    fn name(&self) -> &'static str {
+        "finding-correlator-json-body"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        *request.body_mut() = SdkBody::from(self.body.as_slice().to_vec());
+        request
+            .headers_mut()
+            .insert("content-length", self.body.len().to_string());
+        Ok(())
+    }
+}
+
+/// The error code and message of an SDK error, for logs and reports.
+pub fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::SdkError;
+    match e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            format!(
+                "{}: {}",
+                err.code().unwrap_or("error"),
+                err.message().unwrap_or("no message")
+            )
+        }
+        SdkError::TimeoutError(_) => "timed out".into(),
+        SdkError::DispatchFailure(d) => format!("could not send the request: {d:?}"),
+        SdkError::ResponseError(r) => format!("unreadable response: {r:?}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,426 @@
+//! `correlator run`: one scheduled pass of AWS mode.
+//!
+//! 1. Take the state: a local file under its lock, or the S3 object, claimed by a lease written
+//!    with a conditional request (a second task that overlaps stops here, having read and
+//!    written nothing).
+//! 2. Poll every configured source in every region from its checkpoint (minus the overlap),
+//!    or from the look-back on a first run.
+//! 3. Correlate the responses with the state, exactly as `correlate --state` does with files.
+//! 4. Write the new and changed findings (Security Hub, a file, or stdout).
+//! 5. Save the state (conditional write), with the checkpoints moved forward and only the
+//!    findings the sink acknowledged recorded as written; a finding that failed is sent again
+//!    by the next run.
+//!
+//! `--dry-run` polls and correlates, sends nothing to Security Hub, and saves no state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::sink;
+use super::sources::{self, Polled, RateLimit};
+use super::store::{S3Location, S3Store};
+use crate::config::{AwsSettings, Settings};
+use crate::incremental;
+use crate::pipeline::{self, Input};
+use crate::rules::RuleSet;
+use crate::sinks::asff::{PROVIDER, Writer};
+use crate::state::{FileStore, Lease, StateError, StateStore};
+use crate::time::{Millis, format_rfc3339};
+
+/// What the command line adds to the settings.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides `aws.state`.
+    pub state: Option<String>,
+    pub dry_run: bool,
+    /// Also write the findings sent to this file (`-` for stdout).
+    pub asff: Option<std::path::PathBuf>,
+    /// Wall-clock now (tests set it); None means the clock.
+    pub now: Option<Millis>,
+}
+
+/// What one run did, for the summary and the exit code.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RunReport {
+    pub sources: Vec<SourceLine>,
+    pub findings: FindingsLine,
+    pub state: StateLine,
+    /// Records or findings that were lost (decode problems, findings Security Hub refused).
+    pub partial: bool,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SourceLine {
+    pub source: String,
+    pub region: String,
+    pub calls: u64,
+    pub records: u64,
+    pub since: String,
+    pub millis: u128,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct FindingsLine {
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub superseded: usize,
+    pub sink: String,
+    pub sent: usize,
+    pub imported: usize,
+    pub failed: Vec<(String, String, String)>,
+    pub calls: u64,
+    pub millis: u128,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct StateLine {
+    pub location: String,
+    pub saved: bool,
+    pub signals: usize,
+    pub statements: usize,
+    pub horizon: Option<String>,
+}
+
+fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// The checkpoint key of a polled source.
+fn key(source: &str, region: &str) -> String {
+    format!("aws/{source}/{region}")
+}
+
+/// The exact CloudTrail event names the rules need, or None when some selector needs a
+/// pattern (then every management event is read).
+pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: &str| {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    };
+    for r in &rules.rules {
+        for st in &r.stages {
+            let sel = &st.selector;
+            for (_, name) in &sel.events {
+                if name.is_pattern() {
+                    return None;
+                }
+                add(name.as_str());
+            }
+            if sel.high_risk_api {
+                for api in &settings.matching.high_risk_apis {
+                    let name = api.split_once(':').map_or(api.as_str(), |(_, n)| n);
+                    if name.contains('*') {
+                        return None;
+                    }
+                    add(name);
+                }
+            }
+            let cloudtrail_only = sel.sources == [crate::signal::Source::CloudTrail];
+            if cloudtrail_only && sel.events.is_empty() && !sel.high_risk_api {
+                // Any CloudTrail call: no name narrows it.
+                return None;
+            }
+        }
+        if r.uses_baselines() {
+            add("RunInstances");
+            add("StartInstances");
+        }
+    }
+    names.sort();
+    Some(names)
+}
+
+/// Runs one pass. Returns the report; the caller maps it to an exit code.
+///
+/// # Errors
+/// An unusable or busy state (exit 3 for the caller), a source or sink that failed after
+/// retries (nothing saved: the next run starts from the same checkpoints).
+pub fn run(
+    settings: &Settings,
+    rules: Arc<RuleSet>,
+    opts: &RunOptions,
+) -> anyhow::Result<RunReport> {
+    let aws = &settings.aws;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let now = opts.now.unwrap_or_else(now_millis);
+    let regions: Vec<Option<String>> = if aws.regions.is_empty() {
+        vec![None]
+    } else {
+        aws.regions.iter().cloned().map(Some).collect()
+    };
+    let base = runtime.block_on(super::sdk_config(regions[0].as_deref(), &aws.retry));
+    let location = opts.state.clone().unwrap_or_else(|| aws.state.clone());
+
+    // 1. The state.
+    let mut _lock = None;
+    let store: Box<dyn StateStore> = if location.starts_with("s3://") {
+        let loc: S3Location = location
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&base)
+                .force_path_style(true)
+                .build(),
+        );
+        Box::new(S3Store::new(s3, loc, runtime.handle().clone()))
+    } else {
+        let fs = FileStore::new(&location);
+        if !opts.dry_run {
+            _lock = Some(fs.lock()?);
+        }
+        Box::new(fs)
+    };
+    let mut prior = store.load()?.unwrap_or_default();
+    let holder = format!(
+        "{}:{}",
+        std::env::var("ECS_CONTAINER_METADATA_URI_V4")
+            .ok()
+            .and_then(|u| u.rsplit('/').next().map(str::to_string))
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "local".into()),
+        std::process::id()
+    );
+    if let Some(l) = &prior.lease
+        && l.expires > now
+        && l.holder != holder
+    {
+        return Err(StateError::Leased {
+            origin: store.describe(),
+            holder: l.holder.clone(),
+            since: format_rfc3339(l.since),
+            expires: format_rfc3339(l.expires),
+        }
+        .into());
+    }
+    if !opts.dry_run {
+        // Claim: a conditional write; the loser of a race stops here.
+        prior.lease = Some(Lease {
+            holder: holder.clone(),
+            since: now,
+            expires: now.saturating_add(aws.lease),
+        });
+        store.save(&prior)?;
+        tracing::info!(state = %store.describe(), holder = %holder, "state claimed");
+    }
+    let prior_lease = prior.lease.take();
+
+    // 2. Sources.
+    let mut report = RunReport::default();
+    let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
+    let names = needed_event_names(&rules, settings);
+    let sdk_region = base.region().map(|r| r.to_string()).unwrap_or_default();
+    for region in &regions {
+        let conf = match region {
+            Some(r) if Some(r.as_str()) != base.region().map(|x| x.as_ref()) => {
+                runtime.block_on(super::sdk_config(Some(r), &aws.retry))
+            }
+            _ => base.clone(),
+        };
+        let region_name = region.clone().unwrap_or_else(|| sdk_region.clone());
+        let since = |source: &str| -> Millis {
+            prior
+                .checkpoints
+                .get(&key(source, &region_name))
+                .and_then(|c| c.cursor)
+                .map_or(now.saturating_sub(aws.lookback), |c| {
+                    c.saturating_sub(aws.overlap)
+                })
+        };
+        let mut polled: Vec<(&str, Millis, Polled, u128)> = Vec::new();
+        if aws.guardduty {
+            let from = since("guardduty");
+            let started = Instant::now();
+            let client = aws_sdk_guardduty::Client::new(&conf);
+            let p = runtime.block_on(sources::guardduty(
+                &client,
+                &region_name,
+                from,
+                settings.include_archived_findings,
+            ))?;
+            polled.push(("guardduty", from, p, started.elapsed().as_millis()));
+        }
+        if aws.securityhub {
+            let from = since("securityhub");
+            let started = Instant::now();
+            let client = aws_sdk_securityhub::Client::new(&conf);
+            let p = runtime.block_on(sources::securityhub(
+                &client,
+                &region_name,
+                from,
+                now,
+                PROVIDER,
+            ))?;
+            polled.push(("securityhub", from, p, started.elapsed().as_millis()));
+        }
+        if aws.cloudtrail {
+            let from = since("cloudtrail");
+            let started = Instant::now();
+            let client = aws_sdk_cloudtrail::Client::new(&conf);
+            let rate = RateLimit::new(aws.cloudtrail_calls_per_second);
+            let p = runtime.block_on(sources::cloudtrail(
+                &client,
+                &region_name,
+                from,
+                now,
+                names.as_deref(),
+                &rate,
+            ))?;
+            polled.push(("cloudtrail", from, p, started.elapsed().as_millis()));
+        }
+        for (source, from, p, millis) in polled {
+            tracing::info!(
+                source,
+                region = %region_name,
+                calls = p.calls,
+                records = p.records,
+                since = %format_rfc3339(from),
+                millis,
+                "source read"
+            );
+            report.sources.push(SourceLine {
+                source: source.to_string(),
+                region: region_name.clone(),
+                calls: p.calls,
+                records: p.records,
+                since: format_rfc3339(from),
+                millis,
+            });
+            if let Some(c) = p.cursor {
+                cursors.insert(key(source, &region_name), c);
+            }
+            bodies.extend(p.bodies);
+        }
+    }
+
+    // 3. Correlate.
+    let run = pipeline::correlate_input(
+        Input::Bodies(&bodies),
+        settings,
+        rules.clone(),
+        false,
+        Some(&prior),
+    );
+    report.partial |= run.summary.lost_anything();
+    let sink_region = aws
+        .securityhub_region
+        .clone()
+        .or_else(|| aws.regions.first().cloned())
+        .unwrap_or_else(|| sdk_region.clone());
+    let account = if aws.sink == "securityhub" || !opts.dry_run {
+        let sts = aws_sdk_sts::Client::new(&base);
+        runtime
+            .block_on(sts.get_caller_identity().send())
+            .ok()
+            .and_then(|o| o.account().map(str::to_string))
+    } else {
+        None
+    };
+    let writer = Writer {
+        account: account.clone(),
+        region: Some(sink_region.clone()),
+    };
+    let (mut next, changes) = incremental::advance(Some(&prior), &run, &rules, settings, &writer);
+    report.findings.new = changes.new;
+    report.findings.updated = changes.updated;
+    report.findings.unchanged = changes.unchanged;
+    report.findings.superseded = changes.superseded;
+    report.findings.sent = changes.write.len();
+
+    // 4. Sink.
+    if let Some(path) = &opts.asff {
+        let doc = serde_json::json!({ "Findings": changes.write });
+        let text = serde_json::to_string_pretty(&doc)? + "\n";
+        if path.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
+        }
+    }
+    let started = Instant::now();
+    report.findings.sink = if opts.dry_run {
+        format!("{} (dry run: nothing sent)", aws.sink)
+    } else {
+        aws.sink.clone()
+    };
+    let mut not_written: Vec<String> = Vec::new();
+    if !opts.dry_run {
+        match aws.sink.as_str() {
+            "securityhub" => {
+                let conf = runtime.block_on(super::sdk_config(Some(&sink_region), &aws.retry));
+                let client = aws_sdk_securityhub::Client::new(&conf);
+                let rate = RateLimit::new(aws.sink_calls_per_second);
+                let result = runtime.block_on(sink::write(
+                    &client,
+                    &changes.write,
+                    &rate,
+                    aws.retry.max_attempts,
+                    aws.retry.initial_backoff,
+                ));
+                let r = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Nothing is saved: the next run starts from the same state and
+                        // sends every finding of this one again (imports are idempotent).
+                        return Err(anyhow::Error::new(e).context("writing findings"));
+                    }
+                };
+                report.findings.calls = r.calls;
+                report.findings.imported = r.imported.len();
+                not_written.extend(r.failed.iter().map(|(id, _, _)| id.clone()));
+                report.findings.failed = r.failed;
+            }
+            "file" => {
+                let doc = serde_json::json!({ "Findings": changes.write });
+                std::fs::write(&aws.sink_file, serde_json::to_string_pretty(&doc)? + "\n")
+                    .with_context(|| format!("writing `{}`", aws.sink_file))?;
+                report.findings.imported = changes.write.len();
+            }
+            _ => {
+                let doc = serde_json::json!({ "Findings": changes.write });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                report.findings.imported = changes.write.len();
+            }
+        }
+    }
+    report.findings.millis = started.elapsed().as_millis();
+    report.partial |= !report.findings.failed.is_empty();
+
+    // 5. Save.
+    next.forget_written(&not_written);
+    for (k, c) in cursors {
+        let cp = next.checkpoints.entry(k).or_default();
+        cp.cursor = cp.cursor.max(Some(c));
+    }
+    report.state = StateLine {
+        location: store.describe(),
+        saved: false,
+        signals: next.signals.len(),
+        statements: next.graph.len(),
+        horizon: next.horizon.map(format_rfc3339),
+    };
+    if !opts.dry_run {
+        next.lease = None;
+        let _ = prior_lease;
+        store.save(&next)?;
+        report.state.saved = true;
+    }
+    Ok(report)
+}
+
+/// Reads where a state lives without running (for `validate`).
+pub fn describe_state(aws: &AwsSettings, state: Option<&str>) -> String {
+    state.map_or_else(|| aws.state.clone(), str::to_string)
+}

@@ -1,0 +1,373 @@
+//! Polling sources of AWS mode. Each returns the raw bodies of the responses it read (decoded
+//! later by the same decoders as files) and where the next poll resumes.
+//!
+//! - GuardDuty: `ListDetectors`, `ListFindings` with an `updatedAt` criterion from the
+//!   checkpoint (minus an overlap, so findings updated while the last run read are not
+//!   missed), paginated, then `GetFindings` in batches of 50. Archived findings are left out
+//!   unless asked for. Run from the delegated administrator, the detector's findings include
+//!   the member accounts'.
+//! - Security Hub: `GetFindings` filtered on `UpdatedAt` and active records, paginated; this
+//!   tool's own findings are dropped (by product name, also client-side, since not every
+//!   endpoint applies filters), so it never re-ingests what it wrote.
+//! - CloudTrail: `LookupEvents` from the checkpoint, paginated, at most 2 calls a second per
+//!   region (the API's limit), by event name when the rules name every event they need
+//!   exactly, else all management events.
+
+use std::time::Duration;
+
+use aws_smithy_types::DateTime;
+
+use super::Capture;
+use crate::normalize::{self, DecodeOptions, Decoded};
+use crate::time::Millis;
+
+/// What a poll read.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// `(name, body)` of each response, in the order read.
+    pub bodies: Vec<(String, Vec<u8>)>,
+    /// Where the next poll resumes; None when nothing was read.
+    pub cursor: Option<Millis>,
+    /// API calls made (pages included).
+    pub calls: u64,
+    /// Records read.
+    pub records: u64,
+}
+
+/// A source call that failed after the SDK's retries.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name} {region}: {operation} failed: {message}")]
+pub struct SourceError {
+    pub source_name: &'static str,
+    pub region: String,
+    pub operation: &'static str,
+    pub message: String,
+}
+
+fn sdk_message<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    super::describe_error(e)
+}
+
+/// The newest `updatedAt` (findings) or event time (CloudTrail) in the bodies, and how many
+/// records they hold.
+fn newest(bodies: &[(String, Vec<u8>)]) -> (Option<Millis>, u64) {
+    let mut newest = None;
+    let mut records = 0;
+    for (_, b) in bodies {
+        normalize::decode_reader(b.as_slice(), &DecodeOptions::default(), &mut |d| {
+            if let Decoded::Signal(_, s) = d {
+                records += 1;
+                newest = newest.max(Some(s.updated_at.unwrap_or(s.time)));
+            }
+        });
+    }
+    (newest, records)
+}
+
+/// Polls GuardDuty findings updated since `since`.
+pub async fn guardduty(
+    client: &aws_sdk_guardduty::Client,
+    region: &str,
+    since: Millis,
+    include_archived: bool,
+) -> Result<Polled, SourceError> {
+    use aws_sdk_guardduty::types::{Condition, FindingCriteria, SortCriteria};
+    let err = |operation, message| SourceError {
+        source_name: "guardduty",
+        region: region.to_string(),
+        operation,
+        message,
+    };
+    let mut out = Polled::default();
+    let mut detectors = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_detectors()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| err("ListDetectors", sdk_message(&e)))?;
+        out.calls += 1;
+        detectors.extend(page.detector_ids().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    if detectors.is_empty() {
+        tracing::warn!(
+            region,
+            "GuardDuty has no detector in this region: nothing to read"
+        );
+    }
+    for detector in detectors {
+        let mut criteria = FindingCriteria::builder().criterion(
+            "updatedAt",
+            Condition::builder().greater_than_or_equal(since).build(),
+        );
+        if !include_archived {
+            criteria = criteria.criterion(
+                "service.archived",
+                Condition::builder().equals("false").build(),
+            );
+        }
+        let criteria = criteria.build();
+        let mut ids: Vec<String> = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_findings()
+                .detector_id(&detector)
+                .finding_criteria(criteria.clone())
+                .sort_criteria(
+                    SortCriteria::builder()
+                        .attribute_name("updatedAt")
+                        .order_by(aws_sdk_guardduty::types::OrderBy::Asc)
+                        .build(),
+                )
+                .max_results(50)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| err("ListFindings", sdk_message(&e)))?;
+            out.calls += 1;
+            ids.extend(page.finding_ids().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        for (i, chunk) in ids.chunks(50).enumerate() {
+            let capture = Capture::default();
+            client
+                .get_findings()
+                .detector_id(&detector)
+                .set_finding_ids(Some(chunk.to_vec()))
+                .customize()
+                .interceptor(capture.clone())
+                .send()
+                .await
+                .map_err(|e| err("GetFindings", sdk_message(&e)))?;
+            out.calls += 1;
+            for body in capture.take() {
+                out.bodies.push((
+                    format!("guardduty/{region}/{detector}/GetFindings#{i}"),
+                    body,
+                ));
+            }
+        }
+    }
+    (out.cursor, out.records) = newest(&out.bodies);
+    Ok(out)
+}
+
+/// Polls Security Hub findings updated in `[since, until]`, other than this tool's own.
+pub async fn securityhub(
+    client: &aws_sdk_securityhub::Client,
+    region: &str,
+    since: Millis,
+    until: Millis,
+    own_product_name: &str,
+) -> Result<Polled, SourceError> {
+    use aws_sdk_securityhub::types::{
+        AwsSecurityFindingFilters, DateFilter, StringFilter, StringFilterComparison,
+    };
+    let filters = AwsSecurityFindingFilters::builder()
+        .updated_at(
+            DateFilter::builder()
+                .start(crate::time::format_rfc3339(since))
+                .end(crate::time::format_rfc3339(until))
+                .build(),
+        )
+        .record_state(
+            StringFilter::builder()
+                .value("ACTIVE")
+                .comparison(StringFilterComparison::Equals)
+                .build(),
+        )
+        .product_name(
+            StringFilter::builder()
+                .value(own_product_name)
+                .comparison(StringFilterComparison::NotEquals)
+                .build(),
+        )
+        .build();
+    let mut out = Polled::default();
+    let mut token: Option<String> = None;
+    let mut page_no = 0;
+    loop {
+        let capture = Capture::default();
+        let page = client
+            .get_findings()
+            .filters(filters.clone())
+            .max_results(100)
+            .set_next_token(token.take())
+            .customize()
+            .interceptor(capture.clone())
+            .send()
+            .await
+            .map_err(|e| SourceError {
+                source_name: "securityhub",
+                region: region.to_string(),
+                operation: "GetFindings",
+                message: sdk_message(&e),
+            })?;
+        out.calls += 1;
+        for body in capture.take() {
+            if let Some(kept) = without_own_findings(&body, own_product_name) {
+                out.bodies
+                    .push((format!("securityhub/{region}/GetFindings#{page_no}"), kept));
+            }
+        }
+        page_no += 1;
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    (out.cursor, out.records) = newest(&out.bodies);
+    Ok(out)
+}
+
+/// The body without the findings `own_product_name` wrote; None when nothing is left.
+fn without_own_findings(body: &[u8], own_product_name: &str) -> Option<Vec<u8>> {
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+        // Not JSON: handed on as it is, so the decoder reports it.
+        return Some(body.to_vec());
+    };
+    let findings = doc.get_mut("Findings")?.as_array_mut()?;
+    findings.retain(|f| f.get("ProductName").and_then(|p| p.as_str()) != Some(own_product_name));
+    if findings.is_empty() {
+        return None;
+    }
+    serde_json::to_vec(&doc).ok()
+}
+
+/// At most `per_second` calls a second.
+pub struct RateLimit {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: f64) -> RateLimit {
+        RateLimit {
+            interval: Duration::from_secs_f64(1.0 / per_second.max(0.001)),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for the next slot.
+    pub async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = tokio::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        *next = (*next).max(now) + self.interval;
+    }
+}
+
+/// Polls CloudTrail management events in `[since, until]`: one lookup per event name in
+/// `names`, or all events when `names` is None.
+pub async fn cloudtrail(
+    client: &aws_sdk_cloudtrail::Client,
+    region: &str,
+    since: Millis,
+    until: Millis,
+    names: Option<&[String]>,
+    rate: &RateLimit,
+) -> Result<Polled, SourceError> {
+    use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+    let mut out = Polled::default();
+    let lookups: Vec<Option<&String>> = match names {
+        Some(n) => n.iter().map(Some).collect(),
+        None => vec![None],
+    };
+    for name in lookups {
+        let mut token: Option<String> = None;
+        let mut page_no = 0;
+        loop {
+            rate.wait().await;
+            let capture = Capture::default();
+            let mut call = client
+                .lookup_events()
+                .start_time(DateTime::from_millis(since))
+                .end_time(DateTime::from_millis(until))
+                .max_results(50)
+                .set_next_token(token.take());
+            if let Some(n) = name {
+                call = call.lookup_attributes(
+                    LookupAttribute::builder()
+                        .attribute_key(LookupAttributeKey::EventName)
+                        .attribute_value(n)
+                        .build()
+                        .map_err(|e| SourceError {
+                            source_name: "cloudtrail",
+                            region: region.to_string(),
+                            operation: "LookupEvents",
+                            message: e.to_string(),
+                        })?,
+                );
+            }
+            let page = call
+                .customize()
+                .interceptor(capture.clone())
+                .send()
+                .await
+                .map_err(|e| SourceError {
+                    source_name: "cloudtrail",
+                    region: region.to_string(),
+                    operation: "LookupEvents",
+                    message: sdk_message(&e),
+                })?;
+            out.calls += 1;
+            let label = name.map_or("all", String::as_str);
+            for body in capture.take() {
+                out.bodies.push((
+                    format!("cloudtrail/{region}/LookupEvents/{label}#{page_no}"),
+                    body,
+                ));
+            }
+            page_no += 1;
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    (out.cursor, out.records) = newest(&out.bodies);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_findings_are_dropped_from_security_hub_pages() {
+        let body = br#"{"Findings":[{"Id":"a","ProductName":"GuardDuty"},{"Id":"b","ProductName":"finding-correlator"}],"NextToken":"t"}"#;
+        let kept = without_own_findings(body, "finding-correlator").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&kept).unwrap();
+        assert_eq!(v["Findings"].as_array().unwrap().len(), 1);
+        assert_eq!(v["Findings"][0]["Id"], "a");
+        let only_own = br#"{"Findings":[{"Id":"b","ProductName":"finding-correlator"}]}"#;
+        assert!(without_own_findings(only_own, "finding-correlator").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_calls() {
+        let rate = RateLimit::new(2.0);
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            rate.wait().await;
+        }
+        // Five calls at two a second: the last one two seconds after the first.
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,164 @@
+//! State in one S3 object, written with conditional requests so that two overlapping runs
+//! cannot clobber each other: `If-None-Match: *` when the object is created, `If-Match` with
+//! the ETag read (or last written) afterwards. A write that loses the race gets HTTP 412 and
+//! becomes [`StateError::Conflict`]; nothing of the losing run is saved.
+
+use std::sync::Mutex;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::state::{State, StateError, StateStore};
+
+/// `s3://bucket/key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl std::str::FromStr for S3Location {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<S3Location, String> {
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{s:?} is not an s3://bucket/key location"))?;
+        match rest.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() && !key.ends_with('/') => {
+                Ok(S3Location {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{s:?} is not an s3://bucket/key location (a bucket and an object key are needed)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// The state object in S3.
+pub struct S3Store {
+    client: Client,
+    location: S3Location,
+    runtime: tokio::runtime::Handle,
+    /// The ETag of the version this store last read or wrote; None when there was none.
+    etag: Mutex<Option<String>>,
+}
+
+impl S3Store {
+    /// `runtime` runs the calls; the store's methods must not be called from inside it.
+    pub fn new(client: Client, location: S3Location, runtime: tokio::runtime::Handle) -> S3Store {
+        S3Store {
+            client,
+            location,
+            runtime,
+            etag: Mutex::new(None),
+        }
+    }
+
+    fn io(&self, message: String) -> StateError {
+        StateError::Io {
+            origin: self.describe(),
+            source: std::io::Error::other(message),
+        }
+    }
+}
+
+impl StateStore for S3Store {
+    fn load(&self) -> Result<Option<State>, StateError> {
+        let got = self.runtime.block_on(
+            self.client
+                .get_object()
+                .bucket(&self.location.bucket)
+                .key(&self.location.key)
+                .send(),
+        );
+        let out = match got {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key,
+                ) =>
+            {
+                *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return Ok(None);
+            }
+            Err(e) => return Err(self.io(super::describe_error(&e))),
+        };
+        let etag = out.e_tag().map(str::to_string);
+        let bytes = self
+            .runtime
+            .block_on(out.body.collect())
+            .map_err(|e| self.io(format!("reading the object: {e}")))?
+            .into_bytes();
+        let text = std::str::from_utf8(&bytes).map_err(|e| StateError::Corrupt {
+            origin: self.describe(),
+            message: format!("not UTF-8: {e}"),
+        })?;
+        let state = State::from_json(text, &self.describe())?;
+        *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = etag;
+        Ok(Some(state))
+    }
+
+    fn save(&self, state: &State) -> Result<(), StateError> {
+        let expected = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(&self.location.bucket)
+            .key(&self.location.key)
+            .content_type("application/json")
+            .body(ByteStream::from(state.to_json()));
+        put = match &expected {
+            Some(etag) => put.if_match(etag),
+            None => put.if_none_match("*"),
+        };
+        match self.runtime.block_on(put.send()) {
+            Ok(out) => {
+                *self.etag.lock().unwrap_or_else(|e| e.into_inner()) =
+                    out.e_tag().map(str::to_string);
+                Ok(())
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                Err(StateError::Conflict {
+                    origin: self.describe(),
+                })
+            }
+            Err(e) => Err(self.io(super::describe_error(&e))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.location.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        let l: S3Location = "s3://my-bucket/correlator/state.json".parse().unwrap();
+        assert_eq!(l.bucket, "my-bucket");
+        assert_eq!(l.key, "correlator/state.json");
+        assert_eq!(l.to_string(), "s3://my-bucket/correlator/state.json");
+        for bad in [
+            "my-bucket/state.json",
+            "s3://my-bucket",
+            "s3://my-bucket/",
+            "s3:///k",
+            "s3://b/dir/",
+        ] {
+            assert!(bad.parse::<S3Location>().is_err(), "{bad}");
+        }
+    }
+}
