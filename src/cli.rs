@@ -52,6 +52,7 @@ pub enum SummaryFormat {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("sequence_outputs").args(["graph"]).multiple(true))]
 pub struct CorrelateArgs {
     /// Rules folder (`*.yaml`); replaces the rules built into the binary.
     #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
@@ -65,6 +66,11 @@ pub struct CorrelateArgs {
     /// .graphml, .cypher or .cql).
     #[arg(long, value_name = "FILE")]
     pub graph: Option<PathBuf>,
+
+    /// Only this attack sequence in --graph: its finding `Id` (the same string
+    /// as its `Detection.Sequence.Uid`). The graph is its neighbourhood.
+    #[arg(long, value_name = "ID", requires = "sequence_outputs")]
+    pub sequence: Option<String>,
 
     /// The account that writes the findings (`AwsAccountId`, `ProductArn`); default: the
     /// affected account of each finding.
@@ -118,6 +124,16 @@ pub struct GraphArgs {
     /// Leave signal nodes out (entities and their relations only).
     #[arg(long)]
     pub no_signals: bool,
+
+    /// Only the neighbourhood of one attack sequence (its signals, the entities they name,
+    /// its group and members, and one hop around them): its finding `Id`, the same string as
+    /// its `Detection.Sequence.Uid`. Runs the rules to find it.
+    #[arg(long, value_name = "ID")]
+    pub sequence: Option<String>,
+
+    /// Rules folder for --sequence; replaces the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 
     /// Input files and folders (read recursively; content decides the format).
     #[arg(required = true, value_name = "PATH")]

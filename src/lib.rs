@@ -13,6 +13,7 @@ pub mod graph;
 pub mod matcher;
 pub mod normalize;
 pub mod pipeline;
+pub mod report;
 pub mod rules;
 pub mod signal;
 pub mod sinks;

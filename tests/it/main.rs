@@ -8,6 +8,7 @@ mod cli;
 mod decode_fixtures;
 mod exports;
 mod graph_scenario;
+mod neighbourhood;
 mod property;
 mod realdata;
 mod rules;

@@ -7,9 +7,12 @@
 //! strings by the graph; here each name gets one type for the whole export:
 //! [`PropType::declared`], unless some value of it does not parse as that type, when the
 //! property is a string everywhere (so that a typed column never holds a stray string).
+//!
+//! [`ExportGraph::neighbourhood`] keeps only what is around a few seed nodes (one sequence's
+//! signals, group and members): every export format writes that subgraph the same way.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -115,8 +118,74 @@ pub struct ExportGraph<'a> {
 }
 
 impl<'a> ExportGraph<'a> {
+    /// The whole graph.
     pub fn new(graph: &'a EntityGraph) -> ExportGraph<'a> {
         let (nodes, edges) = graph.snapshot();
+        ExportGraph::from_parts(nodes, edges)
+    }
+
+    /// The neighbourhood of `seeds` (node ids): the seeds, the entities the seed signals are
+    /// observed on, and one hop of entities around all of those; with every edge between
+    /// the nodes kept. Signal nodes come only from the seeds: a busy role session or
+    /// instance makes thousands of calls that would bury the ones that matter. Seeds the
+    /// graph does not have are ignored.
+    pub fn neighbourhood<S: AsRef<str>>(graph: &'a EntityGraph, seeds: &[S]) -> ExportGraph<'a> {
+        let (nodes, edges) = graph.snapshot();
+        let is_signal: HashSet<&str> = nodes
+            .iter()
+            .filter(|n| n.kind == "signal")
+            .map(|n| n.id.as_str())
+            .collect();
+        let known: HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let mut core: HashSet<&str> = seeds
+            .iter()
+            .filter_map(|s| known.get(s.as_ref()).copied())
+            .collect();
+        for (s, t, k) in &edges {
+            if *k == EdgeKind::ObservedOn && core.contains(s.as_ref()) {
+                core.insert(t.as_ref());
+            }
+        }
+        let mut keep = core.clone();
+        for (s, t, _) in &edges {
+            let (s, t) = (s.as_ref(), t.as_ref());
+            if core.contains(s) && !is_signal.contains(t) {
+                keep.insert(t);
+            }
+            if core.contains(t) && !is_signal.contains(s) {
+                keep.insert(s);
+            }
+        }
+        let keep: HashSet<String> = keep.into_iter().map(str::to_string).collect();
+        let edges = edges
+            .into_iter()
+            .filter(|(s, t, _)| keep.contains(s.as_ref()) && keep.contains(t.as_ref()))
+            .collect();
+        let nodes = nodes
+            .into_iter()
+            .filter(|n| keep.contains(n.id.as_str()))
+            .collect();
+        ExportGraph::from_parts(nodes, edges)
+    }
+
+    /// The same graph without signal nodes and their edges.
+    pub fn without_signals(self) -> ExportGraph<'a> {
+        let nodes: Vec<Cow<'a, Node>> = self
+            .nodes
+            .into_iter()
+            .filter(|n| n.kind != "signal")
+            .collect();
+        let ids: HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let edges: Vec<SnapshotEdge<'a>> = self
+            .edges
+            .into_iter()
+            .filter(|(s, t, _)| ids.contains(s.as_ref()) && ids.contains(t.as_ref()))
+            .collect();
+        ExportGraph::from_parts(nodes, edges)
+    }
+
+    /// Types the properties of sorted nodes and edges.
+    fn from_parts(nodes: Vec<Cow<'a, Node>>, edges: Vec<SnapshotEdge<'a>>) -> ExportGraph<'a> {
         let mut node_props: BTreeMap<&'static str, PropType> = BTreeMap::new();
         for n in &nodes {
             for (&name, value) in &n.props {
