@@ -20,7 +20,7 @@ mod graphml;
 mod json;
 pub mod model;
 
-pub use model::{ExportGraph, PropType, Value};
+pub use model::{ExportGraph, Neighbourhoods, PropType, Value};
 
 /// Export formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
