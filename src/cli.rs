@@ -40,6 +40,8 @@ pub enum Command {
     Correlate(CorrelateArgs),
     /// Read files and folders, build the entity graph, and write it.
     Graph(GraphArgs),
+    /// Read files and folders, correlate them, and write the HTML investigation report.
+    Report(ReportArgs),
     /// Check or test correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -52,7 +54,7 @@ pub enum SummaryFormat {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("sequence_outputs").args(["graph"]).multiple(true))]
+#[command(group = clap::ArgGroup::new("sequence_outputs").args(["graph", "report"]).multiple(true))]
 pub struct CorrelateArgs {
     /// Rules folder (`*.yaml`); replaces the rules built into the binary.
     #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
@@ -67,7 +69,11 @@ pub struct CorrelateArgs {
     #[arg(long, value_name = "FILE")]
     pub graph: Option<PathBuf>,
 
-    /// Only this attack sequence in --graph: its finding `Id` (the same string
+    /// Write the HTML investigation report (one self-contained file) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Only this attack sequence in --graph and --report: its finding `Id` (the same string
     /// as its `Detection.Sequence.Uid`). The graph is its neighbourhood.
     #[arg(long, value_name = "ID", requires = "sequence_outputs")]
     pub sequence: Option<String>,
@@ -132,6 +138,26 @@ pub struct GraphArgs {
     pub sequence: Option<String>,
 
     /// Rules folder for --sequence; replaces the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Input files and folders (read recursively; content decides the format).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Write the report here (`-` for stdout).
+    #[arg(long, short, value_name = "FILE|-")]
+    pub output: PathBuf,
+
+    /// Only this attack sequence: its finding `Id` (the same string as its
+    /// `Detection.Sequence.Uid`); default: every sequence, with an index.
+    #[arg(long, value_name = "ID")]
+    pub sequence: Option<String>,
+
+    /// Rules folder (`*.yaml`); replaces the rules built into the binary.
     #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
     pub rules: Option<PathBuf>,
 

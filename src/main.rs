@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use finding_correlator::cli::{
-    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, RulesArgs, RulesCommand, SummaryFormat,
+    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
+    SummaryFormat,
 };
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, ExportGraph, Format};
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Correlate(args) => correlate(args, &settings),
         Command::Graph(args) => graph(args, &settings),
+        Command::Report(args) => report(args, &settings),
         Command::Rules(RulesCommand::Check(args)) => rules_check(args),
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
     };
@@ -111,6 +113,30 @@ fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if summary.lost_anything() { 1 } else { 0 })
 }
 
+fn report(args: &ReportArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(rules) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    let rules = std::sync::Arc::new(rules);
+    let run = pipeline::correlate(&args.paths, settings, rules.clone(), true);
+    let sequences = match report::select(&run.sequences, &rules, args.sequence.as_deref()) {
+        Ok(s) => s,
+        Err(msg) => {
+            tracing::error!("{msg}");
+            return Ok(2);
+        }
+    };
+    let page = report::Report {
+        graph: &run.graph,
+        rules: &rules,
+        sequences,
+    };
+    write_output(&args.output, &mut |w| report::write_html(&page, w))?;
+    let found = CorrelateSummary::new(&run.sequences, &rules, run.matching);
+    eprint!("{}{}", run.summary.to_text(), found.to_text());
+    Ok(if run.summary.lost_anything() { 1 } else { 0 })
+}
+
 /// Loads the rules from `dir`, or the built-in ones. Problems are logged one per line
 /// (`file:line:column: message`); the caller exits 2.
 fn load_rules(dir: Option<&std::path::Path>) -> Option<RuleSet> {
@@ -173,7 +199,7 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         None => None,
     };
     let rules = std::sync::Arc::new(rules);
-    let keep_signal_nodes = graph_format.is_some();
+    let keep_signal_nodes = graph_format.is_some() || args.report.is_some();
     let run = pipeline::correlate(&args.paths, settings, rules.clone(), keep_signal_nodes);
     let focus = match &args.sequence {
         Some(id) => match report::pick(&run.sequences, &rules, id) {
@@ -203,6 +229,17 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
             None => ExportGraph::new(&run.graph),
         };
         write_output(path, &mut |w| export::write_model(&model, format, w))?;
+    }
+    if let Some(path) = &args.report {
+        let page = report::Report {
+            graph: &run.graph,
+            rules: &rules,
+            sequences: match focus {
+                Some(seq) => vec![seq],
+                None => report::finding_sequences(&run.sequences, &rules),
+            },
+        };
+        write_output(path, &mut |w| report::write_html(&page, w))?;
     }
     let report = CorrelateSummary::new(&run.sequences, &rules, run.matching);
     match args.summary {

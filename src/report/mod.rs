@@ -1,13 +1,22 @@
 //! Investigating attack sequences: picking one by its finding `Id` (`--sequence`), its
-//! neighbourhood in the entity graph (what every graph export writes with `--sequence`).
+//! neighbourhood in the entity graph (what every graph export writes with `--sequence`), and
+//! the self-contained HTML investigation report.
 //!
 //! A sequence's neighbourhood starts from its signals (as signal nodes), the entities they
 //! name, its group node and its members; [`ExportGraph::neighbourhood`] adds one hop of
-//! entities around them.
+//! entities around them. The report ([`html`]) draws that subgraph as SVG laid out here in
+//! Rust ([`layout`]), beside a timeline of the signals; it hands nothing on.
+
+mod html;
+mod layout;
+mod route;
+mod svg;
+
+use std::io::{self, Write};
 
 use crate::graph::export::ExportGraph;
 use crate::graph::{EntityGraph, group_node_id};
-use crate::matcher::{GroupKey, Sequence};
+use crate::matcher::{GroupKey, SeqSignal, Sequence};
 use crate::rules::{Emit, RuleSet};
 use crate::signal::{Endpoint, EntityId, EntityKind, RecordRef};
 use crate::sinks::asff::finding_id;
@@ -96,36 +105,50 @@ pub fn key_node(key: &GroupKey) -> String {
 /// and its members.
 pub fn seeds(seq: &Sequence) -> Vec<String> {
     let mut out = vec![key_node(&seq.key)];
-    let instance = |i: &str| EntityId::new(EntityKind::Instance, i).to_string();
     for m in &seq.members {
-        out.push(instance(m));
+        out.push(EntityId::new(EntityKind::Instance, m.clone()).to_string());
     }
     for s in &seq.signals {
-        out.push(format!("signal:{}", record_key(&s.reference)));
-        if let Some(a) = &s.actor {
-            out.extend(a.principal().map(|p| p.to_string()));
-            let named = [
-                (EntityKind::AccessKey, &a.access_key_id),
-                (EntityKind::IamRole, &a.role_arn),
-                (EntityKind::Instance, &a.instance_id),
-            ];
-            for (kind, v) in named {
-                if let Some(v) = v {
-                    out.push(EntityId::new(kind, v.clone()).to_string());
-                }
-            }
-        }
-        for i in s.instances.iter().chain(s.launched.iter().map(|(i, _)| i)) {
-            out.push(instance(i));
-        }
-        for e in &s.endpoints {
-            out.push(match e {
-                Endpoint::Ip(ip) => EntityId::new(EntityKind::Ip, ip.clone()).to_string(),
-                Endpoint::Domain(d) => EntityId::new(EntityKind::Domain, d.clone()).to_string(),
-            });
-        }
+        out.push(signal_node(s));
+        out.extend(signal_entities(s));
     }
     out.sort();
+    out.dedup();
+    out
+}
+
+/// The node id of a sequence signal's record.
+pub fn signal_node(s: &SeqSignal) -> String {
+    format!("signal:{}", record_key(&s.reference))
+}
+
+/// The node ids of the entities a sequence signal names, as the sequence keeps it: its
+/// actor (principal, access key, role, instance), the instances it is about or launched,
+/// its endpoints.
+pub fn signal_entities(s: &SeqSignal) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(a) = &s.actor {
+        out.extend(a.principal().map(|p| p.to_string()));
+        let named = [
+            (EntityKind::AccessKey, &a.access_key_id),
+            (EntityKind::IamRole, &a.role_arn),
+            (EntityKind::Instance, &a.instance_id),
+        ];
+        for (kind, v) in named {
+            if let Some(v) = v {
+                out.push(EntityId::new(kind, v.clone()).to_string());
+            }
+        }
+    }
+    for i in s.instances.iter().chain(s.launched.iter().map(|(i, _)| i)) {
+        out.push(EntityId::new(EntityKind::Instance, i.clone()).to_string());
+    }
+    for e in &s.endpoints {
+        out.push(match e {
+            Endpoint::Ip(ip) => EntityId::new(EntityKind::Ip, ip.clone()).to_string(),
+            Endpoint::Domain(d) => EntityId::new(EntityKind::Domain, d.clone()).to_string(),
+        });
+    }
     out.dedup();
     out
 }
@@ -133,4 +156,44 @@ pub fn seeds(seq: &Sequence) -> Vec<String> {
 /// A sequence's neighbourhood in the graph.
 pub fn neighbourhood<'g>(graph: &'g EntityGraph, seq: &Sequence) -> ExportGraph<'g> {
     ExportGraph::neighbourhood(graph, &seeds(seq))
+}
+
+/// What the report is about.
+pub struct Report<'a> {
+    pub graph: &'a EntityGraph,
+    pub rules: &'a RuleSet,
+    /// The sequences to show, in order.
+    pub sequences: Vec<&'a Sequence>,
+}
+
+/// Writes the HTML investigation report: one self-contained page (styles and script inline,
+/// nothing loaded from anywhere).
+pub fn write_html(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
+    html::write(report, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_weak_signal_leads_to_the_record_it_is_about() {
+        for (r, want) in [
+            (RecordRef::EventId("e-1".into()), "e-1"),
+            (
+                RecordRef::FindingArn("arn:aws:guardduty:x/finding/1".into()),
+                "arn:aws:guardduty:x/finding/1",
+            ),
+            (RecordRef::RuleMatch("rule:a/e-1".into()), "e-1"),
+            (RecordRef::RuleMatch("rule:a/rule:b/e-1".into()), "e-1"),
+            (
+                RecordRef::RuleMatch("rule:a/arn:aws:guardduty:x/finding/1".into()),
+                "arn:aws:guardduty:x/finding/1",
+            ),
+            // An event id that happens to start like a rule match is kept as it is.
+            (RecordRef::EventId("rule:x/y".into()), "rule:x/y"),
+        ] {
+            assert_eq!(record_key(&r), want, "{r:?}");
+        }
+    }
 }

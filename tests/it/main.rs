@@ -11,5 +11,6 @@ mod graph_scenario;
 mod neighbourhood;
 mod property;
 mod realdata;
+mod report;
 mod rules;
 mod scenarios;
