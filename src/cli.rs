@@ -40,6 +40,8 @@ pub enum Command {
     Correlate(CorrelateArgs),
     /// Read files and folders, build the entity graph, and write it.
     Graph(GraphArgs),
+    /// Read files and folders, correlate them, and write the HTML investigation report.
+    Report(ReportArgs),
     /// Check or test correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -52,6 +54,7 @@ pub enum SummaryFormat {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("sequence_outputs").args(["graph", "report"]).multiple(true))]
 pub struct CorrelateArgs {
     /// Rules folder (`*.yaml`); replaces the rules built into the binary.
     #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
@@ -65,6 +68,15 @@ pub struct CorrelateArgs {
     /// .graphml, .cypher or .cql).
     #[arg(long, value_name = "FILE")]
     pub graph: Option<PathBuf>,
+
+    /// Write the HTML investigation report (one self-contained file) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Only this attack sequence in --graph and --report: its finding `Id` (the same string
+    /// as its `Detection.Sequence.Uid`). The graph is its neighbourhood.
+    #[arg(long, value_name = "ID", requires = "sequence_outputs")]
+    pub sequence: Option<String>,
 
     /// The account that writes the findings (`AwsAccountId`, `ProductArn`); default: the
     /// affected account of each finding.
@@ -128,6 +140,36 @@ pub struct GraphArgs {
     /// Leave signal nodes out (entities and their relations only).
     #[arg(long)]
     pub no_signals: bool,
+
+    /// Only the neighbourhood of one attack sequence (its signals, the entities they name,
+    /// its group and members, and one hop around them): its finding `Id`, the same string as
+    /// its `Detection.Sequence.Uid`. Runs the rules to find it.
+    #[arg(long, value_name = "ID")]
+    pub sequence: Option<String>,
+
+    /// Rules folder for --sequence; replaces the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Input files and folders (read recursively; content decides the format).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Write the report here (`-` for stdout).
+    #[arg(long, short, value_name = "FILE|-")]
+    pub output: PathBuf,
+
+    /// Only this attack sequence: its finding `Id` (the same string as its
+    /// `Detection.Sequence.Uid`); default: every sequence, with an index.
+    #[arg(long, value_name = "ID")]
+    pub sequence: Option<String>,
+
+    /// Rules folder (`*.yaml`); replaces the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 
     /// Input files and folders (read recursively; content decides the format).
     #[arg(required = true, value_name = "PATH")]

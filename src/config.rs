@@ -356,6 +356,11 @@ impl Config {
             ),
             None => (String::new(), "defaults".to_string()),
         };
+        // The file alone first, so that its mistakes are reported with line and column.
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: origin.clone(),
+            message,
+        })?;
         let mut doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: origin.clone(),
             message: e.to_string().trim_end().to_string(),

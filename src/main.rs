@@ -10,10 +10,12 @@ use anyhow::Context;
 use clap::Parser;
 
 use finding_correlator::cli::{
-    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, RulesArgs, RulesCommand, SummaryFormat,
+    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
+    SummaryFormat,
 };
 use finding_correlator::config::{Config, Settings};
-use finding_correlator::graph::export::{self, Format};
+use finding_correlator::graph::export::{self, ExportGraph, Format};
+use finding_correlator::report;
 use finding_correlator::rules::{RuleError, RuleSet};
 use finding_correlator::sinks::asff;
 use finding_correlator::state::{FileStore, State, StateStore};
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Correlate(args) => correlate(args, &settings),
         Command::Graph(args) => graph(args, &settings),
+        Command::Report(args) => report(args, &settings),
         Command::Rules(RulesCommand::Check(args)) => rules_check(args),
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
     };
@@ -72,25 +75,66 @@ fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
         .format
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Json);
-    let run = pipeline::build_graph(&args.paths, settings, !args.no_signals);
-    match &args.output {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("creating `{}`", path.display()))?;
-            let mut w = std::io::BufWriter::new(file);
-            export::write(&run.graph, format, &mut w)
-                .and_then(|()| w.flush())
-                .with_context(|| format!("writing `{}`", path.display()))?;
-        }
+    // With --sequence, the rules run to find the sequence; its neighbourhood is written.
+    let (graph, summary, seeds) = match &args.sequence {
         None => {
-            let stdout = std::io::stdout();
-            let mut w = std::io::BufWriter::new(stdout.lock());
-            export::write(&run.graph, format, &mut w)
-                .and_then(|()| w.flush())
-                .context("writing the graph to stdout")?;
+            let run = pipeline::build_graph(&args.paths, settings, !args.no_signals);
+            (run.graph, run.summary, None)
         }
-    }
-    eprint!("{}", run.summary.to_text());
+        Some(id) => {
+            let Some(rules) = load_rules(args.rules.as_deref()) else {
+                return Ok(2);
+            };
+            let rules = std::sync::Arc::new(rules);
+            let run = pipeline::correlate(&args.paths, settings, rules.clone(), true, None);
+            match report::pick(&run.sequences, &rules, id) {
+                Ok(seq) => {
+                    let seeds = report::seeds(seq);
+                    (run.graph, run.summary, Some(seeds))
+                }
+                Err(msg) => {
+                    tracing::error!("{msg}");
+                    return Ok(2);
+                }
+            }
+        }
+    };
+    let model = match &seeds {
+        Some(seeds) => ExportGraph::neighbourhood(&graph, seeds),
+        None => ExportGraph::new(&graph),
+    };
+    let model = if args.no_signals {
+        model.without_signals()
+    } else {
+        model
+    };
+    let path = args.output.as_deref().unwrap_or(std::path::Path::new("-"));
+    write_output(path, &mut |w| export::write_model(&model, format, w))?;
+    eprint!("{}", summary.to_text());
+    Ok(if summary.lost_anything() { 1 } else { 0 })
+}
+
+fn report(args: &ReportArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(rules) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    let rules = std::sync::Arc::new(rules);
+    let run = pipeline::correlate(&args.paths, settings, rules.clone(), true, None);
+    let sequences = match report::select(&run.sequences, &rules, args.sequence.as_deref()) {
+        Ok(s) => s,
+        Err(msg) => {
+            tracing::error!("{msg}");
+            return Ok(2);
+        }
+    };
+    let page = report::Report {
+        graph: &run.graph,
+        rules: &rules,
+        sequences,
+    };
+    write_output(&args.output, &mut |w| report::write_html(&page, w))?;
+    let found = CorrelateSummary::new(&run.sequences, &rules, run.matching);
+    eprint!("{}{}", run.summary.to_text(), found.to_text());
     Ok(if run.summary.lost_anything() { 1 } else { 0 })
 }
 
@@ -191,13 +235,24 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         },
         None => None,
     };
+    let keep_signal_nodes = graph_format.is_some() || args.report.is_some();
     let run = pipeline::correlate(
         &args.paths,
         settings,
         rules.clone(),
-        graph_format.is_some(),
+        keep_signal_nodes,
         prior.as_ref(),
     );
+    let focus = match &args.sequence {
+        Some(id) => match report::pick(&run.sequences, &rules, id) {
+            Ok(seq) => Some(seq),
+            Err(msg) => {
+                tracing::error!("{msg}");
+                return Ok(2);
+            }
+        },
+        None => None,
+    };
     let writer = asff::Writer {
         account: args.account.clone(),
         region: None,
@@ -222,7 +277,22 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         })?;
     }
     if let (Some(path), Some(format)) = (&args.graph, graph_format) {
-        write_output(path, &mut |w| export::write(&run.graph, format, w))?;
+        let model = match focus {
+            Some(seq) => report::neighbourhood(&run.graph, seq),
+            None => ExportGraph::new(&run.graph),
+        };
+        write_output(path, &mut |w| export::write_model(&model, format, w))?;
+    }
+    if let Some(path) = &args.report {
+        let page = report::Report {
+            graph: &run.graph,
+            rules: &rules,
+            sequences: match focus {
+                Some(seq) => vec![seq],
+                None => report::finding_sequences(&run.sequences, &rules),
+            },
+        };
+        write_output(path, &mut |w| report::write_html(&page, w))?;
     }
     // The state is saved last, after every output is written: a run that fails before
     // this point leaves the previous state, and the next run writes what this one did not.

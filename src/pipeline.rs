@@ -224,7 +224,7 @@ pub fn correlate_input(
             "records older than the state's horizon were matched by an earlier run and are left out"
         );
     }
-    let selected = matcher.push_ordered(selected, &graph);
+    let selected = matcher.push_ordered(newest_versions(selected), &graph);
     let (sequences, matching) = matcher.finish(&graph);
     summary.graph(&graph);
     CorrelateRun {
@@ -294,6 +294,32 @@ fn read(
             }
         }
     }
+}
+
+/// One signal per record: of the versions of a finding (direct and through Security Hub,
+/// older and newer), the one with the newest `updatedAt`, the GuardDuty original on a tie.
+/// Which copy a parallel read meets first must not decide what is matched.
+fn newest_versions(signals: Vec<Arc<Signal>>) -> Vec<Arc<Signal>> {
+    let mut at: std::collections::HashMap<crate::signal::RecordRef, usize> =
+        std::collections::HashMap::with_capacity(signals.len());
+    let mut out: Vec<Arc<Signal>> = Vec::with_capacity(signals.len());
+    for s in signals {
+        match at.get(&s.reference) {
+            Some(&i) => {
+                let have = &out[i];
+                let better = (s.updated_at, std::cmp::Reverse(s.source))
+                    > (have.updated_at, std::cmp::Reverse(have.source));
+                if better {
+                    out[i] = s;
+                }
+            }
+            None => {
+                at.insert(s.reference.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// The outcome of one inline rule test.

@@ -34,8 +34,23 @@ cargo build --locked --all-targets
 echo "== main job on the shipped fixtures"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-cargo run --locked --quiet -- correlate fixtures/ --asff "$out/findings.json" --graph "$out/graph.json"
+cargo run --locked --quiet -- correlate fixtures/ --asff "$out/findings.json" --graph "$out/graph.json" \
+  --report "$out/report.html"
 "$CORRELATOR_TEST_PYTHON" tests/asff_validate.py "$out/findings.json"
+
+echo "== HTML report in a browser (headless Chromium)"
+# The report test renders reports in Debian's chromium from file:// URLs.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+  else
+    echo "tests/run.sh: the report test needs Debian's chromium at /usr/bin/chromium; run this as root where apt-get works, or install it: apt-get install --no-install-recommends chromium" >&2
+    exit 3
+  fi
+fi
+"$CORRELATOR_TEST_PYTHON" tests/report_browser.py --correlator target/debug/correlator \
+  --artefacts target/test-artefacts
 
 echo "== rules"
 cargo run --locked --quiet -- rules check

@@ -6,6 +6,9 @@
 //! and types the properties once (`vcpus` and `members` are integers, `severity` a double,
 //! `finding` a boolean, the rest strings). Each writer is only its format's syntax, and writes
 //! element by element (no document tree of the whole graph in memory).
+//!
+//! [`write_model`] writes any [`ExportGraph`], such as one sequence's neighbourhood
+//! ([`ExportGraph::neighbourhood`]).
 
 use std::io::{self, Write};
 
@@ -17,7 +20,7 @@ mod graphml;
 mod json;
 pub mod model;
 
-pub use model::{ExportGraph, PropType, Value};
+pub use model::{ExportGraph, Neighbourhoods, PropType, Value};
 
 /// Export formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -50,12 +53,16 @@ impl Format {
 
 /// Writes the graph in `format`.
 pub fn write(graph: &EntityGraph, format: Format, out: &mut dyn Write) -> io::Result<()> {
-    let g = ExportGraph::new(graph);
+    write_model(&ExportGraph::new(graph), format, out)
+}
+
+/// Writes an export model (the whole graph or a part of it) in `format`.
+pub fn write_model(g: &ExportGraph<'_>, format: Format, out: &mut dyn Write) -> io::Result<()> {
     match format {
-        Format::Json => json::write(&g, out),
-        Format::Dot => dot::write(&g, out),
-        Format::Graphml => graphml::write(&g, out),
-        Format::Cypher => cypher::write(&g, out),
+        Format::Json => json::write(g, out),
+        Format::Dot => dot::write(g, out),
+        Format::Graphml => graphml::write(g, out),
+        Format::Cypher => cypher::write(g, out),
     }
 }
 

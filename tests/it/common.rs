@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use finding_correlator::normalize::{self, DecodeOptions, Decoded, Problem, RecordKind};
 use finding_correlator::signal::Signal;
 
+/// The finding `Id` of the main scenario's critical sequence (compromised-instance-group on
+/// web-asg), also its `Detection.Sequence.Uid`.
+pub const WEB_ASG_SEQUENCE: &str = "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:01:27.000Z";
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -15,10 +15,12 @@ use serde_json::{Map, Value};
 
 use finding_correlator::config::Config;
 use finding_correlator::graph::EntityGraph;
-use finding_correlator::graph::export::{self, Format};
+use finding_correlator::graph::export::{self, ExportGraph, Format};
 use finding_correlator::pipeline;
+use finding_correlator::report;
+use finding_correlator::rules::RuleSet;
 
-use crate::common::{correlator, python, repo};
+use crate::common::{WEB_ASG_SEQUENCE, correlator, python, repo};
 
 /// A value with quotes of both kinds, a backslash, markup, a newline, the end of a CDATA
 /// section and a non-ASCII letter.
@@ -105,6 +107,25 @@ fn export(g: &EntityGraph, format: Format) -> String {
     let mut out = Vec::new();
     export::write(g, format, &mut out).unwrap();
     String::from_utf8(out).unwrap()
+}
+
+/// What the checks export: a whole graph, or a part of one (a sequence's neighbourhood).
+trait Exported {
+    fn export(&self, format: Format) -> String;
+}
+
+impl Exported for EntityGraph {
+    fn export(&self, format: Format) -> String {
+        export(self, format)
+    }
+}
+
+impl Exported for ExportGraph<'_> {
+    fn export(&self, format: Format) -> String {
+        let mut out = Vec::new();
+        export::write_model(self, format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -976,9 +997,9 @@ fn as_text(el: &Elements) -> Elements {
 // ---------------------------------------------------------------------------------------------
 // The checks, per format, against the JSON export.
 
-fn check_graphml(g: &EntityGraph, want: &Elements, dir: &Path) -> Value {
+fn check_graphml(g: &dyn Exported, want: &Elements, dir: &Path) -> Value {
     let path = dir.join("graph.graphml");
-    std::fs::write(&path, export(g, Format::Graphml)).unwrap();
+    std::fs::write(&path, g.export(Format::Graphml)).unwrap();
     let report = check_graphml_structure(&path);
     assert_eq!(report["nodes"], want.nodes.len());
     assert_eq!(report["edges"], want.edges.len());
@@ -986,9 +1007,9 @@ fn check_graphml(g: &EntityGraph, want: &Elements, dir: &Path) -> Value {
     report
 }
 
-fn check_cytoscape(g: &EntityGraph, want: &Elements, dir: &Path) {
+fn check_cytoscape(g: &dyn Exported, want: &Elements, dir: &Path) {
     let path = dir.join("graph.json");
-    std::fs::write(&path, export(g, Format::Json)).unwrap();
+    std::fs::write(&path, g.export(Format::Json)).unwrap();
     assert_same(
         "JSON (networkx cytoscape_graph)",
         &json_by_networkx(&path),
@@ -996,8 +1017,8 @@ fn check_cytoscape(g: &EntityGraph, want: &Elements, dir: &Path) {
     );
 }
 
-fn check_cypher(g: &EntityGraph, want: &Elements) {
-    let script = export(g, Format::Cypher);
+fn check_cypher(g: &dyn Exported, want: &Elements) {
+    let script = g.export(Format::Cypher);
     assert!(
         script
             .lines()
@@ -1017,8 +1038,8 @@ fn check_cypher(g: &EntityGraph, want: &Elements) {
     assert_same("Cypher", &cypher_elements(&script), &want);
 }
 
-fn check_dot(g: &EntityGraph, want: &Elements) {
-    let dot = export(g, Format::Dot);
+fn check_dot(g: &dyn Exported, want: &Elements) {
+    let dot = g.export(Format::Dot);
     assert_same("DOT", &dot_elements(&dot), &as_text(want));
     crate::common::graphviz_accepts(&dot);
 }
@@ -1339,4 +1360,73 @@ fn correlate_graph_picks_the_format_by_extension_and_names_the_accepted_ones() {
         stderr.contains(".json, .dot (or .gv), .graphml, .cypher or .cql"),
         "{stderr}"
     );
+}
+
+#[test]
+fn issue_7_every_format_writes_the_same_sequence_neighbourhood() {
+    let rules = std::sync::Arc::new(RuleSet::builtin().unwrap());
+    let settings = Config::default().validate().unwrap();
+    let run = pipeline::correlate(&main_scenario(), &settings, rules.clone(), true, None);
+    let seq = report::pick(&run.sequences, &rules, WEB_ASG_SEQUENCE).expect("the sequence");
+    let part = report::neighbourhood(&run.graph, seq);
+    let want = from_json(&part.export(Format::Json));
+    let whole = from_json(&export(&run.graph, Format::Json));
+    assert!(
+        want.nodes.len() < whole.nodes.len() && want.edges.len() < whole.edges.len(),
+        "a part of the graph: {} of {} nodes",
+        want.nodes.len(),
+        whole.nodes.len()
+    );
+    // Every element of the part is the graph's own, properties included.
+    for (id, props) in &want.nodes {
+        assert_eq!(whole.nodes.get(id), Some(props), "node {id}");
+    }
+    for (key, props) in &want.edges {
+        assert_eq!(
+            whole.edges.get(key).map(|p| &p["kind"]),
+            Some(&props["kind"]),
+            "edge {key:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    check_graphml(&part, &want, dir.path());
+    check_cytoscape(&part, &want, dir.path());
+    check_cypher(&part, &want);
+    check_dot(&part, &want);
+
+    // The CLI writes the same bytes, from `graph --sequence` and from `correlate --graph`.
+    for (format, ext) in [
+        (Format::Json, "json"),
+        (Format::Dot, "dot"),
+        (Format::Graphml, "graphml"),
+        (Format::Cypher, "cypher"),
+    ] {
+        let out = correlator()
+            .args(["graph", "--sequence", WEB_ASG_SEQUENCE, "--format", ext])
+            .args(MAIN)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{ext}");
+        assert!(
+            out.stdout == part.export(format).as_bytes(),
+            "graph --sequence --format {ext} differs from the library's neighbourhood"
+        );
+        let path = dir.path().join(format!("part.{ext}"));
+        let out = correlator()
+            .args(["correlate", "--sequence", WEB_ASG_SEQUENCE, "--graph"])
+            .arg(&path)
+            .args(MAIN)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            std::fs::read(&path).unwrap() == part.export(format).as_bytes(),
+            "correlate --graph part.{ext} --sequence differs from the library's neighbourhood"
+        );
+    }
 }

@@ -7,9 +7,12 @@
 //! strings by the graph; here each name gets one type for the whole export:
 //! [`PropType::declared`], unless some value of it does not parse as that type, when the
 //! property is a string everywhere (so that a typed column never holds a stray string).
+//!
+//! [`ExportGraph::neighbourhood`] keeps only what is around a few seed nodes (one sequence's
+//! signals, group and members): every export format writes that subgraph the same way.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -115,8 +118,35 @@ pub struct ExportGraph<'a> {
 }
 
 impl<'a> ExportGraph<'a> {
+    /// The whole graph.
     pub fn new(graph: &'a EntityGraph) -> ExportGraph<'a> {
         let (nodes, edges) = graph.snapshot();
+        ExportGraph::from_parts(nodes, edges)
+    }
+
+    /// The neighbourhood of `seeds` (node ids): see [`Neighbourhoods::around`].
+    pub fn neighbourhood<S: AsRef<str>>(graph: &'a EntityGraph, seeds: &[S]) -> ExportGraph<'a> {
+        Neighbourhoods::new(graph).around(seeds)
+    }
+
+    /// The same graph without signal nodes and their edges.
+    pub fn without_signals(self) -> ExportGraph<'a> {
+        let nodes: Vec<Cow<'a, Node>> = self
+            .nodes
+            .into_iter()
+            .filter(|n| n.kind != "signal")
+            .collect();
+        let ids: HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let edges: Vec<SnapshotEdge<'a>> = self
+            .edges
+            .into_iter()
+            .filter(|(s, t, _)| ids.contains(s.as_ref()) && ids.contains(t.as_ref()))
+            .collect();
+        ExportGraph::from_parts(nodes, edges)
+    }
+
+    /// Types the properties of sorted nodes and edges.
+    fn from_parts(nodes: Vec<Cow<'a, Node>>, edges: Vec<SnapshotEdge<'a>>) -> ExportGraph<'a> {
         let mut node_props: BTreeMap<&'static str, PropType> = BTreeMap::new();
         for n in &nodes {
             for (&name, value) in &n.props {
@@ -168,5 +198,84 @@ impl<'a> ExportGraph<'a> {
                 (n.as_ref(), m)
             })
             .collect()
+    }
+}
+
+/// The whole graph, indexed to cut out the neighbourhoods of many seed sets (one per sequence
+/// of a report) without scanning all of it for each.
+pub struct Neighbourhoods<'a> {
+    /// Sorted by id, as in the snapshot.
+    nodes: Vec<Cow<'a, Node>>,
+    edges: Vec<SnapshotEdge<'a>>,
+    /// Per edge: the indices of its source and target nodes.
+    ends: Vec<(usize, usize)>,
+    /// Per node: the edges leaving it and those entering it.
+    outgoing: Vec<Vec<usize>>,
+    incoming: Vec<Vec<usize>>,
+}
+
+impl<'a> Neighbourhoods<'a> {
+    pub fn new(graph: &'a EntityGraph) -> Neighbourhoods<'a> {
+        let (nodes, edges) = graph.snapshot();
+        let mut outgoing = vec![Vec::new(); nodes.len()];
+        let mut incoming = vec![Vec::new(); nodes.len()];
+        let mut ends = Vec::with_capacity(edges.len());
+        let pos = |id: &str| nodes.binary_search_by(|n| n.id.as_str().cmp(id)).ok();
+        for (i, (s, t, _)) in edges.iter().enumerate() {
+            // Both ends are nodes of the snapshot.
+            let (a, b) = (pos(s).unwrap_or(0), pos(t).unwrap_or(0));
+            outgoing[a].push(i);
+            incoming[b].push(i);
+            ends.push((a, b));
+        }
+        Neighbourhoods {
+            nodes,
+            edges,
+            ends,
+            outgoing,
+            incoming,
+        }
+    }
+
+    /// The neighbourhood of `seeds` (node ids): the seeds, the entities the seed signals are
+    /// observed on, and one hop of entities around all of those; with every edge between
+    /// the nodes kept. Signal nodes come only from the seeds: a busy role session or
+    /// instance makes thousands of calls that would bury the ones that matter. Seeds the
+    /// graph does not have are ignored.
+    pub fn around<S: AsRef<str>>(&self, seeds: &[S]) -> ExportGraph<'a> {
+        let signal = |i: usize| self.nodes[i].kind == "signal";
+        let mut core: BTreeSet<usize> = seeds
+            .iter()
+            .filter_map(|s| {
+                self.nodes
+                    .binary_search_by(|n| n.id.as_str().cmp(s.as_ref()))
+                    .ok()
+            })
+            .collect();
+        let named: Vec<usize> = core
+            .iter()
+            .filter(|&&i| signal(i))
+            .flat_map(|&i| &self.outgoing[i])
+            .filter(|&&e| self.edges[e].2 == EdgeKind::ObservedOn)
+            .map(|&e| self.ends[e].1)
+            .collect();
+        core.extend(named);
+        let mut keep = core.clone();
+        for &i in &core {
+            let next = self.outgoing[i].iter().map(|&e| self.ends[e].1);
+            let prev = self.incoming[i].iter().map(|&e| self.ends[e].0);
+            keep.extend(next.chain(prev).filter(|&n| !signal(n)));
+        }
+        let mut edges: Vec<usize> = keep
+            .iter()
+            .flat_map(|&i| &self.outgoing[i])
+            .copied()
+            .filter(|&e| keep.contains(&self.ends[e].1))
+            .collect();
+        edges.sort_unstable();
+        ExportGraph::from_parts(
+            keep.iter().map(|&i| self.nodes[i].clone()).collect(),
+            edges.into_iter().map(|e| self.edges[e].clone()).collect(),
+        )
     }
 }
