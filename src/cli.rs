@@ -45,6 +45,43 @@ pub enum Command {
     /// Check or test correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// AWS mode: poll GuardDuty, Security Hub and CloudTrail from the state's checkpoints,
+    /// correlate, write new and changed findings to Security Hub, and save the state.
+    Run(RunArgs),
+    /// Check the configuration (file and CORRELATOR_* variables) and the rules, with no AWS
+    /// call.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Rules folder (`*.yaml`); replaces the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Where the state lives (a path or `s3://bucket/key`); overrides `aws.state`.
+    #[arg(long, env = "CORRELATOR_STATE", value_name = "LOCATION")]
+    pub state: Option<String>,
+
+    /// Poll and correlate, but send nothing to Security Hub and save no state.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also write the findings sent (or, with --dry-run, that would be sent) to FILE, or
+    /// stdout with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub asff: Option<PathBuf>,
+
+    /// The run summary on stderr: text for a person, JSON for a machine.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub summary: SummaryFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Rules folder; default: the rules built into the binary.
+    #[arg(long, env = "CORRELATOR_RULES", value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -85,6 +85,15 @@ impl Default for AwsConfig {
 /// Sections whose keys environment variables `CORRELATOR_<SECTION>_<KEY>` set.
 const SECTIONS: [&str; 6] = ["input", "graph", "rules", "state", "baselines", "aws"];
 
+/// Keys that hold lists: an environment value without a comma is a list of one.
+const LIST_KEYS: [&str; 5] = [
+    "aws.regions",
+    "aws.sources",
+    "graph.group_key_precedence",
+    "rules.high_powered_instance_types",
+    "rules.high_risk_apis",
+];
+
 /// `[baselines]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -381,7 +390,9 @@ impl Config {
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| {
-                    if value.contains(',') {
+                    if value.contains(',')
+                        || LIST_KEYS.contains(&format!("{section}.{key}").as_str())
+                    {
                         toml::Value::Array(
                             value
                                 .split(',')

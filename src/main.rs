@@ -11,7 +11,7 @@ use clap::Parser;
 
 use finding_correlator::cli::{
     Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
-    SummaryFormat,
+    RunArgs, SummaryFormat, ValidateArgs,
 };
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, ExportGraph, Format};
@@ -44,6 +44,8 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args, &settings),
         Command::Rules(RulesCommand::Check(args)) => rules_check(args),
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
+        Command::Run(args) => aws_run(args, &settings),
+        Command::Validate(args) => validate(args, &settings),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -391,4 +393,96 @@ fn rules_test(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
     }
     eprintln!("{} passed, {} failed", results.len() - failed, failed);
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(rules) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    let opts = finding_correlator::aws::run::RunOptions {
+        state: args.state.clone(),
+        dry_run: args.dry_run,
+        asff: args.asff.clone(),
+        now: None,
+    };
+    let report =
+        match finding_correlator::aws::run::run(settings, std::sync::Arc::new(rules), &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                // Could not run (a busy or unusable state, a source or the sink failing after
+                // retries): nothing was saved, the next run starts from the same checkpoints.
+                tracing::error!("{e:#}");
+                return Ok(3);
+            }
+        };
+    match args.summary {
+        SummaryFormat::Text => {
+            let mut text = String::new();
+            for s in &report.sources {
+                text.push_str(&format!(
+                    "source {:<11} {:<15} {} call(s), {} record(s) since {} in {} ms\n",
+                    s.source, s.region, s.calls, s.records, s.since, s.millis
+                ));
+            }
+            let f = &report.findings;
+            text.push_str(&format!(
+                "sink {}: {} new, {} updated, {} unchanged, {} superseded; {} sent, {} imported, {} failed in {} call(s), {} ms\n",
+                f.sink, f.new, f.updated, f.unchanged, f.superseded, f.sent, f.imported, f.failed.len(), f.calls, f.millis
+            ));
+            for (id, code, message) in &f.failed {
+                text.push_str(&format!("  failed {id}: {code}: {message}\n"));
+            }
+            let st = &report.state;
+            text.push_str(&format!(
+                "state {}: {} ({} signal(s) to replay, {} graph statement(s), horizon {})\n",
+                st.location,
+                if st.saved {
+                    "saved"
+                } else {
+                    "not saved (dry run)"
+                },
+                st.signals,
+                st.statements,
+                st.horizon.as_deref().unwrap_or("none")
+            ));
+            eprint!("{text}");
+        }
+        SummaryFormat::Json => {
+            eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        }
+    }
+    Ok(if report.partial { 1 } else { 0 })
+}
+
+fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(set) = load_rules(args.rules.as_deref()) else {
+        return Ok(2);
+    };
+    let aws = &settings.aws;
+    let sources: Vec<&str> = [
+        ("guardduty", aws.guardduty),
+        ("securityhub", aws.securityhub),
+        ("cloudtrail", aws.cloudtrail),
+    ]
+    .into_iter()
+    .filter_map(|(n, on)| on.then_some(n))
+    .collect();
+    let names = finding_correlator::aws::run::needed_event_names(&set, settings);
+    eprintln!(
+        "configuration valid; {} rule(s) valid\n  regions: {}\n  sources: {}\n  state: {}\n  sink: {}\n  CloudTrail lookups: {}",
+        set.rules.len(),
+        if aws.regions.is_empty() {
+            "the SDK's default region".to_string()
+        } else {
+            aws.regions.join(", ")
+        },
+        sources.join(", "),
+        aws.state,
+        aws.sink,
+        match names {
+            Some(n) => format!("by event name ({})", n.join(", ")),
+            None => "all management events (a rule selects events by pattern)".to_string(),
+        }
+    );
+    Ok(0)
 }

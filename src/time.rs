@@ -110,7 +110,7 @@ pub fn format_rfc3339(t: Millis) -> String {
     )
 }
 
-/// Parses a duration like `90s`, `15m`, `8h`, `1d`, or a sum such as `1h30m`, into
+/// Parses a duration like `250ms`, `90s`, `15m`, `8h`, `1d`, or a sum such as `1h30m`, into
 /// milliseconds.
 ///
 /// # Errors
@@ -123,12 +123,17 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
     }
     let mut total: Millis = 0;
     let mut num = String::new();
-    for c in t.chars() {
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             num.push(c);
             continue;
         }
         let unit = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
             's' => 1_000,
             'm' => 60_000,
             'h' => 3_600_000,
@@ -159,6 +164,9 @@ pub fn format_duration(ms: Millis) -> String {
             out.push_str(&format!("{}{unit}", rest / size));
             rest %= size;
         }
+    }
+    if ms % 1000 != 0 {
+        out.push_str(&format!("{}ms", ms % 1000));
     }
     out
 }
@@ -258,12 +266,14 @@ mod tests {
             ("1d", Ok(86_400_000)),
             ("1h30m", Ok(5_400_000)),
             ("90s", Ok(90_000)),
+            ("250ms", Ok(250)),
+            ("1m30s250ms", Ok(90_250)),
         ] {
             assert_eq!(parse_duration(s), want, "{s}");
             let ms = want.clone().unwrap();
             assert_eq!(parse_duration(&format_duration(ms)), want, "{s}");
         }
-        for bad in ["", "15", "h", "1w", "-1h", "1.5h"] {
+        for bad in ["", "15", "h", "1w", "-1h", "1.5h", "5sm", "ms"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -16,12 +16,13 @@ if [ ! -d ../shared/realdata ]; then
 fi
 
 # A Python venv with what the tests use from PyPI: botocore (the Security Hub service model
-# that findings are validated against).
+# that findings are validated against), networkx (graph export round trips), and moto server
+# (the AWS emulator AWS mode is tested against).
 if ! command -v python3 >/dev/null; then
   echo "tests/run.sh: python3 is needed for the ASFF model check (install python3 and python3-venv)" >&2
   exit 3
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore, networkx" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore, networkx, moto" 2>/dev/null; then
   echo "== python venv (.venv) with tests/requirements.txt"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -55,6 +56,25 @@ fi
 echo "== rules"
 cargo run --locked --quiet -- rules check
 cargo run --locked --quiet -- rules test
+
+echo "== moto server on loopback (AWS mode tests)"
+# A free port, chosen by the OS; moto is stopped when this script ends, however it ends.
+port="$("$CORRELATOR_TEST_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$out/moto.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
+for _ in $(seq 1 100); do
+  if "$CORRELATOR_TEST_PYTHON" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "tests/run.sh: moto server did not start:" >&2
+    cat "$out/moto.log" >&2
+    exit 3
+  fi
+  sleep 0.1
+done
+export CORRELATOR_TEST_MOTO="http://127.0.0.1:$port"
 
 echo "== tests"
 # Benchmarks are built above but not run here: they are measured with `cargo bench`.

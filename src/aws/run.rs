@@ -151,6 +151,8 @@ pub fn run(
     let aws = &settings.aws;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The SDK's deserializers of deeply nested findings recurse deeply.
+        .thread_stack_size(16 << 20)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -182,6 +184,7 @@ pub fn run(
         }
         Box::new(fs)
     };
+    let is_s3 = location.starts_with("s3://");
     let mut prior = store.load()?.unwrap_or_default();
     let holder = format!(
         "{}:{}",
@@ -204,8 +207,10 @@ pub fn run(
         }
         .into());
     }
-    if !opts.dry_run {
-        // Claim: a conditional write; the loser of a race stops here.
+    // A local file is guarded by its lock; the S3 object is claimed with a lease, written
+    // conditionally: the loser of a race stops here.
+    let claimed = is_s3 && !opts.dry_run;
+    if claimed {
         prior.lease = Some(Lease {
             holder: holder.clone(),
             since: now,
@@ -214,15 +219,49 @@ pub fn run(
         store.save(&prior)?;
         tracing::info!(state = %store.describe(), holder = %holder, "state claimed");
     }
-    let prior_lease = prior.lease.take();
+    prior.lease = None;
+    let result = run_claimed(
+        settings,
+        &rules,
+        opts,
+        &runtime,
+        &base,
+        &regions,
+        now,
+        &prior,
+        store.as_ref(),
+    );
+    if result.is_err() && claimed {
+        // Release the claim: the state is what it was before this run.
+        if let Err(e) = store.save(&prior) {
+            tracing::warn!("could not release the state's lease ({e}); it expires by itself");
+        }
+    }
+    result
+}
+
+/// The run after the state is held.
+#[allow(clippy::too_many_arguments)]
+fn run_claimed(
+    settings: &Settings,
+    rules: &Arc<RuleSet>,
+    opts: &RunOptions,
+    runtime: &tokio::runtime::Runtime,
+    base: &aws_config::SdkConfig,
+    regions: &[Option<String>],
+    now: Millis,
+    prior: &crate::state::State,
+    store: &dyn StateStore,
+) -> anyhow::Result<RunReport> {
+    let aws = &settings.aws;
 
     // 2. Sources.
     let mut report = RunReport::default();
     let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
     let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
-    let names = needed_event_names(&rules, settings);
+    let names = needed_event_names(rules, settings);
     let sdk_region = base.region().map(|r| r.to_string()).unwrap_or_default();
-    for region in &regions {
+    for region in regions {
         let conf = match region {
             Some(r) if Some(r.as_str()) != base.region().map(|x| x.as_ref()) => {
                 runtime.block_on(super::sdk_config(Some(r), &aws.retry))
@@ -311,7 +350,7 @@ pub fn run(
         settings,
         rules.clone(),
         false,
-        Some(&prior),
+        Some(prior),
     );
     report.partial |= run.summary.lost_anything();
     let sink_region = aws
@@ -320,7 +359,7 @@ pub fn run(
         .or_else(|| aws.regions.first().cloned())
         .unwrap_or_else(|| sdk_region.clone());
     let account = if aws.sink == "securityhub" || !opts.dry_run {
-        let sts = aws_sdk_sts::Client::new(&base);
+        let sts = aws_sdk_sts::Client::new(base);
         runtime
             .block_on(sts.get_caller_identity().send())
             .ok()
@@ -332,7 +371,7 @@ pub fn run(
         account: account.clone(),
         region: Some(sink_region.clone()),
     };
-    let (mut next, changes) = incremental::advance(Some(&prior), &run, &rules, settings, &writer);
+    let (mut next, changes) = incremental::advance(Some(prior), &run, rules, settings, &writer);
     report.findings.new = changes.new;
     report.findings.updated = changes.updated;
     report.findings.unchanged = changes.unchanged;
@@ -413,7 +452,6 @@ pub fn run(
     };
     if !opts.dry_run {
         next.lease = None;
-        let _ = prior_lease;
         store.save(&next)?;
         report.state.saved = true;
     }

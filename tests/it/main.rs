@@ -3,6 +3,8 @@
 
 mod common;
 
+mod aws;
+mod aws_mock;
 mod bad_input;
 mod cli;
 mod decode_fixtures;

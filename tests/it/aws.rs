@@ -1,0 +1,576 @@
+//! AWS mode (`correlator run`) over real HTTP on loopback: moto server for Security Hub, S3 and
+//! STS (started by `tests/run.sh`, its address in `CORRELATOR_TEST_MOTO`), and the mock of
+//! `aws_mock.rs` for GuardDuty and CloudTrail `LookupEvents`, which moto lacks, and for faults.
+//! Each test uses a region of its own, so that tests sharing one moto server do not see each
+//! other's findings.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::aws_mock::{Fault, Mock};
+use crate::common::{self, correlator};
+
+/// moto's address. `tests/run.sh` starts moto (from the venv) and sets it.
+fn moto() -> String {
+    std::env::var("CORRELATOR_TEST_MOTO").unwrap_or_else(|_| {
+        panic!(
+            "CORRELATOR_TEST_MOTO is not set: run the tests with `bash tests/run.sh`, which \
+             starts moto server on loopback (or start `.venv/bin/moto_server -H 127.0.0.1 -p PORT` \
+             and set CORRELATOR_TEST_MOTO=http://127.0.0.1:PORT)"
+        )
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn sdk(region: &str, endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A bucket of its own in moto, and Security Hub enabled in the region.
+fn prepare(region: &str, bucket: &str) {
+    let rt = runtime();
+    rt.block_on(async {
+        let conf = sdk(region, &moto()).await;
+        let s3 = s3_client(&conf);
+        let mut create = s3.create_bucket().bucket(bucket);
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        let _ = create.send().await;
+        let sh = aws_sdk_securityhub::Client::new(&conf);
+        let _ = sh.enable_security_hub().send().await;
+    });
+}
+
+/// Every finding moto's Security Hub holds in the region. (On a thread with a large stack: the
+/// SDK's deserializer of deeply nested findings recurses more than a test thread allows in
+/// debug builds.)
+fn security_hub_findings(region: &str) -> Vec<Value> {
+    let region = region.to_string();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || security_hub_findings_here(&region))
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+fn security_hub_findings_here(region: &str) -> Vec<Value> {
+    let rt = runtime();
+    rt.block_on(async {
+        let conf = sdk(region, &moto()).await;
+        let sh = aws_sdk_securityhub::Client::new(&conf);
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let capture = finding_correlator::aws::Capture::default();
+            let page = sh
+                .get_findings()
+                .max_results(100)
+                .set_next_token(token)
+                .customize()
+                .interceptor(capture.clone())
+                .send()
+                .await
+                .expect("moto GetFindings");
+            for body in capture.take() {
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                out.extend(v["Findings"].as_array().cloned().unwrap_or_default());
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out
+    })
+}
+
+/// A key no earlier test run used (moto may outlive a run when started by hand).
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}/state.json", std::process::id())
+}
+
+fn state_object(region: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let rt = runtime();
+    rt.block_on(async {
+        let conf = sdk(region, &moto()).await;
+        let out = s3_client(&conf)
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    })
+}
+
+fn put_state_object(region: &str, bucket: &str, key: &str, body: Vec<u8>) {
+    let rt = runtime();
+    rt.block_on(async {
+        let conf = sdk(region, &moto()).await;
+        s3_client(&conf)
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// Reads every record of a scenario folder: GuardDuty findings (API camelCase) and CloudTrail
+/// records.
+fn scenario(dir: &Path) -> (Vec<Value>, Vec<Value>) {
+    let mut findings = Vec::new();
+    let mut events = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "jsonl"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let values: Vec<Value> = if f.extension().is_some_and(|e| e == "jsonl") {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            vec![serde_json::from_str(&text).unwrap()]
+        };
+        for v in values {
+            if let Some(fs) = v["findings"].as_array() {
+                findings.extend(fs.iter().cloned());
+            } else if let Some(rs) = v["Records"].as_array() {
+                events.extend(rs.iter().cloned());
+            } else if v.get("eventID").is_some() {
+                events.push(v);
+            } else if v.get("schemaVersion").is_some() {
+                findings.push(v);
+            }
+        }
+    }
+    (findings, events)
+}
+
+/// `correlator run` against moto and `mock`, with the test's region and bucket.
+fn run_cmd(mock: &Mock, region: &str, state: &str) -> assert_cmd::Command {
+    let mut cmd = correlator();
+    cmd.env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_ENDPOINT_URL_GUARDDUTY", &mock.url)
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &mock.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", region)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env("CORRELATOR_AWS_REGIONS", region)
+        .env("CORRELATOR_AWS_LOOKBACK", "1000d")
+        .env("CORRELATOR_AWS_INITIAL_BACKOFF", "20ms")
+        .env("CORRELATOR_AWS_CLOUDTRAIL_CALLS_PER_SECOND", "50")
+        .env("CORRELATOR_STATE", state)
+        .args(["run", "--summary", "json"]);
+    cmd
+}
+
+fn summary(out: &std::process::Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+/// The ids `correlate` gives offline for the same records.
+fn offline_ids(dir: &Path) -> Vec<String> {
+    let out = correlator()
+        .args(["correlate", "--asff", "-"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ids: Vec<String> = doc["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn ids(findings: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = findings
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place() {
+    let (region, bucket) = ("eu-west-1", "e2e-state");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    assert!(!findings.is_empty() && !events.is_empty());
+    let mock = Mock::start();
+    mock.add_findings(findings.clone());
+    mock.add_events(events);
+    let key = unique("e2e");
+    let state = format!("s3://{bucket}/{key}");
+
+    // First run: the sequence is written to Security Hub with the offline id.
+    let out = run_cmd(&mock, region, &state).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["findings"]["new"], 1, "{s}");
+    assert_eq!(s["findings"]["imported"], 1, "{s}");
+    assert_eq!(s["state"]["saved"], true);
+    let written = security_hub_findings(region);
+    assert_eq!(ids(&written), offline_ids(&dir));
+    let first = written[0].clone();
+    assert_eq!(
+        first["AwsAccountId"], "123456789012",
+        "the caller's account writes"
+    );
+    assert!(
+        first["ProductArn"].as_str().unwrap().starts_with(&format!(
+            "arn:aws:securityhub:{region}:123456789012:product/"
+        )),
+        "{}",
+        first["ProductArn"]
+    );
+    // The requests the SDK sent: an updatedAt criterion, archived findings left out, and
+    // GetFindings for the listed ids.
+    let seen = mock.seen();
+    let list = seen.iter().find(|r| r.operation == "ListFindings").unwrap();
+    assert!(
+        list.body["findingCriteria"]["criterion"]["updatedAt"]["greaterThanOrEqual"].is_number(),
+        "{}",
+        list.body
+    );
+    assert_eq!(
+        list.body["findingCriteria"]["criterion"]["service.archived"]["equals"],
+        json!(["false"])
+    );
+    assert!(seen.iter().any(|r| r.operation == "GetFindings"));
+    assert!(seen.iter().any(|r| r.operation == "LookupEvents"));
+    let state_v: Value =
+        serde_json::from_slice(&state_object(region, bucket, &key).unwrap()).unwrap();
+    assert_eq!(state_v["version"], 3);
+    assert!(state_v.get("lease").is_none(), "the lease is released");
+    assert!(state_v["checkpoints"]["aws/guardduty/eu-west-1"]["cursor"].is_string());
+
+    // Second run, nothing new: nothing is written, the finding is unchanged.
+    let out = run_cmd(&mock, region, &state).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["findings"]["sent"], 0, "{s}");
+    assert_eq!(s["findings"]["unchanged"], 1, "{s}");
+    let again = security_hub_findings(region);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["UpdatedAt"], first["UpdatedAt"]);
+
+    // Third run: a new finding on the group within the window extends the same sequence.
+    let mut later = findings
+        .iter()
+        .find(|f| {
+            f["type"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("CryptoCurrency")
+        })
+        .cloned()
+        .unwrap_or_else(|| findings[0].clone());
+    let new_id = "0123456789abcdef0123456789abcdef";
+    later["id"] = json!(new_id);
+    later["arn"] = json!(
+        later["arn"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap()
+            .0
+            .to_string()
+            + "/"
+            + new_id
+    );
+    later["type"] = json!("Backdoor:EC2/C&CActivity.B!DNS");
+    later["updatedAt"] = json!("2025-05-03T10:05:00.000Z");
+    later["service"]["eventLastSeen"] = json!("2025-05-03T10:04:00.000Z");
+    mock.add_findings([later]);
+    let out = run_cmd(&mock, region, &state).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["findings"]["updated"], 1, "{s}");
+    assert_eq!(s["findings"]["new"], 0, "{s}");
+    let updated = security_hub_findings(region);
+    assert_eq!(
+        ids(&updated),
+        ids(&written),
+        "the same Id, not a second finding"
+    );
+    assert!(
+        updated[0]["UpdatedAt"].as_str() > first["UpdatedAt"].as_str(),
+        "{} then {}",
+        first["UpdatedAt"],
+        updated[0]["UpdatedAt"]
+    );
+    let n = |f: &Value| {
+        f["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(n(&updated[0]), n(&first) + 1);
+}
+
+#[test]
+fn s3_state_conditional_writes_refuse_the_loser_of_a_race() {
+    use finding_correlator::aws::store::S3Store;
+    use finding_correlator::state::{State, StateStore};
+    let (region, bucket) = ("ap-south-1", "race-state");
+    prepare(region, bucket);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let conf = rt.block_on(sdk(region, &moto()));
+    let loc: finding_correlator::aws::store::S3Location =
+        format!("s3://{bucket}/{}", unique("race")).parse().unwrap();
+    let a = S3Store::new(s3_client(&conf), loc.clone(), rt.handle().clone());
+    let b = S3Store::new(s3_client(&conf), loc.clone(), rt.handle().clone());
+    // Both find nothing; the first creates, the second's create loses.
+    assert!(a.load().unwrap().is_none());
+    assert!(b.load().unwrap().is_none());
+    let mut s = State::new();
+    s.newest = Some(1);
+    a.save(&s).unwrap();
+    let e = b.save(&State::new()).unwrap_err().to_string();
+    assert!(e.contains("written by another run"), "{e}");
+    // Both read the same version; the first write wins, the second is refused.
+    assert_eq!(b.load().unwrap().unwrap().newest, Some(1));
+    s.newest = Some(2);
+    a.save(&s).unwrap();
+    s.newest = Some(3);
+    let e = b.save(&s).unwrap_err().to_string();
+    assert!(e.contains("written by another run"), "{e}");
+    assert_eq!(
+        a.load().unwrap().unwrap().newest,
+        Some(2),
+        "the winner's state stands"
+    );
+    // A store keeps writing after its own writes (it follows its ETag).
+    s.newest = Some(4);
+    a.save(&s).unwrap();
+    s.newest = Some(5);
+    a.save(&s).unwrap();
+    assert_eq!(b.load().unwrap().unwrap().newest, Some(5));
+}
+
+#[test]
+fn a_run_that_finds_the_state_held_by_another_stops_before_reading_anything() {
+    let (region, bucket) = ("ca-central-1", "lease-state");
+    prepare(region, bucket);
+    let mock = Mock::start();
+    let mut held = finding_correlator::state::State::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    held.lease = Some(finding_correlator::state::Lease {
+        holder: "task/other:1".into(),
+        since: now - 60_000,
+        expires: now + 3_600_000,
+    });
+    let bytes = held.to_json();
+    let key = unique("lease");
+    put_state_object(region, bucket, &key, bytes.clone());
+    let out = run_cmd(&mock, region, &format!("s3://{bucket}/{key}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("held by another run (task/other:1"),
+        "{stderr}"
+    );
+    assert!(mock.seen().is_empty(), "no source was read");
+    assert_eq!(state_object(region, bucket, &key).unwrap(), bytes);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_and_a_run_that_fails_saves_nothing() {
+    let region = "us-west-1";
+    prepare(region, "unused-faults");
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let throttle = Fault {
+        status: 429,
+        body: json!({"__type": "TooManyRequestsException", "message": "Rate exceeded"}).to_string(),
+        delay_ms: 0,
+    };
+    let boom = Fault {
+        status: 500,
+        body: json!({"__type": "InternalServerErrorException", "message": "boom"}).to_string(),
+        delay_ms: 0,
+    };
+    mock.fail("ListFindings", [throttle.clone(), throttle.clone()]);
+    mock.fail("GetFindings", [boom.clone()]);
+    mock.fail(
+        "LookupEvents",
+        [Fault {
+            status: 400,
+            body: json!({"__type": "ThrottlingException", "message": "Rate exceeded"}).to_string(),
+            delay_ms: 0,
+        }],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = run_cmd(&mock, region, state.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["findings"]["imported"], 1, "{s}");
+    let count = |op: &str| mock.seen().iter().filter(|r| r.operation == op).count();
+    assert_eq!(count("ListFindings"), 3, "two throttles, then the answer");
+    assert_eq!(count("GetFindings"), 2, "a 500, then the answer");
+    let saved = std::fs::read(&state).unwrap();
+
+    // A source that keeps failing: the run stops (exit 3) and the state stays as it was.
+    mock.fail("GetFindings", std::iter::repeat_n(boom, 10));
+    mock.add_findings([json!({"id": "ffffffffffffffffffffffffffffffff", "schemaVersion": "2.0"})]);
+    let out = run_cmd(&mock, region, state.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GetFindings failed"), "{stderr}");
+    assert_eq!(std::fs::read(&state).unwrap(), saved);
+}
+
+#[test]
+fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
+    let region = "eu-north-1";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let id = offline_ids(&dir).remove(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        run_cmd(&mock, region, state.to_str().unwrap())
+            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+            .output()
+            .unwrap()
+    };
+    // A transient failure of the finding: sent again within the run.
+    mock.fail_import_once(&id, "ThrottlingException");
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mock.imported().len(), 1);
+    let calls = mock
+        .seen()
+        .iter()
+        .filter(|r| r.operation == "BatchImportFindings")
+        .count();
+    assert_eq!(calls, 2);
+
+    // A permanent failure: reported (exit 1), not recorded as written, so the next run sends
+    // it again.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let state2 = tmp2.path().join("state.json");
+    let run2 = || {
+        run_cmd(&mock, region, state2.to_str().unwrap())
+            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+            .output()
+            .unwrap()
+    };
+    mock.fail_import_once(&id, "InvalidInput");
+    let out = run2();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["findings"]["failed"][0][1], "InvalidInput", "{s}");
+    let before = mock.imported().len();
+    let out = run2();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary(&out)["findings"]["imported"], 1);
+    assert_eq!(mock.imported().len(), before + 1);
+    // And once written, it is not sent again.
+    let out = run2();
+    assert_eq!(summary(&out)["findings"]["sent"], 0);
+}

@@ -1,0 +1,337 @@
+//! A small HTTP/1.1 server on loopback that answers the AWS APIs moto does not implement
+//! (GuardDuty `ListDetectors`/`ListFindings`/`GetFindings`, CloudTrail `LookupEvents`) from
+//! fixture records, and `BatchImportFindings` when a test needs faults moto cannot make.
+//! It records every request, and can be told to fail the next calls of an operation.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub operation: String,
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+/// A canned fault: status and body, sent instead of the real answer.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub status: u16,
+    pub body: String,
+    /// Seconds to wait before answering.
+    pub delay_ms: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    findings: Vec<Value>,
+    events: Vec<Value>,
+    seen: Vec<Seen>,
+    faults: BTreeMap<String, VecDeque<Fault>>,
+    /// BatchImportFindings: ids to fail once each with this code.
+    fail_import_once: BTreeMap<String, String>,
+    imported: Vec<Value>,
+}
+
+/// The server; dropped with the test (its thread ends with the process).
+#[derive(Clone)]
+pub struct Mock {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Mock {
+    pub fn start() -> Mock {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let shared = inner.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || serve(stream, &shared));
+            }
+        });
+        Mock { url, inner }
+    }
+
+    /// GuardDuty findings (API camelCase) the mock serves.
+    pub fn add_findings(&self, findings: impl IntoIterator<Item = Value>) {
+        self.inner.lock().unwrap().findings.extend(findings);
+    }
+
+    /// CloudTrail records the mock serves through `LookupEvents`.
+    pub fn add_events(&self, records: impl IntoIterator<Item = Value>) {
+        self.inner.lock().unwrap().events.extend(records);
+    }
+
+    /// The next calls of `operation` get these faults, in order.
+    pub fn fail(&self, operation: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .faults
+            .entry(operation.to_string())
+            .or_default()
+            .extend(faults);
+    }
+
+    /// `BatchImportFindings` reports this finding failed, once, with `code`.
+    pub fn fail_import_once(&self, id: &str, code: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .fail_import_once
+            .insert(id.to_string(), code.to_string());
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().unwrap().seen.clone()
+    }
+
+    pub fn imported(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().imported.clone()
+    }
+}
+
+fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let path = target.split('?').next().unwrap_or("").to_string();
+        let query = target.split_once('?').map(|(_, q)| q.to_string());
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let operation = operation(&method, &path, headers.get("x-amz-target"));
+        let (status, answer, delay) = {
+            let mut inner = inner.lock().unwrap();
+            inner.seen.push(Seen {
+                operation: operation.clone(),
+                method: method.clone(),
+                path: path.clone(),
+                body: body.clone(),
+            });
+            match inner
+                .faults
+                .get_mut(&operation)
+                .and_then(VecDeque::pop_front)
+            {
+                Some(f) => (f.status, f.body, f.delay_ms),
+                None => {
+                    let (s, b) = answer(&mut inner, &operation, &path, query.as_deref(), &body);
+                    (s, b, 0)
+                }
+            }
+        };
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        let reason = match status {
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            429 => "Too Many Requests",
+            _ => "Error",
+        };
+        let content_type = if operation == "LookupEvents" {
+            "application/x-amz-json-1.1"
+        } else {
+            "application/json"
+        };
+        let head = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-amzn-requestid: 00000000-0000-4000-8000-000000000000\r\n\r\n",
+            answer.len()
+        );
+        if writer.write_all(head.as_bytes()).is_err()
+            || writer.write_all(answer.as_bytes()).is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn operation(method: &str, path: &str, target: Option<&String>) -> String {
+    if let Some(t) = target {
+        return t.rsplit('.').next().unwrap_or(t).to_string();
+    }
+    match (method, path) {
+        ("GET", "/detector") => "ListDetectors".into(),
+        ("POST", p) if p.starts_with("/detector/") && p.ends_with("/findings/get") => {
+            "GetFindings".into()
+        }
+        ("POST", p) if p.starts_with("/detector/") && p.ends_with("/findings") => {
+            "ListFindings".into()
+        }
+        ("POST", "/findings/import") => "BatchImportFindings".into(),
+        _ => format!("{method} {path}"),
+    }
+}
+
+fn page<T: Clone>(items: &[T], token: Option<&str>, size: usize) -> (Vec<T>, Option<String>) {
+    let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    (items[start.min(end)..end].to_vec(), next)
+}
+
+fn epoch_seconds(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn answer(
+    inner: &mut Inner,
+    operation: &str,
+    _path: &str,
+    query: Option<&str>,
+    body: &Value,
+) -> (u16, String) {
+    match operation {
+        "ListDetectors" => (
+            200,
+            json!({"detectorIds": ["12abc34d567e8fa901bc2d34e56789f0"]}).to_string(),
+        ),
+        "ListFindings" => {
+            let ids: Vec<String> = inner
+                .findings
+                .iter()
+                .map(|f| f["id"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let max = body["maxResults"].as_u64().unwrap_or(50) as usize;
+            let (ids, next) = page(&ids, body["nextToken"].as_str(), max);
+            let mut out = json!({ "findingIds": ids });
+            if let Some(n) = next {
+                out["nextToken"] = json!(n);
+            }
+            (200, out.to_string())
+        }
+        "GetFindings" => {
+            let want: Vec<&str> = body["findingIds"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let found: Vec<&Value> = inner
+                .findings
+                .iter()
+                .filter(|f| want.contains(&f["id"].as_str().unwrap_or_default()))
+                .collect();
+            (200, json!({ "findings": found }).to_string())
+        }
+        "LookupEvents" => {
+            let start = epoch_seconds(&body["StartTime"]).unwrap_or(f64::MIN);
+            let end = epoch_seconds(&body["EndTime"]).unwrap_or(f64::MAX);
+            let name = body["LookupAttributes"]
+                .as_array()
+                .and_then(|a| a.first())
+                .filter(|a| a["AttributeKey"] == "EventName")
+                .and_then(|a| a["AttributeValue"].as_str())
+                .map(str::to_string);
+            let mut events: Vec<Value> = inner
+                .events
+                .iter()
+                .filter(|r| {
+                    let t = finding_correlator::time::parse_timestamp(
+                        r["eventTime"].as_str().unwrap_or_default(),
+                    )
+                    .unwrap_or(0) as f64
+                        / 1000.0;
+                    t >= start && t <= end && name.as_deref().is_none_or(|n| r["eventName"] == n)
+                })
+                .map(|r| {
+                    let t = finding_correlator::time::parse_timestamp(
+                        r["eventTime"].as_str().unwrap_or_default(),
+                    )
+                    .unwrap_or(0) as f64
+                        / 1000.0;
+                    json!({
+                        "EventId": r["eventID"],
+                        "EventName": r["eventName"],
+                        "ReadOnly": r["readOnly"].as_bool().unwrap_or(false).to_string(),
+                        "EventTime": t,
+                        "EventSource": r["eventSource"],
+                        "Username": r["userIdentity"]["userName"],
+                        "CloudTrailEvent": r.to_string(),
+                    })
+                })
+                .collect();
+            // Newest first, as CloudTrail answers.
+            events.sort_by(|a, b| {
+                b["EventTime"]
+                    .as_f64()
+                    .partial_cmp(&a["EventTime"].as_f64())
+                    .unwrap()
+            });
+            let max = body["MaxResults"].as_u64().unwrap_or(50) as usize;
+            let (events, next) = page(&events, body["NextToken"].as_str(), max);
+            let mut out = json!({ "Events": events });
+            if let Some(n) = next {
+                out["NextToken"] = json!(n);
+            }
+            (200, out.to_string())
+        }
+        "BatchImportFindings" => {
+            let findings = body["Findings"].as_array().cloned().unwrap_or_default();
+            let mut failed = Vec::new();
+            for f in findings {
+                let id = f["Id"].as_str().unwrap_or_default().to_string();
+                match inner.fail_import_once.remove(&id) {
+                    Some(code) => failed.push(json!({
+                        "Id": id,
+                        "ErrorCode": code,
+                        "ErrorMessage": "injected by the test",
+                    })),
+                    None => inner.imported.push(f),
+                }
+            }
+            let ok = inner.imported.len();
+            (
+                200,
+                json!({"FailedCount": failed.len(), "SuccessCount": ok, "FailedFindings": failed})
+                    .to_string(),
+            )
+        }
+        _ => {
+            let _ = query;
+            (
+                404,
+                json!({"message": format!("no mock for {operation}")}).to_string(),
+            )
+        }
+    }
+}
