@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::matcher::Sequence;
-use crate::pipeline::{CorrelateRun, graph_statement};
+use crate::pipeline::{CorrelateRun, graph_statement, statement_rank};
 use crate::rules::{Emit, RuleSet};
 use crate::sinks::asff::{self, Writer};
 use crate::state::{SequenceRecord, SequenceStatus, State};
@@ -211,7 +211,7 @@ pub fn advance(
             continue;
         };
         match statements.get(&key) {
-            Some(have) if (have.time, have.reference.key()) >= (s.time, s.reference.key()) => {}
+            Some(have) if statement_rank(have) >= statement_rank(s) => {}
             _ => {
                 statements.insert(key, s.clone());
             }

@@ -111,6 +111,15 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
     Some(h.finish())
 }
 
+/// Which of several copies of one graph statement a state keeps: the latest, then the one with
+/// the highest hash of its record reference. A total order that does not depend on arrival.
+pub fn statement_rank(s: &Signal) -> (Millis, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    s.reference.hash(&mut h);
+    (s.time, h.finish())
+}
+
 /// Reads `paths`, builds the graph and matches `rules` over the signals in event-time order.
 ///
 /// Files are read in parallel, so their records arrive in no particular order. The graph is
@@ -176,7 +185,11 @@ pub fn correlate_input(
         // the instance its actor's session belongs to) is mostly said again and again:
         // findings on the same instance, calls of the same session. The graph needs each
         // distinct statement once, so repeats are dropped on the reading threads.
-        let sent = std::sync::Mutex::new(rustc_hash::FxHashSet::<u64>::default());
+        //
+        // With a state, the copy of a statement that is kept for later runs must not depend
+        // on which copy a parallel read meets first: then a copy is also sent when it ranks
+        // above every copy sent before (see `statement_rank`), so the best one always arrives.
+        let sent = std::sync::Mutex::new(rustc_hash::FxHashMap::<u64, (Millis, u64)>::default());
         let classify = |s: &Signal| {
             if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
                 return Keep::Match;
@@ -188,10 +201,25 @@ pub fn correlate_input(
                 return Keep::Drop;
             };
             let mut sent = sent.lock().unwrap_or_else(|e| e.into_inner());
-            if sent.insert(key) {
-                Keep::Graph
-            } else {
-                Keep::Drop
+            match sent.entry(key) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(if keep_statements {
+                        statement_rank(s)
+                    } else {
+                        (0, 0)
+                    });
+                    Keep::Graph
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) if keep_statements => {
+                    let rank = statement_rank(s);
+                    if rank > *o.get() {
+                        o.insert(rank);
+                        Keep::Graph
+                    } else {
+                        Keep::Drop
+                    }
+                }
+                std::collections::hash_map::Entry::Occupied(_) => Keep::Drop,
             }
         };
         read(
@@ -200,8 +228,9 @@ pub fn correlate_input(
             &classify,
             &mut summary,
             &mut |s, keep, summary| {
+                // The newest time of the kept signals; counts come from the summary below
+                // (every record read, whichever copies were kept).
                 let source = sources.entry(s.source.as_str()).or_insert((0, Millis::MIN));
-                source.0 += 1;
                 source.1 = source.1.max(s.time);
                 let added = graph.add_signal(&s);
                 summary.added(added);
@@ -216,6 +245,14 @@ pub fn correlate_input(
                 }
             },
         );
+    }
+    for (kind, n) in &summary.records {
+        let source = match kind.split(' ').next() {
+            Some("cloudtrail") => "cloudtrail",
+            Some("guardduty") => "guardduty",
+            _ => "securityhub",
+        };
+        sources.entry(source).or_insert((0, Millis::MIN)).0 += n;
     }
     if before_horizon > 0 {
         tracing::info!(
