@@ -54,6 +54,8 @@ pub struct AwsConfig {
     pub max_attempts: u32,
     /// First retry backoff, like `1s`.
     pub initial_backoff: String,
+    /// An AWS call attempt that takes longer is abandoned and retried, like `30s`.
+    pub attempt_timeout: String,
     /// `BatchImportFindings` calls per second.
     pub sink_calls_per_second: f64,
     /// `LookupEvents` calls per second and region (the API allows 2).
@@ -75,6 +77,7 @@ impl Default for AwsConfig {
             securityhub_region: String::new(),
             max_attempts: 5,
             initial_backoff: "1s".into(),
+            attempt_timeout: "30s".into(),
             sink_calls_per_second: 10.0,
             cloudtrail_calls_per_second: 2.0,
             lease: "1h".into(),
@@ -531,6 +534,7 @@ impl Config {
         let a = &self.aws;
         let lookback = positive(&mut problems, &a.lookback, "aws.lookback");
         let lease = positive(&mut problems, &a.lease, "aws.lease");
+        let attempt_timeout = positive(&mut problems, &a.attempt_timeout, "aws.attempt_timeout");
         let overlap = crate::time::parse_duration(&a.overlap).unwrap_or_else(|e| {
             problems.push(format!("aws.overlap: {e}"));
             0
@@ -554,6 +558,7 @@ impl Config {
             retry: crate::aws::RetryOptions {
                 max_attempts: a.max_attempts,
                 initial_backoff: std::time::Duration::from_millis(initial_backoff.max(0) as u64),
+                attempt_timeout: std::time::Duration::from_millis(attempt_timeout.max(1) as u64),
             },
             sink_calls_per_second: a.sink_calls_per_second,
             cloudtrail_calls_per_second: a.cloudtrail_calls_per_second,

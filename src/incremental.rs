@@ -263,18 +263,25 @@ fn fingerprint(f: &Value) -> String {
     crate::normalize::stable_hash(f.to_string().as_bytes())
 }
 
-/// Marks a finding written earlier as replaced: ARCHIVED, with a note saying why.
+/// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
+/// `ProductFields` (never in `Note` or `Workflow`, which belong to analysts).
 fn archive(f: &mut Value, at: Millis) {
     if let Some(m) = f.as_object_mut() {
         m.insert("RecordState".into(), Value::from("ARCHIVED"));
         m.insert("UpdatedAt".into(), Value::from(format_rfc3339(at)));
-        m.insert(
-            "Note".into(),
-            serde_json::json!({
-                "Text": "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now.",
-                "UpdatedBy": "finding-correlator",
-                "UpdatedAt": format_rfc3339(at),
-            }),
-        );
+        let why = "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. ";
+        if let Some(d) = m.get("Description").and_then(Value::as_str) {
+            let mut text = format!("{why}{d}");
+            if text.chars().count() > 1024 {
+                text = text.chars().take(1023).collect::<String>() + "…";
+            }
+            m.insert("Description".into(), Value::from(text));
+        }
+        if let Some(pf) = m.get_mut("ProductFields").and_then(Value::as_object_mut) {
+            pf.insert(
+                "finding-correlator/superseded".into(),
+                Value::from(format_rfc3339(at)),
+            );
+        }
     }
 }

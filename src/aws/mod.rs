@@ -38,6 +38,8 @@ pub struct RetryOptions {
     pub max_attempts: u32,
     /// First backoff; later ones grow exponentially, with jitter.
     pub initial_backoff: Duration,
+    /// An attempt that takes longer is abandoned and retried.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for RetryOptions {
@@ -45,17 +47,25 @@ impl Default for RetryOptions {
         RetryOptions {
             max_attempts: 5,
             initial_backoff: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(30),
         }
     }
 }
 
 /// The shared SDK configuration for one region.
 pub async fn sdk_config(region: Option<&str>, retry: &RetryOptions) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
-        aws_config::retry::RetryConfig::standard()
-            .with_max_attempts(retry.max_attempts)
-            .with_initial_backoff(retry.initial_backoff),
-    );
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(retry.max_attempts)
+                .with_initial_backoff(retry.initial_backoff),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(retry.attempt_timeout)
+                .connect_timeout(retry.attempt_timeout.min(Duration::from_secs(10)))
+                .build(),
+        );
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }

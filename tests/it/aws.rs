@@ -574,3 +574,205 @@ fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
     let out = run2();
     assert_eq!(summary(&out)["findings"]["sent"], 0);
 }
+
+/// `n` copies of a GuardDuty finding of the scenario, each with an id of its own.
+fn many_findings(template: &Value, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut f = template.clone();
+            let id = format!("{i:032x}");
+            f["id"] = json!(id);
+            let arn = f["arn"]
+                .as_str()
+                .unwrap()
+                .rsplit_once('/')
+                .unwrap()
+                .0
+                .to_string();
+            f["arn"] = json!(format!("{arn}/{id}"));
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn sources_page_through_every_result_and_get_findings_in_batches_of_50() {
+    let region = "sa-east-1";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    let mut all = findings.clone();
+    all.extend(many_findings(&findings[0], 118));
+    mock.add_findings(all);
+    // Over 100 CloudTrail events: three pages of LookupEvents.
+    let template = events[0].clone();
+    let mut many_events = events.clone();
+    for i in 0..128 {
+        let mut e = template.clone();
+        e["eventID"] = json!(format!("00000000-0000-4000-8000-{i:012}"));
+        many_events.push(e);
+    }
+    let n_events = many_events.len();
+    assert!((101..=150).contains(&n_events));
+    mock.add_events(many_events);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_cmd(&mock, region, tmp.path().join("s.json").to_str().unwrap())
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    let seen = mock.seen();
+    let lists: Vec<_> = seen
+        .iter()
+        .filter(|r| r.operation == "ListFindings")
+        .collect();
+    assert_eq!(lists.len(), 3, "120 ids in pages of 50");
+    assert!(lists[0].body.get("nextToken").is_none());
+    assert_eq!(lists[1].body["nextToken"], "50");
+    assert_eq!(lists[2].body["nextToken"], "100");
+    let gets: Vec<usize> = seen
+        .iter()
+        .filter(|r| r.operation == "GetFindings")
+        .map(|r| r.body["findingIds"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(gets, vec![50, 50, 20]);
+    let lookups: Vec<_> = seen
+        .iter()
+        .filter(|r| r.operation == "LookupEvents")
+        .collect();
+    assert_eq!(lookups.len(), 3, "{n_events} events in pages of 50");
+    assert_eq!(lookups[1].body["NextToken"], "50");
+    let gd = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"] == "guardduty")
+        .unwrap();
+    assert_eq!(gd["records"], 120, "{s}");
+    let ct = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"] == "cloudtrail")
+        .unwrap();
+    assert_eq!(ct["records"], n_events, "{s}");
+}
+
+#[test]
+fn a_slow_answer_is_abandoned_and_retried() {
+    let region = "eu-south-1";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    mock.fail(
+        "GetFindings",
+        [Fault {
+            status: 200,
+            body: "{\"findings\":[]}".into(),
+            delay_ms: 3_000,
+        }],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = run_cmd(&mock, region, tmp.path().join("s.json").to_str().unwrap())
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .env("CORRELATOR_AWS_ATTEMPT_TIMEOUT", "500ms")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The slow attempt was cut off (not waited out) and the retry read the findings.
+    assert!(started.elapsed() < std::time::Duration::from_millis(2_900));
+    assert_eq!(summary(&out)["findings"]["imported"], 1);
+    let gets = mock
+        .seen()
+        .iter()
+        .filter(|r| r.operation == "GetFindings")
+        .count();
+    assert_eq!(gets, 2);
+}
+
+#[test]
+fn a_run_whose_sink_fails_mid_way_leaves_security_hub_as_one_clean_run_once_re_run() {
+    let region = "ap-northeast-3";
+    // Both scenarios: two findings, so that a batch size of one gives two calls.
+    let mut findings = Vec::new();
+    let mut events = Vec::new();
+    for d in [
+        "scenarios/compromised-instance-group/positive",
+        "scenarios/instance-credentials-launch-compute/positive",
+    ] {
+        let (f, e) = scenario(&common::fixture(d));
+        findings.extend(f);
+        events.extend(e);
+    }
+    let clean = Mock::start();
+    clean.add_findings(findings.clone());
+    clean.add_events(events.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_cmd(
+        &clean,
+        region,
+        tmp.path().join("clean.json").to_str().unwrap(),
+    )
+    .env("AWS_ENDPOINT_URL_SECURITYHUB", &clean.url)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = ids(&clean.imported());
+    assert!(want.len() >= 2, "{want:?}");
+
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let boom = Fault {
+        status: 500,
+        body: json!({"__type": "InternalException", "Message": "boom"}).to_string(),
+        delay_ms: 0,
+    };
+    // The import fails on every attempt: the run stops, saving nothing.
+    mock.fail("BatchImportFindings", std::iter::repeat_n(boom, 5));
+    let state = tmp.path().join("state.json");
+    let out = run_cmd(&mock, region, state.to_str().unwrap())
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!state.exists(), "nothing saved");
+    // The re-run writes everything, once.
+    let out = run_cmd(&mock, region, state.to_str().unwrap())
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ids(&mock.imported()), want);
+    let again = run_cmd(&mock, region, state.to_str().unwrap())
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .output()
+        .unwrap();
+    assert_eq!(summary(&again)["findings"]["sent"], 0);
+    assert_eq!(ids(&mock.imported()), want);
+}

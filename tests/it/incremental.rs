@@ -609,11 +609,13 @@ fn a_finding_whose_group_becomes_known_later_is_archived_in_favour_of_the_group_
     let archived = &second[&early_id];
     assert_eq!(archived["RecordState"], "ARCHIVED");
     assert!(
-        archived["Note"]["Text"]
+        archived["Description"]
             .as_str()
             .unwrap()
-            .contains("Superseded")
+            .starts_with("Superseded")
     );
+    assert!(archived["ProductFields"]["finding-correlator/superseded"].is_string());
+    assert!(archived.get("Note").is_none(), "Note is the analysts'");
     assert!(archived["UpdatedAt"].as_str() >= first[&early_id]["UpdatedAt"].as_str());
     assert!(state.sequences.iter().all(|s| s.id != early_id));
 }
