@@ -37,8 +37,14 @@ pub struct Config {
 pub struct AwsConfig {
     /// Regions to read; empty means the SDK's region (`AWS_REGION`, the profile).
     pub regions: Vec<String>,
-    /// Any of `guardduty`, `securityhub`, `cloudtrail`.
+    /// Any of `guardduty`, `securityhub`, `cloudtrail` (the `LookupEvents` API) and
+    /// `cloudtrail_s3` (a trail's log files, `trail`).
     pub sources: Vec<String>,
+    /// The trail's S3 folder holding the account folders: `s3://bucket/AWSLogs/`, or
+    /// `s3://bucket/AWSLogs/o-ORGID/` for an organization trail.
+    pub trail: String,
+    /// Trail log objects read at a time.
+    pub trail_concurrency: usize,
     /// How far back a first run (no state yet) reads, like `24h`.
     pub lookback: String,
     /// How far behind its checkpoint each poll starts again, like `10m`.
@@ -69,6 +75,8 @@ impl Default for AwsConfig {
         AwsConfig {
             regions: Vec::new(),
             sources: vec!["guardduty".into(), "cloudtrail".into()],
+            trail: String::new(),
+            trail_concurrency: 8,
             lookback: "24h".into(),
             overlap: "10m".into(),
             state: "correlator-state.json".into(),
@@ -311,6 +319,9 @@ pub struct AwsSettings {
     pub guardduty: bool,
     pub securityhub: bool,
     pub cloudtrail: bool,
+    pub cloudtrail_s3: bool,
+    pub trail: String,
+    pub trail_concurrency: usize,
     pub lookback: crate::time::Millis,
     pub overlap: crate::time::Millis,
     pub state: String,
@@ -548,6 +559,9 @@ impl Config {
             guardduty: a.sources.iter().any(|s| s == "guardduty"),
             securityhub: a.sources.iter().any(|s| s == "securityhub"),
             cloudtrail: a.sources.iter().any(|s| s == "cloudtrail"),
+            cloudtrail_s3: a.sources.iter().any(|s| s == "cloudtrail_s3"),
+            trail: a.trail.clone(),
+            trail_concurrency: a.trail_concurrency,
             lookback,
             overlap,
             state: a.state.clone(),
@@ -565,11 +579,32 @@ impl Config {
             lease,
         };
         for src in &a.sources {
-            if !["guardduty", "securityhub", "cloudtrail"].contains(&src.as_str()) {
+            if !["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"].contains(&src.as_str())
+            {
                 problems.push(format!(
-                    "aws.sources: unknown source {src:?} (expected guardduty, securityhub or cloudtrail)"
+                    "aws.sources: unknown source {src:?} (expected guardduty, securityhub, cloudtrail or cloudtrail_s3)"
                 ));
             }
+        }
+        if a.sources.iter().any(|s| s == "cloudtrail_s3") {
+            let folder = a
+                .trail
+                .strip_prefix("s3://")
+                .and_then(|r| r.split_once('/'));
+            match folder {
+                Some((bucket, prefix))
+                    if !bucket.is_empty() && (prefix.is_empty() || prefix.ends_with('/')) => {}
+                _ => problems.push(format!(
+                    "aws.trail: {:?} is not an s3://bucket/folder/ location (needed by the cloudtrail_s3 source, e.g. \"s3://my-trail/AWSLogs/\")",
+                    a.trail
+                )),
+            }
+        }
+        if a.trail_concurrency == 0 || a.trail_concurrency > 64 {
+            problems.push(format!(
+                "aws.trail_concurrency: {} is out of range (expected 1 to 64)",
+                a.trail_concurrency
+            ));
         }
         if a.sources.is_empty() {
             problems.push("aws.sources: name at least one source".into());

@@ -100,6 +100,9 @@ pub struct Checkpoint {
     /// newest event time of CloudTrail events read.
     #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Millis>,
+    /// Trail log objects already read (S3 source), those of the days a poll may still list.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub objects: std::collections::BTreeSet<String>,
 }
 
 /// Whether a sequence can still grow.
@@ -468,6 +471,7 @@ mod tests {
                 newest: Some(1_746_177_600_123),
                 records: 7,
                 cursor: None,
+                objects: Default::default(),
             },
         );
         st.sequences.push(SequenceRecord {

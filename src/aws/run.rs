@@ -344,6 +344,64 @@ fn run_claimed(
         }
     }
 
+    let mut trail_objects: Vec<String> = Vec::new();
+    if aws.cloudtrail_s3 {
+        let (bucket, prefix) = aws
+            .trail
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .ok_or_else(|| anyhow::anyhow!("aws.trail: not an s3:// location"))?;
+        let checkpoint = prior.checkpoints.get("aws/cloudtrail_s3");
+        let from = checkpoint
+            .and_then(|c| c.cursor)
+            .map_or(now.saturating_sub(aws.lookback), |c| {
+                c.saturating_sub(aws.overlap)
+            });
+        let done = |_: &str, key: &str| checkpoint.is_some_and(|c| c.objects.contains(key));
+        let trail_regions: Vec<String> = regions
+            .iter()
+            .map(|r| r.clone().unwrap_or_else(|| sdk_region.clone()))
+            .collect();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(base)
+                .force_path_style(true)
+                .build(),
+        );
+        let started = Instant::now();
+        let t = runtime.block_on(sources::cloudtrail_s3(
+            &s3,
+            bucket,
+            prefix,
+            &trail_regions,
+            from,
+            &done,
+            aws.trail_concurrency,
+        ))?;
+        let millis = started.elapsed().as_millis();
+        tracing::info!(
+            source = "cloudtrail_s3",
+            calls = t.polled.calls,
+            records = t.polled.records,
+            objects = t.objects.values().map(Vec::len).sum::<usize>(),
+            since = %format_rfc3339(from),
+            millis,
+            "source read"
+        );
+        report.sources.push(SourceLine {
+            source: "cloudtrail_s3".into(),
+            region: aws.trail.clone(),
+            calls: t.polled.calls,
+            records: t.polled.records,
+            since: format_rfc3339(from),
+            millis,
+        });
+        if let Some(c) = t.polled.cursor {
+            cursors.insert("aws/cloudtrail_s3".into(), c);
+        }
+        trail_objects = t.objects.into_values().flatten().collect();
+        bodies.extend(t.polled.bodies);
+    }
+
     // 3. Correlate.
     let run = pipeline::correlate_input(
         Input::Bodies(&bodies),
@@ -443,6 +501,19 @@ fn run_claimed(
         let cp = next.checkpoints.entry(k).or_default();
         cp.cursor = cp.cursor.max(Some(c));
     }
+    if aws.cloudtrail_s3 {
+        // Remember the objects read, for the days a later poll may list again.
+        let cp = next
+            .checkpoints
+            .entry("aws/cloudtrail_s3".into())
+            .or_default();
+        cp.objects.extend(trail_objects);
+        if let Some(c) = cp.cursor {
+            let keep_from = trail_day(c.saturating_sub(aws.overlap).saturating_sub(86_400_000));
+            cp.objects
+                .retain(|k| key_day(k).is_none_or(|d| d.as_str() >= keep_from.as_str()));
+        }
+    }
     report.state = StateLine {
         location: store.describe(),
         saved: false,
@@ -456,6 +527,19 @@ fn run_claimed(
         report.state.saved = true;
     }
     Ok(report)
+}
+
+/// `YYYY/MM/DD` of a time.
+fn trail_day(t: Millis) -> String {
+    let text = format_rfc3339(t);
+    format!("{}/{}/{}", &text[0..4], &text[5..7], &text[8..10])
+}
+
+/// `YYYY/MM/DD` of a trail log key (`…/CloudTrail/REGION/YYYY/MM/DD/file`).
+fn key_day(key: &str) -> Option<String> {
+    let (_, rest) = key.split_once("/CloudTrail/")?;
+    let (_, date) = rest.split_once('/')?;
+    date.get(0..10).map(str::to_string)
 }
 
 /// Reads where a state lives without running (for `validate`).

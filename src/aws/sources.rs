@@ -345,9 +345,155 @@ pub async fn cloudtrail(
     Ok(out)
 }
 
+/// What an S3 trail poll read, per account and region checkpoint.
+#[derive(Debug, Default)]
+pub struct TrailPolled {
+    pub polled: Polled,
+    /// Object keys read, per checkpoint key (`aws/cloudtrail_s3/ACCOUNT/REGION`).
+    pub objects: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The `YYYY/MM/DD/` folder of a day.
+fn day_folder(t: Millis) -> String {
+    let text = crate::time::format_rfc3339(t);
+    format!("{}/{}/{}/", &text[0..4], &text[5..7], &text[8..10])
+}
+
+/// Polls the log objects of a CloudTrail trail in S3: under `prefix` (the folder holding the
+/// account folders, `AWSLogs/` or `AWSLogs/o-ORGID/`), for every account found there and every
+/// region given, the objects of the days since `since` not in `done`, read `concurrency` at a
+/// time.
+pub async fn cloudtrail_s3(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    regions: &[String],
+    since: Millis,
+    done: &dyn Fn(&str, &str) -> bool,
+    concurrency: usize,
+) -> Result<TrailPolled, SourceError> {
+    let err = |operation, message| SourceError {
+        source_name: "cloudtrail_s3",
+        region: format!("s3://{bucket}/{prefix}"),
+        operation,
+        message,
+    };
+    let mut out = TrailPolled::default();
+    // The account folders.
+    let mut accounts = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .map_err(|e| err("ListObjectsV2", sdk_message(&e)))?;
+        out.polled.calls += 1;
+        for p in page.common_prefixes() {
+            if let Some(account) = p
+                .prefix()
+                .and_then(|x| x.strip_prefix(prefix))
+                .map(|x| x.trim_end_matches('/'))
+                .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            {
+                accounts.push(account.to_string());
+            }
+        }
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    // The objects of the days since `since`: keys sort by date, so one listing per account
+    // and region, starting after the day before.
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for account in &accounts {
+        for region in regions {
+            let folder = format!("{prefix}{account}/CloudTrail/{region}/");
+            let start_after = format!("{folder}{}", day_folder(since));
+            let checkpoint = format!("aws/cloudtrail_s3/{account}/{region}");
+            let mut token = None;
+            loop {
+                let page = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&folder)
+                    .start_after(&start_after)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| err("ListObjectsV2", sdk_message(&e)))?;
+                out.polled.calls += 1;
+                for o in page.contents() {
+                    if let Some(key) = o.key()
+                        && !done(&checkpoint, key)
+                    {
+                        wanted.push((checkpoint.clone(), key.to_string()));
+                    }
+                }
+                match page.next_continuation_token() {
+                    Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+        }
+    }
+    // Fetch, a bounded number at a time.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut pending = wanted.into_iter();
+    let mut fetched: Vec<(String, String, Vec<u8>)> = Vec::new();
+    loop {
+        while tasks.len() < concurrency.max(1) {
+            let Some((checkpoint, key)) = pending.next() else {
+                break;
+            };
+            let client = client.clone();
+            let bucket = bucket.to_string();
+            tasks.spawn(async move {
+                let got = client.get_object().bucket(&bucket).key(&key).send().await;
+                let body = match got {
+                    Ok(o) => o
+                        .body
+                        .collect()
+                        .await
+                        .map(|b| b.into_bytes().to_vec())
+                        .map_err(|e| format!("reading s3://{bucket}/{key}: {e}")),
+                    Err(e) => Err(format!("s3://{bucket}/{key}: {}", sdk_message(&e))),
+                };
+                (checkpoint, key, body)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let (checkpoint, key, body) = joined.map_err(|e| err("GetObject", e.to_string()))?;
+        out.polled.calls += 1;
+        let body = body.map_err(|m| err("GetObject", m))?;
+        fetched.push((checkpoint, key, body));
+    }
+    fetched.sort_by(|a, b| a.1.cmp(&b.1));
+    for (checkpoint, key, body) in fetched {
+        out.objects.entry(checkpoint).or_default().push(key.clone());
+        out.polled
+            .bodies
+            .push((format!("s3://{bucket}/{key}"), body));
+    }
+    (out.polled.cursor, out.polled.records) = newest(&out.polled.bodies);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_folders() {
+        assert_eq!(day_folder(1_746_177_600_000), "2025/05/02/");
+    }
 
     #[test]
     fn own_findings_are_dropped_from_security_hub_pages() {

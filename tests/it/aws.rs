@@ -776,3 +776,105 @@ fn a_run_whose_sink_fails_mid_way_leaves_security_hub_as_one_clean_run_once_re_r
     assert_eq!(summary(&again)["findings"]["sent"], 0);
     assert_eq!(ids(&mock.imported()), want);
 }
+
+#[test]
+fn a_trail_s_log_files_in_s3_are_read_once_each() {
+    let (region, bucket) = ("me-central-1", "trail-logs");
+    prepare(region, bucket);
+    let root = common::fixture("cloudtrail");
+    let mut files = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                out.push(p);
+            }
+        }
+    }
+    walk(&root.join("AWSLogs"), &mut files);
+    assert_eq!(files.len(), 2);
+    let top = unique("trail").replace("/state.json", "");
+    let rt = runtime();
+    let put = |key: String, body: Vec<u8>| {
+        rt.block_on(async {
+            let conf = sdk(region, &moto()).await;
+            s3_client(&conf)
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        })
+    };
+    for f in &files {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        put(format!("{top}/{rel}"), std::fs::read(f).unwrap());
+    }
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        run_cmd(&mock, region, state.to_str().unwrap())
+            .env("CORRELATOR_AWS_SOURCES", "cloudtrail_s3")
+            .env(
+                "CORRELATOR_AWS_TRAIL",
+                format!("s3://{bucket}/{top}/AWSLogs/"),
+            )
+            .env("CORRELATOR_AWS_REGIONS", "us-east-1,ap-southeast-3")
+            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    let src = &s["sources"][0];
+    assert_eq!(src["source"], "cloudtrail_s3");
+    assert_eq!(src["records"], 5, "{s}");
+    let offline = offline_ids(&root.join("AWSLogs"));
+    assert!(!offline.is_empty());
+    assert_eq!(ids(&mock.imported()), offline);
+    // Again: every object was read already.
+    let out = run();
+    let s = summary(&out);
+    assert_eq!(s["sources"][0]["records"], 0, "{s}");
+    assert_eq!(s["findings"]["sent"], 0, "{s}");
+    // A new log file of the next day: only it is read.
+    let mut record: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
+    )
+    .unwrap();
+    record["eventTime"] = json!("2025-05-03T01:00:00Z");
+    record["awsRegion"] = json!("us-east-1");
+    record["eventID"] = json!("00000000-0000-4000-8000-00000000abcd");
+    put(
+        format!(
+            "{top}/AWSLogs/111122223333/CloudTrail/us-east-1/2025/05/03/111122223333_CloudTrail_us-east-1_20250503T0100Z_new.json"
+        ),
+        json!({ "Records": [record] }).to_string().into_bytes(),
+    );
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["sources"][0]["records"], 1, "{s}");
+    let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(
+        st["checkpoints"]["aws/cloudtrail_s3"]["objects"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
