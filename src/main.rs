@@ -32,7 +32,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
     let settings = match Config::load(cli.config.as_deref()).and_then(|c| c.validate()) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            // Progress for long reads, on a terminal, when logs are for a person.
+            use std::io::IsTerminal;
+            s.read.progress = cli.log_format == LogFormat::Text && std::io::stderr().is_terminal();
+            s
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             return ExitCode::from(2);

@@ -284,6 +284,67 @@ pub enum Input<'a> {
     Bodies(&'a [(String, Vec<u8>)]),
 }
 
+/// A one-line progress display on stderr, redrawn at most twice a second, shown only after
+/// the first two seconds (short reads stay quiet) and cleared when the read ends.
+struct Progress {
+    enabled: bool,
+    total: usize,
+    done: usize,
+    bytes: u64,
+    records: u64,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: usize) -> Progress {
+        let now = std::time::Instant::now();
+        Progress {
+            enabled,
+            total,
+            done: 0,
+            bytes: 0,
+            records: 0,
+            started: now,
+            last: now,
+            shown: false,
+        }
+    }
+
+    fn file_done(&mut self, bytes: u64, records: u64) {
+        self.done += 1;
+        self.bytes += bytes;
+        self.records += records;
+        if !self.enabled {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if now.duration_since(self.started).as_millis() < 2_000
+            || now.duration_since(self.last).as_millis() < 500
+        {
+            return;
+        }
+        self.last = now;
+        self.shown = true;
+        let secs = now.duration_since(self.started).as_secs_f64();
+        eprint!(
+            "\r\x1b[2Kreading {}/{} inputs, {:.0} MB, {} records ({:.0} MB/s)",
+            self.done,
+            self.total,
+            self.bytes as f64 / 1e6,
+            self.records,
+            self.bytes as f64 / 1e6 / secs.max(0.001)
+        );
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
 fn read(
     input: Input<'_>,
     settings: &Settings,
@@ -291,6 +352,15 @@ fn read(
     summary: &mut Summary,
     on_signal: &mut dyn FnMut(Box<Signal>, Keep, &mut Summary),
 ) {
+    let (files, path_problems) = match input {
+        Input::Paths(paths) => file::collect_files(paths),
+        Input::Bodies(_) => (Vec::new(), Vec::new()),
+    };
+    let total = match input {
+        Input::Paths(_) => files.len(),
+        Input::Bodies(b) => b.len(),
+    };
+    let mut progress = Progress::new(settings.read.progress, total);
     let mut on_event = |e: Event| match e {
         Event::Signals(batch) => {
             for (kind, signal, keep) in batch {
@@ -304,12 +374,14 @@ fn read(
             }
         }
         Event::Problem(p) => summary.problem(&p),
-        Event::FileDone(_, stats) => summary.file_done(&stats),
+        Event::FileDone(_, stats) => {
+            progress.file_done(stats.bytes, stats.signals);
+            summary.file_done(&stats);
+        }
     };
     match input {
-        Input::Paths(paths) => {
-            let (files, problems) = file::collect_files(paths);
-            for p in problems {
+        Input::Paths(_) => {
+            for p in path_problems {
                 on_event(Event::Problem(p));
             }
             tracing::info!(files = files.len(), "reading inputs");
@@ -331,6 +403,8 @@ fn read(
             }
         }
     }
+    drop(on_event);
+    progress.finish();
 }
 
 /// One signal per record: of the versions of a finding (direct and through Security Hub,

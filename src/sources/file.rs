@@ -40,6 +40,8 @@ pub struct ReadOptions {
     pub decode: DecodeOptions,
     /// Worker threads; 0 = one per core.
     pub threads: usize,
+    /// Show progress on stderr (a terminal) during long reads.
+    pub progress: bool,
 }
 
 /// What one file yielded.
