@@ -403,7 +403,6 @@ fn read(
             }
         }
     }
-    drop(on_event);
     progress.finish();
 }
 
