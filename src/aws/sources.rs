@@ -44,6 +44,22 @@ pub struct SourceError {
     pub message: String,
 }
 
+impl SourceError {
+    fn new(
+        source_name: &'static str,
+        region: &str,
+        operation: &'static str,
+        message: String,
+    ) -> Self {
+        SourceError {
+            source_name,
+            region: region.to_string(),
+            operation,
+            message,
+        }
+    }
+}
+
 fn sdk_message<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -76,12 +92,7 @@ pub async fn guardduty(
     include_archived: bool,
 ) -> Result<Polled, SourceError> {
     use aws_sdk_guardduty::types::{Condition, FindingCriteria, SortCriteria};
-    let err = |operation, message| SourceError {
-        source_name: "guardduty",
-        region: region.to_string(),
-        operation,
-        message,
-    };
+    let err = |operation, message| SourceError::new("guardduty", region, operation, message);
     let mut out = Polled::default();
     let mut detectors = Vec::new();
     let mut token: Option<String> = None;
@@ -211,12 +222,7 @@ pub async fn securityhub(
             .interceptor(capture.clone())
             .send()
             .await
-            .map_err(|e| SourceError {
-                source_name: "securityhub",
-                region: region.to_string(),
-                operation: "GetFindings",
-                message: sdk_message(&e),
-            })?;
+            .map_err(|e| SourceError::new("securityhub", region, "GetFindings", sdk_message(&e)))?;
         out.calls += 1;
         for body in capture.take() {
             if let Some(kept) = without_own_findings(&body, own_product_name) {
@@ -307,11 +313,8 @@ pub async fn cloudtrail(
                         .attribute_key(LookupAttributeKey::EventName)
                         .attribute_value(n)
                         .build()
-                        .map_err(|e| SourceError {
-                            source_name: "cloudtrail",
-                            region: region.to_string(),
-                            operation: "LookupEvents",
-                            message: e.to_string(),
+                        .map_err(|e| {
+                            SourceError::new("cloudtrail", region, "LookupEvents", e.to_string())
                         })?,
                 );
             }
@@ -320,11 +323,8 @@ pub async fn cloudtrail(
                 .interceptor(capture.clone())
                 .send()
                 .await
-                .map_err(|e| SourceError {
-                    source_name: "cloudtrail",
-                    region: region.to_string(),
-                    operation: "LookupEvents",
-                    message: sdk_message(&e),
+                .map_err(|e| {
+                    SourceError::new("cloudtrail", region, "LookupEvents", sdk_message(&e))
                 })?;
             out.calls += 1;
             let label = name.map_or("all", String::as_str);

@@ -207,6 +207,21 @@ fn run_cmd(mock: &Mock, region: &str, state: &str) -> assert_cmd::Command {
     cmd
 }
 
+/// `correlator run` with `mock` also standing in for Security Hub; its output.
+fn run_on_mock(
+    mock: &Mock,
+    region: &str,
+    state: &Path,
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = run_cmd(mock, region, state.to_str().unwrap());
+    cmd.env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 fn summary(out: &std::process::Output) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr.lines().last().unwrap_or_default();
@@ -519,12 +534,7 @@ fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
     let id = offline_ids(&dir).remove(0);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
-    let run = || {
-        run_cmd(&mock, region, state.to_str().unwrap())
-            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-            .output()
-            .unwrap()
-    };
+    let run = || run_on_mock(&mock, region, &state, &[]);
     // A transient failure of the finding: sent again within the run.
     mock.fail_import_once(&id, "ThrottlingException");
     let out = run();
@@ -545,12 +555,7 @@ fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
     // it again.
     let tmp2 = tempfile::tempdir().unwrap();
     let state2 = tmp2.path().join("state.json");
-    let run2 = || {
-        run_cmd(&mock, region, state2.to_str().unwrap())
-            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-            .output()
-            .unwrap()
-    };
+    let run2 = || run_on_mock(&mock, region, &state2, &[]);
     mock.fail_import_once(&id, "InvalidInput");
     let out = run2();
     assert_eq!(
@@ -616,10 +621,7 @@ fn sources_page_through_every_result_and_get_findings_in_batches_of_50() {
     assert!((101..=150).contains(&n_events));
     mock.add_events(many_events);
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_cmd(&mock, region, tmp.path().join("s.json").to_str().unwrap())
-        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-        .output()
-        .unwrap();
+    let out = run_on_mock(&mock, region, &tmp.path().join("s.json"), &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -681,11 +683,12 @@ fn a_slow_answer_is_abandoned_and_retried() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let out = run_cmd(&mock, region, tmp.path().join("s.json").to_str().unwrap())
-        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-        .env("CORRELATOR_AWS_ATTEMPT_TIMEOUT", "500ms")
-        .output()
-        .unwrap();
+    let out = run_on_mock(
+        &mock,
+        region,
+        &tmp.path().join("s.json"),
+        &[("CORRELATOR_AWS_ATTEMPT_TIMEOUT", "500ms")],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -747,10 +750,7 @@ fn a_run_whose_sink_fails_mid_way_leaves_security_hub_as_one_clean_run_once_re_r
     // The import fails on every attempt: the run stops, saving nothing.
     mock.fail("BatchImportFindings", std::iter::repeat_n(boom, 5));
     let state = tmp.path().join("state.json");
-    let out = run_cmd(&mock, region, state.to_str().unwrap())
-        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-        .output()
-        .unwrap();
+    let out = run_on_mock(&mock, region, &state, &[]);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -759,20 +759,14 @@ fn a_run_whose_sink_fails_mid_way_leaves_security_hub_as_one_clean_run_once_re_r
     );
     assert!(!state.exists(), "nothing saved");
     // The re-run writes everything, once.
-    let out = run_cmd(&mock, region, state.to_str().unwrap())
-        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-        .output()
-        .unwrap();
+    let out = run_on_mock(&mock, region, &state, &[]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(ids(&mock.imported()), want);
-    let again = run_cmd(&mock, region, state.to_str().unwrap())
-        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
-        .output()
-        .unwrap();
+    let again = run_on_mock(&mock, region, &state, &[]);
     assert_eq!(summary(&again)["findings"]["sent"], 0);
     assert_eq!(ids(&mock.imported()), want);
 }

@@ -437,6 +437,17 @@ fn two_days(tmp: &Path) -> (PathBuf, PathBuf) {
     (a, b)
 }
 
+/// `correlator correlate --state STATE [--asff OUT] INPUT`.
+fn correlate_with_state(state: &Path, out: Option<&Path>, input: &Path) -> assert_cmd::Command {
+    let mut cmd = correlator();
+    cmd.args(["correlate", "--state"]).arg(state);
+    if let Some(out) = out {
+        cmd.arg("--asff").arg(out);
+    }
+    cmd.arg(input);
+    cmd
+}
+
 fn findings_file(path: &Path) -> Vec<Value> {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["Findings"].as_array().unwrap().clone()
@@ -448,33 +459,22 @@ fn cli_a_run_whose_output_fails_keeps_the_old_state_and_the_next_run_completes_i
     let (day1, day2) = two_days(tmp.path());
     let state = tmp.path().join("state.json");
     let out1 = tmp.path().join("out1.json");
-    correlator()
-        .args(["correlate", "--state"])
-        .arg(&state)
-        .arg("--asff")
-        .arg(&out1)
-        .arg(&day1)
+    correlate_with_state(&state, Some(&out1), &day1)
         .assert()
         .success();
     let saved = std::fs::read(&state).unwrap();
     // The sink fails (its folder does not exist): exit 3, the state is untouched.
-    correlator()
-        .args(["correlate", "--state"])
-        .arg(&state)
-        .arg("--asff")
-        .arg(tmp.path().join("missing").join("out.json"))
-        .arg(&day2)
-        .assert()
-        .code(3)
-        .stderr(predicates::str::contains("missing/out.json"));
+    correlate_with_state(
+        &state,
+        Some(&tmp.path().join("missing").join("out.json")),
+        &day2,
+    )
+    .assert()
+    .code(3)
+    .stderr(predicates::str::contains("missing/out.json"));
     assert_eq!(std::fs::read(&state).unwrap(), saved);
     let out2 = tmp.path().join("out2.json");
-    correlator()
-        .args(["correlate", "--state"])
-        .arg(&state)
-        .arg("--asff")
-        .arg(&out2)
-        .arg(&day2)
+    correlate_with_state(&state, Some(&out2), &day2)
         .assert()
         .success();
     let mut written = Written::new();
@@ -502,12 +502,7 @@ fn cli_dry_run_writes_outputs_but_no_state() {
         .stderr(predicates::str::contains("state: dry run, nothing saved"));
     assert!(!state.exists());
     assert!(!findings_file(&out).is_empty());
-    correlator()
-        .args(["correlate", "--state"])
-        .arg(&state)
-        .arg(&day1)
-        .assert()
-        .success();
+    correlate_with_state(&state, None, &day1).assert().success();
     let saved = std::fs::read(&state).unwrap();
     let assert = correlator()
         .args(["correlate", "--dry-run", "--summary", "json", "--state"])
@@ -690,23 +685,13 @@ fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_complete
     let tmp = tempfile::tempdir().unwrap();
     let (day1, day2) = two_days(tmp.path());
     let base = tmp.path().join("base.json");
-    correlator()
-        .args(["correlate", "--state"])
-        .arg(&base)
-        .arg(&day1)
-        .assert()
-        .success();
+    correlate_with_state(&base, None, &day1).assert().success();
     let before = std::fs::read(&base).unwrap();
     // Day 2 uninterrupted: what the next run must write.
     let clean = tmp.path().join("clean.json");
     let clean_out = tmp.path().join("clean-out.json");
     std::fs::copy(&base, &clean).unwrap();
-    correlator()
-        .args(["correlate", "--state"])
-        .arg(&clean)
-        .arg("--asff")
-        .arg(&clean_out)
-        .arg(&day2)
+    correlate_with_state(&clean, Some(&clean_out), &day2)
         .assert()
         .success();
     let want = findings_file(&clean_out);
@@ -734,12 +719,7 @@ fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_complete
         );
         // The next run writes everything the interrupted one may not have.
         let out = tmp.path().join(format!("next{i}.json"));
-        correlator()
-            .args(["correlate", "--state"])
-            .arg(&state)
-            .arg("--asff")
-            .arg(&out)
-            .arg(&day2)
+        correlate_with_state(&state, Some(&out), &day2)
             .assert()
             .success();
         eprintln!(
