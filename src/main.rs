@@ -410,16 +410,32 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         asff: args.asff.clone(),
         now: None,
     };
-    let report =
-        match finding_correlator::aws::run::run(settings, std::sync::Arc::new(rules), &opts) {
-            Ok(r) => r,
-            Err(e) => {
-                // Could not run (a busy or unusable state, a source or the sink failing after
-                // retries): nothing was saved, the next run starts from the same checkpoints.
-                tracing::error!("{e:#}");
-                return Ok(3);
-            }
-        };
+    // On a thread with a large stack: the SDK's deserializers of deeply nested findings
+    // (Security Hub `GetFindings`) recurse deeper than a main thread allows in debug builds.
+    let rules = std::sync::Arc::new(rules);
+    let result = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("run".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, || {
+                finding_correlator::aws::run::run(settings, rules, &opts)
+            })
+            .map(|h| h.join())
+    });
+    let result = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(anyhow::anyhow!("the run panicked")),
+        Err(e) => Err(anyhow::anyhow!("starting the run: {e}")),
+    };
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Could not run (a busy or unusable state, a source or the sink failing after
+            // retries): nothing was saved, the next run starts from the same checkpoints.
+            tracing::error!("{e:#}");
+            return Ok(3);
+        }
+    };
     match args.summary {
         SummaryFormat::Text => {
             let mut text = String::new();

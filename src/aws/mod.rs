@@ -25,8 +25,10 @@ use std::time::Duration;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut,
 };
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -70,6 +72,93 @@ pub async fn sdk_config(region: Option<&str>, retry: &RetryOptions) -> aws_confi
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }
     loader.load().await
+}
+
+/// Appends `Service:Operation` of every call to the file named by `CORRELATOR_RECORD_CALLS`
+/// (when set), so that tests can compare the calls the tool makes with the IAM policy the
+/// deploy grants.
+#[derive(Clone, Debug)]
+pub struct RecordCalls {
+    path: Option<Arc<std::path::PathBuf>>,
+}
+
+impl RecordCalls {
+    pub fn from_env() -> RecordCalls {
+        RecordCalls {
+            path: std::env::var_os("CORRELATOR_RECORD_CALLS")
+                .map(|p| Arc::new(std::path::PathBuf::from(p))),
+        }
+    }
+}
+
+impl Intercept for RecordCalls {
+    fn name(&self) -> &'static str {
+        "finding-correlator-record-calls"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(path), Some(meta)) = (&self.path, cfg.load::<Metadata>()) {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path.as_path())?;
+            writeln!(f, "{}:{}", meta.service(), meta.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// The clients of AWS mode, each recording its calls when asked (see [`RecordCalls`]).
+pub mod clients {
+    use super::RecordCalls;
+
+    pub fn guardduty(conf: &aws_config::SdkConfig) -> aws_sdk_guardduty::Client {
+        aws_sdk_guardduty::Client::from_conf(
+            aws_sdk_guardduty::config::Builder::from(conf)
+                .interceptor(RecordCalls::from_env())
+                .build(),
+        )
+    }
+
+    pub fn securityhub(conf: &aws_config::SdkConfig) -> aws_sdk_securityhub::Client {
+        aws_sdk_securityhub::Client::from_conf(
+            aws_sdk_securityhub::config::Builder::from(conf)
+                .interceptor(RecordCalls::from_env())
+                .build(),
+        )
+    }
+
+    pub fn cloudtrail(conf: &aws_config::SdkConfig) -> aws_sdk_cloudtrail::Client {
+        aws_sdk_cloudtrail::Client::from_conf(
+            aws_sdk_cloudtrail::config::Builder::from(conf)
+                .interceptor(RecordCalls::from_env())
+                .build(),
+        )
+    }
+
+    /// Path-style addressing, which S3 itself and emulators on loopback both accept.
+    pub fn s3(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(conf)
+                .force_path_style(true)
+                .interceptor(RecordCalls::from_env())
+                .build(),
+        )
+    }
+
+    pub fn sts(conf: &aws_config::SdkConfig) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(conf)
+                .interceptor(RecordCalls::from_env())
+                .build(),
+        )
+    }
 }
 
 /// Keeps the raw body of every successful response of the operation it is attached to.

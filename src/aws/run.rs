@@ -171,11 +171,7 @@ pub fn run(
         let loc: S3Location = location
             .parse()
             .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&base)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = super::clients::s3(&base);
         Box::new(S3Store::new(s3, loc, runtime.handle().clone()))
     } else {
         let fs = FileStore::new(&location);
@@ -282,7 +278,7 @@ fn run_claimed(
         if aws.guardduty {
             let from = since("guardduty");
             let started = Instant::now();
-            let client = aws_sdk_guardduty::Client::new(&conf);
+            let client = super::clients::guardduty(&conf);
             let p = runtime.block_on(sources::guardduty(
                 &client,
                 &region_name,
@@ -294,7 +290,7 @@ fn run_claimed(
         if aws.securityhub {
             let from = since("securityhub");
             let started = Instant::now();
-            let client = aws_sdk_securityhub::Client::new(&conf);
+            let client = super::clients::securityhub(&conf);
             let p = runtime.block_on(sources::securityhub(
                 &client,
                 &region_name,
@@ -307,7 +303,7 @@ fn run_claimed(
         if aws.cloudtrail {
             let from = since("cloudtrail");
             let started = Instant::now();
-            let client = aws_sdk_cloudtrail::Client::new(&conf);
+            let client = super::clients::cloudtrail(&conf);
             let rate = RateLimit::new(aws.cloudtrail_calls_per_second);
             let p = runtime.block_on(sources::cloudtrail(
                 &client,
@@ -362,11 +358,7 @@ fn run_claimed(
             .iter()
             .map(|r| r.clone().unwrap_or_else(|| sdk_region.clone()))
             .collect();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(base)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = super::clients::s3(base);
         let started = Instant::now();
         let t = runtime.block_on(sources::cloudtrail_s3(
             &s3,
@@ -417,7 +409,7 @@ fn run_claimed(
         .or_else(|| aws.regions.first().cloned())
         .unwrap_or_else(|| sdk_region.clone());
     let account = if aws.sink == "securityhub" || !opts.dry_run {
-        let sts = aws_sdk_sts::Client::new(base);
+        let sts = super::clients::sts(base);
         runtime
             .block_on(sts.get_caller_identity().send())
             .ok()
@@ -457,7 +449,7 @@ fn run_claimed(
         match aws.sink.as_str() {
             "securityhub" => {
                 let conf = runtime.block_on(super::sdk_config(Some(&sink_region), &aws.retry));
-                let client = aws_sdk_securityhub::Client::new(&conf);
+                let client = super::clients::securityhub(&conf);
                 let rate = RateLimit::new(aws.sink_calls_per_second);
                 let result = runtime.block_on(sink::write(
                     &client,

@@ -872,3 +872,81 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
         3
     );
 }
+
+/// Runs every source and the Security Hub sink with an S3 state and returns the calls the
+/// tool recorded (`CORRELATOR_RECORD_CALLS`), as `Service:Operation`, sorted and unique.
+pub fn record_every_call() -> Vec<String> {
+    let (region, bucket) = ("af-south-1", "record-calls");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events.clone());
+    // A trail object, so that the S3 trail source lists and reads.
+    let top = unique("record").replace("/state.json", "");
+    let rt = runtime();
+    rt.block_on(async {
+        let conf = sdk(region, &moto()).await;
+        s3_client(&conf)
+            .put_object()
+            .bucket(bucket)
+            .key(format!(
+                "{top}/AWSLogs/111122223333/CloudTrail/{region}/2025/05/03/log.json"
+            ))
+            .body(json!({ "Records": events }).to_string().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let calls = tmp.path().join("calls.txt");
+    let out = run_cmd(
+        &mock,
+        region,
+        &format!("s3://{bucket}/{}", unique("record-state")),
+    )
+    .env(
+        "CORRELATOR_AWS_SOURCES",
+        "guardduty,securityhub,cloudtrail,cloudtrail_s3",
+    )
+    .env(
+        "CORRELATOR_AWS_TRAIL",
+        format!("s3://{bucket}/{top}/AWSLogs/"),
+    )
+    .env("CORRELATOR_RECORD_CALLS", &calls)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen: Vec<String> = std::fs::read_to_string(&calls)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+#[test]
+fn every_call_the_tool_makes_is_recorded() {
+    assert_eq!(
+        record_every_call(),
+        [
+            "CloudTrail:LookupEvents",
+            "GuardDuty:GetFindings",
+            "GuardDuty:ListDetectors",
+            "GuardDuty:ListFindings",
+            "S3:GetObject",
+            "S3:ListObjectsV2",
+            "S3:PutObject",
+            "STS:GetCallerIdentity",
+            "SecurityHub:BatchImportFindings",
+            "SecurityHub:GetFindings",
+        ]
+    );
+}
