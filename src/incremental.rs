@@ -124,7 +124,7 @@ pub fn advance(
         let Some(rule) = rules.get(&seq.rule_id) else {
             continue;
         };
-        let finding = asff::finding(seq, rule, writer);
+        let mut finding = asff::finding(seq, rule, writer);
         let id = asff::finding_id(seq);
         let fingerprint = fingerprint(&finding);
         match previous.get(id.as_str()) {
@@ -135,6 +135,21 @@ pub fn advance(
         let changed = previous
             .get(id.as_str())
             .is_none_or(|r| r.fingerprint != fingerprint);
+        // `UpdatedAt` is the newest signal's time, so it moves forward whenever a signal joins.
+        // A finding that changed without a new signal (its group learned more members) still
+        // gets a later `UpdatedAt` than the version written before, or Security Hub would keep
+        // the old one.
+        let mut updated_at = seq.last_seen;
+        if changed
+            && let Some(prev) = previous.get(id.as_str()).and_then(|r| r.updated_at)
+            && prev >= updated_at
+        {
+            updated_at = prev.saturating_add(1);
+            finding["UpdatedAt"] = Value::from(format_rfc3339(updated_at));
+        }
+        if !changed && let Some(prev) = previous.get(id.as_str()).and_then(|r| r.updated_at) {
+            updated_at = prev;
+        }
         let closes_at = seq.last_seen.saturating_add(rule.window);
         let open = newest.is_some_and(|n| closes_at >= n.saturating_sub(lag));
         if open {
@@ -158,6 +173,7 @@ pub fn advance(
                 closes_at,
                 signals: seq.total_signals,
                 fingerprint,
+                updated_at: Some(updated_at),
                 finding: open.then(|| finding.clone()),
             });
         }
@@ -173,7 +189,10 @@ pub fn advance(
                 continue;
             }
             if let Some(mut f) = r.finding.clone() {
-                archive(&mut f, newest.unwrap_or(r.last_seen));
+                let at = newest
+                    .unwrap_or(r.last_seen)
+                    .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));
+                archive(&mut f, at);
                 changes.write.push(f);
                 changes.superseded += 1;
             }

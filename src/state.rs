@@ -136,6 +136,9 @@ pub struct SequenceRecord {
     pub signals: usize,
     /// Hash of the last version written; a run writes the finding again only when it changes.
     pub fingerprint: String,
+    /// `UpdatedAt` of the last version written (it only moves forward).
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Millis>,
     /// The last version written, kept while the sequence is open so that a run that finds
     /// its signals now belong to another sequence can archive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -484,6 +487,7 @@ mod tests {
             closes_at: 1_746_181_200_123,
             signals: 3,
             fingerprint: "abc".into(),
+            updated_at: Some(1_746_177_600_123),
             finding: None,
         });
         s.save(&st).unwrap();

@@ -16,7 +16,7 @@ use finding_correlator::state::State;
 use finding_correlator::time::Millis;
 use predicates::prelude::*;
 use proptest::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{self, correlator, decode_bytes};
 
@@ -780,4 +780,53 @@ fn cli_two_runs_on_one_state_do_not_overlap() {
         .arg("fixtures/")
         .assert()
         .success();
+}
+
+#[test]
+fn a_finding_that_changes_without_a_new_signal_still_moves_its_updated_at_forward() {
+    // Run 1 lacks the Auto Scaling launch of shop-asg's third member; run 2 brings it (an
+    // earlier record, within the horizon): the finding's resources grow, its signals do not.
+    let src = common::fixture("scenarios/compromised-instance-group/positive");
+    let tmp = tempfile::tempdir().unwrap();
+    let (run1, run2) = (tmp.path().join("run1"), tmp.path().join("run2"));
+    std::fs::create_dir_all(&run1).unwrap();
+    std::fs::create_dir_all(&run2).unwrap();
+    let launches = "111122223333_CloudTrail_us-east-1_20250503T0605Z_BVFM0aBn89YJ143c.json";
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join(launches)).unwrap()).unwrap();
+    let third = doc["Records"].as_array_mut().unwrap().pop().unwrap();
+    let third_id = third["responseElements"]["instancesSet"]["items"][0]["instanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(run1.join("launches.json"), doc.to_string()).unwrap();
+    std::fs::write(
+        run2.join("launch.json"),
+        json!({ "Records": [third] }).to_string(),
+    )
+    .unwrap();
+    for f in [
+        "guardduty-get-findings.json",
+        "cloudtrail-session-calls.jsonl",
+    ] {
+        std::fs::copy(src.join(f), run1.join(f)).unwrap();
+    }
+    let mut state = State::new();
+    let (first, _) = split_runs(&[run1], &mut state);
+    assert_eq!(first.len(), 1);
+    let (id, f1) = first.iter().next().unwrap();
+    assert!(!f1.to_string().contains(&third_id));
+    let (second, _) = split_runs(&[run2], &mut state);
+    let f2 = &second[id];
+    assert!(
+        f2.to_string().contains(&third_id),
+        "the third member joined the resources"
+    );
+    assert_eq!(signal_count(f2), signal_count(f1), "no new signal");
+    let t1 = finding_correlator::time::parse_timestamp(f1["UpdatedAt"].as_str().unwrap()).unwrap();
+    let t2 = finding_correlator::time::parse_timestamp(f2["UpdatedAt"].as_str().unwrap()).unwrap();
+    assert_eq!(t2, t1 + 1, "one millisecond later than the version written");
+    // Nothing new: nothing written, and the next change moves on from there.
+    let (third_run, _) = split_runs(&[tmp.path().join("run2")], &mut state);
+    assert!(third_run.is_empty());
 }
