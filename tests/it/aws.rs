@@ -950,3 +950,44 @@ fn every_call_the_tool_makes_is_recorded() {
         ]
     );
 }
+
+#[test]
+fn validate_checks_the_configuration_and_rules_without_aws() {
+    let out = correlator()
+        .env("CORRELATOR_AWS_SOURCES", "guardduty,cloudtrail_s3")
+        .env("CORRELATOR_AWS_TRAIL", "s3://trail-bucket/AWSLogs/")
+        .env("CORRELATOR_AWS_REGIONS", "us-east-1,eu-west-1")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .arg("validate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("configuration valid; 7 rule(s) valid"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("regions: us-east-1, eu-west-1"), "{stderr}");
+    assert!(stderr.contains("sources: guardduty"), "{stderr}");
+    // A bad value names the variable it came from.
+    let out = correlator()
+        .env("CORRELATOR_AWS_SOURCES", "cloudtrail_s3")
+        .env("CORRELATOR_AWS_TRAIL", "trail-bucket")
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("aws.trail: \"trail-bucket\" is not an s3://bucket/folder/"),
+        "{stderr}"
+    );
+    let out = correlator()
+        .env("CORRELATOR_AWS_MAX_ATTEMPTS", "many")
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CORRELATOR_AWS_MAX_ATTEMPTS"), "{stderr}");
+}
