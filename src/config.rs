@@ -45,6 +45,9 @@ pub struct AwsConfig {
     pub trail: String,
     /// Trail log objects read at a time.
     pub trail_concurrency: usize,
+    /// Write each emitted sequence's HTML report and graph here (`s3://bucket/prefix/`) and
+    /// link them from its finding (`SourceUrl`, `ProductFields`); empty: no reports.
+    pub reports: String,
     /// How far back a first run (no state yet) reads, like `24h`.
     pub lookback: String,
     /// How far behind its checkpoint each poll starts again, like `10m`.
@@ -77,6 +80,7 @@ impl Default for AwsConfig {
             sources: vec!["guardduty".into(), "cloudtrail".into()],
             trail: String::new(),
             trail_concurrency: 8,
+            reports: String::new(),
             lookback: "24h".into(),
             overlap: "10m".into(),
             state: "correlator-state.json".into(),
@@ -322,6 +326,7 @@ pub struct AwsSettings {
     pub cloudtrail_s3: bool,
     pub trail: String,
     pub trail_concurrency: usize,
+    pub reports: Option<String>,
     pub lookback: crate::time::Millis,
     pub overlap: crate::time::Millis,
     pub state: String,
@@ -562,6 +567,7 @@ impl Config {
             cloudtrail_s3: a.sources.iter().any(|s| s == "cloudtrail_s3"),
             trail: a.trail.clone(),
             trail_concurrency: a.trail_concurrency,
+            reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,
             state: a.state.clone(),
@@ -598,6 +604,19 @@ impl Config {
                     "aws.trail: {:?} is not an s3://bucket/folder/ location (needed by the cloudtrail_s3 source, e.g. \"s3://my-trail/AWSLogs/\")",
                     a.trail
                 )),
+            }
+        }
+        if !a.reports.is_empty() {
+            let folder = a
+                .reports
+                .strip_prefix("s3://")
+                .and_then(|r| r.split_once('/'));
+            if !matches!(folder, Some((b, p)) if !b.is_empty() && (p.is_empty() || p.ends_with('/')))
+            {
+                problems.push(format!(
+                    "aws.reports: {:?} is not an s3://bucket/folder/ location",
+                    a.reports
+                ));
             }
         }
         if a.trail_concurrency == 0 || a.trail_concurrency > 64 {

@@ -395,11 +395,12 @@ fn run_claimed(
     }
 
     // 3. Correlate.
+    // Reports draw the sequence's signals, so the graph keeps signal nodes then.
     let run = pipeline::correlate_input(
         Input::Bodies(&bodies),
         settings,
         rules.clone(),
-        false,
+        aws.reports.is_some(),
         Some(prior),
     );
     report.partial |= run.summary.lost_anything();
@@ -428,7 +429,26 @@ fn run_claimed(
     report.findings.superseded = changes.superseded;
     report.findings.sent = changes.write.len();
 
-    // 4. Sink.
+    // 4. Reports (before the findings that link them are written), then the sink.
+    let mut changes = changes;
+    if let Some(reports) = &aws.reports
+        && !opts.dry_run
+    {
+        let started = Instant::now();
+        let n = runtime.block_on(write_reports(
+            &super::clients::s3(base),
+            reports,
+            &sink_region,
+            &run,
+            rules,
+            &mut changes.write,
+        ))?;
+        tracing::info!(
+            reports = n,
+            millis = started.elapsed().as_millis() as u64,
+            "reports written"
+        );
+    }
     if let Some(path) = &opts.asff {
         let doc = serde_json::json!({ "Findings": changes.write });
         let text = serde_json::to_string_pretty(&doc)? + "\n";
@@ -519,6 +539,98 @@ fn run_claimed(
         report.state.saved = true;
     }
     Ok(report)
+}
+
+/// The S3 key folder of a finding's report: its `Id` with every character a key or a console
+/// URL would need to escape replaced.
+fn report_folder(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes the HTML report and the JSON graph of each finding's sequence under `location`
+/// (`s3://bucket/prefix/`) and links them from the finding: `SourceUrl` is the object's S3
+/// console page, `ProductFields` has the `s3://` locations. Returns the reports written.
+async fn write_reports(
+    s3: &aws_sdk_s3::Client,
+    location: &str,
+    region: &str,
+    run: &crate::pipeline::CorrelateRun,
+    rules: &RuleSet,
+    findings: &mut [serde_json::Value],
+) -> anyhow::Result<usize> {
+    let (bucket, prefix) = location
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .ok_or_else(|| anyhow::anyhow!("aws.reports: not an s3:// location"))?;
+    let mut written = 0;
+    for f in findings.iter_mut() {
+        let Some(id) = f["Id"].as_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(seq) = run
+            .sequences
+            .iter()
+            .find(|s| crate::sinks::asff::finding_id(s) == id)
+        else {
+            continue;
+        };
+        let folder = format!("{prefix}{}/", report_folder(&id));
+        let page = crate::report::Report {
+            graph: &run.graph,
+            rules,
+            sequences: vec![seq],
+        };
+        let mut html = Vec::new();
+        crate::report::write_html(&page, &mut html)?;
+        let mut graph = Vec::new();
+        crate::graph::export::write_model(
+            &crate::report::neighbourhood(&run.graph, seq),
+            crate::graph::export::Format::Json,
+            &mut graph,
+        )?;
+        for (name, body, kind) in [
+            ("report.html", html, "text/html; charset=utf-8"),
+            ("graph.json", graph, "application/json"),
+        ] {
+            s3.put_object()
+                .bucket(bucket)
+                .key(format!("{folder}{name}"))
+                .content_type(kind)
+                .body(aws_sdk_s3::primitives::ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "writing the report s3://{bucket}/{folder}{name}: {}",
+                        super::describe_error(&e)
+                    )
+                })?;
+        }
+        let key = format!("{folder}report.html");
+        f["SourceUrl"] = serde_json::Value::from(format!(
+            "https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
+        ));
+        if let Some(pf) = f["ProductFields"].as_object_mut() {
+            pf.insert(
+                "finding-correlator/report".into(),
+                serde_json::Value::from(format!("s3://{bucket}/{key}")),
+            );
+            pf.insert(
+                "finding-correlator/graph".into(),
+                serde_json::Value::from(format!("s3://{bucket}/{folder}graph.json")),
+            );
+        }
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// `YYYY/MM/DD` of a time.

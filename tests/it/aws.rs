@@ -991,3 +991,76 @@ fn validate_checks_the_configuration_and_rules_without_aws() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CORRELATOR_AWS_MAX_ATTEMPTS"), "{stderr}");
 }
+
+#[test]
+fn each_written_finding_links_its_report_and_graph_in_s3() {
+    let (region, bucket) = ("il-central-1", "correlator-reports");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let prefix = unique("reports").replace("/state.json", "/");
+    let tmp = tempfile::tempdir().unwrap();
+    let location = format!("s3://{bucket}/{prefix}");
+    let out = run_on_mock(
+        &mock,
+        region,
+        &tmp.path().join("state.json"),
+        &[("CORRELATOR_AWS_REPORTS", location.as_str())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imported = mock.imported();
+    assert_eq!(imported.len(), 1);
+    let f = &imported[0];
+    let report = f["ProductFields"]["finding-correlator/report"]
+        .as_str()
+        .unwrap();
+    let graph = f["ProductFields"]["finding-correlator/graph"]
+        .as_str()
+        .unwrap();
+    assert!(
+        report.starts_with(&location) && report.ends_with("/report.html"),
+        "{report}"
+    );
+    let key = report.strip_prefix(&format!("s3://{bucket}/")).unwrap();
+    assert_eq!(
+        f["SourceUrl"],
+        format!(
+            "https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
+        )
+    );
+    let rt = runtime();
+    let get = |key: &str| {
+        rt.block_on(async {
+            let conf = sdk(region, &moto()).await;
+            let o = s3_client(&conf)
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            String::from_utf8(o.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+        })
+    };
+    let html = get(key);
+    assert!(
+        html.contains("<svg") && html.contains(f["Id"].as_str().unwrap()),
+        "{}",
+        &html[..200.min(html.len())]
+    );
+    let g: Value = serde_json::from_str(&get(graph
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap()))
+    .unwrap();
+    assert!(
+        g.to_string().contains("shop-asg"),
+        "the group is in the graph"
+    );
+}
