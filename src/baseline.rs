@@ -111,17 +111,8 @@ pub struct Launch<'a> {
 /// The launch a signal is, if it is one: a CloudTrail `RunInstances` or `StartInstances`
 /// without an error code.
 pub fn launch_of(s: &Signal) -> Option<Launch<'_>> {
-    if s.source != Source::CloudTrail || s.fields.error_code.is_some() {
-        return None;
-    }
-    let name = s.fields.event_name.as_deref()?;
-    if s.fields.event_source.as_deref() != Some("ec2.amazonaws.com")
-        || !(name == "RunInstances" || name == "StartInstances")
-    {
-        return None;
-    }
-    let account = s.account.as_deref()?;
-    let launcher = launcher_of(s.actor.as_ref()?)?;
+    let (account, name, actor) = launch_head(s)?;
+    let launcher = launcher_of(actor)?;
     let mut values: [Vec<Str>; 4] = Default::default();
     let mut push = |d: Dimension, v: &str| {
         let list = &mut values[d as usize];
@@ -156,6 +147,26 @@ pub fn launch_of(s: &Signal) -> Option<Launch<'_>> {
         values,
         instances,
     })
+}
+
+/// Whether the signal is a launch ([`launch_of`] would return one), without building it:
+/// asked of every record on the reading threads.
+pub fn is_launch(s: &Signal) -> bool {
+    launch_head(s).is_some_and(|(_, _, actor)| launcher_of(actor).is_some())
+}
+
+/// The account, event name and actor of a successful `RunInstances` or `StartInstances`.
+fn launch_head(s: &Signal) -> Option<(&str, &str, &Actor)> {
+    if s.source != Source::CloudTrail || s.fields.error_code.is_some() {
+        return None;
+    }
+    let name = s.fields.event_name.as_deref()?;
+    if s.fields.event_source.as_deref() != Some("ec2.amazonaws.com")
+        || !(name == "RunInstances" || name == "StartInstances")
+    {
+        return None;
+    }
+    Some((s.account.as_deref()?, name, s.actor.as_ref()?))
 }
 
 /// The launcher of a call: for a role session the role (`arn:aws:iam::ACCOUNT:role/NAME`,
