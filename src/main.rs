@@ -191,12 +191,22 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         },
         None => None,
     };
-    let run = pipeline::correlate(
+    // The graph file is written while the rules are matched (`--graph` needs a file name
+    // with an extension, so never stdout, where the findings may go).
+    let graph_file = match (&args.graph, graph_format) {
+        (Some(path), Some(format)) => Some((path.as_path(), format)),
+        _ => None,
+    };
+    let (run, graph_written) = pipeline::correlate_with(
         &args.paths,
         settings,
         rules.clone(),
         graph_format.is_some(),
         prior.as_ref(),
+        |graph| match graph_file {
+            Some((path, format)) => write_output(path, &mut |w| export::write(graph, format, w)),
+            None => Ok(()),
+        },
     );
     let writer = asff::Writer {
         account: args.account.clone(),
@@ -221,9 +231,7 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
             w.write_all(b"\n")
         })?;
     }
-    if let (Some(path), Some(format)) = (&args.graph, graph_format) {
-        write_output(path, &mut |w| export::write(&run.graph, format, w))?;
-    }
+    graph_written?;
     // The state is saved last, after every output is written: a run that fails before
     // this point leaves the previous state, and the next run writes what this one did not.
     let saved = match (&store, &next) {
