@@ -349,10 +349,14 @@ impl Facts {
 impl Baselines {
     /// The facts of a launch before it is learned; None when the signal is not a launch.
     pub fn facts(&self, s: &Signal, opts: &BaselineOptions) -> Option<Facts> {
-        let l = launch_of(s)?;
+        Some(self.facts_of(&launch_of(s)?, s.time, opts))
+    }
+
+    /// The facts of launch `l` at `time`, before it is learned.
+    pub fn facts_of(&self, l: &Launch<'_>, time: Millis, opts: &BaselineOptions) -> Facts {
         let acct = self.accounts.get(l.account);
         // What has not been seen for the retention period is forgotten (the state drops it).
-        let since = s.time.saturating_sub(opts.retention);
+        let since = time.saturating_sub(opts.retention);
         let mut new: [Vec<Str>; 4] = Default::default();
         for d in Dimension::ALL {
             for v in &l.values[d.index()] {
@@ -362,7 +366,7 @@ impl Baselines {
                 }
             }
         }
-        let b = bucket(s.time, opts.bucket);
+        let b = bucket(time, opts.bucket);
         let rate = acct
             .and_then(|a| a.launch_rates.get(&l.launcher))
             .filter(|r| r.current_bucket.saturating_add(opts.bucket) >= since);
@@ -370,41 +374,46 @@ impl Baselines {
         let already = rate
             .filter(|r| r.current_bucket == b)
             .map_or(0, |r| r.current_instances);
-        Some(Facts {
-            time: s.time,
+        Facts {
+            time,
             learning_since: acct.map(|a| a.learning_since),
             new,
             bucket_instances: already + l.instances,
             history,
-        })
+        }
     }
 
     /// Learns a signal (anything but a launch is ignored). Signals must come in event-time
     /// order.
     pub fn observe(&mut self, s: &Signal, opts: &BaselineOptions) {
-        let Some(l) = launch_of(s) else {
-            return;
-        };
+        if let Some(l) = launch_of(s) {
+            self.learn(l, s.time, opts);
+        }
+    }
+
+    /// Learns launch `l` at `time`. Launches must come in event-time order.
+    pub fn learn(&mut self, l: Launch<'_>, time: Millis, opts: &BaselineOptions) {
         let a = self
             .accounts
             .entry(Str::from(l.account))
             .or_insert_with(|| AccountBaseline {
-                learning_since: s.time,
-                learning_until: s.time.saturating_add(opts.learning_period),
+                learning_since: time,
+                learning_until: time.saturating_add(opts.learning_period),
                 ..AccountBaseline::default()
             });
+        let mut values = l.values;
         for d in Dimension::ALL {
             let map = a.values_mut(d);
-            for v in &l.values[d.index()] {
-                let seen = map.entry(v.clone()).or_insert(LastSeen(s.time));
-                seen.0 = seen.0.max(s.time);
+            for v in std::mem::take(&mut values[d.index()]) {
+                let seen = map.entry(v).or_insert(LastSeen(time));
+                seen.0 = seen.0.max(time);
             }
         }
         let rate = a.launch_rates.entry(l.launcher).or_default();
-        if rate.current_bucket.saturating_add(opts.bucket) < s.time.saturating_sub(opts.retention) {
+        if rate.current_bucket.saturating_add(opts.bucket) < time.saturating_sub(opts.retention) {
             *rate = LaunchRate::default();
         }
-        rate.add(bucket(s.time, opts.bucket), l.instances);
+        rate.add(bucket(time, opts.bucket), l.instances);
     }
 
     /// Forgets values and launchers not seen since `before`.

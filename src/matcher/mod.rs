@@ -360,11 +360,14 @@ impl Matcher {
             self.sweep(self.released_up_to);
         }
         // What the baselines knew before this signal; it is learned after every rule saw it.
-        let facts = if self.uses_baselines {
-            self.baselines.facts(s, &self.opts.baseline)
+        let launch = if self.uses_baselines {
+            crate::baseline::launch_of(s)
         } else {
             None
         };
+        let facts = launch
+            .as_ref()
+            .map(|l| self.baselines.facts_of(l, s.time, &self.opts.baseline));
         // Signals of this step: the original, then weak signals rules produce from it.
         let mut step: Vec<Arc<Signal>> = vec![s.clone()];
         let rules = self.rules.clone();
@@ -375,8 +378,8 @@ impl Matcher {
             }
             step.extend(produced);
         }
-        if self.uses_baselines {
-            self.baselines.observe(s, &self.opts.baseline);
+        if let Some(l) = launch {
+            self.baselines.learn(l, s.time, &self.opts.baseline);
         }
     }
 
