@@ -174,13 +174,15 @@ fn launch_head(s: &Signal) -> Option<(&str, &str, &Actor)> {
 /// principal's ARN, id, or the invoking service.
 pub fn launcher_of(actor: &Actor) -> Option<Str> {
     if let Some(arn) = actor.arn.as_deref()
-        && let Some((head, rest)) = arn.split_once(":assumed-role/")
+        && let Some((head, rest)) = crate::signal::split_assumed_role(arn)
     {
         let account = head.rsplit(':').next().unwrap_or("");
         let role = rest.split('/').next().unwrap_or(rest);
-        return Some(compact_str::format_compact!(
-            "arn:aws:iam::{account}:role/{role}"
-        ));
+        let mut launcher = Str::with_capacity(13 + account.len() + 6 + role.len());
+        for part in ["arn:aws:iam::", account, ":role/", role] {
+            launcher.push_str(part);
+        }
+        return Some(launcher);
     }
     actor
         .role_arn
