@@ -246,12 +246,17 @@ impl Actor {
     /// CloudTrail and GuardDuty both carry, so that a finding about a role session and the
     /// calls that session made meet on one node; else the ARN, else the invoking service.
     pub fn principal(&self) -> Option<EntityId> {
+        self.principal_key()
+            .map(|s| EntityId::new(EntityKind::Principal, s))
+    }
+
+    /// The id of [`Actor::principal`], without building the entity id.
+    pub fn principal_key(&self) -> Option<&str> {
         self.principal_id
             .as_deref()
             .filter(|s| !s.is_empty())
             .or(self.arn.as_deref().filter(|s| !s.is_empty()))
             .or(self.invoked_by.as_deref().filter(|s| !s.is_empty()))
-            .map(|s| EntityId::new(EntityKind::Principal, s))
     }
 
     /// Whether an AWS service acted (Auto Scaling, EKS node groups…), not a person or workload.
