@@ -185,27 +185,25 @@ fn main() {
     let quarter_row = &rows[full_row_index - 1];
     let r = &full.report;
     println!(
-        "pipeline phases (all files): correlate (read, graph, match) {:.2} s, ASFF findings \
-         {:.3} s, serialise {:.3} s ({:.1} MB), graph export {:.3} s ({:.1} MB); dropping the \
-         results afterwards (not timed) {:.3} s",
+        "pipeline phases (all files): correlate (read, graph, match, and the graph export \
+         alongside matching) {:.2} s, of which the export {:.3} s ({:.1} MB, streamed as to a \
+         file); ASFF findings {:.3} s, serialise {:.3} s ({:.1} MB); dropping the results \
+         afterwards (not timed) {:.3} s",
         r.phases[0],
         r.phases[1],
-        r.phases[2],
-        r.asff_bytes as f64 / 1e6,
-        r.phases[3],
         r.graph_bytes as f64 / 1e6,
+        r.phases[2],
+        r.phases[3],
+        r.asff_bytes as f64 / 1e6,
         r.drop_s,
     );
     println!(
         "pipeline memory (all files): base {:.1} MiB; RSS after correlate {:.1} MiB; peak RSS \
-         by the end of correlate {:.1} MiB, of the ASFF output {:.1} MiB, of the graph export \
-         {:.1} MiB (the export is streamed, as to a file: {:.1} MiB written)",
+         by the end of correlate (graph export included) {:.1} MiB, of the ASFF output {:.1} MiB",
         full_row.usage.base_kib as f64 / 1024.0,
         r.rss_after_correlate as f64 / 1024.0,
         r.peaks[0] as f64 / 1024.0,
         r.peaks[1] as f64 / 1024.0,
-        r.peaks[2] as f64 / 1024.0,
-        r.graph_vec_capacity as f64 / 1048576.0,
     );
     println!(
         "signals some rule selects (Matcher::wants): {} of {} events; the pipeline handed {} \
@@ -349,15 +347,15 @@ fn decode(name: &str, files: &[InputFile], classify: Classify<'_>, cores: usize)
 
 /// What a pipeline run produced (read after the measurement).
 struct Report {
-    /// correlate, ASFF findings, serialisation, graph export (seconds).
+    /// correlate (graph export included), the graph export alone (it runs while the rules
+    /// are matched), ASFF findings, serialisation (seconds).
     phases: [f64; 4],
-    /// Peak RSS (KiB) at the end of correlate, of the ASFF output, of the graph export; and
-    /// RSS at the end of correlate (what the graph and sequences hold).
-    peaks: [u64; 3],
+    /// Peak RSS (KiB) at the end of correlate (graph export included) and of the ASFF
+    /// output; and RSS at the end of correlate (what the graph and sequences hold).
+    peaks: [u64; 2],
     rss_after_correlate: u64,
     /// Records dropped on the reading threads (no rule and not the graph needed them).
     not_needed: u64,
-    graph_vec_capacity: usize,
     drop_s: f64,
     records: BTreeMap<&'static str, u64>,
     distinct_signals: u64,
@@ -389,7 +387,25 @@ fn correlate(
     cores: usize,
 ) -> PipelineRun {
     let meter = Meter::start();
-    let run = pipeline::correlate(paths, settings, rules.clone(), false, None);
+    // Streamed through a buffer as `correlate --graph FILE` writes its file, counting bytes,
+    // while the rules are matched.
+    let (run, (graph_out, t_export)) = pipeline::correlate_with(
+        pipeline::Input::Paths(paths),
+        settings,
+        rules.clone(),
+        false,
+        None,
+        |graph| {
+            let t = Instant::now();
+            let mut graph_out = Counter(0);
+            {
+                let mut w = std::io::BufWriter::new(&mut graph_out);
+                export::write_json(graph, &mut w).expect("exporting the graph");
+                std::io::Write::flush(&mut w).expect("exporting the graph");
+            }
+            (graph_out, t.elapsed().as_secs_f64())
+        },
+    );
     let t_correlate = meter.elapsed();
     // Peak RSS only grows: read at each phase's end, it shows which phase set the peak.
     let rss_correlate = (
@@ -403,14 +419,6 @@ fn correlate(
     serde_json::to_writer_pretty(&mut asff_out, &doc).expect("serialising findings");
     asff_out.push(b'\n');
     let t_serialise = meter.elapsed();
-    let hwm_asff = measure::proc_status_kib("VmHWM:");
-    // Streamed through a buffer as `correlate --graph FILE` writes its file, counting bytes.
-    let mut graph_out = Counter(0);
-    {
-        let mut w = std::io::BufWriter::new(&mut graph_out);
-        export::write_json(&run.graph, &mut w).expect("exporting the graph");
-        std::io::Write::flush(&mut w).expect("exporting the graph");
-    }
     let usage = meter.stop();
     println!("  done: {name} ({:.2} s)", usage.wall);
 
@@ -433,14 +441,13 @@ fn correlate(
     let report = Report {
         phases: [
             t_correlate,
+            t_export,
             t_findings - t_correlate,
             t_serialise - t_findings,
-            usage.wall - t_serialise,
         ],
-        peaks: [rss_correlate.0, hwm_asff, usage.peak_kib],
+        peaks: [rss_correlate.0, usage.peak_kib],
         rss_after_correlate: rss_correlate.1,
         not_needed: s.not_needed,
-        graph_vec_capacity: graph_out.0,
         drop_s: 0.0,
         records: s.records.clone(),
         distinct_signals: s.distinct_signals,

@@ -111,17 +111,8 @@ pub struct Launch<'a> {
 /// The launch a signal is, if it is one: a CloudTrail `RunInstances` or `StartInstances`
 /// without an error code.
 pub fn launch_of(s: &Signal) -> Option<Launch<'_>> {
-    if s.source != Source::CloudTrail || s.fields.error_code.is_some() {
-        return None;
-    }
-    let name = s.fields.event_name.as_deref()?;
-    if s.fields.event_source.as_deref() != Some("ec2.amazonaws.com")
-        || !(name == "RunInstances" || name == "StartInstances")
-    {
-        return None;
-    }
-    let account = s.account.as_deref()?;
-    let launcher = launcher_of(s.actor.as_ref()?)?;
+    let (account, name, actor) = launch_head(s)?;
+    let launcher = launcher_of(actor)?;
     let mut values: [Vec<Str>; 4] = Default::default();
     let mut push = |d: Dimension, v: &str| {
         let list = &mut values[d as usize];
@@ -158,18 +149,40 @@ pub fn launch_of(s: &Signal) -> Option<Launch<'_>> {
     })
 }
 
+/// Whether the signal is a launch ([`launch_of`] would return one), without building it:
+/// asked of every record on the reading threads.
+pub fn is_launch(s: &Signal) -> bool {
+    launch_head(s).is_some_and(|(_, _, actor)| launcher_of(actor).is_some())
+}
+
+/// The account, event name and actor of a successful `RunInstances` or `StartInstances`.
+fn launch_head(s: &Signal) -> Option<(&str, &str, &Actor)> {
+    if s.source != Source::CloudTrail || s.fields.error_code.is_some() {
+        return None;
+    }
+    let name = s.fields.event_name.as_deref()?;
+    if s.fields.event_source.as_deref() != Some("ec2.amazonaws.com")
+        || !(name == "RunInstances" || name == "StartInstances")
+    {
+        return None;
+    }
+    Some((s.account.as_deref()?, name, s.actor.as_ref()?))
+}
+
 /// The launcher of a call: for a role session the role (`arn:aws:iam::ACCOUNT:role/NAME`,
 /// from the session ARN, so records with and without `sessionContext` agree); else the
 /// principal's ARN, id, or the invoking service.
 pub fn launcher_of(actor: &Actor) -> Option<Str> {
     if let Some(arn) = actor.arn.as_deref()
-        && let Some((head, rest)) = arn.split_once(":assumed-role/")
+        && let Some((head, rest)) = crate::signal::split_assumed_role(arn)
     {
         let account = head.rsplit(':').next().unwrap_or("");
         let role = rest.split('/').next().unwrap_or(rest);
-        return Some(compact_str::format_compact!(
-            "arn:aws:iam::{account}:role/{role}"
-        ));
+        let mut launcher = Str::with_capacity(13 + account.len() + 6 + role.len());
+        for part in ["arn:aws:iam::", account, ":role/", role] {
+            launcher.push_str(part);
+        }
+        return Some(launcher);
     }
     actor
         .role_arn
@@ -338,10 +351,14 @@ impl Facts {
 impl Baselines {
     /// The facts of a launch before it is learned; None when the signal is not a launch.
     pub fn facts(&self, s: &Signal, opts: &BaselineOptions) -> Option<Facts> {
-        let l = launch_of(s)?;
+        Some(self.facts_of(&launch_of(s)?, s.time, opts))
+    }
+
+    /// The facts of launch `l` at `time`, before it is learned.
+    pub fn facts_of(&self, l: &Launch<'_>, time: Millis, opts: &BaselineOptions) -> Facts {
         let acct = self.accounts.get(l.account);
         // What has not been seen for the retention period is forgotten (the state drops it).
-        let since = s.time.saturating_sub(opts.retention);
+        let since = time.saturating_sub(opts.retention);
         let mut new: [Vec<Str>; 4] = Default::default();
         for d in Dimension::ALL {
             for v in &l.values[d.index()] {
@@ -351,7 +368,7 @@ impl Baselines {
                 }
             }
         }
-        let b = bucket(s.time, opts.bucket);
+        let b = bucket(time, opts.bucket);
         let rate = acct
             .and_then(|a| a.launch_rates.get(&l.launcher))
             .filter(|r| r.current_bucket.saturating_add(opts.bucket) >= since);
@@ -359,41 +376,46 @@ impl Baselines {
         let already = rate
             .filter(|r| r.current_bucket == b)
             .map_or(0, |r| r.current_instances);
-        Some(Facts {
-            time: s.time,
+        Facts {
+            time,
             learning_since: acct.map(|a| a.learning_since),
             new,
             bucket_instances: already + l.instances,
             history,
-        })
+        }
     }
 
     /// Learns a signal (anything but a launch is ignored). Signals must come in event-time
     /// order.
     pub fn observe(&mut self, s: &Signal, opts: &BaselineOptions) {
-        let Some(l) = launch_of(s) else {
-            return;
-        };
+        if let Some(l) = launch_of(s) {
+            self.learn(l, s.time, opts);
+        }
+    }
+
+    /// Learns launch `l` at `time`. Launches must come in event-time order.
+    pub fn learn(&mut self, l: Launch<'_>, time: Millis, opts: &BaselineOptions) {
         let a = self
             .accounts
             .entry(Str::from(l.account))
             .or_insert_with(|| AccountBaseline {
-                learning_since: s.time,
-                learning_until: s.time.saturating_add(opts.learning_period),
+                learning_since: time,
+                learning_until: time.saturating_add(opts.learning_period),
                 ..AccountBaseline::default()
             });
+        let mut values = l.values;
         for d in Dimension::ALL {
             let map = a.values_mut(d);
-            for v in &l.values[d.index()] {
-                let seen = map.entry(v.clone()).or_insert(LastSeen(s.time));
-                seen.0 = seen.0.max(s.time);
+            for v in std::mem::take(&mut values[d.index()]) {
+                let seen = map.entry(v).or_insert(LastSeen(time));
+                seen.0 = seen.0.max(time);
             }
         }
         let rate = a.launch_rates.entry(l.launcher).or_default();
-        if rate.current_bucket.saturating_add(opts.bucket) < s.time.saturating_sub(opts.retention) {
+        if rate.current_bucket.saturating_add(opts.bucket) < time.saturating_sub(opts.retention) {
             *rate = LaunchRate::default();
         }
-        rate.add(bucket(s.time, opts.bucket), l.instances);
+        rate.add(bucket(time, opts.bucket), l.instances);
     }
 
     /// Forgets values and launchers not seen since `before`.

@@ -243,12 +243,23 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         None => None,
     };
     let keep_signal_nodes = graph_format.is_some() || args.report.is_some();
-    let run = pipeline::correlate(
-        &args.paths,
+    // Without --sequence the whole graph is written while the rules are matched (`--graph`
+    // needs a file name with an extension, so never stdout, where the findings may go); a
+    // sequence's neighbourhood needs the matches, so it is written after them.
+    let graph_file = match (&args.graph, graph_format, &args.sequence) {
+        (Some(path), Some(format), None) => Some((path.as_path(), format)),
+        _ => None,
+    };
+    let (run, graph_written) = pipeline::correlate_with(
+        pipeline::Input::Paths(&args.paths),
         settings,
         rules.clone(),
         keep_signal_nodes,
         prior.as_ref(),
+        |graph| match graph_file {
+            Some((path, format)) => write_output(path, &mut |w| export::write(graph, format, w)),
+            None => Ok(()),
+        },
     );
     let focus = match &args.sequence {
         Some(id) => match report::pick(&run.sequences, &rules, id) {
@@ -283,11 +294,9 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
             w.write_all(b"\n")
         })?;
     }
-    if let (Some(path), Some(format)) = (&args.graph, graph_format) {
-        let model = match focus {
-            Some(seq) => report::neighbourhood(&run.graph, seq),
-            None => ExportGraph::new(&run.graph),
-        };
+    graph_written?;
+    if let (Some(path), Some(format), Some(seq)) = (&args.graph, graph_format, focus) {
+        let model = report::neighbourhood(&run.graph, seq);
         write_output(path, &mut |w| export::write_model(&model, format, w))?;
     }
     if let Some(path) = &args.report {

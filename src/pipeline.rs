@@ -139,13 +139,15 @@ pub fn correlate(
     keep_signal_nodes: bool,
     prior: Option<&State>,
 ) -> CorrelateRun {
-    correlate_input(
+    correlate_with(
         Input::Paths(paths),
         settings,
         rules,
         keep_signal_nodes,
         prior,
+        |_| (),
     )
+    .0
 }
 
 /// [`correlate`] over any [`Input`].
@@ -156,6 +158,20 @@ pub fn correlate_input(
     keep_signal_nodes: bool,
     prior: Option<&State>,
 ) -> CorrelateRun {
+    correlate_with(input, settings, rules, keep_signal_nodes, prior, |_| ()).0
+}
+
+/// [`correlate_input`], calling `on_graph` with the finished graph on a thread of its own
+/// while the rules are matched, and returning what it returned: writing the graph out
+/// overlaps matching instead of following it (both only read the graph).
+pub fn correlate_with<R: Send>(
+    input: Input<'_>,
+    settings: &Settings,
+    rules: Arc<RuleSet>,
+    keep_signal_nodes: bool,
+    prior: Option<&State>,
+    on_graph: impl FnOnce(&EntityGraph) -> R + Send,
+) -> (CorrelateRun, R) {
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
     let mut matcher = Matcher::new(rules, settings.matching.clone());
     if let Some(p) = prior {
@@ -261,10 +277,17 @@ pub fn correlate_input(
             "records older than the state's horizon were matched by an earlier run and are left out"
         );
     }
-    let selected = matcher.push_ordered(newest_versions(selected), &graph);
-    let (sequences, matching) = matcher.finish(&graph);
+    let graph_ref = &graph;
+    let ((selected, sequences, matching), out) = alongside(
+        || on_graph(graph_ref),
+        || {
+            let selected = matcher.push_ordered(newest_versions(selected), graph_ref);
+            let (sequences, matching) = matcher.finish(graph_ref);
+            (selected, sequences, matching)
+        },
+    );
     summary.graph(&graph);
-    CorrelateRun {
+    let run = CorrelateRun {
         graph,
         summary,
         sequences,
@@ -273,7 +296,36 @@ pub fn correlate_input(
         statements,
         before_horizon,
         sources,
-    }
+    };
+    (run, out)
+}
+
+/// Runs `side` on a thread of its own (or here, when no thread can be started) while `main`
+/// runs here; returns both results. A panic in either is passed on.
+fn alongside<A, B: Send>(side: impl FnOnce() -> B + Send, main: impl FnOnce() -> A) -> (A, B) {
+    let side = std::sync::Mutex::new(Some(side));
+    let take = || side.lock().unwrap_or_else(|e| e.into_inner()).take();
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("graph-out".into())
+            .spawn_scoped(scope, || take().map(|f| f()));
+        let a = main();
+        let b = match spawned {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot start a thread for the graph output: written after matching");
+                None
+            }
+        };
+        // The side job runs here if its thread never started (or never took it).
+        let b = b.or_else(|| take().map(|f| f()));
+        match b {
+            Some(b) => (a, b),
+            None => unreachable!("the side job runs on its thread or here"),
+        }
+    })
 }
 
 /// What a run reads: files and folders, or the bodies of API responses (AWS mode), each

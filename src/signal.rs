@@ -141,7 +141,7 @@ impl EntityId {
             EntityKind::InstanceProfile | EntityKind::IamRole => {
                 self.id.rsplit('/').next().unwrap_or(&self.id)
             }
-            EntityKind::Principal => match self.id.split_once(":assumed-role/") {
+            EntityKind::Principal => match split_assumed_role(&self.id) {
                 Some((_, rest)) => rest,
                 None => self.id.rsplit(':').next().unwrap_or(&self.id),
             },
@@ -246,12 +246,17 @@ impl Actor {
     /// CloudTrail and GuardDuty both carry, so that a finding about a role session and the
     /// calls that session made meet on one node; else the ARN, else the invoking service.
     pub fn principal(&self) -> Option<EntityId> {
+        self.principal_key()
+            .map(|s| EntityId::new(EntityKind::Principal, s))
+    }
+
+    /// The id of [`Actor::principal`], without building the entity id.
+    pub fn principal_key(&self) -> Option<&str> {
         self.principal_id
             .as_deref()
             .filter(|s| !s.is_empty())
             .or(self.arn.as_deref().filter(|s| !s.is_empty()))
             .or(self.invoked_by.as_deref().filter(|s| !s.is_empty()))
-            .map(|s| EntityId::new(EntityKind::Principal, s))
     }
 
     /// Whether an AWS service acted (Auto Scaling, EKS node groups…), not a person or workload.
@@ -476,9 +481,62 @@ pub fn is_instance_id(s: &str) -> bool {
     })
 }
 
+/// Splits a principal ARN at its first `:assumed-role/`, as `split_once(":assumed-role/")`
+/// would, without building a substring searcher per call (every CloudTrail record's ARN
+/// passes here).
+pub fn split_assumed_role(arn: &str) -> Option<(&str, &str)> {
+    const MARK: &[u8] = b":assumed-role/";
+    let bytes = arn.as_bytes();
+    // The mark comes early in an ARN: a plain scan beats a searcher's setup.
+    let at = (0..bytes.len()).find(|&at| bytes[at] == b':' && bytes[at..].starts_with(MARK))?;
+    // Both ends are next to ASCII bytes: char boundaries.
+    Some((&arn[..at], &arn[at + MARK.len()..]))
+}
+
+/// `a`, `sep` and `b` as one [`Str`], without formatting machinery (once per record).
+pub fn joined(a: &str, sep: char, b: &str) -> Str {
+    let mut s = Str::with_capacity(a.len() + sep.len_utf8() + b.len());
+    s.push_str(a);
+    s.push(sep);
+    s.push_str(b);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assumed_role_arns_split_as_split_once_does() {
+        for arn in [
+            "arn:aws:sts::111122223333:assumed-role/web-role/i-0abc",
+            "arn:aws:sts::111122223333:assumed-role/",
+            "arn:aws:iam::111122223333:user/alice",
+            "arn:aws:sts::1:assumed-role:assumed-role/x/y",
+            ":assumed-role/a",
+            "assumed-role/a",
+            "a::assumed-role/b:assumed-role/c",
+            "",
+            "arn:aws:sts::1:assumed-role",
+        ] {
+            assert_eq!(
+                split_assumed_role(arn),
+                arn.split_once(":assumed-role/"),
+                "{arn:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn joined_is_the_parts_in_order() {
+        for (a, sep, b) in [
+            ("ec2.amazonaws.com", ':', "RunInstances"),
+            ("", ':', ""),
+            ("a-very-long-service-name.amazonaws.com", '/', "é"),
+        ] {
+            assert_eq!(joined(a, sep, b), format!("{a}{sep}{b}"));
+        }
+    }
 
     #[test]
     fn instance_ids() {

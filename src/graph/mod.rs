@@ -155,8 +155,9 @@ struct InstanceFacts {
 /// The entity graph and its instance groups.
 pub struct EntityGraph {
     graph: StableDiGraph<Node, EdgeKind>,
-    /// Entity → node; looked up by reference, without building a key.
-    entities: FxHashMap<EntityId, NodeIndex>,
+    /// Entity id → node, one map per kind (indexed by `EntityKind as usize`): looked up by
+    /// the id's text, so that finding a known entity builds no key.
+    entities: Vec<FxHashMap<Str, NodeIndex>>,
     /// Signal reference → node (when signal nodes are kept).
     signal_nodes: FxHashMap<RecordRef, NodeIndex>,
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
@@ -181,7 +182,10 @@ impl EntityGraph {
     pub fn new(precedence: Vec<EntityKind>, keep_signals: bool) -> EntityGraph {
         EntityGraph {
             graph: StableDiGraph::new(),
-            entities: FxHashMap::default(),
+            entities: EntityKind::ALL
+                .iter()
+                .map(|_| FxHashMap::default())
+                .collect(),
             signal_nodes: FxHashMap::default(),
             edges: HashSet::default(),
             precedence,
@@ -245,9 +249,9 @@ impl EntityGraph {
             self.describe_instance(inst, s);
         }
         if let Some(actor) = &s.actor
-            && let Some(principal) = actor.principal()
+            && let Some(principal) = actor.principal_key()
         {
-            let p = self.entity(&principal);
+            let p = self.node(EntityKind::Principal, principal);
             // Records may disagree (anonymised logs reuse ids); the smallest value wins, so
             // the graph does not depend on the order records arrive in.
             let arn_changed = self.set_prop_min(p, "arn", actor.arn.as_deref());
@@ -259,29 +263,30 @@ impl EntityGraph {
                 self.graph[p].label = label;
             }
             if let Some(instance) = &actor.instance_id {
-                let i = self.entity(&EntityId::new(EntityKind::Instance, instance.clone()));
+                let i = self.node(EntityKind::Instance, instance);
                 self.edge(p, i, EdgeKind::ActedAs);
-                self.principal_instance
-                    .insert(principal.id.clone(), instance.clone());
+                if self.principal_instance.get(principal) != Some(instance) {
+                    self.principal_instance
+                        .insert(Str::from(principal), instance.clone());
+                }
             }
             if let Some(key) = &actor.access_key_id {
-                let k = self.entity(&EntityId::new(EntityKind::AccessKey, key.clone()));
+                let k = self.node(EntityKind::AccessKey, key);
                 self.edge(p, k, EdgeKind::UsesKey);
-                self.key_principal.insert(key.clone(), principal.id.clone());
+                if self.key_principal.get(key).map(Str::as_str) != Some(principal) {
+                    self.key_principal.insert(key.clone(), Str::from(principal));
+                }
             }
             if let Some(role) = &actor.role_arn {
-                let r = self.entity(&EntityId::new(EntityKind::IamRole, role.clone()));
+                let r = self.node(EntityKind::IamRole, role);
                 self.edge(p, r, EdgeKind::SessionOf);
             }
             if let Some(acct) = actor.account.as_ref().or(s.account.as_ref()) {
-                let a = self.entity(&EntityId::new(EntityKind::Account, acct.clone()));
+                let a = self.node(EntityKind::Account, acct);
                 self.edge(p, a, EdgeKind::InAccount);
             }
             for inst in s.instances.iter().filter(|i| i.launched) {
-                let i = self.entity(&EntityId::new(
-                    EntityKind::Instance,
-                    inst.instance_id.clone(),
-                ));
+                let i = self.node(EntityKind::Instance, &inst.instance_id);
                 self.edge(i, p, EdgeKind::LaunchedBy);
             }
         }
@@ -406,7 +411,7 @@ impl EntityGraph {
         let facts = self.instances[&info.instance_id].clone();
         let f = &facts.info;
 
-        let inst = self.entity(&EntityId::new(EntityKind::Instance, f.instance_id.clone()));
+        let inst = self.node(EntityKind::Instance, &f.instance_id);
         self.set_prop(inst, "instance_type", f.instance_type.as_deref());
         self.set_prop(inst, "account", facts.account.as_deref());
         self.set_prop(inst, "region", facts.region.as_deref());
@@ -414,54 +419,46 @@ impl EntityGraph {
             self.graph[inst].props.insert("vcpus", v.to_string());
         }
         let (acct, region) = (facts.account.as_deref(), facts.region.as_deref());
+        // Scoped names (groups, stacks) carry their account and region; the rest are ids.
+        let scoped = |kind, n: &Option<Str>| {
+            n.as_deref()
+                .map(|n| EntityId::scoped(kind, acct, region, n).id)
+        };
+        let group = scoped(EntityKind::AutoScalingGroup, &f.auto_scaling_group);
+        let stack = scoped(EntityKind::CloudFormationStack, &f.cloudformation_stack);
         let links = [
             (
-                f.auto_scaling_group
-                    .as_deref()
-                    .map(|n| EntityId::scoped(EntityKind::AutoScalingGroup, acct, region, n)),
+                EntityKind::AutoScalingGroup,
+                group.as_deref(),
                 EdgeKind::MemberOf,
             ),
             (
-                f.launch_template
-                    .as_deref()
-                    .map(|n| EntityId::new(EntityKind::LaunchTemplate, n)),
+                EntityKind::LaunchTemplate,
+                f.launch_template.as_deref(),
                 EdgeKind::MemberOf,
             ),
             (
-                f.cloudformation_stack
-                    .as_deref()
-                    .map(|n| EntityId::scoped(EntityKind::CloudFormationStack, acct, region, n)),
+                EntityKind::CloudFormationStack,
+                stack.as_deref(),
                 EdgeKind::MemberOf,
             ),
             (
-                f.instance_profile
-                    .as_deref()
-                    .map(|n| EntityId::new(EntityKind::InstanceProfile, n)),
+                EntityKind::InstanceProfile,
+                f.instance_profile.as_deref(),
                 EdgeKind::UsesProfile,
             ),
-            (
-                f.ami.as_deref().map(|n| EntityId::new(EntityKind::Ami, n)),
-                EdgeKind::RunsAmi,
-            ),
-            (
-                f.vpc.as_deref().map(|n| EntityId::new(EntityKind::Vpc, n)),
-                EdgeKind::InVpc,
-            ),
-            (
-                f.subnet
-                    .as_deref()
-                    .map(|n| EntityId::new(EntityKind::Subnet, n)),
-                EdgeKind::InSubnet,
-            ),
+            (EntityKind::Ami, f.ami.as_deref(), EdgeKind::RunsAmi),
+            (EntityKind::Vpc, f.vpc.as_deref(), EdgeKind::InVpc),
+            (EntityKind::Subnet, f.subnet.as_deref(), EdgeKind::InSubnet),
         ];
-        for (target, kind) in links {
+        for (kind, target, edge) in links {
             if let Some(t) = target {
-                let t = self.entity(&t);
-                self.edge(inst, t, kind);
+                let t = self.node(kind, t);
+                self.edge(inst, t, edge);
             }
         }
         for ip in &info.public_ips {
-            let t = self.entity(&EntityId::new(EntityKind::Ip, ip.clone()));
+            let t = self.node(EntityKind::Ip, ip);
             self.edge(inst, t, EdgeKind::HasIp);
         }
         if let Some(lt) = &f.launch_template_version {
@@ -500,8 +497,9 @@ impl EntityGraph {
             .entry(group.key.clone())
             .or_default()
             .insert(group.clone());
-        let node = self.entities[&EntityId::new(EntityKind::Instance, id.clone())];
-        self.graph[node].props.insert("group", group.to_string());
+        if let Some(node) = self.lookup(EntityKind::Instance, id) {
+            self.graph[node].props.insert("group", group.to_string());
+        }
     }
 
     fn group_key(&self, facts: &InstanceFacts) -> Option<GroupId> {
@@ -561,12 +559,10 @@ impl EntityGraph {
     }
 
     fn has_ip_edge(&self, instance_id: &str, ip: &str) -> bool {
-        let inst = self
-            .entities
-            .get(&EntityId::new(EntityKind::Instance, instance_id));
-        let ip = self.entities.get(&EntityId::new(EntityKind::Ip, ip));
+        let inst = self.lookup(EntityKind::Instance, instance_id);
+        let ip = self.lookup(EntityKind::Ip, ip);
         match (inst, ip) {
-            (Some(&a), Some(&b)) => self.edges.contains(&(a, b, EdgeKind::HasIp)),
+            (Some(a), Some(b)) => self.edges.contains(&(a, b, EdgeKind::HasIp)),
             _ => false,
         }
     }
@@ -602,8 +598,11 @@ impl EntityGraph {
 
     /// Whether an edge of `kind` goes from `from` to `to`.
     pub fn has_edge(&self, from: &EntityId, to: &EntityId, kind: EdgeKind) -> bool {
-        match (self.entities.get(from), self.entities.get(to)) {
-            (Some(&a), Some(&b)) => self.edges.contains(&(a, b, kind)),
+        match (
+            self.lookup(from.kind, &from.id),
+            self.lookup(to.kind, &to.id),
+        ) {
+            (Some(a), Some(b)) => self.edges.contains(&(a, b, kind)),
             _ => false,
         }
     }
@@ -626,10 +625,7 @@ impl EntityGraph {
             }
             props.insert("members", members.len().to_string());
             for m in members {
-                if let Some(&i) = self
-                    .entities
-                    .get(&EntityId::new(EntityKind::Instance, m.clone()))
-                {
+                if let Some(i) = self.lookup(EntityKind::Instance, m) {
                     group_edges.push((i, g));
                 }
             }
@@ -643,7 +639,8 @@ impl EntityGraph {
                 Err(g),
             ));
         }
-        nodes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        // Ids are unique, so an unstable sort gives the one order.
+        nodes.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
         // Edges are sorted by the ranks of their ends in node order (the same order as by
         // their ids, without comparing strings).
         let bound = self
@@ -660,30 +657,31 @@ impl EntityGraph {
                 Err(g) => rank_of_group[*g] = rank as u32,
             }
         }
-        let mut ranked: Vec<(u32, u32, EdgeKind)> = self
+        // Both ranks in one integer: one comparison per step of the sort.
+        let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+        let mut ranked: Vec<(u64, EdgeKind)> = self
             .graph
             .edge_indices()
             .filter_map(|e| {
                 let (a, b) = self.graph.edge_endpoints(e)?;
                 Some((
-                    rank_of_index[a.index()],
-                    rank_of_index[b.index()],
+                    pair(rank_of_index[a.index()], rank_of_index[b.index()]),
                     self.graph[e],
                 ))
             })
             .chain(group_edges.iter().map(|&(i, g)| {
                 (
-                    rank_of_index[i.index()],
-                    rank_of_group[g],
+                    pair(rank_of_index[i.index()], rank_of_group[g]),
                     EdgeKind::InGroup,
                 )
             }))
             .collect();
-        ranked.sort_unstable();
+        ranked.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(x.1.cmp(&y.1)));
         let nodes: Vec<Cow<'_, Node>> = nodes.into_iter().map(|(n, _)| n).collect();
         let edges = ranked
             .into_iter()
-            .map(|(a, b, k)| {
+            .map(|(ab, k)| {
+                let (a, b) = ((ab >> 32) as u32, ab as u32);
                 let id = |r: u32| match &nodes[r as usize] {
                     Cow::Borrowed(n) => Cow::Borrowed(n.id.as_str()),
                     Cow::Owned(n) => Cow::Owned(n.id.clone()),
@@ -694,17 +692,27 @@ impl EntityGraph {
         (nodes, edges)
     }
 
+    fn lookup(&self, kind: EntityKind, id: &str) -> Option<NodeIndex> {
+        self.entities[kind as usize].get(id).copied()
+    }
+
     fn entity(&mut self, e: &EntityId) -> NodeIndex {
-        if let Some(&n) = self.entities.get(e) {
+        self.node(e.kind, &e.id)
+    }
+
+    /// The node of an entity, added if new.
+    fn node(&mut self, kind: EntityKind, id: &str) -> NodeIndex {
+        if let Some(n) = self.lookup(kind, id) {
             return n;
         }
+        let e = EntityId::new(kind, id);
         let n = self.graph.add_node(Node {
             id: e.to_string(),
-            kind: e.kind.as_str(),
+            kind: kind.as_str(),
             label: e.label().to_string(),
             props: BTreeMap::new(),
         });
-        self.entities.insert(e.clone(), n);
+        self.entities[kind as usize].insert(e.id, n);
         n
     }
 

@@ -13,6 +13,7 @@
 //! attack). A rule whose `emit` is `weak_signal` turns each signal that joins its sequences
 //! into a `rule:<id>` signal that later rules can select.
 
+mod candidates;
 mod sequence;
 
 use std::cmp::Reverse;
@@ -29,6 +30,7 @@ use crate::rules::{Emit, GroupBy, Rule, RuleSet};
 use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
 use crate::time::Millis;
 
+use candidates::Candidates;
 pub use sequence::{GroupKey, SeqSignal, Sequence};
 
 /// Matcher settings.
@@ -203,6 +205,8 @@ pub struct Matcher {
     opts: MatchOptions,
     high_powered: Vec<Glob>,
     high_risk: PatternSet,
+    /// The stages each signal could reach, for [`Matcher::wants`].
+    candidates: Candidates,
     buffer: BinaryHeap<Reverse<Pending>>,
     newest: Millis,
     released_up_to: Millis,
@@ -229,6 +233,7 @@ impl Matcher {
                 .map(|p| Glob::new(p))
                 .collect(),
             high_risk: PatternSet::new(opts.high_risk_apis.iter().map(String::as_str)),
+            candidates: Candidates::new(&rules),
             buffer: BinaryHeap::new(),
             newest: Millis::MIN,
             released_up_to: Millis::MIN,
@@ -273,12 +278,12 @@ impl Matcher {
     /// only those need to be kept.
     pub fn wants(&self, s: &Signal) -> bool {
         let ctx = self.select_ctx(None);
-        (self.uses_baselines && crate::baseline::launch_of(s).is_some())
-            || self
-                .rules
-                .rules
-                .iter()
-                .any(|r| r.stages.iter().any(|st| st.selector.matches(s, &ctx)))
+        (self.uses_baselines && crate::baseline::is_launch(s))
+            || self.candidates.any(s, |at| {
+                self.rules.rules[at.rule].stages[at.stage]
+                    .selector
+                    .matches(s, &ctx)
+            })
     }
 
     /// Takes a signal (the graph must already hold what it says). Releases, in event-time
@@ -355,11 +360,14 @@ impl Matcher {
             self.sweep(self.released_up_to);
         }
         // What the baselines knew before this signal; it is learned after every rule saw it.
-        let facts = if self.uses_baselines {
-            self.baselines.facts(s, &self.opts.baseline)
+        let launch = if self.uses_baselines {
+            crate::baseline::launch_of(s)
         } else {
             None
         };
+        let facts = launch
+            .as_ref()
+            .map(|l| self.baselines.facts_of(l, s.time, &self.opts.baseline));
         // Signals of this step: the original, then weak signals rules produce from it.
         let mut step: Vec<Arc<Signal>> = vec![s.clone()];
         let rules = self.rules.clone();
@@ -370,8 +378,8 @@ impl Matcher {
             }
             step.extend(produced);
         }
-        if self.uses_baselines {
-            self.baselines.observe(s, &self.opts.baseline);
+        if let Some(l) = launch {
+            self.baselines.learn(l, s.time, &self.opts.baseline);
         }
     }
 

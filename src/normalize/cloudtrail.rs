@@ -239,7 +239,7 @@ pub fn actor_from_identity(ui: &UserIdentity<'_>) -> Actor {
 /// The role session name: the last part of `…:assumed-role/ROLE/SESSION`, else what follows
 /// the colon of an `AROA…:SESSION` principal id.
 pub fn session_name(arn: Option<&str>, principal_id: Option<&str>) -> Option<Str> {
-    if let Some((_, rest)) = arn.and_then(|a| a.split_once(":assumed-role/"))
+    if let Some((_, rest)) = arn.and_then(crate::signal::split_assumed_role)
         && let Some((_, session)) = rest.split_once('/')
     {
         return Some(Str::from(session)).filter(|s| !s.is_empty());
@@ -275,7 +275,7 @@ pub fn decode(rec: &Record<'_>, raw: &[u8]) -> Result<Signal, Str> {
         account,
         region: rec.aws_region.owned(),
         source: Source::CloudTrail,
-        kind: compact_str::format_compact!("{source}:{name}"),
+        kind: crate::signal::joined(source, ':', name),
         severity: 0.0,
         reference,
         updated_at: None,

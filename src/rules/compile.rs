@@ -47,6 +47,14 @@ impl Glob {
         &self.parts[0]
     }
 
+    /// The text the pattern matches when it has no wildcard.
+    pub fn literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
     pub fn matches(&self, s: &str) -> bool {
         if self.parts.len() == 1 {
             return self.parts[0] == s;
@@ -370,7 +378,7 @@ impl Selector {
     /// launch, in matching by what the baselines knew before the signal.
     fn baseline_holds(&self, s: &Signal, ctx: &SelectContext<'_>) -> bool {
         let Some(b) = ctx.baseline else {
-            return crate::baseline::launch_of(s).is_some();
+            return crate::baseline::is_launch(s);
         };
         let Some(f) = b.facts else {
             return false;

@@ -1430,3 +1430,39 @@ fn issue_7_every_format_writes_the_same_sequence_neighbourhood() {
         );
     }
 }
+
+/// `correlate --graph FILE` writes its graph while the rules are matched: the graph
+/// `correlator graph` writes, byte for byte, and the findings are those of a run without it.
+#[test]
+fn correlate_writes_the_graph_of_the_graph_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = correlator().arg("graph").args(MAIN).output().unwrap();
+    assert_eq!(want.status.code(), Some(0));
+    assert!(want.stdout.len() > 1000, "{} bytes", want.stdout.len());
+    let findings = |graph: Option<&std::path::Path>| {
+        let asff = dir.path().join("findings.json");
+        let mut cmd = correlator();
+        cmd.arg("correlate").arg("--asff").arg(&asff);
+        if let Some(g) = graph {
+            cmd.arg("--graph").arg(g);
+        }
+        let out = cmd.args(MAIN).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&asff).unwrap()
+    };
+    let file = dir.path().join("graph.json");
+    let with_graph = findings(Some(&file));
+    assert!(
+        std::fs::read(&file).unwrap() == want.stdout,
+        "the graph file differs from the graph command's output"
+    );
+    assert!(
+        with_graph == findings(None),
+        "findings differ with and without --graph"
+    );
+}
