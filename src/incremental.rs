@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::matcher::Sequence;
-use crate::pipeline::{CorrelateRun, graph_statement, statement_rank};
+use crate::pipeline::{CorrelateRun, graph_statement, statement_rank, tells_the_graph};
 use crate::rules::{Emit, RuleSet};
 use crate::sinks::asff::{self, Writer};
 use crate::state::{SequenceRecord, SequenceStatus, State};
@@ -206,7 +206,7 @@ pub fn advance(
     for s in &run.selected {
         if s.time >= h {
             signals.push((**s).clone());
-        } else if graph_statement(s).is_some() {
+        } else if tells_the_graph(s) {
             leaving.push((**s).clone());
         }
     }

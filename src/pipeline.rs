@@ -54,6 +54,15 @@ pub struct CorrelateRun {
     pub before_horizon: u64,
     /// Per source: records used and the newest event time among them.
     pub sources: BTreeMap<&'static str, (u64, Millis)>,
+    /// What each input yielded (for response bodies, in their order).
+    pub inputs: Vec<(Arc<std::path::Path>, file::FileStats)>,
+}
+
+/// Whether [`graph_statement`] has something to hash (without hashing it).
+pub fn tells_the_graph(s: &Signal) -> bool {
+    !(s.instances.is_empty()
+        && s.resources.is_empty()
+        && s.actor.as_ref().is_none_or(|a| a.instance_id.is_none()))
 }
 
 /// A hash of what the graph learns from a signal that no rule selects, or None when it
@@ -62,10 +71,10 @@ pub struct CorrelateRun {
 /// session may carry a new one, and nothing groups by an instance session's key.
 pub fn graph_statement(s: &Signal) -> Option<u64> {
     use std::hash::{Hash, Hasher};
-    let session = s.actor.as_ref().filter(|a| a.instance_id.is_some());
-    if s.instances.is_empty() && s.resources.is_empty() && session.is_none() {
+    if !tells_the_graph(s) {
         return None;
     }
+    let session = s.actor.as_ref().filter(|a| a.instance_id.is_some());
     let mut h = rustc_hash::FxHasher::default();
     (&s.account, &s.region, &s.resources).hash(&mut h);
     for i in &s.instances {
@@ -182,6 +191,7 @@ pub fn correlate_with<R: Send>(
     let mut selected: Vec<Arc<Signal>> = Vec::new();
     let mut statements: Vec<Signal> = Vec::new();
     let mut before_horizon = 0u64;
+    let inputs;
     let mut sources: BTreeMap<&'static str, (u64, Millis)> = BTreeMap::new();
     let horizon = prior.and_then(|p| p.horizon).unwrap_or(Millis::MIN);
     if let Some(p) = prior {
@@ -238,7 +248,7 @@ pub fn correlate_with<R: Send>(
                 std::collections::hash_map::Entry::Occupied(_) => Keep::Drop,
             }
         };
-        read(
+        inputs = read(
             input,
             settings,
             &classify,
@@ -256,7 +266,7 @@ pub fn correlate_with<R: Send>(
                 }
                 if matched && added != crate::graph::Added::Duplicate {
                     selected.push(Arc::new(*s));
-                } else if keep_statements && graph_statement(&s).is_some() {
+                } else if keep_statements && tells_the_graph(&s) {
                     statements.push(*s);
                 }
             },
@@ -296,6 +306,7 @@ pub fn correlate_with<R: Send>(
         statements,
         before_horizon,
         sources,
+        inputs,
     };
     (run, out)
 }
@@ -397,13 +408,16 @@ impl Progress {
     }
 }
 
+/// Reads `input`; returns what each input (file or response body) yielded, in input order
+/// for bodies.
 fn read(
     input: Input<'_>,
     settings: &Settings,
     classify: file::Classify<'_>,
     summary: &mut Summary,
     on_signal: &mut dyn FnMut(Box<Signal>, Keep, &mut Summary),
-) {
+) -> Vec<(Arc<std::path::Path>, file::FileStats)> {
+    let mut done: Vec<(Arc<std::path::Path>, file::FileStats)> = Vec::new();
     let (files, path_problems) = match input {
         Input::Paths(paths) => file::collect_files(paths),
         Input::Bodies(_) => (Vec::new(), Vec::new()),
@@ -426,9 +440,10 @@ fn read(
             }
         }
         Event::Problem(p) => summary.problem(&p),
-        Event::FileDone(_, stats) => {
+        Event::FileDone(name, stats) => {
             progress.file_done(stats.bytes, stats.signals);
             summary.file_done(&stats);
+            done.push((name, stats));
         }
     };
     match input {
@@ -456,6 +471,7 @@ fn read(
         }
     }
     progress.finish();
+    done
 }
 
 /// One signal per record: of the versions of a finding (direct and through Security Hub,

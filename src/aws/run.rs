@@ -22,7 +22,7 @@ use anyhow::Context;
 use super::sink;
 use super::sources::{self, Polled, RateLimit};
 use super::store::{S3Location, S3Store};
-use crate::config::{AwsSettings, Settings};
+use crate::config::Settings;
 use crate::incremental;
 use crate::pipeline::{self, Input};
 use crate::rules::RuleSet;
@@ -109,10 +109,7 @@ pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<St
         for st in &r.stages {
             let sel = &st.selector;
             for (_, name) in &sel.events {
-                if name.is_pattern() {
-                    return None;
-                }
-                add(name.as_str());
+                add(name.literal()?);
             }
             if sel.high_risk_api {
                 for api in &settings.matching.high_risk_apis {
@@ -254,7 +251,7 @@ fn run_claimed(
     // 2. Sources.
     let mut report = RunReport::default();
     let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
+    let mut reads: Vec<SourceRead> = Vec::new();
     let names = needed_event_names(rules, settings);
     let sdk_region = base.region().map(|r| r.to_string()).unwrap_or_default();
     for region in regions {
@@ -316,27 +313,17 @@ fn run_claimed(
             polled.push(("cloudtrail", from, p, started.elapsed().as_millis()));
         }
         for (source, from, p, millis) in polled {
-            tracing::info!(
-                source,
-                region = %region_name,
-                calls = p.calls,
-                records = p.records,
-                since = %format_rfc3339(from),
-                millis,
-                "source read"
-            );
-            report.sources.push(SourceLine {
-                source: source.to_string(),
-                region: region_name.clone(),
-                calls: p.calls,
-                records: p.records,
-                since: format_rfc3339(from),
-                millis,
-            });
-            if let Some(c) = p.cursor {
-                cursors.insert(key(source, &region_name), c);
-            }
+            let start = bodies.len();
             bodies.extend(p.bodies);
+            reads.push(SourceRead {
+                source,
+                region: region_name.clone(),
+                checkpoint: key(source, &region_name),
+                from,
+                calls: p.calls,
+                millis,
+                bodies: start..bodies.len(),
+            });
         }
     }
 
@@ -370,28 +357,18 @@ fn run_claimed(
             aws.trail_concurrency,
         ))?;
         let millis = started.elapsed().as_millis();
-        tracing::info!(
-            source = "cloudtrail_s3",
-            calls = t.polled.calls,
-            records = t.polled.records,
-            objects = t.objects.values().map(Vec::len).sum::<usize>(),
-            since = %format_rfc3339(from),
-            millis,
-            "source read"
-        );
-        report.sources.push(SourceLine {
-            source: "cloudtrail_s3".into(),
-            region: aws.trail.clone(),
-            calls: t.polled.calls,
-            records: t.polled.records,
-            since: format_rfc3339(from),
-            millis,
-        });
-        if let Some(c) = t.polled.cursor {
-            cursors.insert("aws/cloudtrail_s3".into(), c);
-        }
         trail_objects = t.objects.into_values().flatten().collect();
+        let start = bodies.len();
         bodies.extend(t.polled.bodies);
+        reads.push(SourceRead {
+            source: "cloudtrail_s3",
+            region: aws.trail.clone(),
+            checkpoint: "aws/cloudtrail_s3".into(),
+            from,
+            calls: t.polled.calls,
+            millis,
+            bodies: start..bodies.len(),
+        });
     }
 
     // 3. Correlate.
@@ -404,6 +381,33 @@ fn run_claimed(
         Some(prior),
     );
     report.partial |= run.summary.lost_anything();
+    // What each source read, and where it resumes, from the one decoding of its responses
+    // (response bodies are decoded in order, one input each).
+    let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
+    for r in &reads {
+        let stats = run.inputs.get(r.bodies.clone()).unwrap_or_default();
+        let records: u64 = stats.iter().map(|(_, st)| st.signals).sum();
+        if let Some(c) = stats.iter().filter_map(|(_, st)| st.newest).max() {
+            cursors.insert(r.checkpoint.clone(), c);
+        }
+        tracing::info!(
+            source = r.source,
+            region = %r.region,
+            calls = r.calls,
+            records,
+            since = %format_rfc3339(r.from),
+            millis = r.millis as u64,
+            "source read"
+        );
+        report.sources.push(SourceLine {
+            source: r.source.to_string(),
+            region: r.region.clone(),
+            calls: r.calls,
+            records,
+            since: format_rfc3339(r.from),
+            millis: r.millis,
+        });
+    }
     let sink_region = aws
         .securityhub_region
         .clone()
@@ -633,6 +637,18 @@ async fn write_reports(
     Ok(written)
 }
 
+/// One source's poll, before its responses are decoded.
+struct SourceRead {
+    source: &'static str,
+    region: String,
+    checkpoint: String,
+    from: Millis,
+    calls: u64,
+    millis: u128,
+    /// Its responses' places in the run's inputs.
+    bodies: std::ops::Range<usize>,
+}
+
 /// `YYYY/MM/DD` of a time.
 fn trail_day(t: Millis) -> String {
     let text = format_rfc3339(t);
@@ -644,9 +660,4 @@ fn key_day(key: &str) -> Option<String> {
     let (_, rest) = key.split_once("/CloudTrail/")?;
     let (_, date) = rest.split_once('/')?;
     date.get(0..10).map(str::to_string)
-}
-
-/// Reads where a state lives without running (for `validate`).
-pub fn describe_state(aws: &AwsSettings, state: Option<&str>) -> String {
-    state.map_or_else(|| aws.state.clone(), str::to_string)
 }

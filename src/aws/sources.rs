@@ -1,5 +1,5 @@
-//! Polling sources of AWS mode. Each returns the raw bodies of the responses it read (decoded
-//! later by the same decoders as files) and where the next poll resumes.
+//! Polling sources of AWS mode. Each returns the raw bodies of the responses it read, decoded
+//! once, later, by the same decoders as files (which also tell where the next poll resumes).
 //!
 //! - GuardDuty: `ListDetectors`, `ListFindings` with an `updatedAt` criterion from the
 //!   checkpoint (minus an overlap, so findings updated while the last run read are not
@@ -18,7 +18,6 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 
 use super::Capture;
-use crate::normalize::{self, DecodeOptions, Decoded};
 use crate::time::Millis;
 
 /// What a poll read.
@@ -26,12 +25,8 @@ use crate::time::Millis;
 pub struct Polled {
     /// `(name, body)` of each response, in the order read.
     pub bodies: Vec<(String, Vec<u8>)>,
-    /// Where the next poll resumes; None when nothing was read.
-    pub cursor: Option<Millis>,
     /// API calls made (pages included).
     pub calls: u64,
-    /// Records read.
-    pub records: u64,
 }
 
 /// A source call that failed after the SDK's retries.
@@ -66,22 +61,6 @@ where
     R: std::fmt::Debug,
 {
     super::describe_error(e)
-}
-
-/// The newest `updatedAt` (findings) or event time (CloudTrail) in the bodies, and how many
-/// records they hold.
-fn newest(bodies: &[(String, Vec<u8>)]) -> (Option<Millis>, u64) {
-    let mut newest = None;
-    let mut records = 0;
-    for (_, b) in bodies {
-        normalize::decode_reader(b.as_slice(), &DecodeOptions::default(), &mut |d| {
-            if let Decoded::Signal(_, s) = d {
-                records += 1;
-                newest = newest.max(Some(s.updated_at.unwrap_or(s.time)));
-            }
-        });
-    }
-    (newest, records)
 }
 
 /// Polls GuardDuty findings updated since `since`.
@@ -173,7 +152,6 @@ pub async fn guardduty(
             }
         }
     }
-    (out.cursor, out.records) = newest(&out.bodies);
     Ok(out)
 }
 
@@ -236,7 +214,6 @@ pub async fn securityhub(
             _ => break,
         }
     }
-    (out.cursor, out.records) = newest(&out.bodies);
     Ok(out)
 }
 
@@ -341,7 +318,6 @@ pub async fn cloudtrail(
             }
         }
     }
-    (out.cursor, out.records) = newest(&out.bodies);
     Ok(out)
 }
 
@@ -482,7 +458,6 @@ pub async fn cloudtrail_s3(
             .bodies
             .push((format!("s3://{bucket}/{key}"), body));
     }
-    (out.polled.cursor, out.polled.records) = newest(&out.polled.bodies);
     Ok(out)
 }
 

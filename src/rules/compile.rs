@@ -37,16 +37,6 @@ impl Glob {
         }
     }
 
-    /// Whether it has a `*` (else it matches one text only).
-    pub fn is_pattern(&self) -> bool {
-        self.parts.len() > 1
-    }
-
-    /// The one text a pattern without `*` matches.
-    pub fn as_str(&self) -> &str {
-        &self.parts[0]
-    }
-
     /// The text the pattern matches when it has no wildcard.
     pub fn literal(&self) -> Option<&str> {
         match self.parts.as_slice() {

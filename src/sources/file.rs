@@ -51,6 +51,9 @@ pub struct FileStats {
     pub gzip: bool,
     pub signals: u64,
     pub not_json: bool,
+    /// The newest `updatedAt` (findings) or event time (others) among its records: where a
+    /// poll of an API resumes.
+    pub newest: Option<crate::time::Millis>,
 }
 
 /// What a caller needs of a signal, decided on the worker thread so that signals nobody
@@ -193,6 +196,7 @@ pub fn decode_named(
                 }
             }
             stats.signals += 1;
+            stats.newest = stats.newest.max(Some(s.updated_at.unwrap_or(s.time)));
             let keep = classify(&s);
             if keep == Keep::Drop {
                 match dropped.iter_mut().find(|(k, _)| *k == kind) {

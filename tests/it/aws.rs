@@ -121,7 +121,8 @@ fn unique(name: &str) -> String {
     format!("{name}-{}-{nanos}/state.json", std::process::id())
 }
 
-fn state_object(region: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
+/// An object of moto's S3, if there is one.
+fn get_object(region: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
     let rt = runtime();
     rt.block_on(async {
         let conf = sdk(region, &moto()).await;
@@ -136,7 +137,8 @@ fn state_object(region: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
     })
 }
 
-fn put_state_object(region: &str, bucket: &str, key: &str, body: Vec<u8>) {
+/// Writes an object into moto's S3.
+fn put_object(region: &str, bucket: &str, key: &str, body: Vec<u8>) {
     let rt = runtime();
     rt.block_on(async {
         let conf = sdk(region, &moto()).await;
@@ -309,7 +311,7 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
     assert!(seen.iter().any(|r| r.operation == "GetFindings"));
     assert!(seen.iter().any(|r| r.operation == "LookupEvents"));
     let state_v: Value =
-        serde_json::from_slice(&state_object(region, bucket, &key).unwrap()).unwrap();
+        serde_json::from_slice(&get_object(region, bucket, &key).unwrap()).unwrap();
     assert_eq!(state_v["version"], 3);
     assert!(state_v.get("lease").is_none(), "the lease is released");
     assert!(state_v["checkpoints"]["aws/guardduty/eu-west-1"]["cursor"].is_string());
@@ -446,7 +448,7 @@ fn a_run_that_finds_the_state_held_by_another_stops_before_reading_anything() {
     });
     let bytes = held.to_json();
     let key = unique("lease");
-    put_state_object(region, bucket, &key, bytes.clone());
+    put_object(region, bucket, &key, bytes.clone());
     let out = run_cmd(&mock, region, &format!("s3://{bucket}/{key}"))
         .output()
         .unwrap();
@@ -457,7 +459,7 @@ fn a_run_that_finds_the_state_held_by_another_stops_before_reading_anything() {
         "{stderr}"
     );
     assert!(mock.seen().is_empty(), "no source was read");
-    assert_eq!(state_object(region, bucket, &key).unwrap(), bytes);
+    assert_eq!(get_object(region, bucket, &key).unwrap(), bytes);
 }
 
 #[test]
@@ -790,20 +792,7 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
     walk(&root.join("AWSLogs"), &mut files);
     assert_eq!(files.len(), 2);
     let top = unique("trail").replace("/state.json", "");
-    let rt = runtime();
-    let put = |key: String, body: Vec<u8>| {
-        rt.block_on(async {
-            let conf = sdk(region, &moto()).await;
-            s3_client(&conf)
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .body(body.into())
-                .send()
-                .await
-                .unwrap();
-        })
-    };
+    let put = |key: String, body: Vec<u8>| put_object(region, bucket, &key, body);
     for f in &files {
         let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
         put(format!("{top}/{rel}"), std::fs::read(f).unwrap());
@@ -885,20 +874,12 @@ pub fn record_every_call() -> Vec<String> {
     mock.add_events(events.clone());
     // A trail object, so that the S3 trail source lists and reads.
     let top = unique("record").replace("/state.json", "");
-    let rt = runtime();
-    rt.block_on(async {
-        let conf = sdk(region, &moto()).await;
-        s3_client(&conf)
-            .put_object()
-            .bucket(bucket)
-            .key(format!(
-                "{top}/AWSLogs/111122223333/CloudTrail/{region}/2025/05/03/log.json"
-            ))
-            .body(json!({ "Records": events }).to_string().into_bytes().into())
-            .send()
-            .await
-            .unwrap();
-    });
+    put_object(
+        region,
+        bucket,
+        &format!("{top}/AWSLogs/111122223333/CloudTrail/{region}/2025/05/03/log.json"),
+        json!({ "Records": events }).to_string().into_bytes(),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let calls = tmp.path().join("calls.txt");
     let out = run_cmd(
@@ -1035,20 +1016,7 @@ fn each_written_finding_links_its_report_and_graph_in_s3() {
             "https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
         )
     );
-    let rt = runtime();
-    let get = |key: &str| {
-        rt.block_on(async {
-            let conf = sdk(region, &moto()).await;
-            let o = s3_client(&conf)
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-            String::from_utf8(o.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
-        })
-    };
+    let get = |key: &str| String::from_utf8(get_object(region, bucket, key).unwrap()).unwrap();
     let html = get(key);
     assert!(
         html.contains("<svg") && html.contains(f["Id"].as_str().unwrap()),
