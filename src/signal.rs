@@ -502,6 +502,26 @@ pub fn joined(a: &str, sep: char, b: &str) -> Str {
     s
 }
 
+/// The parts of a graph statement ([`crate::pipeline::graph_statement`]) that say where a
+/// record was made and what it names besides instances, hashed into `h`. Shared with the
+/// reading threads, which compute the same hash from a record before building its signal.
+pub fn hash_statement_place(
+    h: &mut impl std::hash::Hasher,
+    account: Option<&str>,
+    region: Option<&str>,
+    resources: &[EntityId],
+) {
+    use std::hash::Hash;
+    (account, region, resources).hash(h);
+}
+
+/// The actor's part of a graph statement: principal id, ARN, role ARN, instance and
+/// account, hashed into `h` (see [`hash_statement_place`]).
+pub fn hash_statement_actor(h: &mut impl std::hash::Hasher, parts: [Option<&str>; 5]) {
+    use std::hash::Hash;
+    parts.hash(h);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

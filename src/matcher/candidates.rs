@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::rules::RuleSet;
-use crate::rules::compile::Glob;
+use crate::rules::compile::{CallReach, Glob, PatternSet};
 use crate::signal::{Signal, Source};
 
 /// A stage of a rule: indexes into [`RuleSet::rules`] and the rule's stages.
@@ -70,6 +70,37 @@ impl Candidates {
             }
         }
         c
+    }
+
+    /// The CloudTrail calls these stages may select (see
+    /// [`normalize::CallFilter`](crate::normalize::CallFilter)): the event names and patterns
+    /// stages name, and what the stages that name no kind may take (every call, or the
+    /// high-risk APIs in `high_risk`, from any actor or from instances only).
+    pub fn call_filter(
+        &self,
+        rules: &RuleSet,
+        high_risk: &PatternSet,
+    ) -> crate::normalize::CallFilter {
+        let mut f = crate::normalize::CallFilter {
+            names: self.by_event.keys().cloned().collect(),
+            patterns: self.event_globs.iter().map(|(g, _)| g.clone()).collect(),
+            high_risk: high_risk.clone(),
+            ..Default::default()
+        };
+        for at in &self.any_kind {
+            match rules.rules[at.rule].stages[at.stage].selector.call_reach() {
+                CallReach::None => {}
+                CallReach::All { instances_only } => {
+                    f.instance_all = true;
+                    f.all |= !instances_only;
+                }
+                CallReach::HighRisk { instances_only } => {
+                    f.high_risk_by_instance = true;
+                    f.high_risk_by_anyone |= !instances_only;
+                }
+            }
+        }
+        f
     }
 
     /// Whether `f` holds for some stage that could select `s` (each tried at most once per

@@ -274,6 +274,20 @@ impl Matcher {
         }
     }
 
+    /// The CloudTrail calls [`Matcher::wants`] may take (see
+    /// [`CallFilter`](crate::normalize::CallFilter)): the reading threads build no signal for
+    /// the others unless the graph needs it.
+    pub fn call_filter(&self) -> crate::normalize::CallFilter {
+        let mut f = self.candidates.call_filter(&self.rules, &self.high_risk);
+        if self.uses_baselines {
+            // Launches teach the baselines (they are decoded in full anyway: they describe
+            // instances).
+            f.names
+                .extend(["RunInstances".to_string(), "StartInstances".to_string()]);
+        }
+        f
+    }
+
     /// Whether any stage of any rule selects the signal, or the baselines must learn it:
     /// only those need to be kept.
     pub fn wants(&self, s: &Signal) -> bool {

@@ -239,15 +239,62 @@ pub fn actor_from_identity(ui: &UserIdentity<'_>) -> Actor {
 /// The role session name: the last part of `…:assumed-role/ROLE/SESSION`, else what follows
 /// the colon of an `AROA…:SESSION` principal id.
 pub fn session_name(arn: Option<&str>, principal_id: Option<&str>) -> Option<Str> {
+    session_name_str(arn, principal_id).map(Str::from)
+}
+
+fn session_name_str<'a>(arn: Option<&'a str>, principal_id: Option<&'a str>) -> Option<&'a str> {
     if let Some((_, rest)) = arn.and_then(crate::signal::split_assumed_role)
         && let Some((_, session)) = rest.split_once('/')
     {
-        return Some(Str::from(session)).filter(|s| !s.is_empty());
+        return Some(session).filter(|s| !s.is_empty());
     }
     principal_id
         .and_then(|p| p.split_once(':'))
-        .map(|(_, s)| Str::from(s))
+        .map(|(_, s)| s)
         .filter(|s| !s.is_empty())
+}
+
+/// Whether the call was made with an instance's role credentials (its actor would have an
+/// `instance_id`), without building the actor.
+pub fn by_instance(rec: &Record<'_>) -> bool {
+    rec.user_identity.as_ref().is_some_and(|ui| {
+        session_name_str(ui.arn.get(), ui.principal_id.get()).is_some_and(is_instance_id)
+    })
+}
+
+/// For a call made with an instance's role credentials: the hash of the graph statement its
+/// signal would make if it describes no instance (the same as
+/// [`crate::pipeline::graph_statement`] of that signal), computed without building the
+/// signal. None for calls by other actors.
+pub fn session_statement(rec: &Record<'_>) -> Option<u64> {
+    use std::hash::Hasher;
+    let ui = rec.user_identity.as_ref()?;
+    let session =
+        session_name_str(ui.arn.get(), ui.principal_id.get()).filter(|s| is_instance_id(s))?;
+    let role_arn = ui
+        .session_context
+        .as_ref()
+        .and_then(|c| c.session_issuer.as_ref())
+        .filter(|i| i.kind.get().is_none_or(|k| k == "Role"))
+        .and_then(|i| i.arn.get());
+    let mut h = rustc_hash::FxHasher::default();
+    crate::signal::hash_statement_place(
+        &mut h,
+        rec.recipient_account_id.get().or(ui.account_id.get()),
+        rec.aws_region.get(),
+        &[],
+    );
+    crate::signal::hash_statement_actor(
+        &mut h,
+        [
+            ui.principal_id.get(),
+            ui.arn.get(),
+            role_arn,
+            Some(session),
+            ui.account_id.get(),
+        ],
+    );
+    Some(h.finish())
 }
 
 /// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`.

@@ -92,8 +92,90 @@ impl fmt::Display for Problem {
 #[derive(Debug)]
 pub enum Decoded {
     Signal(RecordKind, Box<Signal>),
+    /// A record [`DecodeOptions::calls`] says no one needs: counted, with its time, but no
+    /// signal is built for it.
+    Unneeded(RecordKind, crate::time::Millis),
     Problem(Problem),
 }
+
+/// Which CloudTrail calls a run may need a signal of, decided from the event source and
+/// name and whether an instance's role credentials made the call. Calls that describe
+/// instances are always decoded; so are calls by instances whose session the graph has not
+/// been told of (see `sent`).
+#[derive(Clone, Debug, Default)]
+pub struct CallFilter {
+    /// Every call may be needed.
+    pub all: bool,
+    /// Event names some rule may select.
+    pub names: rustc_hash::FxHashSet<String>,
+    /// Event name patterns some rule may select.
+    pub patterns: Vec<crate::rules::compile::Glob>,
+    /// Every call made by an instance may be needed.
+    pub instance_all: bool,
+    /// The high-risk APIs (`iam:CreateAccessKey`) some rule may select, from any actor or
+    /// only from instances.
+    pub high_risk: crate::rules::compile::PatternSet,
+    pub high_risk_by_anyone: bool,
+    pub high_risk_by_instance: bool,
+    /// The graph statements already handed on, when one copy of each is all a run needs
+    /// (without a state): a call by an instance whose statement is among them is not
+    /// needed either.
+    pub sent: Option<std::sync::Arc<SentStatements>>,
+}
+
+impl CallFilter {
+    /// Whether a call may be needed by a rule.
+    pub fn may_need(&self, source: &str, name: &str, by_instance: bool) -> bool {
+        if self.all
+            || (by_instance && self.instance_all)
+            || self.names.contains(name)
+            || self.patterns.iter().any(|g| g.matches(name))
+        {
+            return true;
+        }
+        if self.high_risk_by_anyone || (by_instance && self.high_risk_by_instance) {
+            let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
+            let mut api = crate::signal::Str::with_capacity(service.len() + 1 + name.len());
+            api.push_str(service);
+            api.push(':');
+            api.push_str(name);
+            return self.high_risk.matches(&api);
+        }
+        false
+    }
+
+    fn already_sent(&self, statement: u64) -> bool {
+        self.sent.as_ref().is_some_and(|s| {
+            s.0.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&statement)
+        })
+    }
+
+    /// Whether a CloudTrail record needs no signal: no rule can take it, it describes no
+    /// instance, and it was not made by an instance, or by one whose session the graph was
+    /// already told of.
+    fn counted_only(&self, ct: &cloudtrail::Record<'_>) -> bool {
+        let (Some(source), Some(name)) = (ct.event_source.get(), ct.event_name.get()) else {
+            return false;
+        };
+        if cloudtrail::needs_details(name) {
+            return false;
+        }
+        let by_instance = cloudtrail::by_instance(ct);
+        if self.may_need(source, name, by_instance) {
+            return false;
+        }
+        !by_instance || cloudtrail::session_statement(ct).is_some_and(|st| self.already_sent(st))
+    }
+}
+
+/// The graph statements (see [`crate::pipeline::graph_statement`]) a run has handed on, with
+/// the rank of the copy sent, shared by the reading threads.
+#[derive(Debug, Default)]
+pub struct SentStatements(
+    pub std::sync::Mutex<rustc_hash::FxHashMap<u64, (crate::time::Millis, u64)>>,
+);
 
 /// Decoder settings.
 #[derive(Clone, Debug)]
@@ -103,6 +185,10 @@ pub struct DecodeOptions {
     /// Keep GuardDuty sample findings (`service.additionalInfo.sample: true`) instead of
     /// ignoring them.
     pub keep_sample_findings: bool,
+    /// When set, CloudTrail calls it rules out (and that neither describe instances nor were
+    /// made by an instance) are handed on as [`Decoded::Unneeded`]: records no rule can use
+    /// are not fully decoded. None: a signal for every record.
+    pub calls: Option<std::sync::Arc<CallFilter>>,
 }
 
 impl Default for DecodeOptions {
@@ -110,6 +196,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             max_record_bytes: 64 << 20,
             keep_sample_findings: false,
+            calls: None,
         }
     }
 }
@@ -425,6 +512,14 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
 }
 
 fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
+    // A record with every field a signal requires that no one needs is only counted.
+    if let Some(calls) = &ctx.opts.calls
+        && calls.counted_only(ct)
+        && let Ok(time) = ct.event_time.require("eventTime")
+    {
+        (ctx.emit)(Decoded::Unneeded(kind_of(Family::CloudTrail, via), time));
+        return;
+    }
     match cloudtrail::decode(ct, bytes) {
         Ok(s) => (ctx.emit)(Decoded::Signal(
             kind_of(Family::CloudTrail, via),

@@ -303,6 +303,37 @@ pub fn api_name(s: &Signal) -> Option<crate::signal::Str> {
     Some(api)
 }
 
+/// Which CloudTrail calls a selector that names no kind of signal may take, judged by its
+/// sources and the conditions that can be read without a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallReach {
+    /// No call (it takes other sources only).
+    None,
+    /// Calls of the high-risk APIs.
+    HighRisk { instances_only: bool },
+    /// Any call.
+    All { instances_only: bool },
+}
+
+impl Selector {
+    /// For a selector that names no kind: which calls it may take, and whether only calls
+    /// made with an instance's role credentials (an `actor.instance_id exists` condition).
+    /// Lets the reading threads count the other calls without building their signals.
+    pub fn call_reach(&self) -> CallReach {
+        if !self.sources.is_empty() && !self.sources.contains(&Source::CloudTrail) {
+            return CallReach::None;
+        }
+        let instances_only = self.conditions.iter().any(|c| {
+            c.field == Field::ActorInstanceId && matches!(c.op, Op::Exists(true)) && !c.negate
+        });
+        if self.high_risk_api {
+            CallReach::HighRisk { instances_only }
+        } else {
+            CallReach::All { instances_only }
+        }
+    }
+}
+
 impl Selector {
     pub fn matches(&self, s: &Signal, ctx: &SelectContext<'_>) -> bool {
         if !self.sources.is_empty() && !self.sources.contains(&s.source) {

@@ -50,6 +50,9 @@ pub struct FileStats {
     pub bytes: u64,
     pub gzip: bool,
     pub signals: u64,
+    /// Of `signals`, the records counted without building a signal (see
+    /// [`DecodeOptions::calls`](crate::normalize::DecodeOptions::calls)).
+    pub counted_only: u64,
     pub not_json: bool,
     /// The newest `updatedAt` (findings) or event time (others) among its records: where a
     /// poll of an API resumes.
@@ -185,8 +188,12 @@ pub fn decode_named(
     // file is not a record file (labels or metadata beside the data), reported once.
     let mut held: Vec<Problem> = Vec::new();
     let mut other_problems = false;
+    let mut count_dropped = |kind: RecordKind| match dropped.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, n)) => *n += 1,
+        None => dropped.push((kind, 1)),
+    };
     let rs = normalize::decode_reader(reader, opts, &mut |d| match d {
-        Decoded::Signal(kind, s) => {
+        Decoded::Signal(..) | Decoded::Unneeded(..) => {
             if stats.signals == 0 {
                 for problem in held.drain(..) {
                     send(Event::Problem(FileProblem {
@@ -196,13 +203,20 @@ pub fn decode_named(
                 }
             }
             stats.signals += 1;
+            let (kind, s) = match d {
+                Decoded::Signal(kind, s) => (kind, s),
+                Decoded::Unneeded(kind, time) => {
+                    stats.counted_only += 1;
+                    stats.newest = stats.newest.max(Some(time));
+                    count_dropped(kind);
+                    return;
+                }
+                Decoded::Problem(_) => unreachable!("matched above"),
+            };
             stats.newest = stats.newest.max(Some(s.updated_at.unwrap_or(s.time)));
             let keep = classify(&s);
             if keep == Keep::Drop {
-                match dropped.iter_mut().find(|(k, _)| *k == kind) {
-                    Some((_, n)) => *n += 1,
-                    None => dropped.push((kind, 1)),
-                }
+                count_dropped(kind);
                 return;
             }
             batch.push((kind, s, keep));

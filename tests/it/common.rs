@@ -51,6 +51,7 @@ pub fn decode_bytes(bytes: &[u8]) -> Decodes {
     let mut out = Decodes::default();
     let stats = normalize::decode_reader(bytes, &DecodeOptions::default(), &mut |d| match d {
         Decoded::Signal(k, s) => out.signals.push((k, *s)),
+        Decoded::Unneeded(..) => panic!("no call filter was set"),
         Decoded::Problem(p) => out.problems.push(p),
     });
     out.not_json = stats.not_json;

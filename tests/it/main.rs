@@ -6,6 +6,7 @@ mod common;
 mod aws;
 mod aws_mock;
 mod bad_input;
+mod call_filter;
 mod cli;
 mod decode_fixtures;
 mod deploy;
