@@ -72,7 +72,18 @@ enum Key {
     RecipientAccountId,
     RequestParameters,
     ResponseElements,
+    /// A key no CloudTrail record has at its top level, but other records do.
+    Foreign,
     Other,
+}
+
+/// Why [`Record`] stopped: the object is some other record (see [`is_not_cloudtrail`]).
+const NOT_CLOUDTRAIL: &str = "not a CloudTrail record";
+
+/// Whether parsing a [`Record`] stopped because the object is another kind of record (a
+/// GuardDuty or ASFF finding, an EventBridge envelope), which is then parsed as such.
+pub fn is_not_cloudtrail(e: &serde_json::Error) -> bool {
+    e.is_data() && e.to_string().starts_with(NOT_CLOUDTRAIL)
 }
 
 impl<'de> Deserialize<'de> for Key {
@@ -98,6 +109,10 @@ impl<'de> Deserialize<'de> for Key {
                     "recipientAccountId" => Key::RecipientAccountId,
                     "requestParameters" => Key::RequestParameters,
                     "responseElements" => Key::ResponseElements,
+                    // GuardDuty and ASFF findings, EventBridge envelopes, finding lists.
+                    "schemaVersion" | "SchemaVersion" | "detail-type" | "detail" | "service"
+                    | "Service" | "resource" | "Resource" | "ProductArn" | "Findings"
+                    | "findings" => Key::Foreign,
                     _ => Key::Other,
                 })
             }
@@ -133,6 +148,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
                         Key::ErrorCode => r.error_code = m.next_value()?,
                         Key::EventId => r.event_id = m.next_value()?,
                         Key::RecipientAccountId => r.recipient_account_id = m.next_value()?,
+                        Key::Foreign => return Err(serde::de::Error::custom(NOT_CLOUDTRAIL)),
                         // Captured only while the event name is unknown or needs them.
                         Key::RequestParameters | Key::ResponseElements
                             if r.event_name.get().is_none_or(needs_details) =>

@@ -464,7 +464,8 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
         }
     };
     // CloudTrail first, with its own small struct: it is the bulk of any input, and one
-    // parse is all it needs.
+    // parse is all it needs. It stops at the first key no CloudTrail record has at its top
+    // level (a GuardDuty finding's `schemaVersion`), so other records are parsed in full once.
     let mut de = serde_json::Deserializer::from_str(text);
     match cloudtrail::Record::deserialize(&mut de) {
         Ok(ct) => {
@@ -480,35 +481,46 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
                 return Verdict::Done;
             }
         }
-        Err(e) => {
-            if line_hint && e.is_eof() {
-                return Verdict::Rescan;
-            }
-            let (reason, verdict) = if e.is_data() {
-                (
-                    format!("record has an unexpected shape: {e}"),
-                    Verdict::Done,
-                )
-            } else if e.is_eof() {
-                (format!("record is truncated: {e}"), Verdict::Invalid)
-            } else {
-                (format!("record is not valid JSON: {e}"), Verdict::Invalid)
-            };
-            ctx.reject(Reject::skip(reason), None);
-            return verdict;
-        }
+        Err(e) if cloudtrail::is_not_cloudtrail(&e) => {}
+        Err(e) => return parse_error(e, line_hint, ctx),
     }
-    match serde_json::from_str::<RawRecord<'_>>(text) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    match RawRecord::deserialize(&mut de) {
         Ok(mut rec) => {
+            if let Err(e) = de.end() {
+                if line_hint {
+                    return Verdict::Rescan;
+                }
+                ctx.reject(Reject::skip(format!("record is not valid JSON: {e}")), None);
+                return Verdict::Invalid;
+            }
             rec.keep_samples = ctx.opts.keep_sample_findings;
             dispatch(&rec, via, ctx);
         }
-        Err(e) => ctx.reject(
-            Reject::skip(format!("record has an unexpected shape: {e}")),
-            None,
-        ),
+        Err(e) => return parse_error(e, line_hint, ctx),
     }
     Verdict::Done
+}
+
+/// Reports a record that did not parse: a line that ends too soon may be part of a
+/// pretty-printed record and is framed again by structure; a shape we cannot read costs the
+/// record; broken JSON also tells the framer to resynchronise.
+fn parse_error(e: serde_json::Error, line_hint: bool, ctx: &mut Ctx<'_, '_>) -> Verdict {
+    if line_hint && e.is_eof() {
+        return Verdict::Rescan;
+    }
+    let (reason, verdict) = if e.is_data() {
+        (
+            format!("record has an unexpected shape: {e}"),
+            Verdict::Done,
+        )
+    } else if e.is_eof() {
+        (format!("record is truncated: {e}"), Verdict::Invalid)
+    } else {
+        (format!("record is not valid JSON: {e}"), Verdict::Invalid)
+    };
+    ctx.reject(Reject::skip(reason), None);
+    verdict
 }
 
 fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {

@@ -448,6 +448,22 @@ fn finding_lines() -> Vec<String> {
         .collect()
 }
 
+/// Findings are told from CloudTrail records by their first keys and parsed once; a finding
+/// cut short still costs only its line, reported as cut.
+#[test]
+fn a_finding_cut_short_costs_its_line_only() {
+    let good = finding_lines();
+    let single = single_finding(|_| {});
+    let cut = &good[1][..good[1].len() / 2];
+    let text = format!("{}\n{cut}\n{}\n{single}\n", good[0], good[1]);
+    let d = decode_bytes(text.as_bytes());
+    let p = problems(&d);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("line 2: record is truncated"), "{p:?}");
+    assert_eq!(severities(&d), vec![Severity::Skipped]);
+    assert_eq!(d.signals.len(), 3, "{p:?}");
+}
+
 #[test]
 fn a_finding_of_an_unknown_type_names_the_type() {
     let good = finding_lines();
