@@ -66,9 +66,10 @@ pub fn tells_the_graph(s: &Signal) -> bool {
 }
 
 /// A hash of what the graph learns from a signal that no rule selects, or None when it
-/// learns nothing: the instances it describes (every field), the other entities it names, and
-/// the instance-session relation of its actor. Not the access key: every call of an instance
-/// session may carry a new one, and nothing groups by an instance session's key.
+/// learns nothing: the instances it describes (every field, and the region), the other
+/// entities it names, and the instance-session relation of its actor. Not the access key:
+/// every call of an instance session may carry a new one, and nothing groups by an instance
+/// session's key.
 pub fn graph_statement(s: &Signal) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     if !tells_the_graph(s) {
@@ -76,10 +77,12 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
     }
     let session = s.actor.as_ref().filter(|a| a.instance_id.is_some());
     let mut h = rustc_hash::FxHasher::default();
+    // The region only tells the graph where described instances are: an instance session's
+    // calls into several regions say the same.
     crate::signal::hash_statement_place(
         &mut h,
         s.account.as_deref(),
-        s.region.as_deref(),
+        s.region.as_deref().filter(|_| !s.instances.is_empty()),
         &s.resources,
     );
     for i in &s.instances {

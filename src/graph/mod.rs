@@ -350,8 +350,13 @@ impl EntityGraph {
     }
 
     fn describe_instance(&mut self, info: &InstanceInfo, s: &Signal) {
-        let known = self.instances.contains_key(&info.instance_id);
-        let facts = self.instances.entry(info.instance_id.clone()).or_default();
+        let (known, facts) = match self.instances.get_mut(info.instance_id.as_str()) {
+            Some(f) => (true, f),
+            None => (
+                false,
+                self.instances.entry(info.instance_id.clone()).or_default(),
+            ),
+        };
         let newer = facts.described_at.is_none_or(|t| s.time >= t);
         let f = &mut facts.info;
         f.instance_id = info.instance_id.clone();
@@ -408,7 +413,12 @@ impl EntityGraph {
         if !changed && !new_ips {
             return;
         }
-        let facts = self.instances[&info.instance_id].clone();
+        // Taken out while the links are made (they need `self`), and put back after.
+        let facts = std::mem::take(
+            self.instances
+                .get_mut(info.instance_id.as_str())
+                .expect("described above"),
+        );
         let f = &facts.info;
 
         let inst = self.node(EntityKind::Instance, &f.instance_id);
@@ -467,6 +477,9 @@ impl EntityGraph {
                 .insert("launch_template_version", lt.to_string());
         }
         self.regroup(&facts);
+        if let Some(slot) = self.instances.get_mut(info.instance_id.as_str()) {
+            *slot = facts;
+        }
     }
 
     /// Recomputes one instance's group from its facts and moves it if the key changed.

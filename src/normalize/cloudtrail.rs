@@ -297,7 +297,8 @@ pub fn session_statement(rec: &Record<'_>) -> Option<u64> {
     crate::signal::hash_statement_place(
         &mut h,
         rec.recipient_account_id.get().or(ui.account_id.get()),
-        rec.aws_region.get(),
+        // Without instances, the region is not part of the statement.
+        None,
         &[],
     );
     crate::signal::hash_statement_actor(
