@@ -13,15 +13,17 @@
 //! measures:
 //!
 //! - a. decode only: `sources::file::read_files` over all files with default `ReadOptions`,
-//!   with a classifier that drops every signal on the worker that decoded it (the fastest the
-//!   reading layer goes), with `keep_all` (every signal handed to this thread), and with the
-//!   pipeline's rule selection (`Matcher::wants`) evaluated on the workers but nothing kept;
+//!   with a classifier that drops every signal on the worker that decoded it (every record
+//!   decoded into a signal, none kept), with `keep_all` (every signal handed to this thread),
+//!   and with the pipeline's rule selection (`Matcher::wants`) evaluated on the workers but
+//!   nothing kept;
 //! - b. the whole pipeline: `pipeline::correlate_with` with the built-in rules and default
 //!   settings, exporting the graph it built with `graph::export::write_json` (streamed
 //!   through a buffer, as to a file) on a thread of its own while the rules are matched, as
 //!   `correlator correlate --graph` does; then the ASFF findings (`sinks::asff::findings`)
 //!   serialised as `{"Findings":[…]}` (pretty, as the CLI writes them) into memory; all timed
-//!   together; first over a quarter of the files (the first quarter of the time span), then
+//!   together (its readers build no signal for the CloudTrail calls no rule takes that tell
+//!   the graph nothing new: `DecodeOptions::calls`); first over a quarter of the files (the first quarter of the time span), then
 //!   over the folder. The graph is the one correlation needs, without signal nodes:
 //!   `correlator correlate --graph FILE` also writes a node per signal (and every entity any
 //!   record names), which for these 1.1 million records is a 1.3 GB JSON file and about
