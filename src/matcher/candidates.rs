@@ -119,43 +119,31 @@ impl Candidates {
         if self.any_kind.iter().any(|&at| f(at)) {
             return true;
         }
-        if let Some(t) = s.fields.finding_type.as_deref() {
-            if self
-                .by_finding_type
-                .get(t)
-                .is_some_and(|list| list.iter().any(|&at| f(at)))
-            {
-                return true;
-            }
-            if self
-                .finding_globs
-                .iter()
-                .any(|(g, at)| g.matches(t) && f(*at))
-            {
-                return true;
-            }
-        }
-        if s.source == Source::CloudTrail
-            && s.fields.event_source.is_some()
-            && let Some(name) = s.fields.event_name.as_deref()
+        if let Some(t) = s.fields.finding_type.as_deref()
+            && named(&self.by_finding_type, &self.finding_globs, t, &mut f)
         {
-            if self
-                .by_event
-                .get(name)
-                .is_some_and(|list| list.iter().any(|&at| f(at)))
-            {
-                return true;
-            }
-            if self
-                .event_globs
-                .iter()
-                .any(|(g, at)| g.matches(name) && f(*at))
-            {
-                return true;
-            }
+            return true;
         }
-        false
+        s.source == Source::CloudTrail
+            && s.fields.event_source.is_some()
+            && s.fields
+                .event_name
+                .as_deref()
+                .is_some_and(|name| named(&self.by_event, &self.event_globs, name, &mut f))
     }
+}
+
+/// Whether `f` holds for a stage naming `key` exactly or by a pattern.
+fn named(
+    exact: &FxHashMap<String, Vec<StageRef>>,
+    patterns: &[(Glob, StageRef)],
+    key: &str,
+    f: &mut impl FnMut(StageRef) -> bool,
+) -> bool {
+    exact
+        .get(key)
+        .is_some_and(|list| list.iter().any(|&at| f(at)))
+        || patterns.iter().any(|(g, at)| g.matches(key) && f(*at))
 }
 
 #[cfg(test)]

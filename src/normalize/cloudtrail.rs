@@ -77,13 +77,22 @@ enum Key {
     Other,
 }
 
-/// Why [`Record`] stopped: the object is some other record (see [`is_not_cloudtrail`]).
-const NOT_CLOUDTRAIL: &str = "not a CloudTrail record";
-
-/// Whether parsing a [`Record`] stopped because the object is another kind of record (a
-/// GuardDuty or ASFF finding, an EventBridge envelope), which is then parsed as such.
-pub fn is_not_cloudtrail(e: &serde_json::Error) -> bool {
-    e.is_data() && e.to_string().starts_with(NOT_CLOUDTRAIL)
+/// Parses a [`Record`] from the top level of a record, stopping at the first key no
+/// CloudTrail record has at its top level (a GuardDuty finding's `schemaVersion`, an
+/// envelope's `detail-type`): `Ok(None)`, and the caller parses it as what it is, once.
+pub fn parse_top_level<'a>(
+    de: &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+) -> Result<Option<Record<'a>>, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let stopped = std::cell::Cell::new(false);
+    let seed = RecordSeed {
+        stop_at_foreign: Some(&stopped),
+        lifetime: std::marker::PhantomData,
+    };
+    match seed.deserialize(de) {
+        Err(_) if stopped.get() => Ok(None),
+        other => other.map(Some),
+    }
 }
 
 impl<'de> Deserialize<'de> for Key {
@@ -123,52 +132,79 @@ impl<'de> Deserialize<'de> for Key {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Record<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<Record<'a>, A::Error> {
-                use serde::de::IgnoredAny;
-                let mut r = Record::default();
-                while let Some(key) = m.next_key::<Key>()? {
-                    match key {
-                        Key::EventVersion => r.event_version = m.next_value()?,
-                        Key::EventTime => r.event_time = m.next_value()?,
-                        Key::EventSource => r.event_source = m.next_value()?,
-                        Key::EventName => r.event_name = m.next_value()?,
-                        Key::AwsRegion => r.aws_region = m.next_value()?,
-                        Key::SourceIp => r.source_ip = m.next_value()?,
-                        Key::UserAgent => r.user_agent = m.next_value()?,
-                        Key::UserIdentity => r.user_identity = m.next_value()?,
-                        Key::ErrorCode => r.error_code = m.next_value()?,
-                        Key::EventId => r.event_id = m.next_value()?,
-                        Key::RecipientAccountId => r.recipient_account_id = m.next_value()?,
-                        Key::Foreign => return Err(serde::de::Error::custom(NOT_CLOUDTRAIL)),
-                        // Captured only while the event name is unknown or needs them.
-                        Key::RequestParameters | Key::ResponseElements
-                            if r.event_name.get().is_none_or(needs_details) =>
-                        {
-                            let raw: Option<&'a RawValue> = m.next_value()?;
-                            if matches!(key, Key::RequestParameters) {
-                                r.request_parameters = raw;
-                            } else {
-                                r.response_elements = raw;
-                            }
-                        }
-                        _ => {
-                            m.next_value::<IgnoredAny>()?;
-                        }
+        use serde::de::DeserializeSeed;
+        RecordSeed {
+            stop_at_foreign: None,
+            lifetime: std::marker::PhantomData,
+        }
+        .deserialize(d)
+    }
+}
+
+/// Parses a [`Record`]; with `stop_at_foreign`, stops at a [`Key::Foreign`] (setting the
+/// flag) instead of skipping it.
+struct RecordSeed<'f, 'a> {
+    stop_at_foreign: Option<&'f std::cell::Cell<bool>>,
+    lifetime: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for RecordSeed<'_, 'a> {
+    type Value = Record<'a>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Record<'a>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordSeed<'_, 'a> {
+    type Value = Record<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Record<'a>, A::Error> {
+        use serde::de::IgnoredAny;
+        let mut r = Record::default();
+        while let Some(key) = m.next_key::<Key>()? {
+            match key {
+                Key::EventVersion => r.event_version = m.next_value()?,
+                Key::EventTime => r.event_time = m.next_value()?,
+                Key::EventSource => r.event_source = m.next_value()?,
+                Key::EventName => r.event_name = m.next_value()?,
+                Key::AwsRegion => r.aws_region = m.next_value()?,
+                Key::SourceIp => r.source_ip = m.next_value()?,
+                Key::UserAgent => r.user_agent = m.next_value()?,
+                Key::UserIdentity => r.user_identity = m.next_value()?,
+                Key::ErrorCode => r.error_code = m.next_value()?,
+                Key::EventId => r.event_id = m.next_value()?,
+                Key::RecipientAccountId => r.recipient_account_id = m.next_value()?,
+                Key::Foreign => match self.stop_at_foreign {
+                    Some(stopped) => {
+                        stopped.set(true);
+                        return Err(serde::de::Error::custom("not a CloudTrail record"));
+                    }
+                    None => {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                },
+                // Captured only while the event name is unknown or needs them.
+                Key::RequestParameters | Key::ResponseElements
+                    if r.event_name.get().is_none_or(needs_details) =>
+                {
+                    let raw: Option<&'a RawValue> = m.next_value()?;
+                    if matches!(key, Key::RequestParameters) {
+                        r.request_parameters = raw;
+                    } else {
+                        r.response_elements = raw;
                     }
                 }
-                Ok(r)
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        Ok(r)
     }
 }
 
@@ -273,9 +309,15 @@ fn session_name_str<'a>(arn: Option<&'a str>, principal_id: Option<&'a str>) -> 
 /// Whether the call was made with an instance's role credentials (its actor would have an
 /// `instance_id`), without building the actor.
 pub fn by_instance(rec: &Record<'_>) -> bool {
-    rec.user_identity.as_ref().is_some_and(|ui| {
-        session_name_str(ui.arn.get(), ui.principal_id.get()).is_some_and(is_instance_id)
-    })
+    rec.user_identity
+        .as_ref()
+        .and_then(instance_session)
+        .is_some()
+}
+
+/// The instance whose role session `ui` is, if it is one.
+fn instance_session<'a>(ui: &'a UserIdentity<'_>) -> Option<&'a str> {
+    session_name_str(ui.arn.get(), ui.principal_id.get()).filter(|s| is_instance_id(s))
 }
 
 /// For a call made with an instance's role credentials: the hash of the graph statement its
@@ -285,8 +327,7 @@ pub fn by_instance(rec: &Record<'_>) -> bool {
 pub fn session_statement(rec: &Record<'_>) -> Option<u64> {
     use std::hash::Hasher;
     let ui = rec.user_identity.as_ref()?;
-    let session =
-        session_name_str(ui.arn.get(), ui.principal_id.get()).filter(|s| is_instance_id(s))?;
+    let session = instance_session(ui)?;
     let role_arn = ui
         .session_context
         .as_ref()

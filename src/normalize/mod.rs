@@ -134,12 +134,9 @@ impl CallFilter {
             return true;
         }
         if self.high_risk_by_anyone || (by_instance && self.high_risk_by_instance) {
-            let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
-            let mut api = crate::signal::Str::with_capacity(service.len() + 1 + name.len());
-            api.push_str(service);
-            api.push(':');
-            api.push_str(name);
-            return self.high_risk.matches(&api);
+            return self
+                .high_risk
+                .matches(&crate::rules::compile::api_of(source, name));
         }
         false
     }
@@ -467,8 +464,8 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
     // parse is all it needs. It stops at the first key no CloudTrail record has at its top
     // level (a GuardDuty finding's `schemaVersion`), so other records are parsed in full once.
     let mut de = serde_json::Deserializer::from_str(text);
-    match cloudtrail::Record::deserialize(&mut de) {
-        Ok(ct) => {
+    match cloudtrail::parse_top_level(&mut de) {
+        Ok(Some(ct)) => {
             if let Err(e) = de.end() {
                 if line_hint {
                     return Verdict::Rescan;
@@ -481,7 +478,7 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
                 return Verdict::Done;
             }
         }
-        Err(e) if cloudtrail::is_not_cloudtrail(&e) => {}
+        Ok(None) => {}
         Err(e) => return parse_error(e, line_hint, ctx),
     }
     let mut de = serde_json::Deserializer::from_str(text);

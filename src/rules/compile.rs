@@ -292,15 +292,21 @@ pub fn baseline_notes(sel: &Selector, ctx: &SelectContext<'_>) -> Vec<String> {
 
 /// `iam:CreateAccessKey` for a CloudTrail signal.
 pub fn api_name(s: &Signal) -> Option<crate::signal::Str> {
-    let source = s.fields.event_source.as_deref()?;
-    let name = s.fields.event_name.as_deref()?;
+    Some(api_of(
+        s.fields.event_source.as_deref()?,
+        s.fields.event_name.as_deref()?,
+    ))
+}
+
+/// `iam:CreateAccessKey` for the call `CreateAccessKey` to `iam.amazonaws.com`.
+pub fn api_of(source: &str, name: &str) -> crate::signal::Str {
     let service = source.strip_suffix(".amazonaws.com").unwrap_or(source);
     // Short names stay inline: no allocation per record on the reading threads.
     let mut api = crate::signal::Str::with_capacity(service.len() + 1 + name.len());
     api.push_str(service);
     api.push(':');
     api.push_str(name);
-    Some(api)
+    api
 }
 
 /// Which CloudTrail calls a selector that names no kind of signal may take, judged by its

@@ -188,56 +188,54 @@ pub fn decode_named(
     // file is not a record file (labels or metadata beside the data), reported once.
     let mut held: Vec<Problem> = Vec::new();
     let mut other_problems = false;
-    let mut count_dropped = |kind: RecordKind| match dropped.iter_mut().find(|(k, _)| *k == kind) {
-        Some((_, n)) => *n += 1,
-        None => dropped.push((kind, 1)),
-    };
-    let rs = normalize::decode_reader(reader, opts, &mut |d| match d {
-        Decoded::Signal(..) | Decoded::Unneeded(..) => {
-            if stats.signals == 0 {
-                for problem in held.drain(..) {
-                    send(Event::Problem(FileProblem {
-                        file: name.clone(),
-                        problem,
-                    }));
-                }
+    let rs = normalize::decode_reader(reader, opts, &mut |d| {
+        let (kind, signal, time) = match d {
+            Decoded::Signal(kind, s) => {
+                let time = s.updated_at.unwrap_or(s.time);
+                (kind, Some(s), time)
             }
-            stats.signals += 1;
-            let (kind, s) = match d {
-                Decoded::Signal(kind, s) => (kind, s),
-                Decoded::Unneeded(kind, time) => {
-                    stats.counted_only += 1;
-                    stats.newest = stats.newest.max(Some(time));
-                    count_dropped(kind);
+            Decoded::Unneeded(kind, time) => (kind, None, time),
+            Decoded::Problem(problem) => {
+                if stats.signals == 0
+                    && problem.reason == normalize::NOT_A_RECORD
+                    && held.len() < HOLD
+                {
+                    held.push(problem);
                     return;
                 }
-                Decoded::Problem(_) => unreachable!("matched above"),
-            };
-            stats.newest = stats.newest.max(Some(s.updated_at.unwrap_or(s.time)));
-            let keep = classify(&s);
-            if keep == Keep::Drop {
-                count_dropped(kind);
+                other_problems = true;
+                send(Event::Problem(FileProblem {
+                    file: name.clone(),
+                    problem,
+                }));
                 return;
             }
-            batch.push((kind, s, keep));
-            if batch.len() == BATCH {
-                send(Event::Signals(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(BATCH),
-                )));
+        };
+        if stats.signals == 0 {
+            for problem in held.drain(..) {
+                send(Event::Problem(FileProblem {
+                    file: name.clone(),
+                    problem,
+                }));
             }
         }
-        Decoded::Problem(problem) => {
-            if stats.signals == 0 && problem.reason == normalize::NOT_A_RECORD && held.len() < HOLD
-            {
-                held.push(problem);
-                return;
+        stats.signals += 1;
+        stats.newest = stats.newest.max(Some(time));
+        stats.counted_only += u64::from(signal.is_none());
+        match signal.map(|s| (classify(&s), s)) {
+            Some((keep, s)) if keep != Keep::Drop => {
+                batch.push((kind, s, keep));
+                if batch.len() == BATCH {
+                    send(Event::Signals(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(BATCH),
+                    )));
+                }
             }
-            other_problems = true;
-            send(Event::Problem(FileProblem {
-                file: name.clone(),
-                problem,
-            }));
+            _ => match dropped.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => dropped.push((kind, 1)),
+            },
         }
     });
     if stats.signals == 0 && !held.is_empty() && !other_problems && held.len() < HOLD {

@@ -224,6 +224,16 @@ fn run_on_mock(
     cmd.output().unwrap()
 }
 
+/// Asserts the run's exit code, showing its log when it differs.
+fn exits(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn summary(out: &std::process::Output) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr.lines().last().unwrap_or_default();
@@ -272,11 +282,7 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
 
     // First run: the sequence is written to Security Hub with the offline id.
     let out = run_cmd(&mock, region, &state).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     assert_eq!(s["findings"]["new"], 1, "{s}");
     assert_eq!(s["findings"]["imported"], 1, "{s}");
@@ -318,11 +324,7 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
 
     // Second run, nothing new: nothing is written, the finding is unchanged.
     let out = run_cmd(&mock, region, &state).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     assert_eq!(s["findings"]["sent"], 0, "{s}");
     assert_eq!(s["findings"]["unchanged"], 1, "{s}");
@@ -359,11 +361,7 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
     later["service"]["eventLastSeen"] = json!("2025-05-03T10:04:00.000Z");
     mock.add_findings([later]);
     let out = run_cmd(&mock, region, &state).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     assert_eq!(s["findings"]["updated"], 1, "{s}");
     assert_eq!(s["findings"]["new"], 0, "{s}");
@@ -496,11 +494,7 @@ fn throttling_and_server_errors_are_retried_and_a_run_that_fails_saves_nothing()
     let out = run_cmd(&mock, region, state.to_str().unwrap())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     assert_eq!(s["findings"]["imported"], 1, "{s}");
     let count = |op: &str| mock.seen().iter().filter(|r| r.operation == op).count();
@@ -514,12 +508,7 @@ fn throttling_and_server_errors_are_retried_and_a_run_that_fails_saves_nothing()
     let out = run_cmd(&mock, region, state.to_str().unwrap())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 3);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("GetFindings failed"), "{stderr}");
     assert_eq!(std::fs::read(&state).unwrap(), saved);
@@ -540,11 +529,7 @@ fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
     // A transient failure of the finding: sent again within the run.
     mock.fail_import_once(&id, "ThrottlingException");
     let out = run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     assert_eq!(mock.imported().len(), 1);
     let calls = mock
         .seen()
@@ -560,21 +545,12 @@ fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
     let run2 = || run_on_mock(&mock, region, &state2, &[]);
     mock.fail_import_once(&id, "InvalidInput");
     let out = run2();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 1);
     let s = summary(&out);
     assert_eq!(s["findings"]["failed"][0][1], "InvalidInput", "{s}");
     let before = mock.imported().len();
     let out = run2();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     assert_eq!(summary(&out)["findings"]["imported"], 1);
     assert_eq!(mock.imported().len(), before + 1);
     // And once written, it is not sent again.
@@ -624,11 +600,7 @@ fn sources_page_through_every_result_and_get_findings_in_batches_of_50() {
     mock.add_events(many_events);
     let tmp = tempfile::tempdir().unwrap();
     let out = run_on_mock(&mock, region, &tmp.path().join("s.json"), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     let seen = mock.seen();
     let lists: Vec<_> = seen
@@ -691,11 +663,7 @@ fn a_slow_answer_is_abandoned_and_retried() {
         &tmp.path().join("s.json"),
         &[("CORRELATOR_AWS_ATTEMPT_TIMEOUT", "500ms")],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     // The slow attempt was cut off (not waited out) and the retry read the findings.
     assert!(started.elapsed() < std::time::Duration::from_millis(2_900));
     assert_eq!(summary(&out)["findings"]["imported"], 1);
@@ -733,11 +701,7 @@ fn a_run_whose_sink_fails_mid_way_leaves_security_hub_as_one_clean_run_once_re_r
     .env("AWS_ENDPOINT_URL_SECURITYHUB", &clean.url)
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let want = ids(&clean.imported());
     assert!(want.len() >= 2, "{want:?}");
 
@@ -753,20 +717,11 @@ fn a_run_whose_sink_fails_mid_way_leaves_security_hub_as_one_clean_run_once_re_r
     mock.fail("BatchImportFindings", std::iter::repeat_n(boom, 5));
     let state = tmp.path().join("state.json");
     let out = run_on_mock(&mock, region, &state, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 3);
     assert!(!state.exists(), "nothing saved");
     // The re-run writes everything, once.
     let out = run_on_mock(&mock, region, &state, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     assert_eq!(ids(&mock.imported()), want);
     let again = run_on_mock(&mock, region, &state, &[]);
     assert_eq!(summary(&again)["findings"]["sent"], 0);
@@ -813,11 +768,7 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
             .unwrap()
     };
     let out = run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     let src = &s["sources"][0];
     assert_eq!(src["source"], "cloudtrail_s3");
@@ -845,11 +796,7 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
         json!({ "Records": [record] }).to_string().into_bytes(),
     );
     let out = run();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let s = summary(&out);
     assert_eq!(s["sources"][0]["records"], 1, "{s}");
     let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
@@ -898,11 +845,7 @@ pub fn record_every_call() -> Vec<String> {
     .env("CORRELATOR_RECORD_CALLS", &calls)
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let mut seen: Vec<String> = std::fs::read_to_string(&calls)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
         .lines()
@@ -991,11 +934,7 @@ fn each_written_finding_links_its_report_and_graph_in_s3() {
         &tmp.path().join("state.json"),
         &[("CORRELATOR_AWS_REPORTS", location.as_str())],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(&out, 0);
     let imported = mock.imported();
     assert_eq!(imported.len(), 1);
     let f = &imported[0];

@@ -464,6 +464,32 @@ fn a_finding_cut_short_costs_its_line_only() {
     assert_eq!(d.signals.len(), 3, "{p:?}");
 }
 
+/// An envelope that promises a CloudTrail record but carries a finding says so (the finding's
+/// keys do not cut the nested parse short).
+#[test]
+fn a_cloudtrail_envelope_holding_a_finding_says_what_it_holds() {
+    let finding: Value = serde_json::from_str(&single_finding(|_| {})).unwrap();
+    let envelope = serde_json::json!({
+        "version": "0",
+        "id": "6f87d04b-9f74-4f04-a780-7acf4b0a9b38",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": "111122223333",
+        "time": "2025-05-02T09:20:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": finding,
+    });
+    let d = decode_bytes(envelope.to_string().as_bytes());
+    assert!(d.signals.is_empty());
+    assert_eq!(
+        problems(&d),
+        vec![
+            "line 1: `detail` should hold a CloudTrail record, but has no `eventSource` or `eventName`"
+        ]
+    );
+}
+
 #[test]
 fn a_finding_of_an_unknown_type_names_the_type() {
     let good = finding_lines();
