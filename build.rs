@@ -1,5 +1,12 @@
 //! Embeds the shipped rules (`correlation-rules/*.yaml`) in the binary, so `correlate` works
 //! with no files beside it; `--rules DIR` replaces them at run time.
+//!
+//! Also sets `cfg(shared_corpus)` when the real-data corpus lies beside the repository
+//! (`../shared/realdata` and `../shared/samples`, as on the developers' machines and in CI):
+//! the tests that read it are compiled as ignored without it, so a plain clone reports them as
+//! skipped rather than failing (or passing) them. `tests/run.sh` sets
+//! `CORRELATOR_SHARED_CORPUS` to what it found, so that the corpus appearing or going away
+//! between two of its runs re-runs this script.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,7 +36,26 @@ fn main() {
         );
     }
     out.push_str("];\n");
+    corpus();
     let dest =
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
     std::fs::write(dest, out).expect("writing builtin_rules.rs");
+}
+
+/// `cfg(shared_corpus)` when `../shared/realdata` and `../shared/samples` are folders.
+fn corpus() {
+    println!("cargo::rustc-check-cfg=cfg(shared_corpus)");
+    println!("cargo:rerun-if-env-changed=CORRELATOR_SHARED_CORPUS");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared");
+    let dirs = [shared.join("realdata"), shared.join("samples")];
+    if dirs.iter().all(|d| d.is_dir()) {
+        println!("cargo:rustc-cfg=shared_corpus");
+        // Watching a missing path would re-run this script (and rebuild the crate) on every
+        // build of a plain clone, so only a present corpus is watched: its removal re-runs it.
+        for d in &dirs {
+            println!("cargo:rerun-if-changed={}", d.display());
+        }
+    }
 }

@@ -124,6 +124,10 @@ fn compare(
 /// Without statements sent, only calls no rule takes that were not made by an instance are
 /// counted only, and decoding is otherwise unchanged.
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn only_calls_no_rule_takes_and_no_instance_made_are_counted_only() {
     let m = matcher();
     let calls = Arc::new(m.call_filter());
@@ -146,6 +150,10 @@ fn only_calls_no_rule_takes_and_no_instance_made_are_counted_only() {
 /// hash the reading threads compute from the record is the one `graph_statement` gives its
 /// signal.
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn calls_of_a_session_the_graph_knows_are_counted_only() {
     let m = matcher();
     let inputs = inputs();

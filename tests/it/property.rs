@@ -477,6 +477,7 @@ proptest! {
     /// Deleting a key or changing a value's type anywhere in records never loses one
     /// silently, in any container: records in = signals + problems out.
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn mutated_records_are_each_a_signal_or_a_problem(
         records in prop::collection::vec((pick(), mutation()), 1..=5),
         how in select(LAYOUTS.to_vec()),
@@ -521,6 +522,7 @@ proptest! {
     /// decodes to the same signals and problems as before, in order, and the corrupted line is
     /// reported (or still decodes).
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn a_corrupted_line_costs_only_that_line(
         ids in prop::collection::vec(pick(), 2..=6),
         line in any::<Index>(),
@@ -597,6 +599,7 @@ proptest! {
     /// gzipped or not, duplicated or not (records without `eventID` get a hash reference that
     /// must not depend on white space).
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn every_container_gives_the_same_signals(
         ids in picks(6),
         how in select(LAYOUTS.to_vec()),
@@ -636,6 +639,7 @@ proptest! {
     /// A document cut anywhere gives exactly the signals of the records complete before the
     /// cut, and one problem when the cut falls inside it.
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn a_truncated_document_keeps_the_complete_records(
         ids in picks(5),
         how in select(LAYOUTS.to_vec()),
@@ -682,6 +686,7 @@ proptest! {
     /// A gzip stream cut anywhere gives the signals of the records complete in what can be
     /// decompressed, and one problem for the cut.
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn a_truncated_gzip_keeps_the_complete_records(
         ids in picks(8),
         how in select(LAYOUTS.to_vec()),
@@ -764,6 +769,7 @@ proptest! {
 
     /// Corrupt gzip never panics, and never changes what decodes without saying so.
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn corrupt_gzip_is_reported_never_silent(
         ids in picks(4),
         how in select(LAYOUTS.to_vec()),
@@ -788,6 +794,7 @@ proptest! {
     /// Random bytes anywhere in a document never panic, and something is always said: a
     /// signal, a problem, or "not JSON".
     #[test]
+    #[cfg_attr(not(shared_corpus), ignore = "needs ../shared/realdata and ../shared/samples beside the repository")]
     fn random_bytes_never_panic(
         ids in picks(4),
         how in select(LAYOUTS.to_vec()),
@@ -814,6 +821,10 @@ proptest! {
 // The same, deterministic, over the whole corpus and on the smallest inputs that show a bug
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn every_container_gives_the_same_signals_over_the_whole_corpus() {
     let c = corpus();
     let all: Vec<usize> = (0..c.entries.len()).collect();
@@ -864,6 +875,10 @@ fn every_container_gives_the_same_signals_over_the_whole_corpus() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn published_bytes_and_their_compact_form_give_the_same_signals() {
     // Records with an eventID do not depend on their bytes at all.
     let c = corpus();
@@ -967,6 +982,10 @@ fn json_lines_whose_first_line_is_broken_still_decode() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn a_truncated_gzip_keeps_the_records_before_the_break() {
     let c = corpus();
     let doc: Vec<u8> = c.groups[0]

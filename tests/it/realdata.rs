@@ -117,6 +117,10 @@ fn stratus_labels() -> Vec<LabelRow> {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn stratus_all_detonations_decode_without_problems() {
     let d = decode_file(&stratus("all-detonations.jsonl"));
     assert!(d.not_json.is_none());
@@ -143,6 +147,10 @@ fn stratus_all_detonations_decode_without_problems() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn stratus_labels_match_the_decoded_signals() {
     let labels = stratus_labels();
     assert_eq!(labels.len(), STRATUS_EVENTS);
@@ -182,6 +190,10 @@ fn stratus_labels_match_the_decoded_signals() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn stratus_technique_files_hold_the_same_events() {
     let files = technique_files();
     assert_eq!(files.len(), STRATUS_TECHNIQUES);
@@ -231,6 +243,10 @@ fn stratus_technique_files_hold_the_same_events() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn stratus_stolen_instance_credentials_name_the_instance() {
     let d = decode_file(&stratus(
         "aws.credential-access.ec2-steal-instance-credentials.json",
@@ -288,6 +304,10 @@ fn stratus_stolen_instance_credentials_name_the_instance() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn stratus_unusual_instances_launch_is_a_failed_p2_request() {
     let d = decode_file(&stratus("aws.execution.ec2-launch-unusual-instances.json"));
     assert!(d.problems.is_empty(), "{:#?}", problem_texts(&d));
@@ -334,6 +354,10 @@ fn stratus_unusual_instances_launch_is_a_failed_p2_request() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn stratus_anonymised_regions_and_ips_are_kept_as_given() {
     let signals = stratus_signals_by_id();
     let records = stratus_records_by_id();
@@ -422,6 +446,10 @@ fn decode_lines(text: &str) -> Vec<Decodes> {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_cloudtrail_lines_are_each_one_signal_or_one_precise_problem() {
     let path = panther("cloudtrail-test-events.jsonl");
     let text = read_text(&path);
@@ -502,6 +530,10 @@ fn panther_ct_line(n: usize) -> (Signal, Value) {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_run_instances_with_instance_type_as_object() {
     // Line 99: `"instanceType": {"value": "p2.xlarge"}`; line 97 is the same event with a
     // plain string. Both decode to the same signal.
@@ -522,6 +554,10 @@ fn panther_run_instances_with_instance_type_as_object() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_auto_scaling_run_instances_names_the_instance_group() {
     let (s, rec) = panther_ct_line(97);
     assert_eq!(event_id(&s), "41fab871-150b-43ad-b42a-39fff3f2ca4e");
@@ -585,6 +621,10 @@ fn panther_auto_scaling_run_instances_names_the_instance_group() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_run_instances_with_two_launched_instances() {
     // Line 142: maxCount 2, two response items, each 1 core × 2 threads.
     let (s, _) = panther_ct_line(142);
@@ -606,6 +646,10 @@ fn panther_run_instances_with_two_launched_instances() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_timestamps_parse() {
     // Every `YYYY-MM-DD HH:MM:SS[.fraction]` eventTime gives the same time as its ISO-8601
     // spelling (all fractions in this file are zero).
@@ -650,6 +694,10 @@ enum GdExpect {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_guardduty_lines_are_signals_or_ignored_samples() {
     // Lines 3–8 are Panther test findings without `resource` (trimmed by the publisher); they
     // carry a GuardDuty ARN, `schemaVersion`, a valid finding type and `service`, so they are
@@ -762,6 +810,10 @@ fn panther_guardduty_lines_are_signals_or_ignored_samples() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_guardduty_attack_sequence_finding() {
     // Line 1, the one finding of the file with a `resource`.
     let text = read_text(&panther("guardduty-test-findings.jsonl"));
@@ -845,6 +897,10 @@ fn sample_files() -> Vec<(String, PathBuf)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn every_sample_file_decodes() {
     let files = sample_files();
     assert!(files.len() >= 50, "{} sample files", files.len());
@@ -902,6 +958,10 @@ fn every_sample_file_decodes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn sample_records_keep_their_family() {
     // The recognised family of each sample, through whatever container it comes in.
     let mut kinds: BTreeMap<RecordKind, usize> = BTreeMap::new();
