@@ -2,7 +2,8 @@
 //!
 //! 1. Take the state: a local file under its lock, or the S3 object, claimed by a lease written
 //!    with a conditional request (a second task that overlaps stops here, having read and
-//!    written nothing).
+//!    written nothing, unless the lease's holder is known to be gone: see [`super::lease`]).
+//!    The lease is renewed while the run works.
 //! 2. Poll every configured source in every region from its checkpoint (minus the overlap),
 //!    or from the look-back on a first run.
 //! 3. Correlate the responses with the state, exactly as `correlate --state` does with files.
@@ -817,4 +818,37 @@ fn key_day(key: &str) -> Option<String> {
     let (_, rest) = key.split_once("/CloudTrail/")?;
     let (_, date) = rest.split_once('/')?;
     date.get(0..10).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_events_resume_from_the_poll_time_minus_the_delay_and_count_late_events() {
+        const M: Millis = 60_000;
+        let now = 1_000 * M;
+        let ev = |id: &str, t: Millis| (id.to_string(), t);
+        let previous = crate::state::Checkpoint {
+            // The previous poll, 15 minutes ago, with a 15-minute delay.
+            cursor: Some(now - 30 * M),
+            recent_events: ["seen".to_string()].into(),
+            ..Default::default()
+        };
+        let events = [
+            ev("seen", now - 35 * M),
+            ev("late", now - 32 * M),
+            ev("in-time", now - 20 * M),
+            ev("newest", now - M),
+        ];
+        let p = lookup_progress(&events, Some(&previous), now, 15 * M, 10 * M);
+        assert_eq!(p.cursor, now - 15 * M, "the poll time minus the delay");
+        assert_eq!(p.late, vec![ev("late", now - 32 * M)]);
+        // The ids of the overlap before the new cursor, which the next poll reads again.
+        assert_eq!(p.recent, ["in-time".to_string()].into());
+        // A first poll: nothing is late.
+        let first = lookup_progress(&events, None, now, 15 * M, 10 * M);
+        assert!(first.late.is_empty());
+        assert_eq!(first.cursor, now - 15 * M);
+    }
 }

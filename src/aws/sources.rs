@@ -11,7 +11,9 @@
 //!   endpoint applies filters), so it never re-ingests what it wrote.
 //! - CloudTrail: `LookupEvents` from the checkpoint, paginated, at most 2 calls a second per
 //!   region (the API's limit), by event name when the rules name every event they need
-//!   exactly, else all management events.
+//!   exactly, else all management events; each event's id and time are handed on too, for
+//!   the checkpoint (see `run::lookup_progress`).
+//! - CloudTrail trail logs in S3: every account and region folder the trail holds.
 
 use std::time::Duration;
 
