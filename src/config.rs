@@ -667,6 +667,13 @@ impl Config {
                 ));
             }
         }
+        for r in &a.trail_regions {
+            if r.is_empty() || r.contains('/') {
+                problems.push(format!(
+                    "aws.trail_regions: {r:?} is not a region folder name (like \"eu-north-1\")"
+                ));
+            }
+        }
         if a.trail_concurrency == 0 || a.trail_concurrency > 64 {
             problems.push(format!(
                 "aws.trail_concurrency: {} is out of range (expected 1 to 64)",
@@ -801,6 +808,13 @@ mod tests {
         assert!(e.contains("unknown source \"vpcflow\""), "{e}");
         assert!(e.contains("aws.sink_file: needed"), "{e}");
         assert!(e.contains("aws.state:"), "{e}");
+        let c = Config::parse(
+            "[aws]\ntrail_regions = [\"eu-north-1\", \"eu/x\"]\ncloudtrail_delivery_delay = \"soon\"\n",
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("aws.trail_regions: \"eu/x\""), "{e}");
+        assert!(e.contains("aws.cloudtrail_delivery_delay:"), "{e}");
     }
 
     #[test]

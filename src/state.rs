@@ -36,7 +36,10 @@ pub const FORMAT: &str = "finding-correlator-state";
 /// - 2: adds `baselines` (first-seen values and launch rates per account). A version 1 state
 ///   has none: its accounts start learning at their next launch.
 /// - 3: adds the AWS mode's `lease` and the checkpoints' `cursor` (both absent before).
-pub const VERSION: u32 = 3;
+/// - 4: adds the lease's holder (`host` and `pid`, or `ecs_cluster` and `ecs_task`) and the
+///   checkpoints' `recent_events` (all absent before): a build that reads only up to 3 says
+///   the state is newer instead of calling it damaged.
+pub const VERSION: u32 = 4;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]

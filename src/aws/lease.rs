@@ -398,6 +398,26 @@ mod tests {
     }
 
     #[test]
+    fn the_holder_is_saved_with_the_state_and_a_version_3_lease_still_loads() {
+        let mut st = State::new();
+        st.lease = Some(Lease {
+            holder: "abc:1".into(),
+            since: 1_746_177_600_000,
+            expires: 1_746_177_900_000,
+            ecs_cluster: Some("arn:aws:ecs:us-east-1:111122223333:cluster/c".into()),
+            ecs_task: Some("arn:aws:ecs:us-east-1:111122223333:task/c/abc".into()),
+            ..Lease::default()
+        });
+        let back = State::from_json(std::str::from_utf8(&st.to_json()).unwrap(), "t").unwrap();
+        assert_eq!(back.lease, st.lease);
+        let v3 = r#"{"format":"finding-correlator-state","version":3,"written_by":"x","baselines":{"accounts":{}},"lease":{"holder":"h:1","since":"2025-05-02T09:00:00.000Z","expires":"2025-05-02T10:00:00.000Z"}}"#;
+        let old = State::from_json(v3, "t").unwrap();
+        let l = old.lease.unwrap();
+        assert_eq!(l.holder, "h:1");
+        assert!(l.host.is_none() && l.pid.is_none() && l.ecs_task.is_none());
+    }
+
+    #[test]
     fn a_local_lease_names_the_host_and_process() {
         let env = HostEnvironment {
             ecs_metadata_uri: None,

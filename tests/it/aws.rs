@@ -353,7 +353,7 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
     assert!(seen.iter().any(|r| r.operation == "LookupEvents"));
     let state_v: Value =
         serde_json::from_slice(&get_object(region, bucket, &key).unwrap()).unwrap();
-    assert_eq!(state_v["version"], 3);
+    assert_eq!(state_v["version"], finding_correlator::state::VERSION);
     assert!(state_v.get("lease").is_none(), "the lease is released");
     assert!(state_v["checkpoints"]["aws/guardduty/eu-west-1"]["cursor"].is_string());
 
