@@ -36,7 +36,8 @@ pub const FORMAT: &str = "finding-correlator-state";
 /// - 2: adds `baselines` (first-seen values and launch rates per account). A version 1 state
 ///   has none: its accounts start learning at their next launch.
 /// - 3: adds the AWS mode's `lease` and the checkpoints' `cursor` (both absent before).
-/// - 4: adds the lease's holder (`host` and `pid`, or `ecs_cluster` and `ecs_task`) and the
+/// - 4: adds the lease's holder (`host`, `pid` and `pid_space`, or `ecs_cluster` and
+///   `ecs_task`) and the
 ///   checkpoints' `recent_events` (all absent before): a build that reads only up to 3 says
 ///   the state is newer instead of calling it damaged.
 pub const VERSION: u32 = 4;
@@ -94,6 +95,10 @@ pub struct Lease {
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Where that process id means something: the host's boot and the process's pid
+    /// namespace (containers sharing a host name may not share process ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_space: Option<String>,
     /// The holder's ECS cluster and task ARN: a run takes the lease over when that task is
     /// STOPPED.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,8 @@
 //! (`aws.lease`, 5 minutes) and renewed every third of that while the run works, so a run that
 //! dies without releasing it blocks the next runs for at most that long. A later run does not
 //! even wait that long when it can tell the holder is gone: its ECS task is STOPPED
-//! (`ecs:DescribeTasks`), or, on the same host, its process no longer exists. Anything else (a
+//! (`ecs:DescribeTasks`), or, on the same host (same host name, boot and pid namespace), its
+//! process no longer exists. Anything else (a
 //! holder on another host, an ECS answer that does not say) counts as alive until the lease
 //! expires: taking over a live run's lease would let two runs write the same findings.
 
@@ -32,6 +33,8 @@ pub struct Identity {
     pub holder: String,
     pub host: Option<String>,
     pub pid: u32,
+    /// The host's boot and this process's pid namespace (see [`pid_space`]).
+    pub pid_space: Option<String>,
     pub ecs: Option<EcsTask>,
 }
 
@@ -69,6 +72,7 @@ impl Identity {
             holder: format!("{name}:{pid}"),
             host: if ecs.is_some() { None } else { host },
             pid,
+            pid_space: pid_space(),
             ecs,
         }
     }
@@ -81,6 +85,7 @@ impl Identity {
             expires: now.saturating_add(duration),
             host: self.host.clone(),
             pid: self.ecs.is_none().then_some(self.pid),
+            pid_space: self.ecs.is_none().then(|| self.pid_space.clone()).flatten(),
             ecs_cluster: self.ecs.as_ref().map(|t| t.cluster.clone()),
             ecs_task: self.ecs.as_ref().map(|t| t.task.clone()),
         }
@@ -93,6 +98,15 @@ fn kernel_hostname() -> Option<String> {
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
+}
+
+/// Where a process id names one process (Linux): the boot (`boot_id`) and the pid namespace
+/// of this process. Two processes with the same host name and these alike see the same
+/// processes under the same ids.
+fn pid_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), ns.display()))
 }
 
 /// Whether process `pid` of this host still runs: None when this system cannot tell (no
@@ -244,11 +258,14 @@ pub async fn holder_gone(
             .any(|f| f.arn() == Some(task) && f.reason() == Some("MISSING"))
             .then(|| format!("ECS no longer knows its task {task} (stopped long ago)"));
     }
-    match (&lease.host, lease.pid, &me.host) {
-        (Some(host), Some(pid), Some(mine)) if host == mine && pid != me.pid => {
-            (process_alive(pid) == Some(false))
-                .then(|| format!("its process {pid} on this host ({host}) no longer exists"))
-        }
+    let same_place = lease.host.is_some()
+        && lease.host == me.host
+        && lease.pid_space.is_some()
+        && lease.pid_space == me.pid_space;
+    match (lease.pid, &lease.host) {
+        (Some(pid), Some(host)) if same_place && pid != me.pid => (process_alive(pid)
+            == Some(false))
+        .then(|| format!("its process {pid} on this host ({host}) no longer exists")),
         _ => None,
     }
 }
@@ -428,6 +445,10 @@ mod tests {
         assert_eq!(l.holder, format!("build-7:{}", std::process::id()));
         assert_eq!(l.host.as_deref(), Some("build-7"));
         assert_eq!(l.pid, Some(std::process::id()));
+        assert!(
+            l.pid_space.as_deref().is_some_and(|s| s.contains("pid:[")),
+            "{l:?}"
+        );
         assert_eq!((l.since, l.expires), (1_000, 301_000));
         assert!(l.ecs_task.is_none() && l.ecs_cluster.is_none());
     }
@@ -452,6 +473,14 @@ mod tests {
         let cases = [
             (lease("build-7", dead), true),
             (lease("other-host", dead), false),
+            // Another pid namespace (a container with the same host name), or another boot.
+            (
+                Lease {
+                    pid_space: Some("other-boot/pid:[1]".into()),
+                    ..lease("build-7", dead)
+                },
+                false,
+            ),
             // Alive: this test's parent process.
             (lease("build-7", std::os::unix::process::parent_id()), false),
             (
