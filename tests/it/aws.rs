@@ -1357,18 +1357,19 @@ fn issue_12_a_working_run_renews_its_short_lease() {
     mock.fail(
         "LookupEvents",
         [Fault {
-            delay_ms: 4_000,
+            delay_ms: 8_000,
             ..slow_lookup()
         }],
     );
     let key = unique("renewed");
     let state = format!("s3://{bucket}/{key}");
-    let lease = [("CORRELATOR_AWS_LEASE", "1s"), ("HOSTNAME", "host-a")];
+    // Renewed every second: two seconds of slack for a loaded machine.
+    let lease = [("CORRELATOR_AWS_LEASE", "3s"), ("HOSTNAME", "host-a")];
     let mut first = spawn_run(&mock, region, &state, &lease);
     let taken = wait_for("the run's lease in S3", || lease_of(region, bucket, &key));
     assert_eq!(taken["host"], "host-a");
     // Past the first lease's end, the run still holds the state, under a renewed lease.
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
     let renewed = lease_of(region, bucket, &key).expect("still held");
     assert!(
         renewed["expires"].as_str() > taken["expires"].as_str(),
