@@ -51,6 +51,29 @@ pub enum Command {
     /// Check the configuration (file and CORRELATOR_* variables) and the rules, with no AWS
     /// call.
     Validate(ValidateArgs),
+    /// Operate on the state of `correlator run`.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Free the S3 state's lease left by a run that is gone (a run frees it by itself when it
+    /// ends, and a later run takes it over when it can tell the holder is gone). Without
+    /// --holder, only shows who holds it.
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    /// Where the state lives (a path or `s3://bucket/key`); overrides `aws.state`.
+    #[arg(long, env = "CORRELATOR_STATE", value_name = "LOCATION")]
+    pub state: Option<String>,
+
+    /// The holder the lease must name (as shown without this option, or in the error of a
+    /// run that found the state held): the lease is freed only if it is still that one's.
+    #[arg(long, value_name = "HOLDER")]
+    pub holder: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -29,6 +29,9 @@ pub struct Config {
     pub baselines: BaselinesConfig,
     /// AWS mode (`correlator run`).
     pub aws: AwsConfig,
+    /// Not a section: what the environment says about where the process runs.
+    #[serde(skip)]
+    pub host: HostEnvironment,
 }
 
 /// `[aws]`
@@ -45,6 +48,9 @@ pub struct AwsConfig {
     pub trail: String,
     /// Trail log objects read at a time.
     pub trail_concurrency: usize,
+    /// The regions whose trail folders are read; empty means every region folder the trail
+    /// holds (found by listing, whatever `regions` says).
+    pub trail_regions: Vec<String>,
     /// Write each emitted sequence's HTML report and graph here (`s3://bucket/prefix/`) and
     /// link them from its finding (`SourceUrl`, `ProductFields`); empty: no reports.
     pub reports: String,
@@ -69,7 +75,12 @@ pub struct AwsConfig {
     pub sink_calls_per_second: f64,
     /// `LookupEvents` calls per second and region (the API allows 2).
     pub cloudtrail_calls_per_second: f64,
-    /// How long a run's claim on the state lasts (longer than any run), like `1h`.
+    /// How long CloudTrail may take to make an event visible to `LookupEvents`, like `15m`:
+    /// each poll resumes from its own start time minus this delay (and `overlap`); events
+    /// that come later than that are counted as late.
+    pub cloudtrail_delivery_delay: String,
+    /// How long a run's claim on the state lasts unless renewed, like `5m`; a run renews it
+    /// every third of that while it works.
     pub lease: String,
 }
 
@@ -80,6 +91,7 @@ impl Default for AwsConfig {
             sources: vec!["guardduty".into(), "cloudtrail".into()],
             trail: String::new(),
             trail_concurrency: 8,
+            trail_regions: Vec::new(),
             reports: String::new(),
             lookback: "24h".into(),
             overlap: "10m".into(),
@@ -92,7 +104,8 @@ impl Default for AwsConfig {
             attempt_timeout: "30s".into(),
             sink_calls_per_second: 10.0,
             cloudtrail_calls_per_second: 2.0,
-            lease: "1h".into(),
+            cloudtrail_delivery_delay: "15m".into(),
+            lease: "5m".into(),
         }
     }
 }
@@ -101,9 +114,10 @@ impl Default for AwsConfig {
 const SECTIONS: [&str; 6] = ["input", "graph", "rules", "state", "baselines", "aws"];
 
 /// Keys that hold lists: an environment value without a comma is a list of one.
-const LIST_KEYS: [&str; 5] = [
+const LIST_KEYS: [&str; 6] = [
     "aws.regions",
     "aws.sources",
+    "aws.trail_regions",
     "graph.group_key_precedence",
     "rules.high_powered_instance_types",
     "rules.high_risk_apis",
@@ -326,6 +340,8 @@ pub struct AwsSettings {
     pub cloudtrail_s3: bool,
     pub trail: String,
     pub trail_concurrency: usize,
+    /// Empty: every region folder of the trail.
+    pub trail_regions: Vec<String>,
     pub reports: Option<String>,
     pub lookback: crate::time::Millis,
     pub overlap: crate::time::Millis,
@@ -336,7 +352,20 @@ pub struct AwsSettings {
     pub retry: crate::aws::RetryOptions,
     pub sink_calls_per_second: f64,
     pub cloudtrail_calls_per_second: f64,
+    pub cloudtrail_delivery_delay: crate::time::Millis,
     pub lease: crate::time::Millis,
+    /// What the process's environment says about where it runs (for the state's lease).
+    pub host: HostEnvironment,
+}
+
+/// Where the process runs, from its environment: handed to the S3 state's lease, which
+/// records who holds the state so that a later run can tell whether the holder is gone.
+#[derive(Clone, Debug, Default)]
+pub struct HostEnvironment {
+    /// `ECS_CONTAINER_METADATA_URI_V4`: set by ECS in every container of a task.
+    pub ecs_metadata_uri: Option<String>,
+    /// `HOSTNAME`, when exported.
+    pub hostname: Option<String>,
 }
 
 /// A configuration that cannot be used (exit code 2).
@@ -394,7 +423,15 @@ impl Config {
             message: e.to_string().trim_end().to_string(),
         })?;
         let mut names = Vec::new();
+        let mut host = HostEnvironment::default();
         for (name, value) in env {
+            match name.as_str() {
+                "ECS_CONTAINER_METADATA_URI_V4" if !value.is_empty() => {
+                    host.ecs_metadata_uri = Some(value.clone());
+                }
+                "HOSTNAME" if !value.is_empty() => host.hostname = Some(value.clone()),
+                _ => {}
+            }
             let Some(rest) = name.strip_prefix("CORRELATOR_") else {
                 continue;
             };
@@ -436,10 +473,13 @@ impl Config {
         } else {
             format!("{origin} with {}", names.join(", "))
         };
-        Config::deserialize(toml::Value::Table(doc)).map_err(|e| ConfigError::Parse {
-            path: origin,
-            message: e.to_string().trim_end().to_string(),
-        })
+        let mut config =
+            Config::deserialize(toml::Value::Table(doc)).map_err(|e| ConfigError::Parse {
+                path: origin,
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        config.host = host;
+        Ok(config)
     }
 
     /// Parses TOML text.
@@ -550,6 +590,11 @@ impl Config {
         let a = &self.aws;
         let lookback = positive(&mut problems, &a.lookback, "aws.lookback");
         let lease = positive(&mut problems, &a.lease, "aws.lease");
+        let cloudtrail_delivery_delay = crate::time::parse_duration(&a.cloudtrail_delivery_delay)
+            .unwrap_or_else(|e| {
+                problems.push(format!("aws.cloudtrail_delivery_delay: {e}"));
+                0
+            });
         let attempt_timeout = positive(&mut problems, &a.attempt_timeout, "aws.attempt_timeout");
         let overlap = crate::time::parse_duration(&a.overlap).unwrap_or_else(|e| {
             problems.push(format!("aws.overlap: {e}"));
@@ -567,6 +612,7 @@ impl Config {
             cloudtrail_s3: a.sources.iter().any(|s| s == "cloudtrail_s3"),
             trail: a.trail.clone(),
             trail_concurrency: a.trail_concurrency,
+            trail_regions: a.trail_regions.clone(),
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,
@@ -582,7 +628,9 @@ impl Config {
             },
             sink_calls_per_second: a.sink_calls_per_second,
             cloudtrail_calls_per_second: a.cloudtrail_calls_per_second,
+            cloudtrail_delivery_delay,
             lease,
+            host: self.host.clone(),
         };
         for src in &a.sources {
             if !["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"].contains(&src.as_str())
@@ -616,6 +664,13 @@ impl Config {
                 problems.push(format!(
                     "aws.reports: {:?} is not an s3://bucket/folder/ location",
                     a.reports
+                ));
+            }
+        }
+        for r in &a.trail_regions {
+            if r.is_empty() || r.contains('/') {
+                problems.push(format!(
+                    "aws.trail_regions: {r:?} is not a region folder name (like \"eu-north-1\")"
                 ));
             }
         }
@@ -753,6 +808,13 @@ mod tests {
         assert!(e.contains("unknown source \"vpcflow\""), "{e}");
         assert!(e.contains("aws.sink_file: needed"), "{e}");
         assert!(e.contains("aws.state:"), "{e}");
+        let c = Config::parse(
+            "[aws]\ntrail_regions = [\"eu-north-1\", \"eu/x\"]\ncloudtrail_delivery_delay = \"soon\"\n",
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("aws.trail_regions: \"eu/x\""), "{e}");
+        assert!(e.contains("aws.cloudtrail_delivery_delay:"), "{e}");
     }
 
     #[test]

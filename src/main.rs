@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use finding_correlator::cli::{
-    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
-    RunArgs, SummaryFormat, ValidateArgs,
+    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReleaseArgs, ReportArgs, RulesArgs,
+    RulesCommand, RunArgs, StateCommand, SummaryFormat, ValidateArgs,
 };
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, ExportGraph, Format};
@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
         Command::Run(args) => aws_run(args, &settings),
         Command::Validate(args) => validate(args, &settings),
+        Command::State(StateCommand::Release(args)) => state_release(args, &settings),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -449,8 +450,13 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         SummaryFormat::Text => {
             let mut text = String::new();
             for s in &report.sources {
+                let late = if s.late > 0 {
+                    format!(" ({} arrived late)", s.late)
+                } else {
+                    String::new()
+                };
                 text.push_str(&format!(
-                    "source {:<11} {:<15} {} call(s), {} record(s) since {} in {} ms\n",
+                    "source {:<11} {:<15} {} call(s), {} record(s){late} since {} in {} ms\n",
                     s.source, s.region, s.calls, s.records, s.since, s.millis
                 ));
             }
@@ -482,6 +488,21 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         }
     }
     Ok(if report.partial { 1 } else { 0 })
+}
+
+fn state_release(args: &ReleaseArgs, settings: &Settings) -> anyhow::Result<u8> {
+    use finding_correlator::aws::lease::Released;
+    let location = args.state.as_deref().unwrap_or(&settings.aws.state);
+    let outcome =
+        finding_correlator::aws::run::release(settings, location, args.holder.as_deref())?;
+    let (code, message) = match outcome {
+        Released::Nothing(m) => (0, m),
+        Released::Freed(m) => (0, m),
+        Released::NotConfirmed(m) => (1, m),
+        Released::OtherHolder(m) => (2, m),
+    };
+    eprintln!("{message}");
+    Ok(code)
 }
 
 fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {

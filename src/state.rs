@@ -36,7 +36,11 @@ pub const FORMAT: &str = "finding-correlator-state";
 /// - 2: adds `baselines` (first-seen values and launch rates per account). A version 1 state
 ///   has none: its accounts start learning at their next launch.
 /// - 3: adds the AWS mode's `lease` and the checkpoints' `cursor` (both absent before).
-pub const VERSION: u32 = 3;
+/// - 4: adds the lease's holder (`host`, `pid` and `pid_space`, or `ecs_cluster` and
+///   `ecs_task`) and the
+///   checkpoints' `recent_events` (all absent before): a build that reads only up to 3 says
+///   the state is newer instead of calling it damaged.
+pub const VERSION: u32 = 4;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,17 +78,33 @@ pub struct State {
 }
 
 /// A run's claim on the state: another run that finds an unexpired lease stops before
-/// reading anything.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// reading anything, unless the holder is known to be gone (see `aws::lease`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Lease {
-    /// Who runs (host and process, or the ECS task).
+    /// Who runs (host and process, or the ECS task), for people.
     pub holder: String,
     /// Wall-clock times.
     #[serde(with = "time_text")]
     pub since: Millis,
     #[serde(with = "time_text")]
     pub expires: Millis,
+    /// The holder's host and process id (not on ECS): a run on the same host takes the
+    /// lease over when that process no longer exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Where that process id means something: the host's boot and the process's pid
+    /// namespace (containers sharing a host name may not share process ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_space: Option<String>,
+    /// The holder's ECS cluster and task ARN: a run takes the lease over when that task is
+    /// STOPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_task: Option<String>,
 }
 
 /// What has been read of one source.
@@ -103,6 +123,11 @@ pub struct Checkpoint {
     /// Trail log objects already read (S3 source), those of the days a poll may still list.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub objects: std::collections::BTreeSet<String>,
+    /// CloudTrail `LookupEvents`: the `eventID`s read with an event time in the overlap just
+    /// before the cursor. The next poll reads that overlap again; an event it finds there that
+    /// is not among these arrived later than the delivery delay.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub recent_events: std::collections::BTreeSet<String>,
 }
 
 /// Whether a sequence can still grow.
@@ -257,7 +282,7 @@ pub enum StateError {
     )]
     Conflict { origin: String },
     #[error(
-        "state `{origin}` is held by another run ({holder}, since {since}, until {expires}); this run stops before reading anything"
+        "state `{origin}` is held by another run ({holder}, since {since}, until {expires}); this run stops before reading anything (if that run is gone, `correlator state release --holder '{holder}'` frees the state)"
     )]
     Leased {
         origin: String,
@@ -475,6 +500,7 @@ mod tests {
                 records: 7,
                 cursor: None,
                 objects: Default::default(),
+                recent_events: Default::default(),
             },
         );
         st.sequences.push(SequenceRecord {

@@ -14,6 +14,7 @@
 //! honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`; retries use the SDK's standard
 //! mode (throttling and 5xx, exponential backoff with jitter) with the configured attempts.
 
+pub mod lease;
 pub mod run;
 pub mod sink;
 pub mod sources;
@@ -137,6 +138,14 @@ pub mod clients {
     pub fn cloudtrail(conf: &aws_config::SdkConfig) -> aws_sdk_cloudtrail::Client {
         aws_sdk_cloudtrail::Client::from_conf(
             aws_sdk_cloudtrail::config::Builder::from(conf)
+                .interceptor(RecordCalls::from_env())
+                .build(),
+        )
+    }
+
+    pub fn ecs(conf: &aws_config::SdkConfig) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(conf)
                 .interceptor(RecordCalls::from_env())
                 .build(),
         )

@@ -2,7 +2,8 @@
 //!
 //! 1. Take the state: a local file under its lock, or the S3 object, claimed by a lease written
 //!    with a conditional request (a second task that overlaps stops here, having read and
-//!    written nothing).
+//!    written nothing, unless the lease's holder is known to be gone: see [`super::lease`]).
+//!    The lease is renewed while the run works.
 //! 2. Poll every configured source in every region from its checkpoint (minus the overlap),
 //!    or from the look-back on a first run.
 //! 3. Correlate the responses with the state, exactly as `correlate --state` does with files.
@@ -19,6 +20,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use super::lease::{self, Identity};
 use super::sink;
 use super::sources::{self, Polled, RateLimit};
 use super::store::{S3Location, S3Store};
@@ -27,7 +29,7 @@ use crate::incremental;
 use crate::pipeline::{self, Input};
 use crate::rules::RuleSet;
 use crate::sinks::asff::{PROVIDER, Writer};
-use crate::state::{FileStore, Lease, StateError, StateStore};
+use crate::state::{FileStore, StateError, StateStore};
 use crate::time::{Millis, format_rfc3339};
 
 /// What the command line adds to the settings.
@@ -58,6 +60,8 @@ pub struct SourceLine {
     pub region: String,
     pub calls: u64,
     pub records: u64,
+    /// CloudTrail `LookupEvents`: events that arrived later than the delivery delay.
+    pub late: u64,
     pub since: String,
     pub millis: u128,
 }
@@ -85,7 +89,7 @@ pub struct StateLine {
     pub horizon: Option<String>,
 }
 
-fn now_millis() -> Millis {
+pub(crate) fn now_millis() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Millis)
@@ -164,7 +168,7 @@ pub fn run(
 
     // 1. The state.
     let mut _lock = None;
-    let store: Box<dyn StateStore> = if location.starts_with("s3://") {
+    let store: Box<dyn StateStore + Sync> = if location.starts_with("s3://") {
         let loc: S3Location = location
             .parse()
             .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
@@ -179,58 +183,111 @@ pub fn run(
     };
     let is_s3 = location.starts_with("s3://");
     let mut prior = store.load()?.unwrap_or_default();
-    let holder = format!(
-        "{}:{}",
-        std::env::var("ECS_CONTAINER_METADATA_URI_V4")
-            .ok()
-            .and_then(|u| u.rsplit('/').next().map(str::to_string))
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "local".into()),
-        std::process::id()
-    );
+    let me = if is_s3 {
+        Identity::here(&aws.host)
+    } else {
+        // A local file is guarded by its lock, not a lease: no need to ask ECS who runs.
+        Identity::here(&crate::config::HostEnvironment {
+            ecs_metadata_uri: None,
+            ..aws.host.clone()
+        })
+    };
     if let Some(l) = &prior.lease
         && l.expires > now
-        && l.holder != holder
+        && l.holder != me.holder
     {
-        return Err(StateError::Leased {
-            origin: store.describe(),
-            holder: l.holder.clone(),
-            since: format_rfc3339(l.since),
-            expires: format_rfc3339(l.expires),
+        match runtime.block_on(lease::holder_gone(l, &me, &aws.retry)) {
+            Some(why) => tracing::warn!(
+                state = %store.describe(),
+                holder = %l.holder,
+                since = %format_rfc3339(l.since),
+                "taking the state over from a run that is gone: {why}"
+            ),
+            None => {
+                return Err(StateError::Leased {
+                    origin: store.describe(),
+                    holder: l.holder.clone(),
+                    since: format_rfc3339(l.since),
+                    expires: format_rfc3339(l.expires),
+                }
+                .into());
+            }
         }
-        .into());
     }
     // A local file is guarded by its lock; the S3 object is claimed with a lease, written
     // conditionally: the loser of a race stops here.
     let claimed = is_s3 && !opts.dry_run;
-    if claimed {
-        prior.lease = Some(Lease {
-            holder: holder.clone(),
-            since: now,
-            expires: now.saturating_add(aws.lease),
-        });
-        store.save(&prior)?;
-        tracing::info!(state = %store.describe(), holder = %holder, "state claimed");
-    }
     prior.lease = None;
-    let result = run_claimed(
-        settings,
-        &rules,
-        opts,
-        &runtime,
-        &base,
-        &regions,
-        now,
-        &prior,
-        store.as_ref(),
-    );
-    if result.is_err() && claimed {
-        // Release the claim: the state is what it was before this run.
-        if let Err(e) = store.save(&prior) {
-            tracing::warn!("could not release the state's lease ({e}); it expires by itself");
-        }
+    if claimed {
+        let mut claim = prior.clone();
+        claim.lease = Some(me.lease(now, aws.lease));
+        store.save(&claim)?;
+        tracing::info!(state = %store.describe(), holder = %me.holder, "state claimed");
     }
-    result
+    let keeper = claimed.then(|| lease::Keeper::new(store.as_ref(), prior.clone(), &me, aws.lease));
+    std::thread::scope(|scope| {
+        if let Some(k) = &keeper {
+            std::thread::Builder::new()
+                .name("lease".into())
+                .spawn_scoped(scope, || k.run())
+                .context("starting the thread that renews the state's lease")?;
+        }
+        let result = run_claimed(
+            settings,
+            &rules,
+            opts,
+            &runtime,
+            &base,
+            &regions,
+            now,
+            &prior,
+            store.as_ref(),
+            keeper.as_ref(),
+        );
+        if let Some(k) = &keeper {
+            k.stop();
+        }
+        if result.is_err() && claimed {
+            // Release the claim: the state is what it was before this run.
+            if let Err(e) = store.save(&prior) {
+                tracing::warn!("could not release the state's lease ({e}); it expires by itself");
+            }
+        }
+        result
+    })
+}
+
+/// `correlator state release`: frees the lease of the state at `location` when `holder`
+/// names its holder (see [`lease::release`]). A local state has no lease: its lock is freed
+/// when the process holding it ends.
+///
+/// # Errors
+/// The state cannot be read or written.
+pub fn release(
+    settings: &Settings,
+    location: &str,
+    holder: Option<&str>,
+) -> anyhow::Result<lease::Released> {
+    if !location.starts_with("s3://") {
+        return Ok(lease::Released::Nothing(format!(
+            "state `{location}` is a local file: it has no lease, and its lock (`{location}.lock`) is freed when the run holding it ends; nothing to release"
+        )));
+    }
+    let loc: S3Location = location
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let aws = &settings.aws;
+    let base = runtime.block_on(super::sdk_config(
+        aws.regions.first().map(String::as_str),
+        &aws.retry,
+    ));
+    let store = S3Store::new(super::clients::s3(&base), loc, runtime.handle().clone());
+    Ok(lease::release(&store, holder)?)
 }
 
 /// The run after the state is held.
@@ -245,6 +302,7 @@ fn run_claimed(
     now: Millis,
     prior: &crate::state::State,
     store: &dyn StateStore,
+    keeper: Option<&lease::Keeper<'_>>,
 ) -> anyhow::Result<RunReport> {
     let aws = &settings.aws;
 
@@ -323,6 +381,7 @@ fn run_claimed(
                 calls: p.calls,
                 millis,
                 bodies: start..bodies.len(),
+                events: p.events,
             });
         }
     }
@@ -341,22 +400,26 @@ fn run_claimed(
                 c.saturating_sub(aws.overlap)
             });
         let done = |_: &str, key: &str| checkpoint.is_some_and(|c| c.objects.contains(key));
-        let trail_regions: Vec<String> = regions
-            .iter()
-            .map(|r| r.clone().unwrap_or_else(|| sdk_region.clone()))
-            .collect();
         let s3 = super::clients::s3(base);
         let started = Instant::now();
+        // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
+        // `aws.regions` says: launches in a region nobody uses are what the trail must show.
         let t = runtime.block_on(sources::cloudtrail_s3(
             &s3,
             bucket,
             prefix,
-            &trail_regions,
+            &aws.trail_regions,
             from,
             &done,
             aws.trail_concurrency,
         ))?;
         let millis = started.elapsed().as_millis();
+        tracing::info!(
+            trail = %aws.trail,
+            folders = t.folders.len(),
+            regions = %trail_regions_text(&t.folders),
+            "trail folders listed"
+        );
         trail_objects = t.objects.into_values().flatten().collect();
         let start = bodies.len();
         bodies.extend(t.polled.bodies);
@@ -368,6 +431,7 @@ fn run_claimed(
             calls: t.polled.calls,
             millis,
             bodies: start..bodies.len(),
+            events: Vec::new(),
         });
     }
 
@@ -384,10 +448,35 @@ fn run_claimed(
     // What each source read, and where it resumes, from the one decoding of its responses
     // (response bodies are decoded in order, one input each).
     let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
+    let mut recent: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for r in &reads {
         let stats = run.inputs.get(r.bodies.clone()).unwrap_or_default();
         let records: u64 = stats.iter().map(|(_, st)| st.signals).sum();
-        if let Some(c) = stats.iter().filter_map(|(_, st)| st.newest).max() {
+        let mut late = 0;
+        if r.source == "cloudtrail" {
+            let p = lookup_progress(
+                &r.events,
+                prior.checkpoints.get(&r.checkpoint),
+                now,
+                aws.cloudtrail_delivery_delay,
+                aws.overlap,
+            );
+            late = p.late.len() as u64;
+            if let Some((id, t)) = p.late.first() {
+                tracing::warn!(
+                    region = %r.region,
+                    events = late,
+                    oldest = %format_rfc3339(*t),
+                    example = %id,
+                    delay = %crate::time::format_duration(aws.cloudtrail_delivery_delay),
+                    "CloudTrail events arrived later than the delivery delay (read now; \
+                     later than the delay plus the overlap would be missed: raise \
+                     aws.cloudtrail_delivery_delay)"
+                );
+            }
+            cursors.insert(r.checkpoint.clone(), p.cursor);
+            recent.insert(r.checkpoint.clone(), p.recent);
+        } else if let Some(c) = stats.iter().filter_map(|(_, st)| st.newest).max() {
             cursors.insert(r.checkpoint.clone(), c);
         }
         tracing::info!(
@@ -395,6 +484,7 @@ fn run_claimed(
             region = %r.region,
             calls = r.calls,
             records,
+            late,
             since = %format_rfc3339(r.from),
             millis = r.millis as u64,
             "source read"
@@ -404,6 +494,7 @@ fn run_claimed(
             region: r.region.clone(),
             calls: r.calls,
             records,
+            late,
             since: format_rfc3339(r.from),
             millis: r.millis,
         });
@@ -517,6 +608,9 @@ fn run_claimed(
         let cp = next.checkpoints.entry(k).or_default();
         cp.cursor = cp.cursor.max(Some(c));
     }
+    for (k, ids) in recent {
+        next.checkpoints.entry(k).or_default().recent_events = ids;
+    }
     if aws.cloudtrail_s3 {
         // Remember the objects read, for the days a later poll may list again.
         let cp = next
@@ -538,6 +632,10 @@ fn run_claimed(
         horizon: next.horizon.map(format_rfc3339),
     };
     if !opts.dry_run {
+        if let Some(k) = keeper {
+            // No renewal after this: the save below releases the lease.
+            k.stop();
+        }
         next.lease = None;
         store.save(&next)?;
         report.state.saved = true;
@@ -647,6 +745,66 @@ struct SourceRead {
     millis: u128,
     /// Its responses' places in the run's inputs.
     bodies: std::ops::Range<usize>,
+    /// `LookupEvents`: each event's id and time.
+    events: Vec<(String, Millis)>,
+}
+
+/// Where a `LookupEvents` poll at `now` resumes, and what it found late.
+#[derive(Debug, PartialEq)]
+struct LookupProgress {
+    /// `now` minus the delivery delay: events older than this are taken to be visible.
+    cursor: Millis,
+    /// The ids to remember: those of the events in the overlap before the cursor.
+    recent: std::collections::BTreeSet<String>,
+    /// Events older than the previous cursor that the previous poll did not see.
+    late: Vec<(String, Millis)>,
+}
+
+/// The cursor of a `LookupEvents` poll is its own start time minus the delivery delay, not
+/// the newest event read: CloudTrail makes events visible minutes after they happen, in no
+/// order, so an event older than the newest one read may still come. Each poll reads again
+/// from the previous cursor minus the overlap; what it finds there that the previous poll
+/// did not (`previous.recent_events`) came later than the delay.
+fn lookup_progress(
+    events: &[(String, Millis)],
+    previous: Option<&crate::state::Checkpoint>,
+    now: Millis,
+    delay: Millis,
+    overlap: Millis,
+) -> LookupProgress {
+    let cursor = now.saturating_sub(delay);
+    let before = previous.and_then(|c| c.cursor);
+    let mut late: Vec<(String, Millis)> = events
+        .iter()
+        .filter(|(id, t)| {
+            before.is_some_and(|b| *t < b)
+                && !previous.is_some_and(|c| c.recent_events.contains(id))
+        })
+        .cloned()
+        .collect();
+    late.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    late.dedup();
+    let recent = events
+        .iter()
+        .filter(|(_, t)| *t < cursor && *t >= cursor.saturating_sub(overlap))
+        .map(|(id, _)| id.clone())
+        .collect();
+    LookupProgress {
+        cursor,
+        recent,
+        late,
+    }
+}
+
+/// The distinct regions of `ACCOUNT/REGION` folders, comma-separated.
+fn trail_regions_text(folders: &[String]) -> String {
+    let mut regions: Vec<&str> = folders
+        .iter()
+        .filter_map(|f| f.split_once('/').map(|(_, r)| r))
+        .collect();
+    regions.sort_unstable();
+    regions.dedup();
+    regions.join(",")
 }
 
 /// `YYYY/MM/DD` of a time.
@@ -660,4 +818,37 @@ fn key_day(key: &str) -> Option<String> {
     let (_, rest) = key.split_once("/CloudTrail/")?;
     let (_, date) = rest.split_once('/')?;
     date.get(0..10).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_events_resume_from_the_poll_time_minus_the_delay_and_count_late_events() {
+        const M: Millis = 60_000;
+        let now = 1_000 * M;
+        let ev = |id: &str, t: Millis| (id.to_string(), t);
+        let previous = crate::state::Checkpoint {
+            // The previous poll, 15 minutes ago, with a 15-minute delay.
+            cursor: Some(now - 30 * M),
+            recent_events: ["seen".to_string()].into(),
+            ..Default::default()
+        };
+        let events = [
+            ev("seen", now - 35 * M),
+            ev("late", now - 32 * M),
+            ev("in-time", now - 20 * M),
+            ev("newest", now - M),
+        ];
+        let p = lookup_progress(&events, Some(&previous), now, 15 * M, 10 * M);
+        assert_eq!(p.cursor, now - 15 * M, "the poll time minus the delay");
+        assert_eq!(p.late, vec![ev("late", now - 32 * M)]);
+        // The ids of the overlap before the new cursor, which the next poll reads again.
+        assert_eq!(p.recent, ["in-time".to_string()].into());
+        // A first poll: nothing is late.
+        let first = lookup_progress(&events, None, now, 15 * M, 10 * M);
+        assert!(first.late.is_empty());
+        assert_eq!(first.cursor, now - 15 * M);
+    }
 }

@@ -11,7 +11,9 @@
 //!   endpoint applies filters), so it never re-ingests what it wrote.
 //! - CloudTrail: `LookupEvents` from the checkpoint, paginated, at most 2 calls a second per
 //!   region (the API's limit), by event name when the rules name every event they need
-//!   exactly, else all management events.
+//!   exactly, else all management events; each event's id and time are handed on too, for
+//!   the checkpoint (see `run::lookup_progress`).
+//! - CloudTrail trail logs in S3: every account and region folder the trail holds.
 
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct Polled {
     pub bodies: Vec<(String, Vec<u8>)>,
     /// API calls made (pages included).
     pub calls: u64,
+    /// CloudTrail `LookupEvents`: the `EventId` and `EventTime` of each event read.
+    pub events: Vec<(String, Millis)>,
 }
 
 /// A source call that failed after the SDK's retries.
@@ -306,6 +310,7 @@ pub async fn cloudtrail(
             out.calls += 1;
             let label = name.map_or("all", String::as_str);
             for body in capture.take() {
+                out.events.extend(event_ids(&body));
                 out.bodies.push((
                     format!("cloudtrail/{region}/LookupEvents/{label}#{page_no}"),
                     body,
@@ -321,12 +326,39 @@ pub async fn cloudtrail(
     Ok(out)
 }
 
+/// The `EventId` and `EventTime` of each event of a `LookupEvents` response (the decoders
+/// read the events themselves; an event without both is left to them to report).
+fn event_ids(body: &[u8]) -> Vec<(String, Millis)> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        #[serde(rename = "Events", default)]
+        events: Vec<Event>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(rename = "EventId")]
+        id: Option<String>,
+        #[serde(rename = "EventTime")]
+        time: Option<f64>,
+    }
+    serde_json::from_slice::<Page>(body)
+        .map(|p| {
+            p.events
+                .into_iter()
+                .filter_map(|e| Some((e.id?, crate::time::from_epoch_number(e.time?)?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What an S3 trail poll read, per account and region checkpoint.
 #[derive(Debug, Default)]
 pub struct TrailPolled {
     pub polled: Polled,
     /// Object keys read, per checkpoint key (`aws/cloudtrail_s3/ACCOUNT/REGION`).
     pub objects: std::collections::BTreeMap<String, Vec<String>>,
+    /// The `ACCOUNT/REGION` folders listed.
+    pub folders: Vec<String>,
 }
 
 /// The `YYYY/MM/DD/` folder of a day.
@@ -335,15 +367,94 @@ fn day_folder(t: Millis) -> String {
     format!("{}/{}/{}/", &text[0..4], &text[5..7], &text[8..10])
 }
 
+/// The sub-folders of `prefix` (listed with a `/` delimiter), as their names without `prefix`
+/// and the trailing `/`.
+async fn sub_folders(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    calls: &mut u64,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", sdk_message(&e)))?;
+        *calls += 1;
+        for p in page.common_prefixes() {
+            if let Some(name) = p
+                .prefix()
+                .and_then(|x| x.strip_prefix(prefix))
+                .map(|x| x.trim_end_matches('/'))
+                .filter(|x| !x.is_empty())
+            {
+                out.push(name.to_string());
+            }
+        }
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+fn is_account(name: &str) -> bool {
+    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The `ACCOUNT/CloudTrail/REGION/` folders of a trail under `prefix`: the account folders
+/// found there, and those of the organization folders (`o-ORGID/ACCOUNT/`) found there too;
+/// in each, every region folder, or those of `allow` when it is not empty. Returns
+/// `(account, region, folder)`.
+pub async fn trail_folders(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    allow: &[String],
+    calls: &mut u64,
+) -> Result<Vec<(String, String, String)>, String> {
+    let mut accounts: Vec<(String, String)> = Vec::new();
+    for name in sub_folders(client, bucket, prefix, calls).await? {
+        if is_account(&name) {
+            accounts.push((name.clone(), format!("{prefix}{name}/")));
+        } else if name.starts_with("o-") {
+            let org = format!("{prefix}{name}/");
+            for account in sub_folders(client, bucket, &org, calls).await? {
+                if is_account(&account) {
+                    accounts.push((account.clone(), format!("{org}{account}/")));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (account, folder) in accounts {
+        let trail = format!("{folder}CloudTrail/");
+        for region in sub_folders(client, bucket, &trail, calls).await? {
+            if allow.is_empty() || allow.contains(&region) {
+                out.push((account.clone(), region.clone(), format!("{trail}{region}/")));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Polls the log objects of a CloudTrail trail in S3: under `prefix` (the folder holding the
-/// account folders, `AWSLogs/` or `AWSLogs/o-ORGID/`), for every account found there and every
-/// region given, the objects of the days since `since` not in `done`, read `concurrency` at a
-/// time.
+/// account folders, `AWSLogs/` or `AWSLogs/o-ORGID/`), every account and region folder found
+/// there ([`trail_folders`]; `allow`, when not empty, keeps only those regions), the objects
+/// of the days since `since` not in `done`, read `concurrency` at a time.
 pub async fn cloudtrail_s3(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
-    regions: &[String],
+    allow: &[String],
     since: Millis,
     done: &dyn Fn(&str, &str) -> bool,
     concurrency: usize,
@@ -355,66 +466,42 @@ pub async fn cloudtrail_s3(
         message,
     };
     let mut out = TrailPolled::default();
-    // The account folders.
-    let mut accounts = Vec::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .delimiter("/")
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| err("ListObjectsV2", sdk_message(&e)))?;
-        out.polled.calls += 1;
-        for p in page.common_prefixes() {
-            if let Some(account) = p
-                .prefix()
-                .and_then(|x| x.strip_prefix(prefix))
-                .map(|x| x.trim_end_matches('/'))
-                .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
-            {
-                accounts.push(account.to_string());
-            }
-        }
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    let folders = trail_folders(client, bucket, prefix, allow, &mut out.polled.calls)
+        .await
+        .map_err(|m| err("ListObjectsV2", m))?;
+    tracing::debug!(
+        folders = ?folders.iter().map(|(a, r, _)| format!("{a}/{r}")).collect::<Vec<_>>(),
+        "trail folders"
+    );
     // The objects of the days since `since`: keys sort by date, so one listing per account
     // and region, starting after the day before.
     let mut wanted: Vec<(String, String)> = Vec::new();
-    for account in &accounts {
-        for region in regions {
-            let folder = format!("{prefix}{account}/CloudTrail/{region}/");
-            let start_after = format!("{folder}{}", day_folder(since));
-            let checkpoint = format!("aws/cloudtrail_s3/{account}/{region}");
-            let mut token = None;
-            loop {
-                let page = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(&folder)
-                    .start_after(&start_after)
-                    .set_continuation_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| err("ListObjectsV2", sdk_message(&e)))?;
-                out.polled.calls += 1;
-                for o in page.contents() {
-                    if let Some(key) = o.key()
-                        && !done(&checkpoint, key)
-                    {
-                        wanted.push((checkpoint.clone(), key.to_string()));
-                    }
+    for (account, region, folder) in &folders {
+        out.folders.push(format!("{account}/{region}"));
+        let start_after = format!("{folder}{}", day_folder(since));
+        let checkpoint = format!("aws/cloudtrail_s3/{account}/{region}");
+        let mut token = None;
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(folder)
+                .start_after(&start_after)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| err("ListObjectsV2", sdk_message(&e)))?;
+            out.polled.calls += 1;
+            for o in page.contents() {
+                if let Some(key) = o.key()
+                    && !done(&checkpoint, key)
+                {
+                    wanted.push((checkpoint.clone(), key.to_string()));
                 }
-                match page.next_continuation_token() {
-                    Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-                    _ => break,
-                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
             }
         }
     }
@@ -464,6 +551,13 @@ pub async fn cloudtrail_s3(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_events_pages_give_their_event_ids_and_times() {
+        let body = br#"{"Events":[{"EventId":"a","EventTime":1746177600.5,"CloudTrailEvent":"{}"},{"EventId":"b"},{"EventTime":1}],"NextToken":"x"}"#;
+        assert_eq!(event_ids(body), vec![("a".to_string(), 1_746_177_600_500)]);
+        assert!(event_ids(b"not json").is_empty());
+    }
 
     #[test]
     fn day_folders() {

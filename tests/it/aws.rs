@@ -192,21 +192,56 @@ fn scenario(dir: &Path) -> (Vec<Value>, Vec<Value>) {
 /// `correlator run` against moto and `mock`, with the test's region and bucket.
 fn run_cmd(mock: &Mock, region: &str, state: &str) -> assert_cmd::Command {
     let mut cmd = correlator();
-    cmd.env("AWS_ENDPOINT_URL", moto())
-        .env("AWS_ENDPOINT_URL_GUARDDUTY", &mock.url)
-        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &mock.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", region)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env("CORRELATOR_AWS_REGIONS", region)
-        .env("CORRELATOR_AWS_LOOKBACK", "1000d")
-        .env("CORRELATOR_AWS_INITIAL_BACKOFF", "20ms")
-        .env("CORRELATOR_AWS_CLOUDTRAIL_CALLS_PER_SECOND", "50")
-        .env("CORRELATOR_STATE", state)
+    for (k, v) in aws_env(mock, region, state) {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("AWS_PROFILE")
         .args(["run", "--summary", "json"]);
     cmd
+}
+
+/// The environment of [`run_cmd`].
+fn aws_env(mock: &Mock, region: &str, state: &str) -> Vec<(&'static str, String)> {
+    [
+        ("AWS_ENDPOINT_URL", moto()),
+        ("AWS_ENDPOINT_URL_GUARDDUTY", mock.url.clone()),
+        ("AWS_ENDPOINT_URL_CLOUDTRAIL", mock.url.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", region.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("CORRELATOR_AWS_REGIONS", region.into()),
+        ("CORRELATOR_AWS_LOOKBACK", "1000d".into()),
+        ("CORRELATOR_AWS_INITIAL_BACKOFF", "20ms".into()),
+        ("CORRELATOR_AWS_CLOUDTRAIL_CALLS_PER_SECOND", "50".into()),
+        ("CORRELATOR_STATE", state.into()),
+    ]
+    .to_vec()
+}
+
+/// [`run_cmd`] as a child process of its own, to kill.
+fn spawn_run(
+    mock: &Mock,
+    region: &str,
+    state: &str,
+    extra: &[(&str, &str)],
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("correlator"));
+    cmd.current_dir(common::repo())
+        .env_remove("CORRELATOR_CONFIG")
+        .env_remove("CORRELATOR_LOG_FORMAT")
+        .env_remove("CORRELATOR_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in aws_env(mock, region, state) {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.args(["run", "--summary", "json"]).spawn().unwrap()
 }
 
 /// `correlator run` with `mock` also standing in for Security Hub; its output.
@@ -318,7 +353,7 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
     assert!(seen.iter().any(|r| r.operation == "LookupEvents"));
     let state_v: Value =
         serde_json::from_slice(&get_object(region, bucket, &key).unwrap()).unwrap();
-    assert_eq!(state_v["version"], 3);
+    assert_eq!(state_v["version"], finding_correlator::state::VERSION);
     assert!(state_v.get("lease").is_none(), "the lease is released");
     assert!(state_v["checkpoints"]["aws/guardduty/eu-west-1"]["cursor"].is_string());
 
@@ -443,6 +478,7 @@ fn a_run_that_finds_the_state_held_by_another_stops_before_reading_anything() {
         holder: "task/other:1".into(),
         since: now - 60_000,
         expires: now + 3_600_000,
+        ..Default::default()
     });
     let bytes = held.to_json();
     let key = unique("lease");
@@ -809,6 +845,30 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
     );
 }
 
+/// A state whose lease an ECS task of cluster `correlator` took a minute ago, for an hour.
+fn stopped_task_lease(task: &str) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut held = finding_correlator::state::State::new();
+    held.lease = Some(finding_correlator::state::Lease {
+        holder: format!("{}:1", task.rsplit('/').next().unwrap()),
+        since: now - 60_000,
+        expires: now + 3_600_000,
+        ecs_cluster: Some(
+            task.replace(":task/", ":cluster/")
+                .rsplit_once('/')
+                .unwrap()
+                .0
+                .to_string(),
+        ),
+        ecs_task: Some(task.to_string()),
+        ..Default::default()
+    });
+    held.to_json()
+}
+
 /// Runs every source and the Security Hub sink with an S3 state and returns the calls the
 /// tool recorded (`CORRELATOR_RECORD_CALLS`), as `Service:Operation`, sorted and unique.
 pub fn record_every_call() -> Vec<String> {
@@ -827,24 +887,27 @@ pub fn record_every_call() -> Vec<String> {
         &format!("{top}/AWSLogs/111122223333/CloudTrail/{region}/2025/05/03/log.json"),
         json!({ "Records": events }).to_string().into_bytes(),
     );
+    // The state is held by an ECS task that has stopped: the run asks ECS, then takes it over.
+    let state_key = unique("record-state");
+    let task =
+        "arn:aws:ecs:af-south-1:123456789012:task/correlator/0123456789abcdef0123456789abcdef";
+    put_object(region, bucket, &state_key, stopped_task_lease(task));
+    mock.set_task(task, "STOPPED");
     let tmp = tempfile::tempdir().unwrap();
     let calls = tmp.path().join("calls.txt");
-    let out = run_cmd(
-        &mock,
-        region,
-        &format!("s3://{bucket}/{}", unique("record-state")),
-    )
-    .env(
-        "CORRELATOR_AWS_SOURCES",
-        "guardduty,securityhub,cloudtrail,cloudtrail_s3",
-    )
-    .env(
-        "CORRELATOR_AWS_TRAIL",
-        format!("s3://{bucket}/{top}/AWSLogs/"),
-    )
-    .env("CORRELATOR_RECORD_CALLS", &calls)
-    .output()
-    .unwrap();
+    let out = run_cmd(&mock, region, &format!("s3://{bucket}/{state_key}"))
+        .env("AWS_ENDPOINT_URL_ECS", &mock.url)
+        .env(
+            "CORRELATOR_AWS_SOURCES",
+            "guardduty,securityhub,cloudtrail,cloudtrail_s3",
+        )
+        .env(
+            "CORRELATOR_AWS_TRAIL",
+            format!("s3://{bucket}/{top}/AWSLogs/"),
+        )
+        .env("CORRELATOR_RECORD_CALLS", &calls)
+        .output()
+        .unwrap();
     exits(&out, 0);
     let mut seen: Vec<String> = std::fs::read_to_string(&calls)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
@@ -862,6 +925,7 @@ fn every_call_the_tool_makes_is_recorded() {
         record_every_call(),
         [
             "CloudTrail:LookupEvents",
+            "ECS:DescribeTasks",
             "GuardDuty:GetFindings",
             "GuardDuty:ListDetectors",
             "GuardDuty:ListFindings",
@@ -970,4 +1034,481 @@ fn each_written_finding_links_its_report_and_graph_in_s3() {
         g.to_string().contains("shop-asg"),
         "the group is in the graph"
     );
+}
+
+/// Issue 12, item 2: the trail source reads every region folder the trail holds (and those of
+/// an organization trail beside it), not only `aws.regions`; `aws.trail_regions` narrows it.
+#[test]
+fn issue_12_the_trail_source_reads_every_region_the_trail_holds() {
+    let (region, bucket) = ("eu-central-2", "trail-every-region");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/instance-credentials-launch-compute/positive");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let launches: Value = serde_json::from_str(&read(
+        "111122223333_CloudTrail_ap-south-1_20250505T1230Z_8RVMICUclUxJQsPT.json",
+    ))
+    .unwrap();
+    let mut launches = launches["Records"].as_array().unwrap().clone();
+    assert_eq!(launches.len(), 3);
+    // The attacker's launches, logged only in two regions nobody configured; the Auto Scaling
+    // launches that tell the instance's group, in us-east-1.
+    for (i, l) in launches.iter_mut().enumerate() {
+        l["awsRegion"] = json!(if i < 2 {
+            "ap-southeast-3"
+        } else {
+            "eu-north-1"
+        });
+    }
+    let group: Vec<Value> = read("cloudtrail-autoscaling.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let top = unique("every-region").replace("/state.json", "");
+    let files = [
+        (
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2025/05/05/111122223333_CloudTrail_us-east-1_20250505T0405Z_a.json",
+            group,
+        ),
+        (
+            "AWSLogs/111122223333/CloudTrail/ap-southeast-3/2025/05/05/111122223333_CloudTrail_ap-southeast-3_20250505T1220Z_b.json",
+            launches[..2].to_vec(),
+        ),
+        // An organization trail's folder beside the account's.
+        (
+            "AWSLogs/o-exampleorg1/111122223333/CloudTrail/eu-north-1/2025/05/05/111122223333_CloudTrail_eu-north-1_20250505T1225Z_c.json",
+            launches[2..].to_vec(),
+        ),
+    ];
+    let offline = tempfile::tempdir().unwrap();
+    for (i, (key, records)) in files.iter().enumerate() {
+        let body = json!({ "Records": records }).to_string().into_bytes();
+        std::fs::write(offline.path().join(format!("{i}.json")), &body).unwrap();
+        put_object(region, bucket, &format!("{top}/{key}"), body);
+    }
+    let want = offline_ids(offline.path());
+    assert_eq!(
+        want.len(),
+        1,
+        "the credential→launch finding offline: {want:?}"
+    );
+    assert!(
+        want[0].starts_with("finding-correlator/instance-credentials-launch-compute/"),
+        "{want:?}"
+    );
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |state: &str, allow: &str| {
+        let mut cmd = run_cmd(&mock, region, state);
+        cmd.env("CORRELATOR_AWS_SOURCES", "cloudtrail_s3")
+            .env(
+                "CORRELATOR_AWS_TRAIL",
+                format!("s3://{bucket}/{top}/AWSLogs/"),
+            )
+            .env("CORRELATOR_AWS_REGIONS", "us-east-1")
+            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url);
+        if !allow.is_empty() {
+            cmd.env("CORRELATOR_AWS_TRAIL_REGIONS", allow);
+        }
+        cmd.output().unwrap()
+    };
+    let state = tmp.path().join("all.json");
+    let out = run(state.to_str().unwrap(), "");
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["sources"][0]["records"], 5, "{s}");
+    assert_eq!(ids(&mock.imported()), want);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ap-southeast-3,eu-north-1,us-east-1"),
+        "the regions found are logged: {stderr}"
+    );
+
+    // `aws.trail_regions` narrows the trail to the regions listed.
+    let state = tmp.path().join("narrow.json");
+    let out = run(state.to_str().unwrap(), "eu-north-1");
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["sources"][0]["records"], 1, "{s}");
+    assert_eq!(s["findings"]["sent"], 0, "{s}");
+}
+
+/// What a finding in Security Hub says, without what depends on the clock or on the region
+/// it was written to.
+fn comparable(findings: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            json!({
+                "Id": f["Id"],
+                "RecordState": f["RecordState"],
+                "Title": f["Title"],
+                "Severity": f["Severity"]["Label"],
+                "Resources": f["Resources"].as_array().map(|r| r.iter().map(|x| x["Id"].clone()).collect::<Vec<_>>()),
+                "Signals": f["Detection"]["Sequence"]["Signals"].as_array().map_or(0, Vec::len),
+                "CreatedAt": f["CreatedAt"],
+            })
+        })
+        .collect();
+    out.sort_by_key(|v| v["Id"].to_string());
+    out
+}
+
+/// Both scenarios' findings and events.
+fn two_scenarios() -> (Vec<Value>, Vec<Value>) {
+    let mut findings = Vec::new();
+    let mut events = Vec::new();
+    for d in [
+        "scenarios/compromised-instance-group/positive",
+        "scenarios/instance-credentials-launch-compute/positive",
+    ] {
+        let (f, e) = scenario(&common::fixture(d));
+        findings.extend(f);
+        events.extend(e);
+    }
+    (findings, events)
+}
+
+/// The lease in the state object, if any.
+fn lease_of(region: &str, bucket: &str, key: &str) -> Option<Value> {
+    let bytes = get_object(region, bucket, key)?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("lease").cloned()
+}
+
+/// Waits until `f` holds, at most 60 s.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A slow `LookupEvents` answer: the run that gets it is still polling a minute later.
+fn slow_lookup() -> Fault {
+    Fault {
+        status: 200,
+        body: json!({"Events": []}).to_string(),
+        delay_ms: 60_000,
+    }
+}
+
+/// Issue 12, item 3: a run killed (`kill -9`) after it claimed the S3 state leaves its lease
+/// there; the next run, started at once on the same host, sees that the holder's process is
+/// gone, takes the state over, and leaves Security Hub exactly as a clean run does.
+#[test]
+fn issue_12_a_run_killed_holding_the_lease_does_not_block_the_next() {
+    let (findings, events) = two_scenarios();
+    // The clean run, in a Security Hub region of its own.
+    let clean_region = "us-west-2";
+    prepare(clean_region, "killed-run-clean");
+    let clean = Mock::start();
+    clean.add_findings(findings.clone());
+    clean.add_events(events.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_cmd(
+        &clean,
+        clean_region,
+        tmp.path().join("clean.json").to_str().unwrap(),
+    )
+    .output()
+    .unwrap();
+    exits(&out, 0);
+    let want = comparable(&security_hub_findings(clean_region));
+    assert!(want.len() >= 2, "{want:?}");
+
+    let (region, bucket) = ("eu-west-3", "killed-run");
+    prepare(region, bucket);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    mock.fail("LookupEvents", [slow_lookup()]);
+    let key = unique("killed");
+    let state = format!("s3://{bucket}/{key}");
+    let mut child = spawn_run(&mock, region, &state, &[]);
+    let lease = wait_for("the run's lease in S3", || lease_of(region, bucket, &key));
+    assert_eq!(lease["pid"], child.id(), "{lease}");
+    wait_for("the run to poll CloudTrail", || {
+        mock.seen()
+            .iter()
+            .any(|r| r.operation == "LookupEvents")
+            .then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        lease_of(region, bucket, &key).is_some(),
+        "the killed run's lease is left in the state"
+    );
+
+    // The next run, at once: it takes the state over and completes.
+    let out = run_cmd(&mock, region, &state).output().unwrap();
+    exits(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("taking the state over from a run that is gone")
+            && stderr.contains(&format!("its process {} on this host", lease["pid"])),
+        "{stderr}"
+    );
+    assert!(lease_of(region, bucket, &key).is_none(), "released");
+    assert_eq!(comparable(&security_hub_findings(region)), want);
+    // And the run after it has nothing more to write.
+    let out = run_cmd(&mock, region, &state).output().unwrap();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["sent"], 0);
+    assert_eq!(comparable(&security_hub_findings(region)), want);
+}
+
+/// Issue 12, item 3: on ECS, a lease whose task is still RUNNING blocks the next run; once
+/// ECS says the task is STOPPED, the next run takes the state over, and its own lease names
+/// its task (from the task metadata endpoint).
+#[test]
+fn issue_12_a_lease_held_by_a_stopped_ecs_task_is_taken_over() {
+    let (region, bucket) = ("eu-south-2", "ecs-lease");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let held =
+        "arn:aws:ecs:eu-south-2:123456789012:task/correlator/11111111111111111111111111111111";
+    let mine =
+        "arn:aws:ecs:eu-south-2:123456789012:task/correlator/22222222222222222222222222222222";
+    mock.serve_task_metadata(
+        "arn:aws:ecs:eu-south-2:123456789012:cluster/correlator",
+        mine,
+    );
+    let key = unique("ecs-lease");
+    let bytes = stopped_task_lease(held);
+    put_object(region, bucket, &key, bytes.clone());
+    let metadata = format!("{}/v4/2222-container", mock.url);
+    let run = || {
+        run_cmd(&mock, region, &format!("s3://{bucket}/{key}"))
+            .env("AWS_ENDPOINT_URL_ECS", &mock.url)
+            .env("ECS_CONTAINER_METADATA_URI_V4", &metadata)
+            .output()
+            .unwrap()
+    };
+    let polled = |seen: &[crate::aws_mock::Seen]| {
+        seen.iter()
+            .any(|r| r.operation == "ListDetectors" || r.operation == "LookupEvents")
+    };
+
+    mock.set_task(held, "RUNNING");
+    let out = run();
+    exits(&out, 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("held by another run (11111111111111111111111111111111:1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("correlator state release --holder"),
+        "{stderr}"
+    );
+    let seen = mock.seen();
+    let asked = seen
+        .iter()
+        .find(|r| r.operation == "DescribeTasks")
+        .unwrap();
+    assert_eq!(
+        asked.body["cluster"],
+        "arn:aws:ecs:eu-south-2:123456789012:cluster/correlator"
+    );
+    assert_eq!(asked.body["tasks"], json!([held]));
+    assert!(!polled(&seen), "no source was read");
+    assert_eq!(get_object(region, bucket, &key).unwrap(), bytes);
+
+    mock.set_task(held, "STOPPED");
+    let out = run();
+    exits(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("its ECS task"), "{stderr}");
+    assert!(stderr.contains("is STOPPED (OutOfMemoryError"), "{stderr}");
+    assert!(
+        stderr.contains("holder=22222222222222222222222222222222:")
+            || stderr.contains("holder: 22222222222222222222222222222222:"),
+        "this run's lease names its task: {stderr}"
+    );
+    assert_eq!(summary(&out)["findings"]["new"], 1);
+    assert!(lease_of(region, bucket, &key).is_none());
+}
+
+/// Issue 12, item 3: a lease is short and renewed while the run works, so a run elsewhere
+/// (another host: it cannot tell whether the holder runs) still finds it held after the
+/// first lease would have expired.
+#[test]
+fn issue_12_a_working_run_renews_its_short_lease() {
+    let (region, bucket) = ("ap-southeast-4", "renewed-lease");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    mock.fail(
+        "LookupEvents",
+        [Fault {
+            delay_ms: 8_000,
+            ..slow_lookup()
+        }],
+    );
+    let key = unique("renewed");
+    let state = format!("s3://{bucket}/{key}");
+    // Renewed every second: two seconds of slack for a loaded machine.
+    let lease = [("CORRELATOR_AWS_LEASE", "3s"), ("HOSTNAME", "host-a")];
+    let mut first = spawn_run(&mock, region, &state, &lease);
+    let taken = wait_for("the run's lease in S3", || lease_of(region, bucket, &key));
+    assert_eq!(taken["host"], "host-a");
+    // Past the first lease's end, the run still holds the state, under a renewed lease.
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    let renewed = lease_of(region, bucket, &key).expect("still held");
+    assert!(
+        renewed["expires"].as_str() > taken["expires"].as_str(),
+        "{taken} then {renewed}"
+    );
+    let out = run_cmd(&mock, region, &state)
+        .env("HOSTNAME", "host-b")
+        .output()
+        .unwrap();
+    exits(&out, 3);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("held by another run (host-a:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = first.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        lease_of(region, bucket, &key).is_none(),
+        "released at the end"
+    );
+}
+
+/// Issue 12, item 3: `correlator state release` shows who holds the state, and frees the
+/// lease only when told whose it is.
+#[test]
+fn issue_12_state_release_frees_a_lease_only_when_its_holder_is_named() {
+    let (region, bucket) = ("ca-west-1", "release-lease");
+    prepare(region, bucket);
+    let mock = Mock::start();
+    let key = unique("release");
+    let state = format!("s3://{bucket}/{key}");
+    let task =
+        "arn:aws:ecs:ca-west-1:123456789012:task/correlator/33333333333333333333333333333333";
+    let bytes = stopped_task_lease(task);
+    put_object(region, bucket, &key, bytes.clone());
+    let release = |holder: Option<&str>| {
+        let mut cmd = correlator();
+        for (k, v) in aws_env(&mock, region, &state) {
+            cmd.env(k, v);
+        }
+        cmd.args(["state", "release"]);
+        if let Some(h) = holder {
+            cmd.args(["--holder", h]);
+        }
+        cmd.output().unwrap()
+    };
+    let holder = "33333333333333333333333333333333:1";
+    let out = release(None);
+    exits(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the lease of {holder} on state {state}"))
+            && stderr.contains(&format!("--holder '{holder}'")),
+        "{stderr}"
+    );
+    let out = release(Some("someone-else:7"));
+    exits(&out, 2);
+    assert_eq!(
+        get_object(region, bucket, &key).unwrap(),
+        bytes,
+        "unchanged"
+    );
+    let out = release(Some(holder));
+    exits(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("released the lease of {holder}")),
+        "{stderr}"
+    );
+    assert!(lease_of(region, bucket, &key).is_none());
+    let out = release(Some(holder));
+    exits(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no lease: nothing to release"));
+    // A local state has no lease.
+    let out = correlator()
+        .args(["state", "release", "--state", "local-state.json"])
+        .output()
+        .unwrap();
+    exits(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a local file"));
+}
+
+/// Issue 12, item 6: a CloudTrail event that `LookupEvents` shows only at the second poll,
+/// with an event time before the first poll (and well before the newest event that poll
+/// read), is read, and counted as late.
+#[test]
+fn issue_12_a_cloudtrail_event_visible_only_at_the_second_poll_is_read() {
+    let region = "me-south-1";
+    let dir = common::fixture("scenarios/instance-credentials-launch-compute/positive");
+    let (_, events) = scenario(&dir);
+    let launch = events
+        .iter()
+        .find(|e| {
+            e["eventName"] == "RunInstances"
+                && e["userIdentity"]["arn"].as_str().unwrap().contains("/i-")
+        })
+        .unwrap()
+        .clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = |minutes_ago: i64, id: &str| {
+        let mut e = launch.clone();
+        e["eventTime"] = json!(
+            finding_correlator::time::format_rfc3339(now - minutes_ago * 60_000)
+                .replace(".000Z", "Z")
+        );
+        e["eventID"] = json!(id);
+        e["awsRegion"] = json!(region);
+        e
+    };
+    let mock = Mock::start();
+    mock.add_events([at(1, "00000000-0000-4000-8000-00000000000a")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        let out = run_on_mock(
+            &mock,
+            region,
+            &state,
+            &[("CORRELATOR_AWS_SOURCES", "cloudtrail")],
+        );
+        exits(&out, 0);
+        summary(&out)["sources"][0].clone()
+    };
+    let first = run();
+    assert_eq!(first["records"], 1, "{first}");
+    assert_eq!(first["late"], 0, "{first}");
+    // Delivered late: it happened 20 minutes ago, before the first poll.
+    mock.add_events([at(20, "00000000-0000-4000-8000-00000000000b")]);
+    let second = run();
+    assert_eq!(second["late"], 1, "{second}");
+    assert_eq!(
+        second["records"], 2,
+        "read again with the event before it: {second}"
+    );
+    // Read once: the poll after it reads it again but does not count it late again.
+    let third = run();
+    assert_eq!(third["late"], 0, "{third}");
 }

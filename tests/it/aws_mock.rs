@@ -39,6 +39,10 @@ struct Inner {
     /// BatchImportFindings: ids to fail once each with this code.
     fail_import_once: BTreeMap<String, String>,
     imported: Vec<Value>,
+    /// ECS `DescribeTasks`: the last status of each task ARN known.
+    ecs_tasks: BTreeMap<String, String>,
+    /// The ECS task metadata endpoint's `GET <uri>/task` answer.
+    task_metadata: Option<Value>,
 }
 
 /// The server; dropped with the test (its thread ends with the process).
@@ -91,6 +95,22 @@ impl Mock {
             .unwrap()
             .fail_import_once
             .insert(id.to_string(), code.to_string());
+    }
+
+    /// ECS `DescribeTasks` answers this status for this task ARN (others are MISSING).
+    pub fn set_task(&self, arn: &str, status: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .ecs_tasks
+            .insert(arn.to_string(), status.to_string());
+    }
+
+    /// Serves the ECS task metadata endpoint (`ECS_CONTAINER_METADATA_URI_V4` is
+    /// `<url>/v4/<anything>`) for a task of `cluster`.
+    pub fn serve_task_metadata(&self, cluster: &str, task: &str) {
+        self.inner.lock().unwrap().task_metadata =
+            Some(json!({"Cluster": cluster, "TaskARN": task, "Family": "correlator"}));
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -169,7 +189,7 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
             429 => "Too Many Requests",
             _ => "Error",
         };
-        let content_type = if operation == "LookupEvents" {
+        let content_type = if operation == "LookupEvents" || operation == "DescribeTasks" {
             "application/x-amz-json-1.1"
         } else {
             "application/json"
@@ -199,6 +219,7 @@ fn operation(method: &str, path: &str, target: Option<&String>) -> String {
             "ListFindings".into()
         }
         ("POST", "/findings/import") => "BatchImportFindings".into(),
+        ("GET", p) if p.starts_with("/v4/") && p.ends_with("/task") => "TaskMetadata".into(),
         _ => format!("{method} {path}"),
     }
 }
@@ -304,6 +325,32 @@ fn answer(
                 out["NextToken"] = json!(n);
             }
             (200, out.to_string())
+        }
+        "TaskMetadata" => match &inner.task_metadata {
+            Some(m) => (200, m.to_string()),
+            None => (404, "no task metadata".into()),
+        },
+        "DescribeTasks" => {
+            let cluster = body["cluster"].as_str().unwrap_or("default");
+            let mut tasks = Vec::new();
+            let mut failures = Vec::new();
+            for arn in body["tasks"].as_array().into_iter().flatten() {
+                let arn = arn.as_str().unwrap_or_default();
+                match inner.ecs_tasks.get(arn) {
+                    Some(status) => tasks.push(json!({
+                        "taskArn": arn,
+                        "clusterArn": cluster,
+                        "lastStatus": status,
+                        "desiredStatus": "STOPPED",
+                        "stoppedReason": if status == "STOPPED" { "OutOfMemoryError: Container killed due to memory usage" } else { "" },
+                    })),
+                    None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                }
+            }
+            (
+                200,
+                json!({"tasks": tasks, "failures": failures}).to_string(),
+            )
         }
         "BatchImportFindings" => {
             let findings = body["Findings"].as_array().cloned().unwrap_or_default();

@@ -19,6 +19,8 @@ fn action(call: &str) -> Option<&'static str> {
         "SecurityHub:GetFindings" => "securityhub:GetFindings",
         "SecurityHub:BatchImportFindings" => "securityhub:BatchImportFindings",
         "CloudTrail:LookupEvents" => "cloudtrail:LookupEvents",
+        // Whether the task holding the state's lease has stopped.
+        "ECS:DescribeTasks" => "ecs:DescribeTasks",
         "S3:GetObject" => "s3:GetObject",
         "S3:PutObject" => "s3:PutObject",
         // ListObjectsV2 is authorized as s3:ListBucket.
@@ -140,6 +142,8 @@ fn issue_6_task_role_follows_the_sources() {
         "s3:PutObject",
         // A first run's GetObject of the missing state must be answered 404.
         "s3:ListBucket",
+        // Whether the task holding the state's lease has stopped (issue 12).
+        "ecs:DescribeTasks",
     ];
     // (parameters, actions granted beyond `always`, CORRELATOR_AWS_SOURCES)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
