@@ -226,3 +226,75 @@ fn issue_12_the_same_finding_through_security_hub_with_other_timestamps_keeps_th
         text(&version(3)["service"], "eventLastSeen")
     );
 }
+
+#[test]
+fn issue_12_a_finding_first_seen_long_ago_and_still_active_counts_in_today_s_window() {
+    // The mining finding was first seen 30 days before the C&C finding and is still active:
+    // matched at its last sighting, it joins today's C&C finding; the sequence's evidence
+    // begins at its first sighting.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut old = version(1);
+    let c2 = command_and_control();
+    let c2_last = text(&c2["service"], "eventLastSeen").to_string();
+    let long_ago = at(FIRST_SEEN, -30 * 24 * 60);
+    old["service"]["eventFirstSeen"] = json!(long_ago);
+    old["service"]["eventLastSeen"] = json!(at(&c2_last, 30));
+    old["service"]["count"] = json!(4000);
+    old["updatedAt"] = json!(at(&c2_last, 32));
+    write_findings(&tmp.path().join("gd.json"), &[old, c2]);
+    let written = correlate(tmp.path(), None, &tmp.path().join("out.json"));
+    assert_eq!(written.len(), 1, "{written:#?}");
+    let f = &written[0];
+    assert_eq!(text(f, "CreatedAt"), long_ago);
+    assert!(
+        text(f, "Id").ends_with(&format!("/shop-asg/{long_ago}")),
+        "{f:#}"
+    );
+}
+
+#[test]
+fn issue_12_an_update_past_the_window_of_the_other_signals_does_not_archive_the_finding() {
+    // Run 1 writes the sequence of the mining and C&C findings. Run 2 reads the mining
+    // finding last seen two days later, beyond the rule's 24-hour window from the C&C one: the
+    // two no longer form a sequence, but nothing was regrouped, so the finding written stays
+    // ACTIVE and nothing is archived.
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run1 = tmp.path().join("run1");
+    let run2 = tmp.path().join("run2");
+    std::fs::create_dir_all(&run1).unwrap();
+    std::fs::create_dir_all(&run2).unwrap();
+    write_findings(&run1.join("gd.json"), &[version(1), command_and_control()]);
+    let mut late = version(5);
+    late["service"]["eventLastSeen"] = json!(at(FIRST_SEEN, 48 * 60));
+    late["updatedAt"] = json!(at(FIRST_SEEN, 48 * 60 + 2));
+    write_findings(&run2.join("gd.json"), &[late]);
+    let first = correlate(&run1, Some(&state), &tmp.path().join("out1.json"));
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert_eq!(text(&first[0], "Id"), SEQUENCE_ID);
+    let second = correlate(&run2, Some(&state), &tmp.path().join("out2.json"));
+    assert!(
+        second.iter().all(|f| text(f, "RecordState") == "ACTIVE"),
+        "nothing archived: {second:#?}"
+    );
+    assert!(second.is_empty(), "{second:#?}");
+
+    // Run 3: new C&C traffic from the group near the mining finding's last sighting: the
+    // sequence forms again, under the Id it was written with.
+    let run3 = tmp.path().join("run3");
+    std::fs::create_dir_all(&run3).unwrap();
+    let mut c2 = command_and_control();
+    let id = "0123456789abcdef0123456789abcdef";
+    let arn = text(&c2, "arn").rsplit_once('/').unwrap().0.to_string();
+    c2["id"] = json!(id);
+    c2["arn"] = json!(format!("{arn}/{id}"));
+    c2["service"]["eventFirstSeen"] = json!(at(FIRST_SEEN, 47 * 60));
+    c2["service"]["eventLastSeen"] = json!(at(FIRST_SEEN, 47 * 60));
+    c2["updatedAt"] = json!(at(FIRST_SEEN, 47 * 60 + 2));
+    write_findings(&run3.join("gd.json"), &[c2]);
+    let third = correlate(&run3, Some(&state), &tmp.path().join("out3.json"));
+    assert_eq!(third.len(), 1, "{third:#?}");
+    assert_eq!(text(&third[0], "Id"), SEQUENCE_ID);
+    assert_eq!(text(&third[0], "RecordState"), "ACTIVE");
+    assert!(text(&third[0], "UpdatedAt") > text(&first[0], "UpdatedAt"));
+}
