@@ -298,3 +298,60 @@ fn issue_12_an_update_past_the_window_of_the_other_signals_does_not_archive_the_
     assert_eq!(text(&third[0], "RecordState"), "ACTIVE");
     assert!(text(&third[0], "UpdatedAt") > text(&first[0], "UpdatedAt"));
 }
+
+/// Runs `correlate` with a state over `runs` (the records of each run) through the library;
+/// every finding each run writes, in order.
+fn split_runs(tmp: &Path, runs: &[Vec<Value>]) -> Vec<Value> {
+    use finding_correlator::config::Config;
+    use finding_correlator::state::State;
+    use finding_correlator::{incremental, pipeline, rules::RuleSet, sinks::asff::Writer};
+    let settings = Config::default().validate().unwrap();
+    let rules = std::sync::Arc::new(RuleSet::builtin().unwrap());
+    let mut state: Option<State> = None;
+    let mut written = Vec::new();
+    for (i, records) in runs.iter().enumerate() {
+        let dir = tmp.join(format!("run{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_findings(&dir.join("gd.json"), records);
+        let run = pipeline::correlate(&[dir], &settings, rules.clone(), false, state.as_ref());
+        let (next, changes) =
+            incremental::advance(state.as_ref(), &run, &rules, &settings, &Writer::default());
+        written.extend(changes.write);
+        let text = String::from_utf8(next.to_json()).unwrap();
+        state = Some(State::from_json(&text, "test").unwrap());
+    }
+    written
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// However the five versions and the C&C finding are spread over runs (an older version
+    /// read again after a newer one, several versions in one run), every finding written is
+    /// the one sequence, ACTIVE, with `UpdatedAt` moving forward, and the last one written is
+    /// what one run over everything writes.
+    #[test]
+    fn issue_12_versions_spread_over_runs_in_any_order_write_one_finding(
+        runs_of in proptest::collection::vec(0usize..4, 6),
+    ) {
+        let records: Vec<Value> = (1..=5).map(version).chain([command_and_control()]).collect();
+        let mut runs = vec![Vec::new(); 4];
+        for (r, v) in runs_of.iter().zip(&records) {
+            runs[*r].push(v.clone());
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let written = split_runs(&tmp.path().join("split"), &runs);
+        let whole = split_runs(&tmp.path().join("whole"), &[records]);
+        proptest::prop_assert_eq!(whole.len(), 1);
+        proptest::prop_assert!(!written.is_empty());
+        for f in &written {
+            proptest::prop_assert_eq!(text(f, "Id"), SEQUENCE_ID);
+            proptest::prop_assert_eq!(text(f, "RecordState"), "ACTIVE");
+            proptest::prop_assert_eq!(text(f, "CreatedAt"), FIRST_SEEN);
+        }
+        for w in written.windows(2) {
+            proptest::prop_assert!(text(&w[1], "UpdatedAt") > text(&w[0], "UpdatedAt"));
+        }
+        proptest::prop_assert_eq!(written.last(), whole.first());
+    }
+}
