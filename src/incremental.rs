@@ -6,7 +6,10 @@
 //! writes nothing the second time, and a sequence that continues into a later run is written
 //! again under the same `Id` with a later `UpdatedAt` and its new signals. The `Id`,
 //! `CreatedAt` and `UpdatedAt` all come from event times, never from the clock, so one run over
-//! all input and any split of it into consecutive runs write the same findings.
+//! all input and any split of it into consecutive runs write the same findings. A written
+//! finding keeps its `Id` and `CreatedAt` for life: a later sequence of the same rule and group
+//! that holds one of its signals goes on under them, and it is archived as superseded only when
+//! its signals now sit in another group's sequence.
 //!
 //! The state keeps what the next run needs and no more: the signals at or after the horizon
 //! (the oldest point any still-open window, suppression period, allowed lag or replayed
@@ -33,8 +36,8 @@ pub struct Changes {
     pub new: usize,
     pub updated: usize,
     pub unchanged: usize,
-    /// Earlier findings whose signals now form another sequence (late records, or a group
-    /// that became known): written once more as ARCHIVED, pointing at the new one.
+    /// Earlier findings whose signals now sit in another group's sequence (a group that
+    /// became known): written once more as ARCHIVED, pointing at the new one.
     pub superseded: usize,
     /// Finding sequences still open, and closed, at the end of the run.
     pub open: usize,
