@@ -6,14 +6,17 @@
 //! writes nothing the second time, and a sequence that continues into a later run is written
 //! again under the same `Id` with a later `UpdatedAt` and its new signals. The `Id`,
 //! `CreatedAt` and `UpdatedAt` all come from event times, never from the clock, so one run over
-//! all input and any split of it into consecutive runs write the same findings.
+//! all input and any split of it into consecutive runs write the same findings. A written
+//! finding keeps its `Id` and `CreatedAt` for life: a later sequence of the same rule and group
+//! that holds one of its signals goes on under them, and it is archived as superseded only when
+//! its signals now sit in another group's sequence.
 //!
 //! The state keeps what the next run needs and no more: the signals at or after the horizon
 //! (the oldest point any still-open window, suppression period, allowed lag or replayed
 //! sequence reaches back to), the graph statements of the retention period, and the records
 //! of sequences that may still be replayed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -33,8 +36,8 @@ pub struct Changes {
     pub new: usize,
     pub updated: usize,
     pub unchanged: usize,
-    /// Earlier findings whose signals now form another sequence (late records, or a group
-    /// that became known): written once more as ARCHIVED, pointing at the new one.
+    /// Earlier findings whose signals now sit in another group's sequence (a group that
+    /// became known): written once more as ARCHIVED, pointing at the new one.
     pub superseded: usize,
     /// Finding sequences still open, and closed, at the end of the run.
     pub open: usize,
@@ -120,12 +123,35 @@ pub fn advance(
     let mut changes = Changes::default();
     let mut records = Vec::new();
     let mut ids = std::collections::HashSet::new();
+    // Ids this run's sequences compute, and earlier ones they continue: each is taken once.
+    let mut taken: HashSet<String> = run
+        .sequences
+        .iter()
+        .filter(|s| s.emit == Emit::Finding)
+        .map(asff::finding_id)
+        .collect();
+    // Per rule, the signals its sequences hold now: an earlier finding none of them continues
+    // is superseded only when its signals are here (regrouped), not when they form no sequence.
+    let mut held: HashMap<&str, HashSet<String>> = HashMap::new();
     for seq in run.sequences.iter().filter(|s| s.emit == Emit::Finding) {
         let Some(rule) = rules.get(&seq.rule_id) else {
             continue;
         };
         let mut finding = asff::finding(seq, rule, writer);
-        let id = asff::finding_id(seq);
+        let mut id = asff::finding_id(seq);
+        let refs = refs(seq);
+        let mut created = seq.created;
+        if !previous.contains_key(id.as_str())
+            && let Some(r) = continued(prior, seq, &refs, &taken)
+        {
+            id.clone_from(&r.id);
+            created = r.created.unwrap_or(r.start);
+            inherit(&mut finding, &id, created);
+            taken.insert(id.clone());
+        }
+        held.entry(seq.rule_id.as_str())
+            .or_default()
+            .extend(refs.iter().cloned());
         let fingerprint = fingerprint(&finding);
         match previous.get(id.as_str()) {
             None => changes.new += 1,
@@ -175,6 +201,8 @@ pub fn advance(
                 fingerprint,
                 updated_at: Some(updated_at),
                 finding: open.then(|| finding.clone()),
+                created: Some(created),
+                refs,
             });
         }
         if changed {
@@ -186,6 +214,15 @@ pub fn advance(
     if let Some(p) = prior {
         for r in &p.sequences {
             if ids.contains(&r.id) || r.start < prior_horizon.unwrap_or(Millis::MIN) {
+                continue;
+            }
+            if !regrouped(r, &held) {
+                // Its signals form no sequence in this run (a finding's update moved its time
+                // out of the window): the finding stays as written, and the record waits for
+                // the sequence to form again.
+                if horizon.is_none_or(|h| r.start >= h) {
+                    records.push(r.clone());
+                }
                 continue;
             }
             if let Some(mut f) = r.finding.clone() {
@@ -275,6 +312,52 @@ pub fn advance(
         );
     }
     (state, changes)
+}
+
+/// The references of a sequence's signals, sorted and without repeats.
+fn refs(seq: &Sequence) -> Vec<String> {
+    let mut out: Vec<String> = seq.signals.iter().map(|s| s.reference.key()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The earlier-written sequence that `seq` goes on with although its computed `Id` differs
+/// (a late record opened it earlier, or a finding's other copy tells another first
+/// sighting): same rule and group, and a signal in common. Grouping is unchanged, so the
+/// finding keeps the `Id` and `CreatedAt` it was written with.
+fn continued<'a>(
+    prior: Option<&'a State>,
+    seq: &Sequence,
+    refs: &[String],
+    taken: &HashSet<String>,
+) -> Option<&'a SequenceRecord> {
+    let group = seq.key.to_string();
+    prior?.sequences.iter().find(|r| {
+        r.rule == seq.rule_id
+            && r.group == group
+            && !taken.contains(&r.id)
+            && r.refs.iter().any(|x| refs.binary_search(x).is_ok())
+    })
+}
+
+/// Whether an earlier finding's signals are now held by sequences of its rule (in another
+/// group, since no sequence continues it). Records of states that did not keep references
+/// count as regrouped, as they did then.
+fn regrouped(r: &SequenceRecord, held: &HashMap<&str, HashSet<String>>) -> bool {
+    r.refs.is_empty()
+        || held
+            .get(r.rule.as_str())
+            .is_some_and(|h| r.refs.iter().any(|x| h.contains(x)))
+}
+
+/// Gives a finding the identity it was first written with.
+fn inherit(f: &mut Value, id: &str, created: Millis) {
+    f["Id"] = Value::from(id);
+    f["CreatedAt"] = Value::from(format_rfc3339(created));
+    if let Some(seq) = f.pointer_mut("/Detection/Sequence") {
+        seq["Uid"] = Value::from(id);
+    }
 }
 
 /// A fingerprint of a finding's whole content.

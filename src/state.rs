@@ -168,6 +168,13 @@ pub struct SequenceRecord {
     /// its signals now belong to another sequence can archive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<serde_json::Value>,
+    /// `CreatedAt` of the finding (absent in states written before it was kept: `start`).
+    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub created: Option<Millis>,
+    /// The references of its signals (finding ARNs, `eventID`s), sorted: a later run tells by
+    /// them whether a sequence continues this one or its signals were regrouped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<String>,
 }
 
 impl State {
@@ -515,6 +522,8 @@ mod tests {
             fingerprint: "abc".into(),
             updated_at: Some(1_746_177_600_123),
             finding: None,
+            created: Some(1_746_177_000_000),
+            refs: vec!["evt-1".into(), "evt-2".into()],
         });
         s.save(&st).unwrap();
         let back = s.load().unwrap().unwrap();

@@ -575,6 +575,9 @@ impl Matcher {
         for entry in &st.entries {
             seq.add(entry.signal.clone(), max);
         }
+        if !reopen {
+            seq.created = seq.first_seen;
+        }
         st.open = Some(seq);
         true
     }

@@ -162,8 +162,12 @@ pub struct Sequence {
     pub rule_id: String,
     pub emit: Emit,
     pub key: GroupKey,
-    /// When the sequence opened (its earliest signal then); never moves.
+    /// When the sequence opened (its earliest signal then): replays of later runs begin here.
     pub start: Millis,
+    /// When the evidence that opened the sequence began: the earliest first sighting of the
+    /// signals that opened it (a GuardDuty finding's `eventFirstSeen`, which later versions of
+    /// the finding keep). The finding's `Id` and `CreatedAt`; it never moves.
+    pub created: Millis,
     pub first_seen: Millis,
     pub last_seen: Millis,
     pub signals: Vec<Arc<SeqSignal>>,
@@ -190,6 +194,7 @@ impl Sequence {
             emit: rule.emit,
             key,
             start,
+            created: start,
             first_seen: start,
             last_seen: start,
             signals: Vec::new(),
@@ -203,10 +208,13 @@ impl Sequence {
         }
     }
 
-    /// Adds a signal; a copy already present is replaced by a newer version, else ignored.
+    /// Adds a signal; a copy already present is replaced by a newer version (which extends
+    /// the sequence's span as a new signal would), else ignored.
     pub fn add(&mut self, s: Arc<SeqSignal>, max: usize) {
         if let Some(existing) = self.signals.iter_mut().find(|x| x.reference == s.reference) {
             if s.updated_at > existing.updated_at {
+                self.first_seen = self.first_seen.min(s.first_seen.min(s.time));
+                self.last_seen = self.last_seen.max(s.time);
                 *existing = s;
             }
             return;

@@ -2,10 +2,11 @@
 //! `AttackSequence:EC2/CompromisedInstanceGroup`, valid for `BatchImportFindings`.
 //!
 //! The `Id` is deterministic and readable: `finding-correlator/<rule>/<affected account>/
-//! <region>/<group key>/<start>`, where start is when the sequence opened. `AwsAccountId` and
+//! <region>/<group key>/<start>`, where start is when the evidence that opened the sequence
+//! began (its opening signals' earliest first sighting, see [`Sequence::created`]). `AwsAccountId` and
 //! `ProductArn` name the account that writes the finding (Security Hub requires that for the
 //! default product ARN); the affected account is in the Id, `Resources` and `ProductFields`.
-//! `CreatedAt` is when the sequence opened and `UpdatedAt` its newest signal, so re-running on
+//! `CreatedAt` is that start and `UpdatedAt` its newest signal, so re-running on
 //! the same input writes the same finding and Security Hub treats it as no update.
 //! `Workflow` and `Note` are never set: they belong to the analyst.
 
@@ -35,7 +36,7 @@ pub struct Writer {
 pub fn finding_id(seq: &Sequence) -> String {
     let account = seq.account.as_deref().unwrap_or("unknown-account");
     let region = seq.region.as_deref().unwrap_or("unknown-region");
-    let start = format_rfc3339(seq.start);
+    let start = format_rfc3339(seq.created);
     let key = seq.key.to_string();
     let id = format!(
         "{PROVIDER}/{}/{account}/{region}/{key}/{start}",
@@ -453,7 +454,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         "GeneratorId": rule.id,
         "AwsAccountId": writer_account,
         "Types": types,
-        "CreatedAt": format_rfc3339(seq.start),
+        "CreatedAt": format_rfc3339(seq.created),
         "UpdatedAt": format_rfc3339(seq.last_seen),
         "FirstObservedAt": format_rfc3339(seq.first_seen),
         "LastObservedAt": format_rfc3339(seq.last_seen),

@@ -1512,3 +1512,42 @@ fn issue_12_a_cloudtrail_event_visible_only_at_the_second_poll_is_read() {
     let third = run();
     assert_eq!(third["late"], 0, "{third}");
 }
+
+#[test]
+fn issue_12_a_finding_guardduty_updates_five_times_stays_one_active_finding_in_security_hub() {
+    use crate::finding_updates::{FIRST_SEEN, SEQUENCE_ID, command_and_control, version};
+    let (region, bucket) = ("ap-east-1", "updates-state");
+    prepare(region, bucket);
+    let mock = Mock::start();
+    mock.add_findings([version(1), command_and_control()]);
+    let state = format!("s3://{bucket}/{}", unique("updates"));
+    let mut updated_at: Vec<String> = Vec::new();
+    for k in 1..=5 {
+        if k > 1 {
+            mock.update_finding(version(k));
+        }
+        let out = run_cmd(&mock, region, &state).output().unwrap();
+        exits(&out, 0);
+        let s = summary(&out);
+        let (new, updated) = if k == 1 { (1, 0) } else { (0, 1) };
+        assert_eq!(s["findings"]["new"], new, "run {k}: {s}");
+        assert_eq!(s["findings"]["updated"], updated, "run {k}: {s}");
+        assert_eq!(s["findings"]["superseded"], 0, "run {k}: {s}");
+        let found = security_hub_findings(region);
+        assert_eq!(ids(&found), vec![SEQUENCE_ID.to_string()], "run {k}");
+        let f = &found[0];
+        assert_eq!(f["RecordState"], "ACTIVE", "run {k}");
+        assert_eq!(f["CreatedAt"], FIRST_SEEN, "run {k}");
+        // The newest sighting: the C&C finding's until the mining finding's moves past it.
+        let newest = [version(k), command_and_control()]
+            .map(|g| g["service"]["eventLastSeen"].as_str().unwrap().to_string())
+            .into_iter()
+            .max();
+        assert_eq!(f["LastObservedAt"].as_str(), newest.as_deref(), "run {k}");
+        updated_at.push(f["UpdatedAt"].as_str().unwrap().to_string());
+    }
+    assert!(
+        updated_at.windows(2).all(|w| w[1] > w[0]),
+        "UpdatedAt moves forward: {updated_at:?}"
+    );
+}

@@ -72,6 +72,14 @@ impl Mock {
         self.inner.lock().unwrap().findings.extend(findings);
     }
 
+    /// A later version of a finding the mock serves: replaces the one with its `id`, as
+    /// GuardDuty updates a finding in place.
+    pub fn update_finding(&self, finding: Value) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.findings.retain(|f| f["id"] != finding["id"]);
+        inner.findings.push(finding);
+    }
+
     /// CloudTrail records the mock serves through `LookupEvents`.
     pub fn add_events(&self, records: impl IntoIterator<Item = Value>) {
         self.inner.lock().unwrap().events.extend(records);

@@ -418,7 +418,7 @@ fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
         f1["Resources"][0]["Id"], f2["Resources"][0]["Id"],
         "same group"
     );
-    assert!(id2.ends_with("/2025-05-06T08:12:40.000Z"), "{id2}");
+    assert!(id2.ends_with("/2025-05-06T07:52:10.000Z"), "{id2}");
     // The first finding stays ACTIVE as written; the state forgot it once nothing could
     // reach it any more.
     assert_eq!(f1["RecordState"], "ACTIVE");

@@ -478,14 +478,16 @@ fn compromised_instance_group_positive() {
     let f = finding_of(&o, "compromised-instance-group");
     assert_eq!(
         f["Id"],
-        "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/shop-asg/2025-05-03T08:12:40.000Z"
+        "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/shop-asg/2025-05-03T07:52:10.000Z"
     );
     assert_eq!(f["Severity"]["Label"], "CRITICAL");
     assert_eq!(f["FindingProviderFields"]["Severity"]["Label"], "CRITICAL");
     // 60, plus 10 for each stage beyond the first.
     assert_eq!(f["Confidence"], 80);
     assert_eq!(f["AwsAccountId"], ACCOUNT);
-    assert_eq!(f["CreatedAt"], "2025-05-03T08:12:40.000Z");
+    // The mining finding opened the sequence: it began at its first sighting.
+    assert_eq!(f["CreatedAt"], "2025-05-03T07:52:10.000Z");
+    assert_eq!(f["FirstObservedAt"], "2025-05-03T07:52:10.000Z");
     assert_eq!(f["LastObservedAt"], "2025-05-03T09:18:02.000Z");
     assert_eq!(f["Resources"][0]["Type"], "AwsAutoScalingAutoScalingGroup");
     assert_eq!(f["Resources"][0]["Id"], "shop-asg");
@@ -743,7 +745,7 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
     let f = finding_of(&o, "compromised-instance-group");
     assert_eq!(
         f["Id"],
-        "finding-correlator/compromised-instance-group/111122223333/us-east-2/auto_scaling_group/etl-asg/2025-05-06T16:20:11.000Z"
+        "finding-correlator/compromised-instance-group/111122223333/us-east-2/auto_scaling_group/etl-asg/2025-05-06T16:14:30.000Z"
     );
     assert_eq!(f["Severity"]["Label"], "CRITICAL");
     assert_eq!(
