@@ -509,3 +509,20 @@ fn correlate_graph_and_asff_files_are_written() {
         "correlate --graph keeps signal nodes"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// issue 12: validate, partitions, leftovers.
+
+#[test]
+fn issue_12_no_environment_variable_outside_the_configuration_drops_signals() {
+    // `XX_MODE=drop` once made every signal vanish with exit 0.
+    let out = correlator()
+        .env("XX_MODE", "drop")
+        .args(["correlate", "--asff", "-"])
+        .args(MAIN_SCENARIO)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 2);
+}
