@@ -16,6 +16,7 @@ pub mod incremental;
 pub mod matcher;
 pub mod normalize;
 pub mod pipeline;
+pub mod regions;
 pub mod report;
 pub mod rules;
 pub mod signal;

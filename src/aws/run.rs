@@ -69,6 +69,9 @@ pub struct FindingsLine {
     pub unchanged: usize,
     pub superseded: usize,
     pub sink: String,
+    /// New and changed findings: what the run sends (or, in a dry run, would send).
+    pub to_send: usize,
+    /// Findings sent to the sink: none in a dry run.
     pub sent: usize,
     pub imported: usize,
     pub failed: Vec<(String, String, String)>,
@@ -160,6 +163,7 @@ pub fn run(
         aws.regions.iter().cloned().map(Some).collect()
     };
     let base = runtime.block_on(super::sdk_config(regions[0].as_deref(), &aws.retry));
+    let record = super::RecordCalls::new(aws.record_calls.as_deref());
     let location = opts.state.clone().unwrap_or_else(|| aws.state.clone());
 
     // 1. The state.
@@ -168,7 +172,7 @@ pub fn run(
         let loc: S3Location = location
             .parse()
             .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
-        let s3 = super::clients::s3(&base);
+        let s3 = super::clients::s3(&base, &record);
         Box::new(S3Store::new(s3, loc, runtime.handle().clone()))
     } else {
         let fs = FileStore::new(&location);
@@ -247,6 +251,7 @@ fn run_claimed(
     store: &dyn StateStore,
 ) -> anyhow::Result<RunReport> {
     let aws = &settings.aws;
+    let record = super::RecordCalls::new(aws.record_calls.as_deref());
 
     // 2. Sources.
     let mut report = RunReport::default();
@@ -275,7 +280,7 @@ fn run_claimed(
         if aws.guardduty {
             let from = since("guardduty");
             let started = Instant::now();
-            let client = super::clients::guardduty(&conf);
+            let client = super::clients::guardduty(&conf, &record);
             let p = runtime.block_on(sources::guardduty(
                 &client,
                 &region_name,
@@ -287,7 +292,7 @@ fn run_claimed(
         if aws.securityhub {
             let from = since("securityhub");
             let started = Instant::now();
-            let client = super::clients::securityhub(&conf);
+            let client = super::clients::securityhub(&conf, &record);
             let p = runtime.block_on(sources::securityhub(
                 &client,
                 &region_name,
@@ -300,7 +305,7 @@ fn run_claimed(
         if aws.cloudtrail {
             let from = since("cloudtrail");
             let started = Instant::now();
-            let client = super::clients::cloudtrail(&conf);
+            let client = super::clients::cloudtrail(&conf, &record);
             let rate = RateLimit::new(aws.cloudtrail_calls_per_second);
             let p = runtime.block_on(sources::cloudtrail(
                 &client,
@@ -345,7 +350,7 @@ fn run_claimed(
             .iter()
             .map(|r| r.clone().unwrap_or_else(|| sdk_region.clone()))
             .collect();
-        let s3 = super::clients::s3(base);
+        let s3 = super::clients::s3(base, &record);
         let started = Instant::now();
         let t = runtime.block_on(sources::cloudtrail_s3(
             &s3,
@@ -413,25 +418,30 @@ fn run_claimed(
         .clone()
         .or_else(|| aws.regions.first().cloned())
         .unwrap_or_else(|| sdk_region.clone());
-    let account = if aws.sink == "securityhub" || !opts.dry_run {
-        let sts = super::clients::sts(base);
-        runtime
-            .block_on(sts.get_caller_identity().send())
-            .ok()
-            .and_then(|o| o.account().map(str::to_string))
-    } else {
-        None
-    };
+    // The caller writes the findings: its account and partition (`arn:aws-cn:…` in China)
+    // name the product. Without them no finding can be imported, so a failure stops the run.
+    let (account, partition) = caller(runtime, &super::clients::sts(base, &record))?;
+    if let Some(configured) = &aws.partition
+        && configured != &partition
+    {
+        anyhow::bail!(
+            "the credentials are of partition {partition:?} (STS), but the configuration's regions or aws.partition say {configured:?}"
+        );
+    }
     let writer = Writer {
-        account: account.clone(),
+        account: Some(account),
         region: Some(sink_region.clone()),
+        partition: Some(partition.clone()),
     };
     let (mut next, changes) = incremental::advance(Some(prior), &run, rules, settings, &writer);
     report.findings.new = changes.new;
     report.findings.updated = changes.updated;
     report.findings.unchanged = changes.unchanged;
     report.findings.superseded = changes.superseded;
-    report.findings.sent = changes.write.len();
+    report.findings.to_send = changes.write.len();
+    if !opts.dry_run {
+        report.findings.sent = changes.write.len();
+    }
 
     // 4. Reports (before the findings that link them are written), then the sink.
     let mut changes = changes;
@@ -440,9 +450,10 @@ fn run_claimed(
     {
         let started = Instant::now();
         let n = runtime.block_on(write_reports(
-            &super::clients::s3(base),
+            &super::clients::s3(base, &record),
             reports,
             &sink_region,
+            &partition,
             &run,
             rules,
             &mut changes.write,
@@ -473,7 +484,7 @@ fn run_claimed(
         match aws.sink.as_str() {
             "securityhub" => {
                 let conf = runtime.block_on(super::sdk_config(Some(&sink_region), &aws.retry));
-                let client = super::clients::securityhub(&conf);
+                let client = super::clients::securityhub(&conf, &record);
                 let rate = RateLimit::new(aws.sink_calls_per_second);
                 let result = runtime.block_on(sink::write(
                     &client,
@@ -545,6 +556,48 @@ fn run_claimed(
     Ok(report)
 }
 
+/// The caller's account and partition (STS `GetCallerIdentity`).
+///
+/// # Errors
+/// The call failed (after retries), or its answer has no account or ARN.
+fn caller(
+    runtime: &tokio::runtime::Runtime,
+    sts: &aws_sdk_sts::Client,
+) -> anyhow::Result<(String, String)> {
+    let out = runtime
+        .block_on(sts.get_caller_identity().send())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "STS GetCallerIdentity (the account and partition that write the findings): {}",
+                super::describe_error(&e)
+            )
+        })?;
+    let account = out
+        .account()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity answered no account"))?;
+    let partition = out
+        .arn()
+        .and_then(crate::regions::partition_of_arn)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "STS GetCallerIdentity answered no ARN with a partition ({:?})",
+                out.arn()
+            )
+        })?;
+    Ok((account.to_string(), partition.to_string()))
+}
+
+/// The S3 console's address in a partition, where one is known.
+fn s3_console(partition: &str) -> Option<&'static str> {
+    match partition {
+        "aws" => Some("https://s3.console.aws.amazon.com/s3/object/"),
+        "aws-cn" => Some("https://console.amazonaws.cn/s3/object/"),
+        "aws-us-gov" => Some("https://console.amazonaws-us-gov.com/s3/object/"),
+        _ => None,
+    }
+}
+
 /// The S3 key folder of a finding's report: its `Id` with every character a key or a console
 /// URL would need to escape replaced.
 fn report_folder(id: &str) -> String {
@@ -566,6 +619,7 @@ async fn write_reports(
     s3: &aws_sdk_s3::Client,
     location: &str,
     region: &str,
+    partition: &str,
     run: &crate::pipeline::CorrelateRun,
     rules: &RuleSet,
     findings: &mut [serde_json::Value],
@@ -619,9 +673,11 @@ async fn write_reports(
                 })?;
         }
         let key = format!("{folder}report.html");
-        f["SourceUrl"] = serde_json::Value::from(format!(
-            "https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
-        ));
+        // A partition with no known console (the isolated ones) gets the s3:// links only.
+        if let Some(console) = s3_console(partition) {
+            f["SourceUrl"] =
+                serde_json::Value::from(format!("{console}{bucket}?region={region}&prefix={key}"));
+        }
         if let Some(pf) = f["ProductFields"].as_object_mut() {
             pf.insert(
                 "finding-correlator/report".into(),
