@@ -83,6 +83,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
     let format = args
         .format
+        .map(Format::from)
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Json);
     // With --sequence, the rules run to find the sequence; its neighbourhood is written.

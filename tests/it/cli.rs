@@ -794,3 +794,46 @@ fn issue_12_the_text_summary_shows_a_few_group_members_and_the_json_all() {
         .unwrap_or_else(|| panic!("{summary}"));
     assert_eq!(asg["members"].as_array().unwrap().len(), 12);
 }
+
+#[test]
+fn issue_12_only_the_command_line_depends_on_clap() {
+    // The library's types (export formats among them) are usable without the command line.
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = crate::common::repo().join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let users: Vec<String> = files
+        .iter()
+        .filter(|p| !p.ends_with("src/cli.rs") && !p.ends_with("src/main.rs"))
+        .filter(|p| fs::read_to_string(p).unwrap().contains("clap"))
+        .map(|p| p.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert!(
+        users.is_empty(),
+        "clap outside cli.rs and main.rs: {users:?}"
+    );
+    // `graph --format` still takes every format.
+    for (name, start) in [
+        ("json", "{"),
+        ("dot", "digraph"),
+        ("graphml", "<?xml"),
+        ("cypher", "//"),
+    ] {
+        let r = run(&["graph", "--format", name, "fixtures/guardduty"]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert!(
+            r.stdout.trim_start().starts_with(start),
+            "{name}: {}",
+            &r.stdout[..40.min(r.stdout.len())]
+        );
+    }
+}
