@@ -488,6 +488,17 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
             for (id, code, message) in &f.failed {
                 text.push_str(&format!("  failed {id}: {code}: {message}\n"));
             }
+            if !report.unknown_regions.is_empty() {
+                let list: Vec<String> = report
+                    .unknown_regions
+                    .iter()
+                    .map(|(r, n)| format!("{r} ({n} signal(s))"))
+                    .collect();
+                text.push_str(&format!(
+                    "regions not in this build's list, kept as given: {}\n",
+                    list.join(", ")
+                ));
+            }
             let st = &report.state;
             text.push_str(&format!(
                 "state {}: {} ({} signal(s) to replay, {} graph statement(s), horizon {})\n",

@@ -50,6 +50,8 @@ pub struct RunReport {
     pub state: StateLine,
     /// Records or findings that were lost (decode problems, findings Security Hub refused).
     pub partial: bool,
+    /// Regions of records that this build does not know (kept as given), with their signals.
+    pub unknown_regions: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -386,6 +388,7 @@ fn run_claimed(
         Some(prior),
     );
     report.partial |= run.summary.lost_anything();
+    report.unknown_regions = run.summary.unknown_regions.clone();
     // What each source read, and where it resumes, from the one decoding of its responses
     // (response bodies are decoded in order, one input each).
     let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();

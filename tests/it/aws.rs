@@ -1069,13 +1069,21 @@ fn issue_12_the_partition_comes_from_the_caller_and_the_records() {
 }
 
 #[test]
-fn issue_12_a_dry_run_says_what_would_be_sent() {
+fn issue_12_a_dry_run_says_what_would_be_sent_and_names_new_regions() {
     let region = "eu-central-2";
     let dir = common::fixture("scenarios/compromised-instance-group/positive");
     let (findings, events) = scenario(&dir);
+    // The records are of a region newer than this build: read and kept as given.
+    let newer = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.to_string().replace("us-east-1", "ap-southeast-9")).unwrap()
+            })
+            .collect()
+    };
     let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    mock.add_findings(newer(findings));
+    mock.add_events(newer(events));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
     let mut cmd = correlator();
@@ -1101,9 +1109,17 @@ fn issue_12_a_dry_run_says_what_would_be_sent() {
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.ends_with("; 1 would be sent"), "{line}");
     assert!(!line.contains(" sent,"), "{line}");
+    assert!(
+        stderr.contains("regions not in this build's list, kept as given: ap-southeast-9 ("),
+        "{stderr}"
+    );
     assert!(mock.imported().is_empty());
     let out = cmd.args(["--summary", "json"]).output().unwrap();
     let s = summary(&out);
     assert_eq!(s["findings"]["to_send"], 1, "{s}");
     assert_eq!(s["findings"]["sent"], 0, "{s}");
+    assert!(
+        s["unknown_regions"]["ap-southeast-9"].as_u64().unwrap() > 0,
+        "{s}"
+    );
 }
