@@ -38,8 +38,6 @@ pub struct Config {
 /// the file: read here so that no other module reads the environment.
 #[derive(Clone, Debug, Default)]
 pub struct Origins {
-    /// The file read, if any.
-    pub file: Option<String>,
     /// `section.key` → the file or the environment variable that set it.
     pub keys: std::collections::BTreeMap<String, String>,
     /// `CORRELATOR_RECORD_CALLS`: append `Service:Operation` of every AWS call to this file
@@ -419,10 +417,7 @@ impl Config {
             path: origin.clone(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        let mut origins = Origins {
-            file: path.map(|p| p.display().to_string()),
-            ..Origins::default()
-        };
+        let mut origins = Origins::default();
         for (section, table) in &doc {
             for key in table.as_table().into_iter().flat_map(|t| t.keys()) {
                 origins
@@ -833,7 +828,6 @@ fn check_regions(
         }
     }
     let mut partitions: Vec<&str> = derived.iter().map(|(_, p)| *p).collect();
-    partitions.dedup();
     partitions.sort_unstable();
     partitions.dedup();
     if let Some(p) = &configured {
