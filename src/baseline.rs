@@ -169,7 +169,7 @@ fn launch_head(s: &Signal) -> Option<(&str, &str, &Actor)> {
     Some((s.account.as_deref()?, name, s.actor.as_ref()?))
 }
 
-/// The launcher of a call: for a role session the role (`arn:aws:iam::ACCOUNT:role/NAME`,
+/// The launcher of a call: for a role session the role (`arn:PARTITION:iam::ACCOUNT:role/NAME`,
 /// from the session ARN, so records with and without `sessionContext` agree); else the
 /// principal's ARN, id, or the invoking service.
 pub fn launcher_of(actor: &Actor) -> Option<Str> {
@@ -177,9 +177,11 @@ pub fn launcher_of(actor: &Actor) -> Option<Str> {
         && let Some((head, rest)) = crate::signal::split_assumed_role(arn)
     {
         let account = head.rsplit(':').next().unwrap_or("");
+        let partition = crate::regions::partition_of_arn(arn).unwrap_or("aws");
         let role = rest.split('/').next().unwrap_or(rest);
-        let mut launcher = Str::with_capacity(13 + account.len() + 6 + role.len());
-        for part in ["arn:aws:iam::", account, ":role/", role] {
+        let mut launcher =
+            Str::with_capacity(4 + partition.len() + 7 + account.len() + 6 + role.len());
+        for part in ["arn:", partition, ":iam::", account, ":role/", role] {
             launcher.push_str(part);
         }
         return Some(launcher);

@@ -191,7 +191,7 @@ pub struct GraphArgs {
     /// Output format: Cytoscape.js JSON, Graphviz DOT, GraphML, or a Neo4j Cypher script;
     /// default from the output file's extension, else JSON.
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<GraphFormat>,
 
     /// Write here instead of stdout.
     #[arg(long, short, value_name = "FILE")]
@@ -214,6 +214,30 @@ pub struct GraphArgs {
     /// Input files and folders (read recursively; content decides the format).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `graph --format`: the export formats by their command-line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Cytoscape.js elements JSON (also what networkx's `cytoscape_graph` reads).
+    Json,
+    /// Graphviz DOT; each instance group is a cluster.
+    Dot,
+    /// GraphML with typed keys and TinkerPop `labelV`/`labelE` labels.
+    Graphml,
+    /// A Neo4j Cypher script of idempotent `MERGE`s.
+    Cypher,
+}
+
+impl From<GraphFormat> for Format {
+    fn from(f: GraphFormat) -> Format {
+        match f {
+            GraphFormat::Json => Format::Json,
+            GraphFormat::Dot => Format::Dot,
+            GraphFormat::Graphml => Format::Graphml,
+            GraphFormat::Cypher => Format::Cypher,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

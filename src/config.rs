@@ -32,6 +32,20 @@ pub struct Config {
     /// Not a section: what the environment says about where the process runs.
     #[serde(skip)]
     pub host: HostEnvironment,
+    /// Where each value came from, for messages (filled by [`Config::load_with_env`]).
+    #[serde(skip)]
+    pub origins: Origins,
+}
+
+/// Where configuration values came from, and the environment settings that are not keys of
+/// the file: read here so that no other module reads the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Origins {
+    /// `section.key` → the file or the environment variable that set it.
+    pub keys: std::collections::BTreeMap<String, String>,
+    /// `CORRELATOR_RECORD_CALLS`: append `Service:Operation` of every AWS call to this file
+    /// (the IAM policy test compares them with what the deploy grants).
+    pub record_calls: Option<std::path::PathBuf>,
 }
 
 /// `[aws]`
@@ -40,6 +54,9 @@ pub struct Config {
 pub struct AwsConfig {
     /// Regions to read; empty means the SDK's region (`AWS_REGION`, the profile).
     pub regions: Vec<String>,
+    /// The partition (`aws`, `aws-cn`, `aws-us-gov`, …); empty means the one the regions'
+    /// names give (`cn-…` is `aws-cn`), and at run time the caller's (STS).
+    pub partition: String,
     /// Any of `guardduty`, `securityhub`, `cloudtrail` (the `LookupEvents` API) and
     /// `cloudtrail_s3` (a trail's log files, `trail`).
     pub sources: Vec<String>,
@@ -88,6 +105,7 @@ impl Default for AwsConfig {
     fn default() -> Self {
         AwsConfig {
             regions: Vec::new(),
+            partition: String::new(),
             sources: vec!["guardduty".into(), "cloudtrail".into()],
             trail: String::new(),
             trail_concurrency: 8,
@@ -328,12 +346,18 @@ pub struct Settings {
     /// How long the state keeps graph statements.
     pub graph_retention: crate::time::Millis,
     pub aws: AwsSettings,
+    /// What is valid but doubtful (a region newer than the known list), for the log.
+    pub warnings: Vec<String>,
 }
 
 /// `[aws]` after validation.
 #[derive(Clone, Debug)]
 pub struct AwsSettings {
     pub regions: Vec<String>,
+    /// From `aws.partition` or the regions' names; None: the caller's, at run time.
+    pub partition: Option<String>,
+    /// Where every AWS call is recorded (`CORRELATOR_RECORD_CALLS`), if anywhere.
+    pub record_calls: Option<std::path::PathBuf>,
     pub guardduty: bool,
     pub securityhub: bool,
     pub cloudtrail: bool,
@@ -422,14 +446,28 @@ impl Config {
             path: origin.clone(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        let mut origins = Origins::default();
+        for (section, table) in &doc {
+            for key in table.as_table().into_iter().flat_map(|t| t.keys()) {
+                origins
+                    .keys
+                    .insert(format!("{section}.{key}"), format!("`{origin}`"));
+            }
+        }
+        let file_doc = doc.clone();
         let mut names = Vec::new();
         let mut host = HostEnvironment::default();
+        let mut applied: Vec<(String, &'static str, String, toml::Value)> = Vec::new();
         for (name, value) in env {
             match name.as_str() {
                 "ECS_CONTAINER_METADATA_URI_V4" if !value.is_empty() => {
                     host.ecs_metadata_uri = Some(value.clone());
                 }
                 "HOSTNAME" if !value.is_empty() => host.hostname = Some(value.clone()),
+                "CORRELATOR_RECORD_CALLS" => {
+                    origins.record_calls = Some(std::path::PathBuf::from(value));
+                    continue;
+                }
                 _ => {}
             }
             let Some(rest) = name.strip_prefix("CORRELATOR_") else {
@@ -464,22 +502,49 @@ impl Config {
                 .entry(section)
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let Some(t) = table.as_table_mut() {
-                t.insert(key.to_string(), parsed);
+                t.insert(key.to_string(), parsed.clone());
             }
+            origins
+                .keys
+                .insert(format!("{section}.{key}"), name.clone());
+            applied.push((name.clone(), section, key.to_string(), parsed));
             names.push(name);
         }
-        let origin = if names.is_empty() {
-            origin
-        } else {
-            format!("{origin} with {}", names.join(", "))
-        };
-        let mut config =
-            Config::deserialize(toml::Value::Table(doc)).map_err(|e| ConfigError::Parse {
-                path: origin,
-                message: e.to_string().trim_end().to_string(),
-            })?;
-        config.host = host;
-        Ok(config)
+        match Config::deserialize(toml::Value::Table(doc)) {
+            Ok(mut config) => {
+                config.origins = origins;
+                config.host = host;
+                Ok(config)
+            }
+            Err(e) => {
+                // Name the variables whose values do not fit (each over the file alone);
+                // the file itself parsed above.
+                let culprits: Vec<String> = applied
+                    .iter()
+                    .filter(|(_, section, key, value)| {
+                        let mut one = file_doc.clone();
+                        let table = one
+                            .entry(*section)
+                            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                        if let Some(t) = table.as_table_mut() {
+                            t.insert(key.clone(), value.clone());
+                        }
+                        Config::deserialize(toml::Value::Table(one)).is_err()
+                    })
+                    .map(|(name, section, key, _)| format!("{name} ({section}.{key})"))
+                    .collect();
+                let names = if culprits.is_empty() { names } else { culprits };
+                let origin = if names.is_empty() {
+                    origin
+                } else {
+                    format!("{origin} with {}", names.join(", "))
+                };
+                Err(ConfigError::Parse {
+                    path: origin,
+                    message: e.to_string().trim_end().to_string(),
+                })
+            }
+        }
     }
 
     /// Parses TOML text.
@@ -604,8 +669,12 @@ impl Config {
             problems.push(format!("aws.initial_backoff: {e}"));
             0
         });
+        let mut warnings = Vec::new();
+        let partition = check_regions(a, &mut problems, &mut warnings);
         let aws = crate::config::AwsSettings {
             regions: a.regions.clone(),
+            partition,
+            record_calls: self.origins.record_calls.clone(),
             guardduty: a.sources.iter().any(|s| s == "guardduty"),
             securityhub: a.sources.iter().any(|s| s == "securityhub"),
             cloudtrail: a.sources.iter().any(|s| s == "cloudtrail"),
@@ -691,10 +760,13 @@ impl Config {
                 "aws.sink: unknown sink {other:?} (expected securityhub, file or stdout)"
             )),
         }
-        if a.state.starts_with("s3://")
-            && let Err(e) = a.state.parse::<crate::aws::store::S3Location>()
-        {
+        if let Err(e) = check_location(&a.state) {
             problems.push(format!("aws.state: {e}"));
+        }
+        if !a.sink_file.is_empty()
+            && let Err(e) = check_local_path(&a.sink_file)
+        {
+            problems.push(format!("aws.sink_file: {e}"));
         }
         if a.state.is_empty() {
             problems.push("aws.state: give a path or s3://bucket/key".into());
@@ -720,7 +792,7 @@ impl Config {
             problems.push("rules.max_signals_per_sequence: must be at least 1".into());
         }
         if !problems.is_empty() {
-            return Err(ConfigError::Invalid(problems));
+            return Err(ConfigError::Invalid(self.origins.label(problems)));
         }
         let mut read = ReadOptions {
             threads: self.input.threads,
@@ -741,8 +813,144 @@ impl Config {
             include_archived_findings: self.rules.include_archived_findings,
             graph_retention,
             aws,
+            warnings: self.origins.label(warnings),
         })
     }
+}
+
+impl Origins {
+    /// Prefixes each `section.key: message` with where the key's value came from: the file
+    /// (`` `c.toml`: aws.regions: … ``) or the variable (`CORRELATOR_AWS_REGIONS: aws.regions:
+    /// …`). Defaults get no prefix.
+    fn label(&self, messages: Vec<String>) -> Vec<String> {
+        messages
+            .into_iter()
+            .map(|m| {
+                let key = m.split_once(':').map_or("", |(k, _)| k);
+                match self.keys.get(key) {
+                    Some(origin) => format!("{origin}: {m}"),
+                    None => m,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Checks `aws.regions`, `aws.securityhub_region` and `aws.partition`, and returns the
+/// partition they give (None: no region configured, the SDK's region decides at run time).
+/// A name that is not shaped like a region is an error; a region newer than the known list
+/// (`data/partitions.json`) is a warning, since a run must still read it.
+fn check_regions(
+    a: &AwsConfig,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    use crate::regions::{self, Region};
+    let configured = (!a.partition.is_empty()).then(|| a.partition.clone());
+    if let Some(p) = &configured
+        && !regions::is_partition(p)
+    {
+        problems.push(format!(
+            "aws.partition: unknown partition {p:?} (expected one of {})",
+            regions::partition_ids().join(", ")
+        ));
+    }
+    let mut derived: Vec<(String, &'static str)> = Vec::new();
+    let named = a.regions.iter().map(|r| ("aws.regions", r)).chain(
+        (!a.securityhub_region.is_empty())
+            .then_some(("aws.securityhub_region", &a.securityhub_region)),
+    );
+    for (key, r) in named {
+        match regions::classify(r) {
+            Region::Known(p) => derived.push((r.clone(), p)),
+            Region::Unknown(p) => {
+                warnings.push(format!(
+                    "{key}: {r:?} is not a region this build knows (newer than its list, or a typo); it is used as given, in partition {p}"
+                ));
+                derived.push((r.clone(), p));
+            }
+            Region::NoPartition if configured.is_some() => warnings.push(format!(
+                "{key}: {r:?} is not a region of any known partition; it is used as given, in aws.partition"
+            )),
+            Region::NoPartition => problems.push(format!(
+                "{key}: {r:?} is not a region of any known partition (set aws.partition if it is new)"
+            )),
+            Region::Invalid => problems.push(format!(
+                "{key}: {r:?} is not a region name (expected a name like \"us-east-1\")"
+            )),
+        }
+    }
+    let mut partitions: Vec<&str> = derived.iter().map(|(_, p)| *p).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    if let Some(p) = &configured {
+        for (r, rp) in &derived {
+            if rp != p {
+                problems.push(format!(
+                    "aws.partition: {p:?} does not hold region {r:?} (a region of {rp})"
+                ));
+            }
+        }
+        return Some(p.clone());
+    }
+    if partitions.len() > 1 {
+        let list: Vec<String> = derived.iter().map(|(r, p)| format!("{r} in {p}")).collect();
+        problems.push(format!(
+            "aws.regions: regions of several partitions ({}); one run reads one partition",
+            list.join(", ")
+        ));
+    }
+    partitions.first().map(|p| p.to_string())
+}
+
+/// Whether text looks like a URL: `scheme:` at the start (`s3:`, `https:`), or `s3//`.
+fn looks_like_url(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("s3/") || lower.starts_with("s3\\") {
+        return true;
+    }
+    match text.split_once(':') {
+        Some((scheme, _)) => {
+            scheme.len() >= 2
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        }
+        None => false,
+    }
+}
+
+/// Checks a state location: a local path or `s3://bucket/key`. Near-misses of `s3://`
+/// (`s3:/bucket/key`, `S3://…`, `s3:bucket`, `s3//bucket`) and other URLs are errors, never
+/// local paths.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn check_location(text: &str) -> Result<(), String> {
+    if text.starts_with("s3://") {
+        return text.parse::<crate::aws::store::S3Location>().map(|_| ());
+    }
+    if looks_like_url(text) {
+        return Err(format!(
+            "{text:?} is neither a local path nor an s3://bucket/key location (expected \"s3://\" exactly)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a local file path: anything URL-like is an error (it would be created as a folder
+/// named `s3:` or `https:`).
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn check_local_path(text: &str) -> Result<(), String> {
+    if looks_like_url(text) {
+        return Err(format!(
+            "{text:?} looks like a URL; expected a local file path"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -815,6 +1023,201 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("aws.trail_regions: \"eu/x\""), "{e}");
         assert!(e.contains("aws.cloudtrail_delivery_delay:"), "{e}");
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn issue_12_region_names_are_checked_without_aws() {
+        /// (regions, partition, error expected, warning expected, partition given)
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: [Case<'_>; 9] = [
+            (&["us-east-1", "eu-west-1"], "", None, None, Some("aws")),
+            (
+                &["us-esat1"],
+                "",
+                Some("\"us-esat1\" is not a region name"),
+                None,
+                None,
+            ),
+            (&["US-EAST-1"], "", Some("is not a region name"), None, None),
+            (
+                &["ap-southeast-9"],
+                "",
+                None,
+                Some("\"ap-southeast-9\" is not a region this build knows"),
+                Some("aws"),
+            ),
+            (
+                &["cn-north-1", "cn-northwest-1"],
+                "",
+                None,
+                None,
+                Some("aws-cn"),
+            ),
+            (&["us-gov-west-1"], "", None, None, Some("aws-us-gov")),
+            (
+                &["us-east-1", "cn-north-1"],
+                "",
+                Some("regions of several partitions (us-east-1 in aws, cn-north-1 in aws-cn)"),
+                None,
+                None,
+            ),
+            (
+                &["cn-north-1"],
+                "aws",
+                Some("aws.partition: \"aws\" does not hold region \"cn-north-1\""),
+                None,
+                None,
+            ),
+            (
+                &["zz-east-1"],
+                "",
+                Some("not a region of any known partition"),
+                None,
+                None,
+            ),
+        ];
+        for (regions, partition, error, warning, given) in cases {
+            let mut c = Config::default();
+            c.aws.regions = regions.iter().map(|r| r.to_string()).collect();
+            c.aws.partition = partition.to_string();
+            match (c.validate(), error) {
+                (Ok(s), None) => {
+                    assert_eq!(s.aws.partition.as_deref(), given, "{regions:?}");
+                    match warning {
+                        Some(w) => assert!(
+                            s.warnings.iter().any(|x| x.contains(w)),
+                            "{regions:?}: {:?}",
+                            s.warnings
+                        ),
+                        None => assert!(s.warnings.is_empty(), "{regions:?}: {:?}", s.warnings),
+                    }
+                }
+                (Err(e), Some(want)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(want), "{regions:?}: {e}");
+                }
+                (Ok(_), Some(want)) => panic!("{regions:?}: valid, expected {want:?}"),
+                (Err(e), None) => panic!("{regions:?}: {e}"),
+            }
+        }
+        let mut c = Config::default();
+        c.aws.regions = vec!["us-east-1".into()];
+        c.aws.securityhub_region = "us-east1".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("aws.securityhub_region: \"us-east1\" is not a region name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn issue_12_near_misses_of_s3_are_errors_not_local_paths() {
+        for bad in [
+            "s3:/bucket/state.json",
+            "s3:bucket/state.json",
+            "S3://bucket/state.json",
+            "s3//bucket/state.json",
+            "s3:///state.json",
+            "s3://bucket/",
+            "s3a://bucket/state.json",
+            "https://bucket.s3.amazonaws.com/state.json",
+        ] {
+            let mut c = Config::default();
+            c.aws.state = bad.into();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("aws.state:"), "{bad}: {e}");
+            assert!(check_location(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "s3://bucket/state.json",
+            "correlator-state.json",
+            "/var/lib/correlator/state.json",
+            "./s3-state.json",
+            "C:\\state\\state.json",
+        ] {
+            assert_eq!(check_location(good), Ok(()), "{good}");
+        }
+        let mut c = Config::default();
+        c.aws.sink = "file".into();
+        c.aws.sink_file = "s3:/bucket/findings.json".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("aws.sink_file: \"s3:/bucket/findings.json\" looks like a URL"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn issue_12_value_errors_name_the_file_or_variable_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[aws]\nregions = [\"us-east1\"]\nstate = \"s3:/bucket/state.json\"\n",
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let e = Config::load_with_env(Some(&path), env(&[("CORRELATOR_AWS_LEASE", "soon")]))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("`{file}`: aws.regions: \"us-east1\"")),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("`{file}`: aws.state: \"s3:/bucket/state.json\"")),
+            "{e}"
+        );
+        assert!(e.contains("CORRELATOR_AWS_LEASE: aws.lease:"), "{e}");
+        // A variable overrides the file, and then is named instead.
+        let c = Config::load_with_env(
+            Some(&path),
+            env(&[("CORRELATOR_AWS_REGIONS", "eu-west-1,euwest2")]),
+        )
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("CORRELATOR_AWS_REGIONS: aws.regions: \"euwest2\""),
+            "{e}"
+        );
+        // A value of the wrong type names its variable among several.
+        let e = Config::load_with_env(
+            None,
+            env(&[
+                ("CORRELATOR_AWS_LEASE", "2h"),
+                ("CORRELATOR_AWS_MAX_ATTEMPTS", "many"),
+                ("CORRELATOR_RULES_LAG", "2h"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("with CORRELATOR_AWS_MAX_ATTEMPTS (aws.max_attempts)"),
+            "{e}"
+        );
+        assert!(!e.contains("CORRELATOR_RULES_LAG"), "{e}");
+        // Unset keys have no origin; the call recorder is handed on, not read elsewhere.
+        let c =
+            Config::load_with_env(None, env(&[("CORRELATOR_RECORD_CALLS", "/tmp/calls")])).unwrap();
+        let s = c.validate().unwrap();
+        assert_eq!(
+            s.aws.record_calls.as_deref(),
+            Some(std::path::Path::new("/tmp/calls"))
+        );
     }
 
     #[test]

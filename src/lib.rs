@@ -1,11 +1,14 @@
 //! finding-correlator: GuardDuty findings and CloudTrail events, joined in an entity graph of
 //! EC2 instance groups.
 //!
-//! The pipeline: sources (files now; AWS APIs later) hand bytes to `normalize`, which
+//! The pipeline: sources (files and folders in [`sources`], or the GuardDuty, Security Hub,
+//! CloudTrail and S3 APIs in [`aws`] for `correlator run`) hand bytes to [`normalize`], which
 //! recognises every input shape by content and turns each record into a [`signal::Signal`];
 //! the [`graph`] joins the entities signals name into instance groups (Auto Scaling group,
 //! launch template, CloudFormation stack, instance profile, AMI, VPC) and records who acted as
-//! and launched what; exports write the graph for investigation.
+//! and launched what; the [`matcher`] runs the [`rules`] over sliding windows into attack
+//! sequences, which [`sinks::asff`] writes as findings, [`incremental`] carries from run to run
+//! with the [`state`], and exports and the [`report`] draw for investigation.
 
 pub mod aws;
 pub mod baseline;
@@ -16,6 +19,7 @@ pub mod incremental;
 pub mod matcher;
 pub mod normalize;
 pub mod pipeline;
+pub mod regions;
 pub mod report;
 pub mod rules;
 pub mod signal;

@@ -36,6 +36,9 @@ fn main() -> ExitCode {
             // Progress for long reads, on a terminal, when logs are for a person.
             use std::io::IsTerminal;
             s.read.progress = cli.log_format == LogFormat::Text && std::io::stderr().is_terminal();
+            for w in &s.warnings {
+                tracing::warn!("config: {w}");
+            }
             s
         }
         Err(e) => {
@@ -81,6 +84,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
     let format = args
         .format
+        .map(Format::from)
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Json);
     // With --sequence, the rules run to find the sequence; its neighbourhood is written.
@@ -207,6 +211,14 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         },
         None => None,
     };
+    if let Some(state) = &args.state
+        && let Err(e) = finding_correlator::config::check_local_path(&state.to_string_lossy())
+    {
+        tracing::error!(
+            "--state (CORRELATOR_STATE): {e} (`correlate` keeps its state in a local file)"
+        );
+        return Ok(2);
+    }
     let rules = std::sync::Arc::new(rules);
     let store = args.state.as_ref().map(|p| FileStore::new(p.clone()));
     // One run at a time per state (a dry run saves nothing and needs no lock).
@@ -275,6 +287,7 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
     let writer = asff::Writer {
         account: args.account.clone(),
         region: None,
+        partition: None,
     };
     // Without a state every finding is written; with one, only new and changed ones.
     let (next, changes) = match &prior {
@@ -411,6 +424,12 @@ fn rules_test(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
 }
 
 fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
+    if let Some(state) = &args.state
+        && let Err(e) = finding_correlator::config::check_location(state)
+    {
+        tracing::error!("--state (CORRELATOR_STATE): {e}");
+        return Ok(2);
+    }
     let Some(rules) = load_rules(args.rules.as_deref()) else {
         return Ok(2);
     };
@@ -461,12 +480,30 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
                 ));
             }
             let f = &report.findings;
-            text.push_str(&format!(
-                "sink {}: {} new, {} updated, {} unchanged, {} superseded; {} sent, {} imported, {} failed in {} call(s), {} ms\n",
-                f.sink, f.new, f.updated, f.unchanged, f.superseded, f.sent, f.imported, f.failed.len(), f.calls, f.millis
-            ));
+            if args.dry_run {
+                text.push_str(&format!(
+                    "sink {}: {} new, {} updated, {} unchanged, {} superseded; {} would be sent\n",
+                    f.sink, f.new, f.updated, f.unchanged, f.superseded, f.to_send
+                ));
+            } else {
+                text.push_str(&format!(
+                    "sink {}: {} new, {} updated, {} unchanged, {} superseded; {} sent, {} imported, {} failed in {} call(s), {} ms\n",
+                    f.sink, f.new, f.updated, f.unchanged, f.superseded, f.sent, f.imported, f.failed.len(), f.calls, f.millis
+                ));
+            }
             for (id, code, message) in &f.failed {
                 text.push_str(&format!("  failed {id}: {code}: {message}\n"));
+            }
+            if !report.unknown_regions.is_empty() {
+                let list: Vec<String> = report
+                    .unknown_regions
+                    .iter()
+                    .map(|(r, n)| format!("{r} ({n} signal(s))"))
+                    .collect();
+                text.push_str(&format!(
+                    "regions not in this build's list, kept as given: {}\n",
+                    list.join(", ")
+                ));
             }
             let st = &report.state;
             text.push_str(&format!(
@@ -521,13 +558,20 @@ fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
     .collect();
     let names = finding_correlator::aws::run::needed_event_names(&set, settings);
     eprintln!(
-        "configuration valid; {} rule(s) valid\n  regions: {}\n  sources: {}\n  state: {}\n  sink: {}\n  CloudTrail lookups: {}",
+        "configuration valid{}; {} rule(s) valid\n  regions: {}\n  partition: {}\n  sources: {}\n  state: {}\n  sink: {}\n  CloudTrail lookups: {}",
+        match settings.warnings.len() {
+            0 => String::new(),
+            n => format!(" with {n} warning(s)"),
+        },
         set.rules.len(),
         if aws.regions.is_empty() {
             "the SDK's default region".to_string()
         } else {
             aws.regions.join(", ")
         },
+        aws.partition
+            .as_deref()
+            .unwrap_or("the caller's (from the SDK's region and credentials)"),
         sources.join(", "),
         aws.state,
         aws.sink,

@@ -228,11 +228,7 @@ pub fn correlate_with<R: Send>(
         // above every copy sent before (see `statement_rank`), so the best one always arrives.
         let sent_statements = Arc::new(normalize::SentStatements::default());
         let sent = &sent_statements.0;
-        let xx = std::env::var("XX_MODE").unwrap_or_default();
         let classify = |s: &Signal| {
-            if xx == "drop" {
-                return Keep::Drop;
-            }
             if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
                 return Keep::Match;
             }
@@ -299,7 +295,14 @@ pub fn correlate_with<R: Send>(
                 if keep == Keep::Match && !matched {
                     before_horizon += 1;
                 }
-                if matched && added != crate::graph::Added::Duplicate {
+                if matched
+                    && added != crate::graph::Added::Duplicate
+                    && s.account.as_deref().is_none_or(str::is_empty)
+                {
+                    // A finding names the affected account; none can be made up for it
+                    // (`000000000000`). The graph still has what the record says.
+                    summary.no_account(&s.reference.key());
+                } else if matched && added != crate::graph::Added::Duplicate {
                     selected.push(Arc::new(*s));
                 } else if keep_statements && tells_the_graph(&s) {
                     statements.push(*s);
@@ -477,6 +480,7 @@ fn read(
         Event::Signals(batch) => {
             for (kind, signal, keep) in batch {
                 summary.record(kind);
+                summary.region(signal.region.as_deref());
                 on_signal(signal, keep, summary);
             }
         }

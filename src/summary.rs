@@ -41,8 +41,13 @@ pub struct Summary {
     pub entities: u64,
     pub edges: u64,
     pub groups: Vec<GroupSummary>,
+    /// Regions of records that are not in this build's list (`data/partitions.json`), with
+    /// their signals: newer than the list, or made up. They are kept as given.
+    pub unknown_regions: BTreeMap<String, u64>,
     #[serde(skip)]
     logged_per_file: BTreeMap<Arc<Path>, usize>,
+    #[serde(skip)]
+    known_regions: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +65,34 @@ impl Summary {
     pub fn not_needed(&mut self, kind: RecordKind, n: u64) {
         *self.records.entry(kind.as_str()).or_default() += n;
         self.not_needed += n;
+    }
+
+    /// A signal a rule would take that names no account: skipped (exit 1), since no finding
+    /// can name the affected account. The first few are logged.
+    pub fn no_account(&mut self, record: &str) {
+        const REASON: &str = "no account id (`accountId`, `recipientAccountId` or `AwsAccountId`): no finding can name the affected account";
+        self.skipped += 1;
+        let n = self.skipped_reasons.entry(REASON.to_string()).or_default();
+        *n += 1;
+        if *n as usize <= LOG_PER_FILE {
+            tracing::warn!(record = %record, "skipped: {REASON}");
+        }
+    }
+
+    /// Notes a signal's region, when it is not a known one.
+    pub fn region(&mut self, region: Option<&str>) {
+        let Some(r) = region else { return };
+        if self.known_regions.contains(r) {
+            return;
+        }
+        if matches!(
+            crate::regions::classify(r),
+            crate::regions::Region::Known(_)
+        ) {
+            self.known_regions.insert(r.to_string());
+        } else {
+            *self.unknown_regions.entry(r.to_string()).or_default() += 1;
+        }
     }
 
     pub fn added(&mut self, a: Added) {
@@ -184,13 +217,38 @@ impl Summary {
             self.edges,
             self.groups.len()
         );
+        // A group may have hundreds of members: a few examples here, all in the JSON.
+        const EXAMPLES: usize = 5;
         for g in &self.groups {
+            let more = g.members.len().saturating_sub(EXAMPLES);
             let _ = writeln!(
                 s,
-                "  {} ({} member(s)): {}",
+                "  {} ({} member(s)): {}{}",
                 g.group,
                 g.members.len(),
-                g.members.join(", ")
+                g.members
+                    .iter()
+                    .take(EXAMPLES)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if more > 0 {
+                    format!(", … and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if !self.unknown_regions.is_empty() {
+            let list: Vec<String> = self
+                .unknown_regions
+                .iter()
+                .map(|(r, n)| format!("{r} ({n} signal(s))"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "regions not in this build's list, kept as given: {}",
+                list.join(", ")
             );
         }
         s

@@ -219,12 +219,13 @@ pub async fn holder_gone(
     lease: &Lease,
     me: &Identity,
     retry: &super::RetryOptions,
+    record: &super::RecordCalls,
 ) -> Option<String> {
     if let (Some(cluster), Some(task)) = (&lease.ecs_cluster, &lease.ecs_task) {
         // The task's region is in its ARN (`arn:PARTITION:ecs:REGION:ACCOUNT:task/...`).
         let region = task.split(':').nth(3).filter(|r| !r.is_empty())?;
         let conf = super::sdk_config(Some(region), retry).await;
-        let client = super::clients::ecs(&conf);
+        let client = super::clients::ecs(&conf, record);
         let out = match client
             .describe_tasks()
             .cluster(cluster)
@@ -493,7 +494,7 @@ mod tests {
             ),
         ];
         for (l, gone) in cases {
-            assert_eq!(holder_gone(&l, &me, &retry).await.is_some(), gone, "{l:?}");
+            assert_eq!(holder_gone(&l, &me, &retry, &super::super::RecordCalls::new(None)).await.is_some(), gone, "{l:?}");
         }
     }
 }

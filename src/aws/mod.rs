@@ -75,19 +75,19 @@ pub async fn sdk_config(region: Option<&str>, retry: &RetryOptions) -> aws_confi
     loader.load().await
 }
 
-/// Appends `Service:Operation` of every call to the file named by `CORRELATOR_RECORD_CALLS`
-/// (when set), so that tests can compare the calls the tool makes with the IAM policy the
-/// deploy grants.
-#[derive(Clone, Debug)]
+/// Appends `Service:Operation` of every call to a file (the configuration's
+/// `CORRELATOR_RECORD_CALLS`, when set), so that tests can compare the calls the tool makes
+/// with the IAM policy the deploy grants.
+#[derive(Clone, Debug, Default)]
 pub struct RecordCalls {
     path: Option<Arc<std::path::PathBuf>>,
 }
 
 impl RecordCalls {
-    pub fn from_env() -> RecordCalls {
+    /// Records into `path`; None records nothing.
+    pub fn new(path: Option<&std::path::Path>) -> RecordCalls {
         RecordCalls {
-            path: std::env::var_os("CORRELATOR_RECORD_CALLS")
-                .map(|p| Arc::new(std::path::PathBuf::from(p))),
+            path: path.map(|p| Arc::new(p.to_path_buf())),
         }
     }
 }
@@ -119,52 +119,61 @@ impl Intercept for RecordCalls {
 pub mod clients {
     use super::RecordCalls;
 
-    pub fn guardduty(conf: &aws_config::SdkConfig) -> aws_sdk_guardduty::Client {
+    pub fn guardduty(
+        conf: &aws_config::SdkConfig,
+        record: &RecordCalls,
+    ) -> aws_sdk_guardduty::Client {
         aws_sdk_guardduty::Client::from_conf(
             aws_sdk_guardduty::config::Builder::from(conf)
-                .interceptor(RecordCalls::from_env())
+                .interceptor(record.clone())
                 .build(),
         )
     }
 
-    pub fn securityhub(conf: &aws_config::SdkConfig) -> aws_sdk_securityhub::Client {
+    pub fn securityhub(
+        conf: &aws_config::SdkConfig,
+        record: &RecordCalls,
+    ) -> aws_sdk_securityhub::Client {
         aws_sdk_securityhub::Client::from_conf(
             aws_sdk_securityhub::config::Builder::from(conf)
-                .interceptor(RecordCalls::from_env())
+                .interceptor(record.clone())
                 .build(),
         )
     }
 
-    pub fn cloudtrail(conf: &aws_config::SdkConfig) -> aws_sdk_cloudtrail::Client {
+    pub fn cloudtrail(
+        conf: &aws_config::SdkConfig,
+        record: &RecordCalls,
+    ) -> aws_sdk_cloudtrail::Client {
         aws_sdk_cloudtrail::Client::from_conf(
             aws_sdk_cloudtrail::config::Builder::from(conf)
-                .interceptor(RecordCalls::from_env())
+                .interceptor(record.clone())
                 .build(),
         )
     }
 
-    pub fn ecs(conf: &aws_config::SdkConfig) -> aws_sdk_ecs::Client {
+    pub fn ecs(conf: &aws_config::SdkConfig, record: &RecordCalls) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::from_conf(
             aws_sdk_ecs::config::Builder::from(conf)
-                .interceptor(RecordCalls::from_env())
+                .interceptor(record.clone())
                 .build(),
         )
     }
 
     /// Path-style addressing, which S3 itself and emulators on loopback both accept.
-    pub fn s3(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    pub fn s3(conf: &aws_config::SdkConfig, record: &RecordCalls) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(conf)
                 .force_path_style(true)
-                .interceptor(RecordCalls::from_env())
+                .interceptor(record.clone())
                 .build(),
         )
     }
 
-    pub fn sts(conf: &aws_config::SdkConfig) -> aws_sdk_sts::Client {
+    pub fn sts(conf: &aws_config::SdkConfig, record: &RecordCalls) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(conf)
-                .interceptor(RecordCalls::from_env())
+                .interceptor(record.clone())
                 .build(),
         )
     }
@@ -244,7 +253,7 @@ impl Intercept for JsonBody {
 pub fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     use aws_sdk_s3::error::SdkError;
     match e {
@@ -257,8 +266,28 @@ where
             )
         }
         SdkError::TimeoutError(_) => "timed out".into(),
-        SdkError::DispatchFailure(d) => format!("could not send the request: {d:?}"),
-        SdkError::ResponseError(r) => format!("unreadable response: {r:?}"),
+        SdkError::DispatchFailure(d) => match d.as_connector_error() {
+            Some(c) => format!("could not send the request: {}", chain(c)),
+            None => "could not send the request".into(),
+        },
+        SdkError::ResponseError(_) => format!("unreadable response: {}", chain(e)),
+        SdkError::ConstructionFailure(_) => "could not build the request".into(),
         other => other.to_string(),
     }
+}
+
+/// An error's message and its sources', outermost first, joined by `: ` (a connection
+/// failure reads `io error: client error (Connect): tcp connect error: Connection refused (os
+/// error 111)`), with repeats left out: what a person can act on, not the SDK's structs.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }

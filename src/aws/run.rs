@@ -52,6 +52,8 @@ pub struct RunReport {
     pub state: StateLine,
     /// Records or findings that were lost (decode problems, findings Security Hub refused).
     pub partial: bool,
+    /// Regions of records that this build does not know (kept as given), with their signals.
+    pub unknown_regions: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -73,6 +75,9 @@ pub struct FindingsLine {
     pub unchanged: usize,
     pub superseded: usize,
     pub sink: String,
+    /// New and changed findings: what the run sends (or, in a dry run, would send).
+    pub to_send: usize,
+    /// Findings sent to the sink: none in a dry run.
     pub sent: usize,
     pub imported: usize,
     pub failed: Vec<(String, String, String)>,
@@ -164,6 +169,7 @@ pub fn run(
         aws.regions.iter().cloned().map(Some).collect()
     };
     let base = runtime.block_on(super::sdk_config(regions[0].as_deref(), &aws.retry));
+    let record = super::RecordCalls::new(aws.record_calls.as_deref());
     let location = opts.state.clone().unwrap_or_else(|| aws.state.clone());
 
     // 1. The state.
@@ -172,7 +178,7 @@ pub fn run(
         let loc: S3Location = location
             .parse()
             .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
-        let s3 = super::clients::s3(&base);
+        let s3 = super::clients::s3(&base, &record);
         Box::new(S3Store::new(s3, loc, runtime.handle().clone()))
     } else {
         let fs = FileStore::new(&location);
@@ -196,7 +202,7 @@ pub fn run(
         && l.expires > now
         && l.holder != me.holder
     {
-        match runtime.block_on(lease::holder_gone(l, &me, &aws.retry)) {
+        match runtime.block_on(lease::holder_gone(l, &me, &aws.retry, &record)) {
             Some(why) => tracing::warn!(
                 state = %store.describe(),
                 holder = %l.holder,
@@ -286,7 +292,12 @@ pub fn release(
         aws.regions.first().map(String::as_str),
         &aws.retry,
     ));
-    let store = S3Store::new(super::clients::s3(&base), loc, runtime.handle().clone());
+    let record = super::RecordCalls::new(aws.record_calls.as_deref());
+    let store = S3Store::new(
+        super::clients::s3(&base, &record),
+        loc,
+        runtime.handle().clone(),
+    );
     Ok(lease::release(&store, holder)?)
 }
 
@@ -305,6 +316,7 @@ fn run_claimed(
     keeper: Option<&lease::Keeper<'_>>,
 ) -> anyhow::Result<RunReport> {
     let aws = &settings.aws;
+    let record = super::RecordCalls::new(aws.record_calls.as_deref());
 
     // 2. Sources.
     let mut report = RunReport::default();
@@ -333,7 +345,7 @@ fn run_claimed(
         if aws.guardduty {
             let from = since("guardduty");
             let started = Instant::now();
-            let client = super::clients::guardduty(&conf);
+            let client = super::clients::guardduty(&conf, &record);
             let p = runtime.block_on(sources::guardduty(
                 &client,
                 &region_name,
@@ -345,7 +357,7 @@ fn run_claimed(
         if aws.securityhub {
             let from = since("securityhub");
             let started = Instant::now();
-            let client = super::clients::securityhub(&conf);
+            let client = super::clients::securityhub(&conf, &record);
             let p = runtime.block_on(sources::securityhub(
                 &client,
                 &region_name,
@@ -358,7 +370,7 @@ fn run_claimed(
         if aws.cloudtrail {
             let from = since("cloudtrail");
             let started = Instant::now();
-            let client = super::clients::cloudtrail(&conf);
+            let client = super::clients::cloudtrail(&conf, &record);
             let rate = RateLimit::new(aws.cloudtrail_calls_per_second);
             let p = runtime.block_on(sources::cloudtrail(
                 &client,
@@ -400,7 +412,7 @@ fn run_claimed(
                 c.saturating_sub(aws.overlap)
             });
         let done = |_: &str, key: &str| checkpoint.is_some_and(|c| c.objects.contains(key));
-        let s3 = super::clients::s3(base);
+        let s3 = super::clients::s3(base, &record);
         let started = Instant::now();
         // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
         // `aws.regions` says: launches in a region nobody uses are what the trail must show.
@@ -445,6 +457,7 @@ fn run_claimed(
         Some(prior),
     );
     report.partial |= run.summary.lost_anything();
+    report.unknown_regions = run.summary.unknown_regions.clone();
     // What each source read, and where it resumes, from the one decoding of its responses
     // (response bodies are decoded in order, one input each).
     let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
@@ -504,25 +517,30 @@ fn run_claimed(
         .clone()
         .or_else(|| aws.regions.first().cloned())
         .unwrap_or_else(|| sdk_region.clone());
-    let account = if aws.sink == "securityhub" || !opts.dry_run {
-        let sts = super::clients::sts(base);
-        runtime
-            .block_on(sts.get_caller_identity().send())
-            .ok()
-            .and_then(|o| o.account().map(str::to_string))
-    } else {
-        None
-    };
+    // The caller writes the findings: its account and partition (`arn:aws-cn:…` in China)
+    // name the product. Without them no finding can be imported, so a failure stops the run.
+    let (account, partition) = caller(runtime, &super::clients::sts(base, &record))?;
+    if let Some(configured) = &aws.partition
+        && configured != &partition
+    {
+        anyhow::bail!(
+            "the credentials are of partition {partition:?} (STS), but the configuration's regions or aws.partition say {configured:?}"
+        );
+    }
     let writer = Writer {
-        account: account.clone(),
+        account: Some(account),
         region: Some(sink_region.clone()),
+        partition: Some(partition.clone()),
     };
     let (mut next, changes) = incremental::advance(Some(prior), &run, rules, settings, &writer);
     report.findings.new = changes.new;
     report.findings.updated = changes.updated;
     report.findings.unchanged = changes.unchanged;
     report.findings.superseded = changes.superseded;
-    report.findings.sent = changes.write.len();
+    report.findings.to_send = changes.write.len();
+    if !opts.dry_run {
+        report.findings.sent = changes.write.len();
+    }
 
     // 4. Reports (before the findings that link them are written), then the sink.
     let mut changes = changes;
@@ -531,9 +549,10 @@ fn run_claimed(
     {
         let started = Instant::now();
         let n = runtime.block_on(write_reports(
-            &super::clients::s3(base),
+            &super::clients::s3(base, &record),
             reports,
             &sink_region,
+            &partition,
             &run,
             rules,
             &mut changes.write,
@@ -564,7 +583,7 @@ fn run_claimed(
         match aws.sink.as_str() {
             "securityhub" => {
                 let conf = runtime.block_on(super::sdk_config(Some(&sink_region), &aws.retry));
-                let client = super::clients::securityhub(&conf);
+                let client = super::clients::securityhub(&conf, &record);
                 let rate = RateLimit::new(aws.sink_calls_per_second);
                 let result = runtime.block_on(sink::write(
                     &client,
@@ -643,6 +662,48 @@ fn run_claimed(
     Ok(report)
 }
 
+/// The caller's account and partition (STS `GetCallerIdentity`).
+///
+/// # Errors
+/// The call failed (after retries), or its answer has no account or ARN.
+fn caller(
+    runtime: &tokio::runtime::Runtime,
+    sts: &aws_sdk_sts::Client,
+) -> anyhow::Result<(String, String)> {
+    let out = runtime
+        .block_on(sts.get_caller_identity().send())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "STS GetCallerIdentity (the account and partition that write the findings): {}",
+                super::describe_error(&e)
+            )
+        })?;
+    let account = out
+        .account()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity answered no account"))?;
+    let partition = out
+        .arn()
+        .and_then(crate::regions::partition_of_arn)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "STS GetCallerIdentity answered no ARN with a partition ({:?})",
+                out.arn()
+            )
+        })?;
+    Ok((account.to_string(), partition.to_string()))
+}
+
+/// The S3 console's address in a partition, where one is known.
+fn s3_console(partition: &str) -> Option<&'static str> {
+    match partition {
+        "aws" => Some("https://s3.console.aws.amazon.com/s3/object/"),
+        "aws-cn" => Some("https://console.amazonaws.cn/s3/object/"),
+        "aws-us-gov" => Some("https://console.amazonaws-us-gov.com/s3/object/"),
+        _ => None,
+    }
+}
+
 /// The S3 key folder of a finding's report: its `Id` with every character a key or a console
 /// URL would need to escape replaced.
 fn report_folder(id: &str) -> String {
@@ -664,6 +725,7 @@ async fn write_reports(
     s3: &aws_sdk_s3::Client,
     location: &str,
     region: &str,
+    partition: &str,
     run: &crate::pipeline::CorrelateRun,
     rules: &RuleSet,
     findings: &mut [serde_json::Value],
@@ -717,9 +779,11 @@ async fn write_reports(
                 })?;
         }
         let key = format!("{folder}report.html");
-        f["SourceUrl"] = serde_json::Value::from(format!(
-            "https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
-        ));
+        // A partition with no known console (the isolated ones) gets the s3:// links only.
+        if let Some(console) = s3_console(partition) {
+            f["SourceUrl"] =
+                serde_json::Value::from(format!("{console}{bucket}?region={region}&prefix={key}"));
+        }
         if let Some(pf) = f["ProductFields"].as_object_mut() {
             pf.insert(
                 "finding-correlator/report".into(),

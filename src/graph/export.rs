@@ -22,8 +22,8 @@ pub mod model;
 
 pub use model::{ExportGraph, Neighbourhoods, PropType, Value};
 
-/// Export formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// Export formats. (The command line's names for them are in `cli.rs`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Cytoscape.js elements JSON (also what networkx's `cytoscape_graph` reads).
     Json,

@@ -250,8 +250,17 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
                 session.as_deref(),
                 actor.account.as_deref(),
             ) {
+                // The resource's own ARN, else the finding's region, names the partition.
+                let partition = crate::regions::partition_of_arn(id)
+                    .or_else(|| {
+                        signal
+                            .region
+                            .as_deref()
+                            .and_then(crate::regions::partition_of_region)
+                    })
+                    .unwrap_or("aws");
                 actor.arn = Some(compact_str::format_compact!(
-                    "arn:aws:sts::{acct}:assumed-role/{role}/{s}"
+                    "arn:{partition}:sts::{acct}:assumed-role/{role}/{s}"
                 ));
             }
             actor.instance_id = session

@@ -209,9 +209,14 @@ pub fn instance_info(d: &InstanceDetails<'_>) -> Option<InstanceInfo> {
 }
 
 /// The actor of `resource.accessKeyDetails`. For an assumed role the STS ARN is rebuilt
-/// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`: such ARNs never carry a role path), so
-/// the finding and the CloudTrail records of that session name the same principal.
-pub fn actor_from_access_key(k: &AccessKeyDetails<'_>, account: Option<&str>) -> Actor {
+/// (`arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION`: such ARNs never carry a role
+/// path), so the finding and the CloudTrail records of that session name the same principal.
+/// The partition is the finding ARN's (`arn:aws-cn:guardduty:…`).
+pub fn actor_from_access_key(
+    k: &AccessKeyDetails<'_>,
+    account: Option<&str>,
+    partition: &str,
+) -> Actor {
     let session = k
         .principal_id
         .get()
@@ -225,9 +230,11 @@ pub fn actor_from_access_key(k: &AccessKeyDetails<'_>, account: Option<&str>) ->
         session.as_deref(),
         account,
     ) {
-        (Some("AssumedRole"), Some(role), Some(session), Some(acct)) => Some(
-            compact_str::format_compact!("arn:aws:sts::{acct}:assumed-role/{role}/{session}"),
-        ),
+        (Some("AssumedRole"), Some(role), Some(session), Some(acct)) => {
+            Some(compact_str::format_compact!(
+                "arn:{partition}:sts::{acct}:assumed-role/{role}/{session}"
+            ))
+        }
         _ => None,
     };
     Actor {
@@ -301,7 +308,10 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
         updated_at,
         actor: resource
             .and_then(|r| r.access_key_details.as_ref())
-            .map(|k| actor_from_access_key(k, account.as_deref())),
+            .map(|k| {
+                let partition = crate::regions::partition_of_arn(arn).unwrap_or("aws");
+                actor_from_access_key(k, account.as_deref(), partition)
+            }),
         instances: resource
             .and_then(|r| r.instance_details.as_ref())
             .and_then(instance_info)

@@ -30,6 +30,8 @@ pub struct Writer {
     pub account: Option<String>,
     /// The Security Hub region; None means the region of each sequence.
     pub region: Option<String>,
+    /// The writer's partition (the caller's, from STS); None means each finding's own.
+    pub partition: Option<String>,
 }
 
 /// The finding `Id` of a sequence.
@@ -75,12 +77,38 @@ pub fn confidence(rule: &Rule, seq: &Sequence) -> u8 {
     (u32::from(rule.confidence) + 10 * extra_stages + 5 * weak).min(100) as u8
 }
 
-fn instance_arn(region: &str, account: &str, id: &str) -> String {
-    format!("arn:aws:ec2:{region}:{account}:instance/{id}")
+fn instance_arn(partition: &str, region: &str, account: &str, id: &str) -> String {
+    format!("arn:{partition}:ec2:{region}:{account}:instance/{id}")
 }
 
-fn guardduty_product_arn(region: &str) -> String {
-    format!("arn:aws:securityhub:{region}::product/aws/guardduty")
+fn guardduty_product_arn(partition: &str, region: &str) -> String {
+    format!("arn:{partition}:securityhub:{region}::product/aws/guardduty")
+}
+
+/// The partition of a region, else `fallback`.
+fn partition_in<'a>(region: &str, fallback: &'a str) -> &'a str {
+    crate::regions::partition_of_region(region).unwrap_or(fallback)
+}
+
+/// The partition of a sequence's resources: its region's (`cn-north-1` is in `aws-cn`), else
+/// that of an ARN its signals carry, else the writer's, else `aws`.
+pub fn sequence_partition(seq: &Sequence, writer: &Writer) -> String {
+    if let Some(p) = seq
+        .region
+        .as_deref()
+        .and_then(crate::regions::partition_of_region)
+    {
+        return p.to_string();
+    }
+    let from_arn = seq.signals.iter().find_map(|s| {
+        s.guardduty_arn()
+            .or_else(|| s.actor.as_ref().and_then(|a| a.arn.as_deref()))
+            .and_then(crate::regions::partition_of_arn)
+    });
+    from_arn
+        .map(str::to_string)
+        .or_else(|| writer.partition.clone())
+        .unwrap_or_else(|| "aws".to_string())
 }
 
 fn actor_id(a: &crate::signal::Actor) -> Option<String> {
@@ -105,6 +133,11 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let region = seq.region.as_deref().unwrap_or("us-east-1").to_string();
     let writer_account = writer.account.clone().unwrap_or_else(|| affected.clone());
     let sh_region = writer.region.clone().unwrap_or_else(|| region.clone());
+    let partition = sequence_partition(seq, writer);
+    let writer_partition = writer
+        .partition
+        .clone()
+        .unwrap_or_else(|| partition.clone());
     let id = finding_id(seq);
     let label = rule.severity.as_str();
     let conf = confidence(rule, seq);
@@ -215,7 +248,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
                         .map(|r| r.as_str())
                         .or(s.region.as_deref())
                         .unwrap_or(&region);
-                    instance_arn(r, s.account.as_deref().unwrap_or(&affected), i)
+                    instance_arn(partition_in(r, &partition), r, s.account.as_deref().unwrap_or(&affected), i)
                 })
                 .collect();
             resource_ids.truncate(100);
@@ -239,8 +272,12 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             }
             let (kind, product_arn) = match s.source {
                 Source::CloudTrail => ("CLOUD_TRAIL", None),
-                _ if s.kind.starts_with("rule:") => ("FINDING", Some(format!("arn:aws:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"))),
-                _ => ("FINDING", s.guardduty_arn().map(|_| guardduty_product_arn(s.region.as_deref().unwrap_or(&region)))),
+                _ if s.kind.starts_with("rule:") => ("FINDING", Some(format!("arn:{writer_partition}:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"))),
+                _ => ("FINDING", s.guardduty_arn().map(|arn| {
+                    let r = s.region.as_deref().unwrap_or(&region);
+                    let p = crate::regions::partition_of_arn(arn).unwrap_or_else(|| partition_in(r, &partition));
+                    guardduty_product_arn(p, r)
+                })),
             };
             let kind = if s.kind.starts_with("rule:") { "FINDING" } else { kind };
             let mut v = json!({
@@ -323,7 +360,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         .iter()
         .map(|i| (i.instance_id.as_str(), i))
         .collect();
-    let mut resources: Vec<Value> = vec![group_resource(seq, &affected, &region)];
+    let mut resources: Vec<Value> = vec![group_resource(seq, &affected, &partition, &region)];
     let mut listed: Vec<&str> = Vec::new();
     for i in seq
         .members
@@ -345,6 +382,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             i,
             details.get(i.as_str()).copied(),
             &affected,
+            partition_in(r, &partition),
             r,
         ));
     }
@@ -352,7 +390,10 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let mut related: Vec<Value> = Vec::new();
     for s in &seq.signals {
         if let Some(arn) = s.guardduty_arn() {
-            let r = json!({ "ProductArn": guardduty_product_arn(s.region.as_deref().unwrap_or(&region)), "Id": arn });
+            let r = s.region.as_deref().unwrap_or(&region);
+            let p = crate::regions::partition_of_arn(arn)
+                .unwrap_or_else(|| partition_in(r, &partition));
+            let r = json!({ "ProductArn": guardduty_product_arn(p, r), "Id": arn });
             if !related.contains(&r) && related.len() < 10 {
                 related.push(r);
             }
@@ -448,7 +489,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let mut f = json!({
         "SchemaVersion": "2018-10-08",
         "Id": id,
-        "ProductArn": format!("arn:aws:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"),
+        "ProductArn": format!("arn:{writer_partition}:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"),
         "ProductName": PROVIDER,
         "CompanyName": PROVIDER,
         "GeneratorId": rule.id,
@@ -475,7 +516,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     f
 }
 
-fn group_resource(seq: &Sequence, account: &str, region: &str) -> Value {
+fn group_resource(seq: &Sequence, account: &str, partition: &str, region: &str) -> Value {
     let mut other = Map::new();
     other.insert("group_key".into(), json!(cut(&seq.key.to_string(), 1024)));
     other.insert("affected_account".into(), json!(account));
@@ -486,13 +527,13 @@ fn group_resource(seq: &Sequence, account: &str, region: &str) -> Value {
         GroupKey::Group(g) if g.key.kind == EntityKind::AutoScalingGroup => json!({
             "Type": "AwsAutoScalingAutoScalingGroup",
             "Id": cut(g.key.label(), 512),
-            "Partition": "aws",
+            "Partition": partition,
             "Region": region,
         }),
         GroupKey::AccessKey(k) => json!({
             "Type": "AwsIamAccessKey",
             "Id": k,
-            "Partition": "aws",
+            "Partition": partition,
             "Region": region,
             "Details": { "AwsIamAccessKey": { "AccessKeyId": k, "AccountId": account } },
         }),
@@ -504,7 +545,7 @@ fn group_resource(seq: &Sequence, account: &str, region: &str) -> Value {
             json!({
                 "Type": "Other",
                 "Id": cut(&id, 512),
-                "Partition": "aws",
+                "Partition": partition,
                 "Region": region,
                 "Details": { "Other": other },
             })
@@ -512,7 +553,13 @@ fn group_resource(seq: &Sequence, account: &str, region: &str) -> Value {
     }
 }
 
-fn instance_resource(id: &str, info: Option<&InstanceInfo>, account: &str, region: &str) -> Value {
+fn instance_resource(
+    id: &str,
+    info: Option<&InstanceInfo>,
+    account: &str,
+    partition: &str,
+    region: &str,
+) -> Value {
     let mut details = Map::new();
     if let Some(i) = info {
         for (k, v) in [
@@ -532,8 +579,8 @@ fn instance_resource(id: &str, info: Option<&InstanceInfo>, account: &str, regio
     }
     let mut r = json!({
         "Type": "AwsEc2Instance",
-        "Id": instance_arn(region, account, id),
-        "Partition": "aws",
+        "Id": instance_arn(partition, region, account, id),
+        "Partition": partition,
         "Region": region,
     });
     if !details.is_empty() {
@@ -704,6 +751,7 @@ mod tests {
         let writer = Writer {
             account: Some("999988887777".into()),
             region: Some("eu-west-1".into()),
+            partition: None,
         };
         let f = finding(&seq, &rule(), &writer);
         assert_eq!(f["AwsAccountId"], "999988887777");

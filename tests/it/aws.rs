@@ -1551,3 +1551,155 @@ fn issue_12_a_finding_guardduty_updates_five_times_stays_one_active_finding_in_s
         "UpdatedAt moves forward: {updated_at:?}"
     );
 }
+
+#[test]
+fn issue_12_sts_failure_stops_the_run_with_the_error_chain() {
+    let region = "ap-southeast-1";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    // Nothing listens on port 9: STS cannot be reached.
+    let out = run_on_mock(
+        &mock,
+        region,
+        &state,
+        &[
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9"),
+            ("CORRELATOR_AWS_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    exits(&out, 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("STS GetCallerIdentity"), "{stderr}");
+    assert!(
+        stderr.contains("could not send the request: ") && stderr.contains("onnect"),
+        "the error chain names the connection: {stderr}"
+    );
+    assert!(
+        !stderr.contains("DispatchFailure") && !stderr.contains("{ "),
+        "no debug structs: {stderr}"
+    );
+    assert!(!state.exists(), "nothing saved");
+    assert!(mock.imported().is_empty(), "nothing written");
+}
+
+#[test]
+fn issue_12_the_partition_comes_from_the_caller_and_the_records() {
+    // moto answers GetCallerIdentity in cn-north-1 with an `arn:aws-cn:` ARN.
+    let (region, bucket) = ("cn-north-1", "partition-cn");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let to_cn = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|r| {
+                serde_json::from_str(
+                    &r.to_string()
+                        .replace("us-east-1", region)
+                        .replace("arn:aws:", "arn:aws-cn:"),
+                )
+                .unwrap()
+            })
+            .collect()
+    };
+    let mock = Mock::start();
+    mock.add_findings(to_cn(findings));
+    mock.add_events(to_cn(events));
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = run_cmd(&mock, region, state.to_str().unwrap())
+        .output()
+        .unwrap();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["findings"]["imported"], 1, "{s}");
+    let written = security_hub_findings(region);
+    assert_eq!(written.len(), 1);
+    let f = &written[0];
+    assert_eq!(
+        f["ProductArn"],
+        format!("arn:aws-cn:securityhub:{region}:123456789012:product/123456789012/default")
+    );
+    for r in f["Resources"].as_array().unwrap() {
+        assert_eq!(r["Partition"], "aws-cn", "{r}");
+    }
+    assert!(!f.to_string().contains("arn:aws:"), "{f}");
+
+    // A configured partition that the credentials do not match stops the run.
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    // No regions configured: the SDK's region (us-east-1) is used, and moto answers in the
+    // aws partition.
+    let out = run_cmd(&mock, "us-east-1", state.to_str().unwrap())
+        .env_remove("CORRELATOR_AWS_REGIONS")
+        .env("CORRELATOR_AWS_PARTITION", "aws-cn")
+        .output()
+        .unwrap();
+    exits(&out, 3);
+    assert!(!state.exists(), "nothing saved");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the credentials are of partition \"aws\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn issue_12_a_dry_run_says_what_would_be_sent_and_names_new_regions() {
+    let region = "ap-northeast-2";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    // The records are of a region newer than this build: read and kept as given.
+    let newer = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.to_string().replace("us-east-1", "ap-southeast-9")).unwrap()
+            })
+            .collect()
+    };
+    let mock = Mock::start();
+    mock.add_findings(newer(findings));
+    mock.add_events(newer(events));
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let mut cmd = correlator();
+    cmd.env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_ENDPOINT_URL_GUARDDUTY", &mock.url)
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &mock.url)
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", region)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env("CORRELATOR_AWS_REGIONS", region)
+        .env("CORRELATOR_AWS_LOOKBACK", "1000d")
+        .env("CORRELATOR_STATE", &state)
+        .args(["run", "--dry-run"]);
+    let out = cmd.output().unwrap();
+    exits(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("sink "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.ends_with("; 1 would be sent"), "{line}");
+    assert!(!line.contains(" sent,"), "{line}");
+    assert!(
+        stderr.contains("regions not in this build's list, kept as given: ap-southeast-9 ("),
+        "{stderr}"
+    );
+    assert!(mock.imported().is_empty());
+    let out = cmd.args(["--summary", "json"]).output().unwrap();
+    let s = summary(&out);
+    assert_eq!(s["findings"]["to_send"], 1, "{s}");
+    assert_eq!(s["findings"]["sent"], 0, "{s}");
+    assert!(
+        s["unknown_regions"]["ap-southeast-9"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+}

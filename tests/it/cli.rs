@@ -509,3 +509,331 @@ fn correlate_graph_and_asff_files_are_written() {
         "correlate --graph keeps signal nodes"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// issue 12: validate, partitions, leftovers.
+
+#[test]
+fn issue_12_no_environment_variable_outside_the_configuration_drops_signals() {
+    // `XX_MODE=drop` once made every signal vanish with exit 0.
+    let out = correlator()
+        .env("XX_MODE", "drop")
+        .args(["correlate", "--asff", "-"])
+        .args(MAIN_SCENARIO)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 2);
+}
+
+/// A copy of a scenario folder with `edit` applied to the text of each record file.
+fn edited_scenario(dir: &Path, scenario: &str, edit: &dyn Fn(&str) -> String) -> PathBuf {
+    let src = fixture(&format!("scenarios/{scenario}/positive"));
+    let out = dir.join(scenario);
+    fs::create_dir_all(&out).unwrap();
+    for e in fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
+            let text = fs::read_to_string(&p).unwrap();
+            fs::write(out.join(p.file_name().unwrap()), edit(&text)).unwrap();
+        }
+    }
+    out
+}
+
+#[test]
+fn issue_12_validate_checks_region_names_and_locations_without_aws() {
+    let validate = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = correlator();
+        // Any AWS call would fail: nothing listens there.
+        cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("CORRELATOR_STATE");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.args(args).output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Not a region: an error naming the variable and the key.
+    let (code, err) = validate(
+        &[("CORRELATOR_AWS_REGIONS", "us-east-1,eu-west1")],
+        &["validate"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("CORRELATOR_AWS_REGIONS: aws.regions: \"eu-west1\" is not a region name"),
+        "{err}"
+    );
+    // In a file: the file and the key.
+    let dir = tempfile::tempdir().unwrap();
+    let config = tmp_file(dir.path(), "c.toml", "[aws]\nregions = [\"Europe\"]\n");
+    let (code, err) = validate(&[], &["--config", config.to_str().unwrap(), "validate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("`{}`: aws.regions: \"Europe\"", config.display())),
+        "{err}"
+    );
+    // Plausible but newer than this build: valid, with a warning.
+    let (code, err) = validate(
+        &[("CORRELATOR_AWS_REGIONS", "ap-southeast-9")],
+        &["validate"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("configuration valid with 1 warning(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"ap-southeast-9\" is not a region this build knows"),
+        "{err}"
+    );
+    assert!(err.contains("partition: aws\n"), "{err}");
+    // The partition follows from the names.
+    let (code, err) = validate(
+        &[("CORRELATOR_AWS_REGIONS", "cn-north-1,cn-northwest-1")],
+        &["validate"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("partition: aws-cn\n"), "{err}");
+    let (code, err) = validate(
+        &[("CORRELATOR_AWS_REGIONS", "us-gov-west-1,us-east-1")],
+        &["validate"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("regions of several partitions"), "{err}");
+    // Near-misses of s3:// are errors, not local paths.
+    for bad in [
+        "s3:/bucket/state.json",
+        "S3://bucket/state.json",
+        "s3//bucket/state.json",
+    ] {
+        let (code, err) = validate(&[("CORRELATOR_AWS_STATE", bad)], &["validate"]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(
+            err.contains("CORRELATOR_AWS_STATE: aws.state:"),
+            "{bad}: {err}"
+        );
+        let (code, err) = validate(&[], &["run", "--dry-run", "--state", bad]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("--state (CORRELATOR_STATE)"), "{bad}: {err}");
+        assert!(!err.contains("could not send"), "no AWS call: {err}");
+    }
+    let state = dir.path().join("s3:");
+    let (code, err) = validate(
+        &[],
+        &[
+            "correlate",
+            "--state",
+            "s3:/bucket/state.json",
+            "fixtures/guardduty",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(!state.exists());
+}
+
+#[test]
+fn issue_12_findings_are_in_the_partition_of_their_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let cn = edited_scenario(dir.path(), "compromised-instance-group", &|t| {
+        t.replace("us-east-1", "cn-north-1")
+            .replace("arn:aws:", "arn:aws-cn:")
+            .replace("\"partition\": \"aws\"", "\"partition\": \"aws-cn\"")
+    });
+    let out = correlator()
+        .args(["correlate", "--asff", "-"])
+        .arg(&cn)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["Findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{stderr}");
+    let f = &findings[0];
+    assert!(
+        f["ProductArn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws-cn:securityhub:cn-north-1:111122223333:product/"),
+        "{}",
+        f["ProductArn"]
+    );
+    let text = f.to_string();
+    assert!(
+        !text.contains("arn:aws:"),
+        "no ARN of the aws partition: {text}"
+    );
+    for r in f["Resources"].as_array().unwrap() {
+        assert_eq!(r["Partition"], "aws-cn", "{r}");
+        assert_eq!(r["Region"], "cn-north-1", "{r}");
+    }
+    assert!(
+        text.contains("arn:aws-cn:ec2:cn-north-1:111122223333:instance/"),
+        "{text}"
+    );
+}
+
+#[test]
+fn issue_12_regions_newer_than_the_build_are_kept_and_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = edited_scenario(dir.path(), "compromised-instance-group", &|t| {
+        t.replace("us-east-1", "ap-southeast-9")
+    });
+    let out = correlator()
+        .args(["correlate", "--asff", "-"])
+        .arg(&new)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &doc["Findings"][0];
+    assert!(
+        f["Id"].as_str().unwrap().contains("/ap-southeast-9/"),
+        "{}",
+        f["Id"]
+    );
+    assert_eq!(f["Resources"][0]["Region"], "ap-southeast-9");
+    assert!(
+        stderr.contains("regions not in this build's list, kept as given: ap-southeast-9 ("),
+        "{stderr}"
+    );
+    let out = correlator()
+        .args(["correlate", "--summary", "json"])
+        .arg(&new)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert!(
+        summary["read"]["unknown_regions"]["ap-southeast-9"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{summary}"
+    );
+}
+
+#[test]
+fn issue_12_a_record_with_no_account_is_reported_and_skipped_never_written_as_000000000000() {
+    let dir = tempfile::tempdir().unwrap();
+    // The GuardDuty findings lose their account (ARN and field): the sequence they open
+    // cannot name its account.
+    let bare = edited_scenario(dir.path(), "compromised-instance-group", &|t| {
+        if t.contains("\"findings\"") {
+            t.replace("\"accountId\": \"111122223333\",", "")
+                .replace(":111122223333:detector", "::detector")
+        } else {
+            t.to_string()
+        }
+    });
+    let out = correlator()
+        .args(["correlate", "--asff", "-"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "records were skipped: {stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("000000000000"));
+    assert!(stderr.contains("no account id"), "{stderr}");
+}
+
+#[test]
+fn issue_12_the_text_summary_shows_a_few_group_members_and_the_json_all() {
+    // Twelve instances of one Auto Scaling group, each with a GuardDuty finding.
+    let template: Value = serde_json::from_str(
+        &fs::read_to_string(fixture("guardduty/finding-single.json")).unwrap(),
+    )
+    .unwrap();
+    let findings: Vec<String> = (0..12)
+        .map(|i| {
+            let mut f = template.clone();
+            f["id"] = Value::from(format!("f{i:031}"));
+            f["arn"] = Value::from(format!(
+                "arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/f{i:031}"
+            ));
+            f["resource"]["instanceDetails"]["instanceId"] = Value::from(format!("i-0{i:016x}"));
+            f.to_string()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tmp_file(dir.path(), "many.jsonl", &findings.join("\n"));
+    let r = run(&[
+        OsStr::new("graph"),
+        OsStr::new("-o"),
+        dir.path().join("g.json").as_os_str(),
+        input.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("web-asg (12 member(s))"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(line.ends_with(", … and 7 more"), "{line}");
+    assert_eq!(line.matches("i-0").count(), 5, "{line}");
+    let r = run(&[
+        OsStr::new("correlate"),
+        OsStr::new("--summary"),
+        OsStr::new("json"),
+        input.as_os_str(),
+    ]);
+    let summary: Value = serde_json::from_str(r.stderr.lines().last().unwrap()).unwrap();
+    let groups = summary["read"]["groups"].as_array().unwrap();
+    let asg = groups
+        .iter()
+        .find(|g| g["group"].as_str().unwrap().contains("web-asg"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(asg["members"].as_array().unwrap().len(), 12);
+}
+
+#[test]
+fn issue_12_only_the_command_line_depends_on_clap() {
+    // The library's types (export formats among them) are usable without the command line.
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = crate::common::repo().join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    let users: Vec<String> = files
+        .iter()
+        .filter(|p| !p.ends_with("src/cli.rs") && !p.ends_with("src/main.rs"))
+        .filter(|p| fs::read_to_string(p).unwrap().contains("clap"))
+        .map(|p| p.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert!(
+        users.is_empty(),
+        "clap outside cli.rs and main.rs: {users:?}"
+    );
+    // `graph --format` still takes every format.
+    for (name, start) in [
+        ("json", "{"),
+        ("dot", "digraph"),
+        ("graphml", "<?xml"),
+        ("cypher", "//"),
+    ] {
+        let r = run(&["graph", "--format", name, "fixtures/guardduty"]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert!(
+            r.stdout.trim_start().starts_with(start),
+            "{name}: {}",
+            &r.stdout[..40.min(r.stdout.len())]
+        );
+    }
+}
