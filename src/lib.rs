@@ -17,6 +17,7 @@ pub mod matcher;
 pub mod normalize;
 pub mod pipeline;
 pub mod report;
+pub mod rollup;
 pub mod rules;
 pub mod signal;
 pub mod sinks;

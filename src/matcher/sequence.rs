@@ -164,6 +164,9 @@ pub struct Sequence {
     pub key: GroupKey,
     /// When the sequence opened (its earliest signal then); never moves.
     pub start: Millis,
+    /// When the rule's condition first held: the event time of the signal that opened it
+    /// (the order in which a scheduled task writes sequences; see [`crate::rollup`]).
+    pub opened: Millis,
     pub first_seen: Millis,
     pub last_seen: Millis,
     pub signals: Vec<Arc<SeqSignal>>,
@@ -181,6 +184,10 @@ pub struct Sequence {
     /// Regions the graph knows for the instances the sequence names.
     #[serde(skip)]
     pub instance_regions: std::collections::BTreeMap<Str, Str>,
+    /// The sequences of other rules this one absorbed, and the finding `Id` it is written
+    /// under (see [`crate::rollup`]); None for a sequence that absorbed nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<Box<crate::rollup::RollUp>>,
 }
 
 impl Sequence {
@@ -190,6 +197,7 @@ impl Sequence {
             emit: rule.emit,
             key,
             start,
+            opened: start,
             first_seen: start,
             last_seen: start,
             signals: Vec::new(),
@@ -200,6 +208,7 @@ impl Sequence {
             launched: Vec::new(),
             instance_details: Vec::new(),
             instance_regions: std::collections::BTreeMap::new(),
+            rollup: None,
         }
     }
 
