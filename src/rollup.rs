@@ -7,7 +7,8 @@
 //! credentials of an instance of the other's group, or (c) they share a signal (the same
 //! record, also when a weak-signal rule passed it on). Of two related sequences the higher
 //! ranked absorbs the other (severity, then the earlier start, then the rule id), and only if
-//! its rule's `rollup.absorbs` names the other's rule. Related pairs join into connected
+//! its rule's `rollup.absorbs` names the other's rule (a component's top must be allowed to
+//! absorb every member, not only the one it is related to). Related pairs join into connected
 //! components (union-find over the pairs in rank order, so the result does not depend on the
 //! order sequences arrive in); a pair that would put two different instance groups (or
 //! instances) into one component is left out, so a roll-up never merges two groups. The top
@@ -186,6 +187,10 @@ pub fn roll_up(seqs: Vec<Sequence>, rules: &RuleSet) -> Vec<Sequence> {
     let n = ranked.len();
     let mut parent: Vec<usize> = (0..n).collect();
     let mut group: Vec<Option<&GroupKey>> = ranked.iter().map(|&i| group_of(&seqs[i])).collect();
+    let mut comp_rules: Vec<Vec<&str>> = ranked
+        .iter()
+        .map(|&i| vec![seqs[i].rule_id.as_str()])
+        .collect();
     fn root(parent: &mut [usize], mut x: usize) -> usize {
         while parent[x] != x {
             parent[x] = parent[parent[x]];
@@ -210,9 +215,19 @@ pub fn roll_up(seqs: Vec<Sequence>, rules: &RuleSet) -> Vec<Sequence> {
             {
                 continue;
             }
+            // The joined component's top must be allowed to absorb every other member.
             let (top, low) = (x.min(y), x.max(y));
+            let top_rule = rule_of(&seqs[ranked[top]]);
+            if !comp_rules[low]
+                .iter()
+                .all(|r| top_rule.is_some_and(|t| t.may_absorb(r)))
+            {
+                continue;
+            }
             parent[low] = top;
             group[top] = group[top].or(group[low]);
+            let moved = std::mem::take(&mut comp_rules[low]);
+            comp_rules[top].extend(moved);
         }
     }
 
@@ -347,4 +362,312 @@ pub fn absorbed_count(seqs: &[Sequence]) -> usize {
         .filter_map(|s| s.rollup.as_ref())
         .map(|r| r.absorbed.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::GroupId;
+    use crate::matcher::SeqSignal;
+    use crate::signal::{Actor, EntityId, EntityKind, Source, Str};
+    use std::sync::Arc;
+
+    const T0: Millis = 1_746_176_400_000; // 2025-05-02T09:00:00Z
+    const MIN: Millis = 60_000;
+
+    fn rules() -> RuleSet {
+        RuleSet::builtin().expect("shipped rules load")
+    }
+
+    fn group(name: &str) -> GroupKey {
+        GroupKey::Group(GroupId {
+            account: Some(Str::from("111122223333")),
+            key: EntityId::new(EntityKind::AutoScalingGroup, name),
+        })
+    }
+
+    /// A call at `T0 + minute` minutes by the role session of `instance`.
+    fn call(id: &str, minute: i64, instance: Option<&str>, launched: usize) -> Arc<SeqSignal> {
+        let session = instance.unwrap_or("ci-runner");
+        Arc::new(SeqSignal {
+            reference: crate::signal::RecordRef::EventId(Str::from(id)),
+            time: T0 + minute * MIN,
+            source: Source::CloudTrail,
+            kind: Str::from("ec2.amazonaws.com:RunInstances"),
+            severity: 0.0,
+            stage: "launch".into(),
+            weak: false,
+            title: None,
+            account: Some(Str::from("111122223333")),
+            region: Some(Str::from("ap-southeast-3")),
+            actor: Some(Actor {
+                principal_id: Some(Str::from(format!("AROAEXAMPLE:{session}"))),
+                instance_id: instance.map(Str::from),
+                ..Actor::default()
+            }),
+            instances: instance.map(Str::from).into_iter().collect(),
+            launched: (0..launched)
+                .map(|j| {
+                    (
+                        Str::from(format!("i-0{id}{j}")),
+                        Some(Str::from("p3.16xlarge")),
+                    )
+                })
+                .collect(),
+            endpoints: vec![],
+            api: Some("ec2:RunInstances".into()),
+            high_risk_api: false,
+            error_code: None,
+            count: 1,
+            first_seen: T0 + minute * MIN,
+            last_seen: T0 + minute * MIN,
+            updated_at: None,
+            notes: Vec::new(),
+        })
+    }
+
+    fn finding_signal(id: &str, minute: i64, instance: &str) -> Arc<SeqSignal> {
+        let mut s = (*call(id, minute, None, 0)).clone();
+        s.reference = crate::signal::RecordRef::FindingArn(Str::from(format!(
+            "arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/{id}"
+        )));
+        s.source = Source::GuardDuty;
+        s.kind = Str::from("CryptoCurrency:EC2/BitcoinTool.B!DNS");
+        s.actor = None;
+        s.api = None;
+        s.instances = vec![Str::from(instance)];
+        s.stage = "cryptomining".into();
+        Arc::new(s)
+    }
+
+    fn seq(
+        set: &RuleSet,
+        rule: &str,
+        key: GroupKey,
+        members: &[&str],
+        signals: Vec<Arc<SeqSignal>>,
+    ) -> Sequence {
+        let r = set.get(rule).expect("shipped rule");
+        let start = signals.iter().map(|s| s.time).min().expect("signals");
+        let mut s = Sequence::new(r, key, start);
+        s.opened = signals.iter().map(|s| s.time).max().expect("signals");
+        for x in signals {
+            s.add(x, 1000);
+        }
+        s.signals.sort_by_key(|a| a.time);
+        s.account = Some(Str::from("111122223333"));
+        s.region = Some(Str::from("us-east-1"));
+        s.members = members.iter().map(|m| Str::from(*m)).collect();
+        s.launched = s.signals.iter().flat_map(|x| x.launched.clone()).collect();
+        s
+    }
+
+    /// The attack on web-asg: the group sequence, the launch sequence of its credentials on
+    /// the group, and a mass-compute sequence keyed on the stolen role session.
+    fn attack(set: &RuleSet) -> Vec<Sequence> {
+        let member = "i-0aaaaaaaaaaaaaaa1";
+        vec![
+            seq(
+                set,
+                "compromised-instance-group",
+                group("web-asg"),
+                &[member, "i-0aaaaaaaaaaaaaaa2"],
+                vec![
+                    finding_signal("f1", 0, member),
+                    call("e1", 20, Some(member), 0),
+                ],
+            ),
+            seq(
+                set,
+                "instance-credentials-launch-compute",
+                group("web-asg"),
+                &[member, "i-0aaaaaaaaaaaaaaa2"],
+                vec![call("e2", 25, Some(member), 4)],
+            ),
+            seq(
+                set,
+                "mass-compute-deployment",
+                GroupKey::Principal(Str::from(format!("AROAEXAMPLE:{member}"))),
+                &[],
+                vec![call("e3", 30, Some(member), 2)],
+            ),
+        ]
+    }
+
+    fn ids(seqs: &[Sequence]) -> Vec<String> {
+        seqs.iter().map(crate::sinks::asff::finding_id).collect()
+    }
+
+    #[test]
+    fn issue_14_one_attack_rolls_into_the_most_severe_sequence() {
+        let set = rules();
+        let out = roll_up(attack(&set), &set);
+        assert_eq!(out.len(), 1, "{:?}", ids(&out));
+        let s = &out[0];
+        assert_eq!(
+            s.rule_id, "compromised-instance-group",
+            "the CRITICAL one absorbs"
+        );
+        let r = s.rollup.as_ref().expect("rolled up");
+        let absorbed: Vec<&str> = r.absorbed.iter().map(|a| a.rule_id.as_str()).collect();
+        assert_eq!(
+            absorbed,
+            [
+                "instance-credentials-launch-compute",
+                "mass-compute-deployment"
+            ],
+            "(a) the same group and (b) a session of a member, in rank order"
+        );
+        assert_eq!(s.total_signals, 4, "every signal joins, once");
+        assert_eq!(s.signals.len(), 4);
+        assert_eq!(s.launched.len(), 6, "launched instances join");
+        assert_eq!(s.last_seen, T0 + 30 * MIN);
+        // The group sequence opened first (at its second signal, minute 20).
+        assert_eq!(r.id, r.own_id);
+        assert_eq!(crate::sinks::asff::finding_id(s), r.own_id);
+        assert_eq!(absorbed_count(&out), 2);
+    }
+
+    #[test]
+    fn issue_14_the_id_is_the_member_that_opened_first() {
+        let set = rules();
+        let mut seqs = attack(&set);
+        // The launch sequence opened (was written) before the group's condition held.
+        seqs[0].opened = T0 + 40 * MIN;
+        let own_launch_id = crate::sinks::asff::finding_id(&seqs[1]);
+        let out = roll_up(seqs, &set);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].rule_id, "compromised-instance-group");
+        assert_eq!(crate::sinks::asff::finding_id(&out[0]), own_launch_id);
+    }
+
+    #[test]
+    fn issue_14_the_result_does_not_depend_on_the_order_of_sequences() {
+        let set = rules();
+        let base = attack(&set);
+        let expect = roll_up(base.clone(), &set);
+        for perm in [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+            let seqs: Vec<Sequence> = perm.iter().map(|&i| base[i].clone()).collect();
+            let out = roll_up(seqs, &set);
+            assert_eq!(ids(&out), ids(&expect), "order {perm:?}");
+            let refs = |s: &Sequence| -> Vec<String> {
+                s.signals.iter().map(|x| x.reference.key()).collect()
+            };
+            assert_eq!(refs(&out[0]), refs(&expect[0]), "order {perm:?}");
+        }
+    }
+
+    #[test]
+    fn issue_14_a_shared_signal_relates_sequences_and_weak_copies_count_once() {
+        let set = rules();
+        let member = "i-0ccccccccccccccc1";
+        // The group sequence holds the launch as a weak signal of another rule.
+        let mut weak = (*call("e9", 5, Some(member), 3)).clone();
+        weak.reference =
+            crate::signal::RecordRef::RuleMatch(Str::from("rule:compute-resource-creation/e9"));
+        let g = seq(
+            &set,
+            "compromised-instance-group",
+            group("batch-asg"),
+            &[member],
+            vec![finding_signal("f2", 0, member), Arc::new(weak)],
+        );
+        // An access-key sequence naming no group, sharing the record.
+        let mut k = seq(
+            &set,
+            "mass-compute-deployment",
+            GroupKey::AccessKey(Str::from("ASIAOTHER")),
+            &[],
+            vec![call("e9", 5, None, 3), call("e10", 6, None, 1)],
+        );
+        k.rule_id = "launch-rate-outlier".into();
+        let out = roll_up(vec![g, k], &set);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].total_signals, 3,
+            "e9 once, as the group's weak signal"
+        );
+    }
+
+    #[test]
+    fn issue_14_never_across_accounts_groups_or_time() {
+        let set = rules();
+        // Another account.
+        let mut seqs = attack(&set);
+        seqs[1].account = Some(Str::from("444455556666"));
+        assert_eq!(roll_up(seqs, &set).len(), 2, "two accounts stay apart");
+        // Beyond the absorbing rule's window (24 h) of each other.
+        let mut seqs = attack(&set);
+        seqs.truncate(2);
+        let late = 25 * 60 * MIN;
+        seqs[1] = seq(
+            &set,
+            "instance-credentials-launch-compute",
+            group("web-asg"),
+            &["i-0aaaaaaaaaaaaaaa1"],
+            vec![call("e2", 40 + late / MIN, Some("i-0aaaaaaaaaaaaaaa1"), 4)],
+        );
+        assert_eq!(roll_up(seqs, &set).len(), 2, "a day apart");
+        // Two groups, each attacked, and a session sequence sharing a signal with each:
+        // the session joins one of them, the groups never join.
+        let a = "i-0aaaaaaaaaaaaaaa1";
+        let b = "i-0bbbbbbbbbbbbbbb1";
+        let ga = seq(
+            &set,
+            "compromised-instance-group",
+            group("web-asg"),
+            &[a],
+            vec![finding_signal("fa", 0, a), call("ea", 3, Some(a), 0)],
+        );
+        let gb = seq(
+            &set,
+            "compromised-instance-group",
+            group("etl-asg"),
+            &[b],
+            vec![finding_signal("fb", 1, b), call("eb", 4, Some(b), 0)],
+        );
+        let p = seq(
+            &set,
+            "mass-compute-deployment",
+            GroupKey::Principal(Str::from(format!("AROAEXAMPLE:{a}"))),
+            &[],
+            vec![call("ea", 3, Some(a), 0), call("eb", 4, Some(b), 0)],
+        );
+        let out = roll_up(vec![ga, gb, p], &set);
+        assert_eq!(out.len(), 2, "{:?}", ids(&out));
+        assert_eq!(absorbed_count(&out), 1);
+        let groups: Vec<String> = out.iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(
+            groups,
+            ["auto_scaling_group/web-asg", "auto_scaling_group/etl-asg"]
+        );
+    }
+
+    #[test]
+    fn issue_14_rules_declare_what_they_absorb() {
+        let mut set = rules();
+        for r in &mut set.rules {
+            if r.id == "compromised-instance-group" {
+                r.absorbs = vec!["mass-*".into()];
+            }
+        }
+        let out = roll_up(attack(&set), &set);
+        let kept: Vec<&str> = out.iter().map(|s| s.rule_id.as_str()).collect();
+        assert_eq!(
+            kept,
+            [
+                "compromised-instance-group",
+                "instance-credentials-launch-compute"
+            ],
+            "only mass-compute-deployment is absorbed"
+        );
+        for r in &mut set.rules {
+            r.absorbs = Vec::new();
+        }
+        assert_eq!(
+            roll_up(attack(&set), &set).len(),
+            3,
+            "`absorbs: []` absorbs nothing"
+        );
+    }
 }
