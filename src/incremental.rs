@@ -120,10 +120,14 @@ pub fn advance(
     let mut changes = Changes::default();
     let mut records = Vec::new();
     let mut ids = std::collections::HashSet::new();
+    // Members of rolled-up sequences → the `Id` of the finding that carries them.
+    let mut absorbed_by: HashMap<String, String> = HashMap::new();
     for seq in run.sequences.iter().filter(|s| s.emit == Emit::Finding) {
         let Some(rule) = rules.get(&seq.rule_id) else {
             continue;
         };
+        let kept = crate::rollup::keep_written_id(seq, |id| previous.contains_key(id));
+        let seq = kept.as_ref().unwrap_or(seq);
         let mut finding = asff::finding(seq, rule, writer);
         let id = asff::finding_id(seq);
         let fingerprint = fingerprint(&finding);
@@ -156,6 +160,11 @@ pub fn advance(
             changes.open += 1;
         } else {
             changes.closed += 1;
+        }
+        if let Some(r) = &seq.rollup {
+            for m in r.member_ids().filter(|m| *m != id) {
+                absorbed_by.insert(m.to_string(), id.clone());
+            }
         }
         ids.insert(id.clone());
         if horizon.is_none_or(|h| seq.start >= h) {
@@ -192,7 +201,7 @@ pub fn advance(
                 let at = newest
                     .unwrap_or(r.last_seen)
                     .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));
-                archive(&mut f, at);
+                archive(&mut f, at, absorbed_by.get(&r.id).map(String::as_str));
                 changes.write.push(f);
                 changes.superseded += 1;
             }
@@ -284,11 +293,23 @@ fn fingerprint(f: &Value) -> String {
 
 /// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
 /// `ProductFields` (never in `Note` or `Workflow`, which belong to analysts).
-fn archive(f: &mut Value, at: Millis) {
+/// `absorbed_by` names the finding that rolled this one up, if one did.
+fn archive(f: &mut Value, at: Millis, absorbed_by: Option<&str>) {
     if let Some(m) = f.as_object_mut() {
         m.insert("RecordState".into(), Value::from("ARCHIVED"));
         m.insert("UpdatedAt".into(), Value::from(format_rfc3339(at)));
-        let why = "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. ";
+        let rolled;
+        let why = match absorbed_by {
+            Some(id) => {
+                rolled = format!(
+                    "Rolled up: this sequence is part of one attack with others, and the finding {id} carries its signals now (one finding per attack). "
+                );
+                rolled.as_str()
+            }
+            None => {
+                "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. "
+            }
+        };
         if let Some(d) = m.get("Description").and_then(Value::as_str) {
             let mut text = format!("{why}{d}");
             if text.chars().count() > 1024 {
@@ -301,6 +322,9 @@ fn archive(f: &mut Value, at: Millis) {
                 "finding-correlator/superseded".into(),
                 Value::from(format_rfc3339(at)),
             );
+            if let Some(id) = absorbed_by {
+                pf.insert("finding-correlator/absorbed-by".into(), Value::from(id));
+            }
         }
     }
 }

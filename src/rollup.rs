@@ -356,6 +356,26 @@ fn absorb(
     }));
 }
 
+/// With a state: the rolled-up sequence under the `Id` of the member written first, when a
+/// member was written before (`written`) and the `Id` roll-up chose was not. Late records can
+/// make a member that opened earlier appear after another member was written; the finding in
+/// Security Hub keeps its identity. None when the chosen `Id` stands.
+pub fn keep_written_id(seq: &Sequence, written: impl Fn(&str) -> bool) -> Option<Sequence> {
+    let r = seq.rollup.as_ref()?;
+    if written(&r.id) {
+        return None;
+    }
+    let first = std::iter::once((seq.opened, r.own_id.as_str()))
+        .chain(r.absorbed.iter().map(|a| (a.opened, a.id.as_str())))
+        .filter(|(_, id)| written(id))
+        .min()?;
+    let mut kept = seq.clone();
+    if let Some(k) = kept.rollup.as_mut() {
+        k.id = first.1.to_string();
+    }
+    Some(kept)
+}
+
 /// How many sequences were absorbed into others.
 pub fn absorbed_count(seqs: &[Sequence]) -> usize {
     seqs.iter()
