@@ -63,6 +63,9 @@ pub struct Absorbed {
     pub last_seen: Millis,
     pub signals: usize,
     pub stages: Vec<String>,
+    /// The records its signals stand for (a timeline marks them as this sequence's stages).
+    #[serde(skip)]
+    pub records: Vec<String>,
     #[serde(skip)]
     pub tactics: Vec<String>,
     #[serde(skip)]
@@ -310,6 +313,7 @@ fn absorb(
             last_seen: o.last_seen,
             signals: o.total_signals,
             stages: o.stages().into_iter().map(str::to_string).collect(),
+            records: o.signals.iter().map(|s| record_key(&s.reference)).collect(),
             tactics: rule.map(|r| r.tactics.clone()).unwrap_or_default(),
             techniques: rule.map(|r| r.techniques.clone()).unwrap_or_default(),
             types: rule.map(|r| r.types.clone()).unwrap_or_default(),
@@ -374,6 +378,19 @@ pub fn keep_written_id(seq: &Sequence, written: impl Fn(&str) -> bool) -> Option
         k.id = first.1.to_string();
     }
     Some(kept)
+}
+
+/// The absorbed sequences a signal of a rolled-up sequence belongs to (a signal may be in the
+/// absorbing sequence too), for a timeline.
+pub fn absorbed_with<'a>(seq: &'a Sequence, s: &crate::matcher::SeqSignal) -> Vec<&'a Absorbed> {
+    let Some(r) = &seq.rollup else {
+        return Vec::new();
+    };
+    let key = record_key(&s.reference);
+    r.absorbed
+        .iter()
+        .filter(|a| a.records.contains(&key))
+        .collect()
 }
 
 /// How many sequences were absorbed into others.
@@ -689,5 +706,129 @@ mod tests {
             3,
             "`absorbs: []` absorbs nothing"
         );
+    }
+
+    /// A run of the incremental path with these sequences (already rolled up), whose newest
+    /// signal is at `newest`.
+    fn run_of(seqs: Vec<Sequence>, newest: Millis) -> crate::pipeline::CorrelateRun {
+        let signal = crate::signal::Signal {
+            time: newest,
+            account: Some(Str::from("111122223333")),
+            region: Some(Str::from("us-east-1")),
+            source: Source::CloudTrail,
+            kind: Str::from("ec2.amazonaws.com:DescribeInstances"),
+            severity: 0.0,
+            reference: crate::signal::RecordRef::EventId(Str::from(format!("newest-{newest}"))),
+            updated_at: None,
+            actor: None,
+            instances: Vec::new(),
+            resources: Vec::new(),
+            endpoints: Vec::new(),
+            fields: crate::signal::Fields::default(),
+        };
+        crate::pipeline::CorrelateRun {
+            graph: crate::graph::EntityGraph::new(Vec::new(), false),
+            summary: crate::summary::Summary::default(),
+            sequences: seqs,
+            matching: crate::matcher::MatchStats::default(),
+            selected: vec![Arc::new(signal)],
+            statements: Vec::new(),
+            before_horizon: 0,
+            sources: std::collections::BTreeMap::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn issue_14_members_written_separately_leave_one_active_finding() {
+        let set = rules();
+        let settings = crate::config::Config::default()
+            .validate()
+            .expect("default settings");
+        let writer = crate::sinks::asff::Writer::default();
+        let member = "i-0aaaaaaaaaaaaaaa1";
+        let group_seq = |members: &[&str]| {
+            seq(
+                &set,
+                "compromised-instance-group",
+                group("web-asg"),
+                members,
+                vec![
+                    finding_signal("f1", 0, member),
+                    call("e1", 20, Some(member), 0),
+                ],
+            )
+        };
+        let session = seq(
+            &set,
+            "mass-compute-deployment",
+            GroupKey::Principal(Str::from(format!("AROAEXAMPLE:{member}"))),
+            &[],
+            vec![call("e3", 30, Some(member), 2)],
+        );
+        // Run 1: the session's instance is not known as a member yet: two findings.
+        let first = roll_up(vec![group_seq(&[]), session.clone()], &set);
+        assert_eq!(first.len(), 2);
+        let (state, changes) = crate::incremental::advance(
+            Some(&crate::state::State::new()),
+            &run_of(first, T0 + 31 * MIN),
+            &set,
+            &settings,
+            &writer,
+        );
+        assert_eq!(changes.write.len(), 2);
+        let group_id = crate::sinks::asff::finding_id(&group_seq(&[]));
+        let session_id = crate::sinks::asff::finding_id(&session);
+        // Run 2: a record made it a member; the group's finding absorbs the session's.
+        let second = roll_up(vec![group_seq(&[member]), session.clone()], &set);
+        assert_eq!(second.len(), 1);
+        let (_, changes) = crate::incremental::advance(
+            Some(&state),
+            &run_of(second, T0 + 32 * MIN),
+            &set,
+            &settings,
+            &writer,
+        );
+        assert_eq!(changes.superseded, 1);
+        let by_id = |id: &str| {
+            changes
+                .write
+                .iter()
+                .find(|f| f["Id"] == id)
+                .unwrap_or_else(|| panic!("{id} not written: {:?}", changes.write))
+        };
+        let active = by_id(&group_id);
+        assert_eq!(active["RecordState"], "ACTIVE");
+        assert_eq!(
+            active["ProductFields"]["finding-correlator/absorbed-ids"],
+            session_id.as_str()
+        );
+        let archived = by_id(&session_id);
+        assert_eq!(archived["RecordState"], "ARCHIVED");
+        assert_eq!(
+            archived["ProductFields"]["finding-correlator/absorbed-by"],
+            group_id.as_str()
+        );
+        assert!(
+            archived["Description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Rolled up: ") && d.contains(&group_id)),
+            "{}",
+            archived["Description"]
+        );
+    }
+
+    #[test]
+    fn issue_14_a_member_written_first_keeps_its_id() {
+        let set = rules();
+        let written_id = crate::sinks::asff::finding_id(&attack(&set)[2]);
+        // The group sequence opened first (it would name the finding), but only the session's
+        // sequence was written before.
+        let out = roll_up(attack(&set), &set);
+        assert_ne!(crate::sinks::asff::finding_id(&out[0]), written_id);
+        let kept = keep_written_id(&out[0], |id| id == written_id).expect("a written member");
+        assert_eq!(crate::sinks::asff::finding_id(&kept), written_id);
+        assert_eq!(kept.rule_id, "compromised-instance-group");
+        assert!(keep_written_id(&out[0], |_| false).is_none());
     }
 }

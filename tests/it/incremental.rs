@@ -264,10 +264,20 @@ fn scenario_dirs() -> Vec<(String, PathBuf)> {
         .collect();
     rules.sort();
     for r in rules {
-        for kind in ["positive", "negative"] {
-            let d = r.join(kind);
+        // Every rule's positive and negative case, and the roll-up cases (issue 14).
+        let mut cases: Vec<_> = std::fs::read_dir(&r)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|d| d.join("expected.yaml").is_file())
+            .collect();
+        cases.sort();
+        for d in cases {
             out.push((
-                format!("{}/{kind}", r.file_name().unwrap().to_string_lossy()),
+                format!(
+                    "{}/{}",
+                    r.file_name().unwrap().to_string_lossy(),
+                    d.file_name().unwrap().to_string_lossy()
+                ),
                 d,
             ));
         }
