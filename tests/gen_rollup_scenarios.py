@@ -75,11 +75,11 @@ def copy_case(src: str, dst: Path, salt: str, seconds: int, renames, identity=No
             continue
         text = transform(f.read_text(), salt, seconds, renames)
         if identity is not None:
-            text = with_identity(text, identity)
+            text = with_identity(text, identity, f.suffix == ".jsonl")
         (dst / file_name(f.name, seconds)).write_text(text)
 
 
-def with_identity(text: str, identity) -> str:
+def with_identity(text: str, identity, lines: bool) -> str:
     """Every CloudTrail record's caller becomes `identity` (from an IP and agent of its own)."""
 
     def fix(r: dict) -> dict:
@@ -88,8 +88,7 @@ def with_identity(text: str, identity) -> str:
         r["userAgent"] = "gitlab-runner 16.11.0 (aws-cli/2.15.30)"
         return r
 
-    stripped = text.lstrip()
-    if stripped.startswith("{") and "\n{" not in stripped.strip():
+    if not lines:
         doc = json.loads(text)
         if "Records" in doc:
             doc["Records"] = [fix(r) for r in doc["Records"]]
