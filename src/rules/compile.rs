@@ -888,7 +888,7 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
                     errs.at(
                         p,
                         format!(
-                            "rollup.absorbs {:?}: expected a rule id (kebab-case), `*` matching any text",
+                            "rollup.absorbs {:?}: expected a rule id (kebab-case, `*` matching any text)",
                             p.value
                         ),
                     );
