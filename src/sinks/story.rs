@@ -132,10 +132,8 @@ pub fn story(seq: &Sequence) -> String {
                     }
                 }
             }
-            _ if !s.kind.starts_with("rule:") => {
-                if !flagged.contains(&s.kind.to_string()) {
-                    flagged.push(s.kind.to_string());
-                }
+            _ if !s.kind.starts_with("rule:") && !flagged.contains(&s.kind.to_string()) => {
+                flagged.push(s.kind.to_string());
             }
             _ => {}
         }
