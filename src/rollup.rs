@@ -407,6 +407,7 @@ mod tests {
     use crate::graph::GroupId;
     use crate::matcher::SeqSignal;
     use crate::signal::{Actor, EntityId, EntityKind, Source, Str};
+    use proptest::prelude::*;
     use std::sync::Arc;
 
     const T0: Millis = 1_746_176_400_000; // 2025-05-02T09:00:00Z
@@ -830,5 +831,85 @@ mod tests {
         assert_eq!(crate::sinks::asff::finding_id(&kept), written_id);
         assert_eq!(kept.rule_id, "compromised-instance-group");
         assert!(keep_written_id(&out[0], |_| false).is_none());
+    }
+
+    /// Sequences of several attacks at once: web-asg's three, two groups bridged by a session
+    /// sequence, and one in another account.
+    fn pool(set: &RuleSet) -> Vec<Sequence> {
+        let mut out = attack(set);
+        let (a, b) = ("i-0ccccccccccccccc1", "i-0ddddddddddddddd1");
+        out.push(seq(
+            set,
+            "compromised-instance-group",
+            group("etl-asg"),
+            &[a],
+            vec![finding_signal("fa", 2, a), call("ea", 3, Some(a), 0)],
+        ));
+        out.push(seq(
+            set,
+            "instance-credentials-launch-compute",
+            group("api-asg"),
+            &[b],
+            vec![call("eb", 4, Some(b), 3)],
+        ));
+        out.push(seq(
+            set,
+            "mass-compute-deployment",
+            GroupKey::Principal(Str::from(format!("AROAEXAMPLE:{a}"))),
+            &[],
+            vec![call("ea", 3, Some(a), 0), call("eb", 4, Some(b), 3)],
+        ));
+        let mut other = seq(
+            set,
+            "instance-credentials-launch-compute",
+            group("web-asg"),
+            &["i-0aaaaaaaaaaaaaaa1"],
+            vec![call("e7", 26, Some("i-0aaaaaaaaaaaaaaa1"), 2)],
+        );
+        other.account = Some(Str::from("444455556666"));
+        out.push(other);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any subset of the pool in any order: the same findings, never two groups or two
+        /// accounts in one, and every input either written or absorbed exactly once.
+        #[test]
+        fn issue_14_roll_up_is_a_function_of_the_set_of_sequences(
+            picked in proptest::sample::subsequence((0..7usize).collect::<Vec<_>>(), 1..=7),
+            order in Just((0..7usize).collect::<Vec<_>>()).prop_shuffle(),
+        ) {
+            let set = rules();
+            let all = pool(&set);
+            let inputs: Vec<Sequence> = order
+                .iter()
+                .filter(|i| picked.contains(i))
+                .map(|&i| all[i].clone())
+                .collect();
+            let sorted: Vec<Sequence> = picked.iter().map(|&i| all[i].clone()).collect();
+            let n = inputs.len();
+            let out = roll_up(inputs, &set);
+            let want = roll_up(sorted, &set);
+            let mut got_ids = ids(&out);
+            let mut want_ids = ids(&want);
+            got_ids.sort();
+            want_ids.sort();
+            prop_assert_eq!(&got_ids, &want_ids);
+            prop_assert_eq!(out.len() + absorbed_count(&out), n);
+            for s in &out {
+                let Some(r) = &s.rollup else { continue };
+                for a in &r.absorbed {
+                    if let (Some(g), GroupKey::Group(_) | GroupKey::Instance(_)) =
+                        (group_of(s), &a.key)
+                    {
+                        prop_assert_eq!(g, &a.key, "two groups in one finding");
+                    }
+                }
+                let account = format!("/{}/", s.account.as_deref().unwrap_or("none"));
+                prop_assert!(r.absorbed.iter().all(|a| a.id.contains(&account)), "two accounts");
+            }
+        }
     }
 }
