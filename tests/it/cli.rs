@@ -530,3 +530,38 @@ fn correlate_graph_and_asff_files_are_written() {
         "correlate --graph keeps signal nodes"
     );
 }
+
+#[test]
+fn issue_14_the_readme_quick_start_summary_is_what_correlate_prints() {
+    // The README's first command over all of fixtures/ (not only the main scenario): every
+    // line of its abridged summary that is not cut short ("…") is printed as written.
+    let readme = fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let from = readme
+        .find("```\nattack sequences:")
+        .expect("the quick start summary")
+        + 4;
+    let block = &readme[from..from + readme[from..].find("```").unwrap()];
+    let out = correlator()
+        .args(["correlate", "fixtures/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let mut checked = 0;
+    for line in block.lines().filter(|l| !l.contains('…')) {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "README line not printed: {line:?}\n{stderr}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} line(s) checked");
+    // Every abridged line starts as printed.
+    for line in block.lines().filter(|l| l.contains('…') && l.trim() != "…") {
+        let head = line.split('…').next().unwrap();
+        assert!(
+            stderr.lines().any(|l| l.starts_with(head)),
+            "README line not printed: {line:?}"
+        );
+    }
+}
