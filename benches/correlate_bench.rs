@@ -514,15 +514,19 @@ fn correlate(
         groups,
         nodes: run.graph.node_count(),
         edges: run.graph.edge_count(),
+        // Sequences rolled into another rule's finding (one attack, one finding) were found
+        // too: they are listed beside the finding that carries them.
         sequences: run
             .sequences
             .iter()
-            .map(|q| {
-                (
+            .flat_map(|q| {
+                let absorbed = q.rollup.iter().flat_map(|r| r.absorbed.iter());
+                std::iter::once((
                     q.rule_id.clone(),
                     q.key.to_string(),
                     q.emit == Emit::Finding,
-                )
+                ))
+                .chain(absorbed.map(|a| (a.rule_id.clone(), a.key.to_string(), true)))
             })
             .collect(),
     };

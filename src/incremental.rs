@@ -132,15 +132,19 @@ pub fn advance(
         .collect();
     // Per rule, the signals its sequences hold now: an earlier finding none of them continues
     // is superseded only when its signals are here (regrouped), not when they form no sequence.
-    let mut held: HashMap<&str, HashSet<String>> = HashMap::new();
+    let mut held: HashMap<String, HashSet<String>> = HashMap::new();
+    // Members of rolled-up sequences → the `Id` of the finding that carries them.
+    let mut absorbed_by: HashMap<String, String> = HashMap::new();
     for seq in run.sequences.iter().filter(|s| s.emit == Emit::Finding) {
         let Some(rule) = rules.get(&seq.rule_id) else {
             continue;
         };
+        let kept = crate::rollup::keep_written_id(seq, |id| previous.contains_key(id));
+        let seq = kept.as_ref().unwrap_or(seq);
         let mut finding = asff::finding(seq, rule, writer);
         let mut id = asff::finding_id(seq);
         let refs = refs(seq);
-        let mut created = seq.created;
+        let mut created = asff::finding_created(seq);
         if !previous.contains_key(id.as_str())
             && let Some(r) = continued(prior, seq, &refs, &taken)
         {
@@ -149,7 +153,7 @@ pub fn advance(
             inherit(&mut finding, &id, created);
             taken.insert(id.clone());
         }
-        held.entry(seq.rule_id.as_str())
+        held.entry(seq.rule_id.clone())
             .or_default()
             .extend(refs.iter().cloned());
         let fingerprint = fingerprint(&finding);
@@ -182,6 +186,11 @@ pub fn advance(
             changes.open += 1;
         } else {
             changes.closed += 1;
+        }
+        if let Some(r) = &seq.rollup {
+            for m in r.member_ids().filter(|m| *m != id) {
+                absorbed_by.insert(m.to_string(), id.clone());
+            }
         }
         ids.insert(id.clone());
         if horizon.is_none_or(|h| seq.start >= h) {
@@ -216,10 +225,10 @@ pub fn advance(
             if ids.contains(&r.id) || r.start < prior_horizon.unwrap_or(Millis::MIN) {
                 continue;
             }
-            if !regrouped(r, &held) {
-                // Its signals form no sequence in this run (a finding's update moved its time
-                // out of the window): the finding stays as written, and the record waits for
-                // the sequence to form again.
+            if !absorbed_by.contains_key(&r.id) && !regrouped(r, &held) {
+                // Its signals form no sequence in this run, nor joined one by roll-up (a
+                // finding's update moved its time out of the window): the finding stays as
+                // written, and the record waits for the sequence to form again.
                 if horizon.is_none_or(|h| r.start >= h) {
                     records.push(r.clone());
                 }
@@ -229,7 +238,7 @@ pub fn advance(
                 let at = newest
                     .unwrap_or(r.last_seen)
                     .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));
-                archive(&mut f, at);
+                archive(&mut f, at, absorbed_by.get(&r.id).map(String::as_str));
                 changes.write.push(f);
                 changes.superseded += 1;
             }
@@ -344,7 +353,7 @@ fn continued<'a>(
 /// Whether an earlier finding's signals are now held by sequences of its rule (in another
 /// group, since no sequence continues it). Records of states that did not keep references
 /// count as regrouped, as they did then.
-fn regrouped(r: &SequenceRecord, held: &HashMap<&str, HashSet<String>>) -> bool {
+fn regrouped(r: &SequenceRecord, held: &HashMap<String, HashSet<String>>) -> bool {
     r.refs.is_empty()
         || held
             .get(r.rule.as_str())
@@ -367,11 +376,23 @@ fn fingerprint(f: &Value) -> String {
 
 /// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
 /// `ProductFields` (never in `Note` or `Workflow`, which belong to analysts).
-fn archive(f: &mut Value, at: Millis) {
+/// `absorbed_by` names the finding that rolled this one up, if one did.
+fn archive(f: &mut Value, at: Millis, absorbed_by: Option<&str>) {
     if let Some(m) = f.as_object_mut() {
         m.insert("RecordState".into(), Value::from("ARCHIVED"));
         m.insert("UpdatedAt".into(), Value::from(format_rfc3339(at)));
-        let why = "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. ";
+        let rolled;
+        let why = match absorbed_by {
+            Some(id) => {
+                rolled = format!(
+                    "Rolled up: this sequence is part of one attack with others, and the finding {id} carries its signals now (one finding per attack). "
+                );
+                rolled.as_str()
+            }
+            None => {
+                "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. "
+            }
+        };
         if let Some(d) = m.get("Description").and_then(Value::as_str) {
             let mut text = format!("{why}{d}");
             if text.chars().count() > 1024 {
@@ -384,6 +405,9 @@ fn archive(f: &mut Value, at: Millis) {
                 "finding-correlator/superseded".into(),
                 Value::from(format_rfc3339(at)),
             );
+            if let Some(id) = absorbed_by {
+                pf.insert("finding-correlator/absorbed-by".into(), Value::from(id));
+            }
         }
     }
 }

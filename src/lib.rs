@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod pipeline;
 pub mod regions;
 pub mod report;
+pub mod rollup;
 pub mod rules;
 pub mod signal;
 pub mod sinks;

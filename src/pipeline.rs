@@ -193,7 +193,7 @@ pub fn correlate_with<R: Send>(
 ) -> (CorrelateRun, R) {
     let started = std::time::Instant::now();
     let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
-    let mut matcher = Matcher::new(rules, settings.matching.clone());
+    let mut matcher = Matcher::new(rules.clone(), settings.matching.clone());
     if let Some(p) = prior {
         matcher = matcher.with_baselines(p.baselines.clone());
     }
@@ -337,7 +337,11 @@ pub fn correlate_with<R: Send>(
         || {
             let selected = matcher.push_ordered(newest_versions(selected), graph_ref);
             let (sequences, matching) = matcher.finish(graph_ref);
-            (selected, sequences, matching)
+            (
+                selected,
+                crate::rollup::roll_up(sequences, &rules),
+                matching,
+            )
         },
     );
     tracing::debug!(

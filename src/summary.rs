@@ -312,6 +312,32 @@ pub struct SequenceLine {
     /// The ASFF finding `Id` (findings only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finding_id: Option<String>,
+    /// Sequences of other rules rolled into this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absorbed: Vec<AbsorbedLine>,
+}
+
+/// A sequence rolled into another, as the summary lists it.
+#[derive(Debug, Serialize)]
+pub struct AbsorbedLine {
+    pub severity: &'static str,
+    pub rule: String,
+    pub group: String,
+    pub signals: usize,
+    /// The finding `Id` it would have had on its own.
+    pub finding_id: String,
+}
+
+/// One finding per attack: how many signals went in, findings came out, sequences were
+/// absorbed.
+#[derive(Debug, Default, Serialize)]
+pub struct RollupCounts {
+    /// Signals selected by some rule's stage (matched).
+    pub signals_in: u64,
+    /// Finding sequences after roll-up: the findings written.
+    pub findings_out: usize,
+    /// Sequences absorbed into a finding of another rule.
+    pub sequences_absorbed: usize,
 }
 
 /// What `correlate` reports besides the reading summary.
@@ -320,6 +346,7 @@ pub struct CorrelateSummary {
     pub sequences: Vec<SequenceLine>,
     pub weak_signals: Vec<SequenceLine>,
     pub matching: crate::matcher::MatchStats,
+    pub rollup: RollupCounts,
 }
 
 impl CorrelateSummary {
@@ -351,6 +378,18 @@ impl CorrelateSummary {
                 first_seen: crate::time::format_rfc3339(s.first_seen),
                 last_seen: crate::time::format_rfc3339(s.last_seen),
                 finding_id: finding.then(|| crate::sinks::asff::finding_id(s)),
+                absorbed: s
+                    .rollup
+                    .iter()
+                    .flat_map(|r| r.absorbed.iter())
+                    .map(|a| AbsorbedLine {
+                        severity: a.severity.as_str(),
+                        rule: a.rule_id.clone(),
+                        group: a.key.to_string(),
+                        signals: a.signals,
+                        finding_id: a.id.clone(),
+                    })
+                    .collect(),
             };
             if finding {
                 out.sequences.push(line);
@@ -358,6 +397,11 @@ impl CorrelateSummary {
                 out.weak_signals.push(line);
             }
         }
+        out.rollup = RollupCounts {
+            signals_in: out.matching.candidates,
+            findings_out: out.sequences.len(),
+            sequences_absorbed: crate::rollup::absorbed_count(seqs),
+        };
         out
     }
 
@@ -394,7 +438,20 @@ impl CorrelateSummary {
                 l.first_seen,
                 l.last_seen
             );
+            for a in &l.absorbed {
+                let _ = writeln!(
+                    s,
+                    "    absorbed {:<8} {}  {}  {} signal(s)",
+                    a.severity, a.rule, a.group, a.signals
+                );
+            }
         }
+        let r = &self.rollup;
+        let _ = writeln!(
+            s,
+            "one finding per attack: {} signal(s) in, {} finding(s) out, {} sequence(s) absorbed",
+            r.signals_in, r.findings_out, r.sequences_absorbed
+        );
         let _ = writeln!(
             s,
             "weak signals: {}",

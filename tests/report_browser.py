@@ -393,7 +393,7 @@ def main():
     every = os.path.join(art, "report-fixtures.html")
     run([correlator, "report", "--output", every, "fixtures/"])
     want = expectations(correlator, ["fixtures/"])
-    check(len(want) == 9, f"{len(want)} findings in fixtures/")
+    check(len(want) == 12, f"{len(want)} findings in fixtures/")
     root = check_page(browser, every, want)
     check(len(root.find("nav", "index")) == 1, "no index")
     browser.screenshot(every, os.path.join(art, "report-fixtures.png"))

@@ -494,7 +494,13 @@ mod tests {
             ),
         ];
         for (l, gone) in cases {
-            assert_eq!(holder_gone(&l, &me, &retry, &super::super::RecordCalls::new(None)).await.is_some(), gone, "{l:?}");
+            assert_eq!(
+                holder_gone(&l, &me, &retry, &super::super::RecordCalls::new(None))
+                    .await
+                    .is_some(),
+                gone,
+                "{l:?}"
+            );
         }
     }
 }

@@ -570,7 +570,9 @@ impl Matcher {
             if let Some(prev) = st.closed.take() {
                 self.finished.push(prev);
             }
-            Sequence::new(rule, key, window_start)
+            let mut opening = Sequence::new(rule, key, window_start);
+            opening.opened = t;
+            opening
         };
         for entry in &st.entries {
             seq.add(entry.signal.clone(), max);

@@ -168,6 +168,9 @@ pub struct Sequence {
     /// signals that opened it (a GuardDuty finding's `eventFirstSeen`, which later versions of
     /// the finding keep). The finding's `Id` and `CreatedAt`; it never moves.
     pub created: Millis,
+    /// When the rule's condition first held: the event time of the signal that opened it
+    /// (the order in which a scheduled task writes sequences; see [`crate::rollup`]).
+    pub opened: Millis,
     pub first_seen: Millis,
     pub last_seen: Millis,
     pub signals: Vec<Arc<SeqSignal>>,
@@ -185,6 +188,10 @@ pub struct Sequence {
     /// Regions the graph knows for the instances the sequence names.
     #[serde(skip)]
     pub instance_regions: std::collections::BTreeMap<Str, Str>,
+    /// The sequences of other rules this one absorbed, and the finding `Id` it is written
+    /// under (see [`crate::rollup`]); None for a sequence that absorbed nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<Box<crate::rollup::RollUp>>,
 }
 
 impl Sequence {
@@ -195,6 +202,7 @@ impl Sequence {
             key,
             start,
             created: start,
+            opened: start,
             first_seen: start,
             last_seen: start,
             signals: Vec::new(),
@@ -205,6 +213,7 @@ impl Sequence {
             launched: Vec::new(),
             instance_details: Vec::new(),
             instance_regions: std::collections::BTreeMap::new(),
+            rollup: None,
         }
     }
 

@@ -438,6 +438,24 @@ fn header(page: &mut String, seq: &Sequence, rule: Option<&Rule>, label: &str) {
         .map(|s| format!("<span class=\"chip\">{}</span>", esc(s)))
         .collect();
     fact("Stages", stages);
+    if let Some(r) = &seq.rollup {
+        // One attack: the sequences of other rules this finding absorbed, as its stages.
+        let list: String = r
+            .absorbed
+            .iter()
+            .map(|a| {
+                format!(
+                    "<span class=\"chip absorbed\" title=\"{}\">{} {} · {} signal{}</span>",
+                    esc(&a.id),
+                    a.severity.as_str(),
+                    esc(&a.rule_id),
+                    a.signals,
+                    plural(a.signals)
+                )
+            })
+            .collect();
+        fact("Rolled up", list);
+    }
     page.push_str("</dl></div>");
     let Some(rule) = rule else {
         page.push_str("</header>\n");
@@ -529,7 +547,16 @@ fn timeline(page: &mut String, seq: &Sequence, v: &View<'_>, prefix: &str) {
                 let _ = write!(page, "<li class=\"day\">{}</li>", esc(d));
             }
             let folded = folds && j > i;
-            entry(page, prefix, j, s, &v.drawn[j], folded.then_some(run_id));
+            let also = crate::rollup::absorbed_with(seq, s);
+            entry(
+                page,
+                prefix,
+                j,
+                s,
+                &v.drawn[j],
+                folded.then_some(run_id),
+                &also,
+            );
             if folds && j == i {
                 let n = end - i - 1;
                 let _ = write!(
@@ -555,6 +582,7 @@ fn entry(
     s: &SeqSignal,
     nodes: &[usize],
     run: Option<usize>,
+    absorbed: &[&crate::rollup::Absorbed],
 ) {
     let finding = s.source != Source::CloudTrail;
     let mut class = String::from("signal");
@@ -575,7 +603,7 @@ fn entry(
         page,
         "<li class=\"{class}\" tabindex=\"0\" data-i=\"{i}\" data-tpl=\"{prefix}-sig-{i}\" \
          data-nodes=\"{}\"{}><time datetime=\"{}\">{}</time><span class=\"src\">{}</span>\
-         <span class=\"what\">{}</span><span class=\"stage\">{}</span>{}{}</li>",
+         <span class=\"what\">{}</span><span class=\"stage\">{}</span>{}{}{}</li>",
         nodes.join(" "),
         run.map_or(String::new(), |r| format!(" data-run=\"{r}\"")),
         esc(&format_rfc3339(s.time)),
@@ -593,6 +621,15 @@ fn entry(
         } else {
             String::new()
         },
+        // A stage of a sequence this one absorbed (roll-up).
+        absorbed
+            .iter()
+            .map(|a| format!(
+                "<span class=\"stage absorbed\" title=\"{}\">{}</span>",
+                esc(&a.id),
+                esc(&a.rule_id)
+            ))
+            .collect::<String>(),
     );
 }
 

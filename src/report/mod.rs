@@ -46,6 +46,15 @@ pub fn pick<'a>(seqs: &'a [Sequence], rules: &RuleSet, id: &str) -> Result<&'a S
     if let Some(s) = candidates.iter().find(|s| finding_id(s) == id) {
         return Ok(s);
     }
+    // The id a sequence rolled into another would have had (an earlier link) names the
+    // finding that carries it now.
+    if let Some(s) = candidates.iter().find(|s| {
+        s.rollup
+            .as_ref()
+            .is_some_and(|r| r.member_ids().any(|m| m == id))
+    }) {
+        return Ok(s);
+    }
     let mut msg = format!("--sequence: no attack sequence has the id {id:?}");
     if candidates.is_empty() {
         msg.push_str("; this input has no attack sequences");

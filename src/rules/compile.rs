@@ -537,6 +537,8 @@ pub struct Rule {
     pub suppress: Millis,
     /// Overrides of the baseline settings.
     pub baseline: BaselineParams,
+    /// Rule id patterns whose sequences this rule's sequences may absorb (roll-up).
+    pub absorbs: Vec<String>,
     pub tests: Vec<model::RuleTest>,
 }
 
@@ -551,6 +553,11 @@ impl Rule {
     /// Whether a stage asks the baselines.
     pub fn uses_baselines(&self) -> bool {
         self.stages.iter().any(|s| s.selector.uses_baselines())
+    }
+
+    /// Whether this rule's sequences may absorb sequences of rule `id` (roll-up).
+    pub fn may_absorb(&self, id: &str) -> bool {
+        self.absorbs.iter().any(|p| Glob::new(p).matches(id))
     }
 
     pub fn stage_index(&self, name: &str) -> Option<usize> {
@@ -869,6 +876,30 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
     for st in &mut stages {
         st.selector.baseline = baseline.clone();
     }
+    let absorbs = match raw.rollup.as_ref().and_then(|r| r.absorbs.as_ref()) {
+        None => vec!["*".to_string()],
+        Some(list) => {
+            for p in list {
+                let ok = !p.value.is_empty()
+                    && p.value.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*'
+                    });
+                if !ok {
+                    errs.at(
+                        p,
+                        format!(
+                            "rollup.absorbs {:?}: expected a rule id (kebab-case, `*` matching any text)",
+                            p.value
+                        ),
+                    );
+                }
+            }
+            list.iter().map(|p| p.value.clone()).collect()
+        }
+    };
+    if raw.rollup.is_some() && emit == Emit::WeakSignal {
+        errs.top("rollup: a weak_signal rule writes no finding, so it absorbs nothing");
+    }
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -893,6 +924,7 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
         allowlist,
         suppress,
         baseline,
+        absorbs,
         tests: raw.tests,
     })
 }

@@ -113,6 +113,14 @@ impl RuleSet {
                     format!("rule id {:?} is used by another file too", r.id),
                 ));
             }
+            for p in r.absorbs.iter().filter(|p| !p.contains('*')) {
+                if !rules.iter().any(|o| &o.id == p) {
+                    errors.push(top(
+                        r,
+                        format!("rollup.absorbs names rule {p:?}, which is not loaded"),
+                    ));
+                }
+            }
             for dep in r.depends_on() {
                 if !rules.iter().any(|o| o.id == dep) {
                     errors.push(top(

@@ -53,9 +53,23 @@ pub struct RuleFile {
     /// `launch_rate_outlier` conditions.
     #[serde(default)]
     pub baseline: Option<BaselineSection>,
+    /// Which rules' sequences this rule's sequences absorb when both are about one attack
+    /// (see `correlation-rules/README.md`, Roll-up).
+    #[serde(default)]
+    pub rollup: Option<RollupSection>,
     /// Inline tests: records and the expected verdict.
     #[serde(default)]
     pub tests: Vec<RuleTest>,
+}
+
+/// `rollup:` of a rule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupSection {
+    /// Rule ids, `*` matching any text, whose sequences this rule's sequences may absorb;
+    /// default `["*"]`, an empty list absorbs nothing.
+    #[serde(default)]
+    pub absorbs: Option<Vec<Spanned<String>>>,
 }
 
 /// `baseline:` of a rule.

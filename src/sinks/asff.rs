@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::matcher::{GroupKey, SeqSignal, Sequence};
 use crate::rules::{Rule, RuleSet};
 use crate::signal::{Endpoint, EntityKind, InstanceInfo, Source};
-use crate::time::format_rfc3339;
+use crate::time::{Millis, format_rfc3339};
 
 /// The name and version findings carry in `ProductFields`.
 pub const PROVIDER: &str = "finding-correlator";
@@ -36,6 +36,9 @@ pub struct Writer {
 
 /// The finding `Id` of a sequence.
 pub fn finding_id(seq: &Sequence) -> String {
+    if let Some(r) = &seq.rollup {
+        return r.id.clone();
+    }
     let account = seq.account.as_deref().unwrap_or("unknown-account");
     let region = seq.region.as_deref().unwrap_or("unknown-region");
     let start = format_rfc3339(seq.created);
@@ -54,6 +57,12 @@ pub fn finding_id(seq: &Sequence) -> String {
         "{PROVIDER}/{}/{account}/{region}/{hashed}/{start}",
         seq.rule_id
     )
+}
+
+/// The finding's `CreatedAt`: when the evidence that opened it began, or for a rolled-up
+/// sequence that of the member whose `Id` it carries.
+pub fn finding_created(seq: &Sequence) -> Millis {
+    seq.rollup.as_ref().map_or(seq.created, |r| r.created)
 }
 
 fn cut(s: &str, max_chars: usize) -> String {
@@ -315,14 +324,30 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         })
         .collect();
 
+    // A rolled-up finding carries the tactics, techniques and types of what it absorbed too.
+    let absorbed = seq
+        .rollup
+        .as_ref()
+        .map(|r| r.absorbed.as_slice())
+        .unwrap_or(&[]);
+    let union = |own: &Vec<String>, of: fn(&crate::rollup::Absorbed) -> &Vec<String>| {
+        let mut all: Vec<String> = own.clone();
+        for v in absorbed.iter().flat_map(|a| of(a).iter()) {
+            if !all.contains(v) {
+                all.push(v.clone());
+            }
+        }
+        all
+    };
+    let tactics = union(&rule.tactics, |a| &a.tactics);
+    let techniques = union(&rule.techniques, |a| &a.techniques);
     let mut seq_indicators = Vec::new();
-    if !rule.tactics.is_empty() {
-        seq_indicators.push(
-            json!({ "Key": "ATTACK_TACTIC", "Values": rule.tactics, "Title": "ATT&CK tactics" }),
-        );
+    if !tactics.is_empty() {
+        seq_indicators
+            .push(json!({ "Key": "ATTACK_TACTIC", "Values": tactics, "Title": "ATT&CK tactics" }));
     }
-    if !rule.techniques.is_empty() {
-        seq_indicators.push(json!({ "Key": "ATTACK_TECHNIQUE", "Values": rule.techniques, "Title": "ATT&CK techniques" }));
+    if !techniques.is_empty() {
+        seq_indicators.push(json!({ "Key": "ATTACK_TECHNIQUE", "Values": techniques, "Title": "ATT&CK techniques" }));
     }
     let mut apis: Vec<&str> = Vec::new();
     let mut crypto_domains: Vec<&str> = Vec::new();
@@ -402,8 +427,14 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
 
     let group = seq.key.to_string();
     let stages = seq.stages();
-    let mut description = format!(
-        "{} signal(s) from {} stage(s) ({}) on {} {} in account {} between {} and {}.",
+    let mut description = super::story::story(seq);
+    if trimmed > 0 {
+        description.push_str(&format!(
+            " {trimmed} signal(s) left out of this finding to respect Security Hub limits."
+        ));
+    }
+    description.push_str(&format!(
+        " {} signal(s) from {} stage(s) ({}) on {} {} in account {} between {} and {}.",
         seq.total_signals,
         stages.len(),
         stages.join(", "),
@@ -417,7 +448,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         affected,
         format_rfc3339(seq.first_seen),
         format_rfc3339(seq.last_seen)
-    );
+    ));
     if !seq.launched.is_empty() {
         description.push_str(&format!(" {} instance(s) launched.", seq.launched.len()));
     }
@@ -425,11 +456,6 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         description.push_str(&format!(
             " {} weak signal(s) raised confidence.",
             seq.weak_count()
-        ));
-    }
-    if trimmed > 0 {
-        description.push_str(&format!(
-            " {trimmed} signal(s) left out of this finding to respect Security Hub limits."
         ));
     }
     description.push(' ');
@@ -455,6 +481,25 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             json!(seq.launched.len().to_string()),
         );
     }
+    if !absorbed.is_empty() {
+        product_fields.insert(
+            format!("{PROVIDER}/absorbed-count"),
+            json!(absorbed.len().to_string()),
+        );
+        let rules_list: Vec<String> = absorbed
+            .iter()
+            .map(|a| format!("{} ({}): {}", a.rule_id, a.severity.as_str(), a.title))
+            .collect();
+        product_fields.insert(
+            format!("{PROVIDER}/absorbed-rules"),
+            json!(cut(&rules_list.join("; "), 2048)),
+        );
+        let ids: Vec<&str> = absorbed.iter().map(|a| a.id.as_str()).collect();
+        product_fields.insert(
+            format!("{PROVIDER}/absorbed-ids"),
+            json!(cut(&ids.join(" "), 2048)),
+        );
+    }
     if trimmed > 0 {
         product_fields.insert(
             format!("{PROVIDER}/signals-trimmed"),
@@ -462,7 +507,10 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         );
     }
 
-    let types: Vec<&String> = rule.types.iter().take(50).collect();
+    let types: Vec<String> = union(&rule.types, |a| &a.types)
+        .into_iter()
+        .take(50)
+        .collect();
     let severity = json!({ "Label": label, "Original": label });
     let mut remediation = json!({ "Recommendation": { "Text": cut(rule.runbook.trim(), 512) } });
     if let Some(url) = &rule.runbook_url {
@@ -495,13 +543,13 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         "GeneratorId": rule.id,
         "AwsAccountId": writer_account,
         "Types": types,
-        "CreatedAt": format_rfc3339(seq.created),
+        "CreatedAt": format_rfc3339(finding_created(seq)),
         "UpdatedAt": format_rfc3339(seq.last_seen),
         "FirstObservedAt": format_rfc3339(seq.first_seen),
         "LastObservedAt": format_rfc3339(seq.last_seen),
         "Severity": severity,
         "Confidence": conf,
-        "Title": cut(&format!("{}: {}", rule.title, group), 256),
+        "Title": cut(&super::story::title(&rule.title, seq), 256),
         "Description": cut(&description, 1024),
         "Resources": resources,
         "Detection": { "Sequence": detection_sequence },

@@ -387,9 +387,9 @@ fn correlate_writes_findings_to_stdout_and_a_json_summary_as_the_last_stderr_lin
     let ids: Vec<&str> = findings.iter().map(|f| f["Id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
+        // One attack, one finding (issue 14): the launch sequence is rolled into it.
         vec![
             "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:01:27.000Z",
-            "finding-correlator/instance-credentials-launch-compute/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:19:41.000Z",
         ]
     );
     for f in findings {
@@ -400,7 +400,15 @@ fn correlate_writes_findings_to_stdout_and_a_json_summary_as_the_last_stderr_lin
     let last = r.stderr.lines().last().unwrap();
     let summary: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
     let seqs = summary["correlate"]["sequences"].as_array().unwrap();
-    assert_eq!(seqs.len(), 2);
+    assert_eq!(seqs.len(), 1);
+    assert_eq!(
+        seqs[0]["absorbed"][0]["rule"],
+        "instance-credentials-launch-compute"
+    );
+    let rollup = &summary["correlate"]["rollup"];
+    assert_eq!(rollup["findings_out"], 1, "{rollup}");
+    assert_eq!(rollup["sequences_absorbed"], 1, "{rollup}");
+    assert!(rollup["signals_in"].as_u64().unwrap() >= 13, "{rollup}");
     assert!(
         summary["correlate"]["weak_signals"]
             .as_array()
@@ -438,7 +446,20 @@ fn correlate_account_names_the_writer_and_the_text_summary_lists_sequences() {
             "111122223333"
         );
     }
-    assert!(r.stderr.contains("attack sequences: 2\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("attack sequences: 1\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "\n    absorbed HIGH     instance-credentials-launch-compute  auto_scaling_group/web-asg  5 signal(s)\none finding per attack: "
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(" 1 finding(s) out, 1 sequence(s) absorbed\n"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr
             .contains("  CRITICAL compromised-instance-group  auto_scaling_group/web-asg  3 member(s), 6 launched"),
@@ -501,7 +522,7 @@ fn correlate_graph_and_asff_files_are_written() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "stdout stays free: {}", r.stdout);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&asff).unwrap()).unwrap();
-    assert_eq!(doc["Findings"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 1);
     let dot = std::fs::read_to_string(&graph).unwrap();
     assert!(dot.starts_with("digraph"), "{}", &dot[..40.min(dot.len())]);
     assert!(
@@ -524,7 +545,8 @@ fn issue_12_no_environment_variable_outside_the_configuration_drops_signals() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["Findings"].as_array().unwrap().len(), 2);
+    // The main scenario's one attack, rolled up into one finding.
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 1);
 }
 
 /// A copy of a scenario folder with `edit` applied to the text of each record file.
@@ -834,6 +856,41 @@ fn issue_12_only_the_command_line_depends_on_clap() {
             r.stdout.trim_start().starts_with(start),
             "{name}: {}",
             &r.stdout[..40.min(r.stdout.len())]
+        );
+    }
+}
+
+#[test]
+fn issue_14_the_readme_quick_start_summary_is_what_correlate_prints() {
+    // The README's first command over all of fixtures/ (not only the main scenario): every
+    // line of its abridged summary that is not cut short ("…") is printed as written.
+    let readme = fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let from = readme
+        .find("```\nattack sequences:")
+        .expect("the quick start summary")
+        + 4;
+    let block = &readme[from..from + readme[from..].find("```").unwrap()];
+    let out = correlator()
+        .args(["correlate", "fixtures/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let mut checked = 0;
+    for line in block.lines().filter(|l| !l.contains('…')) {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "README line not printed: {line:?}\n{stderr}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} line(s) checked");
+    // Every abridged line starts as printed.
+    for line in block.lines().filter(|l| l.contains('…') && l.trim() != "…") {
+        let head = line.split('…').next().unwrap();
+        assert!(
+            stderr.lines().any(|l| l.starts_with(head)),
+            "README line not printed: {line:?}"
         );
     }
 }

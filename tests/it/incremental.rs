@@ -264,10 +264,20 @@ fn scenario_dirs() -> Vec<(String, PathBuf)> {
         .collect();
     rules.sort();
     for r in rules {
-        for kind in ["positive", "negative"] {
-            let d = r.join(kind);
+        // Every rule's positive and negative case, and the roll-up cases (issue 14).
+        let mut cases: Vec<_> = std::fs::read_dir(&r)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|d| d.join("expected.yaml").is_file())
+            .collect();
+        cases.sort();
+        for d in cases {
             out.push((
-                format!("{}/{kind}", r.file_name().unwrap().to_string_lossy()),
+                format!(
+                    "{}/{}",
+                    r.file_name().unwrap().to_string_lossy(),
+                    d.file_name().unwrap().to_string_lossy()
+                ),
                 d,
             ));
         }
@@ -829,4 +839,55 @@ fn a_finding_that_changes_without_a_new_signal_still_moves_its_updated_at_forwar
     // Nothing new: nothing written, and the next change moves on from there.
     let (third_run, _) = split_runs(&[tmp.path().join("run2")], &mut state);
     assert!(third_run.is_empty());
+}
+
+#[test]
+fn issue_14_the_main_attack_keeps_one_id_for_life_when_run_record_by_record() {
+    // The main scenario, one run per record: two rules' sequences appear run after run and
+    // roll up into one finding. Every version written is that finding, under one Id: nothing
+    // in Security Hub changes identity, nothing is archived, and the end equals one run.
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main");
+    for sub in ["cloudtrail", "guardduty", "asff"] {
+        let mut files = Vec::new();
+        input_files(&common::fixture(sub), &mut files);
+        for (i, f) in files.iter().enumerate() {
+            let to = main.join(sub);
+            std::fs::create_dir_all(&to).unwrap();
+            let name = format!("{i}-{}", f.file_name().unwrap().to_string_lossy());
+            std::fs::copy(f, to.join(name)).unwrap();
+        }
+    }
+    let whole = single_run(&main);
+    assert_eq!(whole.len(), 1, "{:?}", whole.keys());
+    let all = records(&main);
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = (0..all.len())
+        .map(|i| {
+            let d = tmp.path().join(format!("run{i}"));
+            write_part(&d, &all[i..i + 1]);
+            d
+        })
+        .collect();
+    let mut state = State::new();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut last = None;
+    for d in &dirs {
+        let (written, superseded) = split_runs(std::slice::from_ref(d), &mut state);
+        assert_eq!(superseded, 0, "nothing archived");
+        for (id, f) in written {
+            assert_eq!(f["RecordState"], "ACTIVE");
+            ids.insert(id);
+            last = Some(f);
+        }
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let last = last.expect("written");
+    assert_eq!(&last, whole.values().next().unwrap());
+    assert_eq!(
+        last["ProductFields"]["finding-correlator/absorbed-rules"]
+            .as_str()
+            .map(|r| r.starts_with("instance-credentials-launch-compute")),
+        Some(true)
+    );
 }

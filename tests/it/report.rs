@@ -234,7 +234,8 @@ fn issue_7_report_has_one_timeline_entry_per_signal_and_one_node_per_entity() {
     let signals = asff_signals(&paths);
     let secs = sections(&html);
     assert_eq!(secs.len(), signals.len(), "one section per finding");
-    assert_eq!(secs.len(), 9);
+    // Every rule's positive case, the roll-up cases, and the main attack (rolled up).
+    assert_eq!(secs.len(), 12);
     // The index links every section.
     for i in 1..=secs.len() {
         assert!(html.contains(&format!("<a href=\"#seq-{i}\">")), "{i}");
@@ -318,7 +319,19 @@ fn issue_7_report_of_one_sequence_has_the_header_an_investigator_needs() {
             assert!(n.parse::<usize>().unwrap() < nodes);
         }
     }
-    // The weak-signal rule's sequence marks its weak signals.
+    // The launch sequence rolled into this one (issue 14): listed in the header, its five
+    // records tagged with its rule in the one timeline; its own Id opens the same page.
+    assert!(
+        sec.contains("<dt>Rolled up</dt><dd><span class=\"chip absorbed\""),
+        "no Rolled up fact"
+    );
+    assert_eq!(
+        count(
+            sec,
+            "<span class=\"stage absorbed\" title=\"finding-correlator/instance-credentials-launch-compute/"
+        ),
+        5
+    );
     let html = report(
         &[
             "--sequence",
@@ -326,8 +339,17 @@ fn issue_7_report_of_one_sequence_has_the_header_an_investigator_needs() {
         ],
         &MAIN,
     );
-    assert_eq!(count(&html, "<span class=\"weak-tag\">weak</span>"), 3);
-    assert_eq!(count(&html, "<li class=\"signal "), 5);
+    assert_eq!(count(&html, "<li class=\"signal "), 13);
+    // A sequence with weak signals marks them.
+    let html = report(
+        &[
+            "--sequence",
+            "finding-correlator/instance-credentials-launch-compute/111122223333/us-east-1/auto_scaling_group/api-asg/2025-05-05T12:10:14.000Z",
+        ],
+        &["fixtures/scenarios/instance-credentials-launch-compute/positive"],
+    );
+    assert_eq!(count(&html, "<span class=\"weak-tag\">weak</span>"), 1);
+    assert_eq!(count(&html, "<li class=\"signal "), 3);
 }
 
 #[test]
@@ -605,16 +627,13 @@ fn issue_7_correlate_report_writes_the_report_command_s_page() {
         );
         // --sequence narrows the report and the graph, not the findings.
         let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(findings["Findings"].as_array().unwrap().len(), 2);
+        assert_eq!(findings["Findings"].as_array().unwrap().len(), 1);
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(
             written == report(&args, &MAIN),
             "correlate --report differs from report ({sequence:?})"
         );
-        assert_eq!(
-            sections(&written).len(),
-            if sequence.is_some() { 1 } else { 2 }
-        );
+        assert_eq!(sections(&written).len(), 1, "one attack, one section");
     }
 }
 

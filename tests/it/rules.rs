@@ -521,3 +521,40 @@ fn group_states_are_forgotten_once_their_window_has_passed() {
         "every group's sequence is still reported"
     );
 }
+
+#[test]
+fn issue_14_rollup_absorbs_is_declared_checked_and_defaults_to_every_rule() {
+    let set = load(&[("minimal", MINIMAL)]).expect("loads");
+    let r = set.get("minimal").unwrap();
+    assert!(r.may_absorb("any-rule"), "default: every rule");
+    let with = |list: &str| format!("{MINIMAL}rollup:\n  absorbs: {list}\n");
+    let set = load(&[("minimal", &with("[\"mass-*\", minimal]"))]).expect("loads");
+    let r = set.get("minimal").unwrap();
+    assert!(r.may_absorb("mass-compute-deployment") && r.may_absorb("minimal"));
+    assert!(!r.may_absorb("instance-credentials-launch-compute"));
+    let set = load(&[("minimal", &with("[]"))]).expect("loads");
+    assert!(
+        !set.get("minimal").unwrap().may_absorb("minimal"),
+        "[] absorbs nothing"
+    );
+    // A rule that is not loaded, a name that is no rule id, an unknown key, a weak-signal rule.
+    assert_eq!(
+        errors(&[("minimal", &with("[missing-rule]"))]),
+        vec!["minimal.yaml:1:1: rollup.absorbs names rule \"missing-rule\", which is not loaded"]
+    );
+    let errs = errors(&[("minimal", &with("[\"Bad Name\"]"))]);
+    assert!(
+        errs.iter().any(|e| e.starts_with("minimal.yaml:16:13: ")
+            && e.contains("rollup.absorbs \"Bad Name\": expected a rule id")),
+        "{errs:#?}"
+    );
+    let errs = errors(&[("minimal", &format!("{MINIMAL}rollup:\n  absorb: [\"*\"]\n"))]);
+    assert!(errs.iter().any(|e| e.contains("absorb")), "{errs:#?}");
+    let weak = with("[\"*\"]").replace("severity: MEDIUM", "severity: MEDIUM\nemit: weak_signal");
+    let errs = errors(&[("minimal", &weak)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("rollup: a weak_signal rule writes no finding")),
+        "{errs:#?}"
+    );
+}

@@ -29,6 +29,10 @@ use crate::common::{python, repo};
 
 const ACCOUNT: &str = "111122223333";
 const KINDS: [&str; 2] = ["positive", "negative"];
+/// Scenarios of the roll-up (issue 14), in `fixtures/scenarios/roll-up/<case>/`: several
+/// rules' sequences at once, and how many findings they must stay.
+const ROLLUP: &str = "roll-up";
+const ROLLUP_CASES: [&str; 2] = ["two-attacks", "ci-launches-overlap"];
 
 // ---------------------------------------------------------------------------------------------
 // expected.yaml
@@ -92,6 +96,15 @@ fn all_cases() -> Vec<(String, &'static str)> {
     shipped_rule_ids()
         .into_iter()
         .flat_map(|r| KINDS.map(|k| (r.clone(), k)))
+        .chain(ROLLUP_CASES.map(|c| (ROLLUP.to_string(), c)))
+        .collect()
+}
+
+/// The cases that must give findings: every rule's positive case and the roll-up cases.
+fn finding_cases() -> Vec<(String, &'static str)> {
+    all_cases()
+        .into_iter()
+        .filter(|(_, k)| *k != "negative")
         .collect()
 }
 
@@ -386,7 +399,7 @@ fn every_shipped_rule_has_a_positive_and_a_negative_scenario() {
     if let Ok(rd) = std::fs::read_dir(scenarios_dir()) {
         for e in rd.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()) {
             let name = e.file_name().to_string_lossy().to_string();
-            if !shipped.contains(name.as_str()) {
+            if !shipped.contains(name.as_str()) && name != ROLLUP {
                 missing.push(format!("fixtures/scenarios/{name}/ names no shipped rule"));
             }
         }
@@ -800,8 +813,8 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
 #[test]
 fn findings_pass_the_security_hub_model() {
     let mut all: Vec<Value> = Vec::new();
-    for rule in shipped_rule_ids() {
-        all.extend(run_case(&rule, "positive").findings);
+    for (rule, kind) in finding_cases() {
+        all.extend(run_case(&rule, kind).findings);
     }
     let positives = all.len();
     all.extend(correlate(&[repo().join("fixtures")]).findings);
@@ -893,13 +906,13 @@ fn shuffled_and_split_records_give_identical_findings() {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
-    for rule in shipped_rule_ids() {
-        let dir = case_dir(&rule, "positive");
+    for (rule, kind) in finding_cases() {
+        let dir = case_dir(&rule, kind);
         let records = records_of(&dir);
         let n = records.len();
-        assert!(n > 1, "{rule}/positive: {n} record(s)");
-        let baseline = run_case(&rule, "positive");
-        assert!(!baseline.findings.is_empty(), "{rule}/positive: no finding");
+        assert!(n > 1, "{rule}/{kind}: {n} record(s)");
+        let baseline = run_case(&rule, kind);
+        assert!(!baseline.findings.is_empty(), "{rule}/{kind}: no finding");
         let want = fingerprint(&baseline);
         let strategy = (
             Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
@@ -925,7 +938,117 @@ fn shuffled_and_split_records_give_identical_findings() {
             Ok(())
         });
         if let Err(e) = result {
-            panic!("{rule}/positive: {e}");
+            panic!("{rule}/{kind}: {e}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One attack, one finding (issue 14).
+
+#[test]
+fn issue_14_the_main_scenario_is_one_finding_that_carries_every_signal() {
+    let main = ["cloudtrail", "guardduty", "asff"].map(|d| repo().join("fixtures").join(d));
+    let o = correlate(&main);
+    // Before the roll-up: compromised-instance-group and instance-credentials-launch-compute,
+    // both on web-asg.
+    assert_eq!(
+        o.findings.len(),
+        1,
+        "{:?}",
+        o.findings.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
+    );
+    let f = &o.findings[0];
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:01:27.000Z"
+    );
+    assert_eq!(f["Severity"]["Label"], "CRITICAL");
+    assert_eq!(f["RecordState"], "ACTIVE");
+    assert_eq!(product_field(f, "absorbed-count"), "1");
+    assert!(
+        product_field(f, "absorbed-rules")
+            .starts_with("instance-credentials-launch-compute (HIGH): ")
+    );
+    assert_eq!(
+        product_field(f, "absorbed-ids"),
+        "finding-correlator/instance-credentials-launch-compute/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:19:41.000Z"
+    );
+    // Every record of the launch sequence is in the finding, once (the launches and failed
+    // launches are the group's suspicious_compute stage already).
+    let rules = rules();
+    let alone = rules.subset(&[
+        "instance-credentials-launch-compute".to_string(),
+        "compute-resource-creation".to_string(),
+        "failed-compute-launch".to_string(),
+        "first-seen-launch".to_string(),
+    ]);
+    let launch = pipeline::correlate(&main, &settings(), Arc::new(alone), false, None);
+    let launch_seq = launch
+        .sequences
+        .iter()
+        .find(|s| s.rule_id == "instance-credentials-launch-compute")
+        .expect("the launch sequence, matched alone");
+    let held: Vec<String> = signal_ids(f)
+        .iter()
+        .map(|id| id.rsplit('/').next().unwrap_or(id).to_string())
+        .collect();
+    for s in &launch_seq.signals {
+        let key = s.reference.key();
+        let record = key.rsplit('/').next().unwrap_or(&key).to_string();
+        assert!(held.contains(&record), "{key} is not in the finding");
+    }
+    let unique: BTreeSet<&String> = held.iter().collect();
+    assert_eq!(unique.len(), held.len(), "a record twice: {held:?}");
+    // The six GPU instances are resources, in ap-southeast-3.
+    let launched: Vec<String> = ids(&f["Resources"])
+        .into_iter()
+        .filter(|r| r.contains(":ap-southeast-3:"))
+        .collect();
+    assert_eq!(launched.len(), 6, "{launched:?}");
+    // The techniques of both rules.
+    let indicators = f["Detection"]["Sequence"]["SequenceIndicators"].to_string();
+    assert!(indicators.contains("T1078.004"), "{indicators}");
+    // One story: what came first, what the credentials did, what was bought, where.
+    let title = text(&f["Title"]);
+    assert_eq!(
+        title,
+        "Potential compromise of an EC2 instance group: auto_scaling_group/web-asg, 6 instance(s) launched in ap-southeast-3"
+    );
+    let d = text(&f["Description"]);
+    assert!(d.starts_with("First, at 2025-05-02T09:01:27.000Z, Execution:Runtime/NewBinaryExecuted on i-0aaaaaaaaaaaaaaa1. The role credentials of i-0aaaaaaaaaaaaaaa1 were flagged by UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS and called "), "{d}");
+    assert!(
+        d.contains(
+            "6 instance(s) were launched (4 × p3.16xlarge, 2 × g5.12xlarge) in ap-southeast-3."
+        ),
+        "{d}"
+    );
+    assert!(
+        d.contains("HIGH instance-credentials-launch-compute"),
+        "{d}"
+    );
+    // The summary counts it.
+    let r = &o.summary.rollup;
+    assert_eq!((r.findings_out, r.sequences_absorbed), (1, 1));
+    assert!(r.signals_in >= 13, "{}", r.signals_in);
+    assert_eq!(o.summary.sequences[0].absorbed.len(), 1);
+}
+
+#[test]
+fn issue_14_two_attacks_and_a_ci_fleet_stay_apart() {
+    for case in ROLLUP_CASES {
+        let o = run_case(ROLLUP, case);
+        assert_eq!(o.findings.len(), 2, "{case}");
+        assert_eq!(o.summary.rollup.sequences_absorbed, 0, "{case}");
+        assert!(
+            o.findings.iter().all(|f| f["ProductFields"]
+                .get("finding-correlator/absorbed-count")
+                .is_none()),
+            "{case}"
+        );
+        // The two findings' time spans overlap: only the relation keeps them apart.
+        let span = |f: &Value| (text(&f["FirstObservedAt"]), text(&f["LastObservedAt"]));
+        let (a, b) = (span(&o.findings[0]), span(&o.findings[1]));
+        assert!(a.0 <= b.1 && b.0 <= a.1, "{case}: {a:?} {b:?}");
     }
 }
