@@ -11,6 +11,7 @@ mod cli;
 mod decode_fixtures;
 mod deploy;
 mod exports;
+mod framing;
 mod graph_scenario;
 mod incremental;
 mod neighbourhood;
