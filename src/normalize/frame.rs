@@ -548,11 +548,12 @@ impl<R: Read> Framer<R> {
     }
 
     /// Skips the damaged value at `pos` to the next `{` that follows `sep` (white space
-    /// between) and opens with the first key `key` (any key when None): the next element of
-    /// an array (`,`) or the next of records concatenated without separators (`}`). Returns
+    /// between; any byte when None) and opens with the first key `key` (any key when None):
+    /// the next element of an array (`,`) or the next of records concatenated without
+    /// separators (after a record cut short, any byte). Returns
     /// false when the input ends first. Bytes passed over are dropped as the search goes, so
     /// a damaged stretch of any length needs no more memory than a chunk.
-    fn resync(&mut self, sep: u8, key: Option<&[u8]>) -> Result<bool, FrameError> {
+    fn resync(&mut self, sep: Option<u8>, key: Option<&[u8]>) -> Result<bool, FrameError> {
         // Bytes kept before the search point, so the separator before a `{` is still seen.
         const KEEP: usize = 256;
         let mut from = self.pos + 1;
@@ -563,11 +564,11 @@ impl<R: Read> Framer<R> {
                 let q = from + off;
                 self.examined += off as u64 + 1;
                 let mut k = q;
-                while k > self.pos && is_ws(self.buf[k - 1]) {
+                while sep.is_some() && k > self.pos && is_ws(self.buf[k - 1]) {
                     k -= 1;
                     self.examined += 1;
                 }
-                let after_sep = k > self.pos && self.buf[k - 1] == sep;
+                let after_sep = sep.is_none_or(|sep| k > self.pos && self.buf[k - 1] == sep);
                 self.advance_uncounted(q - self.pos);
                 if after_sep {
                     self.lookahead(2 * MAX_KEY)?;
@@ -708,7 +709,16 @@ impl<R: Read> Framer<R> {
                         at,
                         "not a JSON object or array (expected one record per line)".into(),
                     );
-                    self.skip_line()?;
+                    let line_ends = memchr::memchr(b'\n', &self.buf[self.pos..self.end]).is_some();
+                    if self.line == self.last_end_line && self.record_key.is_some() && !line_ends {
+                        // Among records concatenated on one line, the rest of the line is
+                        // the next records: go on at the next one.
+                        let key = self.record_key.clone();
+                        self.resync(None, key.as_deref())?;
+                        self.last_end_line = self.line;
+                    } else {
+                        self.skip_line()?;
+                    }
                 }
             }
         }
@@ -752,21 +762,13 @@ impl<R: Read> Framer<R> {
             self.examined += (self.end - self.pos - searched) as u64;
             searched = self.end - self.pos;
             if self.eof {
-                // The last line of a file without a trailing newline. (After a read error
-                // the partial line is the cut record: `fill` reports the error instead.)
-                let slice = &self.buf[self.pos..self.end];
-                self.examined += slice.len() as u64;
-                match sink.record(slice, &loc, !self.json_lines) {
-                    Verdict::Rescan => {
-                        first_line_len = self.end - self.pos;
-                        no_newline = true;
-                        break;
-                    }
-                    Verdict::Done | Verdict::Invalid => {
-                        self.pos = self.end;
-                        return Ok(());
-                    }
-                }
+                // The last line of a file without a trailing newline: framed by its
+                // structure, since it may hold records concatenated without separators, a
+                // damaged one among them. (After a read error the partial line is the cut
+                // record: `fill` reports the error instead.)
+                first_line_len = self.end - self.pos;
+                no_newline = true;
+                break;
             }
             if self.end - self.pos > self.max_record {
                 first_line_len = self.end - self.pos;
@@ -782,12 +784,24 @@ impl<R: Read> Framer<R> {
         // go on at the next line (or, on one long line, at the next record).
         let start_line = self.line;
         let key = self.object_key().map(<[u8]>::to_vec);
+        // On one long line (records concatenated without separators), the next record is
+        // found by its first key, not at the next line; so it is when no line after the
+        // damage starts a value (the damage was a line break inside one of such records).
+        let by_key =
+            |f: &Self| no_newline || f.next_line_start(first_line_len, start_line).is_none();
         match self.take_value(None) {
             Ok(n) => {
                 self.examined += n as u64;
                 let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
-                if verdict == Verdict::Invalid && !no_newline && n > first_line_len {
+                if verdict == Verdict::Invalid && !by_key(self) && n > first_line_len {
                     self.resync_after(first_line_len, start_line);
+                } else if verdict == Verdict::Invalid && by_key(self) {
+                    // Its brackets balance but it is not JSON (a lost quote turns strings
+                    // inside out): its end is not to be trusted, the next record is.
+                    let key = self.record_key.clone().or(key);
+                    let sep = if key.is_some() { None } else { Some(b'}') };
+                    self.resync(sep, key.as_deref())?;
+                    self.last_end_line = self.line;
                 } else {
                     self.advance(n);
                     self.last_end_line = self.line;
@@ -797,9 +811,12 @@ impl<R: Read> Framer<R> {
                 }
                 Ok(())
             }
-            Err(FrameError::Invalid { reason, .. }) if no_newline => {
+            Err(FrameError::Invalid { reason, .. }) if by_key(self) => {
                 let key = self.record_key.clone().or(key);
-                let found = self.resync(b'}', key.as_deref())?;
+                // A record cut short may run straight into the next one: with a key to
+                // recognise records by, any byte may come before it.
+                let sep = if key.is_some() { None } else { Some(b'}') };
+                let found = self.resync(sep, key.as_deref())?;
                 sink.problem(
                     loc,
                     format!(
@@ -829,24 +846,29 @@ impl<R: Read> Framer<R> {
     }
 
     /// Continues after the first line of the broken record at `pos`, at the next line that
-    /// starts a value at its first column (`{` or `[`): the next record of JSON Lines. Lines
+    /// starts an object at its first column: the next record of JSON Lines. Lines
     /// in between (the indented rest of a cut pretty-printed record) are part of the broken
     /// record, already reported.
     fn resync_after(&mut self, first_line_len: usize, start_line: u64) {
-        let mut at = (self.pos + first_line_len + 1).min(self.end);
-        let mut line = start_line + 1;
-        while at < self.end && !matches!(self.buf[at], b'{' | b'[') {
-            match memchr::memchr(b'\n', &self.buf[at..self.end]) {
-                Some(off) => {
-                    at += off + 1;
-                    line += 1;
-                }
-                None => at = self.end,
-            }
-        }
+        let (at, line) = self
+            .next_line_start(first_line_len, start_line)
+            .unwrap_or((self.end, start_line + 1));
         self.examined += (at - self.pos) as u64;
         self.pos = at;
         self.line = line;
+    }
+
+    /// Where [`Self::resync_after`] goes on, and that line's number, if that is within the
+    /// buffered bytes.
+    fn next_line_start(&self, first_line_len: usize, start_line: u64) -> Option<(usize, u64)> {
+        let mut at = (self.pos + first_line_len + 1).min(self.end);
+        let mut line = start_line + 1;
+        while at < self.end && self.buf[at] != b'{' {
+            let off = memchr::memchr(b'\n', &self.buf[at..self.end])?;
+            at += off + 1;
+            line += 1;
+        }
+        (at < self.end).then_some((at, line))
     }
 
     /// Frames the elements of an array whose `[` was just consumed, through the closing `]`.
@@ -892,7 +914,7 @@ impl<R: Read> Framer<R> {
                         return Ok(());
                     }
                     let want = first_key.clone().or(own_key);
-                    if !self.resync(b',', want.as_deref())? {
+                    if !self.resync(Some(b','), want.as_deref())? {
                         return Err(FrameError::Invalid { at, reason });
                     }
                     sink.problem(
@@ -904,11 +926,25 @@ impl<R: Read> Framer<R> {
                 }
                 Err(e) => return Err(e),
             };
+            self.examined += n as u64;
+            let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
+            if verdict == Verdict::Invalid {
+                // Its brackets balance but it is not JSON (a lost quote turns strings inside
+                // out, and the brackets counted may be the next element's): its end is not to
+                // be trusted, the next element is. The sink reported it.
+                let want = first_key.clone().or(own_key);
+                if !self.resync(Some(b','), want.as_deref())? {
+                    return Err(FrameError::Invalid {
+                        at: loc,
+                        reason: "no element follows the damaged one".into(),
+                    });
+                }
+                index += 1;
+                continue;
+            }
             if first_key.is_none() {
                 first_key = own_key;
             }
-            self.examined += n as u64;
-            sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
             self.advance(n);
             index += 1;
             let el = Some((key, index - 1));
@@ -935,7 +971,7 @@ impl<R: Read> Framer<R> {
                         sink.problem(at, format!("invalid JSON: {reason}"));
                         continue;
                     }
-                    if !self.resync(b',', first_key.as_deref())? {
+                    if !self.resync(Some(b','), first_key.as_deref())? {
                         return Err(FrameError::Invalid { at, reason });
                     }
                     sink.problem(

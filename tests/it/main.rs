@@ -12,6 +12,7 @@ mod decode_fixtures;
 mod deploy;
 mod exports;
 mod framing;
+mod fuzz;
 mod graph_scenario;
 mod incremental;
 mod neighbourhood;
