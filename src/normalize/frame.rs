@@ -640,6 +640,8 @@ impl<R: Read> Framer<R> {
 
     fn run(&mut self, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
         let mut first = true;
+        // The line on which a top-level array just ended.
+        let mut array_end: Option<u64> = None;
         loop {
             let Some(c) = self.skip_ws(None)? else {
                 return Ok(());
@@ -692,13 +694,27 @@ impl<R: Read> Framer<R> {
                     let lines_fallback = (self.values == 1).then_some(self.line);
                     self.advance(1);
                     self.elements("", lines_fallback, sink)?;
+                    array_end = Some(self.line);
+                    continue;
+                }
+                b',' if array_end == Some(self.line) => {
+                    // Damage to an element (a lost `[`) closed the array early: what follows
+                    // are its next elements.
+                    let at = self.loc(None);
+                    sink.problem(
+                        at,
+                        "`,` after the end of the array: a damaged element closed it early; reading on as its elements".into(),
+                    );
+                    self.advance(1);
+                    self.elements("", None, sink)?;
+                    continue;
                 }
                 b'{' => {
                     self.lookahead(256)?;
                     if let Some((key, open)) = self.wrapper_at() {
                         self.advance(open + 1);
                         self.elements(key, None, sink)?;
-                        self.rest_of_wrapper(sink)?;
+                        self.rest_of_wrapper(key, sink)?;
                     } else {
                         self.top_record(sink)?;
                     }
@@ -710,9 +726,11 @@ impl<R: Read> Framer<R> {
                         "not a JSON object or array (expected one record per line)".into(),
                     );
                     let line_ends = memchr::memchr(b'\n', &self.buf[self.pos..self.end]).is_some();
-                    if self.line == self.last_end_line && self.record_key.is_some() && !line_ends {
-                        // Among records concatenated on one line, the rest of the line is
-                        // the next records: go on at the next one.
+                    let mid_line = self.line == self.last_end_line || array_end == Some(self.line);
+                    if mid_line && self.record_key.is_some() && !line_ends {
+                        // Among records concatenated on one line (or after an array that damage
+                        // closed early), the rest of the line is the next records: go on at
+                        // the next one.
                         let key = self.record_key.clone();
                         self.resync(None, key.as_deref())?;
                         self.last_end_line = self.line;
@@ -944,6 +962,9 @@ impl<R: Read> Framer<R> {
             }
             if first_key.is_none() {
                 first_key = own_key;
+                if self.record_key.is_none() {
+                    self.record_key.clone_from(&first_key);
+                }
             }
             self.advance(n);
             index += 1;
@@ -1021,7 +1042,11 @@ impl<R: Read> Framer<R> {
 
     /// After a wrapper array: the other members of the wrapper object (`NextToken`…), which
     /// may hold further wrapper arrays, through the closing `}`.
-    fn rest_of_wrapper(&mut self, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
+    fn rest_of_wrapper(
+        &mut self,
+        mut key: &'static str,
+        sink: &mut dyn FrameSink,
+    ) -> Result<(), FrameError> {
         loop {
             match self.skip_ws(None)? {
                 Some(b'}') => {
@@ -1045,29 +1070,42 @@ impl<R: Read> Framer<R> {
                     });
                 }
             }
-            if self.skip_ws(None)? != Some(b'"') {
+            let next = self.skip_ws(None)?;
+            if next == Some(b'{') {
+                // Damage to an element (a lost `[`) closed the records' array early: what
+                // follows are its next elements.
+                let at = self.loc(None);
+                sink.problem(
+                    at,
+                    format!("an object where a member name was expected: a damaged element closed `{key}` early; reading on as its elements"),
+                );
+                self.elements(key, None, sink)?;
+                continue;
+            }
+            if next != Some(b'"') {
                 return Err(FrameError::Invalid {
                     at: self.loc(None),
                     reason: "expected a member name in the wrapper object".into(),
                 });
             }
             let n = self.take_value(None)?;
-            let key =
+            let name =
                 String::from_utf8_lossy(&self.buf[self.pos + 1..self.pos + n - 1]).into_owned();
             self.advance(n);
             if self.skip_ws(None)? != Some(b':') {
                 return Err(FrameError::Invalid {
                     at: self.loc(None),
-                    reason: format!("expected `:` after member `{key}`"),
+                    reason: format!("expected `:` after member `{name}`"),
                 });
             }
             self.advance(1);
             let next = self.skip_ws(None)?;
             if next == Some(b'[')
-                && let Some(k) = WRAPPER_KEYS.into_iter().find(|k| *k == key)
+                && let Some(k) = WRAPPER_KEYS.into_iter().find(|k| *k == name)
             {
                 self.advance(1);
                 self.elements(k, None, sink)?;
+                key = k;
                 continue;
             }
             let n = self.take_value(None)?;
