@@ -25,7 +25,10 @@
 //!   decompressed bytes as a.: one log object, ~5 MB, is too short to time);
 //! - c. all JSON Lines files with `sources::file::read_files` and default `ReadOptions` (one
 //!   thread per core), at a quarter of the files and at all of them;
-//! - d. the same for all `.json.gz` files.
+//! - d. the same for all `.json.gz` files;
+//! - e. the records of a. concatenated without separators, as Firehose writes them to S3
+//!   (`firehose/records-00.json`, one line), on one thread: framing must stay linear (it
+//!   was quadratic: 16 MB took 21 s), so its MB/s should be near a.'s.
 //!
 //! These use the `keep_all` classifier: every signal reaches the callback, which counts and
 //! drops it (on the calling thread). c2. and d2. repeat the full runs with a classifier that
@@ -116,10 +119,33 @@ fn main() {
         data.jsonl_bytes as f64 / gz_bytes.max(1) as f64
     );
 
+    // e. the records of the first JSON Lines file, concatenated without separators.
+    let firehose = dir.join("firehose").join("records-00.json");
+    {
+        use std::io::{BufRead, Write};
+        std::fs::create_dir_all(firehose.parent().expect("a folder")).expect("firehose folder");
+        let src = std::io::BufReader::new(
+            std::fs::File::open(&data.jsonl[0].path).expect("the first JSON Lines file"),
+        );
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&firehose).expect("creating the firehose file"),
+        );
+        for line in src.lines() {
+            out.write_all(line.expect("reading a line").as_bytes())
+                .expect("writing the firehose file");
+        }
+        out.flush().expect("writing the firehose file");
+    }
+    let firehose = [InputFile {
+        path: firehose,
+        explicit: true,
+    }];
+
     let t = Instant::now();
     let warm: u64 = data
         .all_files()
         .iter()
+        .chain(&firehose)
         .map(|f| measure::warm_up(&f.path))
         .sum();
     println!(
@@ -146,7 +172,7 @@ fn main() {
 
     // Quarter before full: memory the allocator keeps after a larger run would otherwise
     // hide growth in the smaller one.
-    let plan: [(&'static str, &[InputFile], Mode, Classify<'_>); 8] = [
+    let plan: [(&'static str, &[InputFile], Mode, Classify<'_>); 9] = [
         (
             "a. JSONL, 1 file, decode_file",
             one_jsonl,
@@ -195,12 +221,29 @@ fn main() {
             Mode::ReadFiles,
             &drop_on_worker,
         ),
+        (
+            "e. concatenated, 1 file, decode_file",
+            &firehose,
+            Mode::Sequential,
+            &keep_all,
+        ),
     ];
     let rows: Vec<Row> = plan
         .into_iter()
         .map(|(name, files, mode, classify)| run(name, files, mode, classify, cores))
         .collect();
-    let [a, b, c_quarter, c_full, c_drop, d_quarter, d_full, d_drop] = &rows[..] else {
+    let [
+        a,
+        b,
+        c_quarter,
+        c_full,
+        c_drop,
+        d_quarter,
+        d_full,
+        d_drop,
+        e,
+    ] = &rows[..]
+    else {
         unreachable!("one row per plan entry")
     };
 
@@ -241,6 +284,7 @@ fn main() {
     println!();
     for (row, target) in [
         (a, TARGET_JSONL),
+        (e, TARGET_JSONL),
         (c_full, TARGET_JSONL),
         (c_drop, TARGET_JSONL),
         (b, TARGET_GZ),

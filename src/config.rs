@@ -429,10 +429,12 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let (text, origin) = match path {
             Some(path) => (
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?,
+                crate::local_file::read_to_string(path, crate::local_file::CONFIG_MAX).map_err(
+                    |source| ConfigError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                )?,
                 path.display().to_string(),
             ),
             None => (String::new(), "defaults".to_string()),

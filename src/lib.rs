@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod graph;
 pub mod incremental;
+pub mod local_file;
 pub mod matcher;
 pub mod normalize;
 pub mod pipeline;

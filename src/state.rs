@@ -388,7 +388,8 @@ impl FileStore {
 
 impl StateStore for FileStore {
     fn load(&self) -> Result<Option<State>, StateError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match crate::local_file::read_to_string(&self.path, crate::local_file::STATE_MAX)
+        {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),

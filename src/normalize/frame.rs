@@ -10,6 +10,12 @@
 //! JSON Lines take a fast path: a line is offered as a record as it is (a `memchr` for the
 //! newline, no structural scan); only when the callback says the line was not one complete
 //! value does the framer fall back to scanning the structure.
+//!
+//! One damaged record costs that record: after a broken line the framer goes on at the next
+//! line; after a broken array element (or a broken record among records concatenated without
+//! separators, as Firehose writes them) it goes on at the next element that opens with the
+//! same first key as the array's records (`,{"eventVersion"`). Every byte is examined a
+//! bounded number of times, whatever the layout: [`FrameStats::examined`] counts them.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -92,19 +98,34 @@ pub trait FrameSink {
     fn problem(&mut self, location: Location, reason: String);
 }
 
+/// What framing one stream took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Bytes read.
+    pub bytes: u64,
+    /// Bytes looked at: searched, scanned, moved within the buffer, or offered to the sink.
+    /// Framing is linear: this stays within a small multiple of `bytes` whatever the layout
+    /// or the damage (tests and the fuzz harness check it).
+    pub examined: u64,
+    /// Top-level values met (records, documents, damaged lines); 0 for a stream of only
+    /// white space and byte order marks.
+    pub values: u64,
+}
+
 /// Frames `reader` and hands every record to `sink`.
 ///
 /// A top-level value that is not a JSON object or array (garbage in a JSON Lines file) is
-/// reported to the sink and skipped to the next line. Returns the number of bytes read.
+/// reported to the sink and skipped to the next line.
 ///
 /// # Errors
-/// [`FrameError`] when the stream is not JSON at all, when a document's structure breaks
-/// (the rest of that document cannot be framed), or when reading fails.
+/// With the stats, [`FrameError`] when the stream is not JSON at all, when a document's
+/// structure breaks beyond repair (the rest of that document cannot be framed), or when
+/// reading fails.
 pub fn frame<R: Read>(
     reader: R,
     max_record: usize,
     sink: &mut dyn FrameSink,
-) -> Result<u64, FrameError> {
+) -> (FrameStats, Result<(), FrameError>) {
     let mut f = Framer {
         reader,
         buf: Vec::new(),
@@ -116,10 +137,22 @@ pub fn frame<R: Read>(
         line: 1,
         total: 0,
         max_record,
+        examined: 0,
+        values: 0,
+        last_end_line: 0,
+        record_key: None,
     };
-    f.run(sink)?;
-    Ok(f.total)
+    let result = f.run(sink);
+    let stats = FrameStats {
+        bytes: f.total,
+        examined: f.examined,
+        values: f.values,
+    };
+    (stats, result)
 }
+
+/// Longest first key looked for when resynchronising.
+const MAX_KEY: usize = 64;
 
 struct Framer<R> {
     reader: R,
@@ -136,6 +169,14 @@ struct Framer<R> {
     line: u64,
     total: u64,
     max_record: usize,
+    examined: u64,
+    values: u64,
+    /// The line on which the last record framed by its structure ended (0: none yet). A
+    /// record starting on that line is not a line of JSON Lines.
+    last_end_line: u64,
+    /// The first key of the first top-level record framed by its structure: where records
+    /// concatenated without separators are picked up again after a damaged one.
+    record_key: Option<Vec<u8>>,
 }
 
 enum Scan {
@@ -263,6 +304,7 @@ impl<R: Read> Framer<R> {
             return Ok(false);
         }
         if self.pos > 0 {
+            self.examined += (self.end - self.pos) as u64;
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
             self.pos = 0;
@@ -329,6 +371,7 @@ impl<R: Read> Framer<R> {
                     self.line += 1;
                 }
                 self.pos += 1;
+                self.examined += 1;
             }
             match self.fill() {
                 Ok(true) => {}
@@ -339,6 +382,7 @@ impl<R: Read> Framer<R> {
     }
 
     fn advance(&mut self, n: usize) {
+        self.examined += n as u64;
         let end = self.pos + n;
         self.line += memchr::memchr_iter(b'\n', &self.buf[self.pos..end]).count() as u64;
         self.pos = end;
@@ -348,7 +392,13 @@ impl<R: Read> Framer<R> {
     fn take_value(&mut self, element: Option<(&str, u64)>) -> Result<usize, FrameError> {
         let mut st = ScanState::default();
         loop {
-            match st.scan(&self.buf[self.pos..self.end]) {
+            let before = st.scanned;
+            let scan = st.scan(&self.buf[self.pos..self.end]);
+            self.examined += match scan {
+                Scan::End(n) => n.saturating_sub(before),
+                _ => (self.end - self.pos).saturating_sub(before),
+            } as u64;
+            match scan {
                 Scan::End(n) => return Ok(n),
                 Scan::Invalid(reason) => {
                     return Err(FrameError::Invalid {
@@ -385,10 +435,12 @@ impl<R: Read> Framer<R> {
     fn skip_line(&mut self) -> Result<(), FrameError> {
         loop {
             if let Some(off) = memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
+                self.examined += off as u64 + 1;
                 self.pos += off + 1;
                 self.line += 1;
                 return Ok(());
             }
+            self.examined += (self.end - self.pos) as u64;
             self.pos = self.end;
             match self.fill() {
                 Ok(true) => {}
@@ -410,16 +462,25 @@ impl<R: Read> Framer<R> {
         Ok(())
     }
 
-    /// Whether the line at `pos` is one complete JSON value.
-    fn line_is_json(&mut self) -> Result<bool, FrameError> {
+    /// The length of the line at `pos + from` (without its newline), buffering it whole
+    /// unless it is longer than a record may be; None when nothing is left.
+    fn line_len(&mut self, from: usize) -> Result<Option<usize>, FrameError> {
+        let mut searched = 0;
         loop {
-            if let Some(off) = memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
-                let line = &self.buf[self.pos..self.pos + off];
-                return Ok(serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok());
+            let start = self.pos + from;
+            if start >= self.end && self.eof {
+                return Ok(None);
             }
-            if self.eof || self.end - self.pos > self.max_record {
-                let line = &self.buf[self.pos..self.end];
-                return Ok(serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok());
+            if start < self.end
+                && let Some(off) = memchr::memchr(b'\n', &self.buf[start + searched..self.end])
+            {
+                self.examined += off as u64 + 1;
+                return Ok(Some(searched + off));
+            }
+            searched = self.end.saturating_sub(start);
+            self.examined += searched as u64;
+            if self.eof || searched > self.max_record {
+                return Ok(Some(searched));
             }
             if let Err(e) = self.fill() {
                 return Err(self.read_err(None, e));
@@ -427,16 +488,123 @@ impl<R: Read> Framer<R> {
         }
     }
 
-    /// Whether a later line within the first 64 KiB is a complete JSON object on its own:
-    /// then content that does not start like JSON is JSON Lines with a damaged first line,
-    /// not some other kind of file.
-    fn json_lines_follow(&mut self) -> Result<bool, FrameError> {
-        self.lookahead(64 << 10)?;
-        let window = &self.buf[self.pos..self.end.min(self.pos + (64 << 10))];
-        Ok(window.split(|&b| b == b'\n').skip(1).any(|line| {
-            let t = line.trim_ascii();
-            t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok()
-        }))
+    /// Whether the line at `pos` is one complete JSON value.
+    fn line_is_json(&mut self) -> Result<bool, FrameError> {
+        let n = self.line_len(0)?.unwrap_or(0);
+        self.examined += n as u64;
+        let line = &self.buf[self.pos..self.pos + n];
+        Ok(serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok())
+    }
+
+    /// Whether one of the next few lines after the current one (the current one too, unless
+    /// `skip_current`) is a complete JSON object on its own, however long: then content that
+    /// does not start like JSON is JSON Lines with a damaged first line, not some other kind
+    /// of file. With `at_margin`, the object must start at the line's first column, as JSON
+    /// Lines records do (and the indented elements of a pretty-printed array do not).
+    fn json_lines_follow(
+        &mut self,
+        skip_current: bool,
+        at_margin: bool,
+    ) -> Result<bool, FrameError> {
+        const LINES: usize = 8;
+        let mut from = 0;
+        if skip_current {
+            match self.line_len(0)? {
+                Some(n) => from = n + 1,
+                None => return Ok(false),
+            }
+        }
+        for _ in 0..LINES {
+            if from > self.max_record {
+                break;
+            }
+            let Some(n) = self.line_len(from)? else {
+                break;
+            };
+            let line = &self.buf[self.pos + from..self.pos + from + n];
+            let t = if at_margin { line } else { line.trim_ascii() };
+            self.examined += n as u64;
+            if t.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok() {
+                return Ok(true);
+            }
+            from += n + 1;
+        }
+        Ok(false)
+    }
+
+    /// The first key of the object at `pos` (at most [`MAX_KEY`] bytes, looked for within
+    /// the buffered bytes).
+    fn object_key(&self) -> Option<&[u8]> {
+        let b = &self.buf[self.pos..self.end.min(self.pos + 2 * MAX_KEY)];
+        if b.first() != Some(&b'{') {
+            return None;
+        }
+        let q = 1 + b[1..].iter().position(|&c| !is_ws(c))?;
+        if b[q] != b'"' {
+            return None;
+        }
+        let len = memchr::memchr2(b'"', b'\\', &b[q + 1..])?;
+        (b[q + 1 + len] == b'"' && len <= MAX_KEY).then(|| &b[q + 1..q + 1 + len])
+    }
+
+    /// Skips the damaged value at `pos` to the next `{` that follows `sep` (white space
+    /// between; any byte when None) and opens with the first key `key` (any key when None):
+    /// the next element of an array (`,`) or the next of records concatenated without
+    /// separators (after a record cut short, any byte). Returns
+    /// false when the input ends first. Bytes passed over are dropped as the search goes, so
+    /// a damaged stretch of any length needs no more memory than a chunk.
+    fn resync(&mut self, sep: Option<u8>, key: Option<&[u8]>) -> Result<bool, FrameError> {
+        // Bytes kept before the search point, so the separator before a `{` is still seen.
+        const KEEP: usize = 256;
+        let mut from = self.pos + 1;
+        loop {
+            if from < self.end
+                && let Some(off) = memchr::memchr(b'{', &self.buf[from..self.end])
+            {
+                let q = from + off;
+                self.examined += off as u64 + 1;
+                let mut k = q;
+                while sep.is_some() && k > self.pos && is_ws(self.buf[k - 1]) {
+                    k -= 1;
+                    self.examined += 1;
+                }
+                let after_sep = sep.is_none_or(|sep| k > self.pos && self.buf[k - 1] == sep);
+                self.advance_uncounted(q - self.pos);
+                if after_sep {
+                    self.lookahead(2 * MAX_KEY)?;
+                    let found = match (self.object_key(), key) {
+                        (Some(k), Some(want)) => k == want,
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    if found {
+                        return Ok(true);
+                    }
+                }
+                from = self.pos + 1;
+                continue;
+            }
+            self.examined += self.end.saturating_sub(from) as u64;
+            let keep_from = self.end.saturating_sub(KEEP).max(self.pos);
+            self.advance_uncounted(keep_from - self.pos);
+            from = self.end.max(self.pos + 1);
+            let rel = from - self.pos;
+            match self.fill() {
+                Ok(true) => from = self.pos + rel,
+                Ok(false) => {
+                    self.advance_uncounted(self.end - self.pos);
+                    return Ok(false);
+                }
+                Err(e) => return Err(self.read_err(None, e)),
+            }
+        }
+    }
+
+    /// Moves `pos` over bytes already counted as examined, counting lines.
+    fn advance_uncounted(&mut self, n: usize) {
+        let end = self.pos + n;
+        self.line += memchr::memchr_iter(b'\n', &self.buf[self.pos..end]).count() as u64;
+        self.pos = end;
     }
 
     /// If the object at `pos` opens with a wrapper key whose value is an array, returns the
@@ -451,7 +619,8 @@ impl<R: Read> Framer<R> {
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        let key_end = key_start + memchr::memchr(b'"', b.get(key_start..)?)?;
+        let key_end =
+            key_start + memchr::memchr(b'"', b.get(key_start..b.len().min(key_start + MAX_KEY))?)?;
         let key = WRAPPER_KEYS
             .into_iter()
             .find(|k| k.as_bytes() == &b[key_start..key_end])?;
@@ -471,6 +640,8 @@ impl<R: Read> Framer<R> {
 
     fn run(&mut self, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
         let mut first = true;
+        // The line on which a top-level array just ended.
+        let mut array_end: Option<u64> = None;
         loop {
             let Some(c) = self.skip_ws(None)? else {
                 return Ok(());
@@ -483,8 +654,9 @@ impl<R: Read> Framer<R> {
                     first = true;
                     continue;
                 }
-                if c != b'{' && c != b'[' && self.json_lines_follow()? {
+                if c != b'{' && c != b'[' && self.json_lines_follow(true, false)? {
                     // JSON Lines whose first line is damaged: that line is the problem.
+                    self.values += 1;
                     let at = self.loc(None);
                     sink.problem(
                         at,
@@ -504,6 +676,7 @@ impl<R: Read> Framer<R> {
                     return Err(FrameError::NotJson { start });
                 }
             }
+            self.values += 1;
             match c {
                 b'[' if self.json_lines && !self.line_is_json()? => {
                     // In JSON Lines, a damaged line that happens to start with `[` is that
@@ -516,15 +689,32 @@ impl<R: Read> Framer<R> {
                     self.skip_line()?;
                 }
                 b'[' => {
+                    // The first line of what may be JSON Lines: an array that breaks on it
+                    // may be a damaged line before lines of records.
+                    let lines_fallback = (self.values == 1).then_some(self.line);
                     self.advance(1);
-                    self.elements("", sink)?;
+                    self.elements("", lines_fallback, sink)?;
+                    array_end = Some(self.line);
+                    continue;
+                }
+                b',' if array_end == Some(self.line) => {
+                    // Damage to an element (a lost `[`) closed the array early: what follows
+                    // are its next elements.
+                    let at = self.loc(None);
+                    sink.problem(
+                        at,
+                        "`,` after the end of the array: a damaged element closed it early; reading on as its elements".into(),
+                    );
+                    self.advance(1);
+                    self.elements("", None, sink)?;
+                    continue;
                 }
                 b'{' => {
                     self.lookahead(256)?;
                     if let Some((key, open)) = self.wrapper_at() {
                         self.advance(open + 1);
-                        self.elements(key, sink)?;
-                        self.rest_of_wrapper(sink)?;
+                        self.elements(key, None, sink)?;
+                        self.rest_of_wrapper(key, sink)?;
                     } else {
                         self.top_record(sink)?;
                     }
@@ -535,7 +725,18 @@ impl<R: Read> Framer<R> {
                         at,
                         "not a JSON object or array (expected one record per line)".into(),
                     );
-                    self.skip_line()?;
+                    let line_ends = memchr::memchr(b'\n', &self.buf[self.pos..self.end]).is_some();
+                    let mid_line = self.line == self.last_end_line || array_end == Some(self.line);
+                    if mid_line && self.record_key.is_some() && !line_ends {
+                        // Among records concatenated on one line (or after an array that damage
+                        // closed early), the rest of the line is the next records: go on at
+                        // the next one.
+                        let key = self.record_key.clone();
+                        self.resync(None, key.as_deref())?;
+                        self.last_end_line = self.line;
+                    } else {
+                        self.skip_line()?;
+                    }
                 }
             }
         }
@@ -544,9 +745,22 @@ impl<R: Read> Framer<R> {
     /// A top-level object that is a record: try the line fast path, then the structure.
     fn top_record(&mut self, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
         let loc = self.loc(None);
-        let first_line_len;
+        // A record starting on the line where the previous one ended (records concatenated
+        // without separators, as Firehose writes them) is no line of JSON Lines: looking for
+        // the end of that line at every record would make framing quadratic.
+        let mid_line = self.line == self.last_end_line;
+        let mut first_line_len = 0;
+        // Whether the record's first line runs to the end of what could be buffered.
+        let mut no_newline = mid_line;
+        // Bytes after `pos` known to hold no newline: each byte is searched once.
+        let mut searched = 0;
         loop {
-            if let Some(off) = memchr::memchr(b'\n', &self.buf[self.pos..self.end]) {
+            if mid_line {
+                break;
+            }
+            if let Some(off) = memchr::memchr(b'\n', &self.buf[self.pos + searched..self.end]) {
+                let off = searched + off;
+                self.examined += (off - searched + 1 + off) as u64;
                 let slice = &self.buf[self.pos..self.pos + off];
                 match sink.record(slice, &loc, !self.json_lines) {
                     Verdict::Rescan => {
@@ -563,40 +777,76 @@ impl<R: Read> Framer<R> {
                     }
                 }
             }
+            self.examined += (self.end - self.pos - searched) as u64;
+            searched = self.end - self.pos;
             if self.eof {
-                // The last line of a file without a trailing newline. (After a read error
-                // the partial line is the cut record: `fill` reports the error instead.)
-                let slice = &self.buf[self.pos..self.end];
-                match sink.record(slice, &loc, !self.json_lines) {
-                    Verdict::Rescan => {
-                        first_line_len = self.end - self.pos;
-                        break;
-                    }
-                    Verdict::Done | Verdict::Invalid => {
-                        self.pos = self.end;
-                        return Ok(());
-                    }
-                }
+                // The last line of a file without a trailing newline: framed by its
+                // structure, since it may hold records concatenated without separators, a
+                // damaged one among them. (After a read error the partial line is the cut
+                // record: `fill` reports the error instead.)
+                first_line_len = self.end - self.pos;
+                no_newline = true;
+                break;
             }
             if self.end - self.pos > self.max_record {
                 first_line_len = self.end - self.pos;
+                no_newline = true;
                 break;
             }
             if let Err(e) = self.fill() {
                 return Err(self.read_err(None, e));
             }
         }
-        // Not one value on one line: a pretty-printed record, or a cut one. Frame it by its
-        // structure; if that fails, report its first line and go on at the next line.
+        // Not one value on one line: a pretty-printed record, a cut one, or one of records
+        // concatenated on one line. Frame it by its structure; if that fails, report it and
+        // go on at the next line (or, on one long line, at the next record).
         let start_line = self.line;
+        let key = self.object_key().map(<[u8]>::to_vec);
+        // On one long line (records concatenated without separators), the next record is
+        // found by its first key, not at the next line; so it is when no line after the
+        // damage starts a value (the damage was a line break inside one of such records).
+        let by_key =
+            |f: &Self| no_newline || f.next_line_start(first_line_len, start_line).is_none();
         match self.take_value(None) {
             Ok(n) => {
+                self.examined += n as u64;
                 let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
-                if verdict == Verdict::Invalid && n > first_line_len {
+                if verdict == Verdict::Invalid && !by_key(self) && n > first_line_len {
                     self.resync_after(first_line_len, start_line);
+                } else if verdict == Verdict::Invalid && by_key(self) {
+                    // Its brackets balance but it is not JSON (a lost quote turns strings
+                    // inside out): its end is not to be trusted, the next record is.
+                    let key = self.record_key.clone().or(key);
+                    let sep = if key.is_some() { None } else { Some(b'}') };
+                    self.resync(sep, key.as_deref())?;
+                    self.last_end_line = self.line;
                 } else {
                     self.advance(n);
+                    self.last_end_line = self.line;
+                    if self.record_key.is_none() {
+                        self.record_key = key;
+                    }
                 }
+                Ok(())
+            }
+            Err(FrameError::Invalid { reason, .. }) if by_key(self) => {
+                let key = self.record_key.clone().or(key);
+                // A record cut short may run straight into the next one: with a key to
+                // recognise records by, any byte may come before it.
+                let sep = if key.is_some() { None } else { Some(b'}') };
+                let found = self.resync(sep, key.as_deref())?;
+                sink.problem(
+                    loc,
+                    format!(
+                        "record is cut short or not valid JSON: {reason}; {}",
+                        if found {
+                            "going on at the next record"
+                        } else {
+                            "no record follows it"
+                        }
+                    ),
+                );
+                self.last_end_line = self.line;
                 Ok(())
             }
             Err(FrameError::Invalid { reason, .. }) => {
@@ -614,28 +864,49 @@ impl<R: Read> Framer<R> {
     }
 
     /// Continues after the first line of the broken record at `pos`, at the next line that
-    /// starts a value at its first column (`{` or `[`): the next record of JSON Lines. Lines
+    /// starts an object at its first column: the next record of JSON Lines. Lines
     /// in between (the indented rest of a cut pretty-printed record) are part of the broken
     /// record, already reported.
     fn resync_after(&mut self, first_line_len: usize, start_line: u64) {
-        let mut at = (self.pos + first_line_len + 1).min(self.end);
-        let mut line = start_line + 1;
-        while at < self.end && !matches!(self.buf[at], b'{' | b'[') {
-            match memchr::memchr(b'\n', &self.buf[at..self.end]) {
-                Some(off) => {
-                    at += off + 1;
-                    line += 1;
-                }
-                None => at = self.end,
-            }
-        }
+        let (at, line) = self
+            .next_line_start(first_line_len, start_line)
+            .unwrap_or((self.end, start_line + 1));
+        self.examined += (at - self.pos) as u64;
         self.pos = at;
         self.line = line;
     }
 
+    /// Where [`Self::resync_after`] goes on, and that line's number, if that is within the
+    /// buffered bytes.
+    fn next_line_start(&self, first_line_len: usize, start_line: u64) -> Option<(usize, u64)> {
+        let mut at = (self.pos + first_line_len + 1).min(self.end);
+        let mut line = start_line + 1;
+        while at < self.end && self.buf[at] != b'{' {
+            let off = memchr::memchr(b'\n', &self.buf[at..self.end])?;
+            at += off + 1;
+            line += 1;
+        }
+        (at < self.end).then_some((at, line))
+    }
+
     /// Frames the elements of an array whose `[` was just consumed, through the closing `]`.
-    fn elements(&mut self, key: &str, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
+    ///
+    /// A damaged element is reported and framing goes on at the next element that opens with
+    /// the same first key as the array's records. `lines_fallback`: the line of a top-level
+    /// `[` that may be the damaged first line of JSON Lines; when the array breaks on that
+    /// line and complete records follow on lines of their own, the line is reported and the
+    /// rest is read as JSON Lines.
+    fn elements(
+        &mut self,
+        key: &str,
+        lines_fallback: Option<u64>,
+        sink: &mut dyn FrameSink,
+    ) -> Result<(), FrameError> {
         let mut index = 0u64;
+        // The first key of the array's records, from the first element framed whole.
+        let mut first_key: Option<Vec<u8>> = None;
+        // The line the last element started on.
+        let mut last_start;
         loop {
             let el = Some((key, index));
             match self.skip_ws(el)? {
@@ -652,10 +923,52 @@ impl<R: Read> Framer<R> {
                 Some(_) => {}
             }
             let loc = self.loc(el);
-            let n = self.take_value(el)?;
-            sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
+            last_start = loc.line;
+            let own_key = self.object_key().map(<[u8]>::to_vec);
+            let n = match self.take_value(el) {
+                Ok(n) => n,
+                Err(FrameError::Invalid { at, reason }) => {
+                    if self.lines_instead(lines_fallback, last_start, sink)? {
+                        return Ok(());
+                    }
+                    let want = first_key.clone().or(own_key);
+                    if !self.resync(Some(b','), want.as_deref())? {
+                        return Err(FrameError::Invalid { at, reason });
+                    }
+                    sink.problem(
+                        at,
+                        format!("invalid JSON: {reason}; going on at the next element"),
+                    );
+                    index += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.examined += n as u64;
+            let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
+            if verdict == Verdict::Invalid {
+                // Its brackets balance but it is not JSON (a lost quote turns strings inside
+                // out, and the brackets counted may be the next element's): its end is not to
+                // be trusted, the next element is. The sink reported it.
+                let want = first_key.clone().or(own_key);
+                if !self.resync(Some(b','), want.as_deref())? {
+                    return Err(FrameError::Invalid {
+                        at: loc,
+                        reason: "no element follows the damaged one".into(),
+                    });
+                }
+                index += 1;
+                continue;
+            }
+            if first_key.is_none() {
+                first_key = own_key;
+                if self.record_key.is_none() {
+                    self.record_key.clone_from(&first_key);
+                }
+            }
             self.advance(n);
             index += 1;
+            let el = Some((key, index - 1));
             match self.skip_ws(el)? {
                 Some(b',') => self.advance(1),
                 Some(b']') => {
@@ -663,13 +976,29 @@ impl<R: Read> Framer<R> {
                     return Ok(());
                 }
                 Some(c) => {
-                    return Err(FrameError::Invalid {
-                        at: self.loc(el),
-                        reason: format!(
-                            "expected `,` or `]` after an element, found `{}`",
-                            c as char
-                        ),
-                    });
+                    if self.lines_instead(lines_fallback, last_start, sink)? {
+                        return Ok(());
+                    }
+                    let at = self.loc(el);
+                    let reason = format!(
+                        "expected `,` or `]` after an element, found `{}`",
+                        c as char
+                    );
+                    // A missing `,` between two records: the next one is still whole.
+                    if c == b'{'
+                        && first_key.is_some()
+                        && self.object_key().map(<[u8]>::to_vec) == first_key
+                    {
+                        sink.problem(at, format!("invalid JSON: {reason}"));
+                        continue;
+                    }
+                    if !self.resync(Some(b','), first_key.as_deref())? {
+                        return Err(FrameError::Invalid { at, reason });
+                    }
+                    sink.problem(
+                        at,
+                        format!("invalid JSON: {reason}; going on at the next element"),
+                    );
                 }
                 None => {
                     return Err(FrameError::Invalid {
@@ -681,9 +1010,43 @@ impl<R: Read> Framer<R> {
         }
     }
 
+    /// For an array that broke while it had not framed an element past its first line (see
+    /// `lines_fallback` of [`Self::elements`]): when complete records follow on lines of their
+    /// own, reports the first line and goes on reading JSON Lines at the next line.
+    fn lines_instead(
+        &mut self,
+        lines_fallback: Option<u64>,
+        last_start: u64,
+        sink: &mut dyn FrameSink,
+    ) -> Result<bool, FrameError> {
+        let Some(first) = lines_fallback else {
+            return Ok(false);
+        };
+        let on_first_line = self.line == first;
+        if last_start != first || !self.json_lines_follow(on_first_line, true)? {
+            return Ok(false);
+        }
+        sink.problem(
+            Location {
+                line: first,
+                element: None,
+            },
+            "line is not valid JSON (expected one record per line)".into(),
+        );
+        if on_first_line {
+            self.skip_line()?;
+        }
+        self.json_lines = true;
+        Ok(true)
+    }
+
     /// After a wrapper array: the other members of the wrapper object (`NextToken`…), which
     /// may hold further wrapper arrays, through the closing `}`.
-    fn rest_of_wrapper(&mut self, sink: &mut dyn FrameSink) -> Result<(), FrameError> {
+    fn rest_of_wrapper(
+        &mut self,
+        mut key: &'static str,
+        sink: &mut dyn FrameSink,
+    ) -> Result<(), FrameError> {
         loop {
             match self.skip_ws(None)? {
                 Some(b'}') => {
@@ -707,29 +1070,42 @@ impl<R: Read> Framer<R> {
                     });
                 }
             }
-            if self.skip_ws(None)? != Some(b'"') {
+            let next = self.skip_ws(None)?;
+            if next == Some(b'{') {
+                // Damage to an element (a lost `[`) closed the records' array early: what
+                // follows are its next elements.
+                let at = self.loc(None);
+                sink.problem(
+                    at,
+                    format!("an object where a member name was expected: a damaged element closed `{key}` early; reading on as its elements"),
+                );
+                self.elements(key, None, sink)?;
+                continue;
+            }
+            if next != Some(b'"') {
                 return Err(FrameError::Invalid {
                     at: self.loc(None),
                     reason: "expected a member name in the wrapper object".into(),
                 });
             }
             let n = self.take_value(None)?;
-            let key =
+            let name =
                 String::from_utf8_lossy(&self.buf[self.pos + 1..self.pos + n - 1]).into_owned();
             self.advance(n);
             if self.skip_ws(None)? != Some(b':') {
                 return Err(FrameError::Invalid {
                     at: self.loc(None),
-                    reason: format!("expected `:` after member `{key}`"),
+                    reason: format!("expected `:` after member `{name}`"),
                 });
             }
             self.advance(1);
             let next = self.skip_ws(None)?;
             if next == Some(b'[')
-                && let Some(k) = WRAPPER_KEYS.into_iter().find(|k| *k == key)
+                && let Some(k) = WRAPPER_KEYS.into_iter().find(|k| *k == name)
             {
                 self.advance(1);
-                self.elements(k, sink)?;
+                self.elements(k, None, sink)?;
+                key = k;
                 continue;
             }
             let n = self.take_value(None)?;
@@ -778,7 +1154,7 @@ mod tests {
             }
         }
         let mut c = Collect::default();
-        let res = frame(Trickle(input, chunk), 1 << 20, &mut c);
+        let (_, res) = frame(Trickle(input, chunk), 1 << 20, &mut c);
         (c.0, c.1, res.err().map(|e| e.to_string()))
     }
 
@@ -866,5 +1242,210 @@ mod tests {
         );
         let (_, _, e) = run(b"[{\"a\":1]");
         assert!(e.unwrap().contains("unexpected `]`"));
+    }
+}
+
+#[cfg(test)]
+mod issue_12 {
+    use super::*;
+
+    /// Counts records and problems; a line offered on the fast path that is not one value is
+    /// sent back for rescanning, as the decoder does.
+    #[derive(Default)]
+    struct Count {
+        records: Vec<String>,
+        problems: Vec<String>,
+    }
+    impl FrameSink for Count {
+        fn record(&mut self, b: &[u8], loc: &Location, hint: bool) -> Verdict {
+            match serde_json::from_slice::<serde_json::Value>(b) {
+                Err(_) if hint => Verdict::Rescan,
+                Err(_) => {
+                    self.problems.push(format!("{loc}: bad record"));
+                    Verdict::Invalid
+                }
+                Ok(v) => {
+                    self.records.push(v["n"].to_string());
+                    Verdict::Done
+                }
+            }
+        }
+        fn problem(&mut self, loc: Location, msg: String) {
+            self.problems.push(format!("{loc}: {msg}"));
+        }
+    }
+
+    fn record(n: usize) -> String {
+        format!(
+            r#"{{"eventVersion":"1.08","n":{n},"resources":[{{"ARN":"a"}},{{"ARN":"b"}}],"pad":"{}"}}"#,
+            "x".repeat(n % 50)
+        )
+    }
+
+    fn frame_all(input: &[u8], max_record: usize) -> (Count, FrameStats, Option<String>) {
+        let mut c = Count::default();
+        let (stats, res) = frame(input, max_record, &mut c);
+        (c, stats, res.err().map(|e| e.to_string()))
+    }
+
+    fn numbers(range: impl Iterator<Item = usize>) -> Vec<String> {
+        range.map(|n| n.to_string()).collect()
+    }
+
+    /// Records concatenated without separators (Firehose's layout) took time quadratic in the
+    /// file: every record looked for the end of a line that runs to the end of the file.
+    #[test]
+    fn issue_12_concatenated_records_are_framed_in_linear_work() {
+        for n in [1_000, 4_000, 16_000] {
+            let input: String = (0..n).map(record).collect();
+            let (c, stats, err) = frame_all(input.as_bytes(), 1 << 20);
+            assert_eq!(c.records, numbers(0..n), "{n} records");
+            assert!(c.problems.is_empty() && err.is_none(), "{:?}", c.problems);
+            assert_eq!(stats.bytes, input.len() as u64);
+            assert!(
+                stats.examined <= 6 * stats.bytes,
+                "{n} records: {} bytes examined for {} bytes",
+                stats.examined,
+                stats.bytes
+            );
+        }
+    }
+
+    /// The other layouts stay linear too, damaged or not.
+    #[test]
+    fn issue_12_every_layout_is_framed_in_linear_work() {
+        let recs: Vec<String> = (0..3_000).map(record).collect();
+        let mut damaged = recs.clone();
+        damaged[1_500] = r#"{"eventVersion":"1.08","n":1500,"x":[1}"#.into();
+        for (name, input) in [
+            ("json lines", recs.join("\n")),
+            ("bare array", format!("[{}]", recs.join(","))),
+            ("wrapper", format!("{{\"Records\":[{}]}}", recs.join(","))),
+            ("pretty lines", recs.join("\n").replace(",\"", ",\n  \"")),
+            ("damaged array", format!("[{}]", damaged.join(","))),
+            ("damaged concatenated", damaged.concat()),
+            ("damaged lines", damaged.join("\n")),
+        ] {
+            let (c, stats, _) = frame_all(input.as_bytes(), 1 << 20);
+            assert!(c.records.len() >= 2_999, "{name}: {}", c.records.len());
+            assert!(
+                stats.examined <= 6 * stats.bytes,
+                "{name}: {} bytes examined for {} bytes",
+                stats.examined,
+                stats.bytes
+            );
+        }
+    }
+
+    /// One structural error in one element cost every later element.
+    #[test]
+    fn issue_12_a_broken_element_costs_that_element_only() {
+        let recs: Vec<String> = (0..5).map(record).collect();
+        let cases = [
+            // An unmatched bracket, a missing brace, a missing quote.
+            r#"{"eventVersion":"1.08","n":2,"x":[1}"#.to_string(),
+            recs[2].replacen("}]", "]", 1),
+            recs[2].replacen("\"ARN\"", "\"ARN", 1),
+        ];
+        for bad in cases {
+            let mut v = recs.clone();
+            v[2] = bad.clone();
+            for (layout, input) in [
+                ("array", format!("[{}]", v.join(","))),
+                (
+                    "wrapper",
+                    format!("{{\"Records\":[{}],\"x\":1}}", v.join(",")),
+                ),
+                (
+                    "pretty wrapper",
+                    format!("{{\n  \"Records\": [\n    {}\n  ]\n}}\n", v.join(",\n    ")),
+                ),
+                ("concatenated", v.concat()),
+            ] {
+                let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+                let got: Vec<&str> = c.records.iter().map(String::as_str).collect();
+                assert!(
+                    got.starts_with(&["0", "1"]) && got.ends_with(&["3", "4"]),
+                    "{layout} with {bad}: {got:?} {:?} {err:?}",
+                    c.problems
+                );
+                assert!(err.is_none(), "{layout} with {bad}: {err:?}");
+                assert!(!c.problems.is_empty(), "{layout} with {bad}: not reported");
+            }
+        }
+        // A missing `,` between two elements costs nothing.
+        let input = format!("[{},{}{}]", recs[0], recs[1], recs[2]);
+        let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+        assert_eq!(c.records, numbers(0..3));
+        assert_eq!(
+            c.problems,
+            vec!["[1] (line 1): invalid JSON: expected `,` or `]` after an element, found `{`"]
+        );
+        assert!(err.is_none());
+    }
+
+    /// A JSON Lines file whose damaged first line starts with `[` was read as one array
+    /// running to the end of the file, and lost.
+    #[test]
+    fn issue_12_json_lines_with_a_damaged_first_line_starting_with_a_bracket() {
+        let recs: Vec<String> = (0..4).map(record).collect();
+        for first in [
+            recs[0].replacen('{', "[", 1),
+            format!("[{}", recs[0]),
+            "[1, 2".to_string(),
+        ] {
+            let input = format!("{first}\n{}\n", recs[1..].join("\n"));
+            let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+            assert!(
+                c.records.ends_with(&numbers(1..4)),
+                "{first}: {:?} {:?}",
+                c.records,
+                c.problems
+            );
+            assert!(err.is_none(), "{first}: {err:?}");
+            assert!(
+                c.problems
+                    .iter()
+                    .any(|p| p.starts_with("line 1: line is not valid JSON")),
+                "{first}: {:?}",
+                c.problems
+            );
+        }
+        // A pretty-printed array is still an array.
+        let input = format!("[\n  {},\n  {}\n]\n", recs[0], recs[1]);
+        let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+        assert_eq!(c.records, numbers(0..2));
+        assert!(c.problems.is_empty() && err.is_none());
+    }
+
+    /// A damaged first line followed by lines over 64 KiB made the file "not JSON".
+    #[test]
+    fn issue_12_a_damaged_first_line_before_long_lines() {
+        let long = |n: usize| {
+            format!(
+                r#"{{"eventVersion":"1.08","n":{n},"pad":"{}"}}"#,
+                "y".repeat(100 << 10)
+            )
+        };
+        let input = format!("garbage line\n{}\n{}\n", long(1), long(2));
+        let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+        assert_eq!(c.records, numbers(1..3), "{err:?}");
+        assert_eq!(
+            c.problems,
+            vec!["line 1: not a JSON object or array (expected one record per line)"]
+        );
+        assert!(err.is_none());
+    }
+
+    /// White space and byte order marks only: no value at all.
+    #[test]
+    fn issue_12_empty_input_has_no_values() {
+        for input in [&b""[..], b"  \n\t\n", b"\xEF\xBB\xBF", b"\xEF\xBB\xBF\n "] {
+            let (c, stats, err) = frame_all(input, 1 << 20);
+            assert_eq!(stats.values, 0, "{input:?}");
+            assert!(c.records.is_empty() && err.is_none());
+        }
+        let (_, stats, _) = frame_all(b"[]", 1 << 20);
+        assert_eq!(stats.values, 1);
     }
 }

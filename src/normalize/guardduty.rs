@@ -264,7 +264,8 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
         .ok_or_else(|| Reject::skip("GuardDuty finding without `type`"))?;
     if !is_finding_type(kind) {
         return Err(Reject::skip(compact_str::format_compact!(
-            "finding type {kind:?} is not a GuardDuty finding type (expected ThreatPurpose:ResourceType/ThreatFamily, e.g. \"CryptoCurrency:EC2/BitcoinTool.B!DNS\")"
+            "finding type {} is not a GuardDuty finding type (expected ThreatPurpose:ResourceType/ThreatFamily, e.g. \"CryptoCurrency:EC2/BitcoinTool.B!DNS\")",
+            super::quote(kind)
         )));
     }
     let arn = rec

@@ -259,7 +259,8 @@ impl LenientTime<'_> {
             LenientTime::Absent => Err(format!("missing field `{field}`")),
             LenientTime::Text(s) => time::parse_timestamp(s).ok_or_else(|| {
                 format!(
-                    "field `{field}` is not a timestamp: {s:?} (expected ISO-8601 like \"2025-05-02T09:20:00Z\")"
+                    "field `{field}` is not a timestamp: {} (expected ISO-8601 like \"2025-05-02T09:20:00Z\")",
+                    super::quote(s)
                 )
             }),
             LenientTime::Number(n) => time::from_epoch_number(*n)

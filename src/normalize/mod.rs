@@ -33,6 +33,32 @@ use crate::signal::Signal;
 /// are such (a JSON Lines file of labels beside the data) is reported once, as a whole.
 pub const NOT_A_RECORD: &str = "not a recognised record: expected a CloudTrail record (`eventSource`, `eventName`), a GuardDuty finding (`type`, `resource`), an ASFF finding (`SchemaVersion` 2018-10-08, `ProductArn`), or an EventBridge event of those";
 
+/// Longest part of a value quoted in a message, in bytes.
+const QUOTE_MAX: usize = 64;
+/// Longest problem reason, in bytes (serde's messages quote a whole offending string).
+const REASON_MAX: usize = 400;
+
+/// `s` quoted, cut to a short prefix: a value of any size makes a short message.
+pub(crate) fn quote(s: &str) -> String {
+    if s.len() <= QUOTE_MAX {
+        return format!("{s:?}");
+    }
+    let cut = s.floor_char_boundary(QUOTE_MAX);
+    format!("{:?}… ({} bytes)", &s[..cut], s.len())
+}
+
+/// A problem's reason, cut short when it quotes a long value.
+fn clip(mut reason: String) -> String {
+    if reason.len() <= REASON_MAX {
+        return reason;
+    }
+    let cut = reason.floor_char_boundary(REASON_MAX);
+    let more = reason.len() - cut;
+    reason.truncate(cut);
+    reason.push_str(&format!("… ({more} more bytes not shown)"));
+    reason
+}
+
 /// The input families a record can belong to, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -207,6 +233,10 @@ pub struct ReaderStats {
     /// Set when the content was not JSON at all: how it starts. The caller decides whether
     /// that is a problem (a file named on the command line) or not (a README in a folder).
     pub not_json: Option<String>,
+    /// Bytes the framer looked at (see [`frame::FrameStats::examined`]).
+    pub examined: u64,
+    /// Top-level values met; 0 when the content is empty, white space or a byte order mark.
+    pub values: u64,
 }
 
 /// Decodes every record of `reader` and calls `emit` for each signal and problem.
@@ -225,14 +255,17 @@ pub fn decode_reader<R: Read>(
         gzip,
         ..ReaderStats::default()
     };
-    let result = if gzip {
+    let (framed, result) = if gzip {
         let gz = flate2::bufread::MultiGzDecoder::new(buffered);
         frame_and_decode(gz, opts, emit)
     } else {
         frame_and_decode(buffered, opts, emit)
     };
+    stats.bytes = framed.bytes;
+    stats.examined = framed.examined;
+    stats.values = framed.values;
     match result {
-        Ok(n) => stats.bytes = n,
+        Ok(()) => {}
         Err(FrameError::NotJson { start }) => stats.not_json = Some(start),
         Err(FrameError::Invalid { at, reason }) => emit(Decoded::Problem(Problem {
             location: Some(at),
@@ -259,7 +292,7 @@ fn frame_and_decode<R: Read>(
     reader: R,
     opts: &DecodeOptions,
     emit: &mut dyn FnMut(Decoded),
-) -> Result<u64, FrameError> {
+) -> (frame::FrameStats, Result<(), FrameError>) {
     let mut sink = Sink { opts, emit };
     frame::frame(reader, opts.max_record_bytes, &mut sink)
 }
@@ -282,7 +315,7 @@ impl frame::FrameSink for Sink<'_, '_> {
     fn problem(&mut self, location: Location, reason: String) {
         (self.emit)(Decoded::Problem(Problem {
             location: Some(location),
-            reason,
+            reason: clip(reason),
             severity: Severity::Skipped,
         }));
     }
@@ -336,7 +369,7 @@ impl Ctx<'_, '_> {
         }
         (self.emit)(Decoded::Problem(Problem {
             location: Some(location),
-            reason: r.reason,
+            reason: clip(r.reason),
             severity: r.severity,
         }));
     }
@@ -581,8 +614,8 @@ fn dispatch(rec: &RawRecord<'_>, via: Via, ctx: &mut Ctx<'_, '_>) {
         return;
     } else if rec.finding_type.get().is_some() {
         Err(Reject::skip(format!(
-            "finding of unknown shape (type {:?}): no `resource` (GuardDuty) or `ProductArn`/`Resources` (ASFF)",
-            rec.finding_type.get().unwrap_or_default()
+            "finding of unknown shape (type {}): no `resource` (GuardDuty) or `ProductArn`/`Resources` (ASFF)",
+            quote(rec.finding_type.get().unwrap_or_default())
         )))
     } else {
         Err(Reject::skip(NOT_A_RECORD))
@@ -629,7 +662,8 @@ fn eventbridge(rec: &RawRecord<'_>, detail_type: &str, via: Via, ctx: &mut Ctx<'
     let Some(detail) = rec.detail else {
         return ctx.reject(
             Reject::skip(format!(
-                "EventBridge event {detail_type:?} without `detail`"
+                "EventBridge event {} without `detail`",
+                quote(detail_type)
             )),
             None,
         );
@@ -643,7 +677,8 @@ fn eventbridge(rec: &RawRecord<'_>, detail_type: &str, via: Via, ctx: &mut Ctx<'
     } else {
         return ctx.reject(
             Reject::ignore(format!(
-                "EventBridge event of detail-type {detail_type:?} carries no CloudTrail record or finding"
+                "EventBridge event of detail-type {} carries no CloudTrail record or finding",
+                quote(detail_type)
             )),
             None,
         );

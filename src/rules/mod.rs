@@ -61,7 +61,7 @@ impl RuleSet {
         let mut files = Vec::new();
         let mut errors = Vec::new();
         for p in paths {
-            match std::fs::read_to_string(&p) {
+            match crate::local_file::read_to_string(&p, crate::local_file::RULE_MAX) {
                 Ok(text) => {
                     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                     files.push((p.display().to_string(), stem(name), text));

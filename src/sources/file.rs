@@ -5,7 +5,6 @@
 //! core is busy) and sends signals in batches over a bounded channel, so memory stays bounded
 //! however large the input. Problems are reported with the file they came from.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -91,17 +90,23 @@ pub enum Event {
 /// Expands folders (recursively, sorted, hidden entries skipped) into files.
 ///
 /// A path that cannot be read is returned as a problem, not an error: the other inputs are
-/// still read.
+/// still read. Only regular files are read: a FIFO, socket or device named on the command
+/// line is refused (one met in a folder is noted and passed over). Each folder is read once,
+/// however many symbolic links lead to it, so a link loop costs nothing.
 pub fn collect_files(paths: &[PathBuf]) -> (Vec<InputFile>, Vec<FileProblem>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     for p in paths {
         match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut files, &mut problems),
-            Ok(_) => files.push(InputFile {
-                path: p.clone(),
-                explicit: true,
-            }),
+            Ok(m) if m.is_dir() => walk(p, &mut seen, &mut files, &mut problems),
+            Ok(m) => match crate::local_file::check_regular(&m) {
+                Ok(()) => files.push(InputFile {
+                    path: p.clone(),
+                    explicit: true,
+                }),
+                Err(e) => problems.push(file_problem(p, format!("refused: {e}"))),
+            },
             Err(e) => problems.push(file_problem(p, format!("cannot read: {e}"))),
         }
     }
@@ -119,7 +124,33 @@ fn file_problem(p: &Path, reason: String) -> FileProblem {
     }
 }
 
-fn walk(dir: &Path, files: &mut Vec<InputFile>, problems: &mut Vec<FileProblem>) {
+/// Folders already walked, by their real path, with the path they were first read as.
+type Seen = std::collections::HashMap<PathBuf, PathBuf>;
+
+fn walk(dir: &Path, seen: &mut Seen, files: &mut Vec<InputFile>, problems: &mut Vec<FileProblem>) {
+    match std::fs::canonicalize(dir) {
+        Ok(real) => {
+            if let Some(first) = seen.get(&real) {
+                problems.push(FileProblem {
+                    problem: Problem {
+                        location: None,
+                        reason: format!(
+                            "folder already read as {} (a symbolic link leads back to it): passed over",
+                            first.display()
+                        ),
+                        severity: Severity::Ignored,
+                    },
+                    ..file_problem(dir, String::new())
+                });
+                return;
+            }
+            seen.insert(real, dir.to_path_buf());
+        }
+        Err(e) => {
+            problems.push(file_problem(dir, format!("cannot read: {e}")));
+            return;
+        }
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -139,12 +170,21 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>, problems: &mut Vec<FileProblem>)
     paths.sort();
     for p in paths {
         match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => walk(&p, files, problems),
-            Ok(m) if m.is_file() => files.push(InputFile {
-                path: p,
-                explicit: false,
-            }),
-            Ok(_) => {}
+            Ok(m) if m.is_dir() => walk(&p, seen, files, problems),
+            Ok(m) => match crate::local_file::check_regular(&m) {
+                Ok(()) => files.push(InputFile {
+                    path: p,
+                    explicit: false,
+                }),
+                Err(e) => problems.push(FileProblem {
+                    problem: Problem {
+                        location: None,
+                        reason: format!("passed over: {e}"),
+                        severity: Severity::Ignored,
+                    },
+                    ..file_problem(&p, String::new())
+                }),
+            },
             Err(e) => problems.push(file_problem(&p, format!("cannot read: {e}"))),
         }
     }
@@ -158,7 +198,7 @@ pub fn decode_file(
     send: &mut dyn FnMut(Event),
 ) -> FileStats {
     let name: Arc<Path> = Arc::from(file.path.as_path());
-    let reader = match File::open(&file.path) {
+    let reader = match crate::local_file::open_regular(&file.path) {
         Ok(f) => f,
         Err(e) => {
             send(Event::Problem(file_problem(
@@ -271,6 +311,20 @@ pub fn decode_named(
     }
     stats.bytes = rs.bytes;
     stats.gzip = rs.gzip;
+    if explicit && rs.values == 0 && rs.not_json.is_none() && !other_problems {
+        send(Event::Problem(FileProblem {
+            file: name.clone(),
+            problem: Problem {
+                location: None,
+                reason: if rs.bytes == 0 {
+                    "no records: the file is empty".into()
+                } else {
+                    "no records: the file holds only white space or a byte order mark".into()
+                },
+                severity: Severity::Skipped,
+            },
+        }));
+    }
     if let Some(start) = rs.not_json {
         stats.not_json = true;
         send(Event::Problem(FileProblem {

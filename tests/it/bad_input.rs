@@ -264,8 +264,10 @@ fn invalid_json_inside_a_records_element_skips_that_element_only() {
     assert_eq!(severities(&d), vec![Severity::Skipped]);
 }
 
+/// One structural error in one element cost every later element: framing goes on at the
+/// next element that opens like the array's records.
 #[test]
-fn a_broken_structure_inside_the_array_keeps_the_records_before_it() {
+fn issue_12_a_broken_structure_inside_the_array_costs_that_element_only() {
     let records: Vec<String> = {
         let doc: Value = serde_json::from_str(
             &fs::read_to_string(fixture("cloudtrail/s3-logfile-uncompressed.json")).unwrap(),
@@ -284,15 +286,26 @@ fn a_broken_structure_inside_the_array_keeps_the_records_before_it() {
         records[0], records[1], records[2]
     );
     let d = decode_bytes(doc.as_bytes());
-    assert_eq!(ids(&d), id_list(&S3_IDS[..2]));
+    assert_eq!(ids(&d), id_list(&S3_IDS));
     assert_eq!(
         problems(&d),
         vec![format!(
-            "Records[2] (line 1): invalid JSON: unexpected `}}` at byte {}; the rest of the document is skipped",
+            "Records[2] (line 1): invalid JSON: unexpected `}}` at byte {}; going on at the next element",
             bad.find('}').unwrap()
         )]
     );
     assert_eq!(severities(&d), vec![Severity::Skipped]);
+    // The same in a bare array, and with the damage at the end: nothing follows to go on at.
+    let doc = format!("[{},{},{bad},{}]", records[0], records[1], records[2]);
+    assert_eq!(ids(&decode_bytes(doc.as_bytes())), id_list(&S3_IDS));
+    let doc = format!("[{},{},{bad}]", records[0], records[1]);
+    let d = decode_bytes(doc.as_bytes());
+    assert_eq!(ids(&d), id_list(&S3_IDS[..2]));
+    assert!(
+        problems(&d)[0].ends_with("; the rest of the document is skipped"),
+        "{:?}",
+        problems(&d)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,10 +577,13 @@ fn an_empty_file_has_nothing_to_lose() {
             "{empty:?}: {d:?}"
         );
     }
+    // Named on the command line, it is reported (issue 12): the input asked for holds
+    // nothing.
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "empty.json", "");
     let (code, stdout, stderr) = correlator(&[OsStr::new("graph"), path.as_os_str()]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no records: the file is empty"), "{stderr}");
     serde_json::from_str::<Value>(&stdout).unwrap();
 }
 

@@ -12,6 +12,8 @@ mod decode_fixtures;
 mod deploy;
 mod exports;
 mod finding_updates;
+mod framing;
+mod fuzz;
 mod graph_scenario;
 mod incremental;
 mod neighbourhood;
