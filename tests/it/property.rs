@@ -994,3 +994,90 @@ fn a_truncated_gzip_keeps_the_records_before_the_break() {
     assert_eq!(d.problems.len(), 1);
     assert!(d.problems[0].reason.contains("truncated or corrupt gzip"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The graph: the same records in any order give the same exports (issue 13)
+
+/// The signals of every JSON record under `fixtures/` (the main scenario and every rule's
+/// scenarios), sorted by reference.
+fn fixture_signals() -> &'static [Signal] {
+    static SIGNALS: OnceLock<Vec<Signal>> = OnceLock::new();
+    SIGNALS.get_or_init(|| {
+        let mut files = Vec::new();
+        let mut dirs = vec![crate::common::fixture("")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        let mut out: Vec<Signal> = files
+            .iter()
+            .flat_map(|f| signals(&decode_bytes(&std::fs::read(f).unwrap())))
+            .collect();
+        out.sort_by_key(|s| (s.reference.key(), s.updated_at, s.source));
+        out
+    })
+}
+
+/// Every export of a graph built from `signals` in this order.
+fn exports_of(signals: &[&Signal]) -> Vec<Vec<u8>> {
+    use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, EntityGraph, export};
+    let mut g = EntityGraph::new(DEFAULT_GROUP_PRECEDENCE.to_vec(), true);
+    for s in signals {
+        g.add_signal(s);
+    }
+    [
+        export::Format::Json,
+        export::Format::Dot,
+        export::Format::Graphml,
+        export::Format::Cypher,
+    ]
+    .into_iter()
+    .map(|f| {
+        let mut out = Vec::new();
+        export::write(&g, f, &mut out).unwrap();
+        out
+    })
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    #[test]
+    fn issue_13_fixture_records_in_any_order_give_the_same_exports(
+        order in Just(()).prop_perturb(|_, mut rng| {
+            let mut idx: Vec<usize> = (0..fixture_signals().len()).collect();
+            for i in (1..idx.len()).rev() {
+                idx.swap(i, rng.random_range(0..=i));
+            }
+            idx
+        })
+    ) {
+        let all = fixture_signals();
+        prop_assume!(all.len() > 100);
+        let sorted: Vec<&Signal> = all.iter().collect();
+        let shuffled: Vec<&Signal> = order.iter().map(|&i| &all[i]).collect();
+        let want = exports_of(&sorted);
+        let got = exports_of(&shuffled);
+        for (w, g) in want.iter().zip(&got) {
+            prop_assert!(w == g, "an export differs between record orders");
+        }
+        // No node id twice (in the JSON, every format's reference).
+        let doc: Value = serde_json::from_slice(&want[0]).unwrap();
+        let ids: Vec<&str> = doc["elements"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["data"]["id"].as_str().unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<&&str> = ids.iter().collect();
+        prop_assert_eq!(distinct.len(), ids.len());
+    }
+}
