@@ -999,7 +999,9 @@ fn a_truncated_gzip_keeps_the_records_before_the_break() {
 // The graph: the same records in any order give the same exports (issue 13)
 
 /// The signals of every JSON record under `fixtures/` (the main scenario and every rule's
-/// scenarios), sorted by reference.
+/// scenarios), and two records that disagree with one of them about an instance: an hour
+/// earlier, another type in another region; an hour later, the instance named and nothing
+/// else said of it (as `TerminateInstances` does). Sorted by reference.
 fn fixture_signals() -> &'static [Signal] {
     static SIGNALS: OnceLock<Vec<Signal>> = OnceLock::new();
     SIGNALS.get_or_init(|| {
@@ -1020,6 +1022,30 @@ fn fixture_signals() -> &'static [Signal] {
             .iter()
             .flat_map(|f| signals(&decode_bytes(&std::fs::read(f).unwrap())))
             .collect();
+        let described = out
+            .iter()
+            .find(|s| s.instances.iter().any(|i| i.instance_type.is_some()))
+            .expect("a record describes an instance")
+            .clone();
+        let mut earlier = described.clone();
+        earlier.reference = RecordRef::EventId("issue-13-earlier".into());
+        earlier.time -= 3_600_000;
+        earlier.region = Some("eu-west-1".into());
+        for i in &mut earlier.instances {
+            i.instance_type = Some("m5.24xlarge".into());
+        }
+        let mut later = described;
+        later.reference = RecordRef::EventId("issue-13-later".into());
+        later.time += 3_600_000;
+        later.instances = later
+            .instances
+            .iter()
+            .map(|i| finding_correlator::signal::InstanceInfo {
+                instance_id: i.instance_id.clone(),
+                ..Default::default()
+            })
+            .collect();
+        out.extend([earlier, later]);
         out.sort_by_key(|s| (s.reference.key(), s.updated_at, s.source));
         out
     })
