@@ -116,6 +116,8 @@ fn main() {
         findings: cfg.gd,
         finding_files: GD_FILES,
         attacks: cfg.attacks,
+        accounts: 4,
+        regional_group_names: false,
     };
     let data = generate::generate(&dir, &spec).expect("generating the data set");
     print_data(&data, t.elapsed().as_secs_f64());

@@ -99,6 +99,8 @@ fn main() {
         findings: 0,
         finding_files: 0,
         attacks: 0,
+        accounts: 4,
+        regional_group_names: false,
     };
     let data = generate::generate(&dir, &spec).expect("generating the data set");
     let gen_secs = t.elapsed().as_secs_f64();

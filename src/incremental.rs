@@ -209,7 +209,9 @@ pub fn advance(
                 signals: seq.total_signals,
                 fingerprint,
                 updated_at: Some(updated_at),
-                finding: open.then(|| finding.clone()),
+                // Closed or open: while its signals are replayed, they may form another
+                // sequence (its group became known), and then this finding is archived.
+                finding: Some(finding.clone()),
                 created: Some(created),
                 refs,
             });

@@ -216,6 +216,8 @@ pub fn correlate_with<R: Send>(
         }
     }
     let keep_statements = prior.is_some();
+    let mut described: std::collections::HashMap<u64, Box<Signal>> =
+        std::collections::HashMap::new();
     {
         let m = &matcher;
         // What a signal the rules do not select tells the graph (the instances it describes,
@@ -226,6 +228,11 @@ pub fn correlate_with<R: Send>(
         // With a state, the copy of a statement that is kept for later runs must not depend
         // on which copy a parallel read meets first: then a copy is also sent when it ranks
         // above every copy sent before (see `statement_rank`), so the best one always arrives.
+        // So it is for a statement that describes instances, with or without a state: the
+        // graph takes each fact from the newest record that states it, so the latest copy of
+        // a description must arrive, not whichever a parallel read met first. Such copies
+        // wait in `described` until the read ends, and only the best of each is added: how
+        // many copies a read sends depends on their order, what is added and counted not.
         let sent_statements = Arc::new(normalize::SentStatements::default());
         let sent = &sent_statements.0;
         let classify = |s: &Signal| {
@@ -238,17 +245,14 @@ pub fn correlate_with<R: Send>(
             let Some(key) = graph_statement(s) else {
                 return Keep::Drop;
             };
+            let ranked = keep_statements || !s.instances.is_empty();
             let mut sent = sent.lock().unwrap_or_else(|e| e.into_inner());
             match sent.entry(key) {
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(if keep_statements {
-                        statement_rank(s)
-                    } else {
-                        (0, 0)
-                    });
+                    v.insert(if ranked { statement_rank(s) } else { (0, 0) });
                     Keep::Graph
                 }
-                std::collections::hash_map::Entry::Occupied(mut o) if keep_statements => {
+                std::collections::hash_map::Entry::Occupied(mut o) if ranked => {
                     let rank = statement_rank(s);
                     if rank > *o.get() {
                         o.insert(rank);
@@ -289,6 +293,25 @@ pub fn correlate_with<R: Send>(
                 // (every record read, whichever copies were kept).
                 let source = sources.entry(s.source.as_str()).or_insert((0, Millis::MIN));
                 source.1 = source.1.max(s.time);
+                if keep == Keep::Graph
+                    && !keep_signal_nodes
+                    && !s.instances.is_empty()
+                    && let Some(key) = graph_statement(&s)
+                {
+                    // One copy of a statement is needed, as if the others had been dropped.
+                    match described.entry(key) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(s);
+                        }
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            if statement_rank(&s) > statement_rank(o.get()) {
+                                o.insert(s);
+                            }
+                            summary.not_needed += 1;
+                        }
+                    }
+                    return;
+                }
                 let added = graph.add_signal(&s);
                 summary.added(added);
                 let matched = keep == Keep::Match && s.time >= horizon;
@@ -309,6 +332,15 @@ pub fn correlate_with<R: Send>(
                 }
             },
         );
+    }
+    // The best copy of each description, in a fixed order.
+    let mut described: Vec<(u64, Box<Signal>)> = described.into_iter().collect();
+    described.sort_unstable_by_key(|(k, _)| *k);
+    for (_, s) in described {
+        summary.added(graph.add_signal(&s));
+        if keep_statements {
+            statements.push(*s);
+        }
     }
     for (kind, n) in &summary.records {
         let source = match kind.split(' ').next() {
@@ -529,7 +561,8 @@ fn read(
 }
 
 /// One signal per record: of the versions of a finding (direct and through Security Hub,
-/// older and newer), the one with the newest `updatedAt`, the GuardDuty original on a tie.
+/// older and newer), the one with the newest `updatedAt`, the GuardDuty original on a tie,
+/// then the one with the latest activity.
 /// Which copy a parallel read meets first must not decide what is matched.
 fn newest_versions(signals: Vec<Arc<Signal>>) -> Vec<Arc<Signal>> {
     let mut at: std::collections::HashMap<crate::signal::RecordRef, usize> =
@@ -539,8 +572,8 @@ fn newest_versions(signals: Vec<Arc<Signal>>) -> Vec<Arc<Signal>> {
         match at.get(&s.reference) {
             Some(&i) => {
                 let have = &out[i];
-                let better = (s.updated_at, std::cmp::Reverse(s.source))
-                    > (have.updated_at, std::cmp::Reverse(have.source));
+                let better = (s.updated_at, std::cmp::Reverse(s.source), s.time)
+                    > (have.updated_at, std::cmp::Reverse(have.source), have.time);
                 if better {
                     out[i] = s;
                 }

@@ -164,8 +164,8 @@ pub struct SequenceRecord {
     /// `UpdatedAt` of the last version written (it only moves forward).
     #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Millis>,
-    /// The last version written, kept while the sequence is open so that a run that finds
-    /// its signals now belong to another sequence can archive it.
+    /// The last version written, kept while the sequence's signals are replayed (open or
+    /// closed) so that a run that finds they now belong to another sequence can archive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding: Option<serde_json::Value>,
     /// `CreatedAt` of the finding (absent in states written before it was kept: `start`).

@@ -155,6 +155,11 @@ impl Summary {
     }
 
     pub fn graph(&mut self, g: &EntityGraph) {
+        // Which of two versions arrived first says whether the later arrival "updated" a
+        // finding or was a "duplicate": the graph counts versions the same in any order.
+        let merged = self.findings_updated + self.duplicates_merged;
+        self.findings_updated = g.older_versions().min(merged);
+        self.duplicates_merged = merged - self.findings_updated;
         self.entities = g.entity_count() as u64;
         self.edges = g.edge_count() as u64;
         // Most specific kind of key first, then by name.

@@ -7,11 +7,12 @@
 //! them (how many Auto Scaling groups and instances, how much CloudTrail, which files, how
 //! many findings and planted attacks). Deterministic: the same spec writes the same bytes.
 //!
-//! **The estate**: 4 accounts, 4 regions; `groups` Auto Scaling groups (10 applications, each
-//! group with its own launch template, instance role and profile, AMI and security group,
-//! every third one deployed by a CloudFormation stack; four groups of one account and region
-//! share a VPC), `instances_per_group` instances each; SSO users, IAM users, a CI role, Lambda
-//! functions, AWS services.
+//! **The estate**: 4 accounts (up to 20: [`Spec::accounts`]), 4 regions; `groups` Auto Scaling
+//! groups (10 applications, each group with its own launch template, instance role and
+//! profile, AMI and security group, every third one deployed by a CloudFormation stack; four
+//! groups of one account and region share a VPC; optionally one name per account in every
+//! region: [`Spec::regional_group_names`]), `instances_per_group` instances each; SSO users,
+//! IAM users, a CI role, Lambda functions, AWS services.
 //!
 //! **CloudTrail** (`cloudtrail/records-NN.jsonl`, one record per line, split in time order;
 //! optionally also gzipped S3 log objects under `AWSLogs/`): records average ~1.6 KB, a mix of
@@ -114,6 +115,13 @@ pub struct Spec {
     pub finding_files: usize,
     /// Attacks to plant (and half as many quiet look-alikes).
     pub attacks: usize,
+    /// Accounts of the estate (1 to 20; the benches use 4). Groups are dealt to accounts in
+    /// turn, so consecutive groups are in different accounts (interleaved in every file).
+    pub accounts: usize,
+    /// Name Auto Scaling groups `asg-NNNN` by account and position only, so that one account
+    /// has a group of the same name in each estate region (a group per region, as a
+    /// multi-region deployment has): names are unique per account and region only.
+    pub regional_group_names: bool,
 }
 
 /// A sequence a planted attack must produce: rule id and group key as the matcher prints it.
@@ -223,7 +231,12 @@ impl Data {
 
 /// Writes the data set into `dir` (which is created).
 pub fn generate(dir: &Path, spec: &Spec) -> io::Result<Data> {
-    let world = World::new(spec.groups, spec.instances_per_group);
+    let world = World::new(
+        spec.groups,
+        spec.instances_per_group,
+        spec.accounts,
+        spec.regional_group_names,
+    );
     let planned_records = match spec.cloudtrail {
         Amount::Bytes(b) => b / MEAN_RECORD_BYTES,
         Amount::Records(n) => n,
@@ -717,13 +730,32 @@ fn sts_expiration(out: &mut String, ms: u64) {
 // ---------------------------------------------------------------------------------------------
 // The simulated estate: accounts, regions, Auto Scaling groups, instances, people
 
-const ACCOUNTS: [&str; 4] = [
+/// Accounts of the estate: the first [`Spec::accounts`] of them are used.
+const ACCOUNTS: [&str; 20] = [
     "111122223333",
     "222233334444",
     "555566667777",
     "777788889999",
+    "100000000101",
+    "100000000202",
+    "100000000303",
+    "100000000404",
+    "100000000505",
+    "100000000606",
+    "100000000707",
+    "100000000808",
+    "100000000909",
+    "100000001010",
+    "100000001111",
+    "100000001212",
+    "100000001313",
+    "100000001414",
+    "100000001515",
+    "100000001616",
 ];
-const ACCOUNT_WEIGHTS: [u32; 4] = [40, 25, 20, 15];
+const ACCOUNT_WEIGHTS: [u32; 20] = [
+    40, 25, 20, 15, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+];
 /// The estate's regions (the first [`WORLD_REGIONS`]), then regions nobody uses, where the
 /// planted attacks launch.
 const REGIONS: [&str; 8] = [
@@ -822,18 +854,21 @@ struct World {
     groups: Vec<Group>,
     instances: Vec<Instance>,
     per_group: usize,
+    /// How many of [`ACCOUNTS`] are used.
+    accounts: usize,
 }
 
 impl World {
     /// `groups` Auto Scaling groups of `per_group` instances; instance `k` is member number
     /// `k / groups` of group `k % groups`.
-    fn new(groups: usize, per_group: usize) -> World {
+    fn new(groups: usize, per_group: usize, accounts: usize, regional_names: bool) -> World {
+        let accounts = accounts.clamp(1, ACCOUNTS.len());
         let digits = groups.saturating_sub(1).to_string().len().max(2);
-        let buckets = ACCOUNTS.len() * WORLD_REGIONS;
+        let buckets = accounts * WORLD_REGIONS;
         let group_list: Vec<Group> = (0..groups)
             .map(|g| {
-                let account = g % ACCOUNTS.len();
-                let region = (g / ACCOUNTS.len()) % WORLD_REGIONS;
+                let account = g % accounts;
+                let region = (g / accounts) % WORLD_REGIONS;
                 let app = g % APPS.len();
                 let acct = ACCOUNTS[account];
                 let net = (account * WORLD_REGIONS
@@ -845,7 +880,12 @@ impl World {
                     account,
                     region,
                     app,
-                    name: format!("{app_name}-asg-{g:0digits$}"),
+                    name: if regional_names {
+                        // The same number in every region of the account.
+                        format!("asg-{:04}", g / buckets * accounts + account)
+                    } else {
+                        format!("{app_name}-asg-{g:0digits$}")
+                    },
                     role: format!("{app_name}-instance-role-{g:0digits$}"),
                     role_id: format!("AROA{}", upper_of(s + 1, 17)),
                     profile_arn: format!(
@@ -873,7 +913,13 @@ impl World {
             groups: group_list,
             instances,
             per_group,
+            accounts,
         }
+    }
+
+    /// How often each account is picked (by people, findings about users).
+    fn account_weights(&self) -> &'static [u32] {
+        &ACCOUNT_WEIGHTS[..self.accounts]
     }
 
     fn group_of(&self, k: usize) -> &Group {
@@ -1332,13 +1378,13 @@ impl<'w> Gen<'w> {
         let (mut account, mut region) = match forced {
             Some(f) => f,
             None => (
-                rng.weighted(&ACCOUNT_WEIGHTS),
+                rng.weighted(world.account_weights()),
                 rng.weighted(&REGION_WEIGHTS),
             ),
         };
         let mut instance = None;
         let acct = |a: usize| ACCOUNTS[a];
-        let nat_ip = |a: usize, reg: usize| format!("203.0.113.{}", 10 + a * 16 + reg);
+        let nat_ip = |a: usize, reg: usize| format!("203.0.113.{}", 10 + (a * 16 + reg) % 240);
         let (arn, ip, ua) = match who {
             Who::InstanceRole(k) => {
                 let g = world.group_of(k);
@@ -1599,7 +1645,7 @@ impl<'w> Gen<'w> {
                     _ => (
                         format!(
                             "arn:aws:iam::{}:role/OrganizationAccountAccessRole",
-                            ACCOUNTS[self.rng.index(ACCOUNTS.len())]
+                            ACCOUNTS[self.rng.index(self.world.accounts)]
                         ),
                         format!(
                             "botocore-session-{}",
@@ -2604,7 +2650,7 @@ impl<'w> FindingGen<'w> {
                 }
             }
             Aim::User => {
-                let account = self.rng.weighted(&ACCOUNT_WEIGHTS);
+                let account = self.rng.weighted(self.world.account_weights());
                 let user = if self.rng.chance(500) {
                     User::Iam(self.rng.index(IAM_USERS.len()))
                 } else {
@@ -2613,7 +2659,7 @@ impl<'w> FindingGen<'w> {
                 Target::User { account, user }
             }
             Aim::Root => Target::User {
-                account: self.rng.weighted(&ACCOUNT_WEIGHTS),
+                account: self.rng.weighted(self.world.account_weights()),
                 user: User::Root,
             },
         };
@@ -3120,7 +3166,7 @@ impl Plan {
             let mut group = (i * stride + 13) % groups;
             if kind == AttackKind::CiRelease {
                 // The CI role lives in the first account.
-                group -= group % ACCOUNTS.len();
+                group -= group % world.accounts;
             }
             let g = &world.groups[group];
             // Evenly spread, with a deterministic jitter of up to an hour.
@@ -3134,7 +3180,7 @@ impl Plan {
                 kind,
                 t0,
                 account: if kind == AttackKind::LeakedUserKey {
-                    i % ACCOUNTS.len()
+                    i % world.accounts
                 } else {
                     g.account
                 },

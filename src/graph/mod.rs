@@ -130,6 +130,9 @@ pub type SnapshotEdge<'a> = (Cow<'a, str>, Cow<'a, str>, EdgeKind);
 struct SignalVersion {
     updated_at: Option<Millis>,
     source: Source,
+    time: Millis,
+    /// Every `updatedAt` met for the record, sorted (empty for records without one).
+    versions: Vec<Millis>,
 }
 
 /// What [`EntityGraph::add_signal`] did with a signal.
@@ -143,14 +146,51 @@ pub enum Added {
 }
 
 /// What the graph knows of one instance, merged over all records.
+///
+/// Each fact is what the newest record that states it says (on a tie, the greatest value),
+/// each fact on its own: a record that only names the instance (a `TerminateInstances`) does
+/// not make an older record's instance type stale. So the facts are a maximum over the
+/// records, the same whatever order they are read in.
 #[derive(Clone, Debug, Default)]
 struct InstanceFacts {
     info: InstanceInfo,
     account: Option<Str>,
     region: Option<Str>,
-    /// Event time of the newest record that described the instance.
-    described_at: Option<Millis>,
+    /// Per fact (see [`Fact`]), the event time of the record it was taken from.
+    said_at: [Millis; Fact::COUNT],
+    /// Per tag of `info.tags` (kept sorted by key), the same.
+    tags_said_at: Vec<Millis>,
 }
+
+/// The facts of [`InstanceFacts`], each with its own time.
+#[derive(Clone, Copy)]
+enum Fact {
+    AutoScalingGroup,
+    LaunchTemplate,
+    LaunchTemplateVersion,
+    Stack,
+    Profile,
+    Ami,
+    Vpc,
+    Subnet,
+    InstanceType,
+    Vcpus,
+    Account,
+    Region,
+}
+
+impl Fact {
+    const COUNT: usize = 12;
+}
+
+/// Edge kinds made from an instance's facts: replaced when the facts change.
+const FACT_LINKS: [EdgeKind; 5] = [
+    EdgeKind::MemberOf,
+    EdgeKind::UsesProfile,
+    EdgeKind::RunsAmi,
+    EdgeKind::InVpc,
+    EdgeKind::InSubnet,
+];
 
 /// The entity graph and its instance groups.
 pub struct EntityGraph {
@@ -174,6 +214,8 @@ pub struct EntityGraph {
     key_principal: HashMap<Str, Str>,
     /// Signal reference → the version kept.
     signals: HashMap<RecordRef, SignalVersion>,
+    /// See [`EntityGraph::older_versions`].
+    older_versions: u64,
 }
 
 impl EntityGraph {
@@ -197,6 +239,7 @@ impl EntityGraph {
             principal_instance: HashMap::default(),
             key_principal: HashMap::default(),
             signals: HashMap::default(),
+            older_versions: 0,
         }
     }
 
@@ -213,6 +256,13 @@ impl EntityGraph {
         self.signals.len()
     }
 
+    /// Versions of findings replaced by a newer one (every `updatedAt` of a finding but its
+    /// newest, counted once however many copies of it were read): the same whatever order
+    /// the records arrive in, unlike [`Added::Updated`], which counts arrivals.
+    pub fn older_versions(&self) -> u64 {
+        self.older_versions
+    }
+
     /// Entity nodes (signal nodes excluded).
     pub fn entity_count(&self) -> usize {
         self.graph
@@ -224,17 +274,29 @@ impl EntityGraph {
     /// Adds what a signal says. A finding already present (same ARN, directly or through
     /// Security Hub) is one signal; a newer version (later `updatedAt`) replaces it.
     pub fn add_signal(&mut self, s: &Signal) -> Added {
-        let added = match self.signals.get(&s.reference) {
+        let added = match self.signals.get_mut(&s.reference) {
             None => Added::New,
             Some(prev) => {
                 // A newer version replaces an older one. Between copies of one version the
                 // GuardDuty original wins over the Security Hub copy, whichever came first,
                 // so the result does not depend on the order files are read in.
+                // Two versions written in the same millisecond: the later activity wins.
                 let newer = match (prev.updated_at, s.updated_at) {
-                    (Some(p), Some(n)) => n > p || (n == p && s.source < prev.source),
+                    (Some(p), Some(n)) => {
+                        (n, std::cmp::Reverse(s.source), s.time)
+                            > (p, std::cmp::Reverse(prev.source), prev.time)
+                    }
                     (None, Some(_)) => true,
                     _ => false,
                 };
+                if let Some(at) = s.updated_at
+                    && let Err(i) = prev.versions.binary_search(&at)
+                {
+                    prev.versions.insert(i, at);
+                    if prev.versions.len() > 1 {
+                        self.older_versions += 1;
+                    }
+                }
                 if newer {
                     Added::Updated
                 } else {
@@ -265,7 +327,12 @@ impl EntityGraph {
             if let Some(instance) = &actor.instance_id {
                 let i = self.node(EntityKind::Instance, instance);
                 self.edge(p, i, EdgeKind::ActedAs);
-                if self.principal_instance.get(principal) != Some(instance) {
+                // Should records disagree, the smallest instance id wins (whatever the order).
+                if self
+                    .principal_instance
+                    .get(principal)
+                    .is_none_or(|have| instance < have)
+                {
                     self.principal_instance
                         .insert(Str::from(principal), instance.clone());
                 }
@@ -273,7 +340,11 @@ impl EntityGraph {
             if let Some(key) = &actor.access_key_id {
                 let k = self.node(EntityKind::AccessKey, key);
                 self.edge(p, k, EdgeKind::UsesKey);
-                if self.key_principal.get(key).map(Str::as_str) != Some(principal) {
+                if self
+                    .key_principal
+                    .get(key)
+                    .is_none_or(|have| principal < have.as_str())
+                {
                     self.key_principal.insert(key.clone(), Str::from(principal));
                 }
             }
@@ -296,13 +367,24 @@ impl EntityGraph {
         if added == Added::Duplicate {
             return added;
         }
-        self.signals.insert(
-            s.reference.clone(),
-            SignalVersion {
-                updated_at: s.updated_at,
-                source: s.source,
-            },
-        );
+        match self.signals.get_mut(&s.reference) {
+            Some(v) => {
+                v.updated_at = s.updated_at;
+                v.source = s.source;
+                v.time = s.time;
+            }
+            None => {
+                self.signals.insert(
+                    s.reference.clone(),
+                    SignalVersion {
+                        updated_at: s.updated_at,
+                        source: s.source,
+                        time: s.time,
+                        versions: s.updated_at.into_iter().collect(),
+                    },
+                );
+            }
+        }
         added
     }
 
@@ -357,52 +439,72 @@ impl EntityGraph {
                 self.instances.entry(info.instance_id.clone()).or_default(),
             ),
         };
-        let newer = facts.described_at.is_none_or(|t| s.time >= t);
+        if !known {
+            facts.said_at = [Millis::MIN; Fact::COUNT];
+        }
+        let t = s.time;
+        let at = &mut facts.said_at;
         let f = &mut facts.info;
         f.instance_id = info.instance_id.clone();
         let mut changed = !known;
-        changed |= merge(&mut f.auto_scaling_group, &info.auto_scaling_group, newer);
-        changed |= merge(&mut f.launch_template, &info.launch_template, newer);
-        changed |= merge(
+        let mut fact = |fact: Fact, slot: &mut Option<Str>, new: &Option<Str>| {
+            changed |= merge(slot, &mut at[fact as usize], new, t);
+        };
+        fact(
+            Fact::AutoScalingGroup,
+            &mut f.auto_scaling_group,
+            &info.auto_scaling_group,
+        );
+        fact(
+            Fact::LaunchTemplate,
+            &mut f.launch_template,
+            &info.launch_template,
+        );
+        fact(
+            Fact::LaunchTemplateVersion,
             &mut f.launch_template_version,
             &info.launch_template_version,
-            newer,
         );
-        changed |= merge(
+        fact(
+            Fact::Stack,
             &mut f.cloudformation_stack,
             &info.cloudformation_stack,
-            newer,
         );
-        changed |= merge(&mut f.instance_profile, &info.instance_profile, newer);
-        changed |= merge(&mut f.ami, &info.ami, newer);
-        changed |= merge(&mut f.vpc, &info.vpc, newer);
-        changed |= merge(&mut f.subnet, &info.subnet, newer);
-        changed |= merge(&mut f.instance_type, &info.instance_type, newer);
-        if info.vcpus.is_some() && f.vcpus != info.vcpus && (f.vcpus.is_none() || newer) {
-            f.vcpus = info.vcpus;
-            changed = true;
-        }
+        fact(
+            Fact::Profile,
+            &mut f.instance_profile,
+            &info.instance_profile,
+        );
+        fact(Fact::Ami, &mut f.ami, &info.ami);
+        fact(Fact::Vpc, &mut f.vpc, &info.vpc);
+        fact(Fact::Subnet, &mut f.subnet, &info.subnet);
+        fact(
+            Fact::InstanceType,
+            &mut f.instance_type,
+            &info.instance_type,
+        );
+        fact(Fact::Account, &mut facts.account, &s.account);
+        fact(Fact::Region, &mut facts.region, &s.region);
+        changed |= merge(&mut f.vcpus, &mut at[Fact::Vcpus as usize], &info.vcpus, t);
         if info.launched && !f.launched {
             f.launched = true;
             changed = true;
         }
         for (k, v) in &info.tags {
-            match f.tags.iter_mut().find(|(fk, _)| fk == k) {
-                Some(slot) if newer && slot.1 != *v => {
-                    slot.1 = v.clone();
-                    changed = true;
+            match f.tags.binary_search_by(|(fk, _)| fk.cmp(k)) {
+                Ok(i) => {
+                    let mut slot = Some(f.tags[i].1.clone());
+                    if merge(&mut slot, &mut facts.tags_said_at[i], &Some(v.clone()), t) {
+                        f.tags[i].1 = v.clone();
+                        changed = true;
+                    }
                 }
-                Some(_) => {}
-                None => {
-                    f.tags.push((k.clone(), v.clone()));
+                Err(i) => {
+                    f.tags.insert(i, (k.clone(), v.clone()));
+                    facts.tags_said_at.insert(i, t);
                     changed = true;
                 }
             }
-        }
-        changed |= merge(&mut facts.account, &s.account, newer);
-        changed |= merge(&mut facts.region, &s.region, newer);
-        if newer {
-            facts.described_at = Some(s.time);
         }
         let new_ips = info
             .public_ips
@@ -461,12 +563,15 @@ impl EntityGraph {
             (EntityKind::Vpc, f.vpc.as_deref(), EdgeKind::InVpc),
             (EntityKind::Subnet, f.subnet.as_deref(), EdgeKind::InSubnet),
         ];
+        let mut linked = Vec::with_capacity(links.len());
         for (kind, target, edge) in links {
             if let Some(t) = target {
                 let t = self.node(kind, t);
                 self.edge(inst, t, edge);
+                linked.push((t, edge));
             }
         }
+        self.unlink_stale(inst, &linked);
         for ip in &info.public_ips {
             let t = self.node(EntityKind::Ip, ip);
             self.edge(inst, t, EdgeKind::HasIp);
@@ -479,6 +584,40 @@ impl EntityGraph {
         self.regroup(&facts);
         if let Some(slot) = self.instances.get_mut(info.instance_id.as_str()) {
             *slot = facts;
+        }
+    }
+
+    /// Removes the links an instance's earlier facts made that its facts no longer make (a
+    /// group in another region, an older AMI), and the entities only those links held: the
+    /// graph says what the merged facts say, not which facts were met first.
+    fn unlink_stale(&mut self, inst: NodeIndex, linked: &[(NodeIndex, EdgeKind)]) {
+        use petgraph::Direction::{Incoming, Outgoing};
+        use petgraph::visit::EdgeRef;
+        let stale: Vec<_> = self
+            .graph
+            .edges_directed(inst, Outgoing)
+            .filter(|e| {
+                FACT_LINKS.contains(e.weight()) && !linked.contains(&(e.target(), *e.weight()))
+            })
+            .map(|e| (e.id(), e.target(), *e.weight()))
+            .collect();
+        for (e, target, kind) in stale {
+            self.graph.remove_edge(e);
+            self.edges.remove(&(inst, target, kind));
+            let held = self.graph.edges_directed(target, Incoming).next().is_some()
+                || self.graph.edges_directed(target, Outgoing).next().is_some();
+            if held {
+                continue;
+            }
+            if let Some(node) = self.graph.remove_node(target)
+                && let Some(k) = EntityKind::parse(node.kind)
+                && let Some(id) = node
+                    .id
+                    .strip_prefix(k.as_str())
+                    .and_then(|r| r.strip_prefix(':'))
+            {
+                self.entities[k as usize].remove(id);
+            }
         }
     }
 
@@ -757,22 +896,49 @@ impl EntityGraph {
     }
 }
 
-/// The export node id of a group: `instance_group:ACCOUNT/kind/label`.
+/// The export node id of a group: `instance_group:ACCOUNT/kind/label`, and for a name that
+/// is only unique within an account and region (Auto Scaling group, stack) with the region
+/// too, `instance_group:ACCOUNT/kind/REGION/name`: one account may have a group of the same
+/// name in several regions, and each is a group of its own.
 pub fn group_node_id(g: &GroupId) -> String {
-    format!(
-        "instance_group:{}/{g}",
-        g.account.as_deref().unwrap_or("unknown-account")
-    )
+    let account = g.account.as_deref().unwrap_or("unknown-account");
+    match g.key.kind {
+        EntityKind::AutoScalingGroup | EntityKind::CloudFormationStack => {
+            // The key's id is `ACCOUNT/REGION/name` (see `EntityId::scoped`).
+            let place = g
+                .key
+                .id
+                .split_once('/')
+                .map_or(g.key.id.as_str(), |(_, r)| r);
+            format!("instance_group:{account}/{}/{place}", g.key.kind.as_str())
+        }
+        _ => format!("instance_group:{account}/{g}"),
+    }
 }
 
-/// Takes `new` where nothing is known yet, or where the record is the newest; says whether
-/// the slot changed.
-fn merge(slot: &mut Option<Str>, new: &Option<Str>, newer: bool) -> bool {
-    match new {
-        Some(v) if slot.as_ref() != Some(v) && (slot.is_none() || newer) => {
-            *slot = Some(v.clone());
-            true
-        }
-        _ => false,
+/// Takes `new`, said at `t`, where nothing is known yet or where (`t`, `new`) is above
+/// (`at`, the value held): the newest statement wins, the greatest value on a tie, so the
+/// result is the same in any order. Says whether the value changed.
+fn merge<T: Clone + Ord>(
+    slot: &mut Option<T>,
+    at: &mut Millis,
+    new: &Option<T>,
+    t: Millis,
+) -> bool {
+    let Some(v) = new else {
+        return false;
+    };
+    let take = match slot {
+        None => true,
+        Some(old) => (t, v) > (*at, &*old),
+    };
+    if !take {
+        return false;
     }
+    *at = t;
+    if slot.as_ref() == Some(v) {
+        return false;
+    }
+    *slot = Some(v.clone());
+    true
 }

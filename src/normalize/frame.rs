@@ -140,6 +140,7 @@ pub fn frame<R: Read>(
         examined: 0,
         values: 0,
         last_end_line: 0,
+        resynced: false,
         record_key: None,
     };
     let result = f.run(sink);
@@ -174,6 +175,9 @@ struct Framer<R> {
     /// The line on which the last record framed by its structure ended (0: none yet). A
     /// record starting on that line is not a line of JSON Lines.
     last_end_line: u64,
+    /// Framing went on at a record found by its first key after a damaged one: a guess,
+    /// since the key may also open an object inside the damaged record.
+    resynced: bool,
     /// The first key of the first top-level record framed by its structure: where records
     /// concatenated without separators are picked up again after a damaged one.
     record_key: Option<Vec<u8>>,
@@ -813,7 +817,7 @@ impl<R: Read> Framer<R> {
                 let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
                 if verdict == Verdict::Invalid && !by_key(self) && n > first_line_len {
                     self.resync_after(first_line_len, start_line);
-                } else if verdict == Verdict::Invalid && by_key(self) {
+                } else if verdict == Verdict::Invalid && by_key(self) && !self.is_one_value(n) {
                     // Its brackets balance but it is not JSON (a lost quote turns strings
                     // inside out): its end is not to be trusted, the next record is.
                     let key = self.record_key.clone().or(key);
@@ -823,6 +827,7 @@ impl<R: Read> Framer<R> {
                 } else {
                     self.advance(n);
                     self.last_end_line = self.line;
+                    self.resynced = false;
                     if self.record_key.is_none() {
                         self.record_key = key;
                     }
@@ -835,17 +840,23 @@ impl<R: Read> Framer<R> {
                 // recognise records by, any byte may come before it.
                 let sep = if key.is_some() { None } else { Some(b'}') };
                 let found = self.resync(sep, key.as_deref())?;
-                sink.problem(
-                    loc,
-                    format!(
-                        "record is cut short or not valid JSON: {reason}; {}",
-                        if found {
-                            "going on at the next record"
-                        } else {
-                            "no record follows it"
-                        }
-                    ),
-                );
+                // What a guessed record start leads to, when it is cut short with nothing after
+                // it, is the rest of the damaged record already reported (the key opened an
+                // object inside it), not a second problem.
+                if found || !self.resynced {
+                    sink.problem(
+                        loc,
+                        format!(
+                            "record is cut short or not valid JSON: {reason}; {}",
+                            if found {
+                                "going on at the next record"
+                            } else {
+                                "no record follows it"
+                            }
+                        ),
+                    );
+                }
+                self.resynced = found;
                 self.last_end_line = self.line;
                 Ok(())
             }
@@ -887,6 +898,14 @@ impl<R: Read> Framer<R> {
             line += 1;
         }
         (at < self.end).then_some((at, line))
+    }
+
+    /// Whether the `n` bytes at `pos` are one valid JSON value: a record the sink could not
+    /// read for another reason (its shape, its text) whose end is then to be trusted, so
+    /// framing goes on right after it instead of searching for the next record. Only asked of
+    /// records the sink refused, so it costs nothing on good input.
+    fn is_one_value(&self, n: usize) -> bool {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&self.buf[self.pos..self.pos + n]).is_ok()
     }
 
     /// Frames the elements of an array whose `[` was just consumed, through the closing `]`.
@@ -946,7 +965,7 @@ impl<R: Read> Framer<R> {
             };
             self.examined += n as u64;
             let verdict = sink.record(&self.buf[self.pos..self.pos + n], &loc, false);
-            if verdict == Verdict::Invalid {
+            if verdict == Verdict::Invalid && !self.is_one_value(n) {
                 // Its brackets balance but it is not JSON (a lost quote turns strings inside
                 // out, and the brackets counted may be the next element's): its end is not to
                 // be trusted, the next element is. The sink reported it.
@@ -960,7 +979,7 @@ impl<R: Read> Framer<R> {
                 index += 1;
                 continue;
             }
-            if first_key.is_none() {
+            if first_key.is_none() && verdict != Verdict::Invalid {
                 first_key = own_key;
                 if self.record_key.is_none() {
                     self.record_key.clone_from(&first_key);

@@ -1061,7 +1061,7 @@ fn graphml_loads_in_networkx_with_the_nodes_edges_and_typed_properties_of_the_js
         Value::from(2)
     );
     assert_eq!(
-        node("instance_group:111122223333/auto_scaling_group/web-asg")["members"],
+        node("instance_group:111122223333/auto_scaling_group/us-east-1/web-asg")["members"],
         Value::from(3)
     );
     let bitcoin = want
@@ -1121,7 +1121,7 @@ fn graphml_is_valid_graphml_with_typed_keys_and_gremlin_labels() {
     // Ids with `/` are written as NMTOKENs; plain ones stay as they are.
     assert!(text.contains("<node id=\"instance:i-0aaaaaaaaaaaaaaa1\">"));
     assert!(text.contains(
-        "<node id=\"instance_group:111122223333_x002F_auto_scaling_group_x002F_web-asg\">"
+        "<node id=\"instance_group:111122223333_x002F_auto_scaling_group_x002F_us-east-1_x002F_web-asg\">"
     ));
     assert!(text.contains("<data key=\"labelV\">instance</data>"));
     assert!(text.contains("<data key=\"labelE\">launched_by</data>"));
@@ -1465,4 +1465,96 @@ fn correlate_writes_the_graph_of_the_graph_command() {
         with_graph == findings(None),
         "findings differ with and without --graph"
     );
+}
+
+/// Node ids of an export, in the order written, read by each format's syntax.
+fn node_ids(text: &str, format: Format) -> Vec<String> {
+    match format {
+        Format::Json => {
+            let doc: Value = serde_json::from_str(text).unwrap();
+            doc["elements"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["data"]["id"].as_str().unwrap().to_string())
+                .collect()
+        }
+        // `"id" [label=…];` (edges have `->`).
+        Format::Dot => text
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('"') && !l.contains("\" -> \""))
+            .map(|l| l.split("\" [").next().unwrap().to_string())
+            .collect(),
+        Format::Graphml => text
+            .split("<node id=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect(),
+        Format::Cypher => text
+            .lines()
+            .filter(|l| l.starts_with("MERGE (n:"))
+            .map(|l| {
+                l.split("{id: ")
+                    .nth(1)
+                    .unwrap()
+                    .split("})")
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn issue_13_a_group_name_in_two_regions_is_two_group_nodes_in_every_format() {
+    // The same Auto Scaling group name in us-east-1 and eu-west-1 of one account: two groups
+    // (their keys hold the region), so two nodes with two ids.
+    let src = repo().join("fixtures/scenarios/compromised-instance-group/positive");
+    let text = std::fs::read_to_string(src.join("guardduty-get-findings.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("us.json"), &text).unwrap();
+    let eu = text
+        .replace("us-east-1", "eu-west-1")
+        .replace("i-0a15ce", "i-0e15ce");
+    std::fs::write(dir.path().join("eu.json"), eu).unwrap();
+    let g = build(&[dir.path().to_path_buf()]);
+    let json = export(&g, Format::Json);
+    let groups: Vec<String> = node_ids(&json, Format::Json)
+        .into_iter()
+        .filter(|id| id.starts_with("instance_group:"))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "instance_group:111122223333/auto_scaling_group/eu-west-1/shop-asg",
+            "instance_group:111122223333/auto_scaling_group/us-east-1/shop-asg",
+        ]
+    );
+    let nodes = node_ids(&json, Format::Json).len();
+    for format in [Format::Json, Format::Dot, Format::Graphml, Format::Cypher] {
+        let ids = node_ids(&export(&g, format), format);
+        let distinct: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), nodes, "{format:?}: every node once");
+        assert_eq!(distinct.len(), ids.len(), "{format:?}: a node id twice");
+    }
+    // Each group holds its region's instances.
+    let el = from_json(&json);
+    for (region, prefix) in [("us-east-1", "i-0a15ce"), ("eu-west-1", "i-0e15ce")] {
+        let group = format!("instance_group:111122223333/auto_scaling_group/{region}/shop-asg");
+        let members: Vec<&String> = el
+            .edges
+            .keys()
+            .filter(|(_, t, k)| *t == group && k == "in_group")
+            .map(|(s, _, _)| s)
+            .collect();
+        assert!(!members.is_empty(), "{group} has members");
+        assert!(
+            members
+                .iter()
+                .all(|m| m.starts_with(&format!("instance:{prefix}"))),
+            "{group}: {members:?}"
+        );
+    }
 }

@@ -625,6 +625,138 @@ fn a_finding_whose_group_becomes_known_later_is_archived_in_favour_of_the_group_
     assert!(state.sequences.iter().all(|s| s.id != early_id));
 }
 
+/// A copy of a GuardDuty finding (of the `findings` array) as another finding: new `id` and
+/// ARN, its activity and versions at `at`, optionally another type and instance.
+fn finding_copy(
+    f: &Value,
+    id: &str,
+    at: &str,
+    kind: Option<&str>,
+    instance: Option<&str>,
+) -> Value {
+    let mut f = f.clone();
+    let old_id = f["id"].as_str().unwrap().to_string();
+    f["id"] = json!(id);
+    f["arn"] = json!(f["arn"].as_str().unwrap().replace(&old_id, id));
+    for key in ["createdAt", "updatedAt"] {
+        f[key] = json!(at);
+    }
+    for key in ["eventFirstSeen", "eventLastSeen"] {
+        f["service"][key] = json!(at);
+    }
+    if let Some(k) = kind {
+        f["type"] = json!(k);
+    }
+    if let Some(i) = instance {
+        f["resource"]["instanceDetails"]["instanceId"] = json!(i);
+        f["resource"]["instanceDetails"]["iamInstanceProfile"]["arn"] =
+            json!("arn:aws:iam::111122223333:instance-profile/other-profile");
+    }
+    f
+}
+
+#[test]
+fn issue_13_a_closed_finding_whose_signals_form_another_sequence_later_is_archived() {
+    // Run 1: the compromised group's findings without their `aws:` tags and its session
+    // calls (the group is not known: the sequence is keyed by what is), then, 30 hours later,
+    // a finding about another instance: run 1 ends with the sequence closed, but within the
+    // horizon (its signals are replayed). Run 2, within the lag: a port probe on one of the
+    // instances, with its tags: the group is the Auto Scaling group now, and the replayed
+    // signals form the group's sequence. One run finds only that one; the split must archive
+    // the finding run 1 wrote, closed or not.
+    let src = common::fixture("scenarios/compromised-instance-group/positive");
+    let tmp = tempfile::tempdir().unwrap();
+    let (run1, run2, all) = (
+        tmp.path().join("run1"),
+        tmp.path().join("run2"),
+        tmp.path().join("all"),
+    );
+    for d in [&run1, &run2, &all] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let gd: Value = serde_json::from_str(
+        &std::fs::read_to_string(src.join("guardduty-get-findings.json")).unwrap(),
+    )
+    .unwrap();
+    let tagged = gd["findings"][0].clone();
+    let mut untagged = gd.clone();
+    for f in untagged["findings"].as_array_mut().unwrap() {
+        let tags = f["resource"]["instanceDetails"]["tags"]
+            .as_array_mut()
+            .unwrap();
+        tags.retain(|t| !t["key"].as_str().unwrap().starts_with("aws:"));
+    }
+    let mut elsewhere = finding_copy(
+        &untagged["findings"][0],
+        "c1053d0000000000000000000000e1se",
+        "2025-05-04T14:00:00.000Z",
+        None,
+        Some("i-0e15e00000000009"),
+    );
+    elsewhere["resource"]["instanceDetails"]["networkInterfaces"] = json!([]);
+    let probe = finding_copy(
+        &tagged,
+        "9e0be00000000000000000000000a5a5",
+        "2025-05-04T14:30:00.000Z",
+        Some("Recon:EC2/PortProbeUnprotectedPort"),
+        None,
+    );
+    let first = json!({"findings": [untagged["findings"][0], untagged["findings"][1], elsewhere]});
+    let second = json!({"findings": [probe]});
+    for d in [&run1, &all] {
+        std::fs::write(d.join("gd.json"), first.to_string()).unwrap();
+        std::fs::copy(
+            src.join("cloudtrail-session-calls.jsonl"),
+            d.join("calls.jsonl"),
+        )
+        .unwrap();
+    }
+    for d in [&run2, &all] {
+        std::fs::write(d.join("probe.json"), second.to_string()).unwrap();
+    }
+    let whole = single_run(&all);
+    let group_ids: Vec<&String> = whole
+        .keys()
+        .filter(|k| k.contains("/auto_scaling_group/shop-asg/"))
+        .collect();
+    assert_eq!(group_ids.len(), 1, "{:?}", whole.keys());
+
+    let mut state = State::new();
+    let (early, _) = split_runs(&[run1], &mut state);
+    let early_ids: Vec<String> = early
+        .keys()
+        .filter(|k| !whole.contains_key(*k))
+        .cloned()
+        .collect();
+    assert_eq!(
+        early_ids.len(),
+        1,
+        "run 1 keys the sequence otherwise: {:?}",
+        early.keys()
+    );
+    let record = state
+        .sequences
+        .iter()
+        .find(|r| r.id == early_ids[0])
+        .expect("the sequence can still be replayed");
+    assert_eq!(
+        record.status,
+        finding_correlator::state::SequenceStatus::Closed,
+        "the case is a closed sequence"
+    );
+    let (later, superseded) = split_runs(&[run2], &mut state);
+    assert_eq!(superseded, 1, "{:?}", later.keys());
+    assert_eq!(later[&early_ids[0]]["RecordState"], "ARCHIVED");
+    let mut last = early;
+    last.extend(later);
+    let active: Vec<&String> = last
+        .iter()
+        .filter(|(_, f)| f["RecordState"] != "ARCHIVED")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(active, whole.keys().collect::<Vec<_>>());
+}
+
 #[test]
 fn the_state_stays_bounded_over_many_daily_runs() {
     // Sixty days of a CI role's nightly launches (new instances every night), run a day at a

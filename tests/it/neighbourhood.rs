@@ -94,7 +94,7 @@ fn issue_7_the_fixture_sequence_subgraph_has_its_group_victim_session_and_launch
     // The group, its members, the victim's role session (and its key and role), the instances
     // it launched with their group.
     for id in [
-        "instance_group:111122223333/auto_scaling_group/web-asg",
+        "instance_group:111122223333/auto_scaling_group/us-east-1/web-asg",
         "instance:i-0aaaaaaaaaaaaaaa1",
         "instance:i-0aaaaaaaaaaaaaaa2",
         "instance:i-0aaaaaaaaaaaaaaa3",
@@ -151,7 +151,7 @@ fn issue_7_the_fixture_sequence_subgraph_has_its_group_victim_session_and_launch
 
     // Nothing of the unrelated groups, though the whole graph has them.
     for unrelated_id in [
-        "instance_group:111122223333/auto_scaling_group/batch-asg",
+        "instance_group:111122223333/auto_scaling_group/us-east-1/batch-asg",
         "instance:i-0ccccccccccccccc1",
         "instance:i-0ddddddddddddddd1",
         "principal:AIDAEXAMPLEALICE0001",
@@ -188,7 +188,7 @@ fn issue_7_with_every_fixture_an_unrelated_group_in_the_graph_is_not_in_the_subg
         groups(&part),
         BTreeSet::from([
             "instance_group:111122223333/ami/ami-0c0ffee0c0ffee000".to_string(),
-            "instance_group:111122223333/auto_scaling_group/web-asg".to_string(),
+            "instance_group:111122223333/auto_scaling_group/us-east-1/web-asg".to_string(),
         ])
     );
     for other in ["shop-asg", "etl-asg", "worker-asg", "api-asg", "batch-asg"] {

@@ -680,7 +680,19 @@ proptest! {
         );
         prop_assert!(d.not_json.is_none(), "{}", ctx);
         prop_assert_eq!(signals(&d), want, "{}", ctx);
-        prop_assert_eq!(d.problems.len(), base_problems + usize::from(broken), "{}", ctx);
+        // A cut record is one problem; framing may go on at a guess of the next record inside
+        // it (an object that opens with the records' first key), which the cut ends as well:
+        // then a second message names the same damage. Nothing is lost either way (signals
+        // above are exact).
+        let problems = d.problems.len();
+        if broken {
+            prop_assert!(
+                (base_problems + 1..=base_problems + 2).contains(&problems),
+                "{} problem(s), expected {} or one more: {}", problems, base_problems + 1, ctx
+            );
+        } else {
+            prop_assert_eq!(problems, base_problems, "{}", ctx);
+        }
     }
 
     /// A gzip stream cut anywhere gives the signals of the records complete in what can be
@@ -1012,4 +1024,117 @@ fn a_truncated_gzip_keeps_the_records_before_the_break() {
     );
     assert_eq!(d.problems.len(), 1);
     assert!(d.problems[0].reason.contains("truncated or corrupt gzip"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The graph: the same records in any order give the same exports (issue 13)
+
+/// The signals of every JSON record under `fixtures/` (the main scenario and every rule's
+/// scenarios), and two records that disagree with one of them about an instance: an hour
+/// earlier, another type in another region; an hour later, the instance named and nothing
+/// else said of it (as `TerminateInstances` does). Sorted by reference.
+fn fixture_signals() -> &'static [Signal] {
+    static SIGNALS: OnceLock<Vec<Signal>> = OnceLock::new();
+    SIGNALS.get_or_init(|| {
+        let mut files = Vec::new();
+        let mut dirs = vec![crate::common::fixture("")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        let mut out: Vec<Signal> = files
+            .iter()
+            .flat_map(|f| signals(&decode_bytes(&std::fs::read(f).unwrap())))
+            .collect();
+        let described = out
+            .iter()
+            .find(|s| s.instances.iter().any(|i| i.instance_type.is_some()))
+            .expect("a record describes an instance")
+            .clone();
+        let mut earlier = described.clone();
+        earlier.reference = RecordRef::EventId("issue-13-earlier".into());
+        earlier.time -= 3_600_000;
+        earlier.region = Some("eu-west-1".into());
+        for i in &mut earlier.instances {
+            i.instance_type = Some("m5.24xlarge".into());
+        }
+        let mut later = described;
+        later.reference = RecordRef::EventId("issue-13-later".into());
+        later.time += 3_600_000;
+        later.instances = later
+            .instances
+            .iter()
+            .map(|i| finding_correlator::signal::InstanceInfo {
+                instance_id: i.instance_id.clone(),
+                ..Default::default()
+            })
+            .collect();
+        out.extend([earlier, later]);
+        out.sort_by_key(|s| (s.reference.key(), s.updated_at, s.source));
+        out
+    })
+}
+
+/// Every export of a graph built from `signals` in this order.
+fn exports_of(signals: &[&Signal]) -> Vec<Vec<u8>> {
+    use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, EntityGraph, export};
+    let mut g = EntityGraph::new(DEFAULT_GROUP_PRECEDENCE.to_vec(), true);
+    for s in signals {
+        g.add_signal(s);
+    }
+    [
+        export::Format::Json,
+        export::Format::Dot,
+        export::Format::Graphml,
+        export::Format::Cypher,
+    ]
+    .into_iter()
+    .map(|f| {
+        let mut out = Vec::new();
+        export::write(&g, f, &mut out).unwrap();
+        out
+    })
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    #[test]
+    fn issue_13_fixture_records_in_any_order_give_the_same_exports(
+        order in Just(()).prop_perturb(|_, mut rng| {
+            let mut idx: Vec<usize> = (0..fixture_signals().len()).collect();
+            for i in (1..idx.len()).rev() {
+                idx.swap(i, rng.random_range(0..=i));
+            }
+            idx
+        })
+    ) {
+        let all = fixture_signals();
+        prop_assume!(all.len() > 100);
+        let sorted: Vec<&Signal> = all.iter().collect();
+        let shuffled: Vec<&Signal> = order.iter().map(|&i| &all[i]).collect();
+        let want = exports_of(&sorted);
+        let got = exports_of(&shuffled);
+        for (w, g) in want.iter().zip(&got) {
+            prop_assert!(w == g, "an export differs between record orders");
+        }
+        // No node id twice (in the JSON, every format's reference).
+        let doc: Value = serde_json::from_slice(&want[0]).unwrap();
+        let ids: Vec<&str> = doc["elements"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["data"]["id"].as_str().unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<&&str> = ids.iter().collect();
+        prop_assert_eq!(distinct.len(), ids.len());
+    }
 }
