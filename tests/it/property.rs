@@ -916,6 +916,10 @@ fn three_lines() -> (Vec<Vec<u8>>, Vec<Signal>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn a_truncated_line_in_json_lines_keeps_the_lines_after_it() {
     // A writer that died mid-line, then was restarted: line 2 is cut short.
     let (lines, sigs) = three_lines();
@@ -940,6 +944,10 @@ fn a_truncated_line_in_json_lines_keeps_the_lines_after_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn a_broken_line_that_opens_an_array_costs_only_that_line() {
     // JSON Lines may hold a batch of records as an array on one line; one cut short in the
     // middle of the file must not take the lines after it along.
@@ -971,6 +979,10 @@ fn a_broken_line_that_opens_an_array_costs_only_that_line() {
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn json_lines_whose_first_line_is_broken_still_decode() {
     // The head of the first line is lost (a file cut at the front, as by log rotation).
     let (lines, sigs) = three_lines();
