@@ -411,6 +411,16 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// When the activity began: a finding's `eventFirstSeen` (a finding is evidence over its
+    /// whole span, whichever version of it was read), otherwise the event time. The matcher
+    /// takes signals in this order, so a finding counts from the start of its span whether a
+    /// run read its first version or its last.
+    pub fn since(&self) -> Millis {
+        self.fields
+            .first_seen
+            .map_or(self.time, |f| f.min(self.time))
+    }
+
     /// Every entity the signal names, without repeats.
     pub fn entities(&self) -> Vec<EntityId> {
         let mut out = Vec::new();

@@ -1,8 +1,11 @@
 //! The sliding-window sequence matcher: signals + rules → attack sequences.
 //!
-//! Signals arrive in any order; a reorder buffer releases them in event-time order once they
-//! are older than the newest time seen minus the allowed lag (default 1 h), so records from
-//! several files and regions can interleave. Each released signal is offered to every rule in
+//! Signals arrive in any order; a reorder buffer releases them in the order their activity
+//! began ([`Signal::since`]: the event time, or a finding's first sighting) once they are older
+//! than the newest time seen minus the allowed lag (default 1 h), so records from several
+//! files and regions can interleave. A finding stays in a window from its first sighting until
+//! the window has passed its last, so the same matches come out whether a run read its first
+//! version or a later one. Each released signal is offered to every rule in
 //! dependency order: a rule's stages select it (the first matching stage wins), the
 //! allowlist may drop it, and the rule's `group_by` gives its group keys. Per rule and group
 //! the matcher keeps only the signals inside the window, with running counts, sums and
@@ -87,7 +90,10 @@ impl Ord for Pending {
 
 /// One matched signal in a window.
 struct Entry {
+    /// When the signal's activity began ([`Signal::since`]): the order of the window.
     time: Millis,
+    /// When it was last seen: it stays in a window until the window has passed this.
+    until: Millis,
     stage: usize,
     weak: bool,
     signal: Arc<SeqSignal>,
@@ -193,10 +199,36 @@ impl Agg {
 /// Matching state of one rule and one group.
 struct KeyState {
     entries: VecDeque<Entry>,
+    /// Entries that last past their start (findings seen over a span): with any, an entry
+    /// behind the front may leave the window first.
+    spanning: usize,
     agg: Agg,
     open: Option<Sequence>,
     /// The last closed sequence, kept while `suppress` may still reopen it.
     closed: Option<Sequence>,
+}
+
+impl KeyState {
+    /// Drops the entries last seen before `horizon`.
+    fn expire(&mut self, horizon: Millis) {
+        while self.entries.front().is_some_and(|f| f.until < horizon) {
+            if let Some(old) = self.entries.pop_front() {
+                self.agg.add(&old, -1);
+                self.spanning -= usize::from(old.until > old.time);
+            }
+        }
+        if self.spanning > 0 && self.entries.iter().any(|e| e.until < horizon) {
+            let (agg, spanning) = (&mut self.agg, &mut self.spanning);
+            self.entries.retain(|e| {
+                if e.until >= horizon {
+                    return true;
+                }
+                agg.add(e, -1);
+                *spanning -= usize::from(e.until > e.time);
+                false
+            });
+        }
+    }
 }
 
 /// The matcher.
@@ -300,16 +332,16 @@ impl Matcher {
             })
     }
 
-    /// Takes a signal (the graph must already hold what it says). Releases, in event-time
-    /// order, every buffered signal older than the newest time minus the lag.
+    /// Takes a signal (the graph must already hold what it says). Releases, in the order
+    /// their activity began, every buffered signal older than the newest time minus the lag.
     pub fn push(&mut self, s: Arc<Signal>, graph: &EntityGraph) {
         if !self.wants(&s) {
             return;
         }
         self.stats.candidates += 1;
-        self.newest = self.newest.max(s.time);
+        self.newest = self.newest.max(s.since());
         self.buffer.push(Reverse(Pending {
-            time: s.time,
+            time: s.since(),
             key: s.reference.key(),
             signal: s,
         }));
@@ -321,7 +353,7 @@ impl Matcher {
         }
     }
 
-    /// Matches signals that are all known at once (files): sorted by event time here, so
+    /// Matches signals that are all known at once (files): sorted by when their activity began here, so
     /// arrival order never matters. Returns them in the order matched.
     pub fn push_ordered(
         &mut self,
@@ -330,12 +362,12 @@ impl Matcher {
     ) -> Vec<Arc<Signal>> {
         let mut keyed: Vec<(Millis, String, Arc<Signal>)> = signals
             .drain(..)
-            .map(|s| (s.time, s.reference.key(), s))
+            .map(|s| (s.since(), s.reference.key(), s))
             .collect();
         keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (_, _, s) in &keyed {
+        for (since, _, s) in &keyed {
             self.stats.candidates += 1;
-            self.newest = self.newest.max(s.time);
+            self.newest = self.newest.max(*since);
             self.process(s, graph);
         }
         keyed.into_iter().map(|(_, _, s)| s).collect()
@@ -364,10 +396,10 @@ impl Matcher {
     }
 
     fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
-        if s.time < self.released_up_to {
+        if s.since() < self.released_up_to {
             self.stats.late += 1;
         }
-        self.released_up_to = self.released_up_to.max(s.time);
+        self.released_up_to = self.released_up_to.max(s.since());
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
             self.since_sweep = 0;
@@ -466,7 +498,8 @@ impl Matcher {
                 rule,
                 key,
                 Entry {
-                    time: s.time,
+                    time: s.since(),
+                    until: s.time,
                     stage,
                     weak: rule.stages[stage].weak,
                     signal: seq_signal.clone(),
@@ -487,15 +520,7 @@ impl Matcher {
         for (ri, states) in self.states.iter_mut().enumerate() {
             let rule = &rules.rules[ri];
             states.retain(|_, st| {
-                while st
-                    .entries
-                    .front()
-                    .is_some_and(|f| f.time < now - rule.window)
-                {
-                    if let Some(old) = st.entries.pop_front() {
-                        st.agg.add(&old, -1);
-                    }
-                }
+                st.expire(now - rule.window);
                 if st
                     .open
                     .as_ref()
@@ -530,15 +555,12 @@ impl Matcher {
             .entry(key.clone())
             .or_insert_with(|| KeyState {
                 entries: VecDeque::new(),
+                spanning: 0,
                 agg: Agg::new(rule),
                 open: None,
                 closed: None,
             });
-        while st.entries.front().is_some_and(|f| f.time < t - rule.window) {
-            if let Some(old) = st.entries.pop_front() {
-                st.agg.add(&old, -1);
-            }
-        }
+        st.expire(t - rule.window);
         if st
             .open
             .as_ref()
@@ -549,6 +571,7 @@ impl Matcher {
             self.finished.push(prev);
         }
         st.agg.add(&e, 1);
+        st.spanning += usize::from(e.until > e.time);
         let signal = e.signal.clone();
         st.entries.push_back(e);
         let max = self.opts.max_signals_per_sequence;

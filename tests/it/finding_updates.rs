@@ -255,9 +255,10 @@ fn issue_12_a_finding_first_seen_long_ago_and_still_active_counts_in_today_s_win
 #[test]
 fn issue_12_an_update_past_the_window_of_the_other_signals_does_not_archive_the_finding() {
     // Run 1 writes the sequence of the mining and C&C findings. Run 2 reads the mining
-    // finding last seen two days later, beyond the rule's 24-hour window from the C&C one: the
-    // two no longer form a sequence, but nothing was regrouped, so the finding written stays
-    // ACTIVE and nothing is archived.
+    // finding last seen two days later, beyond the rule's 24-hour window from the C&C one. A
+    // finding is evidence over its whole span, so the mining went on through the C&C traffic:
+    // the same finding is updated in place (same Id, ACTIVE, observed until the new last
+    // sighting), and nothing is archived.
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
     let run1 = tmp.path().join("run1");
@@ -273,11 +274,11 @@ fn issue_12_an_update_past_the_window_of_the_other_signals_does_not_archive_the_
     assert_eq!(first.len(), 1, "{first:#?}");
     assert_eq!(text(&first[0], "Id"), SEQUENCE_ID);
     let second = correlate(&run2, Some(&state), &tmp.path().join("out2.json"));
-    assert!(
-        second.iter().all(|f| text(f, "RecordState") == "ACTIVE"),
-        "nothing archived: {second:#?}"
-    );
-    assert!(second.is_empty(), "{second:#?}");
+    assert_eq!(second.len(), 1, "one update: {second:#?}");
+    assert_eq!(text(&second[0], "Id"), SEQUENCE_ID);
+    assert_eq!(text(&second[0], "RecordState"), "ACTIVE");
+    assert_eq!(text(&second[0], "CreatedAt"), text(&first[0], "CreatedAt"));
+    assert_eq!(text(&second[0], "LastObservedAt"), at(FIRST_SEEN, 48 * 60));
 
     // Run 3: new C&C traffic from the group near the mining finding's last sighting: the
     // sequence forms again, under the Id it was written with.
@@ -296,7 +297,7 @@ fn issue_12_an_update_past_the_window_of_the_other_signals_does_not_archive_the_
     assert_eq!(third.len(), 1, "{third:#?}");
     assert_eq!(text(&third[0], "Id"), SEQUENCE_ID);
     assert_eq!(text(&third[0], "RecordState"), "ACTIVE");
-    assert!(text(&third[0], "UpdatedAt") > text(&first[0], "UpdatedAt"));
+    assert!(text(&third[0], "UpdatedAt") > text(&second[0], "UpdatedAt"));
 }
 
 /// Runs `correlate` with a state over `runs` (the records of each run) through the library;
@@ -354,4 +355,63 @@ proptest::proptest! {
         }
         proptest::prop_assert_eq!(written.last(), whole.first());
     }
+}
+
+/// A malicious-execution finding on the C&C member, seen once, half an hour after the C&C.
+fn execution() -> Value {
+    let mut f = command_and_control();
+    let id = "fedcba9876543210fedcba9876543210";
+    let arn = text(&f, "arn").rsplit_once('/').unwrap().0.to_string();
+    f["id"] = json!(id);
+    f["arn"] = json!(format!("{arn}/{id}"));
+    f["type"] = json!("Execution:Runtime/NewBinaryExecuted");
+    let c2_last = text(&f["service"], "eventLastSeen").to_string();
+    f["service"]["eventFirstSeen"] = json!(at(&c2_last, 30));
+    f["service"]["eventLastSeen"] = json!(at(&c2_last, 30));
+    f["updatedAt"] = json!(at(&c2_last, 32));
+    f
+}
+
+#[test]
+fn issue_13_one_run_over_the_newest_version_opens_where_runs_that_read_the_first_did() {
+    // The C&C and execution findings form a sequence on their own; the mining finding, first
+    // seen an hour before them, was read by the first of two runs in its first version and is
+    // in one run only in its fifth (last seen 20 hours on). A finding counts from its first
+    // sighting whichever version is read, so one run and the two runs both open the sequence
+    // at the mining's first sighting: one Id, one ACTIVE finding. (Before, one run placed the
+    // mining finding at its last sighting, opened at the C&C and wrote another Id.)
+    let tmp = tempfile::tempdir().unwrap();
+    let one_dir = tmp.path().join("one");
+    std::fs::create_dir_all(&one_dir).unwrap();
+    write_findings(
+        &one_dir.join("gd.json"),
+        &[version(5), command_and_control(), execution()],
+    );
+    let one = correlate(&one_dir, None, &tmp.path().join("one.json"));
+    assert_eq!(one.len(), 1, "{one:#?}");
+    assert_eq!(text(&one[0], "Id"), SEQUENCE_ID);
+    assert_eq!(text(&one[0], "CreatedAt"), FIRST_SEEN);
+
+    let split = split_runs(
+        tmp.path(),
+        &[
+            vec![version(1), command_and_control(), execution()],
+            vec![version(5)],
+        ],
+    );
+    let active: Vec<&str> = split
+        .iter()
+        .filter(|f| text(f, "RecordState") == "ACTIVE")
+        .map(|f| text(f, "Id"))
+        .collect();
+    assert!(
+        active.iter().all(|id| *id == SEQUENCE_ID),
+        "only the one run's Id is written: {split:#?}"
+    );
+    assert!(split.iter().all(|f| text(f, "RecordState") == "ACTIVE"));
+    let last = split.last().unwrap();
+    assert_eq!(
+        text(last, "LastObservedAt"),
+        text(&one[0], "LastObservedAt")
+    );
 }

@@ -10,6 +10,7 @@ mod call_filter;
 mod cli;
 mod decode_fixtures;
 mod deploy;
+mod environment;
 mod exports;
 mod finding_updates;
 mod framing;
