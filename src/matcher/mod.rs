@@ -94,6 +94,8 @@ struct Entry {
     time: Millis,
     /// When it was last seen: it stays in a window until the window has passed this.
     until: Millis,
+    /// Its place among the group's entries (set when it joins).
+    order: u64,
     stage: usize,
     weak: bool,
     signal: Arc<SeqSignal>,
@@ -198,10 +200,14 @@ impl Agg {
 
 /// Matching state of one rule and one group.
 struct KeyState {
+    /// Entries seen at one moment (calls), in time order: they leave from the front.
     entries: VecDeque<Entry>,
-    /// Entries that last past their start (findings seen over a span): with any, an entry
-    /// behind the front may leave the window first.
-    spanning: usize,
+    /// Entries seen over a span (findings), in the order they began: any of them may leave
+    /// first, so they are kept apart, with the earliest end among them.
+    spans: Vec<Entry>,
+    spans_end: Millis,
+    /// Entries that joined so far (the next entry's `order`).
+    joined: u64,
     agg: Agg,
     open: Option<Sequence>,
     /// The last closed sequence, kept while `suppress` may still reopen it.
@@ -209,25 +215,73 @@ struct KeyState {
 }
 
 impl KeyState {
+    fn new(rule: &Rule) -> KeyState {
+        KeyState {
+            entries: VecDeque::new(),
+            spans: Vec::new(),
+            spans_end: Millis::MAX,
+            joined: 0,
+            agg: Agg::new(rule),
+            open: None,
+            closed: None,
+        }
+    }
+
+    fn push(&mut self, mut e: Entry) {
+        e.order = self.joined;
+        self.joined += 1;
+        self.agg.add(&e, 1);
+        if e.until > e.time {
+            self.spans_end = self.spans_end.min(e.until);
+            self.spans.push(e);
+        } else {
+            self.entries.push_back(e);
+        }
+    }
+
     /// Drops the entries last seen before `horizon`.
     fn expire(&mut self, horizon: Millis) {
         while self.entries.front().is_some_and(|f| f.until < horizon) {
             if let Some(old) = self.entries.pop_front() {
                 self.agg.add(&old, -1);
-                self.spanning -= usize::from(old.until > old.time);
             }
         }
-        if self.spanning > 0 && self.entries.iter().any(|e| e.until < horizon) {
-            let (agg, spanning) = (&mut self.agg, &mut self.spanning);
-            self.entries.retain(|e| {
+        if self.spans_end < horizon {
+            let agg = &mut self.agg;
+            self.spans.retain(|e| {
                 if e.until >= horizon {
                     return true;
                 }
                 agg.add(e, -1);
-                *spanning -= usize::from(e.until > e.time);
                 false
             });
+            self.spans_end = self
+                .spans
+                .iter()
+                .map(|e| e.until)
+                .min()
+                .unwrap_or(Millis::MAX);
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.spans.is_empty()
+    }
+
+    /// When the oldest entry in the window began.
+    fn window_start(&self) -> Option<Millis> {
+        let calls = self.entries.front().map(|e| e.time);
+        let spans = self.spans.first().map(|e| e.time);
+        calls.into_iter().chain(spans).min()
+    }
+
+    /// The window's entries in the order they joined.
+    fn in_order(&self) -> Vec<&Entry> {
+        let mut out: Vec<&Entry> = self.entries.iter().chain(&self.spans).collect();
+        if !self.spans.is_empty() {
+            out.sort_by_key(|e| e.order);
+        }
+        out
     }
 }
 
@@ -500,6 +554,7 @@ impl Matcher {
                 Entry {
                     time: s.since(),
                     until: s.time,
+                    order: 0,
                     stage,
                     weak: rule.stages[stage].weak,
                     signal: seq_signal.clone(),
@@ -538,7 +593,7 @@ impl Matcher {
                 {
                     self.finished.push(done);
                 }
-                !(st.entries.is_empty() && st.open.is_none() && st.closed.is_none())
+                !(st.is_empty() && st.open.is_none() && st.closed.is_none())
             });
         }
     }
@@ -553,13 +608,7 @@ impl Matcher {
         let t = e.time;
         let st = self.states[ri]
             .entry(key.clone())
-            .or_insert_with(|| KeyState {
-                entries: VecDeque::new(),
-                spanning: 0,
-                agg: Agg::new(rule),
-                open: None,
-                closed: None,
-            });
+            .or_insert_with(|| KeyState::new(rule));
         st.expire(t - rule.window);
         if st
             .open
@@ -570,10 +619,8 @@ impl Matcher {
         {
             self.finished.push(prev);
         }
-        st.agg.add(&e, 1);
-        st.spanning += usize::from(e.until > e.time);
         let signal = e.signal.clone();
-        st.entries.push_back(e);
+        st.push(e);
         let max = self.opts.max_signals_per_sequence;
         if let Some(open) = st.open.as_mut() {
             open.add(signal, max);
@@ -582,7 +629,7 @@ impl Matcher {
         if !st.agg.holds(rule) {
             return false;
         }
-        let window_start = st.entries.front().map_or(t, |f| f.time);
+        let window_start = st.window_start().unwrap_or(t);
         let reopen = st
             .closed
             .as_ref()
@@ -597,7 +644,7 @@ impl Matcher {
             opening.opened = t;
             opening
         };
-        for entry in &st.entries {
+        for entry in st.in_order() {
             seq.add(entry.signal.clone(), max);
         }
         if !reopen {
