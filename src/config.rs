@@ -358,25 +358,17 @@ pub struct AwsSettings {
     pub partition: Option<String>,
     /// Where every AWS call is recorded (`CORRELATOR_RECORD_CALLS`), if anywhere.
     pub record_calls: Option<std::path::PathBuf>,
-    pub guardduty: bool,
-    pub securityhub: bool,
-    pub cloudtrail: bool,
-    pub cloudtrail_s3: bool,
-    pub trail: String,
-    pub trail_concurrency: usize,
-    /// Empty: every region folder of the trail.
-    pub trail_regions: Vec<String>,
+    /// The sources of `aws.sources`, each once, in the order they are polled.
+    pub sources: Vec<crate::sources::SourceConfig>,
     pub reports: Option<String>,
     pub lookback: crate::time::Millis,
     pub overlap: crate::time::Millis,
     pub state: String,
-    pub sink: String,
-    pub sink_file: String,
+    /// Where findings go (`aws.sink`, `aws.sink_file`).
+    pub sink: crate::sinks::SinkConfig,
+    /// The region findings are written for (`aws.securityhub_region`); None: the first region.
     pub securityhub_region: Option<String>,
     pub retry: crate::aws::RetryOptions,
-    pub sink_calls_per_second: f64,
-    pub cloudtrail_calls_per_second: f64,
-    pub cloudtrail_delivery_delay: crate::time::Millis,
     pub lease: crate::time::Millis,
     /// What the process's environment says about where it runs (for the state's lease).
     pub host: HostEnvironment,
@@ -677,19 +669,15 @@ impl Config {
             regions: a.regions.clone(),
             partition,
             record_calls: self.origins.record_calls.clone(),
-            guardduty: a.sources.iter().any(|s| s == "guardduty"),
-            securityhub: a.sources.iter().any(|s| s == "securityhub"),
-            cloudtrail: a.sources.iter().any(|s| s == "cloudtrail"),
-            cloudtrail_s3: a.sources.iter().any(|s| s == "cloudtrail_s3"),
-            trail: a.trail.clone(),
-            trail_concurrency: a.trail_concurrency,
-            trail_regions: a.trail_regions.clone(),
+            sources: crate::sources::SourceConfig::from_keys(a, cloudtrail_delivery_delay),
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,
             state: a.state.clone(),
-            sink: a.sink.clone(),
-            sink_file: a.sink_file.clone(),
+            sink: crate::sinks::SinkConfig::from_keys(a).unwrap_or_else(|e| {
+                problems.push(e);
+                crate::sinks::SinkConfig::Stdout
+            }),
             securityhub_region: (!a.securityhub_region.is_empty())
                 .then(|| a.securityhub_region.clone()),
             retry: crate::aws::RetryOptions {
@@ -697,15 +685,11 @@ impl Config {
                 initial_backoff: std::time::Duration::from_millis(initial_backoff.max(0) as u64),
                 attempt_timeout: std::time::Duration::from_millis(attempt_timeout.max(1) as u64),
             },
-            sink_calls_per_second: a.sink_calls_per_second,
-            cloudtrail_calls_per_second: a.cloudtrail_calls_per_second,
-            cloudtrail_delivery_delay,
             lease,
             host: self.host.clone(),
         };
         for src in &a.sources {
-            if !["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"].contains(&src.as_str())
-            {
+            if !crate::sources::SourceConfig::NAMES.contains(&src.as_str()) {
                 problems.push(format!(
                     "aws.sources: unknown source {src:?} (expected guardduty, securityhub, cloudtrail or cloudtrail_s3)"
                 ));
@@ -753,14 +737,6 @@ impl Config {
         }
         if a.sources.is_empty() {
             problems.push("aws.sources: name at least one source".into());
-        }
-        match a.sink.as_str() {
-            "securityhub" | "stdout" => {}
-            "file" if !a.sink_file.is_empty() => {}
-            "file" => problems.push("aws.sink_file: needed when aws.sink is \"file\"".into()),
-            other => problems.push(format!(
-                "aws.sink: unknown sink {other:?} (expected securityhub, file or stdout)"
-            )),
         }
         if let Err(e) = check_location(&a.state) {
             problems.push(format!("aws.state: {e}"));

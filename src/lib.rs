@@ -24,6 +24,7 @@ pub mod regions;
 pub mod report;
 pub mod rollup;
 pub mod rules;
+pub mod run_loop;
 pub mod signal;
 pub mod sinks;
 pub mod sources;
