@@ -1209,4 +1209,102 @@ mod tests {
         assert!(e.contains("unknown key `asg`"), "{e}");
         assert!(e.contains("`vpc` is listed twice"), "{e}");
     }
+
+    #[test]
+    fn issue_15_the_sink_and_sources_are_built_from_the_aws_keys() {
+        use crate::sinks::SinkConfig;
+        use crate::sources::SourceConfig;
+        // (the [aws] keys, the sink, or the error it gives)
+        let sinks: [(&str, Result<SinkConfig, &str>); 7] = [
+            (
+                "",
+                Ok(SinkConfig::SecurityHub {
+                    region: None,
+                    calls_per_second: 10.0,
+                }),
+            ),
+            (
+                "sink = \"securityhub\"\nsecurityhub_region = \"eu-west-1\"\nsink_calls_per_second = 4.0",
+                Ok(SinkConfig::SecurityHub {
+                    region: Some("eu-west-1".into()),
+                    calls_per_second: 4.0,
+                }),
+            ),
+            (
+                "sink = \"file\"\nsink_file = \"out/findings.json\"",
+                Ok(SinkConfig::File("out/findings.json".into())),
+            ),
+            ("sink = \"stdout\"", Ok(SinkConfig::Stdout)),
+            (
+                "sink = \"file\"",
+                Err("aws.sink_file: needed when aws.sink is \"file\""),
+            ),
+            (
+                "sink = \"kafka\"",
+                Err("aws.sink: unknown sink \"kafka\" (expected securityhub, file or stdout)"),
+            ),
+            (
+                "sink = \"Security Hub\"",
+                Err("aws.sink: unknown sink \"Security Hub\""),
+            ),
+        ];
+        for (keys, expected) in sinks {
+            let c = Config::parse(&format!("[aws]\n{keys}\n")).unwrap();
+            match (c.validate(), expected) {
+                (Ok(s), Ok(sink)) => assert_eq!(s.aws.sink, sink, "{keys}"),
+                (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{keys}: {e}"),
+                (got, want) => panic!("{keys}: got {got:?}, expected {want:?}"),
+            }
+        }
+        // Sources: each once, in the order they are polled, whatever order the keys give.
+        let sources: [(&str, Vec<SourceConfig>); 3] = [
+            (
+                "",
+                vec![
+                    SourceConfig::GuardDuty,
+                    SourceConfig::CloudTrailLookup {
+                        calls_per_second: 2.0,
+                        delivery_delay: 15 * 60_000,
+                    },
+                ],
+            ),
+            (
+                "sources = [\"cloudtrail_s3\", \"securityhub\", \"guardduty\", \"guardduty\"]\ntrail = \"s3://t/AWSLogs/\"\ntrail_regions = [\"eu-north-1\"]\ntrail_concurrency = 3",
+                vec![
+                    SourceConfig::GuardDuty,
+                    SourceConfig::SecurityHub,
+                    SourceConfig::CloudTrailS3 {
+                        trail: "s3://t/AWSLogs/".into(),
+                        regions: vec!["eu-north-1".into()],
+                        concurrency: 3,
+                    },
+                ],
+            ),
+            (
+                "sources = [\"cloudtrail\"]\ncloudtrail_calls_per_second = 1.5\ncloudtrail_delivery_delay = \"5m\"",
+                vec![SourceConfig::CloudTrailLookup {
+                    calls_per_second: 1.5,
+                    delivery_delay: 5 * 60_000,
+                }],
+            ),
+        ];
+        for (keys, expected) in sources {
+            let s = Config::parse(&format!("[aws]\n{keys}\n"))
+                .unwrap()
+                .validate()
+                .unwrap_or_else(|e| panic!("{keys}: {e}"));
+            assert_eq!(s.aws.sources, expected, "{keys}");
+            let names: Vec<&str> = s.aws.sources.iter().map(SourceConfig::name).collect();
+            assert!(
+                names.iter().all(|n| SourceConfig::NAMES.contains(n)),
+                "{keys}: {names:?}"
+            );
+        }
+        let e = Config::parse("[aws]\nsources = [\"guardduty\", \"vpcflow\"]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aws.sources: unknown source \"vpcflow\""), "{e}");
+    }
 }

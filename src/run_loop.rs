@@ -202,3 +202,197 @@ impl Source for Files<'_> {
         Input::Paths(self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Checkpoint, FileStore};
+
+    fn settings() -> Settings {
+        crate::config::Config::default()
+            .validate()
+            .expect("the defaults are valid")
+    }
+
+    fn rules() -> Arc<RuleSet> {
+        Arc::new(RuleSet::builtin().expect("shipped rules load"))
+    }
+
+    /// Two attacks' records, each a finding.
+    fn paths() -> Vec<std::path::PathBuf> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+        vec![
+            root.join("compromised-instance-group/positive"),
+            root.join("instance-credentials-launch-compute/positive"),
+        ]
+    }
+
+    /// Files, and a checkpoint saved with the state.
+    struct Checkpointed<'a>(Files<'a>);
+
+    impl Source for Checkpointed<'_> {
+        fn input(&self) -> Input<'_> {
+            self.0.input()
+        }
+
+        fn checkpoint(&mut self, next: &mut State) {
+            next.checkpoints.insert(
+                "test/source".into(),
+                Checkpoint {
+                    cursor: Some(42),
+                    ..Checkpoint::default()
+                },
+            );
+        }
+    }
+
+    /// A sink that records what it is given, refuses the ids in `refuse`, or fails whole.
+    #[derive(Default)]
+    struct Recorder<'a> {
+        store: Option<&'a FileStore>,
+        fail: bool,
+        refuse_all: bool,
+        given: Vec<String>,
+        /// Whether the state file existed while the findings were written.
+        state_there: Option<bool>,
+    }
+
+    impl Sink for Recorder<'_> {
+        fn writer(&mut self, _run: &CorrelateRun) -> anyhow::Result<Writer> {
+            Ok(Writer::default())
+        }
+
+        fn write(
+            &mut self,
+            findings: &mut Vec<Value>,
+            _run: &CorrelateRun,
+            _dry_run: bool,
+        ) -> anyhow::Result<Vec<String>> {
+            self.state_there = self.store.map(|s| s.path.exists());
+            if self.fail {
+                anyhow::bail!("the sink is down");
+            }
+            let ids: Vec<String> = findings
+                .iter()
+                .map(|f| f["Id"].as_str().unwrap_or_default().to_string())
+                .collect();
+            self.given = ids.clone();
+            Ok(if self.refuse_all { ids } else { Vec::new() })
+        }
+    }
+
+    fn pass(store: &FileStore, sink: &mut Recorder<'_>, dry_run: bool) -> anyhow::Result<Outcome> {
+        pass_over(&paths(), store, sink, dry_run)
+    }
+
+    fn pass_over(
+        paths: &[std::path::PathBuf],
+        store: &FileStore,
+        sink: &mut Recorder<'_>,
+        dry_run: bool,
+    ) -> anyhow::Result<Outcome> {
+        let prior = store.load().expect("state loads").unwrap_or_default();
+        run_once(
+            Some(Taken {
+                store,
+                prior: &prior,
+            }),
+            &mut Checkpointed(Files(paths)),
+            sink,
+            &settings(),
+            &rules(),
+            Options { dry_run },
+        )
+    }
+
+    #[test]
+    fn issue_15_the_state_is_saved_last_and_never_when_the_sink_fails_or_in_a_dry_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let mut failing = Recorder {
+            store: Some(&store),
+            fail: true,
+            ..Recorder::default()
+        };
+        let e = pass(&store, &mut failing, false)
+            .err()
+            .expect("the sink failed");
+        assert!(e.to_string().contains("the sink is down"), "{e:#}");
+        assert!(!store.path.exists(), "a failed sink saves nothing");
+
+        let mut dry = Recorder::default();
+        let out = pass(&store, &mut dry, true).unwrap();
+        assert_eq!(dry.given.len(), 2, "a dry run gives the sink the findings");
+        assert!(
+            out.saved.is_none() && !store.path.exists(),
+            "a dry run saves nothing"
+        );
+
+        let mut sink = Recorder {
+            store: Some(&store),
+            ..Recorder::default()
+        };
+        let out = pass(&store, &mut sink, false).unwrap();
+        assert_eq!(sink.given.len(), 2);
+        assert_eq!(sink.state_there, Some(false), "saved after the findings");
+        assert_eq!(out.saved, Some(store.describe()));
+        let saved = store.load().unwrap().expect("saved");
+        assert_eq!(
+            saved.checkpoints["test/source"].cursor,
+            Some(42),
+            "the source's checkpoint is saved with the state"
+        );
+        assert!(
+            !saved.sequences.is_empty(),
+            "the written findings are recorded"
+        );
+        // The same input again: nothing new to write.
+        let mut again = Recorder::default();
+        pass(&store, &mut again, false).unwrap();
+        assert!(again.given.is_empty(), "{:?}", again.given);
+    }
+
+    #[test]
+    fn issue_15_findings_the_sink_refused_are_sent_again_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        // One attack, whose signals the state replays.
+        let paths = &paths()[1..];
+        let mut refusing = Recorder {
+            refuse_all: true,
+            ..Recorder::default()
+        };
+        pass_over(paths, &store, &mut refusing, false).unwrap();
+        assert_eq!(refusing.given.len(), 1);
+        assert!(
+            store.path.exists(),
+            "the run is saved, without the refused findings"
+        );
+        let mut next = Recorder::default();
+        pass_over(paths, &store, &mut next, false).unwrap();
+        assert_eq!(next.given, refusing.given, "sent again");
+        let mut last = Recorder::default();
+        pass_over(paths, &store, &mut last, false).unwrap();
+        assert!(last.given.is_empty(), "{:?}", last.given);
+    }
+
+    #[test]
+    fn issue_15_without_a_state_every_finding_is_written_and_nothing_saved() {
+        let paths = paths();
+        let mut sink = Recorder::default();
+        for _ in 0..2 {
+            let out = run_once(
+                None,
+                &mut Files(&paths),
+                &mut sink,
+                &settings(),
+                &rules(),
+                Options::default(),
+            )
+            .unwrap();
+            assert_eq!(sink.given.len(), 2);
+            assert_eq!(out.written().len(), 2);
+            assert!(out.next.is_none() && out.saved.is_none() && out.changes.is_none());
+        }
+    }
+}
