@@ -368,10 +368,31 @@ pub struct AwsSettings {
     pub sink: crate::sinks::SinkConfig,
     /// The region findings are written for (`aws.securityhub_region`); None: the first region.
     pub securityhub_region: Option<String>,
-    pub retry: crate::aws::RetryOptions,
+    pub retry: RetryOptions,
     pub lease: crate::time::Millis,
     /// What the process's environment says about where it runs (for the state's lease).
     pub host: HostEnvironment,
+}
+
+/// How clients retry.
+#[derive(Clone, Debug)]
+pub struct RetryOptions {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff; later ones grow exponentially, with jitter.
+    pub initial_backoff: std::time::Duration,
+    /// An attempt that takes longer is abandoned and retried.
+    pub attempt_timeout: std::time::Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_attempts: 5,
+            initial_backoff: std::time::Duration::from_secs(1),
+            attempt_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Where the process runs, from its environment: handed to the S3 state's lease, which
@@ -680,7 +701,7 @@ impl Config {
             }),
             securityhub_region: (!a.securityhub_region.is_empty())
                 .then(|| a.securityhub_region.clone()),
-            retry: crate::aws::RetryOptions {
+            retry: RetryOptions {
                 max_attempts: a.max_attempts,
                 initial_backoff: std::time::Duration::from_millis(initial_backoff.max(0) as u64),
                 attempt_timeout: std::time::Duration::from_millis(attempt_timeout.max(1) as u64),
@@ -907,7 +928,7 @@ fn looks_like_url(text: &str) -> bool {
 /// A message saying what was expected.
 pub fn check_location(text: &str) -> Result<(), String> {
     if text.starts_with("s3://") {
-        return text.parse::<crate::aws::store::S3Location>().map(|_| ());
+        return text.parse::<crate::state::S3Location>().map(|_| ());
     }
     if looks_like_url(text) {
         return Err(format!(

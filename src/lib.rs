@@ -12,6 +12,7 @@
 //! `correlate --state` or `run` is [`run_loop::run_once`]: read, correlate, advance, write
 //! through the sink, save the state last.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod baseline;
 pub mod cli;

@@ -10,9 +10,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use finding_correlator::cli::{
-    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReleaseArgs, ReportArgs, RulesArgs,
-    RulesCommand, RunArgs, StateCommand, SummaryFormat, ValidateArgs,
+    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
+    SummaryFormat, ValidateArgs,
 };
+#[cfg(feature = "aws")]
+use finding_correlator::cli::{ReleaseArgs, RunArgs, StateCommand};
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, ExportGraph, Format};
 use finding_correlator::report;
@@ -52,8 +54,10 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args, &settings),
         Command::Rules(RulesCommand::Check(args)) => rules_check(args),
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
+        #[cfg(feature = "aws")]
         Command::Run(args) => aws_run(args, &settings),
         Command::Validate(args) => validate(args, &settings),
+        #[cfg(feature = "aws")]
         Command::State(StateCommand::Release(args)) => state_release(args, &settings),
     };
     match result {
@@ -471,6 +475,7 @@ fn rules_test(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+#[cfg(feature = "aws")]
 fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     if let Some(state) = &args.state
         && let Err(e) = finding_correlator::config::check_location(state)
@@ -575,6 +580,7 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if report.partial { 1 } else { 0 })
 }
 
+#[cfg(feature = "aws")]
 fn state_release(args: &ReleaseArgs, settings: &Settings) -> anyhow::Result<u8> {
     use finding_correlator::aws::lease::Released;
     let location = args.state.as_deref().unwrap_or(&settings.aws.state);
@@ -596,7 +602,7 @@ fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
     };
     let aws = &settings.aws;
     let sources: Vec<&str> = aws.sources.iter().map(|s| s.name()).collect();
-    let names = finding_correlator::aws::run::needed_event_names(&set, settings);
+    let names = finding_correlator::sources::needed_event_names(&set, settings);
     eprintln!(
         "configuration valid{}; {} rule(s) valid\n  regions: {}\n  partition: {}\n  sources: {}\n  state: {}\n  sink: {}\n  CloudTrail lookups: {}",
         match settings.warnings.len() {

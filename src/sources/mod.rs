@@ -5,6 +5,8 @@
 
 pub mod file;
 
+use crate::config::Settings;
+use crate::rules::RuleSet;
 use crate::time::Millis;
 
 /// One source of `aws.sources`, checked, with the keys it reads.
@@ -74,4 +76,43 @@ impl SourceConfig {
     pub fn per_region(&self) -> bool {
         !matches!(self, SourceConfig::CloudTrailS3 { .. })
     }
+}
+
+/// The exact CloudTrail event names the rules need, or None when some selector needs a
+/// pattern (then every management event is read).
+pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: &str| {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    };
+    for r in &rules.rules {
+        for st in &r.stages {
+            let sel = &st.selector;
+            for (_, name) in &sel.events {
+                add(name.literal()?);
+            }
+            if sel.high_risk_api {
+                for api in &settings.matching.high_risk_apis {
+                    let name = api.split_once(':').map_or(api.as_str(), |(_, n)| n);
+                    if name.contains('*') {
+                        return None;
+                    }
+                    add(name);
+                }
+            }
+            let cloudtrail_only = sel.sources == [crate::signal::Source::CloudTrail];
+            if cloudtrail_only && sel.events.is_empty() && !sel.high_risk_api {
+                // Any CloudTrail call: no name narrows it.
+                return None;
+            }
+        }
+        if r.uses_baselines() {
+            add("RunInstances");
+            add("StartInstances");
+        }
+    }
+    names.sort();
+    Some(names)
 }
