@@ -4,13 +4,18 @@
 //!    with a conditional request (a second task that overlaps stops here, having read and
 //!    written nothing, unless the lease's holder is known to be gone: see [`super::lease`]).
 //!    The lease is renewed while the run works.
-//! 2. Poll every configured source in every region from its checkpoint (minus the overlap),
-//!    or from the look-back on a first run.
-//! 3. Correlate the responses with the state, exactly as `correlate --state` does with files.
-//! 4. Write the new and changed findings (Security Hub, a file, or stdout).
-//! 5. Save the state (conditional write), with the checkpoints moved forward and only the
+//!
+//! Then the one run loop of `correlate --state` ([`crate::run_loop::run_once`]) with this
+//! mode's components:
+//!
+//! 2. `AwsSources`: every source of `aws.sources` ([`SourceConfig`]) polled in every region
+//!    from its checkpoint (minus the overlap), or from the look-back on a first run.
+//! 3. The responses correlated with the state, as `correlate --state` does with files.
+//! 4. `AwsSink`: the new and changed findings written to the sink of `aws.sink`
+//!    ([`SinkConfig`]: Security Hub, a file, or stdout).
+//! 5. The state saved (conditional write), with the checkpoints moved forward and only the
 //!    findings the sink acknowledged recorded as written; a finding that failed is sent again
-//!    by the next run.
+//!    by the next run. `StopsLease` stops renewing the lease before that save.
 //!
 //! `--dry-run` polls and correlates, sends nothing to Security Hub, and saves no state.
 
