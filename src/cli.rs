@@ -47,11 +47,13 @@ pub enum Command {
     Rules(RulesCommand),
     /// AWS mode: poll GuardDuty, Security Hub and CloudTrail from the state's checkpoints,
     /// correlate, write new and changed findings to Security Hub, and save the state.
+    #[cfg(feature = "aws")]
     Run(RunArgs),
     /// Check the configuration (file and CORRELATOR_* variables) and the rules, with no AWS
     /// call.
     Validate(ValidateArgs),
     /// Operate on the state of `correlator run`.
+    #[cfg(feature = "aws")]
     #[command(subcommand)]
     State(StateCommand),
 }

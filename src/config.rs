@@ -358,28 +358,41 @@ pub struct AwsSettings {
     pub partition: Option<String>,
     /// Where every AWS call is recorded (`CORRELATOR_RECORD_CALLS`), if anywhere.
     pub record_calls: Option<std::path::PathBuf>,
-    pub guardduty: bool,
-    pub securityhub: bool,
-    pub cloudtrail: bool,
-    pub cloudtrail_s3: bool,
-    pub trail: String,
-    pub trail_concurrency: usize,
-    /// Empty: every region folder of the trail.
-    pub trail_regions: Vec<String>,
+    /// The sources of `aws.sources`, each once, in the order they are polled.
+    pub sources: Vec<crate::sources::SourceConfig>,
     pub reports: Option<String>,
     pub lookback: crate::time::Millis,
     pub overlap: crate::time::Millis,
     pub state: String,
-    pub sink: String,
-    pub sink_file: String,
+    /// Where findings go (`aws.sink`, `aws.sink_file`).
+    pub sink: crate::sinks::SinkConfig,
+    /// The region findings are written for (`aws.securityhub_region`); None: the first region.
     pub securityhub_region: Option<String>,
-    pub retry: crate::aws::RetryOptions,
-    pub sink_calls_per_second: f64,
-    pub cloudtrail_calls_per_second: f64,
-    pub cloudtrail_delivery_delay: crate::time::Millis,
+    pub retry: RetryOptions,
     pub lease: crate::time::Millis,
     /// What the process's environment says about where it runs (for the state's lease).
     pub host: HostEnvironment,
+}
+
+/// How clients retry.
+#[derive(Clone, Debug)]
+pub struct RetryOptions {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff; later ones grow exponentially, with jitter.
+    pub initial_backoff: std::time::Duration,
+    /// An attempt that takes longer is abandoned and retried.
+    pub attempt_timeout: std::time::Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_attempts: 5,
+            initial_backoff: std::time::Duration::from_secs(1),
+            attempt_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Where the process runs, from its environment: handed to the S3 state's lease, which
@@ -677,35 +690,27 @@ impl Config {
             regions: a.regions.clone(),
             partition,
             record_calls: self.origins.record_calls.clone(),
-            guardduty: a.sources.iter().any(|s| s == "guardduty"),
-            securityhub: a.sources.iter().any(|s| s == "securityhub"),
-            cloudtrail: a.sources.iter().any(|s| s == "cloudtrail"),
-            cloudtrail_s3: a.sources.iter().any(|s| s == "cloudtrail_s3"),
-            trail: a.trail.clone(),
-            trail_concurrency: a.trail_concurrency,
-            trail_regions: a.trail_regions.clone(),
+            sources: crate::sources::SourceConfig::from_keys(a, cloudtrail_delivery_delay),
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,
             state: a.state.clone(),
-            sink: a.sink.clone(),
-            sink_file: a.sink_file.clone(),
+            sink: crate::sinks::SinkConfig::from_keys(a).unwrap_or_else(|e| {
+                problems.push(e);
+                crate::sinks::SinkConfig::Stdout
+            }),
             securityhub_region: (!a.securityhub_region.is_empty())
                 .then(|| a.securityhub_region.clone()),
-            retry: crate::aws::RetryOptions {
+            retry: RetryOptions {
                 max_attempts: a.max_attempts,
                 initial_backoff: std::time::Duration::from_millis(initial_backoff.max(0) as u64),
                 attempt_timeout: std::time::Duration::from_millis(attempt_timeout.max(1) as u64),
             },
-            sink_calls_per_second: a.sink_calls_per_second,
-            cloudtrail_calls_per_second: a.cloudtrail_calls_per_second,
-            cloudtrail_delivery_delay,
             lease,
             host: self.host.clone(),
         };
         for src in &a.sources {
-            if !["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"].contains(&src.as_str())
-            {
+            if !crate::sources::SourceConfig::NAMES.contains(&src.as_str()) {
                 problems.push(format!(
                     "aws.sources: unknown source {src:?} (expected guardduty, securityhub, cloudtrail or cloudtrail_s3)"
                 ));
@@ -753,14 +758,6 @@ impl Config {
         }
         if a.sources.is_empty() {
             problems.push("aws.sources: name at least one source".into());
-        }
-        match a.sink.as_str() {
-            "securityhub" | "stdout" => {}
-            "file" if !a.sink_file.is_empty() => {}
-            "file" => problems.push("aws.sink_file: needed when aws.sink is \"file\"".into()),
-            other => problems.push(format!(
-                "aws.sink: unknown sink {other:?} (expected securityhub, file or stdout)"
-            )),
         }
         if let Err(e) = check_location(&a.state) {
             problems.push(format!("aws.state: {e}"));
@@ -931,7 +928,7 @@ fn looks_like_url(text: &str) -> bool {
 /// A message saying what was expected.
 pub fn check_location(text: &str) -> Result<(), String> {
     if text.starts_with("s3://") {
-        return text.parse::<crate::aws::store::S3Location>().map(|_| ());
+        return text.parse::<crate::state::S3Location>().map(|_| ());
     }
     if looks_like_url(text) {
         return Err(format!(
@@ -1232,5 +1229,103 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("unknown key `asg`"), "{e}");
         assert!(e.contains("`vpc` is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn issue_15_the_sink_and_sources_are_built_from_the_aws_keys() {
+        use crate::sinks::SinkConfig;
+        use crate::sources::SourceConfig;
+        // (the [aws] keys, the sink, or the error it gives)
+        let sinks: [(&str, Result<SinkConfig, &str>); 7] = [
+            (
+                "",
+                Ok(SinkConfig::SecurityHub {
+                    region: None,
+                    calls_per_second: 10.0,
+                }),
+            ),
+            (
+                "sink = \"securityhub\"\nsecurityhub_region = \"eu-west-1\"\nsink_calls_per_second = 4.0",
+                Ok(SinkConfig::SecurityHub {
+                    region: Some("eu-west-1".into()),
+                    calls_per_second: 4.0,
+                }),
+            ),
+            (
+                "sink = \"file\"\nsink_file = \"out/findings.json\"",
+                Ok(SinkConfig::File("out/findings.json".into())),
+            ),
+            ("sink = \"stdout\"", Ok(SinkConfig::Stdout)),
+            (
+                "sink = \"file\"",
+                Err("aws.sink_file: needed when aws.sink is \"file\""),
+            ),
+            (
+                "sink = \"kafka\"",
+                Err("aws.sink: unknown sink \"kafka\" (expected securityhub, file or stdout)"),
+            ),
+            (
+                "sink = \"Security Hub\"",
+                Err("aws.sink: unknown sink \"Security Hub\""),
+            ),
+        ];
+        for (keys, expected) in sinks {
+            let c = Config::parse(&format!("[aws]\n{keys}\n")).unwrap();
+            match (c.validate(), expected) {
+                (Ok(s), Ok(sink)) => assert_eq!(s.aws.sink, sink, "{keys}"),
+                (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{keys}: {e}"),
+                (got, want) => panic!("{keys}: got {got:?}, expected {want:?}"),
+            }
+        }
+        // Sources: each once, in the order they are polled, whatever order the keys give.
+        let sources: [(&str, Vec<SourceConfig>); 3] = [
+            (
+                "",
+                vec![
+                    SourceConfig::GuardDuty,
+                    SourceConfig::CloudTrailLookup {
+                        calls_per_second: 2.0,
+                        delivery_delay: 15 * 60_000,
+                    },
+                ],
+            ),
+            (
+                "sources = [\"cloudtrail_s3\", \"securityhub\", \"guardduty\", \"guardduty\"]\ntrail = \"s3://t/AWSLogs/\"\ntrail_regions = [\"eu-north-1\"]\ntrail_concurrency = 3",
+                vec![
+                    SourceConfig::GuardDuty,
+                    SourceConfig::SecurityHub,
+                    SourceConfig::CloudTrailS3 {
+                        trail: "s3://t/AWSLogs/".into(),
+                        regions: vec!["eu-north-1".into()],
+                        concurrency: 3,
+                    },
+                ],
+            ),
+            (
+                "sources = [\"cloudtrail\"]\ncloudtrail_calls_per_second = 1.5\ncloudtrail_delivery_delay = \"5m\"",
+                vec![SourceConfig::CloudTrailLookup {
+                    calls_per_second: 1.5,
+                    delivery_delay: 5 * 60_000,
+                }],
+            ),
+        ];
+        for (keys, expected) in sources {
+            let s = Config::parse(&format!("[aws]\n{keys}\n"))
+                .unwrap()
+                .validate()
+                .unwrap_or_else(|e| panic!("{keys}: {e}"));
+            assert_eq!(s.aws.sources, expected, "{keys}");
+            let names: Vec<&str> = s.aws.sources.iter().map(SourceConfig::name).collect();
+            assert!(
+                names.iter().all(|n| SourceConfig::NAMES.contains(n)),
+                "{keys}: {names:?}"
+            );
+        }
+        let e = Config::parse("[aws]\nsources = [\"guardduty\", \"vpcflow\"]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aws.sources: unknown source \"vpcflow\""), "{e}");
     }
 }

@@ -8,8 +8,11 @@
 //! launch template, CloudFormation stack, instance profile, AMI, VPC) and records who acted as
 //! and launched what; the [`matcher`] runs the [`rules`] over sliding windows into attack
 //! sequences, which [`sinks::asff`] writes as findings, [`incremental`] carries from run to run
-//! with the [`state`], and exports and the [`report`] draw for investigation.
+//! with the [`state`], and exports and the [`report`] draw for investigation. One pass of
+//! `correlate --state` or `run` is [`run_loop::run_once`]: read, correlate, advance, write
+//! through the sink, save the state last.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod baseline;
 pub mod cli;
@@ -24,6 +27,7 @@ pub mod regions;
 pub mod report;
 pub mod rollup;
 pub mod rules;
+pub mod run_loop;
 pub mod signal;
 pub mod sinks;
 pub mod sources;

@@ -10,9 +10,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use finding_correlator::cli::{
-    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReleaseArgs, ReportArgs, RulesArgs,
-    RulesCommand, RunArgs, StateCommand, SummaryFormat, ValidateArgs,
+    Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
+    SummaryFormat, ValidateArgs,
 };
+#[cfg(feature = "aws")]
+use finding_correlator::cli::{ReleaseArgs, RunArgs, StateCommand};
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, ExportGraph, Format};
 use finding_correlator::report;
@@ -20,7 +22,7 @@ use finding_correlator::rules::{RuleError, RuleSet};
 use finding_correlator::sinks::asff;
 use finding_correlator::state::{FileStore, State, StateStore};
 use finding_correlator::summary::CorrelateSummary;
-use finding_correlator::{incremental, pipeline};
+use finding_correlator::{pipeline, run_loop};
 
 /// mimalloc: signals are allocated on the decoding threads and freed on the consumer; glibc's
 /// allocator serialises that on its arena locks (half the parallel throughput, measured by the
@@ -52,8 +54,10 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args, &settings),
         Command::Rules(RulesCommand::Check(args)) => rules_check(args),
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
+        #[cfg(feature = "aws")]
         Command::Run(args) => aws_run(args, &settings),
         Command::Validate(args) => validate(args, &settings),
+        #[cfg(feature = "aws")]
         Command::State(StateCommand::Release(args)) => state_release(args, &settings),
     };
     match result {
@@ -255,86 +259,45 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         },
         None => None,
     };
-    let keep_signal_nodes = graph_format.is_some() || args.report.is_some();
     // Without --sequence the whole graph is written while the rules are matched (`--graph`
     // needs a file name with an extension, so never stdout, where the findings may go); a
     // sequence's neighbourhood needs the matches, so it is written after them.
-    let graph_file = match (&args.graph, graph_format, &args.sequence) {
-        (Some(path), Some(format), None) => Some((path.as_path(), format)),
+    let mut outputs = Outputs {
+        args,
+        rules: &rules,
+        graph_format,
+        graph_written: std::sync::Mutex::new(None),
+    };
+    let taken = match (&store, &prior) {
+        (Some(store), Some(prior)) => Some(run_loop::Taken { store, prior }),
         _ => None,
     };
-    let (run, graph_written) = pipeline::correlate_with(
-        pipeline::Input::Paths(&args.paths),
+    let outcome = match run_loop::run_once(
+        taken,
+        &mut run_loop::Files(&args.paths),
+        &mut outputs,
         settings,
-        rules.clone(),
-        keep_signal_nodes,
-        prior.as_ref(),
-        |graph| match graph_file {
-            Some((path, format)) => write_output(path, &mut |w| export::write(graph, format, w)),
-            None => Ok(()),
+        &rules,
+        run_loop::Options {
+            dry_run: args.dry_run,
         },
-    );
-    let focus = match &args.sequence {
-        Some(id) => match report::pick(&run.sequences, &rules, id) {
-            Ok(seq) => Some(seq),
-            Err(msg) => {
-                tracing::error!("{msg}");
+    ) {
+        Ok(o) => o,
+        Err(e) => match e.downcast::<run_loop::Usage>() {
+            Ok(usage) => {
+                tracing::error!("{usage}");
                 return Ok(2);
             }
+            Err(e) => return Err(e),
         },
-        None => None,
     };
-    let writer = asff::Writer {
-        account: args.account.clone(),
-        region: None,
-        partition: None,
-    };
-    // Without a state every finding is written; with one, only new and changed ones.
-    let (next, changes) = match &prior {
-        Some(p) => {
-            let (next, changes) = incremental::advance(Some(p), &run, &rules, settings, &writer);
-            (Some(next), Some(changes))
-        }
-        None => (None, None),
-    };
-    let findings = match &changes {
-        Some(c) => c.write.clone(),
-        None => asff::findings(&run.sequences, &rules, &writer),
-    };
-    if let Some(path) = &args.asff {
-        let doc = serde_json::json!({ "Findings": findings });
-        write_output(path, &mut |w| {
-            serde_json::to_writer_pretty(&mut *w, &doc)?;
-            w.write_all(b"\n")
-        })?;
-    }
-    graph_written?;
-    if let (Some(path), Some(format), Some(seq)) = (&args.graph, graph_format, focus) {
-        let model = report::neighbourhood(&run.graph, seq);
-        write_output(path, &mut |w| export::write_model(&model, format, w))?;
-    }
-    if let Some(path) = &args.report {
-        let page = report::Report {
-            graph: &run.graph,
-            rules: &rules,
-            sequences: match focus {
-                Some(seq) => vec![seq],
-                None => report::finding_sequences(&run.sequences, &rules),
-            },
-        };
-        write_output(path, &mut |w| report::write_html(&page, w))?;
-    }
-    // The state is saved last, after every output is written: a run that fails before
-    // this point leaves the previous state, and the next run writes what this one did not.
-    let saved = match (&store, &next) {
-        (Some(store), Some(next)) if !args.dry_run => {
-            store
-                .save(next)
-                .with_context(|| "saving state (the previous state is unchanged)")?;
-            Some(store.describe())
-        }
-        _ => None,
-    };
+    let run_loop::Outcome {
+        run,
+        changes,
+        next,
+        saved,
+        ..
+    } = outcome;
     let report = CorrelateSummary::new(&run.sequences, &rules, run.matching);
     let state_line = match (&next, &saved) {
         (Some(n), Some(path)) => format!(
@@ -384,6 +347,95 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if run.summary.lost_anything() { 1 } else { 0 })
 }
 
+/// The outputs of `correlate`: the findings (`--asff`), the graph (`--graph`) and the report
+/// (`--report`), each to its file or stdout.
+struct Outputs<'a> {
+    args: &'a CorrelateArgs,
+    rules: &'a RuleSet,
+    graph_format: Option<Format>,
+    /// The whole graph's write while the rules were matched, if it was written then.
+    graph_written: std::sync::Mutex<Option<anyhow::Result<()>>>,
+}
+
+impl Outputs<'_> {
+    /// The sequence `--sequence` names, if any.
+    fn focus<'r>(
+        &self,
+        run: &'r pipeline::CorrelateRun,
+    ) -> Result<Option<&'r finding_correlator::matcher::Sequence>, run_loop::Usage> {
+        match &self.args.sequence {
+            Some(id) => report::pick(&run.sequences, self.rules, id)
+                .map(Some)
+                .map_err(run_loop::Usage),
+            None => Ok(None),
+        }
+    }
+}
+
+impl run_loop::Sink for Outputs<'_> {
+    fn keeps_signal_nodes(&self) -> bool {
+        self.graph_format.is_some() || self.args.report.is_some()
+    }
+
+    fn on_graph(&self, graph: &finding_correlator::graph::EntityGraph) {
+        if let (Some(path), Some(format), None) =
+            (&self.args.graph, self.graph_format, &self.args.sequence)
+        {
+            let written = write_output(path, &mut |w| export::write(graph, format, w));
+            *self.graph_written.lock().unwrap_or_else(|e| e.into_inner()) = Some(written);
+        }
+    }
+
+    fn writer(&mut self, run: &pipeline::CorrelateRun) -> anyhow::Result<asff::Writer> {
+        self.focus(run)?;
+        Ok(asff::Writer {
+            account: self.args.account.clone(),
+            region: None,
+            partition: None,
+        })
+    }
+
+    fn write(
+        &mut self,
+        findings: &mut Vec<serde_json::Value>,
+        run: &pipeline::CorrelateRun,
+        _dry_run: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let args = self.args;
+        if let Some(path) = &args.asff {
+            let doc = serde_json::json!({ "Findings": findings });
+            write_output(path, &mut |w| {
+                serde_json::to_writer_pretty(&mut *w, &doc)?;
+                w.write_all(b"\n")
+            })?;
+        }
+        let graph_written = self
+            .graph_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        graph_written.unwrap_or(Ok(()))?;
+        let focus = self.focus(run)?;
+        if let (Some(path), Some(format), Some(seq)) = (&args.graph, self.graph_format, focus) {
+            let model = report::neighbourhood(&run.graph, seq);
+            write_output(path, &mut |w| export::write_model(&model, format, w))?;
+        }
+        if let Some(path) = &args.report {
+            let page = report::Report {
+                graph: &run.graph,
+                rules: self.rules,
+                sequences: match focus {
+                    Some(seq) => vec![seq],
+                    None => report::finding_sequences(&run.sequences, self.rules),
+                },
+            };
+            write_output(path, &mut |w| report::write_html(&page, w))?;
+        }
+        // Files and stdout take every finding, or fail the run.
+        Ok(Vec::new())
+    }
+}
+
 fn rules_check(args: &RulesArgs) -> anyhow::Result<u8> {
     let Some(set) = load_rules(args.rules.as_deref()) else {
         return Ok(2);
@@ -423,6 +475,7 @@ fn rules_test(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+#[cfg(feature = "aws")]
 fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     if let Some(state) = &args.state
         && let Err(e) = finding_correlator::config::check_location(state)
@@ -527,6 +580,7 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if report.partial { 1 } else { 0 })
 }
 
+#[cfg(feature = "aws")]
 fn state_release(args: &ReleaseArgs, settings: &Settings) -> anyhow::Result<u8> {
     use finding_correlator::aws::lease::Released;
     let location = args.state.as_deref().unwrap_or(&settings.aws.state);
@@ -547,16 +601,8 @@ fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
         return Ok(2);
     };
     let aws = &settings.aws;
-    let sources: Vec<&str> = [
-        ("guardduty", aws.guardduty),
-        ("securityhub", aws.securityhub),
-        ("cloudtrail", aws.cloudtrail),
-        ("cloudtrail_s3", aws.cloudtrail_s3),
-    ]
-    .into_iter()
-    .filter_map(|(n, on)| on.then_some(n))
-    .collect();
-    let names = finding_correlator::aws::run::needed_event_names(&set, settings);
+    let sources: Vec<&str> = aws.sources.iter().map(|s| s.name()).collect();
+    let names = finding_correlator::sources::needed_event_names(&set, settings);
     eprintln!(
         "configuration valid{}; {} rule(s) valid\n  regions: {}\n  partition: {}\n  sources: {}\n  state: {}\n  sink: {}\n  CloudTrail lookups: {}",
         match settings.warnings.len() {
@@ -574,7 +620,7 @@ fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
             .unwrap_or("the caller's (from the SDK's region and credentials)"),
         sources.join(", "),
         aws.state,
-        aws.sink,
+        aws.sink.name(),
         match names {
             Some(n) => format!("by event name ({})", n.join(", ")),
             None => "all management events (a rule selects events by pattern)".to_string(),

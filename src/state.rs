@@ -318,6 +318,40 @@ pub trait StateStore {
     fn describe(&self) -> String;
 }
 
+/// `s3://bucket/key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl std::str::FromStr for S3Location {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<S3Location, String> {
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{s:?} is not an s3://bucket/key location"))?;
+        match rest.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() && !key.ends_with('/') => {
+                Ok(S3Location {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{s:?} is not an s3://bucket/key location (a bucket and an object key are needed)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
 /// A state file on a local disk.
 #[derive(Clone, Debug)]
 pub struct FileStore {

@@ -34,26 +34,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// How clients retry.
-#[derive(Clone, Debug)]
-pub struct RetryOptions {
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
-    /// First backoff; later ones grow exponentially, with jitter.
-    pub initial_backoff: Duration,
-    /// An attempt that takes longer is abandoned and retried.
-    pub attempt_timeout: Duration,
-}
-
-impl Default for RetryOptions {
-    fn default() -> Self {
-        RetryOptions {
-            max_attempts: 5,
-            initial_backoff: Duration::from_secs(1),
-            attempt_timeout: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::config::RetryOptions;
 
 /// The shared SDK configuration for one region.
 pub async fn sdk_config(region: Option<&str>, retry: &RetryOptions) -> aws_config::SdkConfig {

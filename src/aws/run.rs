@@ -4,13 +4,18 @@
 //!    with a conditional request (a second task that overlaps stops here, having read and
 //!    written nothing, unless the lease's holder is known to be gone: see [`super::lease`]).
 //!    The lease is renewed while the run works.
-//! 2. Poll every configured source in every region from its checkpoint (minus the overlap),
-//!    or from the look-back on a first run.
-//! 3. Correlate the responses with the state, exactly as `correlate --state` does with files.
-//! 4. Write the new and changed findings (Security Hub, a file, or stdout).
-//! 5. Save the state (conditional write), with the checkpoints moved forward and only the
+//!
+//! Then the one run loop of `correlate --state` ([`crate::run_loop::run_once`]) with this
+//! mode's components:
+//!
+//! 2. `AwsSources`: every source of `aws.sources` ([`SourceConfig`]) polled in every region
+//!    from its checkpoint (minus the overlap), or from the look-back on a first run.
+//! 3. The responses correlated with the state, as `correlate --state` does with files.
+//! 4. `AwsSink`: the new and changed findings written to the sink of `aws.sink`
+//!    ([`SinkConfig`]: Security Hub, a file, or stdout).
+//! 5. The state saved (conditional write), with the checkpoints moved forward and only the
 //!    findings the sink acknowledged recorded as written; a finding that failed is sent again
-//!    by the next run.
+//!    by the next run. `StopsLease` stops renewing the lease before that save.
 //!
 //! `--dry-run` polls and correlates, sends nothing to Security Hub, and saves no state.
 
@@ -25,10 +30,12 @@ use super::sink;
 use super::sources::{self, Polled, RateLimit};
 use super::store::{S3Location, S3Store};
 use crate::config::Settings;
-use crate::incremental;
-use crate::pipeline::{self, Input};
+use crate::pipeline::{CorrelateRun, Input};
 use crate::rules::RuleSet;
+use crate::run_loop;
 use crate::sinks::asff::{PROVIDER, Writer};
+use crate::sinks::{Deliver, SinkConfig};
+use crate::sources::SourceConfig;
 use crate::state::{FileStore, StateError, StateStore};
 use crate::time::{Millis, format_rfc3339};
 
@@ -105,44 +112,7 @@ fn key(source: &str, region: &str) -> String {
     format!("aws/{source}/{region}")
 }
 
-/// The exact CloudTrail event names the rules need, or None when some selector needs a
-/// pattern (then every management event is read).
-pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<String>> {
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |n: &str| {
-        if !names.iter().any(|x| x == n) {
-            names.push(n.to_string());
-        }
-    };
-    for r in &rules.rules {
-        for st in &r.stages {
-            let sel = &st.selector;
-            for (_, name) in &sel.events {
-                add(name.literal()?);
-            }
-            if sel.high_risk_api {
-                for api in &settings.matching.high_risk_apis {
-                    let name = api.split_once(':').map_or(api.as_str(), |(_, n)| n);
-                    if name.contains('*') {
-                        return None;
-                    }
-                    add(name);
-                }
-            }
-            let cloudtrail_only = sel.sources == [crate::signal::Source::CloudTrail];
-            if cloudtrail_only && sel.events.is_empty() && !sel.high_risk_api {
-                // Any CloudTrail call: no name narrows it.
-                return None;
-            }
-        }
-        if r.uses_baselines() {
-            add("RunInstances");
-            add("StartInstances");
-        }
-    }
-    names.sort();
-    Some(names)
-}
+use crate::sources::needed_event_names;
 
 /// Runs one pass. Returns the report; the caller maps it to an exit code.
 ///
@@ -301,7 +271,7 @@ pub fn release(
     Ok(lease::release(&store, holder)?)
 }
 
-/// The run after the state is held.
+/// The run after the state is held: [`run_loop::run_once`] with AWS mode's sources and sink.
 #[allow(clippy::too_many_arguments)]
 fn run_claimed(
     settings: &Settings,
@@ -317,349 +287,497 @@ fn run_claimed(
 ) -> anyhow::Result<RunReport> {
     let aws = &settings.aws;
     let record = super::RecordCalls::new(aws.record_calls.as_deref());
-
-    // 2. Sources.
-    let mut report = RunReport::default();
-    let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut reads: Vec<SourceRead> = Vec::new();
-    let names = needed_event_names(rules, settings);
     let sdk_region = base.region().map(|r| r.to_string()).unwrap_or_default();
-    for region in regions {
-        let conf = match region {
-            Some(r) if Some(r.as_str()) != base.region().map(|x| x.as_ref()) => {
-                runtime.block_on(super::sdk_config(Some(r), &aws.retry))
-            }
-            _ => base.clone(),
-        };
-        let region_name = region.clone().unwrap_or_else(|| sdk_region.clone());
-        let since = |source: &str| -> Millis {
-            prior
-                .checkpoints
-                .get(&key(source, &region_name))
-                .and_then(|c| c.cursor)
-                .map_or(now.saturating_sub(aws.lookback), |c| {
-                    c.saturating_sub(aws.overlap)
-                })
-        };
-        let mut polled: Vec<(&str, Millis, Polled, u128)> = Vec::new();
-        if aws.guardduty {
-            let from = since("guardduty");
-            let started = Instant::now();
-            let client = super::clients::guardduty(&conf, &record);
-            let p = runtime.block_on(sources::guardduty(
-                &client,
-                &region_name,
-                from,
-                settings.include_archived_findings,
-            ))?;
-            polled.push(("guardduty", from, p, started.elapsed().as_millis()));
-        }
-        if aws.securityhub {
-            let from = since("securityhub");
-            let started = Instant::now();
-            let client = super::clients::securityhub(&conf, &record);
-            let p = runtime.block_on(sources::securityhub(
-                &client,
-                &region_name,
-                from,
-                now,
-                PROVIDER,
-            ))?;
-            polled.push(("securityhub", from, p, started.elapsed().as_millis()));
-        }
-        if aws.cloudtrail {
-            let from = since("cloudtrail");
-            let started = Instant::now();
-            let client = super::clients::cloudtrail(&conf, &record);
-            let rate = RateLimit::new(aws.cloudtrail_calls_per_second);
-            let p = runtime.block_on(sources::cloudtrail(
-                &client,
-                &region_name,
-                from,
-                now,
-                names.as_deref(),
-                &rate,
-            ))?;
-            polled.push(("cloudtrail", from, p, started.elapsed().as_millis()));
-        }
-        for (source, from, p, millis) in polled {
-            let start = bodies.len();
-            bodies.extend(p.bodies);
-            reads.push(SourceRead {
-                source,
-                region: region_name.clone(),
-                checkpoint: key(source, &region_name),
-                from,
-                calls: p.calls,
-                millis,
-                bodies: start..bodies.len(),
-                events: p.events,
-            });
+    let mut sources = AwsSources {
+        settings,
+        runtime,
+        base,
+        record: &record,
+        regions,
+        sdk_region: &sdk_region,
+        now,
+        names: needed_event_names(rules, settings),
+        bodies: Vec::new(),
+        reads: Vec::new(),
+        trail_objects: None,
+        cursors: BTreeMap::new(),
+        recent: BTreeMap::new(),
+        lines: Vec::new(),
+    };
+    let mut sink = AwsSink {
+        settings,
+        rules,
+        asff: opts.asff.as_deref(),
+        runtime,
+        base,
+        record: &record,
+        region: aws
+            .securityhub_region
+            .clone()
+            .or_else(|| aws.regions.first().cloned())
+            .unwrap_or_else(|| sdk_region.clone()),
+        partition: String::new(),
+        line: FindingsLine::default(),
+    };
+    let store = StopsLease { store, keeper };
+    let outcome = run_loop::run_once(
+        Some(run_loop::Taken {
+            store: &store,
+            prior,
+        }),
+        &mut sources,
+        &mut sink,
+        settings,
+        rules,
+        run_loop::Options {
+            dry_run: opts.dry_run,
+        },
+    )?;
+    let mut report = RunReport {
+        sources: sources.lines,
+        findings: sink.line,
+        ..RunReport::default()
+    };
+    report.partial = outcome.run.summary.lost_anything() || !report.findings.failed.is_empty();
+    report.unknown_regions = outcome.run.summary.unknown_regions.clone();
+    if let Some(changes) = &outcome.changes {
+        report.findings.new = changes.new;
+        report.findings.updated = changes.updated;
+        report.findings.unchanged = changes.unchanged;
+        report.findings.superseded = changes.superseded;
+        report.findings.to_send = changes.write.len();
+        if !opts.dry_run {
+            report.findings.sent = changes.write.len();
         }
     }
+    if let Some(next) = &outcome.next {
+        report.state = StateLine {
+            location: store.describe(),
+            saved: outcome.saved.is_some(),
+            signals: next.signals.len(),
+            statements: next.graph.len(),
+            horizon: next.horizon.map(format_rfc3339),
+        };
+    }
+    Ok(report)
+}
 
-    let mut trail_objects: Vec<String> = Vec::new();
-    if aws.cloudtrail_s3 {
-        let (bucket, prefix) = aws
-            .trail
+/// The state store of a run, which stops renewing the run's lease before it saves: the save
+/// releases the lease, and no renewal may race it.
+struct StopsLease<'a> {
+    store: &'a dyn StateStore,
+    keeper: Option<&'a lease::Keeper<'a>>,
+}
+
+impl StateStore for StopsLease<'_> {
+    fn load(&self) -> Result<Option<crate::state::State>, StateError> {
+        self.store.load()
+    }
+
+    fn save(&self, state: &crate::state::State) -> Result<(), StateError> {
+        if let Some(k) = self.keeper {
+            k.stop();
+        }
+        self.store.save(state)
+    }
+
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+}
+
+/// AWS mode's sources ([`crate::sources::SourceConfig`], from `aws.sources`), polled in every
+/// region (the trail once) from their checkpoints.
+struct AwsSources<'a> {
+    settings: &'a Settings,
+    runtime: &'a tokio::runtime::Runtime,
+    base: &'a aws_config::SdkConfig,
+    record: &'a super::RecordCalls,
+    regions: &'a [Option<String>],
+    /// The SDK's region, for a run with no `aws.regions`.
+    sdk_region: &'a str,
+    now: Millis,
+    /// The CloudTrail event names the rules need (None: every management event).
+    names: Option<Vec<String>>,
+    bodies: Vec<(String, Vec<u8>)>,
+    reads: Vec<SourceRead>,
+    /// The trail objects read, when the trail is a source.
+    trail_objects: Option<Vec<String>>,
+    cursors: BTreeMap<String, Millis>,
+    recent: BTreeMap<String, std::collections::BTreeSet<String>>,
+    lines: Vec<SourceLine>,
+}
+
+impl AwsSources<'_> {
+    /// Polls one per-region source in `region` from `from`.
+    async fn poll(
+        &self,
+        source: &SourceConfig,
+        conf: &aws_config::SdkConfig,
+        region: &str,
+        from: Millis,
+    ) -> anyhow::Result<Polled> {
+        let settings = self.settings;
+        Ok(match source {
+            SourceConfig::GuardDuty => {
+                let client = super::clients::guardduty(conf, self.record);
+                sources::guardduty(&client, region, from, settings.include_archived_findings)
+                    .await?
+            }
+            SourceConfig::SecurityHub => {
+                let client = super::clients::securityhub(conf, self.record);
+                sources::securityhub(&client, region, from, self.now, PROVIDER).await?
+            }
+            SourceConfig::CloudTrailLookup {
+                calls_per_second, ..
+            } => {
+                let client = super::clients::cloudtrail(conf, self.record);
+                let rate = RateLimit::new(*calls_per_second);
+                sources::cloudtrail(
+                    &client,
+                    region,
+                    from,
+                    self.now,
+                    self.names.as_deref(),
+                    &rate,
+                )
+                .await?
+            }
+            SourceConfig::CloudTrailS3 { .. } => {
+                anyhow::bail!("the trail is not polled per region")
+            }
+        })
+    }
+
+    /// Polls the trail's objects in S3 not read yet.
+    fn poll_trail(
+        &mut self,
+        trail: &str,
+        regions: &[String],
+        concurrency: usize,
+        prior: &crate::state::State,
+    ) -> anyhow::Result<()> {
+        let aws = &self.settings.aws;
+        let (bucket, prefix) = trail
             .strip_prefix("s3://")
             .and_then(|r| r.split_once('/'))
             .ok_or_else(|| anyhow::anyhow!("aws.trail: not an s3:// location"))?;
         let checkpoint = prior.checkpoints.get("aws/cloudtrail_s3");
         let from = checkpoint
             .and_then(|c| c.cursor)
-            .map_or(now.saturating_sub(aws.lookback), |c| {
+            .map_or(self.now.saturating_sub(aws.lookback), |c| {
                 c.saturating_sub(aws.overlap)
             });
         let done = |_: &str, key: &str| checkpoint.is_some_and(|c| c.objects.contains(key));
-        let s3 = super::clients::s3(base, &record);
+        let s3 = super::clients::s3(self.base, self.record);
         let started = Instant::now();
         // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
         // `aws.regions` says: launches in a region nobody uses are what the trail must show.
-        let t = runtime.block_on(sources::cloudtrail_s3(
+        let t = self.runtime.block_on(sources::cloudtrail_s3(
             &s3,
             bucket,
             prefix,
-            &aws.trail_regions,
+            regions,
             from,
             &done,
-            aws.trail_concurrency,
+            concurrency,
         ))?;
         let millis = started.elapsed().as_millis();
         tracing::info!(
-            trail = %aws.trail,
+            trail = %trail,
             folders = t.folders.len(),
             regions = %trail_regions_text(&t.folders),
             "trail folders listed"
         );
-        trail_objects = t.objects.into_values().flatten().collect();
-        let start = bodies.len();
-        bodies.extend(t.polled.bodies);
-        reads.push(SourceRead {
+        self.trail_objects = Some(t.objects.into_values().flatten().collect());
+        let start = self.bodies.len();
+        self.bodies.extend(t.polled.bodies);
+        self.reads.push(SourceRead {
             source: "cloudtrail_s3",
-            region: aws.trail.clone(),
+            region: trail.to_string(),
             checkpoint: "aws/cloudtrail_s3".into(),
             from,
             calls: t.polled.calls,
             millis,
-            bodies: start..bodies.len(),
+            bodies: start..self.bodies.len(),
             events: Vec::new(),
         });
+        Ok(())
+    }
+}
+
+impl run_loop::Source for AwsSources<'_> {
+    fn read(&mut self, prior: Option<&crate::state::State>) -> anyhow::Result<()> {
+        let none = crate::state::State::default();
+        let prior = prior.unwrap_or(&none);
+        let settings = self.settings;
+        let aws = &settings.aws;
+        for region in self.regions {
+            let conf = match region {
+                Some(r) if Some(r.as_str()) != self.base.region().map(|x| x.as_ref()) => self
+                    .runtime
+                    .block_on(super::sdk_config(Some(r), &aws.retry)),
+                _ => self.base.clone(),
+            };
+            let region_name = region
+                .clone()
+                .unwrap_or_else(|| self.sdk_region.to_string());
+            for source in aws.sources.iter().filter(|s| s.per_region()) {
+                let name = source.name();
+                let from = prior
+                    .checkpoints
+                    .get(&key(name, &region_name))
+                    .and_then(|c| c.cursor)
+                    .map_or(self.now.saturating_sub(aws.lookback), |c| {
+                        c.saturating_sub(aws.overlap)
+                    });
+                let started = Instant::now();
+                let p = self
+                    .runtime
+                    .block_on(self.poll(source, &conf, &region_name, from))?;
+                let millis = started.elapsed().as_millis();
+                let start = self.bodies.len();
+                self.bodies.extend(p.bodies);
+                self.reads.push(SourceRead {
+                    source: name,
+                    region: region_name.clone(),
+                    checkpoint: key(name, &region_name),
+                    from,
+                    calls: p.calls,
+                    millis,
+                    bodies: start..self.bodies.len(),
+                    events: p.events,
+                });
+            }
+        }
+        for source in &aws.sources {
+            if let SourceConfig::CloudTrailS3 {
+                trail,
+                regions,
+                concurrency,
+            } = source
+            {
+                self.poll_trail(trail, regions, *concurrency, prior)?;
+            }
+        }
+        Ok(())
     }
 
-    // 3. Correlate.
-    // Reports draw the sequence's signals, so the graph keeps signal nodes then.
-    let run = pipeline::correlate_input(
-        Input::Bodies(&bodies),
-        settings,
-        rules.clone(),
-        aws.reports.is_some(),
-        Some(prior),
-    );
-    report.partial |= run.summary.lost_anything();
-    report.unknown_regions = run.summary.unknown_regions.clone();
-    // What each source read, and where it resumes, from the one decoding of its responses
-    // (response bodies are decoded in order, one input each).
-    let mut cursors: BTreeMap<String, Millis> = BTreeMap::new();
-    let mut recent: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
-    for r in &reads {
-        let stats = run.inputs.get(r.bodies.clone()).unwrap_or_default();
-        let records: u64 = stats.iter().map(|(_, st)| st.signals).sum();
-        let mut late = 0;
-        if r.source == "cloudtrail" {
-            let p = lookup_progress(
-                &r.events,
-                prior.checkpoints.get(&r.checkpoint),
-                now,
-                aws.cloudtrail_delivery_delay,
-                aws.overlap,
-            );
-            late = p.late.len() as u64;
-            if let Some((id, t)) = p.late.first() {
-                tracing::warn!(
-                    region = %r.region,
-                    events = late,
-                    oldest = %format_rfc3339(*t),
-                    example = %id,
-                    delay = %crate::time::format_duration(aws.cloudtrail_delivery_delay),
-                    "CloudTrail events arrived later than the delivery delay (read now; \
-                     later than the delay plus the overlap would be missed: raise \
-                     aws.cloudtrail_delivery_delay)"
-                );
-            }
-            cursors.insert(r.checkpoint.clone(), p.cursor);
-            recent.insert(r.checkpoint.clone(), p.recent);
-        } else if let Some(c) = stats.iter().filter_map(|(_, st)| st.newest).max() {
-            cursors.insert(r.checkpoint.clone(), c);
-        }
-        tracing::info!(
-            source = r.source,
-            region = %r.region,
-            calls = r.calls,
-            records,
-            late,
-            since = %format_rfc3339(r.from),
-            millis = r.millis as u64,
-            "source read"
-        );
-        report.sources.push(SourceLine {
-            source: r.source.to_string(),
-            region: r.region.clone(),
-            calls: r.calls,
-            records,
-            late,
-            since: format_rfc3339(r.from),
-            millis: r.millis,
+    fn input(&self) -> Input<'_> {
+        Input::Bodies(&self.bodies)
+    }
+
+    /// What each source read, and where it resumes, from the one decoding of its responses
+    /// (response bodies are decoded in order, one input each).
+    fn decoded(&mut self, run: &CorrelateRun, prior: Option<&crate::state::State>) {
+        let aws = &self.settings.aws;
+        let delay = aws.sources.iter().find_map(|s| match s {
+            SourceConfig::CloudTrailLookup { delivery_delay, .. } => Some(*delivery_delay),
+            _ => None,
         });
-    }
-    let sink_region = aws
-        .securityhub_region
-        .clone()
-        .or_else(|| aws.regions.first().cloned())
-        .unwrap_or_else(|| sdk_region.clone());
-    // The caller writes the findings: its account and partition (`arn:aws-cn:…` in China)
-    // name the product. Without them no finding can be imported, so a failure stops the run.
-    let (account, partition) = caller(runtime, &super::clients::sts(base, &record))?;
-    if let Some(configured) = &aws.partition
-        && configured != &partition
-    {
-        anyhow::bail!(
-            "the credentials are of partition {partition:?} (STS), but the configuration's regions or aws.partition say {configured:?}"
-        );
-    }
-    let writer = Writer {
-        account: Some(account),
-        region: Some(sink_region.clone()),
-        partition: Some(partition.clone()),
-    };
-    let (mut next, changes) = incremental::advance(Some(prior), &run, rules, settings, &writer);
-    report.findings.new = changes.new;
-    report.findings.updated = changes.updated;
-    report.findings.unchanged = changes.unchanged;
-    report.findings.superseded = changes.superseded;
-    report.findings.to_send = changes.write.len();
-    if !opts.dry_run {
-        report.findings.sent = changes.write.len();
+        for r in &self.reads {
+            let stats = run.inputs.get(r.bodies.clone()).unwrap_or_default();
+            let records: u64 = stats.iter().map(|(_, st)| st.signals).sum();
+            let mut late = 0;
+            if let (Some(delay), "cloudtrail") = (delay, r.source) {
+                let p = lookup_progress(
+                    &r.events,
+                    prior.and_then(|p| p.checkpoints.get(&r.checkpoint)),
+                    self.now,
+                    delay,
+                    aws.overlap,
+                );
+                late = p.late.len() as u64;
+                if let Some((id, t)) = p.late.first() {
+                    tracing::warn!(
+                        region = %r.region,
+                        events = late,
+                        oldest = %format_rfc3339(*t),
+                        example = %id,
+                        delay = %crate::time::format_duration(delay),
+                        "CloudTrail events arrived later than the delivery delay (read now; \
+                         later than the delay plus the overlap would be missed: raise \
+                         aws.cloudtrail_delivery_delay)"
+                    );
+                }
+                self.cursors.insert(r.checkpoint.clone(), p.cursor);
+                self.recent.insert(r.checkpoint.clone(), p.recent);
+            } else if let Some(c) = stats.iter().filter_map(|(_, st)| st.newest).max() {
+                self.cursors.insert(r.checkpoint.clone(), c);
+            }
+            tracing::info!(
+                source = r.source,
+                region = %r.region,
+                calls = r.calls,
+                records,
+                late,
+                since = %format_rfc3339(r.from),
+                millis = r.millis as u64,
+                "source read"
+            );
+            self.lines.push(SourceLine {
+                source: r.source.to_string(),
+                region: r.region.clone(),
+                calls: r.calls,
+                records,
+                late,
+                since: format_rfc3339(r.from),
+                millis: r.millis,
+            });
+        }
     }
 
-    // 4. Reports (before the findings that link them are written), then the sink.
-    let mut changes = changes;
-    if let Some(reports) = &aws.reports
-        && !opts.dry_run
-    {
+    fn checkpoint(&mut self, next: &mut crate::state::State) {
+        let aws = &self.settings.aws;
+        for (k, c) in std::mem::take(&mut self.cursors) {
+            let cp = next.checkpoints.entry(k).or_default();
+            cp.cursor = cp.cursor.max(Some(c));
+        }
+        for (k, ids) in std::mem::take(&mut self.recent) {
+            next.checkpoints.entry(k).or_default().recent_events = ids;
+        }
+        if let Some(objects) = self.trail_objects.take() {
+            // Remember the objects read, for the days a later poll may list again.
+            let cp = next
+                .checkpoints
+                .entry("aws/cloudtrail_s3".into())
+                .or_default();
+            cp.objects.extend(objects);
+            if let Some(c) = cp.cursor {
+                let keep_from = trail_day(c.saturating_sub(aws.overlap).saturating_sub(86_400_000));
+                cp.objects
+                    .retain(|k| key_day(k).is_none_or(|d| d.as_str() >= keep_from.as_str()));
+            }
+        }
+    }
+}
+
+/// AWS mode's sink: the findings' reports in S3 (`aws.reports`), the `--asff` copy, then the
+/// sink of `aws.sink` ([`SinkConfig`]). The findings are written by the caller's account and
+/// partition (STS).
+struct AwsSink<'a> {
+    settings: &'a Settings,
+    rules: &'a Arc<RuleSet>,
+    asff: Option<&'a std::path::Path>,
+    runtime: &'a tokio::runtime::Runtime,
+    base: &'a aws_config::SdkConfig,
+    record: &'a super::RecordCalls,
+    /// The region findings are written for.
+    region: String,
+    /// The caller's partition, once asked.
+    partition: String,
+    line: FindingsLine,
+}
+
+impl AwsSink<'_> {
+    /// The sink `aws.sink` names, built.
+    fn build(&self) -> Box<dyn Deliver> {
+        let aws = &self.settings.aws;
+        match &aws.sink {
+            SinkConfig::SecurityHub {
+                calls_per_second, ..
+            } => {
+                let conf = self
+                    .runtime
+                    .block_on(super::sdk_config(Some(&self.region), &aws.retry));
+                Box::new(sink::SecurityHubSink {
+                    client: super::clients::securityhub(&conf, self.record),
+                    rate: RateLimit::new(*calls_per_second),
+                    resend_attempts: aws.retry.max_attempts,
+                    resend_backoff: aws.retry.initial_backoff,
+                    runtime: self.runtime.handle().clone(),
+                })
+            }
+            local => match local.build_local() {
+                Some(d) => d,
+                None => unreachable!("every sink but Security Hub is local"),
+            },
+        }
+    }
+}
+
+impl run_loop::Sink for AwsSink<'_> {
+    fn keeps_signal_nodes(&self) -> bool {
+        // Reports draw the sequence's signals.
+        self.settings.aws.reports.is_some()
+    }
+
+    fn writer(&mut self, _run: &CorrelateRun) -> anyhow::Result<Writer> {
+        // The caller writes the findings: its account and partition (`arn:aws-cn:…` in
+        // China) name the product. Without them no finding can be imported, so a failure
+        // stops the run.
+        let (account, partition) =
+            caller(self.runtime, &super::clients::sts(self.base, self.record))?;
+        if let Some(configured) = &self.settings.aws.partition
+            && configured != &partition
+        {
+            anyhow::bail!(
+                "the credentials are of partition {partition:?} (STS), but the configuration's regions or aws.partition say {configured:?}"
+            );
+        }
+        self.partition = partition.clone();
+        Ok(Writer {
+            account: Some(account),
+            region: Some(self.region.clone()),
+            partition: Some(partition),
+        })
+    }
+
+    fn write(
+        &mut self,
+        findings: &mut Vec<serde_json::Value>,
+        run: &CorrelateRun,
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let aws = &self.settings.aws;
+        // Reports first: the findings link them.
+        if let Some(reports) = &aws.reports
+            && !dry_run
+        {
+            let started = Instant::now();
+            let n = self.runtime.block_on(write_reports(
+                &super::clients::s3(self.base, self.record),
+                reports,
+                &self.region,
+                &self.partition,
+                run,
+                self.rules,
+                findings,
+            ))?;
+            tracing::info!(
+                reports = n,
+                millis = started.elapsed().as_millis() as u64,
+                "reports written"
+            );
+        }
+        if let Some(path) = self.asff {
+            let doc = serde_json::json!({ "Findings": findings });
+            let text = serde_json::to_string_pretty(&doc)? + "\n";
+            if path.as_os_str() == "-" {
+                print!("{text}");
+            } else {
+                std::fs::write(path, text)
+                    .with_context(|| format!("writing `{}`", path.display()))?;
+            }
+        }
         let started = Instant::now();
-        let n = runtime.block_on(write_reports(
-            &super::clients::s3(base, &record),
-            reports,
-            &sink_region,
-            &partition,
-            &run,
-            rules,
-            &mut changes.write,
-        ))?;
-        tracing::info!(
-            reports = n,
-            millis = started.elapsed().as_millis() as u64,
-            "reports written"
-        );
-    }
-    if let Some(path) = &opts.asff {
-        let doc = serde_json::json!({ "Findings": changes.write });
-        let text = serde_json::to_string_pretty(&doc)? + "\n";
-        if path.as_os_str() == "-" {
-            print!("{text}");
+        let name = aws.sink.name();
+        self.line.sink = if dry_run {
+            format!("{name} (dry run: nothing sent)")
         } else {
-            std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
+            name.to_string()
+        };
+        let mut not_written = Vec::new();
+        if !dry_run {
+            let delivered = self.build().deliver(findings)?;
+            self.line.calls = delivered.calls;
+            self.line.imported = delivered.imported;
+            not_written.extend(delivered.failed.iter().map(|(id, _, _)| id.clone()));
+            self.line.failed = delivered.failed;
         }
+        self.line.millis = started.elapsed().as_millis();
+        Ok(not_written)
     }
-    let started = Instant::now();
-    report.findings.sink = if opts.dry_run {
-        format!("{} (dry run: nothing sent)", aws.sink)
-    } else {
-        aws.sink.clone()
-    };
-    let mut not_written: Vec<String> = Vec::new();
-    if !opts.dry_run {
-        match aws.sink.as_str() {
-            "securityhub" => {
-                let conf = runtime.block_on(super::sdk_config(Some(&sink_region), &aws.retry));
-                let client = super::clients::securityhub(&conf, &record);
-                let rate = RateLimit::new(aws.sink_calls_per_second);
-                let result = runtime.block_on(sink::write(
-                    &client,
-                    &changes.write,
-                    &rate,
-                    aws.retry.max_attempts,
-                    aws.retry.initial_backoff,
-                ));
-                let r = match result {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // Nothing is saved: the next run starts from the same state and
-                        // sends every finding of this one again (imports are idempotent).
-                        return Err(anyhow::Error::new(e).context("writing findings"));
-                    }
-                };
-                report.findings.calls = r.calls;
-                report.findings.imported = r.imported.len();
-                not_written.extend(r.failed.iter().map(|(id, _, _)| id.clone()));
-                report.findings.failed = r.failed;
-            }
-            "file" => {
-                let doc = serde_json::json!({ "Findings": changes.write });
-                std::fs::write(&aws.sink_file, serde_json::to_string_pretty(&doc)? + "\n")
-                    .with_context(|| format!("writing `{}`", aws.sink_file))?;
-                report.findings.imported = changes.write.len();
-            }
-            _ => {
-                let doc = serde_json::json!({ "Findings": changes.write });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
-                report.findings.imported = changes.write.len();
-            }
-        }
-    }
-    report.findings.millis = started.elapsed().as_millis();
-    report.partial |= !report.findings.failed.is_empty();
-
-    // 5. Save.
-    next.forget_written(&not_written);
-    for (k, c) in cursors {
-        let cp = next.checkpoints.entry(k).or_default();
-        cp.cursor = cp.cursor.max(Some(c));
-    }
-    for (k, ids) in recent {
-        next.checkpoints.entry(k).or_default().recent_events = ids;
-    }
-    if aws.cloudtrail_s3 {
-        // Remember the objects read, for the days a later poll may list again.
-        let cp = next
-            .checkpoints
-            .entry("aws/cloudtrail_s3".into())
-            .or_default();
-        cp.objects.extend(trail_objects);
-        if let Some(c) = cp.cursor {
-            let keep_from = trail_day(c.saturating_sub(aws.overlap).saturating_sub(86_400_000));
-            cp.objects
-                .retain(|k| key_day(k).is_none_or(|d| d.as_str() >= keep_from.as_str()));
-        }
-    }
-    report.state = StateLine {
-        location: store.describe(),
-        saved: false,
-        signals: next.signals.len(),
-        statements: next.graph.len(),
-        horizon: next.horizon.map(format_rfc3339),
-    };
-    if !opts.dry_run {
-        if let Some(k) = keeper {
-            // No renewal after this: the save below releases the lease.
-            k.stop();
-        }
-        next.lease = None;
-        store.save(&next)?;
-        report.state.saved = true;
-    }
-    Ok(report)
 }
 
 /// The caller's account and partition (STS `GetCallerIdentity`).

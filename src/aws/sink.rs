@@ -165,6 +165,36 @@ pub async fn write(
     Ok(report)
 }
 
+/// [`crate::sinks::SinkConfig::SecurityHub`], built: writes through [`write`] on `runtime`.
+pub struct SecurityHubSink {
+    pub client: aws_sdk_securityhub::Client,
+    pub rate: RateLimit,
+    /// Sends of a finding that failed with a transient error, the first included.
+    pub resend_attempts: u32,
+    pub resend_backoff: Duration,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl crate::sinks::Deliver for SecurityHubSink {
+    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<crate::sinks::Delivered> {
+        let result = self.runtime.block_on(write(
+            &self.client,
+            findings,
+            &self.rate,
+            self.resend_attempts,
+            self.resend_backoff,
+        ));
+        // On an error nothing is saved: the next run starts from the same state and sends
+        // every finding of this one again (imports are idempotent).
+        let r = result.map_err(|e| anyhow::Error::new(e).context("writing findings"))?;
+        Ok(crate::sinks::Delivered {
+            calls: r.calls,
+            imported: r.imported.len(),
+            failed: r.failed,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

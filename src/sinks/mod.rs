@@ -1,4 +1,122 @@
-//! Where sequences go: ASFF findings (to a file or stdout now; Security Hub later).
+//! Where sequences go: ASFF findings, made by [`asff`], written by the sink the configuration
+//! names ([`SinkConfig`]): Security Hub (`crate::aws::sink`), a file, or stdout.
 
 pub mod asff;
 pub mod story;
+
+use anyhow::Context;
+use serde_json::Value;
+
+/// `aws.sink` (with `aws.sink_file`, `aws.securityhub_region` and
+/// `aws.sink_calls_per_second`), checked: where AWS mode writes its findings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkConfig {
+    /// `BatchImportFindings` (see `crate::aws::sink`).
+    SecurityHub {
+        /// `aws.securityhub_region`; None: the first of `aws.regions`, or the SDK's.
+        region: Option<String>,
+        calls_per_second: f64,
+    },
+    /// One JSON document `{"Findings": [...]}` per run, replacing the file.
+    File(std::path::PathBuf),
+    /// The same document on stdout.
+    Stdout,
+}
+
+impl SinkConfig {
+    /// The names `aws.sink` takes.
+    pub const NAMES: [&'static str; 3] = ["securityhub", "file", "stdout"];
+
+    /// The sink `[aws]` names.
+    ///
+    /// # Errors
+    /// A message naming the key: an unknown `aws.sink`, or `file` without `aws.sink_file`.
+    pub fn from_keys(a: &crate::config::AwsConfig) -> Result<SinkConfig, String> {
+        match a.sink.as_str() {
+            "securityhub" => Ok(SinkConfig::SecurityHub {
+                region: (!a.securityhub_region.is_empty()).then(|| a.securityhub_region.clone()),
+                calls_per_second: a.sink_calls_per_second,
+            }),
+            "stdout" => Ok(SinkConfig::Stdout),
+            "file" if !a.sink_file.is_empty() => Ok(SinkConfig::File(a.sink_file.clone().into())),
+            "file" => Err("aws.sink_file: needed when aws.sink is \"file\"".into()),
+            other => Err(format!(
+                "aws.sink: unknown sink {other:?} (expected securityhub, file or stdout)"
+            )),
+        }
+    }
+
+    /// Its `aws.sink` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkConfig::SecurityHub { .. } => "securityhub",
+            SinkConfig::File(_) => "file",
+            SinkConfig::Stdout => "stdout",
+        }
+    }
+
+    /// The sink, for the sinks that need no AWS client (`None` for Security Hub, which
+    /// `crate::aws::sink` builds).
+    pub fn build_local(&self) -> Option<Box<dyn Deliver>> {
+        match self {
+            SinkConfig::SecurityHub { .. } => None,
+            SinkConfig::File(path) => Some(Box::new(FileSink(path.clone()))),
+            SinkConfig::Stdout => Some(Box::new(StdoutSink)),
+        }
+    }
+}
+
+/// What a sink did with the findings it was given.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// API calls made.
+    pub calls: u64,
+    /// Findings written (acknowledged).
+    pub imported: usize,
+    /// Findings not written: id, error code, message. The run's state forgets them, so the
+    /// next run sends them again.
+    pub failed: Vec<(String, String, String)>,
+}
+
+/// A built sink.
+pub trait Deliver {
+    /// Writes `findings`.
+    ///
+    /// # Errors
+    /// Nothing is known written: the run saves nothing.
+    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<Delivered>;
+}
+
+/// The findings document every file sink writes.
+fn document(findings: &[Value]) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(
+        &serde_json::json!({ "Findings": findings }),
+    )?)
+}
+
+/// [`SinkConfig::File`].
+pub struct FileSink(pub std::path::PathBuf);
+
+impl Deliver for FileSink {
+    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<Delivered> {
+        std::fs::write(&self.0, document(findings)? + "\n")
+            .with_context(|| format!("writing `{}`", self.0.display()))?;
+        Ok(Delivered {
+            imported: findings.len(),
+            ..Delivered::default()
+        })
+    }
+}
+
+/// [`SinkConfig::Stdout`].
+pub struct StdoutSink;
+
+impl Deliver for StdoutSink {
+    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<Delivered> {
+        println!("{}", document(findings)?);
+        Ok(Delivered {
+            imported: findings.len(),
+            ..Delivered::default()
+        })
+    }
+}

@@ -1,5 +1,118 @@
-//! Where records come from on disk: files and folders. AWS mode's sources (the GuardDuty,
-//! Security Hub and CloudTrail APIs, a trail's S3 objects) are in `crate::aws::sources` and
-//! hand their response bodies to the same decoders.
+//! Where records come from: files and folders on disk ([`file`]), or, in AWS mode, the
+//! sources the configuration names ([`SourceConfig`]): the GuardDuty, Security Hub and
+//! CloudTrail APIs and a trail's S3 objects, polled by `crate::aws::sources`, whose response
+//! bodies go to the same decoders.
 
 pub mod file;
+
+use crate::config::Settings;
+use crate::rules::RuleSet;
+use crate::time::Millis;
+
+/// One source of `aws.sources`, checked, with the keys it reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceConfig {
+    /// GuardDuty `ListFindings`/`GetFindings`, per region.
+    GuardDuty,
+    /// Security Hub `GetFindings` (other products' findings), per region.
+    SecurityHub,
+    /// CloudTrail `LookupEvents`, per region.
+    CloudTrailLookup {
+        /// `aws.cloudtrail_calls_per_second`.
+        calls_per_second: f64,
+        /// `aws.cloudtrail_delivery_delay`.
+        delivery_delay: Millis,
+    },
+    /// A trail's log objects in S3, every account and region folder it holds.
+    CloudTrailS3 {
+        /// `aws.trail`: `s3://bucket/folder/`.
+        trail: String,
+        /// `aws.trail_regions`; empty: every region folder of the trail.
+        regions: Vec<String>,
+        /// `aws.trail_concurrency`.
+        concurrency: usize,
+    },
+}
+
+impl SourceConfig {
+    /// The names `aws.sources` takes, in the order sources are polled.
+    pub const NAMES: [&'static str; 4] =
+        ["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"];
+
+    /// The sources `aws.sources` names, each once, in the order of [`Self::NAMES`] (unknown
+    /// names are the validation's to report). `delivery_delay` is the parsed
+    /// `aws.cloudtrail_delivery_delay`.
+    pub fn from_keys(a: &crate::config::AwsConfig, delivery_delay: Millis) -> Vec<SourceConfig> {
+        Self::NAMES
+            .iter()
+            .filter(|n| a.sources.iter().any(|s| s == *n))
+            .map(|n| match *n {
+                "guardduty" => SourceConfig::GuardDuty,
+                "securityhub" => SourceConfig::SecurityHub,
+                "cloudtrail" => SourceConfig::CloudTrailLookup {
+                    calls_per_second: a.cloudtrail_calls_per_second,
+                    delivery_delay,
+                },
+                _ => SourceConfig::CloudTrailS3 {
+                    trail: a.trail.clone(),
+                    regions: a.trail_regions.clone(),
+                    concurrency: a.trail_concurrency,
+                },
+            })
+            .collect()
+    }
+
+    /// Its `aws.sources` name, which is also its checkpoints' name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceConfig::GuardDuty => "guardduty",
+            SourceConfig::SecurityHub => "securityhub",
+            SourceConfig::CloudTrailLookup { .. } => "cloudtrail",
+            SourceConfig::CloudTrailS3 { .. } => "cloudtrail_s3",
+        }
+    }
+
+    /// Whether it is polled in each of `aws.regions` (the trail holds every region's logs).
+    pub fn per_region(&self) -> bool {
+        !matches!(self, SourceConfig::CloudTrailS3 { .. })
+    }
+}
+
+/// The exact CloudTrail event names the rules need, or None when some selector needs a
+/// pattern (then every management event is read).
+pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |n: &str| {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    };
+    for r in &rules.rules {
+        for st in &r.stages {
+            let sel = &st.selector;
+            for (_, name) in &sel.events {
+                add(name.literal()?);
+            }
+            if sel.high_risk_api {
+                for api in &settings.matching.high_risk_apis {
+                    let name = api.split_once(':').map_or(api.as_str(), |(_, n)| n);
+                    if name.contains('*') {
+                        return None;
+                    }
+                    add(name);
+                }
+            }
+            let cloudtrail_only = sel.sources == [crate::signal::Source::CloudTrail];
+            if cloudtrail_only && sel.events.is_empty() && !sel.high_risk_api {
+                // Any CloudTrail call: no name narrows it.
+                return None;
+            }
+        }
+        if r.uses_baselines() {
+            add("RunInstances");
+            add("StartInstances");
+        }
+    }
+    names.sort();
+    Some(names)
+}

@@ -1703,3 +1703,77 @@ fn issue_12_a_dry_run_says_what_would_be_sent_and_names_new_regions() {
         "{s}"
     );
 }
+
+/// `correlate --state` over files and `run` with the file sink over the same records go
+/// through one run loop: they write the same findings, a second run of each writes none, and
+/// each saves a state that replays the same sequences.
+#[test]
+fn issue_15_correlate_with_a_state_and_run_with_the_file_sink_write_the_same_findings() {
+    let (region, bucket) = ("ap-southeast-2", "one-loop");
+    prepare(region, bucket);
+    let (findings, events) = two_scenarios();
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = [
+        common::fixture("scenarios/compromised-instance-group/positive"),
+        common::fixture("scenarios/instance-credentials-launch-compute/positive"),
+    ];
+    let sink_file = tmp.path().join("sink.json");
+    let sink = sink_file.to_str().unwrap();
+    let aws_state = tmp.path().join("aws-state.json");
+    let files_state = tmp.path().join("files-state.json");
+    let read = |p: &Path| -> Vec<Value> {
+        let doc: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        doc["Findings"].as_array().unwrap().clone()
+    };
+    let sequences = |p: &Path| -> Vec<String> {
+        let doc: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        let mut ids: Vec<String> = doc["sequences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut written = Vec::new();
+    for pass in 0..2 {
+        let out = run_on_mock(
+            &mock,
+            region,
+            &aws_state,
+            &[
+                ("CORRELATOR_AWS_SINK", "file"),
+                ("CORRELATOR_AWS_SINK_FILE", sink),
+            ],
+        );
+        exits(&out, 0);
+        let s = summary(&out);
+        assert_eq!(s["findings"]["sink"], "file", "{s}");
+        assert_eq!(s["state"]["saved"], true, "{s}");
+        let aws = read(&sink_file);
+        let asff = tmp.path().join(format!("files-{pass}.json"));
+        let out = correlator()
+            .args(["correlate", "--state"])
+            .arg(&files_state)
+            .arg("--asff")
+            .arg(&asff)
+            .args(&dirs)
+            .output()
+            .unwrap();
+        exits(&out, 0);
+        let files = read(&asff);
+        assert_eq!(
+            comparable(&aws),
+            comparable(&files),
+            "pass {pass}: the same findings through both commands"
+        );
+        assert_eq!(s["findings"]["imported"], files.len(), "pass {pass}: {s}");
+        written.push(files.len());
+    }
+    assert_eq!(written, [2, 0], "each finding once, then nothing new");
+    assert_eq!(sequences(&aws_state), sequences(&files_state));
+}

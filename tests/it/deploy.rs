@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::common::{self, correlator};
 
 /// The IAM action a recorded `Service:Operation` needs; None when it needs none.
+#[cfg(feature = "aws")]
 fn action(call: &str) -> Option<&'static str> {
     Some(match call {
         "GuardDuty:ListDetectors" => "guardduty:ListDetectors",
@@ -100,6 +101,7 @@ const EVERY_SOURCE: &[(&str, &str)] = &[
 /// The end-to-end run with every source and the Security Hub sink on (against moto and the
 /// mock) calls exactly what the task role grants: a call added without its permission, or a
 /// permission nothing uses, fails here.
+#[cfg(feature = "aws")]
 #[test]
 fn issue_6_task_role_grants_exactly_the_calls_made() {
     let called: BTreeSet<String> = crate::aws::record_every_call()

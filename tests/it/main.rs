@@ -3,7 +3,9 @@
 
 mod common;
 
+#[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "aws")]
 mod aws_mock;
 mod bad_input;
 mod call_filter;
