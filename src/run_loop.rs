@@ -7,8 +7,9 @@
 //! state after the run; the [`Sink`] writes them; the state is saved last. So a run that fails
 //! before the save (a sink that fails after its retries, an output that cannot be written)
 //! leaves the previous state, and the next run writes what this one did not. Findings the sink
-//! did not write (Security Hub refused them) are forgotten in the saved state, so the next run
-//! sends them again. A store with a lease stops renewing it before the final save (see
+//! did not write (Security Hub refused them) are forgotten in the saved state and kept as they
+//! were to be written, so the next run sends them again, even when their sequence is behind
+//! its horizon by then. A store with a lease stops renewing it before the final save (see
 //! `aws::run`), so no renewal races it.
 
 use std::sync::Arc;
@@ -158,6 +159,17 @@ pub fn run_once(
         }
         None => (None, None),
     };
+    // What an earlier run could not write goes again, unless this run has a newer version.
+    if let (Some(p), Some(c)) = (prior, &mut changes) {
+        let again = p.still_unsent(&c.write);
+        if !again.is_empty() {
+            tracing::info!(
+                findings = again.len(),
+                "writing again the findings the sink did not take last time"
+            );
+            c.write.extend(again);
+        }
+    }
     let mut findings = match &changes {
         Some(_) => Vec::new(),
         None => asff::findings(&run.sequences, rules, &writer),
@@ -172,7 +184,8 @@ pub fn run_once(
     )?;
     let mut saved = None;
     if let (Some(next), Some(taken)) = (&mut next, &state) {
-        next.forget_written(&not_written);
+        let given = changes.as_ref().map_or(&[][..], |c| &c.write[..]);
+        next.forget_written(&not_written, given);
         source.checkpoint(next);
         next.lease = None;
         // Last, after every output is written.
@@ -373,6 +386,42 @@ mod tests {
         assert_eq!(next.given, refusing.given, "sent again");
         let mut last = Recorder::default();
         pass_over(paths, &store, &mut last, false).unwrap();
+        assert!(last.given.is_empty(), "{:?}", last.given);
+    }
+
+    #[test]
+    fn findings_refused_behind_the_new_horizon_are_sent_again() {
+        // The first attack (2025-05-03) ends days before the second: after a run over both,
+        // the state's horizon is past the first one's records, so no later run matches it
+        // again. Refused, it must still be sent by the next run, as it was to be written.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state.json"));
+        let mut refusing = Recorder {
+            refuse_all: true,
+            ..Recorder::default()
+        };
+        let first = pass(&store, &mut refusing, false).unwrap();
+        assert_eq!(refusing.given.len(), 2);
+        let saved = store.load().unwrap().expect("saved");
+        assert_eq!(saved.unsent.len(), 2, "kept to send again");
+        let horizon = saved.horizon.expect("a horizon");
+        let early = first
+            .run
+            .sequences
+            .iter()
+            .filter(|s| s.last_seen < horizon)
+            .count();
+        assert!(early > 0, "one attack is behind the horizon");
+
+        let mut next = Recorder::default();
+        pass(&store, &mut next, false).unwrap();
+        let (mut got, mut want) = (next.given.clone(), refusing.given.clone());
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "both sent again");
+        assert!(store.load().unwrap().expect("saved").unsent.is_empty());
+        let mut last = Recorder::default();
+        pass(&store, &mut last, false).unwrap();
         assert!(last.given.is_empty(), "{:?}", last.given);
     }
 

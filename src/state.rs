@@ -40,7 +40,8 @@ pub const FORMAT: &str = "finding-correlator-state";
 ///   `ecs_task`) and the
 ///   checkpoints' `recent_events` (all absent before): a build that reads only up to 3 says
 ///   the state is newer instead of calling it damaged.
-pub const VERSION: u32 = 4;
+/// - 5: adds `unsent`, the findings the sink did not take (absent before: none).
+pub const VERSION: u32 = 5;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,6 +76,11 @@ pub struct State {
     /// The run that holds the state (AWS mode), while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// Findings the sink did not take (Security Hub refused them), as they were to be written:
+    /// the next run sends them again, also when their sequence is behind its horizon by then
+    /// and no run will match it again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsent: Vec<serde_json::Value>,
 }
 
 /// A run's claim on the state: another run that finds an unexpired lease stops before
@@ -192,6 +198,7 @@ impl State {
             sequences: Vec::new(),
             baselines: Baselines::default(),
             lease: None,
+            unsent: Vec::new(),
         }
     }
 
@@ -230,12 +237,32 @@ impl State {
         serde_json::from_value(doc).map_err(corrupt)
     }
 
-    /// Forgets that these findings were written (the sink did not take them), so that the
-    /// next run writes them again.
-    pub fn forget_written(&mut self, ids: &[String]) {
+    /// Forgets that the findings of `given` with these ids were written (the sink did not
+    /// take them), and keeps them as they were to be written in [`State::unsent`]: the next run
+    /// writes them again, whether or not it matches their sequences again.
+    pub fn forget_written(&mut self, ids: &[String], given: &[serde_json::Value]) {
+        self.unsent = given
+            .iter()
+            .filter(|f| {
+                f["Id"]
+                    .as_str()
+                    .is_some_and(|id| ids.iter().any(|i| i == id))
+            })
+            .cloned()
+            .collect();
         if !ids.is_empty() {
             self.sequences.retain(|r| !ids.contains(&r.id));
         }
+    }
+
+    /// The findings an earlier run could not write and this one has no newer version of
+    /// (`write`: the findings this run writes).
+    pub fn still_unsent(&self, write: &[serde_json::Value]) -> Vec<serde_json::Value> {
+        self.unsent
+            .iter()
+            .filter(|f| !write.iter().any(|w| w["Id"] == f["Id"]))
+            .cloned()
+            .collect()
     }
 
     pub fn to_json(&self) -> Vec<u8> {
