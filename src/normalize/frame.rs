@@ -552,7 +552,8 @@ impl<R: Read> Framer<R> {
     }
 
     /// Skips the damaged value at `pos` to the next `{` that follows `sep` (white space
-    /// between; any byte when None) and opens with the first key `key` (any key when None):
+    /// between; any byte when None) and opens with the first key `key` (any key when None), or
+    /// between records (`sep` None or `}`) to the next `{` that starts a line:
     /// the next element of an array (`,`) or the next of records concatenated without
     /// separators (after a record cut short, any byte). Returns
     /// false when the input ends first. Bytes passed over are dropped as the search goes, so
@@ -572,12 +573,17 @@ impl<R: Read> Framer<R> {
                     k -= 1;
                     self.examined += 1;
                 }
-                let after_sep = sep.is_none_or(|sep| k > self.pos && self.buf[k - 1] == sep);
+                // Between records (no separator, or `}`), an object at the start of a line
+                // starts the next record whatever its first key: a line of JSON Lines after
+                // the damage (nested objects of pretty-printed records are indented).
+                let at_margin = sep.is_none_or(|sep| sep == b'}') && self.buf[q - 1] == b'\n';
+                let after_sep =
+                    at_margin || sep.is_none_or(|sep| k > self.pos && self.buf[k - 1] == sep);
                 self.advance_uncounted(q - self.pos);
                 if after_sep {
                     self.lookahead(2 * MAX_KEY)?;
                     let found = match (self.object_key(), key) {
-                        (Some(k), Some(want)) => k == want,
+                        (Some(k), Some(want)) => k == want || at_margin,
                         (Some(_), None) => true,
                         (None, _) => false,
                     };
@@ -692,11 +698,30 @@ impl<R: Read> Framer<R> {
                     );
                     self.skip_line()?;
                 }
+                b'[' if self.line == self.last_end_line
+                    && self.json_lines_follow(true, true)? =>
+                {
+                    // `[` after a value on the same line, with records on lines of their own
+                    // after it: a damaged line of JSON Lines (`{}[`), not an array document
+                    // running to the end of the file.
+                    let at = self.loc(None);
+                    sink.problem(
+                        at,
+                        "line is not valid JSON (expected one record per line)".into(),
+                    );
+                    self.skip_line()?;
+                    self.json_lines = true;
+                }
                 b'[' => {
                     // The first line of what may be JSON Lines: an array that breaks on it
                     // may be a damaged line before lines of records.
                     let lines_fallback = (self.values == 1).then_some(self.line);
+                    let at = self.loc(None);
                     self.advance(1);
+                    if self.values > 1 && self.skip_ws(None)? == Some(b']') {
+                        // `[]` among records (a damaged line of JSON Lines): no record, said.
+                        sink.problem(at, "an empty array among records: no record".into());
+                    }
                     self.elements("", lines_fallback, sink)?;
                     array_end = Some(self.line);
                     continue;
@@ -1435,6 +1460,88 @@ mod issue_12 {
         let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
         assert_eq!(c.records, numbers(0..2));
         assert!(c.problems.is_empty() && err.is_none());
+    }
+
+    /// A damaged line that ends by opening an array after a value (`{}[`, found by the
+    /// property tests) is that line's problem: the records on the next lines are records, and
+    /// no array problem is named on their lines.
+    #[test]
+    fn a_value_then_a_bracket_on_a_line_of_json_lines_is_that_line_s_problem() {
+        let recs: Vec<String> = (0..4).map(record).collect();
+        for first in [
+            "{}[".to_string(),
+            format!("{}[", recs[0]),
+            "{} [ ".to_string(),
+        ] {
+            let input = format!("{first}\n{}\n", recs[1..].join("\n"));
+            let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+            assert!(err.is_none(), "{first}: {err:?}");
+            assert!(
+                c.records.ends_with(&numbers(1..4)),
+                "{first}: {:?}",
+                c.records
+            );
+            assert!(
+                c.problems.iter().all(|p| p.starts_with("line 1:")),
+                "{first}: {:?}",
+                c.problems
+            );
+            assert!(!c.problems.is_empty(), "{first}: the line is reported");
+        }
+    }
+
+    /// A damaged record run into the end of a line's record (`}{,…}`) is followed by lines
+    /// whose records open with another key (a GuardDuty finding after a CloudTrail record,
+    /// found by the property tests): looking for the next record by the first key must stop
+    /// at the next line, not pass over it.
+    #[test]
+    fn a_record_damaged_mid_line_costs_no_line_after_it() {
+        let other = |n: usize| format!(r#"{{"schemaVersion":"2.0","n":{n}}}"#);
+        for damage in [r#"{,"x":1}"#, r#"{"x":1"#, r#"{"eventVersion":"#] {
+            let input = format!(
+                "{}{damage}\n{}\n{}\n{}\n",
+                record(0),
+                other(1),
+                record(2),
+                other(3)
+            );
+            let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+            assert!(err.is_none(), "{damage}: {err:?}");
+            assert_eq!(c.records, numbers(0..4), "{damage}: {:?}", c.problems);
+            assert!(
+                !c.problems.is_empty() && c.problems.iter().all(|p| p.starts_with("line 1")),
+                "{damage}: {:?}",
+                c.problems
+            );
+        }
+    }
+
+    /// `{}{` on the first line (found by the property tests): the `{` left open must not
+    /// swallow the record on the next line; `[]` among records is reported, not silent.
+    #[test]
+    fn an_object_left_open_or_an_empty_array_costs_its_line_only() {
+        let input = format!("{{}}{{\n{}\n{}\n", record(1), record(2));
+        let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+        assert!(err.is_none(), "{err:?}");
+        // `{}` is a value (the sink gets it: `null` here), then records 1 and 2.
+        assert_eq!(c.records, ["null", "1", "2"], "{:?}", c.problems);
+        assert!(
+            c.problems.iter().all(|p| p.starts_with("line 1")),
+            "{:?}",
+            c.problems
+        );
+
+        let input = format!("{}\n[]\n{}\n", record(0), record(2));
+        let (c, _, err) = frame_all(input.as_bytes(), 1 << 20);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(c.records, vec!["0".to_string(), "2".to_string()]);
+        assert_eq!(
+            c.problems,
+            ["line 2: an empty array among records: no record"]
+        );
+        // A document that is an empty array alone is no problem (an export with nothing in it).
+        let (c, _, err) = frame_all(b"[]\n", 1 << 20);
+        assert!(c.records.is_empty() && c.problems.is_empty() && err.is_none());
     }
 
     /// A damaged first line followed by lines over 64 KiB made the file "not JSON".
