@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod graph;
 pub mod incremental;
+pub mod instance_types;
 pub mod local_file;
 pub mod matcher;
 pub mod normalize;

@@ -607,7 +607,8 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
     signal.fields.requested_instance_type = requested_type.clone();
     signal.fields.requested_count = requested_count;
     if let (Some(t), Some(n)) = (requested_type.as_deref(), requested_count) {
-        signal.fields.requested_vcpus = vcpus_of_type(t).map(|v| v.saturating_mul(n));
+        signal.fields.requested_vcpus =
+            crate::instance_types::vcpus(t).map(|v| v.saturating_mul(n));
     }
     // The launch template is named even when the call failed (dry runs, quota errors).
     if let Some(lt) = req.launch_template.id.owned() {
@@ -681,7 +682,11 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
             (Some(c), None) => Some(c),
             _ => None,
         };
-        info.vcpus = from_cpu.or_else(|| info.instance_type.as_deref().and_then(vcpus_of_type));
+        info.vcpus = from_cpu.or_else(|| {
+            info.instance_type
+                .as_deref()
+                .and_then(crate::instance_types::vcpus)
+        });
         vcpu_total = vcpu_total.saturating_add(info.vcpus.unwrap_or(0));
         if let Some(lt) = &info.launch_template {
             push_unique(
@@ -883,43 +888,9 @@ fn push_unique(v: &mut Vec<EntityId>, e: EntityId) {
     }
 }
 
-/// vCPUs of an instance type from its size, for records without `cpuOptions`
-/// (`xlarge` = 4, `Nxlarge` = 4·N, `large` = 2). Bare-metal sizes vary by family: unknown.
-pub fn vcpus_of_type(instance_type: &str) -> Option<u32> {
-    let (family, size) = instance_type.rsplit_once('.')?;
-    match size {
-        // Older burstable and first-generation families have one vCPU at these sizes.
-        "nano" | "micro" | "small" if ["t1", "t2", "m1", "m3", "c1"].contains(&family) => Some(1),
-        "nano" | "micro" | "small" => Some(2),
-        "medium" | "large" => Some(2),
-        "xlarge" => Some(4),
-        _ => size
-            .strip_suffix("xlarge")
-            .and_then(|n| n.parse::<u32>().ok())
-            .map(|n| n.saturating_mul(4)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vcpus_from_size() {
-        for (t, want) in [
-            ("p2.xlarge", Some(4)),
-            ("p3.16xlarge", Some(64)),
-            ("p4d.24xlarge", Some(96)),
-            ("g5.12xlarge", Some(48)),
-            ("t3.micro", Some(2)),
-            ("t2.micro", Some(1)),
-            ("c5.large", Some(2)),
-            ("c5.metal", None),
-            ("bogus", None),
-        ] {
-            assert_eq!(vcpus_of_type(t), want, "{t}");
-        }
-    }
 
     #[test]
     fn session_names() {
