@@ -52,8 +52,7 @@ pub enum Command {
     /// Check the configuration (file and CORRELATOR_* variables) and the rules, with no AWS
     /// call.
     Validate(ValidateArgs),
-    /// Operate on the state of `correlator run`.
-    #[cfg(feature = "aws")]
+    /// Look into a state, or free the lease of `correlator run`'s.
     #[command(subcommand)]
     State(StateCommand),
 }
@@ -63,7 +62,24 @@ pub enum StateCommand {
     /// Free the S3 state's lease left by a run that is gone (a run frees it by itself when it
     /// ends, and a later run takes it over when it can tell the holder is gone). Without
     /// --holder, only shows who holds it.
+    #[cfg(feature = "aws")]
     Release(ReleaseArgs),
+    /// Print what a state holds, part by part (checkpoints, signals, graph statements,
+    /// sequences, baselines, unsent findings, lease), with the size of each. Reads only: takes
+    /// no lock or lease, so it can look at the state of a run in progress.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Where the state lives: a path, or `s3://bucket/key` (in a build with AWS mode);
+    /// overrides `aws.state`.
+    #[arg(long, env = "CORRELATOR_STATE", value_name = "LOCATION")]
+    pub state: Option<String>,
+
+    /// Text for a person, JSON for a machine.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub format: SummaryFormat,
 }
 
 #[derive(Debug, clap::Args)]

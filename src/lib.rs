@@ -33,5 +33,6 @@ pub mod signal;
 pub mod sinks;
 pub mod sources;
 pub mod state;
+pub mod state_inspect;
 pub mod summary;
 pub mod time;

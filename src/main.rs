@@ -13,8 +13,9 @@ use finding_correlator::cli::{
     Cli, Command, CorrelateArgs, GraphArgs, LogFormat, ReportArgs, RulesArgs, RulesCommand,
     SummaryFormat, ValidateArgs,
 };
+use finding_correlator::cli::{InspectArgs, StateCommand};
 #[cfg(feature = "aws")]
-use finding_correlator::cli::{ReleaseArgs, RunArgs, StateCommand};
+use finding_correlator::cli::{ReleaseArgs, RunArgs};
 use finding_correlator::config::{Config, Settings};
 use finding_correlator::graph::export::{self, ExportGraph, Format};
 use finding_correlator::report;
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(args, &settings),
         #[cfg(feature = "aws")]
         Command::State(StateCommand::Release(args)) => state_release(args, &settings),
+        Command::State(StateCommand::Inspect(args)) => state_inspect(args, &settings),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -594,6 +596,34 @@ fn state_release(args: &ReleaseArgs, settings: &Settings) -> anyhow::Result<u8> 
     };
     eprintln!("{message}");
     Ok(code)
+}
+
+fn state_inspect(args: &InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
+    use finding_correlator::state_inspect::inspect;
+    let location = args.state.as_deref().unwrap_or(&settings.aws.state);
+    let state = if location.starts_with("s3://") {
+        #[cfg(feature = "aws")]
+        {
+            finding_correlator::aws::run::load_state(settings, location)?
+        }
+        #[cfg(not(feature = "aws"))]
+        {
+            anyhow::bail!(
+                "state `{location}`: this build has no AWS mode (built without the `aws` feature), so it cannot read S3"
+            )
+        }
+    } else {
+        FileStore::new(location).load()?
+    };
+    let Some(state) = state else {
+        anyhow::bail!("state `{location}`: there is none (no run has saved one there)");
+    };
+    let found = inspect(&state, location);
+    match args.format {
+        SummaryFormat::Text => print!("{}", found.text()),
+        SummaryFormat::Json => println!("{}", serde_json::to_string(&found)?),
+    }
+    Ok(0)
 }
 
 fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {

@@ -249,6 +249,27 @@ pub fn release(
             "state `{location}` is a local file: it has no lease, and its lock (`{location}.lock`) is freed when the run holding it ends; nothing to release"
         )));
     }
+    let (store, _runtime) = s3_store(settings, location)?;
+    Ok(lease::release(&store, holder)?)
+}
+
+/// Reads the S3 state at `location` without taking its lease (`correlator state inspect`).
+///
+/// # Errors
+/// The state cannot be read or is not a usable state.
+pub fn load_state(
+    settings: &Settings,
+    location: &str,
+) -> anyhow::Result<Option<crate::state::State>> {
+    let (store, _runtime) = s3_store(settings, location)?;
+    Ok(store.load()?)
+}
+
+/// The S3 state store at `location`, outside a run, with the runtime its calls run on.
+fn s3_store(
+    settings: &Settings,
+    location: &str,
+) -> anyhow::Result<(S3Store, tokio::runtime::Runtime)> {
     let loc: S3Location = location
         .parse()
         .map_err(|e: String| anyhow::anyhow!("state: {e}"))?;
@@ -268,7 +289,7 @@ pub fn release(
         loc,
         runtime.handle().clone(),
     );
-    Ok(lease::release(&store, holder)?)
+    Ok((store, runtime))
 }
 
 /// The run after the state is held: [`run_loop::run_once`] with AWS mode's sources and sink.

@@ -25,3 +25,4 @@ mod realdata;
 mod report;
 mod rules;
 mod scenarios;
+mod state_inspect;

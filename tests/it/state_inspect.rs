@@ -1,0 +1,148 @@
+//! `correlator state inspect`: what a saved state holds, by part, read without a lock.
+
+use serde_json::Value;
+
+use crate::common::{correlator, fixture};
+
+/// A state saved by `correlate --state` over the shipped fixtures, and the run's stderr.
+fn saved_state(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let state = dir.join("state.json");
+    let out = correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg(fixture(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (state, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn inspect_json(state: &std::path::Path) -> Value {
+    let out = correlator()
+        .args(["state", "inspect", "--format", "json", "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn part<'a>(found: &'a Value, name: &str) -> &'a Value {
+    found["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no part {name} in {found}"))
+}
+
+#[test]
+fn inspect_counts_what_the_run_saved_and_the_parts_add_up_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, stderr) = saved_state(dir.path());
+    let found = inspect_json(&state);
+
+    let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(found["bytes"], std::fs::metadata(&state).unwrap().len());
+    for (name, key) in [
+        ("signals", "signals"),
+        ("graph", "graph"),
+        ("sequences", "sequences"),
+        ("checkpoints", "checkpoints"),
+    ] {
+        let items = doc[key]
+            .as_array()
+            .map(Vec::len)
+            .or_else(|| doc[key].as_object().map(serde_json::Map::len))
+            .unwrap();
+        assert_eq!(part(&found, name)["items"], items, "{name}");
+        // Each part weighs what its own encoding takes in the file.
+        assert_eq!(
+            part(&found, name)["bytes"],
+            serde_json::to_vec(&doc[key]).unwrap().len(),
+            "{name}"
+        );
+    }
+    // The same counts the run's summary gave.
+    let graph = part(&found, "graph")["items"].as_u64().unwrap();
+    assert!(
+        stderr.contains(&format!("{graph} graph statement(s)")),
+        "{stderr}"
+    );
+    // The parts are the whole document but for its header fields.
+    let sum: u64 = found["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bytes"].as_u64().unwrap())
+        .sum();
+    let total = found["bytes"].as_u64().unwrap();
+    assert!(sum < total && total - sum < 400, "parts {sum} of {total}");
+}
+
+#[test]
+fn inspect_text_names_each_part_and_its_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = saved_state(dir.path());
+    let out = correlator()
+        .args(["state", "inspect", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "version 5",
+        "signals",
+        "ec2.amazonaws.com:RunInstances",
+        "launches (who launched which instance into which group)",
+        "compromised-instance-group (open): 1 sequence",
+        "baselines",
+        "cloudtrail: 295 records read",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from\n{text}");
+    }
+}
+
+#[test]
+fn inspect_takes_no_lock_so_it_reads_a_state_a_run_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = saved_state(dir.path());
+    // A run holds the lock: it is taken with the same call runs use.
+    let store = finding_correlator::state::FileStore::new(&state);
+    let _held = store.lock().unwrap();
+    let found = inspect_json(&state);
+    assert!(part(&found, "graph")["items"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_missing_or_damaged_state_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.json");
+    let out = correlator()
+        .args(["state", "inspect", "--state"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("none.json") && err.contains("there is none"),
+        "{err}"
+    );
+
+    let damaged = dir.path().join("damaged.json");
+    std::fs::write(
+        &damaged,
+        br#"{"format":"finding-correlator-state","version":5,"#,
+    )
+    .unwrap();
+    let out = correlator()
+        .args(["state", "inspect", "--state"])
+        .arg(&damaged)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("damaged.json"), "{err}");
+}
