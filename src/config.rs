@@ -99,6 +99,9 @@ pub struct AwsConfig {
     /// How long a run's claim on the state lasts unless renewed, like `5m`; a run renews it
     /// every third of that while it works.
     pub lease: String,
+    /// `i/n`: correlate only the accounts of shard i of n (by a stable hash of the account
+    /// id), with a state of the shard's own; empty: every account.
+    pub shard: String,
 }
 
 impl Default for AwsConfig {
@@ -124,6 +127,7 @@ impl Default for AwsConfig {
             cloudtrail_calls_per_second: 2.0,
             cloudtrail_delivery_delay: "15m".into(),
             lease: "5m".into(),
+            shard: String::new(),
         }
     }
 }
@@ -346,6 +350,8 @@ pub struct Settings {
     /// How long the state keeps graph statements.
     pub graph_retention: crate::time::Millis,
     pub aws: AwsSettings,
+    /// `aws.shard`: only this shard's accounts are correlated (None: every account).
+    pub shard: Option<crate::shard::Shard>,
     /// What is valid but doubtful (a region newer than the known list), for the log.
     pub warnings: Vec<String>,
 }
@@ -686,6 +692,14 @@ impl Config {
         });
         let mut warnings = Vec::new();
         let partition = check_regions(a, &mut problems, &mut warnings);
+        let shard = if a.shard.trim().is_empty() {
+            None
+        } else {
+            a.shard
+                .parse::<crate::shard::Shard>()
+                .map_err(|e| problems.push(format!("aws.shard: {e}")))
+                .ok()
+        };
         let aws = crate::config::AwsSettings {
             regions: a.regions.clone(),
             partition,
@@ -694,7 +708,8 @@ impl Config {
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,
-            state: a.state.clone(),
+            // Each shard keeps a state of its own.
+            state: shard.map_or_else(|| a.state.clone(), |sh| sh.state_location(&a.state)),
             sink: crate::sinks::SinkConfig::from_keys(a).unwrap_or_else(|e| {
                 problems.push(e);
                 crate::sinks::SinkConfig::Stdout
@@ -812,6 +827,7 @@ impl Config {
             include_archived_findings: self.rules.include_archived_findings,
             graph_retention,
             aws,
+            shard,
             warnings: self.origins.label(warnings),
         })
     }

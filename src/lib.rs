@@ -29,6 +29,7 @@ pub mod report;
 pub mod rollup;
 pub mod rules;
 pub mod run_loop;
+pub mod shard;
 pub mod signal;
 pub mod sinks;
 pub mod sources;

@@ -226,7 +226,10 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         return Ok(2);
     }
     let rules = std::sync::Arc::new(rules);
-    let store = args.state.as_ref().map(|p| FileStore::new(p.clone()));
+    let store = args
+        .state
+        .as_ref()
+        .map(|p| FileStore::new(shard_state(settings, &p.to_string_lossy())));
     // One run at a time per state (a dry run saves nothing and needs no lock).
     let _lock = match &store {
         Some(store) if !args.dry_run => match store.lock() {
@@ -489,7 +492,7 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         return Ok(2);
     };
     let opts = finding_correlator::aws::run::RunOptions {
-        state: args.state.clone(),
+        state: args.state.as_deref().map(|l| shard_state(settings, l)),
         dry_run: args.dry_run,
         asff: args.asff.clone(),
         now: None,
@@ -585,7 +588,10 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
 #[cfg(feature = "aws")]
 fn state_release(args: &ReleaseArgs, settings: &Settings) -> anyhow::Result<u8> {
     use finding_correlator::aws::lease::Released;
-    let location = args.state.as_deref().unwrap_or(&settings.aws.state);
+    let location = &shard_state(
+        settings,
+        args.state.as_deref().unwrap_or(&settings.aws.state),
+    );
     let outcome =
         finding_correlator::aws::run::release(settings, location, args.holder.as_deref())?;
     let (code, message) = match outcome {
@@ -600,7 +606,10 @@ fn state_release(args: &ReleaseArgs, settings: &Settings) -> anyhow::Result<u8> 
 
 fn state_inspect(args: &InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
     use finding_correlator::state_inspect::inspect;
-    let location = args.state.as_deref().unwrap_or(&settings.aws.state);
+    let location = &shard_state(
+        settings,
+        args.state.as_deref().unwrap_or(&settings.aws.state),
+    );
     let state = if location.starts_with("s3://") {
         #[cfg(feature = "aws")]
         {
@@ -624,6 +633,13 @@ fn state_inspect(args: &InspectArgs, settings: &Settings) -> anyhow::Result<u8> 
         SummaryFormat::Json => println!("{}", serde_json::to_string(&found)?),
     }
     Ok(0)
+}
+
+/// The state of this run's shard at `location` (`aws.shard`; unchanged without shards).
+fn shard_state(settings: &Settings, location: &str) -> String {
+    settings
+        .shard
+        .map_or_else(|| location.to_string(), |s| s.state_location(location))
 }
 
 fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {

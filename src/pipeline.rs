@@ -216,6 +216,8 @@ pub fn correlate_with<R: Send>(
         }
     }
     let keep_statements = prior.is_some();
+    // Records of accounts in other shards (`aws.shard`), dropped as they are read.
+    let other_shards = std::sync::atomic::AtomicU64::new(0);
     let mut described: std::collections::HashMap<u64, Box<Signal>> =
         std::collections::HashMap::new();
     {
@@ -236,6 +238,12 @@ pub fn correlate_with<R: Send>(
         let sent_statements = Arc::new(normalize::SentStatements::default());
         let sent = &sent_statements.0;
         let classify = |s: &Signal| {
+            if let (Some(shard), Some(account)) = (&settings.shard, s.account.as_deref())
+                && !shard.owns(account)
+            {
+                other_shards.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Keep::Drop;
+            }
             if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
                 return Keep::Match;
             }
@@ -333,6 +341,7 @@ pub fn correlate_with<R: Send>(
             },
         );
     }
+    summary.other_shards(other_shards.into_inner());
     // The best copy of each description, in a fixed order.
     let mut described: Vec<(u64, Box<Signal>)> = described.into_iter().collect();
     described.sort_unstable_by_key(|(k, _)| *k);

@@ -32,6 +32,10 @@ pub struct Summary {
     pub duplicates_merged: u64,
     /// Records no rule and not the graph needed (`correlate` drops them as it reads).
     pub not_needed: u64,
+    /// Records of accounts in other shards (`aws.shard`), dropped as they are read (those no
+    /// rule or graph needed are counted in `not_needed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_shards: u64,
     pub findings_updated: u64,
     /// Records or files lost, by reason (file-specific parts of reasons kept).
     pub skipped: u64,
@@ -65,6 +69,12 @@ impl Summary {
     pub fn not_needed(&mut self, kind: RecordKind, n: u64) {
         *self.records.entry(kind.as_str()).or_default() += n;
         self.not_needed += n;
+    }
+
+    /// Of the records counted as not needed, `n` were of other shards' accounts.
+    pub fn other_shards(&mut self, n: u64) {
+        self.other_shards += n;
+        self.not_needed = self.not_needed.saturating_sub(n);
     }
 
     /// A signal a rule would take that names no account: skipped (exit 1), since no finding
@@ -205,6 +215,13 @@ impl Summary {
                 String::new()
             }
         );
+        if self.other_shards > 0 {
+            let _ = writeln!(
+                s,
+                "other shards: {} record(s) of accounts in other shards left to them",
+                self.other_shards
+            );
+        }
         let _ = writeln!(s, "skipped: {}", self.skipped);
         for (reason, n) in &self.skipped_reasons {
             let _ = writeln!(s, "  {n} × {reason}");
@@ -280,6 +297,10 @@ fn generalise(reason: &str) -> String {
         }
     }
     out
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -25,4 +25,5 @@ mod realdata;
 mod report;
 mod rules;
 mod scenarios;
+mod shards;
 mod state_inspect;
