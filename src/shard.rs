@@ -28,23 +28,16 @@ impl Shard {
         shard_of(account, self.count) == self.index
     }
 
-    /// The state location of this shard: `.shard-I-of-N` inserted before the extension of the
-    /// location's last path segment (`s3://b/state.json` → `s3://b/state.shard-2-of-4.json`),
-    /// or appended when it has none. A location that already names this shard is kept, so a
-    /// location copied from a sharded run's log or error names the same state.
+    /// The state location of this shard: the location with `.shard-I-of-N` appended
+    /// (`s3://b/state.json` → `s3://b/state.json.shard-2-of-4`), so that one IAM resource
+    /// pattern (`state.json.shard-*`) covers every shard's state. A location that already ends
+    /// so is kept: a location copied from a sharded run's log or error names the same state.
     pub fn state_location(&self, location: &str) -> String {
         let tag = format!(".shard-{}-of-{}", self.index, self.count);
-        let name_start = location.rfind('/').map_or(0, |i| i + 1);
-        if location[name_start..].contains(&format!("{tag}.")) || location.ends_with(&tag) {
-            return location.to_string();
-        }
-        match location[name_start..].rfind('.') {
-            // A leading dot (`.state`) is part of the name, not an extension.
-            Some(dot) if dot > 0 => {
-                let at = name_start + dot;
-                format!("{}{tag}{}", &location[..at], &location[at..])
-            }
-            _ => format!("{location}{tag}"),
+        if location.ends_with(&tag) {
+            location.to_string()
+        } else {
+            format!("{location}{tag}")
         }
     }
 }
@@ -150,21 +143,19 @@ mod tests {
     fn each_shard_has_a_state_of_its_own() {
         let s = Shard { index: 2, count: 4 };
         for (loc, want) in [
-            ("s3://b/state.json", "s3://b/state.shard-2-of-4.json"),
-            ("s3://b/p.v1/state", "s3://b/p.v1/state.shard-2-of-4"),
+            ("s3://b/state.json", "s3://b/state.json.shard-2-of-4"),
             (
                 "correlator-state.json",
-                "correlator-state.shard-2-of-4.json",
+                "correlator-state.json.shard-2-of-4",
             ),
-            ("/var/lib/.state", "/var/lib/.state.shard-2-of-4"),
         ] {
             assert_eq!(s.state_location(loc), want);
             assert_eq!(s.state_location(want), want, "named twice");
         }
         // Another shard's state is another name.
         assert_eq!(
-            Shard { index: 3, count: 4 }.state_location("s3://b/state.shard-2-of-4.json"),
-            "s3://b/state.shard-2-of-4.shard-3-of-4.json"
+            Shard { index: 3, count: 4 }.state_location("s3://b/state.json.shard-2-of-4"),
+            "s3://b/state.json.shard-2-of-4.shard-3-of-4"
         );
     }
 

@@ -4,10 +4,12 @@ values, as CloudFormation would: conditions evaluated, Fn::If branches chosen, A
 dropped, Ref/Fn::Sub/Fn::GetAtt/Fn::Join/Fn::Select resolved against an example account.
 
 Prints one JSON object: {"Roles": {"<Role>": {"<PolicyName>": <policy document>}, ...},
-"Environment": {"<NAME>": "<value>", ...}}, with every AWS::IAM::Role of the template and the
-environment of the task's container. `tests/run.sh` feeds each policy document to parliament
-(the IAM policy linter); `tests/it/deploy.rs` compares the task role's actions with the calls
-the tool makes, and checks the environment with `correlator validate`.
+"Environment": {"<NAME>": "<value>", ...}, "Containers": ["<Name>", ...], "Schedules": {"<Schedule>": {"Input": <JSON or
+null>}, ...}}, with every AWS::IAM::Role of the template, the environment of the task's
+container, and the schedules the parameters deploy with the task overrides they pass.
+`tests/run.sh` feeds each policy document to parliament (the IAM policy linter);
+`tests/it/deploy.rs` compares the task role's actions with the calls the tool makes, checks the
+environment with `correlator validate`, and the shards' schedules and state permissions.
 
     deploy_policy.py TEMPLATE [--set Name=value ...] [--out DIR]
 
@@ -195,17 +197,36 @@ def main():
             p["PolicyName"]: t.resolve(p["PolicyDocument"]) for p in props.get("Policies", [])
         }
     environment = {}
+    containers = []
     for name, res in t.resources.items():
         if res["Type"] == "AWS::ECS::TaskDefinition":
             for container in t.resolve(res["Properties"]["ContainerDefinitions"]):
+                containers.append(container["Name"])
                 environment.update({e["Name"]: e["Value"] for e in container.get("Environment", [])})
+    schedules = {}
+    for name, res in t.resources.items():
+        if res["Type"] != "AWS::Scheduler::Schedule":
+            continue
+        if "Condition" in res and not t.condition(res["Condition"]):
+            continue
+        target = t.resolve(res["Properties"]["Target"])
+        schedules[name] = {"Input": json.loads(target["Input"]) if "Input" in target else None}
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         for role, policies in roles.items():
             for policy, document in policies.items():
                 path = args.out / f"{role}-{policy}.json"
                 path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    json.dump({"Roles": roles, "Environment": environment}, sys.stdout, indent=2)
+    json.dump(
+        {
+            "Roles": roles,
+            "Environment": environment,
+            "Containers": containers,
+            "Schedules": schedules,
+        },
+        sys.stdout,
+        indent=2,
+    )
     print()
 
 

@@ -252,3 +252,107 @@ fn issue_6_state_permissions_name_the_state_object() {
         );
     }
 }
+
+/// Whether `text` matches an IAM pattern where `*` is any text.
+fn iam_like(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = parts.split_first().unwrap();
+    let Some(mut left) = text.strip_prefix(first) else {
+        return false;
+    };
+    for (i, part) in rest.iter().enumerate() {
+        if i == rest.len() - 1 {
+            return left.ends_with(part);
+        }
+        match left.find(part) {
+            Some(at) => left = &left[at + part.len()..],
+            None => return false,
+        }
+    }
+    left.is_empty()
+}
+
+#[test]
+fn issue_15_shards_deploy_a_schedule_per_shard_each_allowed_only_its_states() {
+    use finding_correlator::shard::Shard;
+    for n in 1..=8u32 {
+        let count = n.to_string();
+        let rendered = render(&[("Shards", &count), ("StateKey", "prod/correlator.json")]);
+        let schedules = rendered["Schedules"].as_object().unwrap();
+        assert_eq!(schedules.len(), n as usize, "{n} shards: {schedules:?}");
+        let state = task_statements(&rendered)
+            .into_iter()
+            .filter(|st| st["Sid"] == "StateReadWrite" || st["Sid"] == "StateMissing")
+            .collect::<Vec<_>>();
+        let object = state[0]["Resource"].as_str().unwrap();
+        let listing = &state[1]["Condition"];
+        let location = rendered["Environment"]["CORRELATOR_AWS_STATE"]
+            .as_str()
+            .unwrap();
+        let key_of = |loc: &str| {
+            loc.split_once("//")
+                .unwrap()
+                .1
+                .split_once('/')
+                .unwrap()
+                .1
+                .to_string()
+        };
+        let mut shards = Vec::new();
+        for (name, s) in schedules {
+            if n == 1 {
+                // One task reads every account, with the state as named.
+                assert!(s["Input"].is_null(), "{name}: {s}");
+                assert!(object.ends_with("/prod/correlator.json"), "{object}");
+                assert_eq!(listing["StringEquals"]["s3:prefix"], "prod/correlator.json");
+                continue;
+            }
+            let over = &s["Input"]["containerOverrides"][0];
+            assert_eq!(over["name"], rendered["Containers"][0], "{name}");
+            let env = over["environment"].as_array().unwrap();
+            assert_eq!(env.len(), 1, "{name}");
+            assert_eq!(env[0]["name"], "CORRELATOR_AWS_SHARD");
+            let shard: Shard = env[0]["value"].as_str().unwrap().parse().unwrap();
+            assert_eq!(shard.count, n);
+            // The shard's state, as the task names it, is what its role may read and write
+            // and list, and another deployment's (other count) is not.
+            let mine = shard.state_location(location);
+            let key = key_of(&mine);
+            assert!(
+                iam_like(
+                    object,
+                    &format!("arn:aws:s3:::{}", mine.trim_start_matches("s3://"))
+                ),
+                "{object} vs {mine}"
+            );
+            assert!(
+                iam_like(listing["StringLike"]["s3:prefix"].as_str().unwrap(), &key),
+                "{listing} vs {key}"
+            );
+            let other = Shard {
+                index: 1,
+                count: n + 1,
+            }
+            .state_location(location);
+            assert!(
+                !iam_like(
+                    object,
+                    &format!("arn:aws:s3:::{}", other.trim_start_matches("s3://"))
+                ),
+                "{object} allows {other}"
+            );
+            assert!(
+                !iam_like(
+                    object,
+                    &format!("arn:aws:s3:::{}", location.trim_start_matches("s3://"))
+                ),
+                "{object} allows the unsharded state"
+            );
+            shards.push(shard.index);
+        }
+        if n > 1 {
+            shards.sort_unstable();
+            assert_eq!(shards, (1..=n).collect::<Vec<_>>(), "{n} shards");
+        }
+    }
+}

@@ -59,7 +59,7 @@ fn the_shards_together_find_what_one_run_finds_each_with_its_own_state() {
             let found = run(Some(&format!("{i}/{n}")), &state);
             assert!(
                 dir.path()
-                    .join(format!("state-{n}.shard-{i}-of-{n}.json"))
+                    .join(format!("state-{n}.json.shard-{i}-of-{n}"))
                     .is_file(),
                 "shard {i}/{n} saved no state of its own"
             );
@@ -116,5 +116,5 @@ fn state_inspect_of_a_shard_reads_that_shard_s_state() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("state.shard-2-of-2.json"), "{text}");
+    assert!(text.contains("state.json.shard-2-of-2"), "{text}");
 }
