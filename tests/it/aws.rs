@@ -1871,7 +1871,7 @@ fn folder_checkpoints(state: &Path) -> serde_json::Map<String, Value> {
 
 #[test]
 fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_read() {
-    let (region, bucket) = ("ap-northeast-3", "trail-pending");
+    let (region, bucket) = ("us-east-2", "trail-pending");
     prepare(region, bucket);
     let top = unique("pending").replace("/state.json", "");
     let (a_group, a_launches) = launch_scenario("111122223333");
@@ -1988,7 +1988,7 @@ fn record_at(id: u32, time: &str) -> Vec<u8> {
 
 #[test]
 fn issue_15_a_late_object_behind_the_cursor_within_the_overlap_is_read_once_across_days() {
-    let (region, bucket) = ("ap-southeast-4", "trail-late");
+    let (region, bucket) = ("eu-central-1", "trail-late");
     prepare(region, bucket);
     let top = unique("late").replace("/state.json", "");
     let put = |stamp: &str, n: u32| {
@@ -2033,7 +2033,7 @@ fn issue_15_a_late_object_behind_the_cursor_within_the_overlap_is_read_once_acro
 
 #[test]
 fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_each() {
-    let (region, bucket) = ("ca-west-1", "trail-many");
+    let (region, bucket) = ("ap-northeast-1", "trail-many");
     prepare(region, bucket);
     let top = unique("many").replace("/state.json", "");
     let regions = ["us-east-1", "eu-west-1", "ap-south-1", "sa-east-1"];
@@ -2079,7 +2079,7 @@ fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_ea
 
 #[test]
 fn issue_15_a_version_5_state_continues_without_reading_an_object_twice() {
-    let (region, bucket) = ("il-central-1", "trail-v5");
+    let (region, bucket) = ("eu-west-2", "trail-v5");
     prepare(region, bucket);
     let top = unique("v5").replace("/state.json", "");
     let keys: Vec<String> = ["20250505T1200Z", "20250505T1205Z"]
@@ -2118,4 +2118,97 @@ fn issue_15_a_version_5_state_continues_without_reading_an_object_twice() {
         record_at(3, "2025-05-05T12:08:00Z"),
     );
     assert_eq!(run(), 1, "only the new one");
+}
+
+#[test]
+fn issue_15_a_get_object_failing_with_5xx_is_pending_and_read_by_the_next_run() {
+    let (region, bucket) = ("ap-south-2", "trail-5xx");
+    prepare(region, bucket);
+    let top = unique("5xx").replace("/state.json", "");
+    let (a_group, a_launches) = launch_scenario("111122223333");
+    let (b_group, b_launches) = launch_scenario("444455556666");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let offline = tempfile::tempdir().unwrap();
+    for (account, group, launches) in [
+        ("111122223333", &a_group, &a_launches),
+        ("444455556666", &b_group, &b_launches),
+    ] {
+        std::fs::write(offline.path().join(format!("{account}-g.json")), group).unwrap();
+        std::fs::write(offline.path().join(format!("{account}-l.json")), launches).unwrap();
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "us-east-1", "20250505T0405Z", "a"),
+            gz(group),
+        );
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "ap-south-1", "20250505T1230Z", "b"),
+            gz(launches),
+        );
+    }
+    let all = offline_ids(offline.path());
+    assert_eq!(all.len(), 2, "{all:?}");
+    let want_b: Vec<String> = all
+        .iter()
+        .filter(|id| id.contains("/444455556666/"))
+        .cloned()
+        .collect();
+    // S3 through the mock, which passes every call on to moto but fails each attempt of one
+    // object's GetObject (the SDK makes 5).
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    let internal = || Fault {
+        status: 500,
+        body: "<Error><Code>InternalError</Code><Message>injected by the test</Message></Error>"
+            .into(),
+        delay_ms: 0,
+    };
+    mock.fail(
+        &format!("GET /{bucket}/{launches_key}"),
+        (0..5).map(|_| internal()),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("AWS_ENDPOINT_URL_S3", mock.url.as_str())],
+        )
+    };
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(ids(&mock.imported()), want_b, "the other finding is written: {s}");
+    assert_eq!((&s["trail"]["failed"], &s["trail"]["pending"]), (&json!(1), &json!(1)), "{s}");
+    let gets = mock
+        .seen()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&launches_key))
+        .count();
+    assert_eq!(gets, 5, "the SDK's attempts");
+    let cps = folder_checkpoints(&state);
+    let pending: Vec<&Value> = cps.values().filter_map(|c| c.get("pending")).collect();
+    assert_eq!(pending.len(), 1, "{cps:?}");
+    assert_eq!(pending[0][0]["key"], launches_key.as_str());
+    assert!(
+        pending[0][0]["reason"].as_str().unwrap().contains("InternalError"),
+        "{pending:?}"
+    );
+    // S3 answers again: the object is read and the finding it completes written once.
+    let out = run();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["findings"]["sent"], 1, "{s}");
+    assert_eq!(s["sources"][0]["records"], 3, "only that object: {s}");
+    assert_eq!(ids(&mock.imported()), all);
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["sent"], 0);
+    assert_eq!(ids(&mock.imported()), all, "written once");
 }

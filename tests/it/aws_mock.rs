@@ -1,7 +1,9 @@
 //! A small HTTP/1.1 server on loopback that answers the AWS APIs moto does not implement
 //! (GuardDuty `ListDetectors`/`ListFindings`/`GetFindings`, CloudTrail `LookupEvents`) from
 //! fixture records, and `BatchImportFindings` when a test needs faults moto cannot make.
-//! It records every request, and can be told to fail the next calls of an operation.
+//! It records every request, and can be told to fail the next calls of an operation. Given an
+//! upstream ([`Mock::proxy`]), it passes the calls it has no answer for (S3's) on to it, so
+//! that faults can be put in front of moto.
 
 #![allow(dead_code)]
 
@@ -43,6 +45,8 @@ struct Inner {
     ecs_tasks: BTreeMap<String, String>,
     /// The ECS task metadata endpoint's `GET <uri>/task` answer.
     task_metadata: Option<Value>,
+    /// Where calls with no answer here go (`host:port`).
+    upstream: Option<String>,
 }
 
 /// The server; dropped with the test (its thread ends with the process).
@@ -121,6 +125,13 @@ impl Mock {
             Some(json!({"Cluster": cluster, "TaskARN": task, "Family": "correlator"}));
     }
 
+    /// Passes the calls the mock has no answer for (`METHOD /path` operations: S3's) on to
+    /// `url` (`http://host:port`), unless a fault is queued for them.
+    pub fn proxy(&self, url: &str) {
+        self.inner.lock().unwrap().upstream =
+            Some(url.trim_start_matches("http://").trim_end_matches('/').to_string());
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.inner.lock().unwrap().seen.clone()
     }
@@ -165,7 +176,8 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
         }
         let path = target.split('?').next().unwrap_or("").to_string();
         let query = target.split_once('?').map(|(_, q)| q.to_string());
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let raw = body;
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let operation = operation(&method, &path, headers.get("x-amz-target"));
         let (status, answer, delay) = {
             let mut inner = inner.lock().unwrap();
@@ -175,11 +187,21 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 path: path.clone(),
                 body: body.clone(),
             });
-            match inner
+            let fault = inner
                 .faults
                 .get_mut(&operation)
-                .and_then(VecDeque::pop_front)
-            {
+                .and_then(VecDeque::pop_front);
+            let upstream = inner.upstream.clone();
+            match fault {
+                None if upstream.is_some() && operation.contains(' ') => {
+                    drop(inner);
+                    let upstream = upstream.unwrap_or_default();
+                    // The upstream's answer as it is; the connection ends with it.
+                    if let Some(answer) = forward(&upstream, &method, &target, &headers, &raw) {
+                        let _ = writer.write_all(&answer);
+                    }
+                    return;
+                }
                 Some(f) => (f.status, f.body, f.delay_ms),
                 None => {
                     let (s, b) = answer(&mut inner, &operation, &path, query.as_deref(), &body);
@@ -212,6 +234,27 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
             return;
         }
     }
+}
+
+/// A request passed on to `upstream` as it came (`connection: close`), and its whole answer.
+fn forward(
+    upstream: &str,
+    method: &str,
+    target: &str,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(upstream).ok()?;
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    for (k, v) in headers.iter().filter(|(k, _)| *k != "connection") {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).ok()?;
+    Some(answer)
 }
 
 fn operation(method: &str, path: &str, target: Option<&String>) -> String {
