@@ -557,13 +557,26 @@ pub async fn cloudtrail_s3(
     )
     .await;
     lock(&out).calls += calls;
-    let folders = match found {
+    let mut folders = match found {
         Ok(f) => f,
         Err(message) => {
             lock(&out).error = Some(message);
             return;
         }
     };
+    // A folder with pending objects is tried even when the listing no longer shows it (its
+    // objects were deleted): each pending object is then read or reported gone.
+    for (folder, c) in &poll.folders {
+        let shown = folders.iter().any(|(_, _, f)| f == folder);
+        if let Some((account, region)) = crate::sources::trail::account_region(folder)
+            && !shown
+            && !c.pending.is_empty()
+            && folder.starts_with(&poll.prefix)
+            && (poll.allow.is_empty() || poll.allow.iter().any(|r| r == region))
+        {
+            folders.push((account.to_string(), region.to_string(), folder.clone()));
+        }
+    }
     tracing::debug!(
         folders = ?folders.iter().map(|(a, r, _)| format!("{a}/{r}")).collect::<Vec<_>>(),
         "trail folders"

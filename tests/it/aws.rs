@@ -2212,3 +2212,137 @@ fn issue_15_a_get_object_failing_with_5xx_is_pending_and_read_by_the_next_run() 
     assert_eq!(summary(&out)["findings"]["sent"], 0);
     assert_eq!(ids(&mock.imported()), all, "written once");
 }
+
+#[test]
+fn issue_15_a_pending_object_deleted_meanwhile_is_reported_lost_and_forgotten() {
+    let (region, bucket) = ("eu-west-2", "trail-gone");
+    prepare(region, bucket);
+    let top = unique("gone").replace("/state.json", "");
+    let key = trail_key(&top, "111122223333", "us-east-1", "20250505T1200Z", "d");
+    let whole = record_at(1, "2025-05-05T11:58:00Z");
+    put_object(region, bucket, &key, whole[..whole.len() - 8].to_vec());
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || trail_run(&mock, region, bucket, &top, &state, &[]);
+    let out = run();
+    exits(&out, 1);
+    assert_eq!(summary(&out)["trail"]["pending"], 1);
+    runtime().block_on(async {
+        let conf = sdk(region, &moto()).await;
+        s3_client(&conf)
+            .delete_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!((&s["trail"]["gone"], &s["trail"]["pending"]), (&json!(1), &json!(0)), "{s}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no longer exists") && stderr.contains(key.rsplit('/').next().unwrap()),
+        "{stderr}"
+    );
+    exits(&run(), 0);
+}
+
+#[test]
+fn issue_15_a_folder_whose_listing_fails_keeps_its_cursor_and_the_others_are_read() {
+    let (region, bucket) = ("eu-central-1", "trail-listing");
+    prepare(region, bucket);
+    let top = unique("listing").replace("/state.json", "");
+    for (i, account) in ["111122223333", "444455556666"].iter().enumerate() {
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "us-east-1", "20250505T1200Z", "l"),
+            record_at(i as u32 + 1, "2025-05-05T11:58:00Z"),
+        );
+    }
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    // Every attempt of the listing of 444455556666's us-east-1 folder fails.
+    mock.fail_query(
+        &format!("GET /{bucket}/"),
+        "444455556666%2FCloudTrail%2Fus-east-1",
+        (0..5).map(|_| Fault {
+            status: 503,
+            body: "<Error><Code>SlowDown</Code><Message>injected</Message></Error>".into(),
+            delay_ms: 0,
+        }),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("AWS_ENDPOINT_URL_S3", mock.url.as_str())],
+        )
+    };
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(s["trail"]["listing_errors"], 1, "{s}");
+    assert_eq!(s["sources"][0]["records"], 1, "the other folder's object: {s}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not be listed"));
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 1, "read now");
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 0);
+}
+
+#[test]
+fn issue_15_folders_are_listed_and_objects_fetched_trail_concurrency_at_a_time() {
+    let (region, bucket) = ("ap-south-2", "trail-bounded");
+    prepare(region, bucket);
+    let top = unique("bounded").replace("/state.json", "");
+    // 4 accounts, each with one region folder of 3 objects.
+    for a in 0..4u32 {
+        for i in 0..3u32 {
+            put_object(
+                region,
+                bucket,
+                &trail_key(
+                    &top,
+                    &format!("1000000000{a:02}"),
+                    "us-east-1",
+                    &format!("20250505T12{i:02}Z"),
+                    "c",
+                ),
+                record_at(a * 10 + i + 1, "2025-05-05T11:58:00Z"),
+            );
+        }
+    }
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    mock.delay_proxied(150);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = trail_run(
+        &mock,
+        region,
+        bucket,
+        &top,
+        &state,
+        &[
+            ("AWS_ENDPOINT_URL_S3", mock.url.as_str()),
+            ("CORRELATOR_AWS_TRAIL_CONCURRENCY", "3"),
+        ],
+    );
+    exits(&out, 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 12);
+    // The accounts' region folders, then the folders themselves, are listed 3 at a time, and
+    // the objects fetched 3 at a time.
+    assert_eq!(mock.most_proxied_at_once("list"), 3);
+    assert_eq!(mock.most_proxied_at_once("get"), 3);
+}

@@ -20,6 +20,7 @@ pub struct Seen {
     pub operation: String,
     pub method: String,
     pub path: String,
+    pub query: String,
     pub body: Value,
 }
 
@@ -47,6 +48,13 @@ struct Inner {
     task_metadata: Option<Value>,
     /// Where calls with no answer here go (`host:port`).
     upstream: Option<String>,
+    /// Faults for calls of an operation whose query holds a text.
+    query_faults: Vec<(String, String, VecDeque<Fault>)>,
+    /// Calls passed on: how long each waits first, how many are under way, and the most
+    /// that ever were at once.
+    proxy_delay_ms: u64,
+    /// Per kind (`list`: ListObjectsV2, `get`: GetObject, `other`): under way, most at once.
+    proxied: BTreeMap<&'static str, (usize, usize)>,
 }
 
 /// The server; dropped with the test (its thread ends with the process).
@@ -132,6 +140,31 @@ impl Mock {
             Some(url.trim_start_matches("http://").trim_end_matches('/').to_string());
     }
 
+    /// Each call passed on waits this long first (so that calls overlap).
+    pub fn delay_proxied(&self, ms: u64) {
+        self.inner.lock().unwrap().proxy_delay_ms = ms;
+    }
+
+    /// The most calls passed on of `kind` (`list`: ListObjectsV2, `get`: GetObject) that were
+    /// under way at once.
+    pub fn most_proxied_at_once(&self, kind: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .proxied
+            .get(kind)
+            .map_or(0, |(_, most)| *most)
+    }
+
+    /// The next calls of `operation` whose query holds `query` get these faults, in order.
+    pub fn fail_query(&self, operation: &str, query: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.inner.lock().unwrap().query_faults.push((
+            operation.to_string(),
+            query.to_string(),
+            faults.into_iter().collect(),
+        ));
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.inner.lock().unwrap().seen.clone()
     }
@@ -141,7 +174,12 @@ impl Mock {
     }
 }
 
+fn lock_inner(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    inner.lock().unwrap()
+}
+
 fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
+    let inner_ref = inner;
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
@@ -185,19 +223,39 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 operation: operation.clone(),
                 method: method.clone(),
                 path: path.clone(),
+                query: query.clone().unwrap_or_default(),
                 body: body.clone(),
             });
+            let q = query.clone().unwrap_or_default();
             let fault = inner
-                .faults
-                .get_mut(&operation)
-                .and_then(VecDeque::pop_front);
+                .query_faults
+                .iter_mut()
+                .find(|(op, text, f)| *op == operation && q.contains(text.as_str()) && !f.is_empty())
+                .and_then(|(_, _, f)| f.pop_front())
+                .or_else(|| inner.faults.get_mut(&operation).and_then(VecDeque::pop_front));
             let upstream = inner.upstream.clone();
             match fault {
                 None if upstream.is_some() && operation.contains(' ') => {
+                    let kind = if q.contains("list-type=") {
+                        "list"
+                    } else if q.contains("x-id=GetObject") {
+                        "get"
+                    } else {
+                        "other"
+                    };
+                    let (now, most) = inner.proxied.entry(kind).or_default();
+                    *now += 1;
+                    *most = (*most).max(*now);
+                    let delay = inner.proxy_delay_ms;
                     drop(inner);
+                    std::thread::sleep(std::time::Duration::from_millis(delay));
                     let upstream = upstream.unwrap_or_default();
+                    let answer = forward(&upstream, &method, &target, &headers, &raw);
+                    if let Some((now, _)) = lock_inner(inner_ref).proxied.get_mut(kind) {
+                        *now -= 1;
+                    }
                     // The upstream's answer as it is; the connection ends with it.
-                    if let Some(answer) = forward(&upstream, &method, &target, &headers, &raw) {
+                    if let Some(answer) = answer {
                         let _ = writer.write_all(&answer);
                     }
                     return;
