@@ -2346,3 +2346,65 @@ fn issue_15_folders_are_listed_and_objects_fetched_trail_concurrency_at_a_time()
     assert_eq!(mock.most_proxied_at_once("list"), 3);
     assert_eq!(mock.most_proxied_at_once("get"), 3);
 }
+
+#[test]
+fn issue_15_a_run_killed_between_the_security_hub_write_and_the_state_save_loses_and_duplicates_nothing()
+{
+    let (region, bucket) = ("ap-northeast-1", "trail-killed");
+    prepare(region, bucket);
+    let top = unique("killed").replace("/state.json", "");
+    let (group, launches) = launch_scenario("111122223333");
+    let offline = tempfile::tempdir().unwrap();
+    std::fs::write(offline.path().join("g.json"), &group).unwrap();
+    std::fs::write(offline.path().join("l.json"), &launches).unwrap();
+    let want = offline_ids(offline.path());
+    assert_eq!(want.len(), 1);
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a"),
+        gz(&group),
+    );
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b"),
+        gz(&launches),
+    );
+    let mock = Mock::start();
+    // Security Hub takes the finding, and the run is killed before it hears so: before the
+    // state is saved.
+    mock.answer_late("BatchImportFindings", 60_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let trail = format!("s3://{bucket}/{top}/AWSLogs/");
+    let mut child = spawn_run(
+        &mock,
+        region,
+        state.to_str().unwrap(),
+        &[
+            ("CORRELATOR_AWS_SOURCES", "cloudtrail_s3"),
+            ("CORRELATOR_AWS_TRAIL", &trail),
+            ("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url),
+        ],
+    );
+    wait_for("the finding in Security Hub", || {
+        (!mock.imported().is_empty()).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!state.exists(), "killed before the state was saved");
+    assert_eq!(ids(&mock.imported()), want);
+
+    // The next run reads the trail again from the same cursors and writes the finding again
+    // under the same Id (Security Hub updates it in place): nothing lost, nothing added.
+    let out = trail_run(&mock, region, bucket, &top, &state, &[]);
+    exits(&out, 0);
+    let mut distinct = ids(&mock.imported());
+    distinct.dedup();
+    assert_eq!(distinct, want);
+    let out = trail_run(&mock, region, bucket, &top, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!((&s["findings"]["sent"], &s["sources"][0]["records"]), (&json!(0), &json!(0)), "{s}");
+}

@@ -50,6 +50,8 @@ struct Inner {
     upstream: Option<String>,
     /// Faults for calls of an operation whose query holds a text.
     query_faults: Vec<(String, String, VecDeque<Fault>)>,
+    /// Operations whose next answer is made (and recorded) at once but sent this late.
+    late_answers: BTreeMap<String, VecDeque<u64>>,
     /// Calls passed on: how long each waits first, how many are under way, and the most
     /// that ever were at once.
     proxy_delay_ms: u64,
@@ -138,6 +140,18 @@ impl Mock {
     pub fn proxy(&self, url: &str) {
         self.inner.lock().unwrap().upstream =
             Some(url.trim_start_matches("http://").trim_end_matches('/').to_string());
+    }
+
+    /// The next call of `operation` is answered as usual (what it does is done and recorded at
+    /// once), but the answer is sent `ms` later: a run can be killed in between.
+    pub fn answer_late(&self, operation: &str, ms: u64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .late_answers
+            .entry(operation.to_string())
+            .or_default()
+            .push_back(ms);
     }
 
     /// Each call passed on waits this long first (so that calls overlap).
@@ -263,7 +277,12 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 Some(f) => (f.status, f.body, f.delay_ms),
                 None => {
                     let (s, b) = answer(&mut inner, &operation, &path, query.as_deref(), &body);
-                    (s, b, 0)
+                    let late = inner
+                        .late_answers
+                        .get_mut(&operation)
+                        .and_then(VecDeque::pop_front)
+                        .unwrap_or(0);
+                    (s, b, late)
                 }
             }
         };
