@@ -699,7 +699,11 @@ impl Config {
             regions: a.regions.clone(),
             partition,
             record_calls: self.origins.record_calls.clone(),
-            sources: crate::sources::SourceConfig::from_keys(a, cloudtrail_delivery_delay, trail_overlap),
+            sources: crate::sources::SourceConfig::from_keys(
+                a,
+                cloudtrail_delivery_delay,
+                trail_overlap,
+            ),
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,

@@ -337,10 +337,18 @@ fn trail_objects_to_cursors(doc: &mut serde_json::Value) {
     };
     let mut folders: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     let mut other = 0usize;
-    for key in objects.as_array().into_iter().flatten().filter_map(|k| k.as_str()) {
+    for key in objects
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str())
+    {
         match crate::sources::trail::folder_of(key) {
             Some(folder) => {
-                folders.entry(folder.to_string()).or_default().insert(key.to_string());
+                folders
+                    .entry(folder.to_string())
+                    .or_default()
+                    .insert(key.to_string());
             }
             None => other += 1,
         }
@@ -348,7 +356,10 @@ fn trail_objects_to_cursors(doc: &mut serde_json::Value) {
     let n = folders.len();
     for (folder, keys) in folders {
         // The first day of the folder's keys: the old listing started at a day folder.
-        let first = keys.iter().next().and_then(|k| crate::sources::trail::day_of(k));
+        let first = keys
+            .iter()
+            .next()
+            .and_then(|k| crate::sources::trail::day_of(k));
         let after = first.map_or_else(|| folder.clone(), |d| format!("{folder}{d}/"));
         let seen: Vec<&String> = keys.iter().collect();
         checkpoints.insert(
@@ -740,7 +751,8 @@ mod tests {
             format!("{f1}2025/05/01/111122223333_CloudTrail_us-east-1_20250501T2355Z_a.json.gz"),
             format!("{f1}2025/05/02/111122223333_CloudTrail_us-east-1_20250502T0005Z_b.json.gz"),
         ];
-        let k2 = format!("{f2}2025/05/02/444455556666_CloudTrail_eu-north-1_20250502T0920Z_c.json.gz");
+        let k2 =
+            format!("{f2}2025/05/02/444455556666_CloudTrail_eu-north-1_20250502T0920Z_c.json.gz");
         let v5 = serde_json::json!({
             "format": FORMAT, "version": 5, "written_by": "finding-correlator 0.1.0",
             "baselines": {"accounts": {}},
@@ -766,7 +778,10 @@ mod tests {
             let c = &st.checkpoints[&crate::sources::trail::checkpoint_key(
                 crate::sources::trail::folder_of(k).unwrap(),
             )];
-            assert!(k.as_str() > c.after.as_deref().unwrap() && c.seen.contains(k), "{k}");
+            assert!(
+                k.as_str() > c.after.as_deref().unwrap() && c.seen.contains(k),
+                "{k}"
+            );
         }
         let trail = &st.checkpoints["aws/cloudtrail_s3"];
         assert_eq!(trail.records, 40);

@@ -101,7 +101,11 @@ pub struct TrailLine {
 impl TrailLine {
     /// Whether something of the trail was not read.
     pub fn partial(&self) -> bool {
-        self.failed > 0 || self.pending > 0 || self.gone > 0 || self.listing_errors > 0 || self.trail_error
+        self.failed > 0
+            || self.pending > 0
+            || self.gone > 0
+            || self.listing_errors > 0
+            || self.trail_error
     }
 }
 
@@ -371,9 +375,8 @@ fn run_claimed(
         trail: sources.trail_line,
         ..RunReport::default()
     };
-    report.partial = outcome.run.summary.lost_anything()
-        || !report.findings.failed.is_empty()
-        || trail_partial;
+    report.partial =
+        outcome.run.summary.lost_anything() || !report.findings.failed.is_empty() || trail_partial;
     report.unknown_regions = outcome.run.summary.unknown_regions.clone();
     if let Some(changes) = &outcome.changes {
         report.findings.new = changes.new;
@@ -1141,8 +1144,18 @@ fn advance_trail(
         ..TrailLine::default()
     };
     for (folder, f) in &out.folders {
-        let cp = next.checkpoints.entry(trail::checkpoint_key(folder)).or_default();
-        let (after, seen) = trail::advance(folder, cp.after.as_deref(), &cp.seen, &f.read, &f.listed, overlap);
+        let cp = next
+            .checkpoints
+            .entry(trail::checkpoint_key(folder))
+            .or_default();
+        let (after, seen) = trail::advance(
+            folder,
+            cp.after.as_deref(),
+            &cp.seen,
+            &f.read,
+            &f.listed,
+            overlap,
+        );
         cp.after = after;
         cp.seen = seen;
         line.objects += f.read.len();

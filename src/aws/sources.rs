@@ -737,9 +737,11 @@ async fn get_body(
             Err(e) => Err(format!("the body broke off: {e}")),
         };
         let body = match body {
-            Ok(b) if b.starts_with(&[0x1f, 0x8b]) => tokio::task::spawn_blocking(move || gunzip(&b))
-                .await
-                .unwrap_or_else(|e| Err(format!("decompressing: {e}"))),
+            Ok(b) if b.starts_with(&[0x1f, 0x8b]) => {
+                tokio::task::spawn_blocking(move || gunzip(&b))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("decompressing: {e}")))
+            }
             other => other,
         };
         match body {
@@ -792,7 +794,10 @@ mod tests {
         let mut flipped = whole.clone();
         let at = flipped.len() - 6;
         flipped[at] ^= 0xff;
-        assert!(gunzip(&flipped).is_err(), "a wrong checksum or length is damage");
+        assert!(
+            gunzip(&flipped).is_err(),
+            "a wrong checksum or length is damage"
+        );
     }
 
     #[test]

@@ -418,7 +418,14 @@ pub fn read_bodies(
 ) {
     let decode = |(name, body): (String, Vec<u8>), send: &mut dyn FnMut(Event)| {
         let name: Arc<Path> = Arc::from(Path::new(name.as_str()));
-        let stats = decode_named(name.clone(), body.as_slice(), true, &opts.decode, classify, send);
+        let stats = decode_named(
+            name.clone(),
+            body.as_slice(),
+            true,
+            &opts.decode,
+            classify,
+            send,
+        );
         send(Event::FileDone(name, stats));
     };
     let threads = match opts.threads {

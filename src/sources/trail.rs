@@ -154,7 +154,11 @@ mod tests {
     fn the_layout_is_read_from_keys() {
         let k = key("2025/05/02", "20250502T0920Z");
         for (what, got, want) in [
-            ("folder", folder_of(&k).map(str::to_string), Some(F.to_string())),
+            (
+                "folder",
+                folder_of(&k).map(str::to_string),
+                Some(F.to_string()),
+            ),
             ("day", day_of(&k), Some("2025/05/02".to_string())),
             (
                 "digest folder",
@@ -175,8 +179,14 @@ mod tests {
         let at = key_at(F, t("2025-05-02T09:20:42Z"));
         assert!(key("2025/05/02", "20250502T0919Z") < at);
         assert!(at < key("2025/05/02", "20250502T0920Z"));
-        assert!(at < key("2025/05/03", "20250503T0000Z"), "later days sort after");
-        assert!(key("2025/05/01", "20250501T2359Z") < at, "earlier days before");
+        assert!(
+            at < key("2025/05/03", "20250503T0000Z"),
+            "later days sort after"
+        );
+        assert!(
+            key("2025/05/01", "20250501T2359Z") < at,
+            "earlier days before"
+        );
     }
 
     #[test]
@@ -211,7 +221,12 @@ mod tests {
     fn advancing_keeps_only_the_overlap_and_never_moves_back() {
         let m = 60_000;
         let old: Vec<String> = (0..12)
-            .map(|i| key("2025/05/02", &format!("20250502T{:02}{:02}Z", 8 + i / 12, (i % 12) * 5)))
+            .map(|i| {
+                key(
+                    "2025/05/02",
+                    &format!("20250502T{:02}{:02}Z", 8 + i / 12, (i % 12) * 5),
+                )
+            })
             .collect();
         let (after, seen) = advance(F, None, &BTreeSet::new(), &old, &old, 15 * m);
         assert_eq!(after, Some(key_at(F, t("2025-05-02T08:40:00Z"))));
@@ -221,7 +236,14 @@ mod tests {
         assert_eq!((&again, &kept), (&after, &seen));
         // A late object behind the newest key (in the overlap) moves nothing back.
         let late = key("2025/05/02", "20250502T0842Z");
-        let (a2, s2) = advance(F, after.as_deref(), &seen, &[late.clone()], &[late.clone()], 15 * m);
+        let (a2, s2) = advance(
+            F,
+            after.as_deref(),
+            &seen,
+            &[late.clone()],
+            &[late.clone()],
+            15 * m,
+        );
         assert_eq!(a2, after);
         assert!(s2.contains(&late));
         // A failed object is passed by the cursor (it is pending) but not seen.

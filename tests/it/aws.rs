@@ -844,7 +844,11 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
         .filter(|k| k.starts_with("aws/cloudtrail_s3/"))
         .collect();
     assert_eq!(folders.len(), 2, "{st}");
-    assert!(st["checkpoints"]["aws/cloudtrail_s3"].get("objects").is_none());
+    assert!(
+        st["checkpoints"]["aws/cloudtrail_s3"]
+            .get("objects")
+            .is_none()
+    );
 }
 
 /// A state whose lease an ECS task of cluster `correlator` took a minute ago, for an hour.
@@ -1905,7 +1909,12 @@ fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_
     assert_eq!((want_a.len(), want_b.len()), (1, 1), "{whole:?}");
     // Account 111122223333's launches: a gzip body cut short.
     let good = gz(&a_launches);
-    put_object(region, bucket, &launches_key, good[..good.len() / 2].to_vec());
+    put_object(
+        region,
+        bucket,
+        &launches_key,
+        good[..good.len() / 2].to_vec(),
+    );
     let mock = Mock::start();
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
@@ -1914,7 +1923,11 @@ fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_
     let out = run();
     exits(&out, 1);
     let s = summary(&out);
-    assert_eq!(ids(&mock.imported()), want_b, "the other finding is written: {s}");
+    assert_eq!(
+        ids(&mock.imported()),
+        want_b,
+        "the other finding is written: {s}"
+    );
     assert_eq!(s["trail"]["failed"], 1, "{s}");
     assert_eq!(s["trail"]["pending"], 1, "{s}");
     assert_eq!(s["trail"]["objects"], 3, "{s}");
@@ -2028,7 +2041,11 @@ fn issue_15_a_late_object_behind_the_cursor_within_the_overlap_is_read_once_acro
             .ends_with("/2025/05/05/111122223333_CloudTrail_us-east-1_20250505T2355Z"),
         "{cp}"
     );
-    assert_eq!(cp["seen"].as_array().unwrap().len(), 2, "00:00 and 00:10: {cp}");
+    assert_eq!(
+        cp["seen"].as_array().unwrap().len(),
+        2,
+        "00:00 and 00:10: {cp}"
+    );
 }
 
 #[test]
@@ -2074,7 +2091,11 @@ fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_ea
     assert_eq!(folder_checkpoints(&state).len(), 40);
     let s = run();
     assert_eq!(s["sources"][0]["records"], 0, "{s}");
-    assert_eq!(s["sources"][0]["calls"], 1 + 1 + 10 + 40, "listings only: {s}");
+    assert_eq!(
+        s["sources"][0]["calls"],
+        1 + 1 + 10 + 40,
+        "listings only: {s}"
+    );
 }
 
 #[test]
@@ -2087,7 +2108,12 @@ fn issue_15_a_version_5_state_continues_without_reading_an_object_twice() {
         .enumerate()
         .map(|(i, stamp)| {
             let k = trail_key(&top, "111122223333", "us-east-1", stamp, "o");
-            put_object(region, bucket, &k, record_at(i as u32 + 1, "2025-05-05T11:58:00Z"));
+            put_object(
+                region,
+                bucket,
+                &k,
+                record_at(i as u32 + 1, "2025-05-05T11:58:00Z"),
+            );
             k
         })
         .collect();
@@ -2184,8 +2210,16 @@ fn issue_15_a_get_object_failing_with_5xx_is_pending_and_read_by_the_next_run() 
     let out = run();
     exits(&out, 1);
     let s = summary(&out);
-    assert_eq!(ids(&mock.imported()), want_b, "the other finding is written: {s}");
-    assert_eq!((&s["trail"]["failed"], &s["trail"]["pending"]), (&json!(1), &json!(1)), "{s}");
+    assert_eq!(
+        ids(&mock.imported()),
+        want_b,
+        "the other finding is written: {s}"
+    );
+    assert_eq!(
+        (&s["trail"]["failed"], &s["trail"]["pending"]),
+        (&json!(1), &json!(1)),
+        "{s}"
+    );
     let gets = mock
         .seen()
         .iter()
@@ -2197,7 +2231,10 @@ fn issue_15_a_get_object_failing_with_5xx_is_pending_and_read_by_the_next_run() 
     assert_eq!(pending.len(), 1, "{cps:?}");
     assert_eq!(pending[0][0]["key"], launches_key.as_str());
     assert!(
-        pending[0][0]["reason"].as_str().unwrap().contains("InternalError"),
+        pending[0][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("InternalError"),
         "{pending:?}"
     );
     // S3 answers again: the object is read and the finding it completes written once.
@@ -2241,7 +2278,11 @@ fn issue_15_a_pending_object_deleted_meanwhile_is_reported_lost_and_forgotten() 
     let out = run();
     exits(&out, 1);
     let s = summary(&out);
-    assert_eq!((&s["trail"]["gone"], &s["trail"]["pending"]), (&json!(1), &json!(0)), "{s}");
+    assert_eq!(
+        (&s["trail"]["gone"], &s["trail"]["pending"]),
+        (&json!(1), &json!(0)),
+        "{s}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no longer exists") && stderr.contains(key.rsplit('/').next().unwrap()),
@@ -2291,7 +2332,10 @@ fn issue_15_a_folder_whose_listing_fails_keeps_its_cursor_and_the_others_are_rea
     exits(&out, 1);
     let s = summary(&out);
     assert_eq!(s["trail"]["listing_errors"], 1, "{s}");
-    assert_eq!(s["sources"][0]["records"], 1, "the other folder's object: {s}");
+    assert_eq!(
+        s["sources"][0]["records"], 1,
+        "the other folder's object: {s}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not be listed"));
     let out = run();
     exits(&out, 0);
@@ -2349,7 +2393,7 @@ fn issue_15_folders_are_listed_and_objects_fetched_trail_concurrency_at_a_time()
 
 #[test]
 fn issue_15_a_run_killed_between_the_security_hub_write_and_the_state_save_loses_and_duplicates_nothing()
-{
+ {
     let (region, bucket) = ("ap-northeast-1", "trail-killed");
     prepare(region, bucket);
     let top = unique("killed").replace("/state.json", "");
@@ -2406,5 +2450,9 @@ fn issue_15_a_run_killed_between_the_security_hub_write_and_the_state_save_loses
     let out = trail_run(&mock, region, bucket, &top, &state, &[]);
     exits(&out, 0);
     let s = summary(&out);
-    assert_eq!((&s["findings"]["sent"], &s["sources"][0]["records"]), (&json!(0), &json!(0)), "{s}");
+    assert_eq!(
+        (&s["findings"]["sent"], &s["sources"][0]["records"]),
+        (&json!(0), &json!(0)),
+        "{s}"
+    );
 }

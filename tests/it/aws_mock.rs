@@ -138,8 +138,11 @@ impl Mock {
     /// Passes the calls the mock has no answer for (`METHOD /path` operations: S3's) on to
     /// `url` (`http://host:port`), unless a fault is queued for them.
     pub fn proxy(&self, url: &str) {
-        self.inner.lock().unwrap().upstream =
-            Some(url.trim_start_matches("http://").trim_end_matches('/').to_string());
+        self.inner.lock().unwrap().upstream = Some(
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+        );
     }
 
     /// The next call of `operation` is answered as usual (what it does is done and recorded at
@@ -171,7 +174,12 @@ impl Mock {
     }
 
     /// The next calls of `operation` whose query holds `query` get these faults, in order.
-    pub fn fail_query(&self, operation: &str, query: &str, faults: impl IntoIterator<Item = Fault>) {
+    pub fn fail_query(
+        &self,
+        operation: &str,
+        query: &str,
+        faults: impl IntoIterator<Item = Fault>,
+    ) {
         self.inner.lock().unwrap().query_faults.push((
             operation.to_string(),
             query.to_string(),
@@ -244,9 +252,16 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
             let fault = inner
                 .query_faults
                 .iter_mut()
-                .find(|(op, text, f)| *op == operation && q.contains(text.as_str()) && !f.is_empty())
+                .find(|(op, text, f)| {
+                    *op == operation && q.contains(text.as_str()) && !f.is_empty()
+                })
                 .and_then(|(_, _, f)| f.pop_front())
-                .or_else(|| inner.faults.get_mut(&operation).and_then(VecDeque::pop_front));
+                .or_else(|| {
+                    inner
+                        .faults
+                        .get_mut(&operation)
+                        .and_then(VecDeque::pop_front)
+                });
             let upstream = inner.upstream.clone();
             match fault {
                 None if upstream.is_some() && operation.contains(' ') => {
