@@ -240,15 +240,22 @@ mod tests {
             F,
             after.as_deref(),
             &seen,
-            &[late.clone()],
-            &[late.clone()],
+            std::slice::from_ref(&late),
+            std::slice::from_ref(&late),
             15 * m,
         );
         assert_eq!(a2, after);
         assert!(s2.contains(&late));
         // A failed object is passed by the cursor (it is pending) but not seen.
         let failed = key("2025/05/02", "20250502T1000Z");
-        let (a3, s3) = advance(F, a2.as_deref(), &s2, &[], &[failed.clone()], 15 * m);
+        let (a3, s3) = advance(
+            F,
+            a2.as_deref(),
+            &s2,
+            &[],
+            std::slice::from_ref(&failed),
+            15 * m,
+        );
         assert_eq!(a3, Some(key_at(F, t("2025-05-02T09:45:00Z"))));
         assert!(s3.is_empty(), "{s3:?}");
     }
