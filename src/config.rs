@@ -68,6 +68,10 @@ pub struct AwsConfig {
     /// The regions whose trail folders are read; empty means every region folder the trail
     /// holds (found by listing, whatever `regions` says).
     pub trail_regions: Vec<String>,
+    /// How late a trail object may arrive behind the newest one read in its folder, like
+    /// `15m` (CloudTrail delivers within about 15 minutes): each folder's listing starts this
+    /// far behind the time in the newest object name read.
+    pub trail_overlap: String,
     /// Write each emitted sequence's HTML report and graph here (`s3://bucket/prefix/`) and
     /// link them from its finding (`SourceUrl`, `ProductFields`); empty: no reports.
     pub reports: String,
@@ -113,6 +117,7 @@ impl Default for AwsConfig {
             trail: String::new(),
             trail_concurrency: 8,
             trail_regions: Vec::new(),
+            trail_overlap: "15m".into(),
             reports: String::new(),
             lookback: "24h".into(),
             overlap: "10m".into(),
@@ -686,6 +691,10 @@ impl Config {
             problems.push(format!("aws.overlap: {e}"));
             0
         });
+        let trail_overlap = crate::time::parse_duration(&a.trail_overlap).unwrap_or_else(|e| {
+            problems.push(format!("aws.trail_overlap: {e}"));
+            0
+        });
         let initial_backoff = crate::time::parse_duration(&a.initial_backoff).unwrap_or_else(|e| {
             problems.push(format!("aws.initial_backoff: {e}"));
             0
@@ -704,7 +713,11 @@ impl Config {
             regions: a.regions.clone(),
             partition,
             record_calls: self.origins.record_calls.clone(),
-            sources: crate::sources::SourceConfig::from_keys(a, cloudtrail_delivery_delay),
+            sources: crate::sources::SourceConfig::from_keys(
+                a,
+                cloudtrail_delivery_delay,
+                trail_overlap,
+            ),
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
             overlap,
@@ -1314,6 +1327,7 @@ mod tests {
                         trail: "s3://t/AWSLogs/".into(),
                         regions: vec!["eu-north-1".into()],
                         concurrency: 3,
+                        overlap: 15 * 60_000,
                     },
                 ],
             ),

@@ -433,12 +433,22 @@ fn alongside<A, B: Send>(side: impl FnOnce() -> B + Send, main: impl FnOnce() ->
     })
 }
 
-/// What a run reads: files and folders, or the bodies of API responses (AWS mode), each
-/// named for problems (`guardduty/us-east-1/GetFindings#3`).
-#[derive(Clone, Copy, Debug)]
+/// What a run reads: files and folders, or the bodies of API responses and trail objects
+/// (AWS mode) as they arrive, each named for problems (`guardduty/us-east-1/GetFindings#3`,
+/// `s3://bucket/key`).
+#[derive(Clone, Copy)]
 pub enum Input<'a> {
     Paths(&'a [PathBuf]),
-    Bodies(&'a [(String, Vec<u8>)]),
+    Stream(&'a dyn file::Bodies),
+}
+
+impl std::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Paths(p) => f.debug_tuple("Paths").field(p).finish(),
+            Input::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 /// A one-line progress display on stderr, redrawn at most twice a second, shown only after
@@ -485,10 +495,15 @@ impl Progress {
         self.last = now;
         self.shown = true;
         let secs = now.duration_since(self.started).as_secs_f64();
+        // A stream's inputs are not known in advance.
+        let of = if self.total > 0 {
+            format!("/{}", self.total)
+        } else {
+            String::new()
+        };
         eprint!(
-            "\r\x1b[2Kreading {}/{} inputs, {:.0} MB, {} records ({:.0} MB/s)",
+            "\r\x1b[2Kreading {}{of} inputs, {:.0} MB, {} records ({:.0} MB/s)",
             self.done,
-            self.total,
             self.bytes as f64 / 1e6,
             self.records,
             self.bytes as f64 / 1e6 / secs.max(0.001)
@@ -502,8 +517,8 @@ impl Progress {
     }
 }
 
-/// Reads `input`; returns what each input (file or response body) yielded, in input order
-/// for bodies.
+/// Reads `input`; returns what each input (file or response body) yielded, in the order they
+/// were done.
 fn read(
     input: Input<'_>,
     opts: &file::ReadOptions,
@@ -514,12 +529,10 @@ fn read(
     let mut done: Vec<(Arc<std::path::Path>, file::FileStats)> = Vec::new();
     let (files, path_problems) = match input {
         Input::Paths(paths) => file::collect_files(paths),
-        Input::Bodies(_) => (Vec::new(), Vec::new()),
+        Input::Stream(_) => (Vec::new(), Vec::new()),
     };
-    let total = match input {
-        Input::Paths(_) => files.len(),
-        Input::Bodies(b) => b.len(),
-    };
+    // Bodies are counted as they come.
+    let total = files.len();
     let mut progress = Progress::new(opts.progress, total);
     let mut on_event = |e: Event| match e {
         Event::Signals(batch) => {
@@ -549,20 +562,9 @@ fn read(
             tracing::info!(files = files.len(), "reading inputs");
             file::read_files(&files, opts, classify, &mut on_event);
         }
-        Input::Bodies(bodies) => {
-            tracing::info!(responses = bodies.len(), "decoding API responses");
-            for (name, body) in bodies {
-                let name: Arc<std::path::Path> = Arc::from(std::path::Path::new(name.as_str()));
-                let stats = file::decode_named(
-                    name.clone(),
-                    body.as_slice(),
-                    true,
-                    &opts.decode,
-                    classify,
-                    &mut on_event,
-                );
-                on_event(Event::FileDone(name, stats));
-            }
+        Input::Stream(bodies) => {
+            tracing::info!("decoding API responses and trail objects as they arrive");
+            file::read_bodies(bodies, opts, classify, &mut on_event);
         }
     }
     progress.finish();

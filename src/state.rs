@@ -41,7 +41,10 @@ pub const FORMAT: &str = "finding-correlator-state";
 ///   checkpoints' `recent_events` (all absent before): a build that reads only up to 3 says
 ///   the state is newer instead of calling it damaged.
 /// - 5: adds `unsent`, the findings the sink did not take (absent before: none).
-pub const VERSION: u32 = 5;
+/// - 6: the trail source (`cloudtrail_s3`) keeps a cursor per account and region folder
+///   (`after`, `seen`, `pending`) instead of the set of every object key read in about two
+///   days (`objects`); a version 5 state's objects become those cursors (see [`migrate`]).
+pub const VERSION: u32 = 6;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -126,14 +129,38 @@ pub struct Checkpoint {
     /// newest event time of CloudTrail events read.
     #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Millis>,
-    /// Trail log objects already read (S3 source), those of the days a poll may still list.
+    /// Trail folder (`aws/cloudtrail_s3/<folder>`): the next listing starts after this key,
+    /// the newest key read moved back by `aws.trail_overlap`, so that an object delivered
+    /// late with a key behind the newest one read is still listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Trail folder: the keys after `after` already read (those of the overlap), so that the
+    /// next listing reads only the others.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
-    pub objects: std::collections::BTreeSet<String>,
+    pub seen: std::collections::BTreeSet<String>,
+    /// Trail folder: objects that could not be read (after the SDK's retries) or were
+    /// damaged; each run tries them again, logs them while they fail, and counts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingObject>,
     /// CloudTrail `LookupEvents`: the `eventID`s read with an event time in the overlap just
     /// before the cursor. The next poll reads that overlap again; an event it finds there that
     /// is not among these arrived later than the delivery delay.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub recent_events: std::collections::BTreeSet<String>,
+}
+
+/// A trail object a run could not read: tried again by every run until it is read.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PendingObject {
+    pub key: String,
+    /// Why the last attempt failed.
+    pub reason: String,
+    /// Runs that tried it.
+    pub attempts: u32,
+    /// When it first failed (wall clock).
+    #[serde(with = "time_text")]
+    pub since: Millis,
 }
 
 /// Whether a sequence can still grow.
@@ -285,8 +312,66 @@ fn migrate(mut doc: serde_json::Value, from: u32) -> serde_json::Value {
         doc["baselines"] = serde_json::json!({ "accounts": {} });
         tracing::info!("state of version 1 migrated to 2: baselines start learning from this run");
     }
+    if from < 6 {
+        trail_objects_to_cursors(&mut doc);
+    }
     doc["version"] = serde_json::Value::from(VERSION);
     doc
+}
+
+/// 5 → 6: the trail objects a state remembered (`checkpoints."aws/cloudtrail_s3".objects`,
+/// every key read in about two days) become one cursor per account and region folder: its
+/// listing starts after the folder's first day among them (the days the old listing still
+/// covered), and its keys are `seen`, so the next run reads exactly what a version 5 run
+/// would have read. That run moves each cursor forward and keeps only the overlap's keys.
+fn trail_objects_to_cursors(doc: &mut serde_json::Value) {
+    let Some(checkpoints) = doc.get_mut("checkpoints").and_then(|c| c.as_object_mut()) else {
+        return;
+    };
+    let Some(objects) = checkpoints
+        .get_mut("aws/cloudtrail_s3")
+        .and_then(|c| c.as_object_mut())
+        .and_then(|c| c.remove("objects"))
+    else {
+        return;
+    };
+    let mut folders: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut other = 0usize;
+    for key in objects
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str())
+    {
+        match crate::sources::trail::folder_of(key) {
+            Some(folder) => {
+                folders
+                    .entry(folder.to_string())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+            None => other += 1,
+        }
+    }
+    let n = folders.len();
+    for (folder, keys) in folders {
+        // The first day of the folder's keys: the old listing started at a day folder.
+        let first = keys
+            .iter()
+            .next()
+            .and_then(|k| crate::sources::trail::day_of(k));
+        let after = first.map_or_else(|| folder.clone(), |d| format!("{folder}{d}/"));
+        let seen: Vec<&String> = keys.iter().collect();
+        checkpoints.insert(
+            crate::sources::trail::checkpoint_key(&folder),
+            serde_json::json!({ "records": 0, "after": after, "seen": seen }),
+        );
+    }
+    tracing::info!(
+        folders = n,
+        keys_not_in_a_trail_folder = other,
+        "state of version 5 migrated to 6: the trail objects read become a cursor per account and region folder"
+    );
 }
 
 /// A state that cannot be used. The file is left as it is.
@@ -568,7 +653,14 @@ mod tests {
                 newest: Some(1_746_177_600_123),
                 records: 7,
                 cursor: None,
-                objects: Default::default(),
+                after: None,
+                seen: Default::default(),
+                pending: vec![PendingObject {
+                    key: "AWSLogs/1/CloudTrail/us-east-1/2025/05/02/x.json.gz".into(),
+                    reason: "GetObject: InternalError".into(),
+                    attempts: 2,
+                    since: 1_746_177_600_000,
+                }],
                 recent_events: Default::default(),
             },
         );
@@ -647,6 +739,63 @@ mod tests {
             st.horizon.map(crate::time::format_rfc3339).as_deref(),
             Some("2025-05-07T10:02:18.000Z")
         );
+    }
+
+    #[test]
+    fn issue_15_version_5_trail_objects_become_a_cursor_per_folder() {
+        // A version 5 state of a run that read an organization trail's objects of two days in
+        // two folders, and one key outside any trail folder.
+        let f1 = "AWSLogs/o-exampleorg1/111122223333/CloudTrail/us-east-1/";
+        let f2 = "AWSLogs/o-exampleorg1/444455556666/CloudTrail/eu-north-1/";
+        let k1 = [
+            format!("{f1}2025/05/01/111122223333_CloudTrail_us-east-1_20250501T2355Z_a.json.gz"),
+            format!("{f1}2025/05/02/111122223333_CloudTrail_us-east-1_20250502T0005Z_b.json.gz"),
+        ];
+        let k2 =
+            format!("{f2}2025/05/02/444455556666_CloudTrail_eu-north-1_20250502T0920Z_c.json.gz");
+        let v5 = serde_json::json!({
+            "format": FORMAT, "version": 5, "written_by": "finding-correlator 0.1.0",
+            "baselines": {"accounts": {}},
+            "checkpoints": {
+                "aws/cloudtrail_s3": {
+                    "newest": "2025-05-02T09:18:00.000Z", "records": 40,
+                    "cursor": "2025-05-02T09:18:00.000Z",
+                    "objects": [k1[0], k1[1], k2, "elsewhere/x.json"]
+                },
+                "aws/guardduty/us-east-1": {"records": 3, "cursor": "2025-05-02T09:00:00.000Z"}
+            }
+        });
+        let st = State::from_json(&v5.to_string(), "v5.json").unwrap();
+        assert_eq!(st.version, VERSION);
+        let c1 = &st.checkpoints[&crate::sources::trail::checkpoint_key(f1)];
+        assert_eq!(c1.after.as_deref(), Some(&*format!("{f1}2025/05/01/")));
+        assert_eq!(c1.seen, k1.iter().cloned().collect());
+        let c2 = &st.checkpoints[&crate::sources::trail::checkpoint_key(f2)];
+        assert_eq!(c2.after.as_deref(), Some(&*format!("{f2}2025/05/02/")));
+        assert_eq!(c2.seen, [k2.clone()].into());
+        // Every old key is after its folder's cursor and seen: none is listed as new again.
+        for k in k1.iter().chain([&k2]) {
+            let c = &st.checkpoints[&crate::sources::trail::checkpoint_key(
+                crate::sources::trail::folder_of(k).unwrap(),
+            )];
+            assert!(
+                k.as_str() > c.after.as_deref().unwrap() && c.seen.contains(k),
+                "{k}"
+            );
+        }
+        let trail = &st.checkpoints["aws/cloudtrail_s3"];
+        assert_eq!(trail.records, 40);
+        assert!(trail.seen.is_empty() && trail.after.is_none());
+        assert_eq!(st.checkpoints["aws/guardduty/us-east-1"].records, 3);
+        // Saved as version 6, it loads again the same, without `objects`.
+        let text = String::from_utf8(st.to_json()).unwrap();
+        assert!(!text.contains("\"objects\""), "{text}");
+        let back = State::from_json(&text, "v6.json").unwrap();
+        assert_eq!(back.checkpoints, st.checkpoints);
+        // A version 6 document with the old field is damaged, not silently read.
+        let bad = text.replace("\"records\":40", "\"records\":40,\"objects\":[]");
+        let e = State::from_json(&bad, "bad.json").unwrap_err().to_string();
+        assert!(e.contains("unknown field `objects`"), "{e}");
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct RunReport {
     pub sources: Vec<SourceLine>,
     pub findings: FindingsLine,
     pub state: StateLine,
+    /// The trail source (`cloudtrail_s3`): its folders and objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail: Option<TrailLine>,
     /// Records or findings that were lost (decode problems, findings Security Hub refused).
     pub partial: bool,
     /// Regions of records that this build does not know (kept as given), with their signals.
@@ -73,6 +76,37 @@ pub struct SourceLine {
     pub late: u64,
     pub since: String,
     pub millis: u128,
+}
+
+/// What the trail source did, and what it left pending.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TrailLine {
+    /// Account and region folders found.
+    pub folders: usize,
+    /// Objects read this run (pending ones read at last included).
+    pub objects: usize,
+    /// Objects that could not be read this run, after retries.
+    pub failed: usize,
+    /// Objects pending in the state after this run (read again by the next run), in every
+    /// folder of the trail.
+    pub pending: usize,
+    /// Pending objects that no longer exist: their records are lost.
+    pub gone: usize,
+    /// Folders whose listing failed (their cursors stay), and whether the trail's folders
+    /// could not be found at all.
+    pub listing_errors: usize,
+    pub trail_error: bool,
+}
+
+impl TrailLine {
+    /// Whether something of the trail was not read.
+    pub fn partial(&self) -> bool {
+        self.failed > 0
+            || self.pending > 0
+            || self.gone > 0
+            || self.listing_errors > 0
+            || self.trail_error
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -318,12 +352,13 @@ fn run_claimed(
         sdk_region: &sdk_region,
         now,
         names: needed_event_names(rules, settings),
-        bodies: Vec::new(),
+        stream: Stream::default(),
         reads: Vec::new(),
-        trail_objects: None,
+        trail: None,
         cursors: BTreeMap::new(),
         recent: BTreeMap::new(),
         lines: Vec::new(),
+        trail_line: None,
     };
     let mut sink = AwsSink {
         settings,
@@ -354,12 +389,15 @@ fn run_claimed(
             dry_run: opts.dry_run,
         },
     )?;
+    let trail_partial = sources.trail_line.as_ref().is_some_and(TrailLine::partial);
     let mut report = RunReport {
         sources: sources.lines,
         findings: sink.line,
+        trail: sources.trail_line,
         ..RunReport::default()
     };
-    report.partial = outcome.run.summary.lost_anything() || !report.findings.failed.is_empty();
+    report.partial =
+        outcome.run.summary.lost_anything() || !report.findings.failed.is_empty() || trail_partial;
     report.unknown_regions = outcome.run.summary.unknown_regions.clone();
     if let Some(changes) = &outcome.changes {
         report.findings.new = changes.new;
@@ -420,13 +458,54 @@ struct AwsSources<'a> {
     now: Millis,
     /// The CloudTrail event names the rules need (None: every management event).
     names: Option<Vec<String>>,
-    bodies: Vec<(String, Vec<u8>)>,
+    /// What the decoders take: the API responses read, then the trail's objects as they come.
+    stream: Stream,
     reads: Vec<SourceRead>,
-    /// The trail objects read, when the trail is a source.
-    trail_objects: Option<Vec<String>>,
+    /// The trail's poll while it runs, when the trail is a source.
+    trail: Option<TrailRun>,
     cursors: BTreeMap<String, Millis>,
     recent: BTreeMap<String, std::collections::BTreeSet<String>>,
     lines: Vec<SourceLine>,
+    trail_line: Option<TrailLine>,
+}
+
+/// The trail's poll: started before the API sources are polled, read by the decoders while
+/// it lists and fetches.
+struct TrailRun {
+    trail: String,
+    bucket: String,
+    overlap: Millis,
+    from: Millis,
+    started: Instant,
+    outcome: Arc<std::sync::Mutex<sources::TrailOutcome>>,
+}
+
+/// The bodies a run decodes: the API responses (read before decoding starts), then the trail
+/// objects from the channel its fetches send to, until every fetch is done. At most
+/// `aws.trail_concurrency` objects are being fetched and as many wait in the channel.
+#[derive(Default)]
+struct Stream {
+    first: std::sync::Mutex<std::collections::VecDeque<sources::Body>>,
+    rest: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<sources::Body>>>,
+}
+
+impl crate::sources::file::Bodies for Stream {
+    fn next_body(&self) -> Option<sources::Body> {
+        if let Some(b) = self
+            .first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
+            return Some(b);
+        }
+        let mut rest = self.rest.lock().unwrap_or_else(|e| e.into_inner());
+        let got = rest.as_mut()?.blocking_recv();
+        if got.is_none() {
+            *rest = None;
+        }
+        got
+    }
 }
 
 impl AwsSources<'_> {
@@ -470,12 +549,14 @@ impl AwsSources<'_> {
         })
     }
 
-    /// Polls the trail's objects in S3 not read yet.
-    fn poll_trail(
+    /// Starts reading the trail's objects in S3 not read yet, on the runtime: the decoders
+    /// take them from [`Stream`] as they arrive.
+    fn start_trail(
         &mut self,
         trail: &str,
         regions: &[String],
         concurrency: usize,
+        overlap: Millis,
         prior: &crate::state::State,
     ) -> anyhow::Result<()> {
         let aws = &self.settings.aws;
@@ -483,47 +564,100 @@ impl AwsSources<'_> {
             .strip_prefix("s3://")
             .and_then(|r| r.split_once('/'))
             .ok_or_else(|| anyhow::anyhow!("aws.trail: not an s3:// location"))?;
-        let checkpoint = prior.checkpoints.get("aws/cloudtrail_s3");
-        let from = checkpoint
-            .and_then(|c| c.cursor)
-            .map_or(self.now.saturating_sub(aws.lookback), |c| {
-                c.saturating_sub(aws.overlap)
-            });
-        let done = |_: &str, key: &str| checkpoint.is_some_and(|c| c.objects.contains(key));
-        let s3 = super::clients::s3(self.base, self.record);
-        let started = Instant::now();
-        // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
-        // `aws.regions` says: launches in a region nobody uses are what the trail must show.
-        let t = self.runtime.block_on(sources::cloudtrail_s3(
-            &s3,
-            bucket,
-            prefix,
-            regions,
-            from,
-            &done,
+        let folders = prior
+            .checkpoints
+            .iter()
+            .filter_map(|(k, c)| {
+                k.strip_prefix(crate::sources::trail::CHECKPOINT_PREFIX)
+                    .map(|f| (f.to_string(), c.clone()))
+            })
+            .collect();
+        let from = self.now.saturating_sub(aws.lookback);
+        let poll = Arc::new(sources::TrailPoll {
+            client: super::clients::s3(self.base, self.record),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
+            // `aws.regions` says: launches in a region nobody uses are what the trail must show.
+            allow: regions.to_vec(),
+            folders,
+            since: from,
             concurrency,
-        ))?;
-        let millis = started.elapsed().as_millis();
-        tracing::info!(
-            trail = %trail,
-            folders = t.folders.len(),
-            regions = %trail_regions_text(&t.folders),
-            "trail folders listed"
-        );
-        self.trail_objects = Some(t.objects.into_values().flatten().collect());
-        let start = self.bodies.len();
-        self.bodies.extend(t.polled.bodies);
-        self.reads.push(SourceRead {
-            source: "cloudtrail_s3",
-            region: trail.to_string(),
-            checkpoint: "aws/cloudtrail_s3".into(),
+            attempts: aws.retry.max_attempts,
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(concurrency.max(1));
+        *self.stream.rest.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);
+        let outcome = Arc::new(std::sync::Mutex::new(sources::TrailOutcome::default()));
+        self.runtime
+            .spawn(sources::cloudtrail_s3(poll, tx, outcome.clone()));
+        self.trail = Some(TrailRun {
+            trail: trail.to_string(),
+            bucket: bucket.to_string(),
+            overlap,
             from,
-            calls: t.polled.calls,
-            millis,
-            bodies: start..self.bodies.len(),
-            events: Vec::new(),
+            started: Instant::now(),
+            outcome,
         });
         Ok(())
+    }
+
+    /// Logs what the trail's poll did, once every object it fetched has been decoded.
+    fn trail_decoded(&mut self, run: &CorrelateRun) {
+        let Some(t) = &self.trail else {
+            return;
+        };
+        let out = t.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let names = format!("s3://{}/", t.bucket);
+        let stats: Vec<&crate::sources::file::FileStats> = run
+            .inputs
+            .iter()
+            .filter(|(n, _)| n.to_str().is_some_and(|n| n.starts_with(&names)))
+            .map(|(_, st)| st)
+            .collect();
+        let records: u64 = stats.iter().map(|st| st.signals).sum();
+        if let Some(c) = stats.iter().filter_map(|st| st.newest).max() {
+            self.cursors.insert("aws/cloudtrail_s3".into(), c);
+        }
+        let folders: Vec<String> = out
+            .folders
+            .keys()
+            .filter_map(|f| crate::sources::trail::account_region(f))
+            .map(|(a, r)| format!("{a}/{r}"))
+            .collect();
+        if let Some(e) = &out.error {
+            tracing::error!(trail = %t.trail, error = %e, "the trail's folders could not be listed: nothing of the trail was read (the next run tries again)");
+        } else {
+            tracing::info!(
+                trail = %t.trail,
+                folders = folders.len(),
+                regions = %trail_regions_text(&folders),
+                "trail folders listed"
+            );
+        }
+        for (folder, f) in &out.folders {
+            if let Some(e) = &f.listing_error {
+                tracing::error!(folder = %folder, error = %e, "a trail folder could not be listed: its cursor stays, the next run lists it again");
+            }
+        }
+        let millis = t.started.elapsed().as_millis();
+        tracing::info!(
+            source = "cloudtrail_s3",
+            region = %t.trail,
+            calls = out.calls,
+            objects = out.folders.values().map(|f| f.read.len()).sum::<usize>(),
+            records,
+            millis = millis as u64,
+            "source read"
+        );
+        self.lines.push(SourceLine {
+            source: "cloudtrail_s3".into(),
+            region: t.trail.clone(),
+            calls: out.calls,
+            records,
+            late: 0,
+            since: format_rfc3339(t.from),
+            millis,
+        });
     }
 }
 
@@ -533,6 +667,19 @@ impl run_loop::Source for AwsSources<'_> {
         let prior = prior.unwrap_or(&none);
         let settings = self.settings;
         let aws = &settings.aws;
+        // The trail first: its listings and fetches run while the APIs are polled.
+        for source in &aws.sources {
+            if let SourceConfig::CloudTrailS3 {
+                trail,
+                regions,
+                concurrency,
+                overlap,
+            } = source
+            {
+                self.start_trail(trail, regions, *concurrency, *overlap, prior)?;
+            }
+        }
+        let mut bodies = Vec::new();
         for region in self.regions {
             let conf = match region {
                 Some(r) if Some(r.as_str()) != self.base.region().map(|x| x.as_ref()) => self
@@ -557,8 +704,6 @@ impl run_loop::Source for AwsSources<'_> {
                     .runtime
                     .block_on(self.poll(source, &conf, &region_name, from))?;
                 let millis = started.elapsed().as_millis();
-                let start = self.bodies.len();
-                self.bodies.extend(p.bodies);
                 self.reads.push(SourceRead {
                     source: name,
                     region: region_name.clone(),
@@ -566,38 +711,40 @@ impl run_loop::Source for AwsSources<'_> {
                     from,
                     calls: p.calls,
                     millis,
-                    bodies: start..self.bodies.len(),
+                    bodies: p.bodies.iter().map(|(n, _)| n.clone()).collect(),
                     events: p.events,
                 });
+                bodies.extend(p.bodies);
             }
         }
-        for source in &aws.sources {
-            if let SourceConfig::CloudTrailS3 {
-                trail,
-                regions,
-                concurrency,
-            } = source
-            {
-                self.poll_trail(trail, regions, *concurrency, prior)?;
-            }
-        }
+        self.stream
+            .first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(bodies);
         Ok(())
     }
 
     fn input(&self) -> Input<'_> {
-        Input::Bodies(&self.bodies)
+        Input::Stream(&self.stream)
     }
 
     /// What each source read, and where it resumes, from the one decoding of its responses
-    /// (response bodies are decoded in order, one input each).
+    /// (one input each, named as read).
     fn decoded(&mut self, run: &CorrelateRun, prior: Option<&crate::state::State>) {
         let aws = &self.settings.aws;
         let delay = aws.sources.iter().find_map(|s| match s {
             SourceConfig::CloudTrailLookup { delivery_delay, .. } => Some(*delivery_delay),
             _ => None,
         });
+        let by_name: std::collections::HashMap<&std::path::Path, &crate::sources::file::FileStats> =
+            run.inputs.iter().map(|(n, st)| (&**n, st)).collect();
         for r in &self.reads {
-            let stats = run.inputs.get(r.bodies.clone()).unwrap_or_default();
+            let stats: Vec<(&String, &crate::sources::file::FileStats)> = r
+                .bodies
+                .iter()
+                .filter_map(|n| Some((n, *by_name.get(std::path::Path::new(n.as_str()))?)))
+                .collect();
             let records: u64 = stats.iter().map(|(_, st)| st.signals).sum();
             let mut late = 0;
             if let (Some(delay), "cloudtrail") = (delay, r.source) {
@@ -646,10 +793,10 @@ impl run_loop::Source for AwsSources<'_> {
                 millis: r.millis,
             });
         }
+        self.trail_decoded(run);
     }
 
     fn checkpoint(&mut self, next: &mut crate::state::State) {
-        let aws = &self.settings.aws;
         for (k, c) in std::mem::take(&mut self.cursors) {
             let cp = next.checkpoints.entry(k).or_default();
             cp.cursor = cp.cursor.max(Some(c));
@@ -657,18 +804,10 @@ impl run_loop::Source for AwsSources<'_> {
         for (k, ids) in std::mem::take(&mut self.recent) {
             next.checkpoints.entry(k).or_default().recent_events = ids;
         }
-        if let Some(objects) = self.trail_objects.take() {
-            // Remember the objects read, for the days a later poll may list again.
-            let cp = next
-                .checkpoints
-                .entry("aws/cloudtrail_s3".into())
-                .or_default();
-            cp.objects.extend(objects);
-            if let Some(c) = cp.cursor {
-                let keep_from = trail_day(c.saturating_sub(aws.overlap).saturating_sub(86_400_000));
-                cp.objects
-                    .retain(|k| key_day(k).is_none_or(|d| d.as_str() >= keep_from.as_str()));
-            }
+        if let Some(t) = self.trail.take() {
+            let out = t.outcome.lock().unwrap_or_else(|e| e.into_inner());
+            let line = advance_trail(next, &out, t.overlap, self.now);
+            self.trail_line = Some(line);
         }
     }
 }
@@ -946,8 +1085,8 @@ struct SourceRead {
     from: Millis,
     calls: u64,
     millis: u128,
-    /// Its responses' places in the run's inputs.
-    bodies: std::ops::Range<usize>,
+    /// Its responses' names among the run's inputs.
+    bodies: Vec<String>,
     /// `LookupEvents`: each event's id and time.
     events: Vec<(String, Millis)>,
 }
@@ -1010,17 +1149,98 @@ fn trail_regions_text(folders: &[String]) -> String {
     regions.join(",")
 }
 
-/// `YYYY/MM/DD` of a time.
-fn trail_day(t: Millis) -> String {
-    let text = format_rfc3339(t);
-    format!("{}/{}/{}", &text[0..4], &text[5..7], &text[8..10])
-}
-
-/// `YYYY/MM/DD` of a trail log key (`…/CloudTrail/REGION/YYYY/MM/DD/file`).
-fn key_day(key: &str) -> Option<String> {
-    let (_, rest) = key.split_once("/CloudTrail/")?;
-    let (_, date) = rest.split_once('/')?;
-    date.get(0..10).map(str::to_string)
+/// Moves each trail folder's cursor of `next` past what the poll listed, and keeps what it
+/// could not read pending (logged, with its key and reason, each run it stays). Returns the
+/// trail's line of the summary.
+fn advance_trail(
+    next: &mut crate::state::State,
+    out: &sources::TrailOutcome,
+    overlap: Millis,
+    now: Millis,
+) -> TrailLine {
+    use crate::sources::trail;
+    let mut line = TrailLine {
+        folders: out.folders.len(),
+        trail_error: out.error.is_some(),
+        ..TrailLine::default()
+    };
+    for (folder, f) in &out.folders {
+        let cp = next
+            .checkpoints
+            .entry(trail::checkpoint_key(folder))
+            .or_default();
+        let (after, seen) = trail::advance(
+            folder,
+            cp.after.as_deref(),
+            &cp.seen,
+            &f.read,
+            &f.listed,
+            overlap,
+        );
+        cp.after = after;
+        cp.seen = seen;
+        line.objects += f.read.len();
+        line.listing_errors += usize::from(f.listing_error.is_some());
+        let mut pending: Vec<crate::state::PendingObject> = Vec::new();
+        let before = |key: &str| cp.pending.iter().find(|p| p.key == key).cloned();
+        // Listed, but neither read nor failed (its fetch never finished): pending too.
+        let unfinished = f.listed.iter().filter(|k| {
+            !f.read.contains(k)
+                && !f.failed.iter().any(|(x, _)| x == *k)
+                && !f.gone.iter().any(|(x, _)| x == *k)
+        });
+        let failed = f
+            .failed
+            .iter()
+            .map(|(k, r)| (k, r.as_str()))
+            .chain(unfinished.map(|k| (k, "its fetch did not finish")));
+        for (key, reason) in failed {
+            let mut p = before(key).unwrap_or(crate::state::PendingObject {
+                key: key.clone(),
+                since: now,
+                ..Default::default()
+            });
+            p.attempts += 1;
+            p.reason = reason.to_string();
+            if p.attempts > 1 {
+                tracing::error!(key = %p.key, reason = %p.reason, attempts = p.attempts, since = %format_rfc3339(p.since), "a trail object still cannot be read: it stays pending, tried again by the next run");
+            } else {
+                tracing::warn!(key = %p.key, reason = %p.reason, "a trail object could not be read: pending, tried again by the next run");
+            }
+            line.failed += 1;
+            pending.push(p);
+        }
+        for (key, reason) in &f.gone {
+            tracing::error!(key = %key, reason = %reason, "a pending trail object no longer exists: its records are lost");
+            line.gone += 1;
+        }
+        // Pending ones this run did not go for (its listing failed first) stay as they were.
+        for p in &cp.pending {
+            if !f.listed.contains(&p.key) && !pending.iter().any(|q| q.key == p.key) {
+                tracing::warn!(key = %p.key, reason = %p.reason, attempts = p.attempts, "a trail object is still pending");
+                pending.push(p.clone());
+            }
+        }
+        pending.sort_by(|a, b| a.key.cmp(&b.key));
+        cp.pending = pending;
+    }
+    // Folders this run did not reach keep their pending objects: counted, and named.
+    for (k, cp) in &next.checkpoints {
+        if let Some(folder) = k.strip_prefix(trail::CHECKPOINT_PREFIX)
+            && !out.folders.contains_key(folder)
+        {
+            for p in &cp.pending {
+                tracing::warn!(key = %p.key, reason = %p.reason, attempts = p.attempts, "a trail object of a folder not listed this run is still pending");
+            }
+        }
+    }
+    line.pending = next
+        .checkpoints
+        .iter()
+        .filter(|(k, _)| k.starts_with(trail::CHECKPOINT_PREFIX))
+        .map(|(_, c)| c.pending.len())
+        .sum();
+    line
 }
 
 #[cfg(test)]

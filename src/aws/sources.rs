@@ -351,22 +351,6 @@ fn event_ids(body: &[u8]) -> Vec<(String, Millis)> {
         .unwrap_or_default()
 }
 
-/// What an S3 trail poll read, per account and region checkpoint.
-#[derive(Debug, Default)]
-pub struct TrailPolled {
-    pub polled: Polled,
-    /// Object keys read, per checkpoint key (`aws/cloudtrail_s3/ACCOUNT/REGION`).
-    pub objects: std::collections::BTreeMap<String, Vec<String>>,
-    /// The `ACCOUNT/REGION` folders listed.
-    pub folders: Vec<String>,
-}
-
-/// The `YYYY/MM/DD/` folder of a day.
-fn day_folder(t: Millis) -> String {
-    let text = crate::time::format_rfc3339(t);
-    format!("{}/{}/{}/", &text[0..4], &text[5..7], &text[8..10])
-}
-
 /// The sub-folders of `prefix` (listed with a `/` delimiter), as their names without `prefix`
 /// and the trailing `/`.
 async fn sub_folders(
@@ -412,139 +396,376 @@ fn is_account(name: &str) -> bool {
 
 /// The `ACCOUNT/CloudTrail/REGION/` folders of a trail under `prefix`: the account folders
 /// found there, and those of the organization folders (`o-ORGID/ACCOUNT/`) found there too;
-/// in each, every region folder, or those of `allow` when it is not empty. Returns
-/// `(account, region, folder)`.
+/// in each, every region folder, or those of `allow` when it is not empty. The accounts'
+/// folders are listed `concurrency` at a time. Returns `(account, region, folder)`, sorted.
 pub async fn trail_folders(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
     allow: &[String],
+    concurrency: usize,
     calls: &mut u64,
 ) -> Result<Vec<(String, String, String)>, String> {
     let mut accounts: Vec<(String, String)> = Vec::new();
+    let mut orgs = Vec::new();
     for name in sub_folders(client, bucket, prefix, calls).await? {
         if is_account(&name) {
             accounts.push((name.clone(), format!("{prefix}{name}/")));
         } else if name.starts_with("o-") {
-            let org = format!("{prefix}{name}/");
-            for account in sub_folders(client, bucket, &org, calls).await? {
-                if is_account(&account) {
-                    accounts.push((account.clone(), format!("{org}{account}/")));
-                }
-            }
+            orgs.push(format!("{prefix}{name}/"));
         }
     }
+    for (org, found) in list_concurrently(client, bucket, orgs, concurrency, calls).await? {
+        for account in found.into_iter().filter(|a| is_account(a)) {
+            accounts.push((account.clone(), format!("{org}{account}/")));
+        }
+    }
+    let trails: Vec<String> = accounts
+        .iter()
+        .map(|(_, folder)| format!("{folder}CloudTrail/"))
+        .collect();
+    let regions = list_concurrently(client, bucket, trails, concurrency, calls).await?;
     let mut out = Vec::new();
-    for (account, folder) in accounts {
-        let trail = format!("{folder}CloudTrail/");
-        for region in sub_folders(client, bucket, &trail, calls).await? {
+    for ((account, _), (trail, found)) in accounts.into_iter().zip(regions) {
+        for region in found {
             if allow.is_empty() || allow.contains(&region) {
                 out.push((account.clone(), region.clone(), format!("{trail}{region}/")));
             }
         }
     }
+    out.sort_by(|a, b| a.2.cmp(&b.2));
     Ok(out)
 }
 
-/// Polls the log objects of a CloudTrail trail in S3: under `prefix` (the folder holding the
-/// account folders, `AWSLogs/` or `AWSLogs/o-ORGID/`), every account and region folder found
-/// there ([`trail_folders`]; `allow`, when not empty, keeps only those regions), the objects
-/// of the days since `since` not in `done`, read `concurrency` at a time.
-pub async fn cloudtrail_s3(
+/// [`sub_folders`] of each of `folders`, `concurrency` at a time, in the order given.
+async fn list_concurrently(
     client: &aws_sdk_s3::Client,
     bucket: &str,
-    prefix: &str,
-    allow: &[String],
-    since: Millis,
-    done: &dyn Fn(&str, &str) -> bool,
+    folders: Vec<String>,
     concurrency: usize,
-) -> Result<TrailPolled, SourceError> {
-    let err = |operation, message| SourceError {
-        source_name: "cloudtrail_s3",
-        region: format!("s3://{bucket}/{prefix}"),
-        operation,
-        message,
-    };
-    let mut out = TrailPolled::default();
-    let folders = trail_folders(client, bucket, prefix, allow, &mut out.polled.calls)
-        .await
-        .map_err(|m| err("ListObjectsV2", m))?;
-    tracing::debug!(
-        folders = ?folders.iter().map(|(a, r, _)| format!("{a}/{r}")).collect::<Vec<_>>(),
-        "trail folders"
-    );
-    // The objects of the days since `since`: keys sort by date, so one listing per account
-    // and region, starting after the day before.
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    for (account, region, folder) in &folders {
-        out.folders.push(format!("{account}/{region}"));
-        let start_after = format!("{folder}{}", day_folder(since));
-        let checkpoint = format!("aws/cloudtrail_s3/{account}/{region}");
-        let mut token = None;
-        loop {
-            let page = client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(folder)
-                .start_after(&start_after)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| err("ListObjectsV2", sdk_message(&e)))?;
-            out.polled.calls += 1;
-            for o in page.contents() {
-                if let Some(key) = o.key()
-                    && !done(&checkpoint, key)
-                {
-                    wanted.push((checkpoint.clone(), key.to_string()));
-                }
-            }
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-    }
-    // Fetch, a bounded number at a time.
+    calls: &mut u64,
+) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut pending = wanted.into_iter();
-    let mut fetched: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let mut found: Vec<Option<Vec<String>>> = vec![None; folders.len()];
+    let mut next = folders.iter().enumerate();
     loop {
         while tasks.len() < concurrency.max(1) {
-            let Some((checkpoint, key)) = pending.next() else {
+            let Some((i, folder)) = next.next() else {
                 break;
             };
-            let client = client.clone();
-            let bucket = bucket.to_string();
+            let (client, bucket, folder) = (client.clone(), bucket.to_string(), folder.clone());
             tasks.spawn(async move {
-                let got = client.get_object().bucket(&bucket).key(&key).send().await;
-                let body = match got {
-                    Ok(o) => o
-                        .body
-                        .collect()
-                        .await
-                        .map(|b| b.into_bytes().to_vec())
-                        .map_err(|e| format!("reading s3://{bucket}/{key}: {e}")),
-                    Err(e) => Err(format!("s3://{bucket}/{key}: {}", sdk_message(&e))),
-                };
-                (checkpoint, key, body)
+                let mut n = 0;
+                let got = sub_folders(&client, &bucket, &folder, &mut n).await;
+                (i, n, got)
             });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let (checkpoint, key, body) = joined.map_err(|e| err("GetObject", e.to_string()))?;
-        out.polled.calls += 1;
-        let body = body.map_err(|m| err("GetObject", m))?;
-        fetched.push((checkpoint, key, body));
+        let (i, n, got) = joined.map_err(|e| format!("listing the trail's folders: {e}"))?;
+        *calls += n;
+        found[i] = Some(got?);
     }
-    fetched.sort_by(|a, b| a.1.cmp(&b.1));
-    for (checkpoint, key, body) in fetched {
-        out.objects.entry(checkpoint).or_default().push(key.clone());
-        out.polled
-            .bodies
-            .push((format!("s3://{bucket}/{key}"), body));
+    Ok(folders
+        .into_iter()
+        .zip(found)
+        .map(|(f, got)| (f, got.unwrap_or_default()))
+        .collect())
+}
+
+/// A body for the decoders: its name in problems (`s3://bucket/key`) and its bytes.
+pub type Body = (String, Vec<u8>);
+
+/// What the trail poll of a run starts from.
+pub struct TrailPoll {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// The folder holding the account folders (`AWSLogs/` or `AWSLogs/o-ORGID/`).
+    pub prefix: String,
+    /// `aws.trail_regions`: when not empty, the only region folders read.
+    pub allow: Vec<String>,
+    /// The state's checkpoint of each region folder, by folder.
+    pub folders: std::collections::BTreeMap<String, crate::state::Checkpoint>,
+    /// Where a folder with no checkpoint starts (the look-back).
+    pub since: Millis,
+    /// Folders listed, and objects fetched, at a time.
+    pub concurrency: usize,
+    /// Attempts of an object whose body breaks off or does not decompress (the SDK retries
+    /// failed requests itself).
+    pub attempts: u32,
+}
+
+/// What the trail poll did, filled in while it runs. Read it once every body has been
+/// taken from the channel (each task records its part before it lets go of its sender).
+#[derive(Debug, Default)]
+pub struct TrailOutcome {
+    /// API calls made.
+    pub calls: u64,
+    /// Why the trail's folders could not be found (nothing of the trail was read).
+    pub error: Option<String>,
+    /// Per region folder.
+    pub folders: std::collections::BTreeMap<String, FolderOutcome>,
+}
+
+/// What the poll did in one region folder.
+#[derive(Debug, Default)]
+pub struct FolderOutcome {
+    /// Where its listing started.
+    pub start_after: String,
+    /// Objects it went for: listed as new, or pending from earlier runs.
+    pub listed: Vec<String>,
+    /// Objects read and handed to the decoders.
+    pub read: Vec<String>,
+    /// Objects that could not be read: key and reason.
+    pub failed: Vec<(String, String)>,
+    /// Pending objects that no longer exist (deleted, or expired by the bucket's lifecycle).
+    pub gone: Vec<(String, String)>,
+    /// Why its listing stopped early.
+    pub listing_error: Option<String>,
+}
+
+impl TrailOutcome {
+    fn folder(&mut self, folder: &str) -> &mut FolderOutcome {
+        self.folders.entry(folder.to_string()).or_default()
     }
+}
+
+fn lock(out: &std::sync::Mutex<TrailOutcome>) -> std::sync::MutexGuard<'_, TrailOutcome> {
+    out.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads the log objects of a trail in S3 into `tx` as they arrive, recording in `out` what it
+/// did: every account and region folder under the trail's prefix ([`trail_folders`]), listed
+/// `concurrency` at a time, each from its cursor ([`crate::sources::trail`]) or the look-back;
+/// the new objects and the folder's pending ones fetched `concurrency` at a time. A failed
+/// listing or object is recorded, never the end of the poll: the other folders and objects
+/// are read.
+pub async fn cloudtrail_s3(
+    poll: std::sync::Arc<TrailPoll>,
+    tx: tokio::sync::mpsc::Sender<Body>,
+    out: std::sync::Arc<std::sync::Mutex<TrailOutcome>>,
+) {
+    let mut calls = 0;
+    let found = trail_folders(
+        &poll.client,
+        &poll.bucket,
+        &poll.prefix,
+        &poll.allow,
+        poll.concurrency,
+        &mut calls,
+    )
+    .await;
+    lock(&out).calls += calls;
+    let mut folders = match found {
+        Ok(f) => f,
+        Err(message) => {
+            lock(&out).error = Some(message);
+            return;
+        }
+    };
+    // A folder with pending objects is tried even when the listing no longer shows it (its
+    // objects were deleted): each pending object is then read or reported gone.
+    for (folder, c) in &poll.folders {
+        let shown = folders.iter().any(|(_, _, f)| f == folder);
+        if let Some((account, region)) = crate::sources::trail::account_region(folder)
+            && !shown
+            && !c.pending.is_empty()
+            && folder.starts_with(&poll.prefix)
+            && (poll.allow.is_empty() || poll.allow.iter().any(|r| r == region))
+        {
+            folders.push((account.to_string(), region.to_string(), folder.clone()));
+        }
+    }
+    tracing::debug!(
+        folders = ?folders.iter().map(|(a, r, _)| format!("{a}/{r}")).collect::<Vec<_>>(),
+        "trail folders"
+    );
+    let fetches = std::sync::Arc::new(tokio::sync::Semaphore::new(poll.concurrency.max(1)));
+    let mut listings = tokio::task::JoinSet::new();
+    for (_, _, folder) in folders {
+        lock(&out).folder(&folder);
+        while listings.len() >= poll.concurrency.max(1) {
+            listings.join_next().await;
+        }
+        listings.spawn(list_folder(
+            poll.clone(),
+            folder,
+            tx.clone(),
+            out.clone(),
+            fetches.clone(),
+        ));
+    }
+    while listings.join_next().await.is_some() {}
+}
+
+/// Lists one region folder from its cursor and fetches what is new, and its pending objects.
+async fn list_folder(
+    poll: std::sync::Arc<TrailPoll>,
+    folder: String,
+    tx: tokio::sync::mpsc::Sender<Body>,
+    out: std::sync::Arc<std::sync::Mutex<TrailOutcome>>,
+    fetches: std::sync::Arc<tokio::sync::Semaphore>,
+) {
+    let checkpoint = poll.folders.get(&folder);
+    let start_after = checkpoint
+        .and_then(|c| c.after.clone())
+        .unwrap_or_else(|| crate::sources::trail::key_at(&folder, poll.since));
+    lock(&out).folder(&folder).start_after = start_after.clone();
+    let pending: std::collections::BTreeSet<&str> = checkpoint
+        .map(|c| c.pending.iter().map(|p| p.key.as_str()).collect())
+        .unwrap_or_default();
+    for key in &pending {
+        fetch(&poll, &folder, key, &tx, &out, &fetches).await;
+    }
+    let mut token = None;
+    loop {
+        let page = poll
+            .client
+            .list_objects_v2()
+            .bucket(&poll.bucket)
+            .prefix(&folder)
+            .start_after(&start_after)
+            .set_continuation_token(token.take())
+            .send()
+            .await;
+        lock(&out).calls += 1;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                lock(&out).folder(&folder).listing_error = Some(format!(
+                    "listing s3://{}/{folder} after `{start_after}`: {}",
+                    poll.bucket,
+                    sdk_message(&e)
+                ));
+                return;
+            }
+        };
+        for key in page.contents().iter().filter_map(|o| o.key()) {
+            let seen = checkpoint.is_some_and(|c| c.seen.contains(key));
+            if !seen && !pending.contains(key) {
+                fetch(&poll, &folder, key, &tx, &out, &fetches).await;
+            }
+        }
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+}
+
+/// Fetches one object on a task of its own once a fetch slot is free, and hands its body to
+/// the decoders; records the outcome (before the task lets go of its sender).
+async fn fetch(
+    poll: &std::sync::Arc<TrailPoll>,
+    folder: &str,
+    key: &str,
+    tx: &tokio::sync::mpsc::Sender<Body>,
+    out: &std::sync::Arc<std::sync::Mutex<TrailOutcome>>,
+    fetches: &std::sync::Arc<tokio::sync::Semaphore>,
+) {
+    let Ok(permit) = fetches.clone().acquire_owned().await else {
+        return;
+    };
+    lock(out).folder(folder).listed.push(key.to_string());
+    let (poll, folder, key, tx, out) = (
+        poll.clone(),
+        folder.to_string(),
+        key.to_string(),
+        tx.clone(),
+        out.clone(),
+    );
+    tokio::spawn(async move {
+        let got = get_body(&poll, &key, &out).await;
+        match got {
+            Ok(body) => {
+                let name = format!("s3://{}/{key}", poll.bucket);
+                // Sent before the slot is freed: bodies in memory are bounded by the slots
+                // and the channel.
+                if tx.send((name, body)).await.is_ok() {
+                    lock(&out).folder(&folder).read.push(key);
+                }
+            }
+            Err(Failure { reason, gone }) => {
+                let mut o = lock(&out);
+                let f = o.folder(&folder);
+                if gone {
+                    f.gone.push((key, reason));
+                } else {
+                    f.failed.push((key, reason));
+                }
+            }
+        }
+        drop(permit);
+    });
+}
+
+/// Why an object could not be read.
+struct Failure {
+    reason: String,
+    /// It does not exist (any more).
+    gone: bool,
+}
+
+/// An object's body, decompressed when it is gzip: whole, or a failure (a request that failed
+/// after the SDK's retries, or a body that broke off or does not decompress, tried
+/// `poll.attempts` times).
+async fn get_body(
+    poll: &TrailPoll,
+    key: &str,
+    out: &std::sync::Mutex<TrailOutcome>,
+) -> Result<Vec<u8>, Failure> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let got = poll
+            .client
+            .get_object()
+            .bucket(&poll.bucket)
+            .key(key)
+            .send()
+            .await;
+        lock(out).calls += 1;
+        let o = got.map_err(|e| Failure {
+            gone: e
+                .as_service_error()
+                .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key),
+            reason: format!("GetObject: {}", sdk_message(&e)),
+        })?;
+        let body = match o.body.collect().await {
+            Ok(b) => Ok(b.into_bytes().to_vec()),
+            Err(e) => Err(format!("the body broke off: {e}")),
+        };
+        let body = match body {
+            Ok(b) if b.starts_with(&[0x1f, 0x8b]) => {
+                tokio::task::spawn_blocking(move || gunzip(&b))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("decompressing: {e}")))
+            }
+            other => other,
+        };
+        match body {
+            Ok(b) => return Ok(b),
+            Err(reason) if attempt >= poll.attempts.max(1) => {
+                return Err(Failure {
+                    reason,
+                    gone: false,
+                });
+            }
+            Err(reason) => {
+                tracing::debug!(key, attempt, %reason, "trail object: trying again");
+            }
+        }
+    }
+}
+
+/// The whole decompressed content of a gzip body (every member), or why it is damaged.
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len() * 8);
+    flate2::read::MultiGzDecoder::new(body)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("damaged gzip ({} bytes): {e}", body.len()))?;
     Ok(out)
 }
 
@@ -560,8 +781,23 @@ mod tests {
     }
 
     #[test]
-    fn day_folders() {
-        assert_eq!(day_folder(1_746_177_600_000), "2025/05/02/");
+    fn gzip_bodies_decompress_whole_or_are_damaged() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"Records":[]}"#).unwrap();
+        let whole = gz.finish().unwrap();
+        assert_eq!(gunzip(&whole).unwrap(), br#"{"Records":[]}"#);
+        for cut in [whole.len() - 4, whole.len() / 2, 3] {
+            let e = gunzip(&whole[..cut]).unwrap_err();
+            assert!(e.starts_with("damaged gzip"), "cut at {cut}: {e}");
+        }
+        let mut flipped = whole.clone();
+        let at = flipped.len() - 6;
+        flipped[at] ^= 0xff;
+        assert!(
+            gunzip(&flipped).is_err(),
+            "a wrong checksum or length is damage"
+        );
     }
 
     #[test]

@@ -400,3 +400,74 @@ pub fn read_files(
         }
     });
 }
+
+/// Bodies that arrive while a run decodes them (AWS mode's responses and trail objects): each
+/// decoder thread takes the next one when it is free.
+pub trait Bodies: Sync {
+    /// The next body and its name, waiting for one to arrive; None when no more will.
+    fn next_body(&self) -> Option<(String, Vec<u8>)>;
+}
+
+/// Decodes `bodies` as they arrive, on worker threads as [`read_files`] decodes files, and
+/// calls `on_event` on this thread for everything they yield. Returns when no more will come.
+pub fn read_bodies(
+    bodies: &dyn Bodies,
+    opts: &ReadOptions,
+    classify: Classify<'_>,
+    on_event: &mut dyn FnMut(Event),
+) {
+    let decode = |(name, body): (String, Vec<u8>), send: &mut dyn FnMut(Event)| {
+        let name: Arc<Path> = Arc::from(Path::new(name.as_str()));
+        let stats = decode_named(
+            name.clone(),
+            body.as_slice(),
+            true,
+            &opts.decode,
+            classify,
+            send,
+        );
+        send(Event::FileDone(name, stats));
+    };
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if threads <= 1 {
+        while let Some(b) = bodies.next_body() {
+            decode(b, on_event);
+        }
+        return;
+    }
+    let (tx, rx) = mpsc::sync_channel::<Event>(threads * 4);
+    std::thread::scope(|scope| {
+        let mut started = 0;
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let decode = &decode;
+            let reader = std::thread::Builder::new().name("decode".into());
+            let spawned = reader.spawn_scoped(scope, move || {
+                let mut send = |e: Event| {
+                    // The receiver lives until every worker is done.
+                    let _ = tx.send(e);
+                };
+                while let Some(b) = bodies.next_body() {
+                    decode(b, &mut send);
+                }
+            });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!(error = %e, "cannot start a reader thread"),
+            }
+        }
+        drop(tx);
+        if started == 0 {
+            // No thread: decode here, so that no body is left behind.
+            while let Some(b) = bodies.next_body() {
+                decode(b, on_event);
+            }
+        }
+        for e in rx {
+            on_event(e);
+        }
+    });
+}

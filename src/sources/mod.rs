@@ -4,6 +4,7 @@
 //! bodies go to the same decoders.
 
 pub mod file;
+pub mod trail;
 
 use crate::config::Settings;
 use crate::rules::RuleSet;
@@ -31,6 +32,8 @@ pub enum SourceConfig {
         regions: Vec<String>,
         /// `aws.trail_concurrency`.
         concurrency: usize,
+        /// `aws.trail_overlap`.
+        overlap: Millis,
     },
 }
 
@@ -40,9 +43,13 @@ impl SourceConfig {
         ["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"];
 
     /// The sources `aws.sources` names, each once, in the order of [`Self::NAMES`] (unknown
-    /// names are the validation's to report). `delivery_delay` is the parsed
-    /// `aws.cloudtrail_delivery_delay`.
-    pub fn from_keys(a: &crate::config::AwsConfig, delivery_delay: Millis) -> Vec<SourceConfig> {
+    /// names are the validation's to report). `delivery_delay` and `trail_overlap` are the
+    /// parsed `aws.cloudtrail_delivery_delay` and `aws.trail_overlap`.
+    pub fn from_keys(
+        a: &crate::config::AwsConfig,
+        delivery_delay: Millis,
+        trail_overlap: Millis,
+    ) -> Vec<SourceConfig> {
         Self::NAMES
             .iter()
             .filter(|n| a.sources.iter().any(|s| s == *n))
@@ -57,6 +64,7 @@ impl SourceConfig {
                     trail: a.trail.clone(),
                     regions: a.trail_regions.clone(),
                     concurrency: a.trail_concurrency,
+                    overlap: trail_overlap,
                 },
             })
             .collect()

@@ -835,13 +835,19 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
     exits(&out, 0);
     let s = summary(&out);
     assert_eq!(s["sources"][0]["records"], 1, "{s}");
+    // A cursor per account and region folder, not a list of every key read.
     let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    assert_eq!(
-        st["checkpoints"]["aws/cloudtrail_s3"]["objects"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
+    let folders: Vec<&String> = st["checkpoints"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("aws/cloudtrail_s3/"))
+        .collect();
+    assert_eq!(folders.len(), 2, "{st}");
+    assert!(
+        st["checkpoints"]["aws/cloudtrail_s3"]
+            .get("objects")
+            .is_none()
     );
 }
 
@@ -1776,4 +1782,677 @@ fn issue_15_correlate_with_a_state_and_run_with_the_file_sink_write_the_same_fin
     }
     assert_eq!(written, [2, 0], "each finding once, then nothing new");
     assert_eq!(sequences(&aws_state), sequences(&files_state));
+}
+
+/// A gzip body, as CloudTrail writes its log objects.
+fn gz(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(body).unwrap();
+    e.finish().unwrap()
+}
+
+/// The key of a log object of `account` in `region` under `top`, named at `stamp`
+/// (`YYYYMMDDTHHmmZ`), in the day folder of that stamp.
+fn trail_key(top: &str, account: &str, region: &str, stamp: &str, unique: &str) -> String {
+    format!(
+        "{top}/AWSLogs/o-exampleorg1/{account}/CloudTrail/{region}/{}/{}/{}/{account}_CloudTrail_{region}_{stamp}_{unique}.json.gz",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8]
+    )
+}
+
+/// The records of the credential→launch scenario as `account`'s: the Auto Scaling group's
+/// launches (us-east-1) and the instance credentials' launches (ap-south-1).
+fn launch_scenario(account: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = common::fixture("scenarios/instance-credentials-launch-compute/positive");
+    // Another account's instances and events have ids of their own.
+    let own = |mut r: Value| {
+        let id = r["eventID"].as_str().unwrap().to_string();
+        r["eventID"] = json!(format!("{}{}", &account[..8], &id[8..]));
+        r
+    };
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .replace("111122223333", account)
+            .replace("i-0b15ce", &format!("i-0{}", &account[..5]))
+    };
+    let group: Vec<Value> = read("cloudtrail-autoscaling.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| own(serde_json::from_str(l).unwrap()))
+        .collect();
+    let group = json!({ "Records": group }).to_string().into_bytes();
+    let launches: Value = serde_json::from_str(&read(
+        "111122223333_CloudTrail_ap-south-1_20250505T1230Z_8RVMICUclUxJQsPT.json",
+    ))
+    .unwrap();
+    let launches: Vec<Value> = launches["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .map(own)
+        .collect();
+    let launches = json!({ "Records": launches }).to_string().into_bytes();
+    (group, launches)
+}
+
+/// `correlator run` over the organization trail under `top` (with `mock` as Security Hub).
+fn trail_run(
+    mock: &Mock,
+    region: &str,
+    bucket: &str,
+    top: &str,
+    state: &Path,
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    let trail = format!("s3://{bucket}/{top}/AWSLogs/");
+    let mut all = vec![
+        ("CORRELATOR_AWS_SOURCES", "cloudtrail_s3"),
+        ("CORRELATOR_AWS_TRAIL", trail.as_str()),
+    ];
+    all.extend_from_slice(extra);
+    run_on_mock(mock, region, state, &all)
+}
+
+fn state_doc(state: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap()
+}
+
+/// The trail folders' checkpoints of a saved state.
+fn folder_checkpoints(state: &Path) -> serde_json::Map<String, Value> {
+    state_doc(state)["checkpoints"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("aws/cloudtrail_s3/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_read() {
+    let (region, bucket) = ("us-east-2", "trail-pending");
+    prepare(region, bucket);
+    let top = unique("pending").replace("/state.json", "");
+    let (a_group, a_launches) = launch_scenario("111122223333");
+    let (b_group, b_launches) = launch_scenario("444455556666");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let mut whole = Vec::new();
+    for (account, group, launches) in [
+        ("111122223333", a_group, a_launches.clone()),
+        ("444455556666", b_group, b_launches),
+    ] {
+        let offline = tempfile::tempdir().unwrap();
+        std::fs::write(offline.path().join("g.json"), &group).unwrap();
+        std::fs::write(offline.path().join("l.json"), &launches).unwrap();
+        whole.push(offline_ids(offline.path()));
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "us-east-1", "20250505T0405Z", "a"),
+            gz(&group),
+        );
+        if account == "444455556666" {
+            put_object(
+                region,
+                bucket,
+                &trail_key(&top, account, "ap-south-1", "20250505T1230Z", "b"),
+                gz(&launches),
+            );
+        }
+    }
+    let (want_a, want_b) = (whole[0].clone(), whole[1].clone());
+    assert_eq!((want_a.len(), want_b.len()), (1, 1), "{whole:?}");
+    // Account 111122223333's launches: a gzip body cut short.
+    let good = gz(&a_launches);
+    put_object(
+        region,
+        bucket,
+        &launches_key,
+        good[..good.len() / 2].to_vec(),
+    );
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || trail_run(&mock, region, bucket, &top, &state, &[]);
+
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(
+        ids(&mock.imported()),
+        want_b,
+        "the other finding is written: {s}"
+    );
+    assert_eq!(s["trail"]["failed"], 1, "{s}");
+    assert_eq!(s["trail"]["pending"], 1, "{s}");
+    assert_eq!(s["trail"]["objects"], 3, "{s}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let key_tail = launches_key.rsplit('/').next().unwrap();
+    assert!(
+        stderr.contains(key_tail) && stderr.contains("damaged gzip"),
+        "the object is named with its reason: {stderr}"
+    );
+    let folder = format!(
+        "aws/cloudtrail_s3/{}",
+        &launches_key[..launches_key.find("2025/").unwrap()]
+    );
+    let pending = &folder_checkpoints(&state)[&folder]["pending"];
+    assert_eq!(pending[0]["key"], launches_key.as_str(), "{pending}");
+    assert_eq!(pending[0]["attempts"], 1, "{pending}");
+
+    // Still damaged: still pending, named again, counted; a newer object of the same folder is
+    // read all the same (the pending one does not hold the cursor back).
+    let mut benign: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
+    )
+    .unwrap();
+    benign["eventID"] = json!("00000000-0000-4000-8000-0000000015a1");
+    benign["eventTime"] = json!("2025-05-05T12:31:00Z");
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "ap-south-1", "20250505T1235Z", "c"),
+        gz(json!({ "Records": [benign] }).to_string().as_bytes()),
+    );
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(s["trail"]["pending"], 1, "{s}");
+    assert_eq!(s["trail"]["objects"], 1, "the newer object: {s}");
+    assert_eq!(s["sources"][0]["records"], 1, "{s}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(key_tail));
+    let pending = &folder_checkpoints(&state)[&folder]["pending"];
+    assert_eq!(pending[0]["attempts"], 2, "{pending}");
+    assert_eq!(ids(&mock.imported()), want_b, "nothing new is sent");
+
+    // Repaired: read, and the finding it completes written once.
+    put_object(region, bucket, &launches_key, good);
+    let out = run();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["trail"]["pending"], 0, "{s}");
+    assert_eq!(s["findings"]["sent"], 1, "{s}");
+    let mut all = [want_a.clone(), want_b.clone()].concat();
+    all.sort();
+    assert_eq!(ids(&mock.imported()), all);
+    assert!(folder_checkpoints(&state)[&folder].get("pending").is_none());
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["sent"], 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 0);
+    assert_eq!(ids(&mock.imported()), all, "written once");
+}
+
+/// A record of `single-record.json` with its own id and time.
+fn record_at(id: u32, time: &str) -> Vec<u8> {
+    let mut r: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
+    )
+    .unwrap();
+    r["eventID"] = json!(format!("00000000-0000-4000-8000-{id:012}"));
+    r["eventTime"] = json!(time);
+    gz(json!({ "Records": [r] }).to_string().as_bytes())
+}
+
+#[test]
+fn issue_15_a_late_object_behind_the_cursor_within_the_overlap_is_read_once_across_days() {
+    let (region, bucket) = ("eu-central-1", "trail-late");
+    prepare(region, bucket);
+    let top = unique("late").replace("/state.json", "");
+    let put = |stamp: &str, n: u32| {
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, "111122223333", "us-east-1", stamp, &format!("u{n}")),
+            record_at(n, "2025-05-05T23:40:00Z"),
+        );
+    };
+    put("20250505T2345Z", 1);
+    put("20250506T0000Z", 2);
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        let out = trail_run(&mock, region, bucket, &top, &state, &[]);
+        exits(&out, 0);
+        summary(&out)["sources"][0]["records"].as_u64().unwrap()
+    };
+    assert_eq!(run(), 2);
+    // Delivered late, behind the newest key read and on the day before: within the overlap
+    // (15 minutes), read. One of the next day too. One later than the overlap is not.
+    put("20250505T2350Z", 3);
+    put("20250506T0010Z", 4);
+    put("20250505T2340Z", 5);
+    assert_eq!(run(), 2, "the late object and the new one");
+    assert_eq!(run(), 0, "each read once");
+    let cps = folder_checkpoints(&state);
+    assert_eq!(cps.len(), 1);
+    let cp = cps.values().next().unwrap();
+    // The cursor: 15 minutes before 00:10, on the day before; the overlap's keys after it.
+    assert!(
+        cp["after"]
+            .as_str()
+            .unwrap()
+            .ends_with("/2025/05/05/111122223333_CloudTrail_us-east-1_20250505T2355Z"),
+        "{cp}"
+    );
+    assert_eq!(
+        cp["seen"].as_array().unwrap().len(),
+        2,
+        "00:00 and 00:10: {cp}"
+    );
+}
+
+#[test]
+fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_each() {
+    let (region, bucket) = ("ap-northeast-1", "trail-many");
+    prepare(region, bucket);
+    let top = unique("many").replace("/state.json", "");
+    let regions = ["us-east-1", "eu-west-1", "ap-south-1", "sa-east-1"];
+    let accounts: Vec<String> = (0..10).map(|i| format!("1000000000{i:02}")).collect();
+    let mut n = 0;
+    for a in &accounts {
+        for r in regions {
+            n += 1;
+            put_object(
+                region,
+                bucket,
+                &trail_key(&top, a, r, "20250505T1200Z", "x"),
+                record_at(n, "2025-05-05T11:58:00Z"),
+            );
+        }
+    }
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        let out = trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("CORRELATOR_AWS_TRAIL_CONCURRENCY", "4")],
+        );
+        exits(&out, 0);
+        summary(&out)
+    };
+    let s = run();
+    assert_eq!(s["sources"][0]["records"], 40, "{s}");
+    assert_eq!(s["trail"]["folders"], 40, "{s}");
+    // Listing: the trail folder, the organization's, each account's regions, each folder
+    // once; then each object once.
+    assert_eq!(s["sources"][0]["calls"], 1 + 1 + 10 + 40 + 40, "{s}");
+    assert_eq!(folder_checkpoints(&state).len(), 40);
+    let s = run();
+    assert_eq!(s["sources"][0]["records"], 0, "{s}");
+    assert_eq!(
+        s["sources"][0]["calls"],
+        1 + 1 + 10 + 40,
+        "listings only: {s}"
+    );
+}
+
+#[test]
+fn issue_15_a_version_5_state_continues_without_reading_an_object_twice() {
+    let (region, bucket) = ("eu-west-2", "trail-v5");
+    prepare(region, bucket);
+    let top = unique("v5").replace("/state.json", "");
+    let keys: Vec<String> = ["20250505T1200Z", "20250505T1205Z"]
+        .iter()
+        .enumerate()
+        .map(|(i, stamp)| {
+            let k = trail_key(&top, "111122223333", "us-east-1", stamp, "o");
+            put_object(
+                region,
+                bucket,
+                &k,
+                record_at(i as u32 + 1, "2025-05-05T11:58:00Z"),
+            );
+            k
+        })
+        .collect();
+    // What a version 5 run that read both wrote: the keys, relative to the bucket.
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let v5 = json!({
+        "format": "finding-correlator-state", "version": 5,
+        "written_by": "finding-correlator 0.1.0", "baselines": {"accounts": {}},
+        "checkpoints": {"aws/cloudtrail_s3": {
+            "records": 2, "cursor": "2025-05-05T11:58:00.000Z", "objects": keys
+        }}
+    });
+    std::fs::write(&state, v5.to_string()).unwrap();
+    let mock = Mock::start();
+    let run = || {
+        let out = trail_run(&mock, region, bucket, &top, &state, &[]);
+        exits(&out, 0);
+        summary(&out)["sources"][0]["records"].as_u64().unwrap()
+    };
+    assert_eq!(run(), 0, "both were read by the version 5 run");
+    let doc = state_doc(&state);
+    assert_eq!(doc["version"], 6);
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "us-east-1", "20250505T1210Z", "o"),
+        record_at(3, "2025-05-05T12:08:00Z"),
+    );
+    assert_eq!(run(), 1, "only the new one");
+}
+
+#[test]
+fn issue_15_a_get_object_failing_with_5xx_is_pending_and_read_by_the_next_run() {
+    let (region, bucket) = ("ap-south-2", "trail-5xx");
+    prepare(region, bucket);
+    let top = unique("5xx").replace("/state.json", "");
+    let (a_group, a_launches) = launch_scenario("111122223333");
+    let (b_group, b_launches) = launch_scenario("444455556666");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let offline = tempfile::tempdir().unwrap();
+    for (account, group, launches) in [
+        ("111122223333", &a_group, &a_launches),
+        ("444455556666", &b_group, &b_launches),
+    ] {
+        std::fs::write(offline.path().join(format!("{account}-g.json")), group).unwrap();
+        std::fs::write(offline.path().join(format!("{account}-l.json")), launches).unwrap();
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "us-east-1", "20250505T0405Z", "a"),
+            gz(group),
+        );
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "ap-south-1", "20250505T1230Z", "b"),
+            gz(launches),
+        );
+    }
+    let all = offline_ids(offline.path());
+    assert_eq!(all.len(), 2, "{all:?}");
+    let want_b: Vec<String> = all
+        .iter()
+        .filter(|id| id.contains("/444455556666/"))
+        .cloned()
+        .collect();
+    // S3 through the mock, which passes every call on to moto but fails each attempt of one
+    // object's GetObject (the SDK makes 5).
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    let internal = || Fault {
+        status: 500,
+        body: "<Error><Code>InternalError</Code><Message>injected by the test</Message></Error>"
+            .into(),
+        delay_ms: 0,
+    };
+    mock.fail(
+        &format!("GET /{bucket}/{launches_key}"),
+        (0..5).map(|_| internal()),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("AWS_ENDPOINT_URL_S3", mock.url.as_str())],
+        )
+    };
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(
+        ids(&mock.imported()),
+        want_b,
+        "the other finding is written: {s}"
+    );
+    assert_eq!(
+        (&s["trail"]["failed"], &s["trail"]["pending"]),
+        (&json!(1), &json!(1)),
+        "{s}"
+    );
+    let gets = mock
+        .seen()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&launches_key))
+        .count();
+    assert_eq!(gets, 5, "the SDK's attempts");
+    let cps = folder_checkpoints(&state);
+    let pending: Vec<&Value> = cps.values().filter_map(|c| c.get("pending")).collect();
+    assert_eq!(pending.len(), 1, "{cps:?}");
+    assert_eq!(pending[0][0]["key"], launches_key.as_str());
+    assert!(
+        pending[0][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("InternalError"),
+        "{pending:?}"
+    );
+    // S3 answers again: the object is read and the finding it completes written once.
+    let out = run();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["findings"]["sent"], 1, "{s}");
+    assert_eq!(s["sources"][0]["records"], 3, "only that object: {s}");
+    assert_eq!(ids(&mock.imported()), all);
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["sent"], 0);
+    assert_eq!(ids(&mock.imported()), all, "written once");
+}
+
+#[test]
+fn issue_15_a_pending_object_deleted_meanwhile_is_reported_lost_and_forgotten() {
+    let (region, bucket) = ("eu-west-2", "trail-gone");
+    prepare(region, bucket);
+    let top = unique("gone").replace("/state.json", "");
+    let key = trail_key(&top, "111122223333", "us-east-1", "20250505T1200Z", "d");
+    let whole = record_at(1, "2025-05-05T11:58:00Z");
+    put_object(region, bucket, &key, whole[..whole.len() - 8].to_vec());
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || trail_run(&mock, region, bucket, &top, &state, &[]);
+    let out = run();
+    exits(&out, 1);
+    assert_eq!(summary(&out)["trail"]["pending"], 1);
+    runtime().block_on(async {
+        let conf = sdk(region, &moto()).await;
+        s3_client(&conf)
+            .delete_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(
+        (&s["trail"]["gone"], &s["trail"]["pending"]),
+        (&json!(1), &json!(0)),
+        "{s}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no longer exists") && stderr.contains(key.rsplit('/').next().unwrap()),
+        "{stderr}"
+    );
+    exits(&run(), 0);
+}
+
+#[test]
+fn issue_15_a_folder_whose_listing_fails_keeps_its_cursor_and_the_others_are_read() {
+    let (region, bucket) = ("eu-central-1", "trail-listing");
+    prepare(region, bucket);
+    let top = unique("listing").replace("/state.json", "");
+    for (i, account) in ["111122223333", "444455556666"].iter().enumerate() {
+        put_object(
+            region,
+            bucket,
+            &trail_key(&top, account, "us-east-1", "20250505T1200Z", "l"),
+            record_at(i as u32 + 1, "2025-05-05T11:58:00Z"),
+        );
+    }
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    // Every attempt of the listing of 444455556666's us-east-1 folder fails.
+    mock.fail_query(
+        &format!("GET /{bucket}/"),
+        "444455556666%2FCloudTrail%2Fus-east-1",
+        (0..5).map(|_| Fault {
+            status: 503,
+            body: "<Error><Code>SlowDown</Code><Message>injected</Message></Error>".into(),
+            delay_ms: 0,
+        }),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = || {
+        trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("AWS_ENDPOINT_URL_S3", mock.url.as_str())],
+        )
+    };
+    let out = run();
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(s["trail"]["listing_errors"], 1, "{s}");
+    assert_eq!(
+        s["sources"][0]["records"], 1,
+        "the other folder's object: {s}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not be listed"));
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 1, "read now");
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 0);
+}
+
+#[test]
+fn issue_15_folders_are_listed_and_objects_fetched_trail_concurrency_at_a_time() {
+    let (region, bucket) = ("ap-south-2", "trail-bounded");
+    prepare(region, bucket);
+    let top = unique("bounded").replace("/state.json", "");
+    // 4 accounts, each with one region folder of 3 objects.
+    for a in 0..4u32 {
+        for i in 0..3u32 {
+            put_object(
+                region,
+                bucket,
+                &trail_key(
+                    &top,
+                    &format!("1000000000{a:02}"),
+                    "us-east-1",
+                    &format!("20250505T12{i:02}Z"),
+                    "c",
+                ),
+                record_at(a * 10 + i + 1, "2025-05-05T11:58:00Z"),
+            );
+        }
+    }
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    mock.delay_proxied(150);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = trail_run(
+        &mock,
+        region,
+        bucket,
+        &top,
+        &state,
+        &[
+            ("AWS_ENDPOINT_URL_S3", mock.url.as_str()),
+            ("CORRELATOR_AWS_TRAIL_CONCURRENCY", "3"),
+        ],
+    );
+    exits(&out, 0);
+    assert_eq!(summary(&out)["sources"][0]["records"], 12);
+    // The accounts' region folders, then the folders themselves, are listed 3 at a time, and
+    // the objects fetched 3 at a time.
+    assert_eq!(mock.most_proxied_at_once("list"), 3);
+    assert_eq!(mock.most_proxied_at_once("get"), 3);
+}
+
+#[test]
+fn issue_15_a_run_killed_between_the_security_hub_write_and_the_state_save_loses_and_duplicates_nothing()
+ {
+    let (region, bucket) = ("ap-northeast-1", "trail-killed");
+    prepare(region, bucket);
+    let top = unique("killed").replace("/state.json", "");
+    let (group, launches) = launch_scenario("111122223333");
+    let offline = tempfile::tempdir().unwrap();
+    std::fs::write(offline.path().join("g.json"), &group).unwrap();
+    std::fs::write(offline.path().join("l.json"), &launches).unwrap();
+    let want = offline_ids(offline.path());
+    assert_eq!(want.len(), 1);
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a"),
+        gz(&group),
+    );
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b"),
+        gz(&launches),
+    );
+    let mock = Mock::start();
+    // Security Hub takes the finding, and the run is killed before it hears so: before the
+    // state is saved.
+    mock.answer_late("BatchImportFindings", 60_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let trail = format!("s3://{bucket}/{top}/AWSLogs/");
+    let mut child = spawn_run(
+        &mock,
+        region,
+        state.to_str().unwrap(),
+        &[
+            ("CORRELATOR_AWS_SOURCES", "cloudtrail_s3"),
+            ("CORRELATOR_AWS_TRAIL", &trail),
+            ("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url),
+        ],
+    );
+    wait_for("the finding in Security Hub", || {
+        (!mock.imported().is_empty()).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!state.exists(), "killed before the state was saved");
+    assert_eq!(ids(&mock.imported()), want);
+
+    // The next run reads the trail again from the same cursors and writes the finding again
+    // under the same Id (Security Hub updates it in place): nothing lost, nothing added.
+    let out = trail_run(&mock, region, bucket, &top, &state, &[]);
+    exits(&out, 0);
+    let mut distinct = ids(&mock.imported());
+    distinct.dedup();
+    assert_eq!(distinct, want);
+    let out = trail_run(&mock, region, bucket, &top, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (&s["findings"]["sent"], &s["sources"][0]["records"]),
+        (&json!(0), &json!(0)),
+        "{s}"
+    );
 }

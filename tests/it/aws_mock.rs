@@ -1,7 +1,9 @@
 //! A small HTTP/1.1 server on loopback that answers the AWS APIs moto does not implement
 //! (GuardDuty `ListDetectors`/`ListFindings`/`GetFindings`, CloudTrail `LookupEvents`) from
 //! fixture records, and `BatchImportFindings` when a test needs faults moto cannot make.
-//! It records every request, and can be told to fail the next calls of an operation.
+//! It records every request, and can be told to fail the next calls of an operation. Given an
+//! upstream ([`Mock::proxy`]), it passes the calls it has no answer for (S3's) on to it, so
+//! that faults can be put in front of moto.
 
 #![allow(dead_code)]
 
@@ -18,6 +20,7 @@ pub struct Seen {
     pub operation: String,
     pub method: String,
     pub path: String,
+    pub query: String,
     pub body: Value,
 }
 
@@ -43,6 +46,17 @@ struct Inner {
     ecs_tasks: BTreeMap<String, String>,
     /// The ECS task metadata endpoint's `GET <uri>/task` answer.
     task_metadata: Option<Value>,
+    /// Where calls with no answer here go (`host:port`).
+    upstream: Option<String>,
+    /// Faults for calls of an operation whose query holds a text.
+    query_faults: Vec<(String, String, VecDeque<Fault>)>,
+    /// Operations whose next answer is made (and recorded) at once but sent this late.
+    late_answers: BTreeMap<String, VecDeque<u64>>,
+    /// Calls passed on: how long each waits first, how many are under way, and the most
+    /// that ever were at once.
+    proxy_delay_ms: u64,
+    /// Per kind (`list`: ListObjectsV2, `get`: GetObject, `other`): under way, most at once.
+    proxied: BTreeMap<&'static str, (usize, usize)>,
 }
 
 /// The server; dropped with the test (its thread ends with the process).
@@ -121,6 +135,58 @@ impl Mock {
             Some(json!({"Cluster": cluster, "TaskARN": task, "Family": "correlator"}));
     }
 
+    /// Passes the calls the mock has no answer for (`METHOD /path` operations: S3's) on to
+    /// `url` (`http://host:port`), unless a fault is queued for them.
+    pub fn proxy(&self, url: &str) {
+        self.inner.lock().unwrap().upstream = Some(
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+        );
+    }
+
+    /// The next call of `operation` is answered as usual (what it does is done and recorded at
+    /// once), but the answer is sent `ms` later: a run can be killed in between.
+    pub fn answer_late(&self, operation: &str, ms: u64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .late_answers
+            .entry(operation.to_string())
+            .or_default()
+            .push_back(ms);
+    }
+
+    /// Each call passed on waits this long first (so that calls overlap).
+    pub fn delay_proxied(&self, ms: u64) {
+        self.inner.lock().unwrap().proxy_delay_ms = ms;
+    }
+
+    /// The most calls passed on of `kind` (`list`: ListObjectsV2, `get`: GetObject) that were
+    /// under way at once.
+    pub fn most_proxied_at_once(&self, kind: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .proxied
+            .get(kind)
+            .map_or(0, |(_, most)| *most)
+    }
+
+    /// The next calls of `operation` whose query holds `query` get these faults, in order.
+    pub fn fail_query(
+        &self,
+        operation: &str,
+        query: &str,
+        faults: impl IntoIterator<Item = Fault>,
+    ) {
+        self.inner.lock().unwrap().query_faults.push((
+            operation.to_string(),
+            query.to_string(),
+            faults.into_iter().collect(),
+        ));
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.inner.lock().unwrap().seen.clone()
     }
@@ -130,7 +196,12 @@ impl Mock {
     }
 }
 
+fn lock_inner(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    inner.lock().unwrap()
+}
+
 fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
+    let inner_ref = inner;
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
@@ -165,7 +236,8 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
         }
         let path = target.split('?').next().unwrap_or("").to_string();
         let query = target.split_once('?').map(|(_, q)| q.to_string());
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let raw = body;
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let operation = operation(&method, &path, headers.get("x-amz-target"));
         let (status, answer, delay) = {
             let mut inner = inner.lock().unwrap();
@@ -173,17 +245,59 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 operation: operation.clone(),
                 method: method.clone(),
                 path: path.clone(),
+                query: query.clone().unwrap_or_default(),
                 body: body.clone(),
             });
-            match inner
-                .faults
-                .get_mut(&operation)
-                .and_then(VecDeque::pop_front)
-            {
+            let q = query.clone().unwrap_or_default();
+            let fault = inner
+                .query_faults
+                .iter_mut()
+                .find(|(op, text, f)| {
+                    *op == operation && q.contains(text.as_str()) && !f.is_empty()
+                })
+                .and_then(|(_, _, f)| f.pop_front())
+                .or_else(|| {
+                    inner
+                        .faults
+                        .get_mut(&operation)
+                        .and_then(VecDeque::pop_front)
+                });
+            let upstream = inner.upstream.clone();
+            match fault {
+                None if upstream.is_some() && operation.contains(' ') => {
+                    let kind = if q.contains("list-type=") {
+                        "list"
+                    } else if q.contains("x-id=GetObject") {
+                        "get"
+                    } else {
+                        "other"
+                    };
+                    let (now, most) = inner.proxied.entry(kind).or_default();
+                    *now += 1;
+                    *most = (*most).max(*now);
+                    let delay = inner.proxy_delay_ms;
+                    drop(inner);
+                    std::thread::sleep(std::time::Duration::from_millis(delay));
+                    let upstream = upstream.unwrap_or_default();
+                    let answer = forward(&upstream, &method, &target, &headers, &raw);
+                    if let Some((now, _)) = lock_inner(inner_ref).proxied.get_mut(kind) {
+                        *now -= 1;
+                    }
+                    // The upstream's answer as it is; the connection ends with it.
+                    if let Some(answer) = answer {
+                        let _ = writer.write_all(&answer);
+                    }
+                    return;
+                }
                 Some(f) => (f.status, f.body, f.delay_ms),
                 None => {
                     let (s, b) = answer(&mut inner, &operation, &path, query.as_deref(), &body);
-                    (s, b, 0)
+                    let late = inner
+                        .late_answers
+                        .get_mut(&operation)
+                        .and_then(VecDeque::pop_front)
+                        .unwrap_or(0);
+                    (s, b, late)
                 }
             }
         };
@@ -212,6 +326,27 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
             return;
         }
     }
+}
+
+/// A request passed on to `upstream` as it came (`connection: close`), and its whole answer.
+fn forward(
+    upstream: &str,
+    method: &str,
+    target: &str,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(upstream).ok()?;
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    for (k, v) in headers.iter().filter(|(k, _)| *k != "connection") {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).ok()?;
+    Some(answer)
 }
 
 fn operation(method: &str, path: &str, target: Option<&String>) -> String {
