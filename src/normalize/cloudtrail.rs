@@ -188,10 +188,9 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordSeed<'_, 'a> {
                         m.next_value::<IgnoredAny>()?;
                     }
                 },
-                // Captured only while the event name is unknown or needs them.
-                Key::RequestParameters | Key::ResponseElements
-                    if r.event_name.get().is_none_or(needs_details) =>
-                {
+                // Captured for every call (borrowed, not copied: the same scan as skipping),
+                // since the launch catalog, which is data, decides which calls are read.
+                Key::RequestParameters | Key::ResponseElements => {
                     let raw: Option<&'a RawValue> = m.next_value()?;
                     if matches!(key, Key::RequestParameters) {
                         r.request_parameters = raw;
@@ -355,8 +354,13 @@ pub fn session_statement(rec: &Record<'_>) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`.
-pub fn decode(rec: &Record<'_>, raw: &[u8]) -> Result<Signal, Str> {
+/// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`;
+/// a call of an API in `launches` becomes a launch.
+pub fn decode(
+    rec: &Record<'_>,
+    raw: &[u8],
+    launches: &crate::launch::Catalog,
+) -> Result<Signal, Str> {
     let source = rec
         .event_source
         .get()
@@ -421,6 +425,7 @@ pub fn decode(rec: &Record<'_>, raw: &[u8]) -> Result<Signal, Str> {
         ) => auto_scaling_change(&mut signal, request),
         _ => {}
     }
+    launches.extract(&mut signal, request, response);
     Ok(signal)
 }
 
