@@ -1,0 +1,612 @@
+//! Issue 17, item 1: every compute-buying API is a launch.
+//!
+//! For each API of the launch catalog (`correlation-rules/launches/compute-apis.yaml`): a
+//! cryptomining attack that buys compute through it with a compromised instance's role
+//! credentials (a GuardDuty cryptomining finding on the instance, then the call) yields a HIGH
+//! or CRITICAL finding that names the instance's Auto Scaling group and what was bought (its
+//! instance type and the ids the API returned), in one run and in two runs with the state
+//! saved between them; and the same call made by Auto Scaling's service-linked role or by a
+//! CI role, without any finding, yields no finding at all.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use finding_correlator::config::{Config, Settings};
+use finding_correlator::incremental;
+use finding_correlator::pipeline;
+use finding_correlator::rules::RuleSet;
+use finding_correlator::sinks::asff::{self, Writer};
+use finding_correlator::state::State;
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "111122223333";
+const VICTIM: &str = "i-0a11ce00000000001";
+const GROUP: &str = "gpu-victim-asg";
+
+fn settings() -> Settings {
+    Config::default()
+        .validate()
+        .expect("default settings are valid")
+}
+
+fn rules() -> Arc<RuleSet> {
+    Arc::new(RuleSet::builtin().expect("the shipped rules load"))
+}
+
+/// The cryptomining finding on the victim, a member of [`GROUP`].
+fn mining_finding() -> Value {
+    json!({
+        "schemaVersion": "2.0", "accountId": ACCOUNT, "region": "us-east-1",
+        "id": "a1000000000000000000000000000001",
+        "arn": format!("arn:aws:guardduty:us-east-1:{ACCOUNT}:detector/12abc34d567e8fa901bc2d34e56789f0/finding/a1000000000000000000000000000001"),
+        "type": "CryptoCurrency:EC2/BitcoinTool.B!DNS", "severity": 8,
+        "createdAt": "2025-06-02T09:10:00.000Z", "updatedAt": "2025-06-02T09:10:00.000Z",
+        "resource": {"resourceType": "Instance", "instanceDetails": {
+            "instanceId": VICTIM, "imageId": "ami-0a1b2c3d4e5f60718",
+            "tags": [{"key": "aws:autoscaling:groupName", "value": GROUP}]}},
+        "service": {"eventFirstSeen": "2025-06-02T09:05:00Z", "eventLastSeen": "2025-06-02T09:10:00Z",
+            "count": 3, "action": {"actionType": "DNS_REQUEST",
+            "dnsRequestAction": {"domain": "xmr.pool.minergate.com"}}}
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    /// The victim's role session.
+    Victim,
+    /// Auto Scaling's service-linked role.
+    AutoScaling,
+    /// A CI role (no instance).
+    Ci,
+}
+
+fn identity(who: Who) -> Value {
+    match who {
+        Who::Victim => json!({
+            "type": "AssumedRole", "principalId": format!("AROAEXAMPLEGPUROLE01:{VICTIM}"),
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/gpu-web-role/{VICTIM}"),
+            "accountId": ACCOUNT, "accessKeyId": "ASIAEXAMPLEGPUKEY001",
+            "sessionContext": {"sessionIssuer": {"type": "Role",
+                "arn": format!("arn:aws:iam::{ACCOUNT}:role/gpu-web-role"), "userName": "gpu-web-role"}}
+        }),
+        Who::AutoScaling => json!({
+            "type": "AssumedRole", "principalId": "AROAEXAMPLEASGSVC0004:AutoScaling",
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"),
+            "accountId": ACCOUNT, "invokedBy": "autoscaling.amazonaws.com"
+        }),
+        Who::Ci => json!({
+            "type": "AssumedRole", "principalId": "AROAEXAMPLECIROLE001:gitlab-runner-42",
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/ci-deploy-role/gitlab-runner-42"),
+            "accountId": ACCOUNT,
+            "sessionContext": {"sessionIssuer": {"type": "Role",
+                "arn": format!("arn:aws:iam::{ACCOUNT}:role/ci-deploy-role"), "userName": "ci-deploy-role"}}
+        }),
+    }
+}
+
+fn call(n: u32, time: &str, source: &str, name: &str, who: Who, req: Value, resp: Value) -> Value {
+    json!({
+        "eventVersion": "1.10", "eventTime": time, "eventSource": source, "eventName": name,
+        "awsRegion": "us-east-1", "recipientAccountId": ACCOUNT,
+        "eventID": format!("00000000-0000-4000-8000-{n:012}"),
+        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15.0",
+        "userIdentity": identity(who), "requestParameters": req, "responseElements": resp
+    })
+}
+
+/// One API's case: the records before the call (launch templates, groups, made by an
+/// administrator long before), the call, and what the finding must name.
+struct Case {
+    api: &'static str,
+    setup: Vec<Value>,
+    call: Value,
+    /// The instance type and the ids the finding must show.
+    names: Vec<&'static str>,
+}
+
+fn admin() -> Value {
+    json!({"type": "IAMUser", "principalId": "AIDAEXAMPLEADMIN0001",
+        "arn": format!("arn:aws:iam::{ACCOUNT}:user/admin"), "accountId": ACCOUNT})
+}
+
+fn template(n: u32, id: &str, ty: &str) -> Value {
+    let mut v = call(
+        n,
+        "2025-06-01T08:00:00Z",
+        "ec2.amazonaws.com",
+        "CreateLaunchTemplate",
+        Who::Ci,
+        json!({"CreateLaunchTemplateRequest": {"LaunchTemplateName": "gpu-lt",
+            "LaunchTemplateData": {"InstanceType": ty, "ImageId": "ami-0a1b2c3d4e5f60718"}}}),
+        json!({"CreateLaunchTemplateResponse": {"launchTemplate": {"launchTemplateId": id,
+            "launchTemplateName": "gpu-lt"}}}),
+    );
+    v["userIdentity"] = admin();
+    v
+}
+
+/// Every catalogued API, bought by `who` at 09:20 (the mining finding is at 09:10).
+fn cases(who: Who) -> Vec<Case> {
+    let t = "2025-06-02T09:20:00Z";
+    let ec2 = "ec2.amazonaws.com";
+    let asg = "autoscaling.amazonaws.com";
+    let sm = "sagemaker.amazonaws.com";
+    let c = |api, setup, call, names| Case {
+        api,
+        setup,
+        call,
+        names,
+    };
+    let group_create = |n: u32| {
+        let mut v = call(
+            n,
+            "2025-06-01T08:05:00Z",
+            asg,
+            "CreateAutoScalingGroup",
+            Who::Ci,
+            json!({"autoScalingGroupName": "batch-gpu", "minSize": 0, "maxSize": 10, "desiredCapacity": 0,
+                "launchTemplate": {"launchTemplateId": "lt-0a11ce0000000gpu1", "version": "$Default"}}),
+            Value::Null,
+        );
+        v["userIdentity"] = admin();
+        v
+    };
+    vec![
+        c(
+            "RunInstances (type from an earlier launch template)",
+            vec![template(900, "lt-0a11ce0000000gpu1", "p3.16xlarge")],
+            call(
+                1,
+                t,
+                ec2,
+                "RunInstances",
+                who,
+                json!({"instancesSet": {"items": [{"minCount": 4, "maxCount": 4}]},
+                    "launchTemplate": {"launchTemplateId": "lt-0a11ce0000000gpu1", "version": "1"}}),
+                json!({"instancesSet": {"items": [
+                    {"instanceId": "i-0b0a000000000a001"}, {"instanceId": "i-0b0a000000000a002"},
+                    {"instanceId": "i-0b0a000000000a003"}, {"instanceId": "i-0b0a000000000a004"}]}}),
+            ),
+            vec!["p3.16xlarge", "i-0b0a000000000a001", "i-0b0a000000000a004"],
+        ),
+        c(
+            "CreateFleet",
+            vec![],
+            call(
+                2,
+                t,
+                ec2,
+                "CreateFleet",
+                who,
+                json!({"CreateFleetRequest": {"Type": "instant",
+                    "TargetCapacitySpecification": {"TotalTargetCapacity": 4, "DefaultTargetCapacityType": "spot"},
+                    "LaunchTemplateConfigs": {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-0f1ee70000000aaa1", "Version": "1"},
+                        "Overrides": {"InstanceType": "p3.16xlarge", "tag": 1}, "tag": 1}}}),
+                json!({"CreateFleetResponse": {"fleetId": "fleet-0a11ce00-0000-4000-8000-000000000001",
+                    "fleetInstanceSet": {"item": {"instanceType": "p3.16xlarge", "lifecycle": "spot",
+                        "instanceIds": {"item": ["i-0b0a000000000b001", "i-0b0a000000000b002",
+                            "i-0b0a000000000b003", "i-0b0a000000000b004"]}}}}}),
+            ),
+            vec![
+                "p3.16xlarge",
+                "fleet-0a11ce00-0000-4000-8000-000000000001",
+                "i-0b0a000000000b001",
+            ],
+        ),
+        c(
+            "RequestSpotInstances",
+            vec![],
+            call(
+                3,
+                t,
+                ec2,
+                "RequestSpotInstances",
+                who,
+                json!({"instanceCount": 4, "type": "one-time",
+                    "launchSpecification": {"imageId": "ami-0a1b2c3d4e5f60718", "instanceType": "p3.16xlarge"}}),
+                json!({"spotInstanceRequestSet": {"items": [
+                    {"spotInstanceRequestId": "sir-0a11ce01"}, {"spotInstanceRequestId": "sir-0a11ce02"},
+                    {"spotInstanceRequestId": "sir-0a11ce03"}, {"spotInstanceRequestId": "sir-0a11ce04"}]}}),
+            ),
+            vec!["p3.16xlarge", "sir-0a11ce01", "sir-0a11ce04"],
+        ),
+        c(
+            "RequestSpotFleet",
+            vec![],
+            call(
+                4,
+                t,
+                ec2,
+                "RequestSpotFleet",
+                who,
+                json!({"RequestSpotFleetRequest": {"SpotFleetRequestConfig": {"TargetCapacity": 4,
+                    "IamFleetRole": format!("arn:aws:iam::{ACCOUNT}:role/spot-fleet"),
+                    "LaunchSpecifications": {"InstanceType": "p3.16xlarge", "ImageId": "ami-0a1b2c3d4e5f60718", "tag": 1}}}}),
+                json!({"RequestSpotFleetResponse": {"spotFleetRequestId": "sfr-0a11ce00-0000-4000-8000-000000000004"}}),
+            ),
+            vec!["p3.16xlarge", "sfr-0a11ce00-0000-4000-8000-000000000004"],
+        ),
+        c(
+            "CreateAutoScalingGroup (type from an earlier launch template)",
+            vec![template(901, "lt-0a11ce0000000gpu1", "p3.16xlarge")],
+            call(
+                5,
+                t,
+                asg,
+                "CreateAutoScalingGroup",
+                who,
+                json!({"autoScalingGroupName": "miner-asg", "minSize": 4, "maxSize": 4, "desiredCapacity": 4,
+                    "launchTemplate": {"launchTemplateId": "lt-0a11ce0000000gpu1", "version": "$Default"}}),
+                Value::Null,
+            ),
+            vec!["p3.16xlarge", "miner-asg"],
+        ),
+        c(
+            "UpdateAutoScalingGroup (mixed instances policy)",
+            vec![],
+            call(
+                6,
+                t,
+                asg,
+                "UpdateAutoScalingGroup",
+                who,
+                json!({"autoScalingGroupName": "web-spare", "desiredCapacity": 4, "minSize": 4,
+                    "mixedInstancesPolicy": {"launchTemplate": {
+                        "launchTemplateSpecification": {"launchTemplateId": "lt-0f1ee70000000aaa1"},
+                        "overrides": [{"instanceType": "p3.16xlarge"}]}}}),
+                Value::Null,
+            ),
+            vec!["p3.16xlarge", "web-spare"],
+        ),
+        c(
+            "SetDesiredCapacity (type from the group's template)",
+            vec![
+                template(902, "lt-0a11ce0000000gpu1", "p3.16xlarge"),
+                group_create(903),
+            ],
+            call(
+                7,
+                t,
+                asg,
+                "SetDesiredCapacity",
+                who,
+                json!({"autoScalingGroupName": "batch-gpu", "desiredCapacity": 4, "honorCooldown": false}),
+                Value::Null,
+            ),
+            vec!["p3.16xlarge", "batch-gpu"],
+        ),
+        c(
+            "ModifyInstanceAttribute",
+            vec![],
+            call(
+                8,
+                t,
+                ec2,
+                "ModifyInstanceAttribute",
+                who,
+                json!({"instanceId": "i-0b0a000000000c001", "instanceType": {"value": "p3.16xlarge"}}),
+                json!({"_return": true}),
+            ),
+            vec!["p3.16xlarge", "i-0b0a000000000c001"],
+        ),
+        c(
+            "RunTask (Fargate)",
+            vec![],
+            call(
+                9,
+                t,
+                "ecs.amazonaws.com",
+                "RunTask",
+                who,
+                json!({"cluster": "default", "taskDefinition": "xmrig:1", "count": 4, "launchType": "FARGATE"}),
+                json!({"tasks": (1..=4).map(|i| json!({
+                    "taskArn": format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/default/0a11ce000000000000000000000000{i:02}"),
+                    "cpu": "4096", "memory": "8192", "launchType": "FARGATE"})).collect::<Vec<_>>(), "failures": []}),
+            ),
+            vec![
+                "arn:aws:ecs:us-east-1:111122223333:task/default/0a11ce00000000000000000000000001",
+            ],
+        ),
+        c(
+            "CreateService (Fargate)",
+            vec![],
+            call(
+                10,
+                t,
+                "ecs.amazonaws.com",
+                "CreateService",
+                who,
+                json!({"cluster": "default", "serviceName": "xmrig", "taskDefinition": "xmrig:1",
+                    "desiredCount": 10, "launchType": "FARGATE"}),
+                json!({"service": {"serviceArn": format!("arn:aws:ecs:us-east-1:{ACCOUNT}:service/default/xmrig"),
+                    "desiredCount": 10, "launchType": "FARGATE"}}),
+            ),
+            vec!["arn:aws:ecs:us-east-1:111122223333:service/default/xmrig"],
+        ),
+        c(
+            "CreateTrainingJob",
+            vec![],
+            call(
+                11,
+                t,
+                sm,
+                "CreateTrainingJob",
+                who,
+                json!({"trainingJobName": "xgb-0a11ce",
+                    "resourceConfig": {"instanceType": "ml.p3.16xlarge", "instanceCount": 4, "volumeSizeInGB": 50}}),
+                json!({"trainingJobArn": format!("arn:aws:sagemaker:us-east-1:{ACCOUNT}:training-job/xgb-0a11ce")}),
+            ),
+            vec![
+                "ml.p3.16xlarge",
+                "arn:aws:sagemaker:us-east-1:111122223333:training-job/xgb-0a11ce",
+            ],
+        ),
+        c(
+            "CreateProcessingJob",
+            vec![],
+            call(
+                12,
+                t,
+                sm,
+                "CreateProcessingJob",
+                who,
+                json!({"processingJobName": "proc-0a11ce", "processingResources": {"clusterConfig":
+                    {"instanceCount": 4, "instanceType": "ml.p3.16xlarge", "volumeSizeInGB": 30}}}),
+                json!({"processingJobArn": format!("arn:aws:sagemaker:us-east-1:{ACCOUNT}:processing-job/proc-0a11ce")}),
+            ),
+            vec![
+                "ml.p3.16xlarge",
+                "arn:aws:sagemaker:us-east-1:111122223333:processing-job/proc-0a11ce",
+            ],
+        ),
+        c(
+            "CreateNotebookInstance",
+            vec![],
+            call(
+                13,
+                t,
+                sm,
+                "CreateNotebookInstance",
+                who,
+                json!({"notebookInstanceName": "nb-0a11ce", "instanceType": "ml.p3.16xlarge",
+                    "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/sm")}),
+                json!({"notebookInstanceArn": format!("arn:aws:sagemaker:us-east-1:{ACCOUNT}:notebook-instance/nb-0a11ce")}),
+            ),
+            vec![
+                "ml.p3.16xlarge",
+                "arn:aws:sagemaker:us-east-1:111122223333:notebook-instance/nb-0a11ce",
+            ],
+        ),
+        c(
+            "CreateEndpointConfig",
+            vec![],
+            call(
+                14,
+                t,
+                sm,
+                "CreateEndpointConfig",
+                who,
+                json!({"endpointConfigName": "ep-0a11ce", "productionVariants": [
+                    {"variantName": "a", "modelName": "m", "instanceType": "ml.p3.16xlarge", "initialInstanceCount": 4}]}),
+                json!({"endpointConfigArn": format!("arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/ep-0a11ce")}),
+            ),
+            vec![
+                "ml.p3.16xlarge",
+                "arn:aws:sagemaker:us-east-1:111122223333:endpoint-config/ep-0a11ce",
+            ],
+        ),
+        c(
+            "CreateComputeEnvironment",
+            vec![],
+            call(
+                15,
+                t,
+                "batch.amazonaws.com",
+                "CreateComputeEnvironment",
+                who,
+                json!({"computeEnvironmentName": "ce-0a11ce", "type": "MANAGED",
+                    "computeResources": {"type": "SPOT", "minvCpus": 0, "maxvCpus": 256, "desiredvCpus": 256,
+                        "instanceTypes": ["p3.16xlarge"], "subnets": ["subnet-0a11ce"]}}),
+                json!({"computeEnvironmentName": "ce-0a11ce",
+                    "computeEnvironmentArn": format!("arn:aws:batch:us-east-1:{ACCOUNT}:compute-environment/ce-0a11ce")}),
+            ),
+            vec![
+                "p3.16xlarge",
+                "arn:aws:batch:us-east-1:111122223333:compute-environment/ce-0a11ce",
+            ],
+        ),
+        c(
+            "CreateNodegroup",
+            vec![],
+            call(
+                16,
+                t,
+                "eks.amazonaws.com",
+                "CreateNodegroup",
+                who,
+                json!({"clusterName": "prod", "nodegroupName": "ng-0a11ce", "instanceTypes": ["p3.16xlarge"],
+                    "scalingConfig": {"minSize": 4, "maxSize": 4, "desiredSize": 4}}),
+                json!({"nodegroup": {"nodegroupName": "ng-0a11ce",
+                    "nodegroupArn": format!("arn:aws:eks:us-east-1:{ACCOUNT}:nodegroup/prod/ng-0a11ce/0a11ce00"),
+                    "instanceTypes": ["p3.16xlarge"]}}),
+            ),
+            vec![
+                "p3.16xlarge",
+                "arn:aws:eks:us-east-1:111122223333:nodegroup/prod/ng-0a11ce/0a11ce00",
+            ],
+        ),
+        c(
+            "CreateInstances (Lightsail)",
+            vec![],
+            call(
+                17,
+                t,
+                "lightsail.amazonaws.com",
+                "CreateInstances",
+                who,
+                json!({"instanceNames": ["ls-0a11ce-1", "ls-0a11ce-2", "ls-0a11ce-3", "ls-0a11ce-4"],
+                    "availabilityZone": "us-east-1a", "blueprintId": "ubuntu_22_04", "bundleId": "xlarge_3_0"}),
+                json!({"operations": [{"resourceName": "ls-0a11ce-1", "operationType": "CreateInstance"}]}),
+            ),
+            vec!["xlarge_3_0", "ls-0a11ce-1", "ls-0a11ce-4"],
+        ),
+        c(
+            "CreateFunction20150331",
+            vec![],
+            call(
+                18,
+                t,
+                "lambda.amazonaws.com",
+                "CreateFunction20150331",
+                who,
+                json!({"functionName": "miner", "runtime": "python3.12", "memorySize": 10240,
+                    "role": format!("arn:aws:iam::{ACCOUNT}:role/lambda")}),
+                json!({"functionName": "miner", "memorySize": 10240,
+                    "functionArn": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:miner")}),
+            ),
+            vec!["arn:aws:lambda:us-east-1:111122223333:function:miner"],
+        ),
+    ]
+}
+
+fn write(dir: &Path, records: &[Value]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = serde_json::to_string(&json!({ "Records": records })).unwrap();
+    std::fs::write(dir.join("records.json"), text).unwrap();
+}
+
+/// The findings of runs over `dirs`, one after the other with the state saved between them.
+fn run(dirs: &[std::path::PathBuf]) -> Vec<Value> {
+    let rules = rules();
+    let settings = settings();
+    let mut state = State::new();
+    let mut written: std::collections::BTreeMap<String, Value> = Default::default();
+    for dir in dirs {
+        let run = pipeline::correlate(
+            std::slice::from_ref(dir),
+            &settings,
+            rules.clone(),
+            false,
+            Some(&state),
+        );
+        assert_eq!(run.summary.skipped, 0, "{:?}", run.summary.skipped_reasons);
+        let (next, changes) =
+            incremental::advance(Some(&state), &run, &rules, &settings, &Writer::default());
+        for f in changes.write {
+            written.insert(f["Id"].as_str().unwrap().to_string(), f);
+        }
+        let text = String::from_utf8(next.to_json()).unwrap();
+        state = State::from_json(&text, "test").expect("a saved state loads");
+    }
+    written
+        .into_values()
+        .filter(|f| f["RecordState"] == "ACTIVE")
+        .collect()
+}
+
+fn one_run(records: &[Value]) -> Vec<Value> {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), records);
+    let rules = rules();
+    let run = pipeline::correlate(
+        &[tmp.path().to_path_buf()],
+        &settings(),
+        rules.clone(),
+        false,
+        None,
+    );
+    assert_eq!(run.summary.skipped, 0, "{:?}", run.summary.skipped_reasons);
+    asff::findings(&run.sequences, &rules, &Writer::default())
+}
+
+/// The problems of the attack's findings: one HIGH or CRITICAL finding must name the
+/// victim's group and everything the case names.
+fn attack_problems(case: &Case, how: &str, findings: &[Value]) -> Vec<String> {
+    let found = findings.iter().any(|f| {
+        let text = f.to_string();
+        matches!(f["Severity"]["Label"].as_str(), Some("HIGH" | "CRITICAL"))
+            && f["ProductFields"]["finding-correlator/group-key"]
+                .as_str()
+                .is_some_and(|g| g.ends_with(&format!("auto_scaling_group/{GROUP}")))
+            && case.names.iter().all(|n| text.contains(n))
+    });
+    if found {
+        Vec::new()
+    } else {
+        vec![format!(
+            "{} ({how}): no HIGH/CRITICAL finding on {GROUP} naming {:?}; found {:?}",
+            case.api,
+            case.names,
+            findings
+                .iter()
+                .map(|f| (
+                    f["Id"].clone(),
+                    f["Severity"]["Label"].clone(),
+                    f["ProductFields"]["finding-correlator/compute-bought"].clone()
+                ))
+                .collect::<Vec<_>>()
+        )]
+    }
+}
+
+#[test]
+fn issue_17_every_compute_api_used_by_stolen_instance_credentials_is_a_high_finding_naming_what_was_bought()
+ {
+    let mut problems = Vec::new();
+    for case in cases(Who::Victim) {
+        let mut records = case.setup.clone();
+        records.push(mining_finding());
+        records.push(case.call.clone());
+        problems.extend(attack_problems(&case, "one run", &one_run(&records)));
+
+        // Split: the templates and the mining finding in one run, the call in the next.
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let mut first = case.setup.clone();
+        first.push(mining_finding());
+        write(&a, &first);
+        write(&b, std::slice::from_ref(&case.call));
+        problems.extend(attack_problems(
+            &case,
+            "two runs with the state",
+            &run(&[a, b]),
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn issue_17_the_same_calls_by_auto_scaling_or_a_ci_role_write_no_finding() {
+    for who in [Who::AutoScaling, Who::Ci] {
+        for case in cases(who) {
+            let mut records = case.setup.clone();
+            records.push(case.call.clone());
+            let findings = one_run(&records);
+            assert!(
+                findings.is_empty(),
+                "{}: {:?}",
+                case.api,
+                findings.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn issue_17_every_catalogued_api_is_tested() {
+    let catalog = finding_correlator::launch::Catalog::builtin().expect("the catalog loads");
+    let tested: Vec<String> = cases(Who::Victim)
+        .iter()
+        .map(|c| {
+            let name = c.call["eventName"].as_str().unwrap().to_string();
+            format!("{}:{name}", c.call["eventSource"].as_str().unwrap())
+        })
+        .collect();
+    for api in catalog.describe() {
+        let event = api.split(' ').next().unwrap();
+        assert!(
+            tested.iter().any(|t| t == event),
+            "{event} has no case in tests/it/launches.rs"
+        );
+    }
+}
