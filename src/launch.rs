@@ -609,7 +609,7 @@ impl Catalog {
         }
         launch.memory_mib = per_unit(first(&x.memory_mib), launch.count).map(|m| m as u64);
         launch.compute();
-        if launch.count == 0 && launch.resource_ids.is_empty() {
+        if launch.count == 0 {
             // Scaled to nothing (desiredCapacity 0): no compute bought.
             return;
         }
@@ -693,17 +693,28 @@ impl Resolver {
                 }
             }
         }
-        if let Some(l) = s.fields.launch.as_deref()
-            && l.kind == "auto_scaling_group"
-            && (!l.instance_types.is_empty() || l.launch_template.is_some())
-        {
+        // A group's types, or its template: from its launch, or (for a group created or
+        // changed without capacity, which buys nothing) from the template the call names.
+        let group = match s.fields.launch.as_deref() {
+            Some(l) if l.kind == "auto_scaling_group" => {
+                Some((l.instance_types.clone(), l.launch_template.clone()))
+            }
+            Some(_) => None,
+            None if matches!(name, "CreateAutoScalingGroup" | "UpdateAutoScalingGroup") => s
+                .resources
+                .iter()
+                .find(|r| r.kind == EntityKind::LaunchTemplate)
+                .map(|lt| (Vec::new(), Some(lt.id.clone()))),
+            None => None,
+        };
+        if let Some((types, template)) = group.filter(|(t, lt)| !t.is_empty() || lt.is_some()) {
             for r in s
                 .resources
                 .iter()
                 .filter(|r| r.kind == EntityKind::AutoScalingGroup)
             {
                 let list = self.groups.entry(r.id.clone()).or_default();
-                let entry = (s.time, l.instance_types.clone(), l.launch_template.clone());
+                let entry = (s.time, types.clone(), template.clone());
                 if !list.contains(&entry) {
                     list.push(entry);
                     list.sort_by(|a, b| a.0.cmp(&b.0));
