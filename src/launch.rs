@@ -165,8 +165,17 @@ impl Path {
     }
 }
 
-fn text(v: &Value) -> Option<Str> {
+/// EC2 writes some scalars as `{"value": …}` (`instanceType` in `RunInstances` and
+/// `ModifyInstanceAttribute`): read through it.
+fn scalar(v: &Value) -> &Value {
     match v {
+        Value::Object(m) if m.len() == 1 => m.get("value").unwrap_or(v),
+        _ => v,
+    }
+}
+
+fn text(v: &Value) -> Option<Str> {
+    match scalar(v) {
         Value::String(s) if !s.is_empty() => Some(Str::from(s.as_str())),
         Value::Number(n) => Some(Str::from(n.to_string())),
         _ => None,
@@ -174,7 +183,7 @@ fn text(v: &Value) -> Option<Str> {
 }
 
 fn number(v: &Value) -> Option<f64> {
-    match v {
+    match scalar(v) {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
@@ -498,6 +507,15 @@ impl Catalog {
             .find(|x| x.source == source && x.name.matches(name))
     }
 
+    /// How many APIs the catalog has.
+    pub fn len(&self) -> usize {
+        self.extractors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.extractors.is_empty()
+    }
+
     /// Whether a call of this event is in the catalog.
     pub fn covers(&self, source: &str, name: &str) -> bool {
         self.find(source, name).is_some()
@@ -650,9 +668,13 @@ fn set_fields(signal: &mut Signal, launch: Launch) {
     if f.requested_instance_type.is_none() {
         f.requested_instance_type = launch.instance_types.first().cloned();
     }
+    let mut launch = launch;
     if f.launched_count.is_none() {
         f.launched_count = Some(launch.count);
         f.launched_vcpus = launch.vcpus;
+    } else if f.launched_vcpus.is_some() {
+        // `RunInstances` counted its instances' vCPUs from `cpuOptions`: the same totals.
+        launch.vcpus = f.launched_vcpus;
     }
     f.launch = Some(Box::new(launch));
 }
@@ -886,5 +908,231 @@ mod tests {
             e[0].message.contains("declared twice (also at z.yaml:2:"),
             "{e:?}"
         );
+    }
+
+    /// The launch of one call, decoded as the pipeline decodes it.
+    fn launch_of(record: serde_json::Value) -> Option<Launch> {
+        let bytes = serde_json::to_vec(&record).unwrap();
+        let mut out = None;
+        crate::normalize::decode_reader(
+            bytes.as_slice(),
+            &crate::normalize::DecodeOptions::default(),
+            &mut |d| {
+                if let crate::normalize::Decoded::Signal(_, s) = d {
+                    out = s.fields.launch.map(|l| *l);
+                }
+            },
+        );
+        out
+    }
+
+    fn call(source: &str, name: &str, req: Value, resp: Value) -> Value {
+        serde_json::json!({
+            "eventVersion": "1.10", "eventTime": "2025-06-02T09:20:00Z", "eventSource": source,
+            "eventName": name, "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+            "eventID": "00000000-0000-4000-8000-000000000001",
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+                "arn": "arn:aws:iam::111122223333:user/a", "accountId": "111122223333"},
+            "requestParameters": req, "responseElements": resp
+        })
+    }
+
+    #[test]
+    fn fargate_tasks_count_cpu_units_and_memory() {
+        let tasks = |cpu: &str| {
+            serde_json::json!({"tasks": [
+                {"taskArn": "arn:aws:ecs:us-east-1:1:task/c/1", "cpu": cpu, "memory": "8192"},
+                {"taskArn": "arn:aws:ecs:us-east-1:1:task/c/2", "cpu": cpu, "memory": "8192"}]})
+        };
+        let l = launch_of(call(
+            "ecs.amazonaws.com",
+            "RunTask",
+            serde_json::json!({"launchType": "FARGATE", "count": 2}),
+            tasks("4096"),
+        ))
+        .expect("a Fargate RunTask is a launch");
+        assert_eq!((l.kind.as_str(), l.count), ("task", 2));
+        assert_eq!(l.vcpus, Some(8), "2 tasks x 4096 units / 1024");
+        assert_eq!(l.memory_mib, Some(16384));
+        assert_eq!(l.resource_ids.len(), 2);
+        // Tasks placed on the cluster's own EC2 instances buy nothing.
+        assert_eq!(
+            launch_of(call(
+                "ecs.amazonaws.com",
+                "RunTask",
+                serde_json::json!({"launchType": "EC2", "count": 2}),
+                tasks("4096"),
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn a_function_is_a_launch_of_one_without_vcpus() {
+        let l = launch_of(call(
+            "lambda.amazonaws.com",
+            "CreateFunction20150331",
+            serde_json::json!({"functionName": "f", "memorySize": 512}),
+            serde_json::json!({"functionArn": "arn:aws:lambda:us-east-1:1:function:f", "memorySize": 512}),
+        ))
+        .expect("a function is a launch");
+        assert_eq!(
+            (l.kind.as_str(), l.count, l.vcpus, l.memory_mib),
+            ("function", 1, None, Some(512))
+        );
+        assert_eq!(l.resource_ids, ["arn:aws:lambda:us-east-1:1:function:f"]);
+    }
+
+    #[test]
+    fn calls_that_buy_nothing_are_no_launch() {
+        // Stratus Red Team's ModifyInstanceAttribute changes userData, not the type.
+        let user_data = call(
+            "ec2.amazonaws.com",
+            "ModifyInstanceAttribute",
+            serde_json::json!({"instanceId": "i-0123456789abcdef0", "userData": "<sensitiveDataRemoved>"}),
+            serde_json::json!({"_return": true}),
+        );
+        assert_eq!(launch_of(user_data), None);
+        let resize = call(
+            "ec2.amazonaws.com",
+            "ModifyInstanceAttribute",
+            serde_json::json!({"instanceId": "i-0123456789abcdef0", "instanceType": {"value": "c5.4xlarge"}}),
+            serde_json::json!({"_return": true}),
+        );
+        let l = launch_of(resize).expect("a type change is a launch");
+        assert_eq!((l.count, l.vcpus), (1, Some(16)));
+        assert_eq!(l.instance_types, ["c5.4xlarge"]);
+        // A group's health-check change; a group scaled to zero; a failed call.
+        for (name, req) in [
+            (
+                "UpdateAutoScalingGroup",
+                serde_json::json!({"autoScalingGroupName": "g", "healthCheckType": "ELB"}),
+            ),
+            (
+                "SetDesiredCapacity",
+                serde_json::json!({"autoScalingGroupName": "g", "desiredCapacity": 0}),
+            ),
+        ] {
+            assert_eq!(
+                launch_of(call("autoscaling.amazonaws.com", name, req, Value::Null)),
+                None,
+                "{name}"
+            );
+        }
+        let mut failed = call(
+            "ec2.amazonaws.com",
+            "RequestSpotInstances",
+            serde_json::json!({"instanceCount": 4, "launchSpecification": {"instanceType": "p3.16xlarge"}}),
+            Value::Null,
+        );
+        failed["errorCode"] = "Client.MaxSpotInstanceCountExceeded".into();
+        assert_eq!(launch_of(failed), None);
+    }
+
+    #[test]
+    fn counts_of_several_parts_add_up_and_the_largest_type_counts() {
+        let l = launch_of(call(
+            "sagemaker.amazonaws.com",
+            "CreateEndpointConfig",
+            serde_json::json!({"productionVariants": [
+                {"instanceType": "ml.c5.xlarge", "initialInstanceCount": 2},
+                {"instanceType": "ml.c5.4xlarge", "initialInstanceCount": 3}]}),
+            serde_json::json!({"endpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/e"}),
+        ))
+        .unwrap();
+        assert_eq!(l.count, 5);
+        assert_eq!(l.instance_types, ["ml.c5.xlarge", "ml.c5.4xlarge"]);
+        assert_eq!(
+            l.vcpus,
+            Some(80),
+            "5 x 16, the largest type's vCPUs (an upper bound)"
+        );
+    }
+
+    #[test]
+    fn a_folder_adds_an_api_and_replaces_an_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("extra.yaml"),
+            "apis:\n  - event: gamelift.amazonaws.com:CreateFleet\n    kind: game_fleet\n    instance_types: [request.eC2InstanceType]\n    ids: [response.fleetAttributes.fleetArn]\n  - event: lambda.amazonaws.com:CreateFunction20150331\n    kind: serverless\n    memory_mib: [request.memorySize]\n",
+        )
+        .unwrap();
+        let c = Catalog::load_dir(dir.path()).expect("the folder's catalog loads");
+        assert!(c.covers("gamelift.amazonaws.com", "CreateFleet"));
+        assert!(
+            c.covers("ec2.amazonaws.com", "RunInstances"),
+            "built-in entries stay"
+        );
+        let kinds: Vec<String> = c.describe();
+        assert!(
+            kinds.contains(&"lambda.amazonaws.com:CreateFunction20150331 (serverless)".to_string()),
+            "{kinds:?}"
+        );
+        assert!(
+            !kinds.contains(&"lambda.amazonaws.com:CreateFunction20150331 (function)".to_string())
+        );
+        std::fs::write(
+            dir.path().join("broken.yaml"),
+            "apis:\n  - event: x.amazonaws.com:Y\n    kind: Bad-Kind\n    count: [request.n]\n",
+        )
+        .unwrap();
+        let errs = Catalog::load_dir(dir.path()).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].file.ends_with("broken.yaml") && errs[0].line == 3 && errs[0].column == 11,
+            "{errs:?}"
+        );
+        assert!(errs[0].message.contains("snake_case"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_launch_takes_the_template_version_in_force_when_it_was_made() {
+        let template = |time: Millis, ty: &str| {
+            let mut s = Signal {
+                time,
+                account: Some("111122223333".into()),
+                region: Some("us-east-1".into()),
+                source: crate::signal::Source::CloudTrail,
+                kind: "ec2.amazonaws.com:CreateLaunchTemplateVersion".into(),
+                severity: 0.0,
+                reference: crate::signal::RecordRef::EventId(format!("lt-{time}").into()),
+                updated_at: None,
+                actor: None,
+                instances: Vec::new(),
+                resources: vec![crate::signal::EntityId::new(
+                    EntityKind::LaunchTemplate,
+                    "lt-1",
+                )],
+                endpoints: Vec::new(),
+                fields: crate::signal::Fields::default(),
+            };
+            s.fields.event_name = Some("CreateLaunchTemplateVersion".into());
+            s.fields.requested_instance_type = Some(ty.into());
+            s
+        };
+        let mut r = Resolver::default();
+        r.learn(&template(300, "p3.16xlarge"));
+        r.learn(&template(100, "t3.micro"));
+        let launch_at = |time: Millis| {
+            let mut s = template(time, "unused");
+            s.fields.event_name = Some("RequestSpotFleet".into());
+            s.fields.requested_instance_type = None;
+            s.fields.launch = Some(Box::new(Launch {
+                kind: "fleet".into(),
+                count: 2,
+                launch_template: Some("lt-1".into()),
+                ..Launch::default()
+            }));
+            assert!(r.resolve(&mut s));
+            s.fields.launch.unwrap()
+        };
+        assert_eq!(launch_at(200).instance_types, ["t3.micro"]);
+        let l = launch_at(400);
+        assert_eq!(
+            (l.instance_types[0].as_str(), l.vcpus),
+            ("p3.16xlarge", Some(128))
+        );
+        // Before any version: the first one known.
+        assert_eq!(launch_at(50).instance_types, ["t3.micro"]);
     }
 }

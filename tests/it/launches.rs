@@ -649,3 +649,158 @@ fn issue_17_every_catalogued_api_is_tested() {
         );
     }
 }
+
+#[test]
+fn issue_17_rules_check_reads_a_folders_launch_catalog_and_names_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["compute-resource-creation.yaml", "first-seen-launch.yaml"] {
+        std::fs::copy(
+            crate::common::repo().join("correlation-rules").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
+    }
+    let launches = dir.path().join("launches");
+    std::fs::create_dir(&launches).unwrap();
+    std::fs::write(
+        launches.join("gamelift.yaml"),
+        "apis:\n  - event: gamelift.amazonaws.com:CreateFleet\n    kind: game_fleet\n    instance_types: [request.eC2InstanceType]\n",
+    )
+    .unwrap();
+    let check = |dir: &Path| {
+        let out = crate::common::correlator()
+            .args(["rules", "check", "--rules"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stderr) = check(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    let builtin = finding_correlator::launch::Catalog::builtin()
+        .unwrap()
+        .len();
+    assert!(
+        stderr.contains(&format!(
+            "{} compute-buying API(s) in the launch catalog",
+            builtin + 1
+        )),
+        "{stderr}"
+    );
+    std::fs::write(
+        launches.join("typo.yaml"),
+        "apis:\n  - event: sagemaker.amazonaws.com:CreateHyperPodCluster\n    kind: cluster\n    count: [\"request.instanceGroups[].instanceCount\"]\n    instance_types:\n      - requestParameters.instanceGroups[].instanceType\n",
+    )
+    .unwrap();
+    let (code, stderr) = check(dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("typo.yaml:6:9: instance_types: path \"requestParameters.instanceGroups[].instanceType\": expected it to start with `request.` or `response.`"),
+        "{stderr}"
+    );
+}
+
+/// The published records of these calls (`../shared/samples`, `../shared/realdata`) are read
+/// as the catalog says.
+#[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
+fn issue_17_the_published_records_of_compute_apis_are_read_as_launches() {
+    let decode = |rel: &str| -> Vec<finding_correlator::signal::Signal> {
+        let path = crate::common::shared(rel);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut out = Vec::new();
+        finding_correlator::normalize::decode_reader(
+            bytes.as_slice(),
+            &finding_correlator::normalize::DecodeOptions::default(),
+            &mut |d| {
+                if let finding_correlator::normalize::Decoded::Signal(_, s) = d {
+                    out.push(*s);
+                }
+            },
+        );
+        out
+    };
+    let launch = |rel: &str| {
+        let signals = decode(rel);
+        assert_eq!(signals.len(), 1, "{rel}");
+        signals[0].fields.launch.clone().map(|l| *l)
+    };
+    // EKS's node group: 2 instances from launch template lt-0c2d2c87b6de105f8.
+    let l =
+        launch("samples/cloudtrail/CreateAutoScalingGroup.eks-nodegroup.eventbridge-envelope.json")
+            .expect("a launch");
+    assert_eq!((l.kind.as_str(), l.count), ("auto_scaling_group", 2));
+    assert_eq!(l.launch_template.as_deref(), Some("lt-0c2d2c87b6de105f8"));
+    assert_eq!(l.resource_ids, ["eks-e6b9d024-1742-daf1-664e-b6de9bd9074b"]);
+    let l =
+        launch("samples/cloudtrail/CreateAutoScalingGroup.iam-user-console.sumologic-docs.json")
+            .expect("a launch");
+    assert_eq!(
+        (l.count, l.launch_template.as_deref()),
+        (2, Some("lt-02c96752a8d5a34d9"))
+    );
+    let l = launch("samples/cloudtrail/SetDesiredCapacity.reconstructed.json").expect("a launch");
+    assert_eq!(
+        (l.count, l.resource_ids.as_slice()),
+        (100, ["web-asg".into()].as_slice())
+    );
+    // Stratus Red Team's ModifyInstanceAttribute changes userData: no launch.
+    assert_eq!(
+        launch("samples/cloudtrail/ModifyInstanceAttribute.userData.stratus.json"),
+        None
+    );
+    // Every real RunInstances and CreateFunction20150331 that succeeded is a launch naming
+    // what the response lists.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for rel in [
+        "realdata/panther-test-events/cloudtrail-test-events.jsonl",
+        "realdata/stratus-red-team/all-detonations.jsonl",
+    ] {
+        for s in decode(rel) {
+            let name = s.fields.event_name.clone().unwrap_or_default().to_string();
+            if !matches!(name.as_str(), "RunInstances" | "CreateFunction20150331")
+                || s.fields.error_code.is_some()
+            {
+                continue;
+            }
+            let l = s
+                .fields
+                .launch
+                .as_deref()
+                .unwrap_or_else(|| panic!("{name} {:?} is no launch", s.reference));
+            let launched: Vec<&str> = s
+                .instances
+                .iter()
+                .filter(|i| i.launched)
+                .map(|i| i.instance_id.as_str())
+                .collect();
+            if name == "RunInstances" {
+                assert_eq!(
+                    l.resource_ids
+                        .iter()
+                        .map(|i| i.as_str())
+                        .collect::<Vec<_>>(),
+                    launched,
+                    "{:?}",
+                    s.reference
+                );
+            } else {
+                assert_eq!(l.kind, "function");
+                assert!(
+                    l.resource_ids
+                        .iter()
+                        .all(|a| a.starts_with("arn:aws:lambda:")),
+                    "{l:?}"
+                );
+            }
+            *seen.entry(name).or_default() += 1;
+        }
+    }
+    assert!(seen.get("RunInstances").is_some_and(|n| *n > 0), "{seen:?}");
+}
