@@ -66,6 +66,33 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// For a person: `ec2:RequestSpotInstances 4×p3.16xlarge (sir-1, sir-2)`.
+    pub fn describe(&self, api: Option<&str>) -> String {
+        let mut out = format!(
+            "{} {}×{}",
+            api.unwrap_or(&self.kind),
+            self.count,
+            if self.instance_types.is_empty() {
+                "?".to_string()
+            } else {
+                self.instance_types.join("|")
+            }
+        );
+        if !self.resource_ids.is_empty() {
+            out.push_str(&format!(" ({})", self.resource_ids.join(", ")));
+        }
+        out
+    }
+
+    /// Whether it bought something other than the EC2 instances a record lists (a spot
+    /// request, a fleet, a group's capacity, tasks, jobs, a function).
+    pub fn beyond_instances(&self) -> bool {
+        self.resource_ids
+            .iter()
+            .any(|i| !crate::signal::is_instance_id(i))
+            || self.resource_ids.is_empty()
+    }
+
     /// Sets the totals from the instance types (the largest type when several may be used),
     /// keeping what the record stated.
     fn compute(&mut self) {

@@ -441,21 +441,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
                 other.insert(k.into(), json!(v.to_string()));
             }
         }
-        let line = format!(
-            "{} {}x{}{}",
-            s.api.as_deref().unwrap_or(l.kind.as_str()),
-            l.count,
-            if l.instance_types.is_empty() {
-                "?".to_string()
-            } else {
-                l.instance_types.join("|")
-            },
-            if l.resource_ids.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", l.resource_ids.join(", "))
-            }
-        );
+        let line = l.describe(s.api.as_deref());
         // A call and the weak signal about it are one purchase.
         if !bought.contains(&line) {
             bought.push(line);

@@ -804,3 +804,57 @@ fn issue_17_the_published_records_of_compute_apis_are_read_as_launches() {
     }
     assert!(seen.get("RunInstances").is_some_and(|n| *n > 0), "{seen:?}");
 }
+
+/// The finding's description and the HTML report say what was bought.
+#[test]
+fn issue_17_the_description_and_the_report_show_the_compute_bought() {
+    let case = cases(Who::Victim)
+        .into_iter()
+        .find(|c| c.api == "RequestSpotInstances")
+        .unwrap();
+    let records = vec![mining_finding(), case.call.clone()];
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), &records);
+    let rules = rules();
+    let run = pipeline::correlate(
+        &[tmp.path().to_path_buf()],
+        &settings(),
+        rules.clone(),
+        true,
+        None,
+    );
+    let findings = asff::findings(&run.sequences, &rules, &Writer::default());
+    let bought = "ec2:RequestSpotInstances 4×p3.16xlarge (sir-0a11ce01, sir-0a11ce02, sir-0a11ce03, sir-0a11ce04)";
+    assert_eq!(findings.len(), 1);
+    let description = findings[0]["Description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("Compute bought: {bought}.")),
+        "{description}"
+    );
+    assert_eq!(
+        findings[0]["ProductFields"]["finding-correlator/compute-bought"],
+        bought
+    );
+    let spot = findings[0]["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["Id"] == "sir-0a11ce01")
+        .expect("the spot request is a resource");
+    assert_eq!(spot["Type"], "Other");
+    assert_eq!(spot["Details"]["Other"]["instance-types"], "p3.16xlarge");
+    assert_eq!(spot["Details"]["Other"]["launch-kind"], "spot_request");
+    let sequences = finding_correlator::report::select(&run.sequences, &rules, None).unwrap();
+    let page = finding_correlator::report::Report {
+        graph: &run.graph,
+        rules: &rules,
+        sequences,
+    };
+    let mut html = Vec::new();
+    finding_correlator::report::write_html(&page, &mut html).unwrap();
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("<dt>Bought</dt><dd>spot_request 4×p3.16xlarge (sir-0a11ce01, sir-0a11ce02, sir-0a11ce03, sir-0a11ce04), 256 vCPUs"),
+        "the report shows the purchase"
+    );
+}
