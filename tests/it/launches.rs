@@ -4,8 +4,8 @@
 //! cryptomining attack that buys compute through it with a compromised instance's role
 //! credentials (a GuardDuty cryptomining finding on the instance, then the call) yields a HIGH
 //! or CRITICAL finding that names the instance's Auto Scaling group and what was bought (its
-//! instance type and the ids the API returned), in one run and in two runs with the state
-//! saved between them; and the same call made by Auto Scaling's service-linked role or by a
+//! instance type and the ids the API returned), in one run, in two runs with the state saved
+//! between them, and record by record; and the same call made by Auto Scaling's service-linked role or by a
 //! CI role, without any finding, yields no finding at all.
 
 use std::path::Path;
@@ -579,6 +579,18 @@ fn issue_17_every_compute_api_used_by_stolen_instance_credentials_is_a_high_find
             "two runs with the state",
             &run(&[a, b]),
         ));
+
+        // Record by record, each run on the state of the one before.
+        let dirs: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let d = tmp.path().join(format!("r{i}"));
+                write(&d, std::slice::from_ref(r));
+                d
+            })
+            .collect();
+        problems.extend(attack_problems(&case, "record by record", &run(&dirs)));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
