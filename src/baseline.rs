@@ -505,6 +505,32 @@ mod tests {
     }
 
     #[test]
+    fn issue_17_every_compute_api_is_a_launch_counted_by_its_units() {
+        // A SageMaker training job of 8 ml.p3.2xlarge: no EC2 instance in the record.
+        let mut job = launch(0, "us-east-1", "ml", 0, "unused");
+        job.kind = "sagemaker.amazonaws.com:CreateTrainingJob".into();
+        job.fields = crate::signal::Fields {
+            event_source: Some("sagemaker.amazonaws.com".into()),
+            event_name: Some("CreateTrainingJob".into()),
+            launch: Some(Box::new(crate::launch::Launch {
+                kind: "training_job".into(),
+                count: 8,
+                instance_types: vec!["ml.p3.2xlarge".into()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(is_launch(&job));
+        let l = launch_of(&job).expect("a training job is a launch");
+        assert_eq!(l.instances, 8);
+        assert_eq!(l.values[Dimension::InstanceType.index()], ["ml.p3.2xlarge"]);
+        assert_eq!(l.values[Dimension::Region.index()], ["us-east-1"]);
+        // The same call without a launch (it failed, or bought nothing) teaches nothing.
+        job.fields.launch = None;
+        assert!(!is_launch(&job));
+    }
+
+    #[test]
     fn sessions_of_one_role_are_one_launcher() {
         let a = launch(0, "us-east-1", "ci", 1, "t3.micro");
         let b = launch(5, "us-east-1", "ci", 1, "t3.micro");

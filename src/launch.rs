@@ -244,6 +244,10 @@ struct Extractor {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     extractors: Vec<Extractor>,
+    /// The literal event names, and whether some name is a pattern: most calls are ruled
+    /// out by one hash lookup (this is asked of every CloudTrail record).
+    literal_names: rustc_hash::FxHashSet<String>,
+    has_patterns: bool,
 }
 
 /// The YAML shape of a catalog file.
@@ -471,9 +475,20 @@ impl Catalog {
             });
         }
         if errors.is_empty() {
-            Ok(Catalog { extractors })
+            Ok(Catalog::indexed(extractors))
         } else {
             Err(errors)
+        }
+    }
+
+    fn indexed(extractors: Vec<Extractor>) -> Catalog {
+        Catalog {
+            literal_names: extractors
+                .iter()
+                .filter_map(|x| x.name.literal().map(str::to_string))
+                .collect(),
+            has_patterns: extractors.iter().any(|x| x.name.literal().is_none()),
+            extractors,
         }
     }
 
@@ -485,7 +500,7 @@ impl Catalog {
                 .retain(|have| !(have.source == x.source && have.name == x.name));
             self.extractors.push(x);
         }
-        self
+        Catalog::indexed(self.extractors)
     }
 
     /// The built-in catalog, extended with the `*.yaml` files of `dir` (sorted by name)
@@ -528,6 +543,9 @@ impl Catalog {
     }
 
     fn find(&self, source: &str, name: &str) -> Option<&Extractor> {
+        if !self.has_patterns && !self.literal_names.contains(name) {
+            return None;
+        }
         self.extractors
             .iter()
             .rev()

@@ -870,3 +870,49 @@ fn issue_17_the_description_and_the_report_show_the_compute_bought() {
         "the report shows the purchase"
     );
 }
+
+/// The baselines learn every launch: a role that buys two spot instances a night learns that
+/// rate, and ten at once is a launch-rate outlier; a first spot request of a new type after
+/// the learning period is first seen.
+#[test]
+fn issue_17_baselines_learn_launches_of_any_api() {
+    let spot = |n: u32, day: u32, count: u32, ty: &str| {
+        call(
+            100 + n,
+            &format!("2025-05-{day:02}T02:00:00Z"),
+            "ec2.amazonaws.com",
+            "RequestSpotInstances",
+            Who::Ci,
+            json!({"instanceCount": count, "launchSpecification": {"instanceType": ty}}),
+            json!({"spotInstanceRequestSet": {"items": (0..count).map(|i| json!({
+                "spotInstanceRequestId": format!("sir-{n:04}{i:04}")})).collect::<Vec<_>>()}}),
+        )
+    };
+    let mut records: Vec<Value> = (1..=16).map(|d| spot(d, d, 2, "c5.xlarge")).collect();
+    let (quiet, _) = one_run_full(&records);
+    assert!(quiet.is_empty(), "{quiet:?}");
+    records.push(spot(99, 17, 10, "c5.xlarge"));
+    let (findings, _) = one_run_full(&records);
+    let rules: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f["GeneratorId"].as_str())
+        .collect();
+    assert_eq!(rules, ["launch-rate-outlier"], "{findings:#?}");
+    assert!(
+        findings[0]["ProductFields"]["finding-correlator/compute-bought"]
+            .as_str()
+            .is_some_and(|b| b.contains("10×c5.xlarge")),
+        "{}",
+        findings[0]["ProductFields"]
+    );
+    // A type the account never bought, after learning: a first-seen weak signal.
+    records.pop();
+    records.push(spot(98, 17, 1, "g5.xlarge"));
+    let (_, run) = one_run_full(&records);
+    assert_eq!(
+        run.matching.weak_signals.get("first-seen-launch"),
+        Some(&1),
+        "{:?}",
+        run.matching.weak_signals
+    );
+}
