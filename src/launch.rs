@@ -724,6 +724,9 @@ fn set_fields(signal: &mut Signal, launch: Launch) {
     f.launch = Some(Box::new(launch));
 }
 
+/// What an Auto Scaling group launches, as of a time: (time, its types, its template).
+type GroupTypes = (Millis, Vec<Str>, Option<Str>);
+
 /// Instance types of launch templates and Auto Scaling groups, learned in event-time order
 /// from the calls that create or change them, to fill in launches that name one but no type.
 #[derive(Debug, Default)]
@@ -731,7 +734,7 @@ pub struct Resolver {
     /// Launch template id or name → (time, type), by account.
     templates: BTreeMap<(Str, Str), Vec<(Millis, Str)>>,
     /// Auto Scaling group (scoped id) → (time, types, template).
-    groups: BTreeMap<Str, Vec<(Millis, Vec<Str>, Option<Str>)>>,
+    groups: BTreeMap<Str, Vec<GroupTypes>>,
 }
 
 impl Resolver {
@@ -784,7 +787,7 @@ impl Resolver {
                 let entry = (s.time, types.clone(), template.clone());
                 if !list.contains(&entry) {
                     list.push(entry);
-                    list.sort_by(|a, b| a.0.cmp(&b.0));
+                    list.sort_by_key(|g| g.0);
                 }
             }
         }
