@@ -5,7 +5,8 @@
 //! read, lazily (they arrive as raw JSON and are parsed only for these event names):
 //! `RunInstances` (every launched item, with its group tags, profile, AMI, VPC, type and
 //! vCPUs), `Start/Stop/TerminateInstances`, Auto Scaling group changes, launch template
-//! creation, and instance profile associations.
+//! creation, and instance profile associations. Every call of an API in the launch catalog
+//! (`crate::launch`) becomes a launch.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -18,8 +19,9 @@ use crate::signal::{
 };
 
 /// The top-level keys of a CloudTrail record that signals use. `requestParameters` and
-/// `responseElements` stay raw, and are not even captured (only skipped) once `eventName` is
-/// known not to need them: most records are read-only calls whose details no rule uses.
+/// `responseElements` stay raw (borrowed, never copied) and are parsed only for the calls the
+/// decoder or the launch catalog reads: most records are read-only calls whose details no
+/// rule uses.
 #[derive(Default)]
 pub struct Record<'a> {
     pub event_version: LenientStr<'a>,
@@ -37,7 +39,8 @@ pub struct Record<'a> {
     pub recipient_account_id: LenientStr<'a>,
 }
 
-/// Event names whose request or response the decoder reads.
+/// Event names whose request or response the decoder itself reads (the launch catalog's
+/// calls are decided by the catalog).
 pub fn needs_details(event_name: &str) -> bool {
     matches!(
         event_name,
