@@ -3,8 +3,8 @@
 //!
 //! Rules use them through two selector conditions (see `correlation-rules/README.md`):
 //!
-//! - `first_seen: [region, ami, instance_type, principal]`: a launch (`RunInstances`, or
-//!   `StartInstances`) whose region, AMI, instance type or launching principal the account has
+//! - `first_seen: [region, ami, instance_type, principal]`: a launch (a call of any API in
+//!   the launch catalog, see [`crate::launch`], or `StartInstances`) whose region, AMI, instance type or launching principal the account has
 //!   never launched with before, once the account's learning period is over;
 //! - `launch_rate_outlier: true`: a launch that brings its launcher's instances in the current
 //!   bucket (10 minutes by default) above the mean + k·σ of that launcher's own earlier
@@ -108,8 +108,9 @@ pub struct Launch<'a> {
     pub instances: u64,
 }
 
-/// The launch a signal is, if it is one: a CloudTrail `RunInstances` or `StartInstances`
-/// without an error code.
+/// The launch a signal is, if it is one: a successful call of an API in the launch catalog
+/// (`correlation-rules/launches/`: `RunInstances`, fleets, spot requests, Auto Scaling
+/// capacity, ECS tasks, SageMaker jobs…; see [`crate::launch`]), or a `StartInstances`.
 pub fn launch_of(s: &Signal) -> Option<Launch<'_>> {
     let (account, name, actor) = launch_head(s)?;
     let launcher = launcher_of(actor)?;
@@ -134,10 +135,16 @@ pub fn launch_of(s: &Signal) -> Option<Launch<'_>> {
     if let Some(t) = s.fields.requested_instance_type.as_deref() {
         push(Dimension::InstanceType, t);
     }
+    if let Some(l) = s.fields.launch.as_deref() {
+        for t in &l.instance_types {
+            push(Dimension::InstanceType, t);
+        }
+    }
     push(Dimension::Principal, &launcher);
     let started = s.instances.iter().filter(|i| i.launched).count() as u64;
-    let instances = match name {
-        "RunInstances" => u64::from(s.fields.launched_count.unwrap_or(0)).max(started),
+    let instances = match (name, s.fields.launch.as_deref()) {
+        ("RunInstances", _) => u64::from(s.fields.launched_count.unwrap_or(0)).max(started),
+        (_, Some(l)) => u64::from(l.count).max(started),
         _ => s.instances.len() as u64,
     }
     .max(1);
@@ -155,15 +162,15 @@ pub fn is_launch(s: &Signal) -> bool {
     launch_head(s).is_some_and(|(_, _, actor)| launcher_of(actor).is_some())
 }
 
-/// The account, event name and actor of a successful `RunInstances` or `StartInstances`.
+/// The account, event name and actor of a successful launch.
 fn launch_head(s: &Signal) -> Option<(&str, &str, &Actor)> {
     if s.source != Source::CloudTrail || s.fields.error_code.is_some() {
         return None;
     }
     let name = s.fields.event_name.as_deref()?;
-    if s.fields.event_source.as_deref() != Some("ec2.amazonaws.com")
-        || !(name == "RunInstances" || name == "StartInstances")
-    {
+    let started = s.fields.event_source.as_deref() == Some("ec2.amazonaws.com")
+        && (name == "RunInstances" || name == "StartInstances");
+    if !started && s.fields.launch.is_none() {
         return None;
     }
     Some((s.account.as_deref()?, name, s.actor.as_ref()?))
@@ -495,6 +502,32 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    #[test]
+    fn issue_17_every_compute_api_is_a_launch_counted_by_its_units() {
+        // A SageMaker training job of 8 ml.p3.2xlarge: no EC2 instance in the record.
+        let mut job = launch(0, "us-east-1", "ml", 0, "unused");
+        job.kind = "sagemaker.amazonaws.com:CreateTrainingJob".into();
+        job.fields = crate::signal::Fields {
+            event_source: Some("sagemaker.amazonaws.com".into()),
+            event_name: Some("CreateTrainingJob".into()),
+            launch: Some(Box::new(crate::launch::Launch {
+                kind: "training_job".into(),
+                count: 8,
+                instance_types: vec!["ml.p3.2xlarge".into()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(is_launch(&job));
+        let l = launch_of(&job).expect("a training job is a launch");
+        assert_eq!(l.instances, 8);
+        assert_eq!(l.values[Dimension::InstanceType.index()], ["ml.p3.2xlarge"]);
+        assert_eq!(l.values[Dimension::Region.index()], ["us-east-1"]);
+        // The same call without a launch (it failed, or bought nothing) teaches nothing.
+        job.fields.launch = None;
+        assert!(!is_launch(&job));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod config;
 pub mod graph;
 pub mod incremental;
 pub mod instance_types;
+pub mod launch;
 pub mod local_file;
 pub mod matcher;
 pub mod normalize;

@@ -461,6 +461,10 @@ fn rules_check(args: &RulesArgs) -> anyhow::Result<u8> {
         );
     }
     eprintln!("{} rule(s) valid", set.rules.len());
+    eprintln!(
+        "{} compute-buying API(s) in the launch catalog",
+        set.launches.len()
+    );
     Ok(0)
 }
 

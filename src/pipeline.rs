@@ -205,7 +205,13 @@ pub fn correlate_with<R: Send>(
     let inputs;
     let mut sources: BTreeMap<&'static str, (u64, Millis)> = BTreeMap::new();
     let horizon = prior.and_then(|p| p.horizon).unwrap_or(Millis::MIN);
+    // Launch templates' and Auto Scaling groups' instance types, for launches that name one
+    // but no type: from the state's graph statements and signals, and from everything read.
+    let mut resolver = crate::launch::Resolver::default();
     if let Some(p) = prior {
+        for s in p.graph.iter().chain(&p.signals) {
+            resolver.learn(s);
+        }
         for s in &p.graph {
             graph.add_signal(s);
         }
@@ -297,6 +303,7 @@ pub fn correlate_with<R: Send>(
             &classify,
             &mut summary,
             &mut |s, keep, summary| {
+                resolver.learn(&s);
                 // The newest time of the kept signals; counts come from the summary below
                 // (every record read, whichever copies were kept).
                 let source = sources.entry(s.source.as_str()).or_insert((0, Millis::MIN));
@@ -372,6 +379,18 @@ pub fn correlate_with<R: Send>(
         counted_only = inputs.iter().map(|(_, st)| st.counted_only).sum::<u64>(),
         "read: records, and those counted without building a signal"
     );
+    for s in &mut selected {
+        if s.fields
+            .launch
+            .as_deref()
+            .is_some_and(|l| l.instance_types.is_empty())
+        {
+            let mut resolved = (**s).clone();
+            if resolver.resolve(&mut resolved) {
+                *s = Arc::new(resolved);
+            }
+        }
+    }
     let graph_ref = &graph;
     let ((selected, sequences, matching), out) = alongside(
         || on_graph(graph_ref),

@@ -473,6 +473,7 @@ mod tests {
             last_seen: T0 + minute * MIN,
             updated_at: None,
             notes: Vec::new(),
+            launch: None,
         })
     }
 

@@ -316,6 +316,9 @@ pub struct Fields {
     pub desired_capacity: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u32>,
+    /// What a compute-buying call bought (see [`crate::launch`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Box<crate::launch::Launch>>,
     // Findings
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finding_type: Option<Str>,

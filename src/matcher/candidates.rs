@@ -47,7 +47,19 @@ impl Candidates {
                     stage: si,
                 };
                 let sel = &stage.selector;
-                if sel.finding_types.is_empty() && sel.events.is_empty() && sel.rules.is_empty() {
+                let no_kind =
+                    sel.finding_types.is_empty() && sel.events.is_empty() && sel.rules.is_empty();
+                if no_kind && sel.launch {
+                    // `launch: true` names the catalog's calls.
+                    for name in rules.launches.event_names() {
+                        match name.literal() {
+                            Some(n) => c.by_event.entry(n.into()).or_default().push(at),
+                            None => c.event_globs.push((name.clone(), at)),
+                        }
+                    }
+                    continue;
+                }
+                if no_kind {
                     c.any_kind.push(at);
                     continue;
                 }

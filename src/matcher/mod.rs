@@ -303,6 +303,8 @@ pub struct Matcher {
     /// What launches have been seen (only when some rule asks).
     baselines: Baselines,
     uses_baselines: bool,
+    /// Some stage selects launches (`launch: true`).
+    uses_launches: bool,
     pub stats: MatchStats,
 }
 
@@ -328,6 +330,10 @@ impl Matcher {
             since_sweep: 0,
             baselines: Baselines::default(),
             uses_baselines: rules.rules.iter().any(Rule::uses_baselines),
+            uses_launches: rules
+                .rules
+                .iter()
+                .any(|r| r.stages.iter().any(|st| st.selector.launch)),
             rules,
             opts,
             stats: MatchStats::default(),
@@ -370,6 +376,14 @@ impl Matcher {
             // instances).
             f.names
                 .extend(["RunInstances".to_string(), "StartInstances".to_string()]);
+            for name in self.rules.launches.event_names() {
+                match name.literal() {
+                    Some(n) => {
+                        f.names.insert(n.to_string());
+                    }
+                    None => f.patterns.push(name.clone()),
+                }
+            }
         }
         f
     }
@@ -378,7 +392,15 @@ impl Matcher {
     /// only those need to be kept.
     pub fn wants(&self, s: &Signal) -> bool {
         let ctx = self.select_ctx(None);
-        (self.uses_baselines && crate::baseline::is_launch(s))
+        // A launch whose instance type comes from an earlier launch template or Auto Scaling
+        // group call is judged once that is looked up (see `crate::launch::Resolver`).
+        let unresolved = s
+            .fields
+            .launch
+            .as_deref()
+            .is_some_and(|l| l.instance_types.is_empty() && self.uses_launches);
+        unresolved
+            || (self.uses_baselines && crate::baseline::is_launch(s))
             || self.candidates.any(s, |at| {
                 self.rules.rules[at.rule].stages[at.stage]
                     .selector

@@ -82,6 +82,9 @@ pub struct SeqSignal {
     /// Why a baseline condition held (first seen, launch-rate outlier), for a person.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the call bought, when it is a launch (any compute-buying API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Box<crate::launch::Launch>>,
 }
 
 impl SeqSignal {
@@ -134,6 +137,7 @@ impl SeqSignal {
             last_seen: s.fields.last_seen.unwrap_or(s.time),
             updated_at: s.updated_at,
             notes: Vec::new(),
+            launch: s.fields.launch.clone(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! read, lazily (they arrive as raw JSON and are parsed only for these event names):
 //! `RunInstances` (every launched item, with its group tags, profile, AMI, VPC, type and
 //! vCPUs), `Start/Stop/TerminateInstances`, Auto Scaling group changes, launch template
-//! creation, and instance profile associations.
+//! creation, and instance profile associations. Every call of an API in the launch catalog
+//! (`crate::launch`) becomes a launch.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -18,8 +19,9 @@ use crate::signal::{
 };
 
 /// The top-level keys of a CloudTrail record that signals use. `requestParameters` and
-/// `responseElements` stay raw, and are not even captured (only skipped) once `eventName` is
-/// known not to need them: most records are read-only calls whose details no rule uses.
+/// `responseElements` stay raw (borrowed, never copied) and are parsed only for the calls the
+/// decoder or the launch catalog reads: most records are read-only calls whose details no
+/// rule uses.
 #[derive(Default)]
 pub struct Record<'a> {
     pub event_version: LenientStr<'a>,
@@ -37,7 +39,8 @@ pub struct Record<'a> {
     pub recipient_account_id: LenientStr<'a>,
 }
 
-/// Event names whose request or response the decoder reads.
+/// Event names whose request or response the decoder itself reads (the launch catalog's
+/// calls are decided by the catalog).
 pub fn needs_details(event_name: &str) -> bool {
     matches!(
         event_name,
@@ -188,10 +191,9 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordSeed<'_, 'a> {
                         m.next_value::<IgnoredAny>()?;
                     }
                 },
-                // Captured only while the event name is unknown or needs them.
-                Key::RequestParameters | Key::ResponseElements
-                    if r.event_name.get().is_none_or(needs_details) =>
-                {
+                // Captured for every call (borrowed, not copied: the same scan as skipping),
+                // since the launch catalog, which is data, decides which calls are read.
+                Key::RequestParameters | Key::ResponseElements => {
                     let raw: Option<&'a RawValue> = m.next_value()?;
                     if matches!(key, Key::RequestParameters) {
                         r.request_parameters = raw;
@@ -355,8 +357,13 @@ pub fn session_statement(rec: &Record<'_>) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`.
-pub fn decode(rec: &Record<'_>, raw: &[u8]) -> Result<Signal, Str> {
+/// Maps one CloudTrail record. `raw` is the record's bytes, hashed when it has no `eventID`;
+/// a call of an API in `launches` becomes a launch.
+pub fn decode(
+    rec: &Record<'_>,
+    raw: &[u8],
+    launches: &crate::launch::Catalog,
+) -> Result<Signal, Str> {
     let source = rec
         .event_source
         .get()
@@ -421,6 +428,7 @@ pub fn decode(rec: &Record<'_>, raw: &[u8]) -> Result<Signal, Str> {
         ) => auto_scaling_change(&mut signal, request),
         _ => {}
     }
+    launches.extract(&mut signal, request, response);
     Ok(signal)
 }
 

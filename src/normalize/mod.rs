@@ -212,6 +212,8 @@ pub struct DecodeOptions {
     /// made by an instance) are handed on as [`Decoded::Unneeded`]: records no rule can use
     /// are not fully decoded. None: a signal for every record.
     pub calls: Option<std::sync::Arc<CallFilter>>,
+    /// The compute-buying APIs whose calls become launches (the rule set's catalog).
+    pub launches: std::sync::Arc<crate::launch::Catalog>,
 }
 
 impl Default for DecodeOptions {
@@ -220,6 +222,7 @@ impl Default for DecodeOptions {
             max_record_bytes: 64 << 20,
             keep_sample_findings: false,
             calls: None,
+            launches: crate::launch::Catalog::shared_builtin(),
         }
     }
 }
@@ -553,16 +556,23 @@ fn parse_error(e: serde_json::Error, line_hint: bool, ctx: &mut Ctx<'_, '_>) -> 
     verdict
 }
 
+/// Whether the call is of a compute-buying API: always decoded (the baselines and the graph
+/// learn from it whether or not a rule takes it).
+fn is_launch_call(ct: &cloudtrail::Record<'_>, launches: &crate::launch::Catalog) -> bool {
+    matches!((ct.event_source.get(), ct.event_name.get()), (Some(s), Some(n)) if launches.covers(s, n))
+}
+
 fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
     // A record with every field a signal requires that no one needs is only counted.
     if let Some(calls) = &ctx.opts.calls
+        && !is_launch_call(ct, &ctx.opts.launches)
         && calls.counted_only(ct)
         && let Ok(time) = ct.event_time.require("eventTime")
     {
         (ctx.emit)(Decoded::Unneeded(kind_of(Family::CloudTrail, via), time));
         return;
     }
-    match cloudtrail::decode(ct, bytes) {
+    match cloudtrail::decode(ct, bytes, &ctx.opts.launches) {
         Ok(s) => (ctx.emit)(Decoded::Signal(
             kind_of(Family::CloudTrail, via),
             Box::new(s),

@@ -742,6 +742,22 @@ fn signal_details(page: &mut String, prefix: &str, i: usize, s: &SeqSignal) {
                 ),
             ),
             (
+                "Bought",
+                s.launch.as_ref().map(|l| {
+                    let mut d = l.describe(None);
+                    for (what, v) in [
+                        ("vCPUs", l.vcpus),
+                        ("GPUs", l.gpus),
+                        ("accelerators", l.accelerators),
+                    ] {
+                        if let Some(v) = v {
+                            d.push_str(&format!(", {v} {what}"));
+                        }
+                    }
+                    d
+                }),
+            ),
+            (
                 "Endpoints",
                 list(
                     s.endpoints

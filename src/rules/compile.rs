@@ -252,6 +252,8 @@ pub struct Selector {
     /// Launch dimensions of which one must be new to the account.
     pub first_seen: Vec<Dimension>,
     pub launch_rate_outlier: bool,
+    /// Only launches (signals with `fields.launch`).
+    pub launch: bool,
     /// The rule's overrides of the baseline settings.
     pub baseline: BaselineParams,
 }
@@ -376,6 +378,9 @@ impl Selector {
             if !(finding || event || rule) {
                 return false;
             }
+        }
+        if self.launch && s.fields.launch.is_none() {
+            return false;
         }
         // Field conditions first: they are cheap, and usually rule the signal out.
         if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields)) {
@@ -944,6 +949,7 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
     let mut out = Selector {
         high_risk_api: s.high_risk_api,
         launch_rate_outlier: s.launch_rate_outlier,
+        launch: s.launch,
         ..Selector::default()
     };
     for d in &s.first_seen {

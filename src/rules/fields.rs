@@ -53,10 +53,15 @@ fields! {
     RequestedInstanceType => "requested_instance_type": "requestParameters.instanceType",
     RequestedCount => "requested_count": "largest maxCount asked for",
     RequestedVcpus => "requested_vcpus": "requested_count x vCPUs of the requested type",
-    LaunchedCount => "launched_count": "instances a RunInstances response lists",
-    LaunchedVcpus => "launched_vcpus": "sum of vCPUs of the launched instances",
+    LaunchedCount => "launched_count": "units a launch bought: instances a RunInstances response lists, a fleet's or group's capacity, tasks, a job's instances",
+    LaunchedVcpus => "launched_vcpus": "vCPUs a launch bought (sum over its instances, or count x vCPUs of its type; Fargate cpu/1024)",
     LaunchedHighPoweredCount => "launched_high_powered_count": "launched instances of a high-powered type",
     LaunchedHighPoweredVcpus => "launched_high_powered_vcpus": "vCPUs of launched high-powered instances",
+    LaunchKind => "launch_kind": "what a launch bought: instance, spot_request, fleet, auto_scaling_group, task, training_job, function... (correlation-rules/launches/)",
+    LaunchedGpus => "launched_gpus": "GPUs a launch bought (count x GPUs of its type)",
+    LaunchedAccelerators => "launched_accelerators": "other accelerators a launch bought (Inferentia, Trainium, Gaudi, FPGAs)",
+    LaunchedMemoryMib => "launched_memory_mib": "memory a launch bought, MiB",
+    LaunchedResourceIds => "launched_resource_ids": "ids a launch returned: instance, spot request and fleet ids, job ARNs (list)",
     InstanceTypes => "instance_types": "types of the instances the signal names (list)",
     InstanceIds => "instance_ids": "ids of the instances the signal names (list)",
     AutoScalingGroupName => "auto_scaling_group_name": "Auto Scaling group of an Auto Scaling API call",
@@ -116,7 +121,26 @@ impl Field {
                 .and_then(|a| get(a).as_deref())
                 .map_or(Value::Absent, Value::Text)
         };
-        let high_powered = |t: &str| ctx.high_powered.iter().any(|g| g.matches(t));
+        // `ml.p3.2xlarge` is a SageMaker p3.2xlarge: a type with a service prefix is tested
+        // with and without it.
+        let high_powered = |t: &str| {
+            let bare = t
+                .split_once('.')
+                .filter(|(_, r)| r.contains('.'))
+                .map(|(_, r)| r);
+            ctx.high_powered
+                .iter()
+                .any(|g| g.matches(t) || bare.is_some_and(|b| g.matches(b)))
+        };
+        let launch = f.launch.as_deref();
+        // A launch that started no instance the record lists (a spot request, a job): all its
+        // units are of its type (the largest, when several may be used).
+        let unlisted = launch.filter(|_| !s.instances.iter().any(|i| i.launched));
+        let launch_high_powered =
+            unlisted.filter(|l| l.instance_types.iter().any(|t| high_powered(t)));
+        let launch_num = |get: fn(&crate::launch::Launch) -> Option<f64>| {
+            launch.and_then(get).map_or(Value::Absent, Value::Number)
+        };
         match self {
             Field::Source => Value::Text(s.source.as_str()),
             Field::Kind => Value::Text(&s.kind),
@@ -138,6 +162,13 @@ impl Field {
                 if f.launched_count.is_none() {
                     return Value::Absent;
                 }
+                if let Some(l) = unlisted {
+                    return Value::Number(if launch_high_powered.is_some() {
+                        f64::from(l.count)
+                    } else {
+                        0.0
+                    });
+                }
                 Value::Number(
                     launched
                         .filter(|i| i.instance_type.as_deref().is_some_and(high_powered))
@@ -147,6 +178,13 @@ impl Field {
             Field::LaunchedHighPoweredVcpus => {
                 if f.launched_count.is_none() {
                     return Value::Absent;
+                }
+                if unlisted.is_some() {
+                    return Value::Number(
+                        launch_high_powered
+                            .and_then(|l| l.vcpus)
+                            .map_or(0.0, f64::from),
+                    );
                 }
                 Value::Number(
                     s.instances
@@ -163,6 +201,11 @@ impl Field {
                     .iter()
                     .filter_map(|i| i.instance_type.as_deref())
                     .chain(f.requested_instance_type.as_deref())
+                    .chain(
+                        launch
+                            .iter()
+                            .flat_map(|l| l.instance_types.iter().map(|t| t.as_str())),
+                    )
                     .collect();
                 if v.is_empty() {
                     Value::Absent
@@ -178,6 +221,16 @@ impl Field {
                     Value::List(v)
                 }
             }
+            Field::LaunchKind => launch.map_or(Value::Absent, |l| Value::Text(&l.kind)),
+            Field::LaunchedGpus => launch_num(|l| l.gpus.map(f64::from)),
+            Field::LaunchedAccelerators => launch_num(|l| l.accelerators.map(f64::from)),
+            Field::LaunchedMemoryMib => launch_num(|l| l.memory_mib.map(|m| m as f64)),
+            Field::LaunchedResourceIds => match launch {
+                Some(l) if !l.resource_ids.is_empty() => {
+                    Value::List(l.resource_ids.iter().map(|i| i.as_str()).collect())
+                }
+                _ => Value::Absent,
+            },
             Field::AutoScalingGroupName => text(&f.auto_scaling_group_name),
             Field::DesiredCapacity => num(f.desired_capacity.map(f64::from)),
             Field::MaxSize => num(f.max_size.map(f64::from)),
@@ -244,6 +297,9 @@ impl Field {
                 | Field::LaunchedVcpus
                 | Field::LaunchedHighPoweredCount
                 | Field::LaunchedHighPoweredVcpus
+                | Field::LaunchedGpus
+                | Field::LaunchedAccelerators
+                | Field::LaunchedMemoryMib
                 | Field::DesiredCapacity
                 | Field::MaxSize
                 | Field::Count

@@ -20,6 +20,8 @@ mod builtin {
 #[derive(Debug)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// The compute-buying APIs whose calls are launches (`launch: true` selects them).
+    pub launches: std::sync::Arc<crate::launch::Catalog>,
 }
 
 impl RuleSet {
@@ -74,8 +76,19 @@ impl RuleSet {
                 }),
             }
         }
+        // The folder's `launches/` adds compute-buying APIs to the built-in ones.
+        let launches = match crate::launch::Catalog::load_dir(&dir.join("launches")) {
+            Ok(c) => std::sync::Arc::new(c),
+            Err(mut e) => {
+                errors.append(&mut e);
+                crate::launch::Catalog::shared_builtin()
+            }
+        };
         match RuleSet::from_texts(files.into_iter()) {
-            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(mut set) if errors.is_empty() => {
+                set.launches = launches;
+                Ok(set)
+            }
             Ok(_) => Err(errors),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -159,7 +172,10 @@ impl RuleSet {
                 }
             }
         }
-        Ok(RuleSet { rules: ordered })
+        Ok(RuleSet {
+            rules: ordered,
+            launches: crate::launch::Catalog::shared_builtin(),
+        })
     }
 
     /// A rule set of only the named rules (in the same order). The rules are shared, not
@@ -172,6 +188,7 @@ impl RuleSet {
                 .filter(|r| ids.contains(&r.id))
                 .cloned()
                 .collect(),
+            launches: self.launches.clone(),
         }
     }
 

@@ -134,6 +134,10 @@ pub struct Selector {
     /// own mean + k·σ.
     #[serde(default)]
     pub launch_rate_outlier: bool,
+    /// Only launches: successful calls of an API in the launch catalog
+    /// (`correlation-rules/launches/`), whatever API bought the compute.
+    #[serde(default)]
+    pub launch: bool,
     /// Field conditions.
     #[serde(default, rename = "where")]
     pub conditions: Vec<FieldCondition>,

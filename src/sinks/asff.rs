@@ -412,6 +412,58 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         ));
     }
 
+    // What the launches bought that is not an instance listed above: spot requests, fleets,
+    // Auto Scaling groups, tasks, jobs, functions, with their type and totals.
+    let mut bought: Vec<String> = Vec::new();
+    for s in &seq.signals {
+        let Some(l) = s.launch.as_deref() else {
+            continue;
+        };
+        let r = s.region.as_deref().unwrap_or(&region);
+        let mut other = serde_json::Map::new();
+        other.insert("launch-kind".into(), json!(l.kind.as_str()));
+        if let Some(api) = &s.api {
+            other.insert("api".into(), json!(cut(api, 1024)));
+        }
+        other.insert("count".into(), json!(l.count.to_string()));
+        if !l.instance_types.is_empty() {
+            other.insert(
+                "instance-types".into(),
+                json!(cut(&l.instance_types.join(","), 1024)),
+            );
+        }
+        for (k, v) in [
+            ("vcpus", l.vcpus),
+            ("gpus", l.gpus),
+            ("accelerators", l.accelerators),
+        ] {
+            if let Some(v) = v {
+                other.insert(k.into(), json!(v.to_string()));
+            }
+        }
+        let line = l.describe(s.api.as_deref());
+        // A call and the weak signal about it are one purchase.
+        if !bought.contains(&line) {
+            bought.push(line);
+        }
+        for id in &l.resource_ids {
+            if resources.len() >= 32 {
+                break;
+            }
+            if listed.contains(&id.as_str()) || crate::signal::is_instance_id(id) {
+                continue;
+            }
+            listed.push(id);
+            resources.push(json!({
+                "Type": "Other",
+                "Id": cut(id, 512),
+                "Partition": partition_in(r, &partition),
+                "Region": r,
+                "Details": { "Other": other.clone() },
+            }));
+        }
+    }
+
     let mut related: Vec<Value> = Vec::new();
     for s in &seq.signals {
         if let Some(arn) = s.guardduty_arn() {
@@ -479,6 +531,12 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         product_fields.insert(
             format!("{PROVIDER}/launched-instances"),
             json!(seq.launched.len().to_string()),
+        );
+    }
+    if !bought.is_empty() {
+        product_fields.insert(
+            format!("{PROVIDER}/compute-bought"),
+            json!(cut(&bought.join("; "), 2048)),
         );
     }
     if !absorbed.is_empty() {
@@ -708,6 +766,7 @@ mod tests {
             last_seen: 1_746_177_600_000 + i as i64 * 1000,
             updated_at: None,
             notes: Vec::new(),
+            launch: None,
         })
     }
 

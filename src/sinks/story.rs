@@ -181,6 +181,20 @@ pub fn story(seq: &Sequence) -> String {
             }
         ));
     }
+    // Compute bought other than instances listed above (spot requests, fleets, groups,
+    // tasks, jobs, functions).
+    let mut bought: Vec<String> = Vec::new();
+    for s in &seq.signals {
+        if let Some(l) = s.launch.as_deref().filter(|l| l.beyond_instances()) {
+            let line = l.describe(s.api.as_deref());
+            if !bought.contains(&line) {
+                bought.push(line);
+            }
+        }
+    }
+    if !bought.is_empty() {
+        out.push(format!("Compute bought: {}.", bought.join("; ")));
+    }
     // Other findings: what GuardDuty saw on the group.
     let mut seen: Vec<String> = Vec::new();
     for s in &seq.signals {

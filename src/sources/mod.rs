@@ -101,6 +101,11 @@ pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<St
             for (_, name) in &sel.events {
                 add(name.literal()?);
             }
+            if sel.launch && sel.events.is_empty() {
+                for name in rules.launches.event_names() {
+                    add(name.literal()?);
+                }
+            }
             if sel.high_risk_api {
                 for api in &settings.matching.high_risk_apis {
                     let name = api.split_once(':').map_or(api.as_str(), |(_, n)| n);
@@ -117,8 +122,11 @@ pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<St
             }
         }
         if r.uses_baselines() {
-            add("RunInstances");
+            // Every launch teaches the baselines.
             add("StartInstances");
+            for name in rules.launches.event_names() {
+                add(name.literal()?);
+            }
         }
     }
     names.sort();

@@ -312,8 +312,25 @@ fn asg_launch(event_id: &str, time: Millis, instance: InstanceInfo, vcpus: u32) 
     s.fields.requested_vcpus = Some(vcpus);
     s.fields.launched_count = Some(1);
     s.fields.launched_vcpus = Some(vcpus);
+    s.fields.launch = instance_launch(&[&instance.instance_id], &instance.instance_type, vcpus);
     s.instances = vec![instance];
     s
+}
+
+/// The launch (issue 17) of a `RunInstances` that started `ids`.
+fn instance_launch(
+    ids: &[&str],
+    instance_type: &Option<finding_correlator::signal::Str>,
+    vcpus: u32,
+) -> Option<Box<finding_correlator::launch::Launch>> {
+    Some(Box::new(finding_correlator::launch::Launch {
+        kind: "instance".into(),
+        count: ids.len() as u32,
+        instance_types: instance_type.iter().cloned().collect(),
+        resource_ids: ids.iter().map(|i| (*i).into()).collect(),
+        vcpus: Some(vcpus),
+        ..Default::default()
+    }))
 }
 
 /// A GuardDuty finding of the scenario's detector in us-east-1 (not archived).
@@ -544,6 +561,8 @@ fn s3_log_file_gzip_gpu_launches_by_the_stolen_session() {
         s.fields.requested_vcpus = Some(per * n);
         s.fields.launched_count = Some(n);
         s.fields.launched_vcpus = Some(per * n);
+        let ids: Vec<&str> = s.instances.iter().map(|i| i.instance_id.as_str()).collect();
+        s.fields.launch = instance_launch(&ids, &some(ty), per * n);
         s
     };
     let want = ct(vec![
@@ -636,6 +655,7 @@ fn json_lines_of_cloudtrail_records() {
     ci.fields.requested_vcpus = Some(2);
     ci.fields.launched_count = Some(1);
     ci.fields.launched_vcpus = Some(2);
+    ci.fields.launch = instance_launch(&[CI1], &some("t3.micro"), 2);
     let want = ct(vec![
         asg_launch(
             "23fe8c17-27cc-464e-9177-3046cb24e13a",

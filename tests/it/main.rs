@@ -19,6 +19,7 @@ mod framing;
 mod fuzz;
 mod graph_scenario;
 mod incremental;
+mod launches;
 mod neighbourhood;
 mod property;
 mod realdata;
