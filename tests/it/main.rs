@@ -11,6 +11,7 @@ mod bad_input;
 mod call_filter;
 mod cli;
 mod decode_fixtures;
+mod detection_data;
 mod deploy;
 mod environment;
 mod exports;

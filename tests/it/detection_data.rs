@@ -1,0 +1,114 @@
+//! Issue 17: detection knowledge as data (the instance-type table, lists, validation of rules
+//! against the AWS service models and GuardDuty's finding types).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::{correlator, fixture};
+
+/// A copy of a scenario's positive case with `edit` applied to each record file.
+fn edited(dir: &Path, scenario: &str, edit: &dyn Fn(&str) -> String) -> PathBuf {
+    let src = fixture(&format!("scenarios/{scenario}/positive"));
+    let out = dir.join(scenario);
+    fs::create_dir_all(&out).unwrap();
+    for e in fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
+            let text = fs::read_to_string(&p).unwrap();
+            fs::write(out.join(p.file_name().unwrap()), edit(&text)).unwrap();
+        }
+    }
+    out
+}
+
+/// The summary line of `correlate --summary json`.
+fn json_summary(stderr: &str) -> Value {
+    serde_json::from_str(stderr.lines().last().unwrap()).unwrap()
+}
+
+/// Bare-metal sizes have no number in their name: the size heuristic counted them as 0 vCPUs,
+/// so 9 `c5.metal` (96 vCPUs each, from the table) launched without `cpuOptions` never
+/// reached `mass-compute-deployment`'s 800 vCPUs.
+#[test]
+fn issue_17_metal_sizes_count_their_vcpus_from_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cpu_options = regex::Regex::new(r#""cpuOptions":\s*\{[^}]*\},?"#).unwrap();
+    let metal = edited(dir.path(), "mass-compute-deployment", &|t| {
+        cpu_options
+            .replace_all(t, "")
+            .replace("c5.24xlarge", "c5.metal")
+            .replace("m5.24xlarge", "m5.metal")
+    });
+    let text = fs::read_to_string(metal.join("cloudtrail-us-east-1.jsonl")).unwrap();
+    assert!(!text.contains("cpuOptions") && text.contains("c5.metal"));
+    let out = correlator()
+        .args(["correlate", "--asff", "-"])
+        .arg(&metal)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = doc["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["finding-correlator/mass-compute-deployment/111122223333/us-east-1/principal/AIDAEXAMPLEREPORTING1/2025-05-07T10:02:18.000Z"],
+        "{stderr}"
+    );
+    assert!(!stderr.contains("instance types not in"), "{stderr}");
+}
+
+/// A type the table does not hold is counted as nothing and named once per run, with how
+/// many signals named it: in one warning, in the text summary and in the JSON summary.
+#[test]
+fn issue_17_unknown_instance_types_are_reported_once_per_run_with_their_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cpu_options = regex::Regex::new(r#""cpuOptions":\s*\{[^}]*\},?"#).unwrap();
+    let made_up = edited(dir.path(), "mass-compute-deployment", &|t| {
+        cpu_options
+            .replace_all(t, "")
+            .replace("c5.24xlarge", "c9z.24xlarge")
+            .replace("m5.24xlarge", "zz1.metal")
+    });
+    let out = correlator()
+        .args(["correlate", "--asff", "-"])
+        .arg(&made_up)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Not guessed from the size: no vCPUs, so no finding.
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 0, "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("instance types not in this build's table"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("c9z.24xlarge (2 signal(s)), zz1.metal (1 signal(s))"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("instance types not in this build's table, no vCPUs counted: c9z.24xlarge (2 signal(s)), zz1.metal (1 signal(s))"),
+        "{stderr}"
+    );
+    let out = correlator()
+        .args(["correlate", "--summary", "json"])
+        .arg(&made_up)
+        .output()
+        .unwrap();
+    let summary = json_summary(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        summary["read"]["unknown_instance_types"],
+        serde_json::json!({"c9z.24xlarge": 2, "zz1.metal": 1}),
+        "{summary}"
+    );
+}
