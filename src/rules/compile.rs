@@ -980,10 +980,16 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
         if e.value.is_empty() {
             errs.at(e, "event: expected `eventSource:eventName` or `eventName`");
         }
-        match e.value.split_once(':') {
-            Some((src, name)) => out.events.push((Some(Glob::new(src)), Glob::new(name))),
-            None => out.events.push((None, Glob::new(&e.value))),
+        let (src, name) = match e.value.split_once(':') {
+            Some((src, name)) => (Some(src), name),
+            None => (None, e.value.as_str()),
+        };
+        if !e.value.is_empty()
+            && let Err(problem) = super::names::check_event(src, name)
+        {
+            errs.at(e, format!("event {:?}: {problem}", e.value));
         }
+        out.events.push((src.map(Glob::new), Glob::new(name)));
     }
     for r in &s.rules {
         out.rules.push(r.value.clone());

@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod fields;
 pub mod model;
+pub mod names;
 
 use std::path::Path;
 

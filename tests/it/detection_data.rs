@@ -112,3 +112,68 @@ fn issue_17_unknown_instance_types_are_reported_once_per_run_with_their_counts()
         "{summary}"
     );
 }
+
+/// A shipped rule with one event name, one event source and one wildcard pattern mistyped:
+/// `rules check` names each at its line and column with the nearest valid name, and exits 2.
+#[test]
+fn issue_17_rules_check_names_mistyped_event_names_with_the_nearest_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = fs::read_to_string(crate::common::repo().join("correlation-rules/compute-resource-creation.yaml")).unwrap();
+    let bad = rule
+        .replacen("ec2.amazonaws.com:RunInstances", "ec2.amazonaws.com:RunInstnaces", 1)
+        .replacen("lambda.amazonaws.com:CreateFunction*", "lambda.amazonaws.con:CreateFunction*", 1);
+    assert_ne!(bad, rule);
+    let path = dir.path().join("compute-resource-creation.yaml");
+    fs::write(&path, &bad).unwrap();
+    let at = |needle: &str| {
+        let (line_no, line) = bad
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(needle))
+            .unwrap();
+        let col = line.find(needle).unwrap();
+        // The quote before the value, if any, is where the value starts.
+        let col = if line[..col].ends_with('"') { col } else { col + 1 };
+        format!("{}:{}:{}", path.display(), line_no + 1, col)
+    };
+    let out = correlator()
+        .args(["rules", "check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: event \"ec2.amazonaws.com:RunInstnaces\": event name \"RunInstnaces\" is not an event name of ec2.amazonaws.com (did you mean \"RunInstances\"?)",
+            at("ec2.amazonaws.com:RunInstnaces")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: event \"lambda.amazonaws.con:CreateFunction*\": event source \"lambda.amazonaws.con\" is not an AWS event source (did you mean \"lambda.amazonaws.com\"?)",
+            at("lambda.amazonaws.con:CreateFunction*")
+        )),
+        "{stderr}"
+    );
+    // CloudTrail's own spelling of a Lambda call (from the data, not a special case) and the
+    // shipped rules pass.
+    let spelled = rule.replacen(
+        "lambda.amazonaws.com:CreateFunction*",
+        "lambda.amazonaws.com:CreateFunction20150331",
+        1,
+    );
+    assert_ne!(spelled, rule);
+    fs::write(&path, spelled).unwrap();
+    let out = correlator()
+        .args(["rules", "check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let out = correlator().args(["rules", "check"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
