@@ -132,7 +132,10 @@ mod tests {
     fn bad_tables_are_refused() {
         for (text, want) in [
             ("nope\n", "header"),
-            ("type\tvcpus\tmemory_mib\tgpus\taccelerators\tcurrent\nx.large\t2\n", "not a number"),
+            (
+                "type\tvcpus\tmemory_mib\tgpus\taccelerators\tcurrent\nx.large\t2\n",
+                "not a number",
+            ),
             (
                 "type\tvcpus\tmemory_mib\tgpus\taccelerators\tcurrent\nx\t1\t1\t0\t0\t1\nx\t1\t1\t0\t0\t1\n",
                 "twice",

@@ -113,7 +113,10 @@ impl Summary {
                 continue;
             }
             seen.push(t);
-            *self.unknown_instance_types.entry(t.to_string()).or_default() += 1;
+            *self
+                .unknown_instance_types
+                .entry(t.to_string())
+                .or_default() += 1;
         }
     }
 

@@ -261,6 +261,8 @@ pub struct SelectContext<'a> {
     pub fields: FieldContext<'a>,
     /// `service:Api` globs (`iam:CreateAccessKey`, `cloudtrail:*Trail*`).
     pub high_risk_apis: &'a PatternSet,
+    /// GuardDuty finding types that report cryptocurrency mining.
+    pub cryptomining_finding_types: &'a [Glob],
     /// What the baselines say about the signal; None before matching (on the reading
     /// threads), where baseline conditions hold for every launch.
     pub baseline: Option<BaselineContext<'a>>,

@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod fields;
+pub mod lists;
 pub mod model;
 pub mod names;
 
@@ -21,6 +22,9 @@ mod builtin {
 #[derive(Debug)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// The shipped lists, edited by the `lists/` folder of a `--rules` folder (the
+    /// configuration edits them further: [`crate::matcher::MatchOptions::lists`]).
+    pub lists: lists::Lists,
 }
 
 impl RuleSet {
@@ -75,8 +79,17 @@ impl RuleSet {
                 }),
             }
         }
+        let lists = lists::Lists::builtin().and_then(|l| l.with_folder(&dir.join("lists")));
+        if let Err(mut e) = lists.clone() {
+            errors.append(&mut e);
+        }
         match RuleSet::from_texts(files.into_iter()) {
-            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(mut set) if errors.is_empty() => {
+                if let Ok(l) = lists {
+                    set.lists = l;
+                }
+                Ok(set)
+            }
             Ok(_) => Err(errors),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -160,7 +173,10 @@ impl RuleSet {
                 }
             }
         }
-        Ok(RuleSet { rules: ordered })
+        Ok(RuleSet {
+            rules: ordered,
+            lists: lists::Lists::builtin()?,
+        })
     }
 
     /// A rule set of only the named rules (in the same order). The rules are shared, not
@@ -173,6 +189,7 @@ impl RuleSet {
                 .filter(|r| ids.contains(&r.id))
                 .cloned()
                 .collect(),
+            lists: self.lists.clone(),
         }
     }
 

@@ -55,15 +55,26 @@ pub fn check_event(source: Option<&str>, name: &str) -> Result<(), String> {
         }
         Some(pattern) => {
             let g = Glob::new(pattern);
-            let matching: Vec<&str> = data.sources.iter().copied().filter(|s| g.matches(s)).collect();
+            let matching: Vec<&str> = data
+                .sources
+                .iter()
+                .copied()
+                .filter(|s| g.matches(s))
+                .collect();
             if matching.is_empty() {
-                return Err(format!("event source pattern {pattern:?} matches no AWS event source"));
+                return Err(format!(
+                    "event source pattern {pattern:?} matches no AWS event source"
+                ));
             }
             matching
         }
         None => data.sources.clone(),
     };
-    let names = || sources.iter().flat_map(|s| data.by_source[s].iter().copied());
+    let names = || {
+        sources
+            .iter()
+            .flat_map(|s| data.by_source[s].iter().copied())
+    };
     let of = match source {
         Some(s) => format!("event name of {s}"),
         None => "event name of any AWS API".to_string(),
@@ -158,24 +169,51 @@ mod tests {
     fn typos_name_the_nearest_valid_name() {
         for (src, name, want) in [
             (Some("ec2.amazonaws.com"), "RunInstance", "\"RunInstances\""),
-            (Some("ec2.amazonaws.com"), "runinstances", "\"RunInstances\""),
-            (Some("ec2.amazonaws.com"), "RunInstacnes", "\"RunInstances\""),
-            (Some("ec2.amazonaw.com"), "RunInstances", "\"ec2.amazonaws.com\""),
-            (Some("cloudtrail.amazonaws.com"), "StopLoging", "\"StopLogging\""),
+            (
+                Some("ec2.amazonaws.com"),
+                "runinstances",
+                "\"RunInstances\"",
+            ),
+            (
+                Some("ec2.amazonaws.com"),
+                "RunInstacnes",
+                "\"RunInstances\"",
+            ),
+            (
+                Some("ec2.amazonaw.com"),
+                "RunInstances",
+                "\"ec2.amazonaws.com\"",
+            ),
+            (
+                Some("cloudtrail.amazonaws.com"),
+                "StopLoging",
+                "\"StopLogging\"",
+            ),
             (None, "CreateAccesKey", "\"CreateAccessKey\""),
         ] {
             let e = check_event(src, name).expect_err(name);
             assert!(e.contains(&format!("did you mean {want}?")), "{name}: {e}");
         }
         let e = check_event(Some("ec2.amazonaws.com"), "Lauch*").unwrap_err();
-        assert!(e.contains("matches no event name of ec2.amazonaws.com"), "{e}");
+        assert!(
+            e.contains("matches no event name of ec2.amazonaws.com"),
+            "{e}"
+        );
         let e = check_event(Some("ec2.amazonaws.com"), "CreateFunction").unwrap_err();
-        assert!(e.contains("is not an event name of ec2.amazonaws.com"), "{e}");
+        assert!(
+            e.contains("is not an event name of ec2.amazonaws.com"),
+            "{e}"
+        );
     }
 
     #[test]
     fn distances() {
-        for (a, b, d) in [("", "", 0), ("abc", "abc", 0), ("abc", "acb", 1), ("kitten", "sitting", 3)] {
+        for (a, b, d) in [
+            ("", "", 0),
+            ("abc", "abc", 0),
+            ("abc", "acb", 1),
+            ("kitten", "sitting", 3),
+        ] {
             assert_eq!(distance(a, b), d, "{a} {b}");
         }
     }

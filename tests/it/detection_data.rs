@@ -59,7 +59,9 @@ fn issue_17_metal_sizes_count_their_vcpus_from_the_table() {
         .collect();
     assert_eq!(
         ids,
-        ["finding-correlator/mass-compute-deployment/111122223333/us-east-1/principal/AIDAEXAMPLEREPORTING1/2025-05-07T10:02:18.000Z"],
+        [
+            "finding-correlator/mass-compute-deployment/111122223333/us-east-1/principal/AIDAEXAMPLEREPORTING1/2025-05-07T10:02:18.000Z"
+        ],
         "{stderr}"
     );
     assert!(!stderr.contains("instance types not in"), "{stderr}");
@@ -118,10 +120,21 @@ fn issue_17_unknown_instance_types_are_reported_once_per_run_with_their_counts()
 #[test]
 fn issue_17_rules_check_names_mistyped_event_names_with_the_nearest_valid_one() {
     let dir = tempfile::tempdir().unwrap();
-    let rule = fs::read_to_string(crate::common::repo().join("correlation-rules/compute-resource-creation.yaml")).unwrap();
+    let rule = fs::read_to_string(
+        crate::common::repo().join("correlation-rules/compute-resource-creation.yaml"),
+    )
+    .unwrap();
     let bad = rule
-        .replacen("ec2.amazonaws.com:RunInstances", "ec2.amazonaws.com:RunInstnaces", 1)
-        .replacen("lambda.amazonaws.com:CreateFunction*", "lambda.amazonaws.con:CreateFunction*", 1);
+        .replacen(
+            "ec2.amazonaws.com:RunInstances",
+            "ec2.amazonaws.com:RunInstnaces",
+            1,
+        )
+        .replacen(
+            "lambda.amazonaws.com:CreateFunction*",
+            "lambda.amazonaws.con:CreateFunction*",
+            1,
+        );
     assert_ne!(bad, rule);
     let path = dir.path().join("compute-resource-creation.yaml");
     fs::write(&path, &bad).unwrap();
@@ -133,7 +146,11 @@ fn issue_17_rules_check_names_mistyped_event_names_with_the_nearest_valid_one() 
             .unwrap();
         let col = line.find(needle).unwrap();
         // The quote before the value, if any, is where the value starts.
-        let col = if line[..col].ends_with('"') { col } else { col + 1 };
+        let col = if line[..col].ends_with('"') {
+            col
+        } else {
+            col + 1
+        };
         format!("{}:{}:{}", path.display(), line_no + 1, col)
     };
     let out = correlator()
@@ -176,4 +193,177 @@ fn issue_17_rules_check_names_mistyped_event_names_with_the_nearest_valid_one() 
     let out = correlator().args(["rules", "check"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// The `SequenceIndicators` of `key` of each finding `correlate` writes for the
+/// compromised-instance-group positive case, with `rules` (a folder) and `config` (TOML).
+fn indicators(rules: Option<&Path>, config: Option<&str>, key: &str) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = correlator();
+    if let Some(text) = config {
+        let p = dir.path().join("c.toml");
+        fs::write(&p, text).unwrap();
+        cmd.arg("--config").arg(p);
+    }
+    cmd.args(["correlate", "--asff", "-"]);
+    if let Some(r) = rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let out = cmd
+        .arg(fixture("scenarios/compromised-instance-group/positive"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["Findings"].as_array().unwrap();
+    assert!(!findings.is_empty(), "{stderr}");
+    findings
+        .iter()
+        .map(|f| {
+            f["Detection"]["Sequence"]["SequenceIndicators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["Key"] == key)
+                .flat_map(|i| i["Values"].as_array().unwrap().iter())
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// A copy of the shipped rules with `lists` (file name, text) in its `lists/` folder.
+fn rules_with_lists(dir: &Path, lists: &[(&str, &str)]) -> PathBuf {
+    let rules = dir.join("rules");
+    fs::create_dir_all(rules.join("lists")).unwrap();
+    for e in fs::read_dir(crate::common::repo().join("correlation-rules")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            fs::copy(&p, rules.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    for (name, text) in lists {
+        fs::write(rules.join("lists").join(name), text).unwrap();
+    }
+    rules
+}
+
+/// Lists are layered, lowest first: the shipped ones, the `--rules` folder's `lists/`, the
+/// configuration; each layer replaces a list (`values`) or extends it (`add`, `remove`), and
+/// the ASFF indicators follow the lists loaded.
+#[test]
+fn issue_17_lists_layer_shipped_then_rules_folder_then_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = vec![
+        "iam:CreateAccessKey".to_string(),
+        "ec2:AuthorizeSecurityGroupIngress".to_string(),
+    ];
+    let only_key = vec!["iam:CreateAccessKey".to_string()];
+    // Shipped lists.
+    assert_eq!(indicators(None, None, "HIGH_RISK_API"), [both.clone()]);
+    assert_eq!(
+        indicators(None, None, "CRYPTOMINING_DOMAIN"),
+        [vec!["pool.supportxmr.com".to_string()]]
+    );
+    // The rules folder takes one out.
+    let folder = rules_with_lists(
+        dir.path(),
+        &[(
+            "high_risk_apis.yaml",
+            "remove: [\"ec2:AuthorizeSecurityGroupIngress\"]\n",
+        )],
+    );
+    assert_eq!(
+        indicators(Some(&folder), None, "HIGH_RISK_API"),
+        [only_key.clone()]
+    );
+    // The configuration puts it back over the folder.
+    let add = "[lists.high_risk_apis]\nadd = [\"ec2:AuthorizeSecurityGroupIngress\"]\n";
+    assert_eq!(
+        indicators(Some(&folder), Some(add), "HIGH_RISK_API"),
+        [both.clone()]
+    );
+    // The configuration replaces a list, with `values` or with the older `[rules]` key.
+    let replace = "[lists.high_risk_apis]\nvalues = [\"iam:CreateAccessKey\"]\n";
+    assert_eq!(
+        indicators(None, Some(replace), "HIGH_RISK_API"),
+        [only_key.clone()]
+    );
+    let legacy = "[rules]\nhigh_risk_apis = [\"iam:CreateAccessKey\"]\n";
+    assert_eq!(indicators(None, Some(legacy), "HIGH_RISK_API"), [only_key]);
+    // A folder's list replaces the shipped one: no type reports mining, so the sink names
+    // no cryptomining domain.
+    let other = tempfile::tempdir().unwrap();
+    let no_mining = rules_with_lists(
+        other.path(),
+        &[(
+            "cryptomining_finding_types.yaml",
+            "values: [\"Nothing:*\"]\n",
+        )],
+    );
+    assert_eq!(
+        indicators(Some(&no_mining), None, "CRYPTOMINING_DOMAIN"),
+        [Vec::<String>::new()]
+    );
+}
+
+/// A list file that names no list, removes a value the list does not hold, or holds a bad
+/// value is a `file:line:column` error (exit 2); so is a `[lists.NAME]` of no list.
+#[test]
+fn issue_17_bad_list_files_and_list_keys_are_errors_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = rules_with_lists(
+        dir.path(),
+        &[
+            ("high_risk_api.yaml", "add: [\"iam:CreateUser\"]\n"),
+            (
+                "high_powered_instance_types.yaml",
+                "description: mine\nremove:\n  - \"x9.*\"\n",
+            ),
+            ("high_risk_apis.yaml", "add:\n  - \"CreateUser\"\n"),
+        ],
+    );
+    let out = correlator()
+        .args(["rules", "check", "--rules"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lists = folder.join("lists");
+    for want in [
+        format!(
+            "{}:1:1: no list is named \"high_risk_api\" (did you mean high_risk_apis.yaml?)",
+            lists.join("high_risk_api.yaml").display()
+        ),
+        format!(
+            "{}:3:5: remove: \"x9.*\" is not in the list high_powered_instance_types",
+            lists.join("high_powered_instance_types.yaml").display()
+        ),
+        format!(
+            "{}:2:5: high_risk_apis: \"CreateUser\" is not `service:Api`",
+            lists.join("high_risk_apis.yaml").display()
+        ),
+    ] {
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
+    let config = dir.path().join("c.toml");
+    fs::write(
+        &config,
+        "[lists.high_risk_api]\nadd = [\"iam:CreateUser\"]\n",
+    )
+    .unwrap();
+    let out = correlator()
+        .arg("--config")
+        .arg(&config)
+        .args(["validate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lists.high_risk_api: no list is named \"high_risk_api\""),
+        "{stderr}"
+    );
 }
