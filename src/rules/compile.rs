@@ -975,6 +975,10 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
     for t in &s.finding_types {
         if !t.value.contains(':') && t.value != "*" {
             errs.at(t, format!("finding type {:?}: expected ThreatPurpose:ResourceType/ThreatFamily (wildcards allowed, e.g. \"CryptoCurrency:*\")", t.value));
+        } else if t.value != "*"
+            && let Err(problem) = super::names::check_finding_type(&t.value)
+        {
+            errs.at(t, problem);
         }
         out.finding_types.push(Glob::new(&t.value));
     }

@@ -1,6 +1,8 @@
 //! The names AWS publishes, which rules are checked against: CloudTrail event names by event
 //! source (`data/event_names.tsv`, generated from botocore's service models and real
-//! CloudTrail records by `data/gen_event_names.py`). A name that is not there is a
+//! CloudTrail records by `data/gen_event_names.py`) and GuardDuty finding types
+//! (`data/guardduty_finding_types.txt`, generated from the GuardDuty User Guide's pages and
+//! real findings by `data/gen_guardduty_finding_types.py`). A name that is not there is a
 //! `file:line:column` error that suggests the nearest known one.
 
 use std::sync::OnceLock;
@@ -10,6 +12,60 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::compile::Glob;
 
 const EVENT_NAMES: &str = include_str!("../../data/event_names.tsv");
+const FINDING_TYPES: &str = include_str!("../../data/guardduty_finding_types.txt");
+
+fn finding_types() -> &'static [&'static str] {
+    static DATA: OnceLock<Vec<&'static str>> = OnceLock::new();
+    DATA.get_or_init(|| {
+        FINDING_TYPES
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    })
+}
+
+/// Checks a rule's `finding_types` entry (`*` wildcards). A pattern must match at least one
+/// known type. A literal type that is not known is an error when a known one is within two
+/// edits of it (a typo); one further from every known type is taken as newer than the list.
+///
+/// # Errors
+/// What is wrong, with the nearest known type.
+pub fn check_finding_type(t: &str) -> Result<(), String> {
+    let known = finding_types();
+    if t.contains('*') {
+        let g = Glob::new(t);
+        return if known.iter().any(|k| g.matches(k)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "finding type pattern {t:?} matches no GuardDuty finding type"
+            ))
+        };
+    }
+    if known.contains(&t) {
+        return Ok(());
+    }
+    let lower = t.to_ascii_lowercase();
+    let close = known
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(t))
+        .or_else(|| {
+            known
+                .iter()
+                .copied()
+                .map(|k| (distance(&lower, &k.to_ascii_lowercase()), k))
+                .filter(|(d, _)| *d <= 2)
+                .min()
+                .map(|(_, k)| k)
+        });
+    match close {
+        Some(k) => Err(format!(
+            "finding type {t:?} is not a GuardDuty finding type (did you mean {k:?}?)"
+        )),
+        None => Ok(()),
+    }
+}
 
 /// Event source → its event names.
 struct EventNames {
@@ -204,6 +260,37 @@ mod tests {
             e.contains("is not an event name of ec2.amazonaws.com"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn finding_types_typos_name_the_nearest_and_newer_types_pass() {
+        for t in [
+            "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+            "CryptoCurrency:*",
+            "*BitcoinDomainRequest*",
+            "AttackSequence:EC2/CompromisedInstanceGroup",
+            "Execution:Runtime/MaliciousFileExecuted",
+            // Newer than the list and near none of its types.
+            "Exfiltration:Bedrock/ModelWeightsCopiedOut",
+        ] {
+            assert_eq!(check_finding_type(t), Ok(()), "{t}");
+        }
+        for (t, want) in [
+            (
+                "CryptoCurrency:EC2/BitcoinTol.B!DNS",
+                "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+            ),
+            (
+                "cryptocurrency:ec2/bitcointool.b!dns",
+                "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+            ),
+            ("Backdoor:EC2/C&CActivty.B", "Backdoor:EC2/C&CActivity.B"),
+        ] {
+            let e = check_finding_type(t).expect_err(t);
+            assert!(e.contains(&format!("did you mean {want:?}?")), "{t}: {e}");
+        }
+        let e = check_finding_type("CryptoCurency:*").unwrap_err();
+        assert!(e.contains("matches no GuardDuty finding type"), "{e}");
     }
 
     #[test]

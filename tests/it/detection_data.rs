@@ -261,7 +261,10 @@ fn issue_17_lists_layer_shipped_then_rules_folder_then_configuration() {
     ];
     let only_key = vec!["iam:CreateAccessKey".to_string()];
     // Shipped lists.
-    assert_eq!(indicators(None, None, "HIGH_RISK_API"), [both.clone()]);
+    assert_eq!(
+        indicators(None, None, "HIGH_RISK_API"),
+        std::slice::from_ref(&both)
+    );
     assert_eq!(
         indicators(None, None, "CRYPTOMINING_DOMAIN"),
         [vec!["pool.supportxmr.com".to_string()]]
@@ -276,19 +279,19 @@ fn issue_17_lists_layer_shipped_then_rules_folder_then_configuration() {
     );
     assert_eq!(
         indicators(Some(&folder), None, "HIGH_RISK_API"),
-        [only_key.clone()]
+        std::slice::from_ref(&only_key)
     );
     // The configuration puts it back over the folder.
     let add = "[lists.high_risk_apis]\nadd = [\"ec2:AuthorizeSecurityGroupIngress\"]\n";
     assert_eq!(
         indicators(Some(&folder), Some(add), "HIGH_RISK_API"),
-        [both.clone()]
+        std::slice::from_ref(&both)
     );
     // The configuration replaces a list, with `values` or with the older `[rules]` key.
     let replace = "[lists.high_risk_apis]\nvalues = [\"iam:CreateAccessKey\"]\n";
     assert_eq!(
         indicators(None, Some(replace), "HIGH_RISK_API"),
-        [only_key.clone()]
+        std::slice::from_ref(&only_key)
     );
     let legacy = "[rules]\nhigh_risk_apis = [\"iam:CreateAccessKey\"]\n";
     assert_eq!(indicators(None, Some(legacy), "HIGH_RISK_API"), [only_key]);
@@ -366,4 +369,55 @@ fn issue_17_bad_list_files_and_list_keys_are_errors_with_their_place() {
         stderr.contains("lists.high_risk_api: no list is named \"high_risk_api\""),
         "{stderr}"
     );
+}
+
+/// A mistyped GuardDuty finding type (a literal, and a pattern that matches nothing) is a
+/// `file:line:column` error; the literal's names the nearest published type.
+#[test]
+fn issue_17_rules_check_names_mistyped_finding_types_with_the_nearest_valid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_with_lists(dir.path(), &[]);
+    let path = rules.join("compromised-instance-group.yaml");
+    let rule = fs::read_to_string(&path).unwrap();
+    let bad = rule
+        .replacen(
+            "Impact:Runtime/CryptoMinerExecuted",
+            "Impact:Runtime/CryptoMinerExecutd",
+            1,
+        )
+        .replacen("\"CryptoCurrency:*\"", "\"CryptoCurency:*\"", 1);
+    assert_ne!(bad, rule);
+    fs::write(&path, &bad).unwrap();
+    let at = |needle: &str| {
+        let (n, line) = bad
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(needle))
+            .unwrap();
+        format!(
+            "{}:{}:{}",
+            path.display(),
+            n + 1,
+            line.find(needle).unwrap()
+        )
+    };
+    let out = correlator()
+        .args(["rules", "check", "--rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for want in [
+        format!(
+            "{}: finding type \"Impact:Runtime/CryptoMinerExecutd\" is not a GuardDuty finding type (did you mean \"Impact:Runtime/CryptoMinerExecuted\"?)",
+            at("Impact:Runtime/CryptoMinerExecutd")
+        ),
+        format!(
+            "{}: finding type pattern \"CryptoCurency:*\" matches no GuardDuty finding type",
+            at("CryptoCurency:*")
+        ),
+    ] {
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
 }
