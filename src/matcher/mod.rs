@@ -303,6 +303,7 @@ pub struct Matcher {
     high_powered: Vec<Glob>,
     high_risk: PatternSet,
     cryptomining_types: Vec<Glob>,
+    mining_pools: crate::rules::lists::DomainSet,
     /// The stages each signal could reach, for [`Matcher::wants`].
     candidates: Candidates,
     buffer: BinaryHeap<Reverse<Pending>>,
@@ -324,7 +325,8 @@ const SWEEP_EVERY: usize = 4096;
 impl Matcher {
     pub fn new(rules: Arc<RuleSet>, opts: MatchOptions) -> Matcher {
         use crate::rules::lists::{
-            CRYPTOMINING_FINDING_TYPES, HIGH_POWERED_INSTANCE_TYPES, HIGH_RISK_APIS,
+            CRYPTOMINING_FINDING_TYPES, DomainSet, HIGH_POWERED_INSTANCE_TYPES, HIGH_RISK_APIS,
+            MINING_POOL_DOMAINS,
         };
         let n = rules.rules.len();
         let lists = opts.lists(&rules.lists);
@@ -340,6 +342,7 @@ impl Matcher {
                 .iter()
                 .map(|p| Glob::new(p))
                 .collect(),
+            mining_pools: DomainSet::new(lists.get(MINING_POOL_DOMAINS).iter()),
             candidates: Candidates::new(&rules),
             buffer: BinaryHeap::new(),
             newest: Millis::MIN,
@@ -375,6 +378,7 @@ impl Matcher {
             },
             high_risk_apis: &self.high_risk,
             cryptomining_finding_types: &self.cryptomining_types,
+            mining_pool_domains: &self.mining_pools,
             baseline: facts.map(|facts| BaselineContext {
                 facts,
                 opts: &self.opts.baseline,

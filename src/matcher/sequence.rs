@@ -73,7 +73,8 @@ pub struct SeqSignal {
     pub api: Option<String>,
     pub high_risk_api: bool,
     /// The domains of a finding of a cryptomining type (the `cryptomining_finding_types`
-    /// list): the CRYPTOMINING_DOMAIN indicators.
+    /// list), and any domain on the `mining_pool_domains` list: the CRYPTOMINING_DOMAIN
+    /// indicators.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mining_domains: Vec<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,21 +97,20 @@ impl SeqSignal {
         let high_risk_api = api
             .as_deref()
             .is_some_and(|a| ctx.high_risk_apis.matches(a));
-        let mining_domains: Vec<Str> = if ctx
+        let mining_type = ctx
             .cryptomining_finding_types
             .iter()
-            .any(|g| g.matches(&s.kind))
-        {
-            s.endpoints
-                .iter()
-                .filter_map(|e| match e {
-                    Endpoint::Domain(d) => Some(d.clone()),
-                    Endpoint::Ip(_) => None,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            .any(|g| g.matches(&s.kind));
+        let mining_domains: Vec<Str> = s
+            .endpoints
+            .iter()
+            .filter_map(|e| match e {
+                Endpoint::Domain(d) if mining_type || ctx.mining_pool_domains.contains(d) => {
+                    Some(d.clone())
+                }
+                _ => None,
+            })
+            .collect();
         let mut instances: Vec<Str> = Vec::new();
         if s.source != Source::CloudTrail {
             instances.extend(

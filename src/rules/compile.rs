@@ -263,6 +263,8 @@ pub struct SelectContext<'a> {
     pub high_risk_apis: &'a PatternSet,
     /// GuardDuty finding types that report cryptocurrency mining.
     pub cryptomining_finding_types: &'a [Glob],
+    /// Domains of mining pools.
+    pub mining_pool_domains: &'a super::lists::DomainSet,
     /// What the baselines say about the signal; None before matching (on the reading
     /// threads), where baseline conditions hold for every launch.
     pub baseline: Option<BaselineContext<'a>>,

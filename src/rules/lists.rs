@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 use super::RuleError;
 
 /// The lists there are, with what each holds.
-pub const NAMES: [(&str, &str); 3] = [
+pub const NAMES: [(&str, &str); 4] = [
     (
         HIGH_RISK_APIS,
         "CloudTrail calls as `service:Api` (`iam:CreateAccessKey`, `cloudtrail:*Trail*`)",
@@ -30,10 +30,47 @@ pub const NAMES: [(&str, &str); 3] = [
         CRYPTOMINING_FINDING_TYPES,
         "GuardDuty finding type patterns (`CryptoCurrency:*`)",
     ),
+    (
+        MINING_POOL_DOMAINS,
+        "domains of mining pools (a subdomain of one matches too)",
+    ),
 ];
 pub const HIGH_RISK_APIS: &str = "high_risk_apis";
 pub const HIGH_POWERED_INSTANCE_TYPES: &str = "high_powered_instance_types";
 pub const CRYPTOMINING_FINDING_TYPES: &str = "cryptomining_finding_types";
+pub const MINING_POOL_DOMAINS: &str = "mining_pool_domains";
+
+/// A set of domains that also holds their subdomains (`pool.supportxmr.com` is in a set that
+/// holds `supportxmr.com`), matched without regard to case.
+#[derive(Clone, Debug, Default)]
+pub struct DomainSet(rustc_hash::FxHashSet<String>);
+
+impl DomainSet {
+    pub fn new<'a>(domains: impl Iterator<Item = &'a String>) -> DomainSet {
+        DomainSet(
+            domains
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, domain: &str) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        let mut rest = d.as_str();
+        loop {
+            if self.0.contains(rest) {
+                return true;
+            }
+            match rest.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => rest = parent,
+                _ => return false,
+            }
+        }
+    }
+}
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_lists.rs"));
@@ -264,6 +301,23 @@ mod tests {
                 .any(|a| a == "cloudtrail:StopLogging")
         );
         assert!(l.get(HIGH_POWERED_INSTANCE_TYPES).iter().any(|a| a == "p*"));
+    }
+
+    #[test]
+    fn domain_sets_hold_subdomains() {
+        let l = Lists::builtin().unwrap();
+        let pools = DomainSet::new(l.get(MINING_POOL_DOMAINS).iter());
+        for (d, want) in [
+            ("pool.supportxmr.com", true),
+            ("POOL.SupportXMR.com.", true),
+            ("xmr.pool.minergate.com", true),
+            ("gulf.moneroocean.stream", true),
+            ("example.com", false),
+            ("com", false),
+            ("amazonaws.com", false),
+        ] {
+            assert_eq!(pools.contains(d), want, "{d}");
+        }
     }
 
     #[test]

@@ -233,6 +233,65 @@ fn indicators(rules: Option<&Path>, config: Option<&str>, key: &str) -> Vec<Vec<
         .collect()
 }
 
+/// `indicators` over a copy of the compromised-instance-group positive case edited by `edit`.
+fn indicators_of(
+    edit: &dyn Fn(&str) -> String,
+    rules: Option<&Path>,
+    key: &str,
+) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = edited(dir.path(), "compromised-instance-group", edit);
+    let mut cmd = correlator();
+    cmd.args(["correlate", "--asff", "-"]);
+    if let Some(r) = rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let out = cmd.arg(&input).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["Detection"]["Sequence"]["SequenceIndicators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["Key"] == key)
+                .flat_map(|i| i["Values"].as_array().unwrap().iter())
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// A finding of any type that names a mining pool's domain (or a subdomain of one) carries it
+/// as a CRYPTOMINING_DOMAIN indicator, from the `mining_pool_domains` list; a `--rules`
+/// folder can take a domain out.
+#[test]
+fn issue_17_mining_pool_domains_are_indicators_whatever_the_finding_type() {
+    // The C&C finding now names a pool the list names (none of its parents is listed).
+    let edit = |t: &str| t.replace("beacon.c2-relay.example.org", "de.ckpool.org");
+    assert_eq!(
+        indicators_of(&edit, None, "CRYPTOMINING_DOMAIN"),
+        [vec![
+            "pool.supportxmr.com".to_string(),
+            "de.ckpool.org".to_string()
+        ]]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let folder = rules_with_lists(
+        dir.path(),
+        &[("mining_pool_domains.yaml", "remove: [de.ckpool.org]\n")],
+    );
+    assert_eq!(
+        indicators_of(&edit, Some(&folder), "CRYPTOMINING_DOMAIN"),
+        [vec!["pool.supportxmr.com".to_string()]]
+    );
+}
+
 /// A copy of the shipped rules with `lists` (file name, text) in its `lists/` folder.
 fn rules_with_lists(dir: &Path, lists: &[(&str, &str)]) -> PathBuf {
     let rules = dir.join("rules");
@@ -295,15 +354,21 @@ fn issue_17_lists_layer_shipped_then_rules_folder_then_configuration() {
     );
     let legacy = "[rules]\nhigh_risk_apis = [\"iam:CreateAccessKey\"]\n";
     assert_eq!(indicators(None, Some(legacy), "HIGH_RISK_API"), [only_key]);
-    // A folder's list replaces the shipped one: no type reports mining, so the sink names
-    // no cryptomining domain.
+    // A folder's lists replace the shipped ones: no type reports mining and no pool is
+    // named, so the sink names no cryptomining domain.
     let other = tempfile::tempdir().unwrap();
     let no_mining = rules_with_lists(
         other.path(),
-        &[(
-            "cryptomining_finding_types.yaml",
-            "values: [\"Nothing:*\"]\n",
-        )],
+        &[
+            (
+                "cryptomining_finding_types.yaml",
+                "values: [\"Nothing:*\"]\n",
+            ),
+            (
+                "mining_pool_domains.yaml",
+                "values: [pool.example.invalid]\n",
+            ),
+        ],
     );
     assert_eq!(
         indicators(Some(&no_mining), None, "CRYPTOMINING_DOMAIN"),
