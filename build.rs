@@ -1,5 +1,6 @@
-//! Embeds the shipped rules (`correlation-rules/*.yaml`) in the binary, so `correlate` works
-//! with no files beside it; `--rules DIR` replaces them at run time.
+//! Embeds the shipped rules (`correlation-rules/*.yaml`) and lists
+//! (`correlation-rules/lists/*.yaml`) in the binary, so `correlate` works with no files beside
+//! it; `--rules DIR` replaces the rules and edits the lists at run time.
 //!
 //! Also sets `cfg(shared_corpus)` when the real-data corpus lies beside the repository
 //! (`../shared/realdata` and `../shared/samples`, as on the developers' machines and in CI):
@@ -36,10 +37,42 @@ fn main() {
         );
     }
     out.push_str("];\n");
+    lists(&dir.join("lists"));
     corpus();
     let dest =
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
     std::fs::write(dest, out).expect("writing builtin_rules.rs");
+}
+
+/// Embeds the shipped lists (`correlation-rules/lists/*.yaml`) as `BUILTIN` in
+/// `builtin_lists.rs`.
+fn lists(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut out = String::from(
+        "/// Built-in lists: (file name, text).\npub const BUILTIN: &[(&str, &str)] = &[\n",
+    );
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            f.display().to_string()
+        );
+    }
+    out.push_str("];\n");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_lists.rs");
+    std::fs::write(dest, out).expect("writing builtin_lists.rs");
 }
 
 /// `cfg(shared_corpus)` when `../shared/realdata` and `../shared/samples` are folders.

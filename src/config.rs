@@ -29,6 +29,9 @@ pub struct Config {
     pub baselines: BaselinesConfig,
     /// AWS mode (`correlator run`).
     pub aws: AwsConfig,
+    /// Edits of the detection lists (`[lists.high_risk_apis]` with `values`, `add`,
+    /// `remove`), over the shipped lists and those of the `--rules` folder.
+    pub lists: std::collections::BTreeMap<String, crate::rules::lists::ListEdit>,
     /// Not a section: what the environment says about where the process runs.
     #[serde(skip)]
     pub host: HostEnvironment,
@@ -205,96 +208,25 @@ pub struct RulesConfig {
     /// How late a record may arrive (behind the newest one read) and still be matched in
     /// event-time order, like `1h`. Records of several files and regions interleave.
     pub lag: String,
-    /// Instance types rules call high-powered (`high_powered` conditions,
-    /// `launched_high_powered_*` fields); `*` matches any text.
-    pub high_powered_instance_types: Vec<String>,
-    /// CloudTrail calls rules call high-risk (`high_risk_api` selectors), as
-    /// `service:Api` with `*` wildcards (`iam:CreateAccessKey`, `cloudtrail:*Trail*`).
-    pub high_risk_apis: Vec<String>,
+    /// Replaces the list `high_powered_instance_types` (instance types rules call
+    /// high-powered; `*` matches any text); `[lists.high_powered_instance_types]` can also
+    /// extend it.
+    pub high_powered_instance_types: Option<Vec<String>>,
+    /// Replaces the list `high_risk_apis` (CloudTrail calls as `service:Api` with `*`
+    /// wildcards); `[lists.high_risk_apis]` can also extend it.
+    pub high_risk_apis: Option<Vec<String>>,
     /// Signals kept per sequence (findings show at most 100).
     pub max_signals_per_sequence: usize,
     /// Let archived GuardDuty findings feed rules (they are left out by default).
     pub include_archived_findings: bool,
 }
 
-/// Accelerated-computing families (GPU, ML accelerators, FPGA) and the largest sizes of any
-/// family: what cryptominers launch. No AWS list exists; see FORMATS.md §4.1.
-pub const DEFAULT_HIGH_POWERED: [&str; 20] = [
-    "p*",
-    "g*",
-    "trn*",
-    "inf*",
-    "dl*",
-    "f1.*",
-    "f2.*",
-    "vt1.*",
-    "hpc*",
-    "*.metal*",
-    "*.12xlarge",
-    "*.16xlarge",
-    "*.18xlarge",
-    "*.24xlarge",
-    "*.32xlarge",
-    "*.48xlarge",
-    "*.56xlarge",
-    "*.96xlarge",
-    "*.112xlarge",
-    "*.224xlarge",
-];
-
-/// API calls that change who can do what, hide activity, open the network, or run code on
-/// instances: what GuardDuty's attack sequences call high-risk.
-pub const DEFAULT_HIGH_RISK_APIS: [&str; 36] = [
-    "cloudtrail:DeleteTrail",
-    "cloudtrail:StopLogging",
-    "cloudtrail:UpdateTrail",
-    "cloudtrail:PutEventSelectors",
-    "guardduty:DeleteDetector",
-    "guardduty:UpdateDetector",
-    "guardduty:DisassociateFromMasterAccount",
-    "guardduty:DisassociateFromAdministratorAccount",
-    "organizations:LeaveOrganization",
-    "iam:CreateUser",
-    "iam:CreateAccessKey",
-    "iam:CreateLoginProfile",
-    "iam:UpdateLoginProfile",
-    "iam:AttachUserPolicy",
-    "iam:AttachRolePolicy",
-    "iam:PutUserPolicy",
-    "iam:PutRolePolicy",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:CreateRole",
-    "iam:AddUserToGroup",
-    "sts:GetFederationToken",
-    "ec2:CreateKeyPair",
-    "ec2:ImportKeyPair",
-    "ec2:AuthorizeSecurityGroupIngress",
-    "ec2:ModifyInstanceAttribute",
-    "ec2:CreateLaunchTemplate",
-    "ec2:CreateLaunchTemplateVersion",
-    "ec2:ModifyImageAttribute",
-    "ec2:ModifySnapshotAttribute",
-    "ec2:DeleteFlowLogs",
-    "ec2:GetPasswordData",
-    "ssm:SendCommand",
-    "ssm:StartSession",
-    "lambda:CreateFunction*",
-    "lambda:UpdateFunctionCode*",
-    "autoscaling:UpdateAutoScalingGroup",
-];
-
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
             lag: "1h".into(),
-            high_powered_instance_types: DEFAULT_HIGH_POWERED
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            high_risk_apis: DEFAULT_HIGH_RISK_APIS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            high_powered_instance_types: None,
+            high_risk_apis: None,
             max_signals_per_sequence: 200,
             include_archived_findings: false,
         }
@@ -614,20 +546,48 @@ impl Config {
                 0
             }
         };
-        if self
-            .rules
-            .high_powered_instance_types
-            .iter()
-            .any(|p| p.is_empty())
-        {
-            problems.push("rules.high_powered_instance_types: empty pattern".into());
-        }
-        for api in &self.rules.high_risk_apis {
-            if !api.contains(':') {
-                problems.push(format!(
-                    "rules.high_risk_apis: {api:?} is not `service:Api` (e.g. \"iam:CreateAccessKey\")"
+        // The older `[rules]` keys replace their list; `[lists.NAME]` edits come after them.
+        let mut list_edits: Vec<(String, crate::rules::lists::ListEdit)> = Vec::new();
+        for (key, values) in [
+            (
+                crate::rules::lists::HIGH_POWERED_INSTANCE_TYPES,
+                &self.rules.high_powered_instance_types,
+            ),
+            (
+                crate::rules::lists::HIGH_RISK_APIS,
+                &self.rules.high_risk_apis,
+            ),
+        ] {
+            if let Some(v) = values {
+                for x in v {
+                    if let Err(e) = crate::rules::lists::check_value(key, x) {
+                        problems.push(format!("rules.{e}"));
+                    }
+                }
+                list_edits.push((
+                    key.to_string(),
+                    crate::rules::lists::ListEdit {
+                        values: Some(v.clone()),
+                        ..Default::default()
+                    },
                 ));
             }
+        }
+        for (name, edit) in &self.lists {
+            if !crate::rules::lists::is_list(name) {
+                let names: Vec<&str> = crate::rules::lists::NAMES.iter().map(|(n, _)| *n).collect();
+                problems.push(format!(
+                    "lists.{name}: no list is named {name:?} (lists: {})",
+                    names.join(", ")
+                ));
+                continue;
+            }
+            for x in edit.values.iter().flatten().chain(&edit.add) {
+                if let Err(e) = crate::rules::lists::check_value(name, x) {
+                    problems.push(format!("lists.{e}"));
+                }
+            }
+            list_edits.push((name.clone(), edit.clone()));
         }
         let graph_retention = match crate::time::parse_duration(&self.state.graph_retention) {
             Ok(r) if r > 0 => r,
@@ -832,8 +792,7 @@ impl Config {
             group_precedence: precedence,
             matching: MatchOptions {
                 lag,
-                high_powered_instance_types: self.rules.high_powered_instance_types.clone(),
-                high_risk_apis: self.rules.high_risk_apis.clone(),
+                lists: list_edits,
                 max_signals_per_sequence: self.rules.max_signals_per_sequence,
                 baseline,
             },

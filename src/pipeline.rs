@@ -558,6 +558,7 @@ fn read(
             for (kind, signal, keep) in batch {
                 summary.record(kind);
                 summary.region(signal.region.as_deref());
+                summary.instance_types(&signal);
                 on_signal(signal, keep, summary);
             }
         }
@@ -587,6 +588,7 @@ fn read(
         }
     }
     progress.finish();
+    summary.warn_unknown_instance_types();
     done
 }
 

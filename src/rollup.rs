@@ -467,6 +467,7 @@ mod tests {
             endpoints: vec![],
             api: Some("ec2:RunInstances".into()),
             high_risk_api: false,
+            mining_domains: vec![],
             error_code: None,
             count: 1,
             first_seen: T0 + minute * MIN,

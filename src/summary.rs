@@ -48,6 +48,10 @@ pub struct Summary {
     /// Regions of records that are not in this build's list (`data/partitions.json`), with
     /// their signals: newer than the list, or made up. They are kept as given.
     pub unknown_regions: BTreeMap<String, u64>,
+    /// Instance types of records that are not in this build's table
+    /// (`data/instance_types.tsv`), with their signals: no vCPUs, GPUs or accelerators are
+    /// counted for them.
+    pub unknown_instance_types: BTreeMap<String, u64>,
     #[serde(skip)]
     logged_per_file: BTreeMap<Arc<Path>, usize>,
     #[serde(skip)]
@@ -103,6 +107,48 @@ impl Summary {
         } else {
             *self.unknown_regions.entry(r.to_string()).or_default() += 1;
         }
+    }
+
+    /// Notes the instance types a signal names (requested or launched) that the instance-type
+    /// table does not hold; each signal counts once per type.
+    pub fn instance_types(&mut self, signal: &crate::signal::Signal) {
+        let requested = signal.fields.requested_instance_type.as_deref();
+        let launched = signal
+            .instances
+            .iter()
+            .filter_map(|i| i.instance_type.as_deref());
+        let mut seen: Vec<&str> = Vec::new();
+        for t in requested.into_iter().chain(launched) {
+            if seen.contains(&t) || crate::instance_types::lookup(t).is_some() {
+                continue;
+            }
+            seen.push(t);
+            *self
+                .unknown_instance_types
+                .entry(t.to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// One warning for the run naming every unknown instance type and its signals.
+    pub fn warn_unknown_instance_types(&self) {
+        if let Some(list) = self.unknown_instance_types_text() {
+            tracing::warn!(
+                types = self.unknown_instance_types.len(),
+                "instance types not in this build's table ({} types, data/instance_types.tsv), no vCPUs, GPUs or accelerators counted: {list}",
+                crate::instance_types::known_types()
+            );
+        }
+    }
+
+    fn unknown_instance_types_text(&self) -> Option<String> {
+        (!self.unknown_instance_types.is_empty()).then(|| {
+            self.unknown_instance_types
+                .iter()
+                .map(|(t, n)| format!("{t} ({n} signal(s))"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
     }
 
     pub fn added(&mut self, a: Added) {
@@ -271,6 +317,12 @@ impl Summary {
                 s,
                 "regions not in this build's list, kept as given: {}",
                 list.join(", ")
+            );
+        }
+        if let Some(list) = self.unknown_instance_types_text() {
+            let _ = writeln!(
+                s,
+                "instance types not in this build's table, no vCPUs counted: {list}"
             );
         }
         s

@@ -41,14 +41,25 @@ pub use sequence::{GroupKey, SeqSignal, Sequence};
 pub struct MatchOptions {
     /// How far behind the newest signal a signal may arrive and still be ordered correctly.
     pub lag: Millis,
-    pub high_powered_instance_types: Vec<String>,
-    /// `service:Api` patterns.
-    pub high_risk_apis: Vec<String>,
+    /// The configuration's edits of the detection lists, in order, applied over the lists of
+    /// the rule set ([`MatchOptions::lists`]).
+    pub lists: Vec<(String, crate::rules::lists::ListEdit)>,
     /// Signals kept per sequence; beyond this the sequence counts them but keeps only the
     /// first ones (findings hold at most 100 anyway).
     pub max_signals_per_sequence: usize,
     /// Defaults for rules' baseline conditions.
     pub baseline: BaselineOptions,
+}
+
+impl MatchOptions {
+    /// The lists of `base` (a rule set's) with the configuration's edits applied.
+    pub fn lists(&self, base: &crate::rules::lists::Lists) -> crate::rules::lists::Lists {
+        let mut lists = base.clone();
+        for (name, edit) in &self.lists {
+            lists.apply(name, edit);
+        }
+        lists
+    }
 }
 
 /// Counts the summary reports.
@@ -291,6 +302,8 @@ pub struct Matcher {
     opts: MatchOptions,
     high_powered: Vec<Glob>,
     high_risk: PatternSet,
+    cryptomining_types: Vec<Glob>,
+    mining_pools: crate::rules::lists::DomainSet,
     /// The stages each signal could reach, for [`Matcher::wants`].
     candidates: Candidates,
     buffer: BinaryHeap<Reverse<Pending>>,
@@ -313,14 +326,25 @@ const SWEEP_EVERY: usize = 4096;
 
 impl Matcher {
     pub fn new(rules: Arc<RuleSet>, opts: MatchOptions) -> Matcher {
+        use crate::rules::lists::{
+            CRYPTOMINING_FINDING_TYPES, DomainSet, HIGH_POWERED_INSTANCE_TYPES, HIGH_RISK_APIS,
+            MINING_POOL_DOMAINS,
+        };
         let n = rules.rules.len();
+        let lists = opts.lists(&rules.lists);
         Matcher {
-            high_powered: opts
-                .high_powered_instance_types
+            high_powered: lists
+                .get(HIGH_POWERED_INSTANCE_TYPES)
                 .iter()
                 .map(|p| Glob::new(p))
                 .collect(),
-            high_risk: PatternSet::new(opts.high_risk_apis.iter().map(String::as_str)),
+            high_risk: PatternSet::new(lists.get(HIGH_RISK_APIS).iter().map(String::as_str)),
+            cryptomining_types: lists
+                .get(CRYPTOMINING_FINDING_TYPES)
+                .iter()
+                .map(|p| Glob::new(p))
+                .collect(),
+            mining_pools: DomainSet::new(lists.get(MINING_POOL_DOMAINS).iter()),
             candidates: Candidates::new(&rules),
             buffer: BinaryHeap::new(),
             newest: Millis::MIN,
@@ -359,6 +383,8 @@ impl Matcher {
                 high_powered: &self.high_powered,
             },
             high_risk_apis: &self.high_risk,
+            cryptomining_finding_types: &self.cryptomining_types,
+            mining_pool_domains: &self.mining_pools,
             baseline: facts.map(|facts| BaselineContext {
                 facts,
                 opts: &self.opts.baseline,

@@ -72,6 +72,11 @@ pub struct SeqSignal {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<String>,
     pub high_risk_api: bool,
+    /// The domains of a finding of a cryptomining type (the `cryptomining_finding_types`
+    /// list), and any domain on the `mining_pool_domains` list: the CRYPTOMINING_DOMAIN
+    /// indicators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mining_domains: Vec<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<Str>,
     pub count: u64,
@@ -95,6 +100,20 @@ impl SeqSignal {
         let high_risk_api = api
             .as_deref()
             .is_some_and(|a| ctx.high_risk_apis.matches(a));
+        let mining_type = ctx
+            .cryptomining_finding_types
+            .iter()
+            .any(|g| g.matches(&s.kind));
+        let mining_domains: Vec<Str> = s
+            .endpoints
+            .iter()
+            .filter_map(|e| match e {
+                Endpoint::Domain(d) if mining_type || ctx.mining_pool_domains.contains(d) => {
+                    Some(d.clone())
+                }
+                _ => None,
+            })
+            .collect();
         let mut instances: Vec<Str> = Vec::new();
         if s.source != Source::CloudTrail {
             instances.extend(
@@ -131,6 +150,7 @@ impl SeqSignal {
             endpoints: s.endpoints.clone(),
             api: api.map(|a| a.to_string()),
             high_risk_api,
+            mining_domains,
             error_code: s.fields.error_code.clone(),
             count: s.fields.count.unwrap_or(1).max(1),
             first_seen: s.fields.first_seen.unwrap_or(s.time),

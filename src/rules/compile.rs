@@ -263,6 +263,10 @@ pub struct SelectContext<'a> {
     pub fields: FieldContext<'a>,
     /// `service:Api` globs (`iam:CreateAccessKey`, `cloudtrail:*Trail*`).
     pub high_risk_apis: &'a PatternSet,
+    /// GuardDuty finding types that report cryptocurrency mining.
+    pub cryptomining_finding_types: &'a [Glob],
+    /// Domains of mining pools.
+    pub mining_pool_domains: &'a super::lists::DomainSet,
     /// What the baselines say about the signal; None before matching (on the reading
     /// threads), where baseline conditions hold for every launch.
     pub baseline: Option<BaselineContext<'a>>,
@@ -979,6 +983,10 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
     for t in &s.finding_types {
         if !t.value.contains(':') && t.value != "*" {
             errs.at(t, format!("finding type {:?}: expected ThreatPurpose:ResourceType/ThreatFamily (wildcards allowed, e.g. \"CryptoCurrency:*\")", t.value));
+        } else if t.value != "*"
+            && let Err(problem) = super::names::check_finding_type(&t.value)
+        {
+            errs.at(t, problem);
         }
         out.finding_types.push(Glob::new(&t.value));
     }
@@ -986,10 +994,16 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
         if e.value.is_empty() {
             errs.at(e, "event: expected `eventSource:eventName` or `eventName`");
         }
-        match e.value.split_once(':') {
-            Some((src, name)) => out.events.push((Some(Glob::new(src)), Glob::new(name))),
-            None => out.events.push((None, Glob::new(&e.value))),
+        let (src, name) = match e.value.split_once(':') {
+            Some((src, name)) => (Some(src), name),
+            None => (None, e.value.as_str()),
+        };
+        if !e.value.is_empty()
+            && let Err(problem) = super::names::check_event(src, name)
+        {
+            errs.at(e, format!("event {:?}: {problem}", e.value));
         }
+        out.events.push((src.map(Glob::new), Glob::new(name)));
     }
     for r in &s.rules {
         out.rules.push(r.value.clone());

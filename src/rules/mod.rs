@@ -6,7 +6,9 @@
 
 pub mod compile;
 pub mod fields;
+pub mod lists;
 pub mod model;
+pub mod names;
 
 use std::path::Path;
 
@@ -22,6 +24,9 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// The compute-buying APIs whose calls are launches (`launch: true` selects them).
     pub launches: std::sync::Arc<crate::launch::Catalog>,
+    /// The shipped lists, edited by the `lists/` folder of a `--rules` folder (the
+    /// configuration edits them further: [`crate::matcher::MatchOptions::lists`]).
+    pub lists: lists::Lists,
 }
 
 impl RuleSet {
@@ -84,9 +89,16 @@ impl RuleSet {
                 crate::launch::Catalog::shared_builtin()
             }
         };
+        let lists = lists::Lists::builtin().and_then(|l| l.with_folder(&dir.join("lists")));
+        if let Err(mut e) = lists.clone() {
+            errors.append(&mut e);
+        }
         match RuleSet::from_texts(files.into_iter()) {
             Ok(mut set) if errors.is_empty() => {
                 set.launches = launches;
+                if let Ok(l) = lists {
+                    set.lists = l;
+                }
                 Ok(set)
             }
             Ok(_) => Err(errors),
@@ -175,6 +187,7 @@ impl RuleSet {
         Ok(RuleSet {
             rules: ordered,
             launches: crate::launch::Catalog::shared_builtin(),
+            lists: lists::Lists::builtin()?,
         })
     }
 
@@ -189,6 +202,7 @@ impl RuleSet {
                 .cloned()
                 .collect(),
             launches: self.launches.clone(),
+            lists: self.lists.clone(),
         }
     }
 

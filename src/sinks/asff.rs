@@ -238,11 +238,6 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         }
     }
 
-    let is_crypto = |s: &SeqSignal| {
-        s.kind.starts_with("CryptoCurrency:")
-            || s.kind.contains("BitcoinDomainRequest")
-            || s.kind.contains("CryptoMiner")
-    };
     let signals: Vec<Value> = kept
         .iter()
         .map(|s| {
@@ -270,14 +265,8 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
                 let notes: Vec<String> = s.notes.iter().map(|n| cut(n, 512)).collect();
                 indicators.push(json!({ "Key": "BASELINE", "Values": notes, "Title": "Unusual against the account's own history" }));
             }
-            if is_crypto(s) {
-                let domains: Vec<&str> = s.endpoints.iter().filter_map(|e| match e {
-                    Endpoint::Domain(d) => Some(d.as_str()),
-                    Endpoint::Ip(_) => None,
-                }).collect();
-                if !domains.is_empty() {
-                    indicators.push(json!({ "Key": "CRYPTOMINING_DOMAIN", "Values": domains, "Title": "Cryptomining domain" }));
-                }
+            if !s.mining_domains.is_empty() {
+                indicators.push(json!({ "Key": "CRYPTOMINING_DOMAIN", "Values": s.mining_domains, "Title": "Cryptomining domain" }));
             }
             let (kind, product_arn) = match s.source {
                 Source::CloudTrail => ("CLOUD_TRAIL", None),
@@ -358,13 +347,9 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         {
             apis.push(a);
         }
-        if is_crypto(s) {
-            for e in &s.endpoints {
-                if let Endpoint::Domain(d) = e
-                    && !crypto_domains.contains(&d.as_str())
-                {
-                    crypto_domains.push(d);
-                }
+        for d in &s.mining_domains {
+            if !crypto_domains.contains(&d.as_str()) {
+                crypto_domains.push(d);
             }
         }
     }
@@ -760,6 +745,7 @@ mod tests {
             endpoints: vec![],
             api: Some("ec2:RunInstances".into()),
             high_risk_api: false,
+            mining_domains: vec![],
             error_code: None,
             count: 1,
             first_seen: 1_746_177_600_000 + i as i64 * 1000,

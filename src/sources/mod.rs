@@ -107,7 +107,8 @@ pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<St
                 }
             }
             if sel.high_risk_api {
-                for api in &settings.matching.high_risk_apis {
+                let lists = settings.matching.lists(&rules.lists);
+                for api in lists.get(crate::rules::lists::HIGH_RISK_APIS) {
                     let name = api.split_once(':').map_or(api.as_str(), |(_, n)| n);
                     if name.contains('*') {
                         return None;

@@ -12,6 +12,7 @@ mod call_filter;
 mod cli;
 mod decode_fixtures;
 mod deploy;
+mod detection_data;
 mod environment;
 mod exports;
 mod finding_updates;
