@@ -91,8 +91,9 @@ fn inspect_text_names_each_part_and_its_contents() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
+    let version = format!("version {}", finding_correlator::state::VERSION);
     for want in [
-        "version 5",
+        version.as_str(),
         "signals",
         "ec2.amazonaws.com:RunInstances",
         "launches (who launched which instance into which group)",
@@ -134,7 +135,7 @@ fn a_missing_or_damaged_state_is_an_error_that_names_it() {
     let damaged = dir.path().join("damaged.json");
     std::fs::write(
         &damaged,
-        br#"{"format":"finding-correlator-state","version":5,"#,
+        br#"{"format":"finding-correlator-state","version":6,"#,
     )
     .unwrap();
     let out = correlator()
