@@ -73,7 +73,7 @@ use finding_correlator::sinks::asff::{self, Writer};
 use finding_correlator::sources::file::{Classify, InputFile, Keep};
 use finding_correlator::sources::file::{ReadOptions, keep_all, read_files};
 
-use generate::{Amount, Data, Spec};
+use generate::{Amount, Data, Mix, Spec};
 use measure::{Counts, Meter, Row, TempDir, drop_on_worker};
 
 /// The estate: Auto Scaling groups and instances per group.
@@ -118,6 +118,7 @@ fn main() {
         attacks: cfg.attacks,
         accounts: 4,
         regional_group_names: false,
+        mix: Mix::Standard,
     };
     let data = generate::generate(&dir, &spec).expect("generating the data set");
     print_data(&data, t.elapsed().as_secs_f64());

@@ -64,7 +64,7 @@ use finding_correlator::sources::file::{Classify, Event, FileStats, InputFile};
 use finding_correlator::sources::file::{ReadOptions, keep_all};
 use finding_correlator::sources::file::{decode_file, read_files};
 
-use generate::{Amount, Data, Spec};
+use generate::{Amount, Data, Mix, Spec};
 use measure::{Counts, Meter, Row, TempDir, drop_on_worker};
 
 /// Number of JSON Lines files.
@@ -101,6 +101,7 @@ fn main() {
         attacks: 0,
         accounts: 4,
         regional_group_names: false,
+        mix: Mix::Standard,
     };
     let data = generate::generate(&dir, &spec).expect("generating the data set");
     let gen_secs = t.elapsed().as_secs_f64();

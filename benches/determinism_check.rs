@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use generate::{Amount, Spec};
+use generate::{Amount, Mix, Spec};
 
 /// The `correlator` binary of this build (`--correlator PATH` runs another).
 const BIN: &str = env!("CARGO_BIN_EXE_correlator");
@@ -291,6 +291,7 @@ fn main() -> ExitCode {
         attacks: 24,
         accounts: a.accounts,
         regional_group_names: true,
+        mix: Mix::Standard,
     };
     let data = generate::generate(&data_dir, &spec).expect("generating the estate");
     println!(

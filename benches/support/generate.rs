@@ -2,7 +2,7 @@
 //! about one simulated AWS estate, streamed to disk as they are made (memory stays small
 //! whatever the size).
 //!
-//! Used by `decode_bench` and `correlate_bench` through
+//! Used by `decode_bench`, `correlate_bench`, `determinism_check` and `state_bench` through
 //! `#[path = "support/generate.rs"] mod generate;`; one [`Spec`] says what differs between
 //! them (how many Auto Scaling groups and instances, how much CloudTrail, which files, how
 //! many findings and planted attacks). Deterministic: the same spec writes the same bytes.
@@ -47,6 +47,33 @@
 //! of it `sessionContext`), and a mix where a third of the calls come from instance roles
 //! does not fit in the ~1.1 KB a record that a 1.2 GB estimate implies.
 //!
+//! **The heavy mix** ([`Mix::Heavy`], issues 15 and 16; `state_bench`): `days` of CloudTrail
+//! (1,000,000 records over 7 days, one every 0.6 s on average, or 5,000,000 over 35), eleven
+//! event names ([`HEAVY_MIX`]): `RunInstances` at 4 % (three quarters by Auto Scaling, the rest
+//! by CI and people; 1–8 new instances each, 1–2 by a person, every launch starting instances
+//! the estate did not have), `CreateFunction20150331` at 1 % (CI and people; a function of a
+//! group's application in its VPC, code from an S3 artifact), and 95 % reads by the estate's
+//! roles (`DescribeInstances`, KMS, `GetCallerIdentity`…). Two identity shapes, by
+//! `task_sessions`: at 0, the reads come from instance-role sessions named after their
+//! instance, whose access keys rotate every 6 hours (stable role ids and session keys), and CI
+//! from a few runner sessions; at 1000, every read comes from a task role session of its own
+//! (the group's task role, the session named after an ECS task, a new access key), and every
+//! CI call from a GitHub Actions run's OIDC session (`webIdFederationData` names the provider):
+//! a new session name, principal id and access key each call. Findings: 10 % of high severity
+//! (the severity-8 kinds, which rules select; [`FindingType::heavy_weight`]), the noise as in
+//! the standard mix. Sizes, generated vs real (compact JSON): instance-role reads as above
+//! (`DescribeInstances` 1435, `GetCallerIdentity` 1324); a task-role session's
+//! `userIdentity` 567 B vs an instance session's 577 B (the same shape less
+//! `ec2RoleDelivery`); a successful `CreateFunction20150331` 3.3-3.4 KB by a CI or SSO
+//! session vs 2292 and 2531 B for the real `UpdateFunctionCode` and
+//! `UpdateFunctionConfiguration` of the Stratus Red Team logs (an IAM user's 200 B
+//! `userIdentity` and no VPC; the response is the same `FunctionConfiguration`) and 2048 B for
+//! the reconstructed sample (no VPC, no response extras); `RunInstances` 13-15 KB on average
+//! (4.5 instances of ~2.8 KB each, as the one-instance call above). So the 1,000,000 records
+//! make about 2.06 GB and the 100,000 findings 0.26 GB: realistic records do not fit in the
+//! 1.25 GB issue 15 describes for this mix, which would need reads of about 1 KB (real
+//! instance-role reads are 1.3-1.45 KB).
+//!
 //! **Planted attacks** (`attacks` of them, spread over the span; see [`Plan`]): instance role
 //! credentials stolen from a member of a group (cryptomining and credential exfiltration
 //! findings, then GPU launches in an unused region after failed attempts, a third of them over
@@ -58,6 +85,7 @@
 // Each bench binary compiles this module and uses part of it.
 #![allow(dead_code)]
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -122,6 +150,52 @@ pub struct Spec {
     /// has a group of the same name in each estate region (a group per region, as a
     /// multi-region deployment has): names are unique per account and region only.
     pub regional_group_names: bool,
+    /// Which calls and findings, at which pace.
+    pub mix: Mix,
+}
+
+/// Which calls and findings the data set holds, at which pace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// The mix of `decode_bench`, `correlate_bench` and `determinism_check`: eighteen event
+    /// names ([`MIX`]), a record every 0.8 s on average, 0.5 % of the findings of kinds rules
+    /// select.
+    Standard,
+    /// The heavy mix of issues 15 and 16 ([`HEAVY_MIX`]): 4 % `RunInstances` of 1–8 new
+    /// instances, 1 % `CreateFunction20150331`, the rest reads by the estate's roles; 10 % of
+    /// the findings of high severity.
+    Heavy {
+        /// Days the CloudTrail records span: the mean gap between records follows from it.
+        days: u64,
+        /// Calls made from a role session of their own, per mille: reads by a task role
+        /// session named after its ECS task, launches and function creations by a CI run's
+        /// OIDC session (a new session name, principal id and access key each call). The
+        /// others come from instance-role sessions named after their instance, with keys that
+        /// rotate every 6 hours, and from CI sessions of a few runner names.
+        task_sessions: u32,
+    },
+}
+
+impl Mix {
+    /// Event names and their weights.
+    fn table(self) -> &'static [(Ev, u32)] {
+        match self {
+            Mix::Standard => &MIX,
+            Mix::Heavy { .. } => &HEAVY_MIX,
+        }
+    }
+
+    /// Mean gap between consecutive `eventTime`s when `records` are written.
+    fn gap_ms(self, records: u64) -> u64 {
+        match self {
+            Mix::Standard => MEAN_GAP_MS,
+            Mix::Heavy { days, .. } => (days * 24 * HOUR / records.max(1)).max(1),
+        }
+    }
+
+    fn heavy(self) -> bool {
+        matches!(self, Mix::Heavy { .. })
+    }
 }
 
 /// A sequence a planted attack must produce: rule id and group key as the matcher prints it.
@@ -170,6 +244,8 @@ pub struct Data {
     pub expected: Vec<Expected>,
     /// Principal keys (`principal/…`, a trailing `*` matches any rest) that no finding may name.
     pub quiet: Vec<String>,
+    /// The event mix `per_event` counts.
+    table: &'static [(Ev, u32)],
 }
 
 impl Data {
@@ -186,7 +262,7 @@ impl Data {
     /// Prints the event mix of the CloudTrail records.
     pub fn print_mix(&self) {
         let mut line = String::from("  event mix (share, mean size):");
-        for (i, (ev, _)) in MIX.iter().enumerate() {
+        for (i, (ev, _)) in self.table.iter().enumerate() {
             if i % 4 == 0 {
                 line.push_str("\n   ");
             }
@@ -241,11 +317,12 @@ pub fn generate(dir: &Path, spec: &Spec) -> io::Result<Data> {
         Amount::Bytes(b) => b / MEAN_RECORD_BYTES,
         Amount::Records(n) => n,
     };
+    let table = spec.mix.table();
     let plan = Plan::new(
         &world,
         spec.attacks,
         START_MS,
-        START_MS + planned_records * MEAN_GAP_MS,
+        START_MS + planned_records * spec.mix.gap_ms(planned_records),
     );
     let mut data = Data {
         jsonl: Vec::new(),
@@ -255,8 +332,8 @@ pub fn generate(dir: &Path, spec: &Spec) -> io::Result<Data> {
         records: 0,
         jsonl_bytes: 0,
         failed: 0,
-        per_event: vec![0; MIX.len()],
-        per_event_bytes: vec![0; MIX.len()],
+        per_event: vec![0; table.len()],
+        per_event_bytes: vec![0; table.len()],
         planted_records: 0,
         first_ms: 0,
         last_ms: 0,
@@ -272,6 +349,7 @@ pub fn generate(dir: &Path, spec: &Spec) -> io::Result<Data> {
         look_alikes: plan.attacks.iter().filter(|a| a.kind.quiet()).count(),
         expected: plan.expected.clone(),
         quiet: plan.quiet.clone(),
+        table,
     };
     write_cloudtrail(dir, spec, &world, &plan, &mut data)?;
     if spec.findings > 0 {
@@ -347,7 +425,7 @@ fn write_cloudtrail(
         )
     });
     let mut jsonl = Splitter::new(dir.join("cloudtrail"), "records", spec.jsonl_files)?;
-    let mut g = Gen::new(spec.seed, world, plan);
+    let mut g = Gen::new(spec, world, plan);
     let mut planted = plan.calls.iter().peekable();
     let mut batch: GzBatch = Vec::with_capacity(256);
     let mut gz_alive = true;
@@ -772,6 +850,8 @@ const WORLD_REGIONS: usize = 4;
 const REGION_WEIGHTS: [u32; WORLD_REGIONS] = [50, 20, 20, 10];
 /// The AWS-owned account that appears as `requesterId` of Auto Scaling launches.
 const REQUESTER: &str = "444455556666";
+/// Seeds of the instances the heavy mix launches (after the estate's and the planted ones).
+const LAUNCHED_SEED: u64 = 200_000_000;
 /// Groups of one account and region that share a VPC.
 const GROUPS_PER_VPC: usize = 4;
 
@@ -809,6 +889,7 @@ struct Group {
     stack: Option<String>,
 }
 
+#[derive(Clone)]
 struct Instance {
     id: String,
     group: usize,
@@ -1014,6 +1095,11 @@ enum Who {
     Stolen(usize),
     /// Planted: a leaked IAM user access key (attack number).
     Leaked(usize),
+    /// Heavy mix: an ECS task of instance `k`'s group, through the group's task role, in a
+    /// session of its own (named after the task, new credentials).
+    Task(usize),
+    /// Heavy mix: one CI run (GitHub Actions through OIDC) in a session of its own.
+    CiRun,
 }
 
 /// Event names with their share of records, in per mille.
@@ -1037,6 +1123,8 @@ enum Ev {
     TerminateInstances,
     UpdateAutoScalingGroup,
     ConsoleLogin,
+    /// Lambda's `CreateFunction` (CloudTrail names it `CreateFunction20150331`).
+    CreateFunction,
 }
 
 const MIX: [(Ev, u32); 18] = [
@@ -1060,6 +1148,22 @@ const MIX: [(Ev, u32); 18] = [
     (Ev::ConsoleLogin, 10),
 ];
 
+/// The heavy mix (issues 15 and 16), per mille: launches, function creations, and the reads
+/// of the estate's roles (instance roles, or task roles with sessions of their own).
+const HEAVY_MIX: [(Ev, u32); 11] = [
+    (Ev::DescribeInstances, 200),
+    (Ev::Decrypt, 150),
+    (Ev::GetCallerIdentity, 120),
+    (Ev::DescribeTags, 120),
+    (Ev::DescribeInstanceStatus, 100),
+    (Ev::DescribeVolumes, 80),
+    (Ev::DescribeAutoScalingGroups, 80),
+    (Ev::GenerateDataKey, 50),
+    (Ev::DescribeSecurityGroups, 50),
+    (Ev::RunInstances, 40),
+    (Ev::CreateFunction, 10),
+];
+
 impl Ev {
     fn name(self) -> &'static str {
         match self {
@@ -1081,6 +1185,7 @@ impl Ev {
             Ev::TerminateInstances => "TerminateInstances",
             Ev::UpdateAutoScalingGroup => "UpdateAutoScalingGroup",
             Ev::ConsoleLogin => "ConsoleLogin",
+            Ev::CreateFunction => "CreateFunction20150331",
         }
     }
 
@@ -1095,6 +1200,7 @@ impl Ev {
             Ev::GetRole => "iam.amazonaws.com",
             Ev::ListBuckets => "s3.amazonaws.com",
             Ev::ConsoleLogin => "signin.amazonaws.com",
+            Ev::CreateFunction => "lambda.amazonaws.com",
             _ => "ec2.amazonaws.com",
         }
     }
@@ -1108,6 +1214,7 @@ impl Ev {
                 | Ev::TerminateInstances
                 | Ev::UpdateAutoScalingGroup
                 | Ev::ConsoleLogin
+                | Ev::CreateFunction
         )
     }
 
@@ -1142,6 +1249,11 @@ struct Gen<'w> {
     world: &'w World,
     plan: &'w Plan,
     time_ms: u64,
+    mix: Mix,
+    table: &'static [(Ev, u32)],
+    gap_ms: u64,
+    /// Instances launched so far by the heavy mix (each launch starts new ones).
+    launched: u64,
     mix_weights: Vec<u32>,
     /// The current record's text.
     buf: String,
@@ -1152,13 +1264,22 @@ struct Gen<'w> {
 }
 
 impl<'w> Gen<'w> {
-    fn new(seed: u64, world: &'w World, plan: &'w Plan) -> Gen<'w> {
+    fn new(spec: &Spec, world: &'w World, plan: &'w Plan) -> Gen<'w> {
+        let table = spec.mix.table();
+        let planned = match spec.cloudtrail {
+            Amount::Bytes(b) => b / MEAN_RECORD_BYTES,
+            Amount::Records(n) => n,
+        };
         Gen {
-            rng: Rng::new(seed),
+            rng: Rng::new(spec.seed),
             world,
             plan,
             time_ms: START_MS,
-            mix_weights: MIX.iter().map(|m| m.1).collect(),
+            mix: spec.mix,
+            table,
+            gap_ms: spec.mix.gap_ms(planned),
+            launched: 0,
+            mix_weights: table.iter().map(|m| m.1).collect(),
             buf: String::with_capacity(16 << 10),
             scratch: String::with_capacity(16 << 10),
             role_arn: String::new(),
@@ -1167,20 +1288,24 @@ impl<'w> Gen<'w> {
 
     /// Moves the clock to the time of the next background record.
     fn advance(&mut self) {
-        self.time_ms += self.rng.below(2 * MEAN_GAP_MS + 1);
+        self.time_ms += self.rng.below(2 * self.gap_ms + 1);
     }
 
     /// Writes the next background record into `self.buf`.
     fn record(&mut self) -> Meta {
         let event = self.rng.weighted(&self.mix_weights);
-        let who = self.who(MIX[event].0);
+        let who = match self.mix {
+            Mix::Standard => self.who(self.table[event].0),
+            Mix::Heavy { task_sessions, .. } => self.heavy_who(self.table[event].0, task_sessions),
+        };
         self.write(event, who, None)
     }
 
     /// Writes a planted call into `self.buf`, at its own time.
     fn planted(&mut self, call: &'w Call) -> Meta {
         let now = std::mem::replace(&mut self.time_ms, call.time);
-        let event = MIX
+        let event = self
+            .table
             .iter()
             .position(|m| m.0 == call.ev)
             .expect("planted calls are in the mix");
@@ -1190,7 +1315,7 @@ impl<'w> Gen<'w> {
     }
 
     fn write(&mut self, event: usize, who: Who, call: Option<&'w Call>) -> Meta {
-        let ev = MIX[event].0;
+        let ev = self.table[event].0;
         self.buf.clear();
         let mut r = std::mem::take(&mut self.buf);
         let version = *self.rng.pick(&["1.08", "1.09", "1.10", "1.10", "1.11"]);
@@ -1367,6 +1492,34 @@ impl<'w> Gen<'w> {
                 60..90 => Who::IamUser(user),
                 _ => Who::Root,
             },
+            Ev::CreateFunction => match x {
+                0..70 => Who::Ci,
+                _ => Who::Sso(person),
+            },
+        }
+    }
+
+    /// Picks the caller for an event of the heavy mix: `task_sessions` per mille of the role
+    /// calls come from a session of their own.
+    fn heavy_who(&mut self, ev: Ev, task_sessions: u32) -> Who {
+        let rng = &mut self.rng;
+        let inst = rng.index(self.world.instances.len());
+        let own_session = rng.chance(u64::from(task_sessions));
+        let person = rng.index(PEOPLE.len());
+        let x = rng.below(100);
+        let ci = if own_session { Who::CiRun } else { Who::Ci };
+        match ev {
+            Ev::RunInstances => match x {
+                0..75 => Who::AutoScaling,
+                75..95 => ci,
+                _ => Who::Sso(person),
+            },
+            Ev::CreateFunction => match x {
+                0..70 => ci,
+                _ => Who::Sso(person),
+            },
+            _ if own_session => Who::Task(inst),
+            _ => Who::InstanceRole(inst),
         }
     }
 
@@ -1374,6 +1527,7 @@ impl<'w> Gen<'w> {
     /// the account and region (planted calls).
     fn identity(&mut self, r: &mut String, who: Who, forced: Option<(usize, usize)>) -> Caller {
         let (world, plan, now) = (self.world, self.plan, self.time_ms);
+        let heavy = self.mix.heavy();
         let rng = &mut self.rng;
         let (mut account, mut region) = match forced {
             Some(f) => f,
@@ -1392,7 +1546,13 @@ impl<'w> Gen<'w> {
                 account = g.account;
                 region = g.region;
                 instance = Some(k);
-                let arn = instance_session(r, rng, world, now, k, None);
+                let arn = if heavy {
+                    // The credentials EC2 delivers, refreshed every 6 hours.
+                    let (key, issued) = rotated_instance_key(k, now);
+                    instance_session(r, rng, world, now, k, Some(&key), Some(issued))
+                } else {
+                    instance_session(r, rng, world, now, k, None, None)
+                };
                 // Calls through a VPC endpoint come from the private address.
                 let ip = if rng.chance(300) {
                     format!("10.{}.{}.{}", inst.ip[0], inst.ip[1], inst.ip[2])
@@ -1405,8 +1565,57 @@ impl<'w> Gen<'w> {
                 let at = &plan.attacks[n];
                 account = world.group_of(at.instance).account;
                 instance = Some(at.instance);
-                let arn = instance_session(r, rng, world, now, at.instance, Some(&at.key));
+                let arn = instance_session(r, rng, world, now, at.instance, Some(&at.key), None);
                 (arn, at.ip.clone(), UA_ATTACKER[n % UA_ATTACKER.len()])
+            }
+            Who::Task(k) => {
+                let g = world.group_of(k);
+                account = g.account;
+                region = g.region;
+                instance = Some(k);
+                let a = acct(account);
+                let gi = world.instances[k].group;
+                let role = g.role.replace("-instance-role-", "-task-role-");
+                let role_id = format!("AROA{}", upper_of(gi as u64 * 1000 + 7, 17));
+                // ECS names a task role's session after the task.
+                let mut task = String::with_capacity(32);
+                rng.hex(&mut task, 32);
+                let arn = format!("arn:aws:sts::{a}:assumed-role/{role}/{task}");
+                w!(
+                    r,
+                    "{{\"type\":\"AssumedRole\",\"principalId\":\"{role_id}:{task}\",\"arn\":\"{arn}\",\"accountId\":\"{a}\",\"accessKeyId\":\"ASIA"
+                );
+                rng.upper(r, 16);
+                w!(
+                    r,
+                    "\",\"sessionContext\":{{\"sessionIssuer\":{{\"type\":\"Role\",\"principalId\":\"{role_id}\",\"arn\":\"arn:aws:iam::{a}:role/{role}\",\"accountId\":\"{a}\",\"userName\":\"{role}\"}},\"webIdFederationData\":{{}},\"attributes\":{{\"creationDate\":\""
+                );
+                iso(r, now - rng.below(15 * MINUTE));
+                r.push_str("\",\"mfaAuthenticated\":\"false\"}}}");
+                (arn, nat_ip(account, region), *rng.pick(&UA_SDK))
+            }
+            Who::CiRun => {
+                account = 0;
+                let a = acct(account);
+                let run = 9_000_000_000 + rng.below(1_000_000_000);
+                let session = format!("gha-{run}-1");
+                let arn = format!("arn:aws:sts::{a}:assumed-role/ci-deploy/{session}");
+                w!(
+                    r,
+                    "{{\"type\":\"AssumedRole\",\"principalId\":\"{CI_ROLE_ID}:{session}\",\"arn\":\"{arn}\",\"accountId\":\"{a}\",\"accessKeyId\":\"ASIA"
+                );
+                rng.upper(r, 16);
+                w!(
+                    r,
+                    "\",\"sessionContext\":{{\"sessionIssuer\":{{\"type\":\"Role\",\"principalId\":\"{CI_ROLE_ID}\",\"arn\":\"arn:aws:iam::{a}:role/ci-deploy\",\"accountId\":\"{a}\",\"userName\":\"ci-deploy\"}},\"webIdFederationData\":{{\"federatedProvider\":\"arn:aws:iam::{a}:oidc-provider/token.actions.githubusercontent.com\",\"attributes\":{{}}}},\"attributes\":{{\"creationDate\":\""
+                );
+                iso(r, now - rng.below(10 * MINUTE));
+                r.push_str("\",\"mfaAuthenticated\":\"false\"}}}");
+                (
+                    arn,
+                    format!("192.0.2.{}", 100 + rng.below(100)),
+                    UA_TERRAFORM,
+                )
             }
             Who::Sso(p) => {
                 let a = acct(account);
@@ -1845,6 +2054,12 @@ impl<'w> Gen<'w> {
                     desired * 2
                 );
             }
+            Ev::CreateFunction => {
+                if !failed {
+                    response_null = false;
+                }
+                self.create_function(&mut s, c, !failed);
+            }
             Ev::ConsoleLogin => {
                 let ok = !self.rng.chance(80);
                 if !ok {
@@ -1887,6 +2102,76 @@ impl<'w> Gen<'w> {
         failed || launch_failed
     }
 
+    /// `CreateFunction20150331` request and, when it succeeded, response: a function of a
+    /// group's application in the group's VPC, its code from an S3 artifact (the shape of the
+    /// Lambda records in `../shared/samples/` and of the real `UpdateFunctionCode` and
+    /// `UpdateFunctionConfiguration` responses in the Stratus Red Team logs).
+    fn create_function(&mut self, s: &mut String, c: &Caller, ok: bool) {
+        const PURPOSES: [&str; 6] = [
+            "event-handler",
+            "thumbnail",
+            "etl-step",
+            "alerts",
+            "nightly-report",
+            "webhook",
+        ];
+        const RUNTIMES: [(&str, &str); 4] = [
+            ("python3.12", "app.handler"),
+            ("nodejs20.x", "index.handler"),
+            ("java21", "com.example.Handler::handleRequest"),
+            ("provided.al2023", "bootstrap"),
+        ];
+        let a = ACCOUNTS[c.account];
+        let region = REGIONS[c.region];
+        let g = self.local_group(c);
+        let gr = &self.world.groups[g];
+        let app = APPS[gr.app].0;
+        let name = format!(
+            "{app}-{}-{:04}",
+            self.rng.pick(&PURPOSES),
+            self.rng.below(10_000)
+        );
+        let (runtime, handler) = *self.rng.pick(&RUNTIMES);
+        let memory = *self.rng.pick(&[128, 256, 512, 1024, 2048]);
+        let timeout = *self.rng.pick(&[3, 30, 60, 300, 900]);
+        let role = format!("arn:aws:iam::{a}:role/service-role/{name}-role");
+        let mut sha = String::with_capacity(44);
+        self.rng.base64(&mut sha, 43);
+        sha.push('=');
+        let vpc = format!(
+            "\"vpcConfig\":{{\"subnetIds\":[\"{}\",\"{}\"],\"securityGroupIds\":[\"{}\"]",
+            gr.subnets[0], gr.subnets[1], gr.sg
+        );
+        let logging = format!(
+            "\"loggingConfig\":{{\"logFormat\":\"Text\",\"logGroup\":\"/aws/lambda/{name}\"}}"
+        );
+        w!(
+            s,
+            ",\"requestParameters\":{{\"functionName\":\"{name}\",\"runtime\":\"{runtime}\",\"role\":\"{role}\",\"handler\":\"{handler}\",\"code\":{{\"s3Bucket\":\"deploy-artifacts-{a}-{region}\",\"s3Key\":\"lambda/{name}/{}.zip\"}},\"description\":\"\",\"timeout\":{timeout},\"memorySize\":{memory},\"publish\":true,{vpc}}},\"environment\":{{}},\"tracingConfig\":{{\"mode\":\"PassThrough\"}},\"tags\":{{\"app\":\"{app}\",\"managed-by\":\"terraform\"}},\"architectures\":[\"x86_64\"],\"ephemeralStorage\":{{\"size\":512}},{logging}}}",
+            &sha[..12]
+        );
+        if !ok {
+            return;
+        }
+        let mut modified = String::new();
+        iso(&mut modified, self.time_ms);
+        modified.pop();
+        w!(
+            s,
+            ",\"responseElements\":{{\"functionName\":\"{name}\",\"functionArn\":\"arn:aws:lambda:{region}:{a}:function:{name}\",\"runtime\":\"{runtime}\",\"role\":\"{role}\",\"handler\":\"{handler}\",\"codeSize\":{},\"description\":\"\",\"timeout\":{timeout},\"memorySize\":{memory},\"lastModified\":\"{modified}.{:03}+0000\",\"codeSha256\":\"{sha}\",\"version\":\"1\",{vpc},\"vpcId\":\"{}\",\"ipv6AllowedForDualStack\":false}},\"environment\":{{}},\"tracingConfig\":{{\"mode\":\"PassThrough\"}},\"revisionId\":\"",
+            20_000 + self.rng.below(30_000_000),
+            self.time_ms % 1000,
+            gr.vpc
+        );
+        self.rng.uuid(s);
+        w!(
+            s,
+            "\",\"state\":\"Pending\",\"stateReason\":\"The function is being created.\",\"stateReasonCode\":\"Creating\",\"packageType\":\"Zip\",\"architectures\":[\"x86_64\"],\"ephemeralStorage\":{{\"size\":512}},\"snapStart\":{{\"applyOn\":\"None\",\"optimizationStatus\":\"Off\"}},\"runtimeVersionConfig\":{{\"runtimeVersionArn\":\"arn:aws:lambda:{region}::runtime:"
+        );
+        self.rng.hex(s, 64);
+        w!(s, "\"}},{logging}}}");
+    }
+
     /// `RunInstances` request and response (or error). Writes both into `s`, after any
     /// error fields. Returns whether the launch failed.
     fn run_instances(
@@ -1899,6 +2184,7 @@ impl<'w> Gen<'w> {
         let by_asg = matches!(who, Who::AutoScaling);
         let l = match call.and_then(|p| p.launch.as_ref()) {
             Some(p) => self.planted_launch(p),
+            None if self.mix.heavy() => self.heavy_launch(c, by_asg, matches!(who, Who::Sso(_))),
             None => self.background_launch(c, by_asg),
         };
         let a = ACCOUNTS[c.account];
@@ -2070,8 +2356,48 @@ impl<'w> Gen<'w> {
             app: Some(app),
             profile: Some((&gr.profile_arn, &gr.profile_id)),
             instances: (0..count)
-                .map(|i| &world.instances[world.member(g, first + i)])
+                .map(|i| Cow::Borrowed(&world.instances[world.member(g, first + i)]))
                 .collect(),
+            error,
+        }
+    }
+
+    /// What a `RunInstances` of the heavy mix launches: 1–8 new instances of a group of the
+    /// caller's account and region (1–2 when a person launches), of the group's application;
+    /// 1 % of the calls fail.
+    fn heavy_launch(&mut self, c: &Caller, by_asg: bool, person: bool) -> Launch<'w> {
+        let world = self.world;
+        let g = self.local_group(c);
+        let gr = &world.groups[g];
+        let count = 1 + self.rng.below(if person { 2 } else { 8 }) as usize;
+        let (app, itype, cores, threads) = APPS[gr.app];
+        let error = self.rng.chance(10).then(|| {
+            [
+                LaunchError::VcpuLimit,
+                LaunchError::Capacity,
+                LaunchError::Unauthorized,
+            ][self.rng.index(3)]
+        });
+        let public = PUBLIC_APPS.contains(&app);
+        let instances = (0..count)
+            .map(|i| {
+                self.launched += 1;
+                Cow::Owned(Instance::new(LAUNCHED_SEED + self.launched, i, g, public))
+            })
+            .collect();
+        Launch {
+            asg: by_asg.then_some(gr),
+            itype,
+            cores,
+            threads,
+            count,
+            ami: &gr.ami,
+            vpc: &gr.vpc,
+            subnets: &gr.subnets,
+            sg: &gr.sg,
+            app: Some(app),
+            profile: Some((&gr.profile_arn, &gr.profile_id)),
+            instances,
             error,
         }
     }
@@ -2084,6 +2410,7 @@ impl<'w> Gen<'w> {
             .new_instances
             .iter()
             .chain(p.members.iter().map(|&k| &world.instances[k]))
+            .map(Cow::Borrowed)
             .collect();
         let (ami, vpc, subnets, sg) = match (&p.net, group) {
             (Some(n), _) => (&n.ami, &n.vpc, &n.subnets, &n.sg),
@@ -2153,6 +2480,7 @@ fn instance_session(
     now: u64,
     k: usize,
     key: Option<&str>,
+    issued: Option<u64>,
 ) -> String {
     let g = world.group_of(k);
     let inst = &world.instances[k];
@@ -2178,12 +2506,25 @@ fn instance_session(
         g.role,
         g.role
     );
-    iso(r, now - rng.below(6 * HOUR));
+    iso(r, issued.unwrap_or_else(|| now - rng.below(6 * HOUR)));
     w!(
         r,
         "\",\"mfaAuthenticated\":\"false\"}},\"ec2RoleDelivery\":\"2.0\"}}}}"
     );
     arn
+}
+
+/// The access key of instance `k`'s role credentials at `now`, and when they were issued: EC2
+/// refreshes them every 6 hours (at a time of its own for each instance).
+fn rotated_instance_key(k: usize, now: u64) -> (String, u64) {
+    let offset = mix(k as u64 ^ 0x6b65_7973) % (6 * HOUR);
+    let period = (now + offset) / (6 * HOUR);
+    let issued = (period * 6 * HOUR)
+        .saturating_sub(offset)
+        .max(START_MS - 6 * HOUR);
+    let mut key = String::from("ASIA");
+    key.push_str(&upper_of(mix(k as u64 * 1_000_003 + period), 16));
+    (key, issued)
 }
 
 /// Principal id and access key of IAM user number `u` of an account.
@@ -2472,6 +2813,21 @@ const FINDING_TYPES: [FindingType; 19] = [
     },
 ];
 
+impl FindingType {
+    /// Lines per 100 000 random findings of the heavy mix: the noise at 0.9× the weight of the
+    /// standard mix, and 10 % of high severity (the severity-8 kinds, which rules select).
+    fn heavy_weight(&self) -> u32 {
+        match self.name {
+            "CryptoCurrency:EC2/BitcoinTool.B!DNS" => 3_000,
+            "Backdoor:EC2/C&CActivity.B!DNS" => 2_500,
+            "Trojan:EC2/DNSDataExfiltration" => 2_000,
+            "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS" => 2_500,
+            _ if self.severity >= 7.0 => 0,
+            _ => self.weight * 9 / 10,
+        }
+    }
+}
+
 fn finding_type(name: &str) -> usize {
     FINDING_TYPES
         .iter()
@@ -2603,14 +2959,17 @@ const RECENT_FINDINGS: usize = 2048;
 const UPDATE_PER_MILLE: u64 = 250;
 
 impl<'w> FindingGen<'w> {
-    fn new(seed: u64, world: &'w World) -> FindingGen<'w> {
+    fn new(seed: u64, world: &'w World, heavy: bool) -> FindingGen<'w> {
         let public: Vec<usize> = (0..world.instances.len())
             .filter(|&k| world.instances[k].public_ip.is_some())
             .collect();
         FindingGen {
             rng: Rng::new(seed),
             world,
-            weights: FINDING_TYPES.iter().map(|t| t.weight).collect(),
+            weights: FINDING_TYPES
+                .iter()
+                .map(|t| if heavy { t.heavy_weight() } else { t.weight })
+                .collect(),
             public,
             turn: 0,
             recent: VecDeque::with_capacity(RECENT_FINDINGS),
@@ -2961,7 +3320,7 @@ fn write_findings(
     data: &mut Data,
 ) -> io::Result<()> {
     let mut files = Splitter::new(dir.join("guardduty"), "findings", spec.finding_files)?;
-    let mut g = FindingGen::new(spec.seed ^ 0x6775_6172_6464_7479, world);
+    let mut g = FindingGen::new(spec.seed ^ 0x6775_6172_6464_7479, world, spec.mix.heavy());
     let (t0, t1) = (data.first_ms, data.last_ms.max(data.first_ms + 1));
     let m = spec.findings;
     let mut planted = plan.findings.iter().peekable();
@@ -3023,7 +3382,7 @@ struct Launch<'a> {
     app: Option<&'a str>,
     /// Instance profile ARN and id.
     profile: Option<(&'a str, &'a str)>,
-    instances: Vec<&'a Instance>,
+    instances: Vec<Cow<'a, Instance>>,
     error: Option<LaunchError>,
 }
 

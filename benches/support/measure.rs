@@ -1,6 +1,7 @@
-//! Measurement helpers shared by the benches (`decode_bench`, `correlate_bench`): wall and CPU
-//! time, the CPU time other processes took meanwhile, base and peak RSS, the result table, and
-//! a self-removing temporary folder.
+//! Measurement helpers shared by the benches (`decode_bench`, `correlate_bench`,
+//! `state_bench`): wall and CPU time (of this process, or of its reaped children), the CPU time
+//! other processes took meanwhile, base and peak RSS (also another process's), the result
+//! table, and a self-removing temporary folder.
 //!
 //! Peak RSS is `VmHWM` of `/proc/self/status`, reset before each measurement by writing `5` to
 //! `/proc/self/clear_refs`; CPU time is user + system time of the whole process from
@@ -84,6 +85,35 @@ pub fn cpu_seconds() -> f64 {
     };
     // Fields 14 and 15 of the line; field 3 (state) is the first after the `)`.
     (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// User + system CPU time of this process's children that have ended and been waited for
+/// (`cutime` and `cstime` of `/proc/self/stat`): what a child run cost, read before it is
+/// started and after it is reaped.
+pub fn children_cpu_seconds() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 16 and 17 of the line.
+    (ticks(13) + ticks(14)) as f64 / 100.0
+}
+
+/// A `kB` line of another process's status file (`/proc/PID/status`), 0 when unreadable (the
+/// process has ended).
+pub fn status_kib(status_file: &Path, key: &str) -> u64 {
+    fs::read_to_string(status_file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU time all processes have used since boot (`/proc/stat`, all but idle and iowait).
