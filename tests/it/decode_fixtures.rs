@@ -317,18 +317,38 @@ fn asg_launch(event_id: &str, time: Millis, instance: InstanceInfo, vcpus: u32) 
     s
 }
 
+/// GPUs and memory (MiB) of one instance of the fixtures' types, copied by hand from the EC2
+/// User Guide's instance type specifications (not from `data/instance_types.tsv`, which the
+/// decoder reads): a c5.large has 4 GiB, an m5.xlarge 16 GiB, a t3.micro 1 GiB, a
+/// p3.16xlarge 8 V100 GPUs and 488 GiB, a g5.12xlarge 4 A10G GPUs and 192 GiB.
+fn type_facts(instance_type: &str) -> (u32, u64) {
+    match instance_type {
+        "c5.large" => (0, 4 * 1024),
+        "m5.xlarge" => (0, 16 * 1024),
+        "t3.micro" => (0, 1024),
+        "p3.16xlarge" => (8, 488 * 1024),
+        "g5.12xlarge" => (4, 192 * 1024),
+        other => panic!("no hand-copied facts for {other}"),
+    }
+}
+
 /// The launch (issue 17) of a `RunInstances` that started `ids`.
 fn instance_launch(
     ids: &[&str],
     instance_type: &Option<finding_correlator::signal::Str>,
     vcpus: u32,
 ) -> Option<Box<finding_correlator::launch::Launch>> {
+    let n = ids.len() as u32;
+    let (gpus, memory) = type_facts(instance_type.as_deref().expect("an instance type"));
     Some(Box::new(finding_correlator::launch::Launch {
         kind: "instance".into(),
-        count: ids.len() as u32,
+        count: n,
         instance_types: instance_type.iter().cloned().collect(),
         resource_ids: ids.iter().map(|i| (*i).into()).collect(),
         vcpus: Some(vcpus),
+        gpus: Some(gpus * n),
+        accelerators: Some(0),
+        memory_mib: Some(memory * u64::from(n)),
         ..Default::default()
     }))
 }

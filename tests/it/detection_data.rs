@@ -121,22 +121,19 @@ fn issue_17_unknown_instance_types_are_reported_once_per_run_with_their_counts()
 fn issue_17_rules_check_names_mistyped_event_names_with_the_nearest_valid_one() {
     let dir = tempfile::tempdir().unwrap();
     let rule = fs::read_to_string(
-        crate::common::repo().join("correlation-rules/compute-resource-creation.yaml"),
+        crate::common::repo().join("correlation-rules/failed-compute-launch.yaml"),
     )
     .unwrap();
-    let bad = rule
-        .replacen(
-            "ec2.amazonaws.com:RunInstances",
-            "ec2.amazonaws.com:RunInstnaces",
+    let events = |list: &str| {
+        rule.replacen(
+            r#"events: ["ec2.amazonaws.com:RunInstances"]"#,
+            &format!("events: [{list}]"),
             1,
         )
-        .replacen(
-            "lambda.amazonaws.com:CreateFunction*",
-            "lambda.amazonaws.con:CreateFunction*",
-            1,
-        );
+    };
+    let bad = events(r#""ec2.amazonaws.com:RunInstnaces", "lambda.amazonaws.con:CreateFunction*""#);
     assert_ne!(bad, rule);
-    let path = dir.path().join("compute-resource-creation.yaml");
+    let path = dir.path().join("failed-compute-launch.yaml");
     fs::write(&path, &bad).unwrap();
     let at = |needle: &str| {
         let (line_no, line) = bad
@@ -176,10 +173,8 @@ fn issue_17_rules_check_names_mistyped_event_names_with_the_nearest_valid_one() 
     );
     // CloudTrail's own spelling of a Lambda call (from the data, not a special case) and the
     // shipped rules pass.
-    let spelled = rule.replacen(
-        "lambda.amazonaws.com:CreateFunction*",
-        "lambda.amazonaws.com:CreateFunction20150331",
-        1,
+    let spelled = events(
+        r#""ec2.amazonaws.com:RunInstances", "lambda.amazonaws.com:CreateFunction20150331""#,
     );
     assert_ne!(spelled, rule);
     fs::write(&path, spelled).unwrap();
