@@ -83,6 +83,8 @@ pub struct SourceLine {
 pub struct TrailLine {
     /// Account and region folders found.
     pub folders: usize,
+    /// Account folders left to other shards (`aws.shard`): not listed, not read.
+    pub other_shards: usize,
     /// Objects read this run (pending ones read at last included).
     pub objects: usize,
     /// Objects that could not be read this run, after retries.
@@ -580,6 +582,7 @@ impl AwsSources<'_> {
             // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
             // `aws.regions` says: launches in a region nobody uses are what the trail must show.
             allow: regions.to_vec(),
+            shard: self.settings.shard,
             folders,
             since: from,
             concurrency,
@@ -631,6 +634,7 @@ impl AwsSources<'_> {
                 trail = %t.trail,
                 folders = folders.len(),
                 regions = %trail_regions_text(&folders),
+                other_shards_accounts = out.other_shards,
                 "trail folders listed"
             );
         }
@@ -1161,6 +1165,7 @@ fn advance_trail(
     use crate::sources::trail;
     let mut line = TrailLine {
         folders: out.folders.len(),
+        other_shards: out.other_shards,
         trail_error: out.error.is_some(),
         ..TrailLine::default()
     };

@@ -396,28 +396,41 @@ fn is_account(name: &str) -> bool {
 
 /// The `ACCOUNT/CloudTrail/REGION/` folders of a trail under `prefix`: the account folders
 /// found there, and those of the organization folders (`o-ORGID/ACCOUNT/`) found there too;
-/// in each, every region folder, or those of `allow` when it is not empty. The accounts'
-/// folders are listed `concurrency` at a time. Returns `(account, region, folder)`, sorted.
+/// in each, every region folder, or those of `allow` when it is not empty. With a `shard`,
+/// only the folders of its accounts: the others' are never listed (their count is returned).
+/// The accounts' folders are listed `concurrency` at a time. Returns `(account, region,
+/// folder)`, sorted, and the number of account folders left to other shards.
 pub async fn trail_folders(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
     allow: &[String],
+    shard: Option<crate::shard::Shard>,
     concurrency: usize,
     calls: &mut u64,
-) -> Result<Vec<(String, String, String)>, String> {
+) -> Result<(Vec<(String, String, String)>, usize), String> {
     let mut accounts: Vec<(String, String)> = Vec::new();
     let mut orgs = Vec::new();
+    let mut others = 0;
+    let mut keep = |account: &str| {
+        let mine = shard.is_none_or(|s| s.owns(account));
+        others += usize::from(!mine);
+        mine
+    };
     for name in sub_folders(client, bucket, prefix, calls).await? {
         if is_account(&name) {
-            accounts.push((name.clone(), format!("{prefix}{name}/")));
+            if keep(&name) {
+                accounts.push((name.clone(), format!("{prefix}{name}/")));
+            }
         } else if name.starts_with("o-") {
             orgs.push(format!("{prefix}{name}/"));
         }
     }
     for (org, found) in list_concurrently(client, bucket, orgs, concurrency, calls).await? {
         for account in found.into_iter().filter(|a| is_account(a)) {
-            accounts.push((account.clone(), format!("{org}{account}/")));
+            if keep(&account) {
+                accounts.push((account.clone(), format!("{org}{account}/")));
+            }
         }
     }
     let trails: Vec<String> = accounts
@@ -434,7 +447,7 @@ pub async fn trail_folders(
         }
     }
     out.sort_by(|a, b| a.2.cmp(&b.2));
-    Ok(out)
+    Ok((out, others))
 }
 
 /// [`sub_folders`] of each of `folders`, `concurrency` at a time, in the order given.
@@ -485,6 +498,8 @@ pub struct TrailPoll {
     pub prefix: String,
     /// `aws.trail_regions`: when not empty, the only region folders read.
     pub allow: Vec<String>,
+    /// `aws.shard`: when set, only the folders of its accounts are listed and read.
+    pub shard: Option<crate::shard::Shard>,
     /// The state's checkpoint of each region folder, by folder.
     pub folders: std::collections::BTreeMap<String, crate::state::Checkpoint>,
     /// Where a folder with no checkpoint starts (the look-back).
@@ -504,6 +519,8 @@ pub struct TrailOutcome {
     pub calls: u64,
     /// Why the trail's folders could not be found (nothing of the trail was read).
     pub error: Option<String>,
+    /// Account folders left to other shards (`aws.shard`), never listed.
+    pub other_shards: usize,
     /// Per region folder.
     pub folders: std::collections::BTreeMap<String, FolderOutcome>,
 }
@@ -552,13 +569,17 @@ pub async fn cloudtrail_s3(
         &poll.bucket,
         &poll.prefix,
         &poll.allow,
+        poll.shard,
         poll.concurrency,
         &mut calls,
     )
     .await;
     lock(&out).calls += calls;
     let mut folders = match found {
-        Ok(f) => f,
+        Ok((f, others)) => {
+            lock(&out).other_shards = others;
+            f
+        }
         Err(message) => {
             lock(&out).error = Some(message);
             return;
@@ -573,6 +594,7 @@ pub async fn cloudtrail_s3(
             && !c.pending.is_empty()
             && folder.starts_with(&poll.prefix)
             && (poll.allow.is_empty() || poll.allow.iter().any(|r| r == region))
+            && poll.shard.is_none_or(|s| s.owns(account))
         {
             folders.push((account.to_string(), region.to_string(), folder.clone()));
         }

@@ -2099,6 +2099,82 @@ fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_ea
 }
 
 #[test]
+fn issue_15_each_shard_lists_and_reads_only_its_accounts_trail_folders() {
+    use finding_correlator::shard::shard_of;
+    let (region, bucket) = ("ap-southeast-2", "trail-shards");
+    prepare(region, bucket);
+    let top = unique("shards").replace("/state.json", "");
+    let regions = ["us-east-1", "eu-west-1"];
+    let accounts: Vec<String> = (0..9).map(|i| format!("2000000000{i:02}")).collect();
+    let mut n = 0;
+    for a in &accounts {
+        for r in regions {
+            n += 1;
+            put_object(
+                region,
+                bucket,
+                &trail_key(&top, a, r, "20250505T1200Z", "x"),
+                record_at(n, "2025-05-05T11:58:00Z"),
+            );
+        }
+    }
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let mut records = 0;
+    let mut folders = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let owned = accounts.iter().filter(|a| shard_of(a, 3) == k).count();
+        assert!(owned > 0 && owned < accounts.len(), "{shard}: {owned}");
+        let out = trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("CORRELATOR_AWS_SHARD", shard.as_str())],
+        );
+        exits(&out, 0);
+        let s = summary(&out);
+        assert_eq!(s["trail"]["folders"], owned * regions.len(), "{shard}: {s}");
+        assert_eq!(
+            s["trail"]["other_shards"],
+            accounts.len() - owned,
+            "{shard}: {s}"
+        );
+        assert_eq!(
+            s["sources"][0]["records"],
+            owned * regions.len(),
+            "{shard}: {s}"
+        );
+        // The trail folder, the organization's, the shard's accounts' regions, each of their
+        // folders, each of their objects: the other shards' folders are never listed or read.
+        assert_eq!(
+            s["sources"][0]["calls"],
+            1 + 1 + owned + 2 * owned * regions.len(),
+            "{shard}: {s}"
+        );
+        records += s["sources"][0]["records"].as_u64().unwrap();
+        let own_state = tmp.path().join(format!("state.json.shard-{k}-of-3"));
+        for key in folder_checkpoints(&own_state).keys() {
+            let account = key.split('/').find(|p| p.len() == 12).unwrap();
+            assert_eq!(shard_of(account, 3), k, "{key} in shard {k}'s state");
+            folders.push(key.clone());
+        }
+    }
+    assert!(!state.exists(), "an unsharded state was written");
+    assert_eq!(
+        records,
+        u64::from(n),
+        "every object read by exactly one shard"
+    );
+    folders.sort();
+    folders.dedup();
+    assert_eq!(folders.len(), accounts.len() * regions.len());
+}
+
+#[test]
 fn issue_15_a_version_5_state_continues_without_reading_an_object_twice() {
     let (region, bucket) = ("eu-west-2", "trail-v5");
     prepare(region, bucket);
