@@ -291,7 +291,7 @@ pub fn advance(
     for (source, (n, t)) in &run.sources {
         let c = checkpoints.entry((*source).to_string()).or_default();
         c.records += n;
-        c.newest = c.newest.max(Some(*t));
+        c.newest = c.newest.max(*t);
     }
 
     // Baselines as of the horizon: the state's, plus the launches that will not be replayed.

@@ -53,7 +53,7 @@ pub struct CorrelateRun {
     /// Selected records older than the state's horizon: matched by an earlier run already.
     pub before_horizon: u64,
     /// Per source: records used and the newest event time among them.
-    pub sources: BTreeMap<&'static str, (u64, Millis)>,
+    pub sources: BTreeMap<&'static str, (u64, Option<Millis>)>,
     /// What each input yielded (for response bodies, in their order).
     pub inputs: Vec<(Arc<std::path::Path>, file::FileStats)>,
 }
@@ -203,7 +203,7 @@ pub fn correlate_with<R: Send>(
     let mut statements: Vec<Signal> = Vec::new();
     let mut before_horizon = 0u64;
     let inputs;
-    let mut sources: BTreeMap<&'static str, (u64, Millis)> = BTreeMap::new();
+    let mut sources: BTreeMap<&'static str, (u64, Option<Millis>)> = BTreeMap::new();
     let horizon = prior.and_then(|p| p.horizon).unwrap_or(Millis::MIN);
     // Launch templates' and Auto Scaling groups' instance types, for launches that name one
     // but no type: from the state's graph statements and signals, and from everything read.
@@ -306,8 +306,8 @@ pub fn correlate_with<R: Send>(
                 resolver.learn(&s);
                 // The newest time of the kept signals; counts come from the summary below
                 // (every record read, whichever copies were kept).
-                let source = sources.entry(s.source.as_str()).or_insert((0, Millis::MIN));
-                source.1 = source.1.max(s.time);
+                let source = sources.entry(s.source.as_str()).or_insert((0, None));
+                source.1 = source.1.max(Some(s.time));
                 if keep == Keep::Graph
                     && !keep_signal_nodes
                     && !s.instances.is_empty()
@@ -364,7 +364,7 @@ pub fn correlate_with<R: Send>(
             Some("guardduty") => "guardduty",
             _ => "securityhub",
         };
-        sources.entry(source).or_insert((0, Millis::MIN)).0 += n;
+        sources.entry(source).or_insert((0, None)).0 += n;
     }
     if before_horizon > 0 {
         tracing::info!(

@@ -623,6 +623,9 @@ mod opt_time {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
+            // Earlier builds wrote the earliest time there is for a source whose records were
+            // read but none kept ("newest of nothing"); it means none.
+            Some(s) if s == format_rfc3339(Millis::MIN) => Ok(None),
             Some(s) => parse_timestamp(&s)
                 .map(Some)
                 .ok_or_else(|| serde::de::Error::custom(format!("not a timestamp: {s:?}"))),

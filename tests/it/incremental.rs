@@ -1023,3 +1023,52 @@ fn issue_14_the_main_attack_keeps_one_id_for_life_when_run_record_by_record() {
         Some(true)
     );
 }
+
+/// A run whose records are all read and none kept (a quiet 15 minutes of calls no rule
+/// takes) saves a state the next run reads: the source's checkpoint counts the records and
+/// names no newest time. (Earlier builds saved the earliest time there is, which no run could
+/// read back; such a state is read as naming none.)
+#[test]
+fn a_run_that_keeps_no_record_of_a_source_saves_a_state_the_next_run_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut record: Value = serde_json::from_str(&read_text(&common::fixture(
+        "cloudtrail/single-record.json",
+    )))
+    .unwrap();
+    record["eventSource"] = "s3.amazonaws.com".into();
+    record["eventName"] = "ListBuckets".into();
+    record["userIdentity"] = serde_json::json!({
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLEREADER001",
+        "arn": "arn:aws:iam::111122223333:user/reader",
+        "accountId": "111122223333",
+        "accessKeyId": "AKIAEXAMPLEREADER001",
+        "userName": "reader",
+    });
+    for key in ["requestParameters", "responseElements"] {
+        record.as_object_mut().unwrap().remove(key);
+    }
+    let input = tmp.path().join("quiet.json");
+    std::fs::write(&input, record.to_string()).unwrap();
+    let state = tmp.path().join("state.json");
+    for run in 1..=2 {
+        correlate_with_state(&state, None, &input)
+            .assert()
+            .success();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        let cp = &doc["checkpoints"]["cloudtrail"];
+        assert_eq!(cp["records"], run, "{doc}");
+        assert!(cp["newest"].is_null(), "run {run}: {cp}");
+    }
+
+    // A state an earlier build saved so is read, as naming no newest time.
+    let text = std::fs::read_to_string(&state).unwrap().replace(
+        r#""cloudtrail":{"newest":null,"records":2"#,
+        r#""cloudtrail":{"newest":"-292275055-05-16T16:47:04.192Z","records":2"#,
+    );
+    assert!(text.contains("-292275055"), "{text}");
+    std::fs::write(&state, text).unwrap();
+    correlate_with_state(&state, None, &input)
+        .assert()
+        .success();
+}
