@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""An organization trail in a loopback S3 (moto server), read by `correlator run` as the
+scheduled task reads it (issue 15 item 8): a first run over a backlog, then 15-minute runs
+that each find three new objects per folder.
+
+    .venv/bin/python benches/org_trail.py --correlator target/release/correlator \
+        --accounts 50 --regions 17 --hours 2
+
+Starts moto from the venv (`tests/run.sh` installs it) and writes, for `--accounts` accounts
+x `--regions` regions of an organization trail (`AWSLogs/o-exampleorg1/ACCOUNT/CloudTrail/
+REGION/…`), one gzip log object per folder every 5 minutes over `--hours` hours. The first
+`--busy` regions of each account are its working regions: their objects hold
+`--busy-records` records, the others `--idle-records` (CloudTrail writes an object for a
+region only when something was called there; idle regions see a few service calls). The
+records are the shape of `fixtures/cloudtrail/single-record.json`, read-only calls no rule
+takes, with request ids of their own so that objects compress as real ones do: what is
+measured is listing, fetching and decoding, not matching.
+
+Then runs, each under `/usr/bin/time -v` with the trail source only (`aws.sources =
+cloudtrail_s3`, the stdout sink):
+
+- `backlog`: a fresh state over the whole backlog (the first run of a deployment);
+- `15 min` x `--steps`: three more objects per folder (15 minutes of deliveries), then a run
+  with the state the run before saved: the steady state of the schedule.
+
+For each: objects and records read, API calls (from the run's JSON summary), wall and CPU
+seconds (user + system of the correlator), peak RSS, and the state's size. Then a
+projection of one 15-minute run to `--project-accounts` accounts (default 200) x the same
+regions: calls grow with the folders (one listing and three objects each per run), CPU with
+the records. Wall time against moto is moto's (one Python process answering every call), not
+S3's: the projection gives the calls and the correlator's CPU, not a wall time. A
+measurement, not a test: nothing here passes or fails.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from trail_memory import ROOT, start_moto  # noqa: E402
+
+REGIONS = [
+    "us-east-1", "eu-west-1", "us-west-2", "us-east-2", "us-west-1", "eu-west-2", "eu-west-3",
+    "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
+    "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ca-central-1", "sa-east-1",
+]
+START = 1746316800  # 2025-05-04T00:00:00Z
+
+
+def record_maker():
+    template = json.loads((ROOT / "fixtures/cloudtrail/single-record.json").read_text())
+    template.pop("requestParameters", None)
+    template.pop("responseElements", None)
+    n = [0]
+
+    def make(account, region, when):
+        n[0] += 1
+        r = dict(template)
+        r["eventID"] = f"{n[0]:08x}-0000-4000-8000-{account}"
+        r["eventTime"] = when
+        r["recipientAccountId"] = account
+        r["awsRegion"] = region
+        r["eventSource"] = "s3.amazonaws.com"
+        r["eventName"] = "ListBuckets"
+        r["userIdentity"] = {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLEREADER001",
+            "arn": f"arn:aws:iam::{account}:user/reader",
+            "accountId": account,
+            "accessKeyId": "AKIAEXAMPLEREADER001",
+            "userName": "reader",
+        }
+        r["requestID"] = os.urandom(24).hex()
+        r["sharedEventID"] = os.urandom(24).hex()
+        return r
+
+    return make
+
+
+def put_slot(s3, bucket, args, accounts, regions, slot, make):
+    """One object per folder for the 5-minute slot `slot`: (objects, records, JSON bytes)."""
+    t = time.gmtime(START + slot * 300)
+    stamp = time.strftime("%Y%m%dT%H%MZ", t)
+    day = time.strftime("%Y/%m/%d", t)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
+    objects = records = size = 0
+    for account in accounts:
+        for i, region in enumerate(regions):
+            count = args.busy_records if i < args.busy else args.idle_records
+            text = json.dumps(
+                {"Records": [make(account, region, when) for _ in range(count)]}
+            ).encode()
+            key = (
+                f"AWSLogs/o-exampleorg1/{account}/CloudTrail/{region}/{day}/"
+                f"{account}_CloudTrail_{region}_{stamp}_{os.urandom(4).hex()}.json.gz"
+            )
+            s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(text, 6))
+            objects += 1
+            records += count
+            size += len(text)
+    return objects, records, size
+
+
+def run(args, url, bucket, state):
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        CORRELATOR_AWS_REGIONS="us-east-1",
+        CORRELATOR_AWS_SOURCES="cloudtrail_s3",
+        CORRELATOR_AWS_TRAIL=f"s3://{bucket}/AWSLogs/",
+        CORRELATOR_AWS_SINK="stdout",
+        CORRELATOR_AWS_LOOKBACK="1000d",
+        CORRELATOR_STATE=str(state),
+    )
+    started = time.time()
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", args.correlator, "run", "--summary", "json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wall = time.time() - started
+    if out.returncode != 0:
+        print(out.stderr[-3000:], file=sys.stderr)
+        sys.exit(f"correlator run exited with {out.returncode}")
+
+    def timed(label):
+        line = next(x for x in out.stderr.splitlines() if label in x)
+        return line.rsplit(":", 1)[1].strip()
+
+    summary = {}
+    for line in out.stderr.splitlines():
+        if line.startswith("{"):
+            try:
+                summary = json.loads(line)
+            except ValueError:
+                pass
+    trail = next(
+        (s for s in summary.get("sources", []) if s.get("source") == "cloudtrail_s3"), {}
+    )
+    return {
+        "objects": summary.get("trail", {}).get("objects", 0),
+        "records": trail.get("records", 0),
+        "calls": trail.get("calls", 0),
+        "wall": wall,
+        "cpu": float(timed("User time (seconds)")) + float(timed("System time (seconds)")),
+        "rss": int(timed("Maximum resident set size")) // 1024,
+        "state": state.stat().st_size if state.exists() else 0,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--correlator", default=str(ROOT / "target/release/correlator"))
+    ap.add_argument("--accounts", type=int, default=50)
+    ap.add_argument("--regions", type=int, default=17, choices=range(1, len(REGIONS) + 1))
+    ap.add_argument("--hours", type=float, default=2.0)
+    ap.add_argument("--busy", type=int, default=2, help="working regions per account")
+    ap.add_argument("--busy-records", type=int, default=200)
+    ap.add_argument("--idle-records", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=2, help="15-minute runs after the backlog")
+    ap.add_argument("--project-accounts", type=int, default=200)
+    args = ap.parse_args()
+    import boto3
+
+    accounts = [f"3{i:011d}" for i in range(args.accounts)]
+    regions = REGIONS[: args.regions]
+    folders = len(accounts) * len(regions)
+    make = record_maker()
+    moto, url = start_moto()
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        bucket = "org-trail"
+        s3.create_bucket(Bucket=bucket)
+        slots = int(args.hours * 12)
+        t = time.time()
+        objects = records = size = 0
+        for slot in range(slots):
+            o, r, b = put_slot(s3, bucket, args, accounts, regions, slot, make)
+            objects, records, size = objects + o, records + r, size + b
+        print(
+            f"{args.accounts} accounts x {len(regions)} regions = {folders} folders; "
+            f"{args.busy} working region(s) per account at {args.busy_records} records per "
+            f"object, the others at {args.idle_records}; backlog of {args.hours} h: "
+            f"{objects} objects, {records} records, {size / 1e6:.0f} MB of JSON "
+            f"(written in {time.time() - t:.0f} s)"
+        )
+        print(
+            f"{'run':>8} {'objects':>8} {'records':>9} {'calls':>6} {'wall s':>7} "
+            f"{'CPU s':>6} {'peak RSS MB':>11} {'state KB':>9}"
+        )
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            state = pathlib.Path(tmp) / "state.json"
+            for step in range(args.steps + 1):
+                if step > 0:
+                    for k in range(3):
+                        put_slot(s3, bucket, args, accounts, regions, slots, make)
+                        slots += 1
+                m = run(args, url, bucket, state)
+                name = "backlog" if step == 0 else f"15 min"
+                rows.append((name, m))
+                print(
+                    f"{name:>8} {m['objects']:>8} {m['records']:>9} {m['calls']:>6} "
+                    f"{m['wall']:>7.1f} {m['cpu']:>6.2f} {m['rss']:>11} {m['state'] / 1e3:>9.0f}"
+                )
+        steady = [m for name, m in rows if name != "backlog"]
+        if steady:
+            cpu = sum(m["cpu"] for m in steady) / len(steady)
+            calls = sum(m["calls"] for m in steady) / len(steady)
+            per_folder_calls = calls / folders
+            scale = args.project_accounts / args.accounts
+            print(
+                f"projection of one 15-minute run to {args.project_accounts} accounts x "
+                f"{len(regions)} regions ({args.project_accounts * len(regions)} folders), "
+                f"linear in folders and records from the 15-minute runs above: "
+                f"{per_folder_calls * folders * scale:.0f} calls "
+                f"({per_folder_calls:.2f} per folder), {cpu * scale:.1f} s of correlator CPU "
+                f"(wall depends on S3's latency: calls / aws.trail_concurrency x latency), "
+                f"{records / max(1, objects) * 3 * folders * scale / 1e3:.0f} k records "
+                f"per run, {records / max(1, objects) * 288 * folders * scale / 1e6:.1f} M "
+                f"a day"
+            )
+    finally:
+        moto.kill()
+        moto.wait()
+
+
+if __name__ == "__main__":
+    main()
