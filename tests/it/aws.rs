@@ -836,7 +836,7 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
     let s = summary(&out);
     assert_eq!(s["sources"][0]["records"], 1, "{s}");
     // A cursor per account and region folder, not a list of every key read.
-    let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let st: Value = crate::common::state_value(&std::fs::read(&state).unwrap());
     let folders: Vec<&String> = st["checkpoints"]
         .as_object()
         .unwrap()
@@ -1859,7 +1859,7 @@ fn trail_run(
 }
 
 fn state_doc(state: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap()
+    crate::common::state_value(&std::fs::read(state).unwrap())
 }
 
 /// The trail folders' checkpoints of a saved state.
