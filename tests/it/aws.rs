@@ -1182,7 +1182,7 @@ fn two_scenarios() -> (Vec<Value>, Vec<Value>) {
 /// The lease in the state object, if any.
 fn lease_of(region: &str, bucket: &str, key: &str) -> Option<Value> {
     let bytes = get_object(region, bucket, key)?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let v: Value = common::try_state_value(&bytes)?;
     v.get("lease").cloned()
 }
 
