@@ -579,8 +579,17 @@ struct Part {
     bytes: u64,
 }
 
-/// `correlator state inspect --format json`: the document's size and its parts.
-fn inspect(cli: &Cli, dir: &Path, state: &Path) -> (u64, Vec<Part>) {
+/// A state as `state inspect --format json` describes it.
+struct Inspected {
+    /// Bytes as saved (compressed from version 7 on).
+    saved: u64,
+    /// Bytes of its JSON document (what the parts add up to; the saved size before version 7).
+    document: u64,
+    parts: Vec<Part>,
+}
+
+/// `correlator state inspect --format json`: the state's sizes and its parts.
+fn inspect(cli: &Cli, dir: &Path, state: &Path) -> Inspected {
     let log = dir.join("inspect.log");
     let args: Vec<&std::ffi::OsStr> = vec![
         "state".as_ref(),
@@ -599,7 +608,12 @@ fn inspect(cli: &Cli, dir: &Path, state: &Path) -> (u64, Vec<Part>) {
                 run.exit,
                 fs::read_to_string(&log).unwrap_or_default().trim()
             );
-            return (measure::file_len(state), Vec::new());
+            let len = measure::file_len(state);
+            return Inspected {
+                saved: len,
+                document: len,
+                parts: Vec::new(),
+            };
         }
     };
     let parts = doc
@@ -619,11 +633,19 @@ fn inspect(cli: &Cli, dir: &Path, state: &Path) -> (u64, Vec<Part>) {
                 .collect()
         })
         .unwrap_or_default();
-    let bytes = doc
+    let saved = doc
         .get("bytes")
         .and_then(Value::as_u64)
         .unwrap_or_else(|| measure::file_len(state));
-    (bytes, parts)
+    let document = doc
+        .get("document_bytes")
+        .and_then(Value::as_u64)
+        .unwrap_or(saved);
+    Inspected {
+        saved,
+        document,
+        parts,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -651,7 +673,7 @@ fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
     let ct_dir = dir.join("cloudtrail");
     let gd_dir = dir.join("guardduty");
     let mut runs = Vec::new();
-    let mut states: Vec<(String, u64, Vec<Part>)> = Vec::new();
+    let mut states: Vec<(String, Inspected)> = Vec::new();
 
     // a. Everything, no state.
     let a = correlate(cli, dir, "a. everything, no state", &[ct_dir, gd_dir], None);
@@ -675,8 +697,7 @@ fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
     ] {
         let r = correlate(cli, dir, name, &inputs, Some(&state_b));
         println!("  done: {} ({:.2} s)", r.name, r.wall);
-        let (bytes, parts) = inspect(cli, dir, &state_b);
-        states.push((name.to_string(), bytes, parts));
+        states.push((name.to_string(), inspect(cli, dir, &state_b)));
         runs.push(r);
     }
     if !cli.keep {
@@ -693,8 +714,7 @@ fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
         Some(&state_c),
     );
     println!("  done: {} ({:.2} s)", warm.name, warm.wall);
-    let (bytes, parts) = inspect(cli, dir, &state_c);
-    states.push((warm.name.clone(), bytes, parts));
+    states.push((warm.name.clone(), inspect(cli, dir, &state_c)));
     runs.push(warm);
     let mut slice_rows = Vec::new();
     for (i, (folder, from, ct, gd, _)) in cut.slices.iter().enumerate() {
@@ -715,8 +735,7 @@ fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
         // The parts after the first, the middle and the last slice.
         let n = cut.slices.len();
         if i == 0 || i == n / 2 || i + 1 == n {
-            let (bytes, parts) = inspect(cli, dir, &state_c);
-            states.push((format!("c. after slice {i}"), bytes, parts));
+            states.push((format!("c. after slice {i}"), inspect(cli, dir, &state_c)));
         }
     }
 
@@ -852,18 +871,24 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[i]
 }
 
-fn print_states(states: &[(String, u64, Vec<Part>)]) {
+fn print_states(states: &[(String, Inspected)]) {
     println!();
-    println!("state parts (correlator state inspect --format json): MB (share) and items");
+    println!(
+        "state parts (correlator state inspect --format json): MB of the JSON document (share) \
+         and items; saved MB is the file as written (compressed from state version 7 on)"
+    );
     let mut names: Vec<&str> = Vec::new();
-    for (_, _, parts) in states {
-        for p in parts {
+    for (_, st) in states {
+        for p in &st.parts {
             if !names.contains(&p.name.as_str()) {
                 names.push(&p.name);
             }
         }
     }
-    let mut header = format!("| {:<40} | {:>9} |", "state after", "total MB");
+    let mut header = format!(
+        "| {:<40} | {:>9} | {:>11} |",
+        "state after", "saved MB", "document MB"
+    );
     for n in &names {
         header.push_str(&format!(" {n:>26} |"));
     }
@@ -876,17 +901,22 @@ fn print_states(states: &[(String, u64, Vec<Part>)]) {
             .collect::<Vec<_>>()
             .join("|")
     );
-    for (name, bytes, parts) in states {
-        let mut line = format!("| {name:<40} | {:>9.2} |", *bytes as f64 / 1e6);
+    for (name, st) in states {
+        let mut line = format!(
+            "| {name:<40} | {:>9.2} | {:>11.2} |",
+            st.saved as f64 / 1e6,
+            st.document as f64 / 1e6
+        );
         for n in &names {
-            let cell = parts
+            let cell = st
+                .parts
                 .iter()
                 .find(|p| p.name == *n)
                 .map_or(String::new(), |p| {
                     format!(
                         "{:.2} ({:.0} %) {}",
                         p.bytes as f64 / 1e6,
-                        100.0 * p.bytes as f64 / (*bytes).max(1) as f64,
+                        100.0 * p.bytes as f64 / st.document.max(1) as f64,
                         p.items
                     )
                 });
@@ -894,8 +924,8 @@ fn print_states(states: &[(String, u64, Vec<Part>)]) {
         }
         println!("{line}");
     }
-    if let Some((name, _, parts)) = states.last()
-        && let Some(top) = parts.iter().max_by_key(|p| p.bytes)
+    if let Some((name, st)) = states.last()
+        && let Some(top) = st.parts.iter().max_by_key(|p| p.bytes)
     {
         println!(
             "largest part after {name}: {} ({} items)",
@@ -936,12 +966,7 @@ fn print_slices(slices: &[SliceRow]) {
     }
 }
 
-fn check_targets(
-    shape: Shape,
-    runs: &[Run],
-    slices: &[SliceRow],
-    states: &[(String, u64, Vec<Part>)],
-) {
+fn check_targets(shape: Shape, runs: &[Run], slices: &[SliceRow], states: &[(String, Inspected)]) {
     println!();
     let find = |prefix: &str| runs.iter().find(|r| r.name.starts_with(prefix));
     if let (Some(a), Some(b2)) = (find("a."), find("b2.")) {
@@ -973,7 +998,7 @@ fn check_targets(
         .iter()
         .map(|r| r.state_bytes)
         .chain(slices.iter().map(|s| s.run.state_bytes))
-        .chain(states.iter().map(|s| s.1))
+        .chain(states.iter().map(|s| s.1.saved))
         .max()
         .unwrap_or(0) as f64
         / 1e6;

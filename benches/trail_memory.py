@@ -162,7 +162,10 @@ def main():
                         except ValueError:
                             pass
                 calls = sum(s.get("calls", 0) for s in summary.get("sources", []))
-                doc = json.loads(state.read_text()) if state.exists() else {}
+                raw = state.read_bytes() if state.exists() else b"{}"
+                if raw[:2] == b"\x1f\x8b":  # saved gzip-compressed (state version 7 on)
+                    raw = gzip.decompress(raw)
+                doc = json.loads(raw)
                 folders = [
                     v for k, v in doc.get("checkpoints", {}).items()
                     if k.startswith("aws/cloudtrail_s3/")

@@ -13,8 +13,9 @@
 //!
 //! The state keeps what the next run needs and no more: the signals at or after the horizon
 //! (the oldest point any still-open window, suppression period, allowed lag or replayed
-//! sequence reaches back to), the graph statements of the retention period, and the records
-//! of sequences that may still be replayed.
+//! sequence reaches back to), the graph statements of the retention period (each cut to what
+//! the next run reads of it: [`statement_to_keep`]), and the records of sequences that may
+//! still be replayed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -22,7 +23,9 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::matcher::Sequence;
-use crate::pipeline::{CorrelateRun, graph_statement, statement_rank, tells_the_graph};
+use crate::pipeline::{
+    CorrelateRun, graph_statement, statement_rank, statement_to_keep, tells_the_graph,
+};
 use crate::rules::{Emit, RuleSet};
 use crate::sinks::asff::{self, Writer};
 use crate::state::{SequenceRecord, SequenceStatus, State};
@@ -280,7 +283,7 @@ pub fn advance(
         match statements.get(&key) {
             Some(have) if statement_rank(have) >= statement_rank(s) => {}
             _ => {
-                statements.insert(key, s.clone());
+                statements.insert(key, statement_to_keep(s));
             }
         }
     }

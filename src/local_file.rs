@@ -66,6 +66,31 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// Opens a regular file of at most `limit` bytes, to be read as a stream.
+///
+/// # Errors
+/// [`open_regular`]'s errors, or [`io::ErrorKind::InvalidData`] when the file is larger than
+/// `limit` (the message names the limit).
+pub fn open_limited(path: &Path, limit: u64) -> io::Result<File> {
+    let f = open_regular(path)?;
+    let len = f.metadata()?.len();
+    if len > limit {
+        return Err(too_large(len, limit));
+    }
+    Ok(f)
+}
+
+fn too_large(size: u64, limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "is {}, larger than the {} this file may be",
+            size_text(size),
+            size_text(limit)
+        ),
+    )
+}
+
 /// Reads a regular file of at most `limit` bytes as UTF-8 text.
 ///
 /// # Errors
@@ -73,16 +98,7 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// is larger than `limit` (the message names the limit) or not UTF-8.
 pub fn read_to_string(path: &Path, limit: u64) -> io::Result<String> {
     let f = open_regular(path)?;
-    let too_large = |size: u64| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "is {}, larger than the {} this file may be",
-                size_text(size),
-                size_text(limit)
-            ),
-        )
-    };
+    let too_large = |size: u64| too_large(size, limit);
     let len = f.metadata()?.len();
     if len > limit {
         return Err(too_large(len));

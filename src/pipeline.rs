@@ -130,6 +130,52 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
     Some(h.finish())
 }
 
+/// What a state keeps of a graph statement: what the next run reads of it, and nothing else.
+/// The graph reads its time, place, reference and version, its actor, the instances it
+/// describes and the entities it names; the launch resolver ([`crate::launch::Resolver`])
+/// its call's name and error, the instance type asked for and an Auto Scaling launch's types
+/// and template; a graph export its kind, severity, finding type and endpoints. The rest of
+/// its fields (the caller's address and agent, counts asked for and launched, a finding's
+/// title and counters…) only ever mattered to a rule matching the signal itself, and no rule
+/// matches a graph statement.
+pub fn statement_to_keep(s: &Signal) -> Signal {
+    let f = &s.fields;
+    let launch = f
+        .launch
+        .as_deref()
+        .filter(|l| l.kind == "auto_scaling_group")
+        .map(|l| {
+            Box::new(crate::launch::Launch {
+                kind: l.kind.clone(),
+                instance_types: l.instance_types.clone(),
+                launch_template: l.launch_template.clone(),
+                ..crate::launch::Launch::default()
+            })
+        });
+    Signal {
+        time: s.time,
+        account: s.account.clone(),
+        region: s.region.clone(),
+        source: s.source,
+        kind: s.kind.clone(),
+        severity: s.severity,
+        reference: s.reference.clone(),
+        updated_at: s.updated_at,
+        actor: s.actor.clone(),
+        instances: s.instances.clone(),
+        resources: s.resources.clone(),
+        endpoints: s.endpoints.clone(),
+        fields: crate::signal::Fields {
+            event_name: f.event_name.clone(),
+            error_code: f.error_code.clone(),
+            requested_instance_type: f.requested_instance_type.clone(),
+            launch,
+            finding_type: f.finding_type.clone(),
+            ..crate::signal::Fields::default()
+        },
+    }
+}
+
 /// Which of several copies of one graph statement a state keeps: the latest, then the one with
 /// the highest hash of its record reference. A total order that does not depend on arrival.
 pub fn statement_rank(s: &Signal) -> (Millis, u64) {

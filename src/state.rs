@@ -1,4 +1,5 @@
-//! Persistent state between runs: one versioned JSON document behind a small load/save trait.
+//! Persistent state between runs: one versioned JSON document, saved gzip-compressed (see
+//! [`encoding`]), behind a small load/save trait.
 //!
 //! A scheduled task sees the world in slices. The state carries what the next slice needs to
 //! continue exactly where this one stopped:
@@ -18,7 +19,6 @@
 //! error, never silently replaced; an older version is migrated on load.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,12 @@ pub const FORMAT: &str = "finding-correlator-state";
 /// - 6: the trail source (`cloudtrail_s3`) keeps a cursor per account and region folder
 ///   (`after`, `seen`, `pending`) instead of the set of every object key read in about two
 ///   days (`objects`); a version 5 state's objects become those cursors (see [`migrate`]).
-pub const VERSION: u32 = 6;
+/// - 7: the same document, saved gzip-compressed with its format and version in the gzip
+///   header, and read by streaming (see [`encoding`]). Versions up to 6 were plain JSON; they
+///   load as before, and so does a version 7 document decompressed by hand.
+pub const VERSION: u32 = 7;
+
+pub mod encoding;
 
 /// The state document.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -292,6 +297,7 @@ impl State {
             .collect()
     }
 
+    /// The document as plain JSON (what [`State::encode`] compresses).
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec(self).expect("state serializes");
         out.push(b'\n');
@@ -534,13 +540,16 @@ impl FileStore {
 
 impl StateStore for FileStore {
     fn load(&self) -> Result<Option<State>, StateError> {
-        let text = match crate::local_file::read_to_string(&self.path, crate::local_file::STATE_MAX)
-        {
-            Ok(t) => t,
+        let file = match crate::local_file::open_limited(&self.path, crate::local_file::STATE_MAX) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        State::from_json(&text, &self.describe()).map(Some)
+        State::decode(
+            std::io::BufReader::with_capacity(1 << 16, file),
+            &self.describe(),
+        )
+        .map(Some)
     }
 
     fn save(&self, state: &State) -> Result<(), StateError> {
@@ -555,8 +564,11 @@ impl StateStore for FileStore {
             .unwrap_or_else(|| "state".into());
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&state.to_json())?;
+            let f = std::fs::File::create(&tmp)?;
+            let f = state
+                .encode_to(std::io::BufWriter::with_capacity(1 << 16, f))?
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?;
             f.sync_all()?;
             drop(f);
             std::fs::rename(&tmp, &self.path)?;
@@ -688,7 +700,12 @@ mod tests {
         assert_eq!(back.horizon, st.horizon);
         assert_eq!(back.checkpoints, st.checkpoints);
         assert_eq!(back.sequences, st.sequences);
-        let text = std::fs::read_to_string(&s.path).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(&s.path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
         assert!(text.contains("\"2025-05-02T09:20:00.123Z\""), "{text}");
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(s.path.parent().unwrap())
@@ -790,12 +807,12 @@ mod tests {
         assert_eq!(trail.records, 40);
         assert!(trail.seen.is_empty() && trail.after.is_none());
         assert_eq!(st.checkpoints["aws/guardduty/us-east-1"].records, 3);
-        // Saved as version 6, it loads again the same, without `objects`.
+        // Saved as the current version, it loads again the same, without `objects`.
         let text = String::from_utf8(st.to_json()).unwrap();
         assert!(!text.contains("\"objects\""), "{text}");
         let back = State::from_json(&text, "v6.json").unwrap();
         assert_eq!(back.checkpoints, st.checkpoints);
-        // A version 6 document with the old field is damaged, not silently read.
+        // A current document with the old field is damaged, not silently read.
         let bad = text.replace("\"records\":40", "\"records\":40,\"objects\":[]");
         let e = State::from_json(&bad, "bad.json").unwrap_err().to_string();
         assert!(e.contains("unknown field `objects`"), "{e}");

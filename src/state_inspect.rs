@@ -1,7 +1,8 @@
 //! `correlator state inspect`: what a state holds, part by part, and what each part weighs.
 //!
-//! The weight of a part is the length of its own encoding in the state document, so the parts
-//! add up to the document (less its few header fields). Counts are given in the terms of the
+//! The weight of a part is the length of its own JSON encoding in the state document, so the
+//! parts add up to the document (less its few header fields); the state is saved compressed,
+//! and its size as saved is given beside the document's. Counts are given in the terms of the
 //! part: signals by source and kind, graph statements by what they say, sequences by status,
 //! baselines by the values they learned.
 
@@ -19,8 +20,11 @@ pub struct Inspection {
     pub origin: String,
     pub version: u32,
     pub written_by: String,
-    /// The length of the whole document as it is saved.
+    /// The length of the state as it is saved (gzip-compressed).
     pub bytes: usize,
+    /// The length of its JSON document (what the parts' weights add up to, less the header
+    /// fields).
+    pub document_bytes: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub newest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,7 +257,8 @@ pub fn inspect(state: &State, origin: &str) -> Inspection {
         origin: origin.to_string(),
         version: state.version,
         written_by: state.written_by.clone(),
-        bytes: state.to_json().len(),
+        bytes: state.encode().len(),
+        document_bytes: state.to_json().len(),
         newest: time_text(state.newest),
         horizon: time_text(state.horizon),
         parts,
@@ -273,11 +278,12 @@ impl Inspection {
     /// The text `state inspect` prints.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "state {}: version {}, written by {}, {}\n",
+            "state {}: version {}, written by {}, {} saved ({} of JSON compressed)\n",
             self.origin,
             self.version,
             self.written_by,
-            size_text(self.bytes)
+            size_text(self.bytes),
+            size_text(self.document_bytes)
         );
         match (&self.newest, &self.horizon) {
             (Some(n), Some(h)) => out.push_str(&format!(
@@ -287,10 +293,10 @@ impl Inspection {
             _ => out.push_str("  nothing read yet\n"),
         }
         for p in &self.parts {
-            let share = if self.bytes == 0 {
+            let share = if self.document_bytes == 0 {
                 0.0
             } else {
-                100.0 * p.bytes as f64 / self.bytes as f64
+                100.0 * p.bytes as f64 / self.document_bytes as f64
             };
             out.push_str(&format!(
                 "  {:<12}{:>9} {:>10} {:>6.1} %  {}\n",
@@ -326,7 +332,8 @@ mod tests {
     fn an_empty_state_has_its_parts_and_nothing_in_them() {
         let state = State::new();
         let i = inspect(&state, "s.json");
-        assert_eq!(i.bytes, state.to_json().len());
+        assert_eq!(i.bytes, state.encode().len());
+        assert_eq!(i.document_bytes, state.to_json().len());
         assert!(i.parts.iter().all(|p| p.items == 0), "{i:?}");
         assert!(i.text().contains("nothing read yet"), "{}", i.text());
     }

@@ -67,11 +67,7 @@ impl StateStore for S3Store {
             .block_on(out.body.collect())
             .map_err(|e| self.io(format!("reading the object: {e}")))?
             .into_bytes();
-        let text = std::str::from_utf8(&bytes).map_err(|e| StateError::Corrupt {
-            origin: self.describe(),
-            message: format!("not UTF-8: {e}"),
-        })?;
-        let state = State::from_json(text, &self.describe())?;
+        let state = State::decode(&bytes[..], &self.describe())?;
         *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = etag;
         Ok(Some(state))
     }
@@ -83,8 +79,8 @@ impl StateStore for S3Store {
             .put_object()
             .bucket(&self.location.bucket)
             .key(&self.location.key)
-            .content_type("application/json")
-            .body(ByteStream::from(state.to_json()));
+            .content_type("application/gzip")
+            .body(ByteStream::from(state.encode()));
         put = match &expected {
             Some(etag) => put.if_match(etag),
             None => put.if_none_match("*"),

@@ -351,8 +351,12 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
     );
     assert!(seen.iter().any(|r| r.operation == "GetFindings"));
     assert!(seen.iter().any(|r| r.operation == "LookupEvents"));
-    let state_v: Value =
-        serde_json::from_slice(&get_object(region, bucket, &key).unwrap()).unwrap();
+    let saved = get_object(region, bucket, &key).unwrap();
+    assert!(
+        saved.starts_with(&[0x1f, 0x8b]),
+        "the S3 state is saved compressed"
+    );
+    let state_v: Value = common::state_value(&saved);
     assert_eq!(state_v["version"], finding_correlator::state::VERSION);
     assert!(state_v.get("lease").is_none(), "the lease is released");
     assert!(state_v["checkpoints"]["aws/guardduty/eu-west-1"]["cursor"].is_string());
@@ -836,7 +840,7 @@ fn a_trail_s_log_files_in_s3_are_read_once_each() {
     let s = summary(&out);
     assert_eq!(s["sources"][0]["records"], 1, "{s}");
     // A cursor per account and region folder, not a list of every key read.
-    let st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let st: Value = crate::common::state_value(&std::fs::read(&state).unwrap());
     let folders: Vec<&String> = st["checkpoints"]
         .as_object()
         .unwrap()
@@ -1178,7 +1182,7 @@ fn two_scenarios() -> (Vec<Value>, Vec<Value>) {
 /// The lease in the state object, if any.
 fn lease_of(region: &str, bucket: &str, key: &str) -> Option<Value> {
     let bytes = get_object(region, bucket, key)?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let v: Value = common::try_state_value(&bytes)?;
     v.get("lease").cloned()
 }
 
@@ -1735,7 +1739,7 @@ fn issue_15_correlate_with_a_state_and_run_with_the_file_sink_write_the_same_fin
         doc["Findings"].as_array().unwrap().clone()
     };
     let sequences = |p: &Path| -> Vec<String> {
-        let doc: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        let doc: Value = common::state_value(&std::fs::read(p).unwrap());
         let mut ids: Vec<String> = doc["sequences"]
             .as_array()
             .unwrap()
@@ -1859,7 +1863,7 @@ fn trail_run(
 }
 
 fn state_doc(state: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap()
+    crate::common::state_value(&std::fs::read(state).unwrap())
 }
 
 /// The trail folders' checkpoints of a saved state.
@@ -2212,7 +2216,7 @@ fn issue_15_a_version_5_state_continues_without_reading_an_object_twice() {
     };
     assert_eq!(run(), 0, "both were read by the version 5 run");
     let doc = state_doc(&state);
-    assert_eq!(doc["version"], 6);
+    assert_eq!(doc["version"], finding_correlator::state::VERSION);
     put_object(
         region,
         bucket,

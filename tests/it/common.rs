@@ -120,3 +120,23 @@ pub fn python() -> PathBuf {
     );
     p
 }
+
+/// A saved state's document as a JSON value: gzip-compressed as saved (version 7 on), or
+/// plain JSON.
+pub fn state_value(bytes: &[u8]) -> serde_json::Value {
+    try_state_value(bytes).expect("a state is gzip-compressed JSON or JSON")
+}
+
+/// [`state_value`], or None when the bytes are no state document.
+pub fn try_state_value(bytes: &[u8]) -> Option<serde_json::Value> {
+    use std::io::Read;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut text)
+            .ok()?;
+        serde_json::from_slice(&text).ok()
+    } else {
+        serde_json::from_slice(bytes).ok()
+    }
+}

@@ -886,7 +886,7 @@ fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_complete
         } else {
             // The input was read twice: only the records-read counters moved.
             let strip = |b: &[u8]| {
-                let mut v: Value = serde_json::from_slice(b).unwrap();
+                let mut v: Value = crate::common::state_value(b);
                 for c in v["checkpoints"].as_object_mut().unwrap().values_mut() {
                     c.as_object_mut().unwrap().remove("records");
                 }
@@ -1055,20 +1055,155 @@ fn a_run_that_keeps_no_record_of_a_source_saves_a_state_the_next_run_reads() {
         correlate_with_state(&state, None, &input)
             .assert()
             .success();
-        let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        let doc = common::state_value(&std::fs::read(&state).unwrap());
         let cp = &doc["checkpoints"]["cloudtrail"];
         assert_eq!(cp["records"], run, "{doc}");
         assert!(cp["newest"].is_null(), "run {run}: {cp}");
     }
 
-    // A state an earlier build saved so is read, as naming no newest time.
-    let text = std::fs::read_to_string(&state).unwrap().replace(
-        r#""cloudtrail":{"newest":null,"records":2"#,
-        r#""cloudtrail":{"newest":"-292275055-05-16T16:47:04.192Z","records":2"#,
-    );
-    assert!(text.contains("-292275055"), "{text}");
-    std::fs::write(&state, text).unwrap();
+    // A state an earlier build saved so (version 6, plain JSON) is read, as naming no newest
+    // time.
+    let mut doc = common::state_value(&std::fs::read(&state).unwrap());
+    doc["version"] = 6.into();
+    doc["checkpoints"]["cloudtrail"]["newest"] = "-292275055-05-16T16:47:04.192Z".into();
+    std::fs::write(&state, doc.to_string()).unwrap();
     correlate_with_state(&state, None, &input)
         .assert()
         .success();
+}
+
+#[test]
+fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
+    // Thirty days of the same estate at work, run a day at a time: four instances of one
+    // Auto Scaling group call AWS hourly through their instance-role sessions (access keys
+    // rotating every 6 hours), ECS tasks call through a session of their own per call, and
+    // GuardDuty updates one low-severity finding about an instance daily (and finds a new one
+    // every day). Nothing new joins the estate, so the state must stop growing with the days:
+    // day 30 within 10 % of day 15, saved or as a document.
+    let tmp = tempfile::tempdir().unwrap();
+    let template: Value = serde_json::from_str(&read_text(&common::fixture(
+        "guardduty/finding-single.json",
+    )))
+    .unwrap();
+    let account = "777788880016";
+    let instance = |i: u32| format!("i-0{:016x}", 0x16_0000 + i);
+    let mut state = State::new();
+    let (mut sizes, mut saved) = (Vec::new(), Vec::new());
+    for day in 0..30u32 {
+        let dir = tmp.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let midnight = (1_746_057_600 + i64::from(day) * 86_400) * 1000; // 2025-05-01
+        let mut calls = String::new();
+        for hour in 0..24u32 {
+            let t =
+                finding_correlator::time::format_rfc3339(midnight + i64::from(hour) * 3_600_000);
+            for i in 0..4u32 {
+                let id = instance(i);
+                let record = json!({
+                    "eventVersion": "1.10",
+                    "eventTime": t.replace(".000Z", "Z"),
+                    "eventSource": "ec2.amazonaws.com",
+                    "eventName": "DescribeInstances",
+                    "awsRegion": "us-east-1",
+                    "recipientAccountId": account,
+                    "sourceIPAddress": "10.0.1.11",
+                    "eventID": format!("16000000-0000-4000-8000-{:04}{:02}{:02}0001", day, hour, i),
+                    "userIdentity": {
+                        "type": "AssumedRole",
+                        "principalId": format!("AROAEXAMPLEWEBROLE016:{id}"),
+                        "arn": format!("arn:aws:sts::{account}:assumed-role/web-role/{id}"),
+                        "accountId": account,
+                        "accessKeyId": format!("ASIAEXAMPLE{:04}{:02}{i}", day, hour / 6),
+                        "sessionContext": {
+                            "sessionIssuer": {
+                                "type": "Role",
+                                "principalId": "AROAEXAMPLEWEBROLE016",
+                                "arn": format!("arn:aws:iam::{account}:role/web-role"),
+                                "accountId": account,
+                                "userName": "web-role"
+                            },
+                            "ec2RoleDelivery": "2.0"
+                        }
+                    }
+                });
+                calls.push_str(&format!("{record}\n"));
+            }
+            let task = format!("{:04}{:02}", day, hour);
+            let record = json!({
+                "eventVersion": "1.10",
+                "eventTime": t.replace(".000Z", "Z"),
+                "eventSource": "kms.amazonaws.com",
+                "eventName": "Decrypt",
+                "awsRegion": "us-east-1",
+                "recipientAccountId": account,
+                "sourceIPAddress": "10.0.2.20",
+                "eventID": format!("16000000-0000-4000-8000-{task}99990002"),
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "principalId": format!("AROAEXAMPLETASKROLE16:task-{task}"),
+                    "arn": format!("arn:aws:sts::{account}:assumed-role/task-role/task-{task}"),
+                    "accountId": account,
+                    "accessKeyId": format!("ASIAEXAMPLETASK{task}")
+                }
+            });
+            calls.push_str(&format!("{record}\n"));
+        }
+        std::fs::write(dir.join("ct.jsonl"), calls).unwrap();
+        let mut findings = String::new();
+        for (n, id) in [("recurring".to_string(), 0), (format!("day{day}"), 1)] {
+            let mut f = template.clone();
+            let seen = finding_correlator::time::format_rfc3339(midnight + 12 * 3_600_000);
+            let first = if n == "recurring" {
+                finding_correlator::time::format_rfc3339(1_746_057_600_000)
+            } else {
+                seen.clone()
+            };
+            f["accountId"] = json!(account);
+            f["id"] = json!(format!("16{n}"));
+            f["arn"] = json!(format!(
+                "arn:aws:guardduty:us-east-1:{account}:detector/16/finding/16{n}"
+            ));
+            f["type"] = json!("Recon:EC2/PortProbeUnprotectedPort");
+            f["severity"] = json!(2);
+            f["createdAt"] = json!(first);
+            f["updatedAt"] = json!(seen);
+            f["service"] = json!({
+                "serviceName": "guardduty",
+                "eventFirstSeen": first,
+                "eventLastSeen": seen,
+                "archived": false,
+                "count": day + 1
+            });
+            f["resource"]["instanceDetails"]["instanceId"] = json!(instance(id));
+            findings.push_str(&format!("{f}\n"));
+        }
+        std::fs::write(dir.join("gd.jsonl"), findings).unwrap();
+        split_runs(&[dir], &mut state);
+        sizes.push(state.to_json().len());
+        saved.push(state.encode().len());
+    }
+    eprintln!(
+        "document sizes by day: {sizes:?}\nsaved sizes by day: {saved:?}\n{} statements, {} signals",
+        state.graph.len(),
+        state.signals.len()
+    );
+    assert!(
+        state.graph.len() < 40,
+        "statements grow with the calls: {}",
+        state.graph.len()
+    );
+    for (what, s) in [("document", &sizes), ("saved", &saved)] {
+        assert!(
+            s[29] <= s[14] + s[14] / 10,
+            "the {what} keeps growing: day 15 {} bytes, day 30 {} bytes",
+            s[14],
+            s[29]
+        );
+        assert!(s[29] > s[0] / 2, "it did keep something");
+    }
+    assert_eq!(
+        state.checkpoints["cloudtrail"].records,
+        30 * 24 * 5,
+        "every call was read"
+    );
 }

@@ -42,7 +42,7 @@ fn inspect_counts_what_the_run_saved_and_the_parts_add_up_to_the_file() {
     let (state, stderr) = saved_state(dir.path());
     let found = inspect_json(&state);
 
-    let doc: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let doc: Value = crate::common::state_value(&std::fs::read(&state).unwrap());
     assert_eq!(found["bytes"], std::fs::metadata(&state).unwrap().len());
     for (name, key) in [
         ("signals", "signals"),
@@ -76,8 +76,15 @@ fn inspect_counts_what_the_run_saved_and_the_parts_add_up_to_the_file() {
         .iter()
         .map(|p| p["bytes"].as_u64().unwrap())
         .sum();
-    let total = found["bytes"].as_u64().unwrap();
+    let total = found["document_bytes"].as_u64().unwrap();
+    assert_eq!(total, serde_json::to_vec(&doc).unwrap().len() as u64 + 1);
     assert!(sum < total && total - sum < 400, "parts {sum} of {total}");
+    // Saved compressed: the file is a fraction of its document.
+    assert!(
+        found["bytes"].as_u64().unwrap() * 3 < total,
+        "{} saved for a document of {total}",
+        found["bytes"]
+    );
 }
 
 #[test]
