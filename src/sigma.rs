@@ -451,6 +451,21 @@ impl SigmaSet {
                     ));
                     continue;
                 }
+                // Literal event names and sources must be AWS's (as the rules' `events` are).
+                let mut named_wrong = false;
+                for (value, problem) in name_problems(&rule.detection) {
+                    let (line, column) = place_of(&text, &value);
+                    errors.push(RuleError {
+                        file: file.clone(),
+                        line,
+                        column,
+                        message: format!("Sigma rule {id}: {problem}"),
+                    });
+                    named_wrong = true;
+                }
+                if named_wrong {
+                    continue;
+                }
                 let tags: Vec<String> = rule.tags.iter().map(|t| t.to_ascii_lowercase()).collect();
                 let (tactics, techniques) = attack_of(&tags);
                 let reach = rule_reach(&rule.detection);
@@ -492,6 +507,78 @@ fn correlation_type(c: &rsigma_parser::CorrelationRule) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| "correlation".into())
+}
+
+/// Where `value` first appears in `text` (1-based line and column), else the top.
+fn place_of(text: &str, value: &str) -> (u64, u64) {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(value).map(|c| (i as u64 + 1, c as u64 + 1)))
+        .unwrap_or((1, 1))
+}
+
+/// The literal `eventSource` and `eventName` values of every selection (plain values, no
+/// modifiers) that are not AWS's, checked as the rules' `events` are (`data/event_names.tsv`),
+/// with the nearest valid name; a name is checked against its selection's one literal source
+/// when it has one. Sigma compares without case, and so does this check.
+#[cfg(feature = "sigma")]
+fn name_problems(d: &rsigma_parser::Detections) -> Vec<(String, String)> {
+    use rsigma_parser::Detection;
+    fn walk(det: &Detection, out: &mut Vec<(String, String)>) {
+        match det {
+            Detection::AllOf(items) => {
+                let literal = |field: &str| -> Vec<String> {
+                    items
+                        .iter()
+                        .filter(|i| {
+                            i.field.name.as_deref() == Some(field) && i.field.modifiers.is_empty()
+                        })
+                        .flat_map(|i| i.values.iter().filter_map(plain))
+                        .collect()
+                };
+                let sources = literal("eventSource");
+                for s in &sources {
+                    if let Err(p) = crate::rules::names::check_event(Some(s), "*") {
+                        out.push((s.clone(), p));
+                    }
+                }
+                let source = match sources.as_slice() {
+                    [one] => Some(one.as_str()),
+                    _ => None,
+                };
+                for n in literal("eventName") {
+                    let ok = crate::rules::names::check_event(source, &n).or_else(|e| {
+                        // The same name in another case is what CloudTrail logs.
+                        crate::rules::names::check_event(
+                            source,
+                            &case_of(source, &n).ok_or(e.clone())?,
+                        )
+                        .map_err(|_| e)
+                    });
+                    if let Err(p) = ok {
+                        out.push((n, p));
+                    }
+                }
+            }
+            Detection::AnyOf(subs) => subs.iter().for_each(|s| walk(s, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut names: Vec<&String> = d.named.keys().collect();
+    names.sort();
+    for n in names {
+        walk(&d.named[n], &mut out);
+    }
+    out
+}
+
+/// An AWS event name equal to `name` but for case, if there is one.
+#[cfg(feature = "sigma")]
+fn case_of(source: Option<&str>, name: &str) -> Option<String> {
+    crate::rules::names::event_names_of(source)
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .map(str::to_string)
 }
 
 /// `(line, column)` of a YAML parser message that says "at line L column C".
@@ -705,23 +792,23 @@ mod tests {
                 None,
             ),
             (
-                "selection:\n    eventName: A\n  filter:\n    userIdentity.type: AWSService\n  condition: selection and not filter",
-                Some((vec!["A"], vec![])),
+                "selection:\n    eventName: StopLogging\n  filter:\n    userIdentity.type: AWSService\n  condition: selection and not filter",
+                Some((vec!["StopLogging"], vec![])),
             ),
             (
-                "selection:\n    eventName: A\n  other:\n    userAgent: x\n  condition: selection or other",
+                "selection:\n    eventName: StopLogging\n  other:\n    userAgent: x\n  condition: selection or other",
                 None,
             ),
             (
-                "sel_a:\n    eventName: A\n  sel_b:\n    eventName: B\n  condition: 1 of sel_*",
-                Some((vec!["A", "B"], vec![])),
+                "sel_a:\n    eventName: StopLogging\n  sel_b:\n    eventName: DeleteTrail\n  condition: 1 of sel_*",
+                Some((vec!["StopLogging", "DeleteTrail"], vec![])),
             ),
             (
-                "sel_a:\n    - eventName: A\n    - eventSource: s.amazonaws.com\n  condition: sel_a",
-                Some((vec!["A"], vec!["s.amazonaws.com"])),
+                "sel_a:\n    - eventName: StopLogging\n    - eventSource: sts.amazonaws.com\n  condition: sel_a",
+                Some((vec!["StopLogging"], vec!["sts.amazonaws.com"])),
             ),
             (
-                "selection:\n    eventName: A\n  condition: not selection",
+                "selection:\n    eventName: StopLogging\n  condition: not selection",
                 None,
             ),
         ] {
@@ -750,6 +837,49 @@ mod tests {
         assert!(!set.may_match("cloudtrail.amazonaws.com", "StartLogging"));
         let rec = br#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"stoplogging"}"#;
         assert_eq!(set.evaluate(rec), vec![0]);
+    }
+
+    #[test]
+    fn event_names_are_checked_against_aws_names() {
+        let rule = |source: &str, name: &str| {
+            format!(
+                "{HEAD}detection:\n  selection:\n    eventSource: {source}\n    eventName: {name}\n  condition: selection\n"
+            )
+        };
+        for (source, name, want) in [
+            ("ec2.amazonaws.com", "RunInstances", None),
+            ("ec2.amazonaws.com", "runinstances", None),
+            ("lambda.amazonaws.com", "CreateFunction20150331", None),
+            (
+                "ec2.amazonaws.com",
+                "RunInstnaces",
+                Some((10, "did you mean \"RunInstances\"")),
+            ),
+            (
+                "ec2.amazonaws.con",
+                "RunInstances",
+                Some((9, "did you mean \"ec2.amazonaws.com\"")),
+            ),
+            (
+                "iam.amazonaws.com",
+                "RunInstances",
+                Some((10, "is not an event name of iam.amazonaws.com")),
+            ),
+        ] {
+            let text = rule(source, name);
+            match (load(&text), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some((line, w))) => {
+                    let all: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+                    assert!(
+                        all.iter().any(|m| m.contains(w)),
+                        "{source}:{name}: {all:?}"
+                    );
+                    assert_eq!(e[0].line, line, "{source}:{name}: {e:?}");
+                }
+                (got, want) => panic!("{source}:{name}: {got:?}, expected {want:?}"),
+            }
+        }
     }
 
     #[test]

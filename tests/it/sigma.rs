@@ -10,7 +10,13 @@ use finding_correlator::normalize::{self, CallFilter, DecodeOptions, Decoded};
 use finding_correlator::sigma::SigmaSet;
 use serde_json::Value;
 
-use crate::common::{correlator, fixture, repo, shared};
+use crate::common::{correlator, repo, shared};
+
+/// `tests/sigma/…`: the records and the rule folder of the Sigma cases (kept out of
+/// `fixtures/`, which the main scenario reads whole).
+fn sigma_case(rel: &str) -> PathBuf {
+    repo().join("tests/sigma").join(rel)
+}
 
 fn example_rules() -> PathBuf {
     repo().join("correlation-rules/sigma")
@@ -140,7 +146,7 @@ fn the_reading_shortcut_loses_no_match() {
 fn correlate(input: &Path, sigma: Option<&Path>) -> std::process::Output {
     let mut cmd = correlator();
     cmd.args(["correlate", "--asff", "-", "--rules"])
-        .arg(fixture("sigma/rules"));
+        .arg(sigma_case("rules"));
     if let Some(dir) = sigma {
         cmd.arg("--sigma").arg(dir);
     }
@@ -149,7 +155,7 @@ fn correlate(input: &Path, sigma: Option<&Path>) -> std::process::Output {
 
 #[test]
 fn a_sequence_rule_selecting_sigma_signals_fires_on_real_shaped_records() {
-    let out = correlate(&fixture("sigma/positive.jsonl"), Some(&example_rules()));
+    let out = correlate(&sigma_case("positive.jsonl"), Some(&example_rules()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -218,7 +224,7 @@ fn a_sequence_rule_selecting_sigma_signals_fires_on_real_shaped_records() {
 fn sigma_signals_group_like_the_calls_they_match() {
     // The secrets read by another instance and by Secrets Manager itself (filtered by the Sigma
     // rule's `and not filter_service`), the flow logs deleted by the first: no sequence.
-    let out = correlate(&fixture("sigma/negative.jsonl"), Some(&example_rules()));
+    let out = correlate(&sigma_case("negative.jsonl"), Some(&example_rules()));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -231,7 +237,7 @@ fn sigma_signals_group_like_the_calls_they_match() {
 
 #[test]
 fn rules_naming_sigma_rules_need_them_loaded() {
-    let out = correlate(&fixture("sigma/positive.jsonl"), None);
+    let out = correlate(&sigma_case("positive.jsonl"), None);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -259,7 +265,7 @@ fn rules_check_and_test_take_sigma_rules() {
     // The inline tests of a rule selecting Sigma signals run with the Sigma rules.
     let out = correlator()
         .args(["rules", "test", "--rules"])
-        .arg(fixture("sigma/rules"))
+        .arg(sigma_case("rules"))
         .arg("--sigma")
         .arg(example_rules())
         .output()
@@ -340,7 +346,7 @@ fn a_damaged_sigma_file_is_a_clear_error_naming_it() {
 #[test]
 fn a_bad_sigma_selector_is_an_error_at_its_place() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(fixture("sigma/rules/instance-credentials-evasion.yaml"))
+    let text = std::fs::read_to_string(sigma_case("rules/instance-credentials-evasion.yaml"))
         .unwrap()
         .replace("level_at_least: high", "level_at_least: severe");
     std::fs::write(tmp.path().join("instance-credentials-evasion.yaml"), text).unwrap();
