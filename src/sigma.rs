@@ -88,6 +88,7 @@ pub struct Reach {
 }
 
 impl Reach {
+    #[cfg(feature = "sigma")]
     fn union(mut self, other: Reach) -> Reach {
         for n in other.names {
             if !self.names.contains(&n) {
@@ -510,6 +511,7 @@ fn correlation_type(c: &rsigma_parser::CorrelationRule) -> String {
 }
 
 /// Where `value` first appears in `text` (1-based line and column), else the top.
+#[cfg(feature = "sigma")]
 fn place_of(text: &str, value: &str) -> (u64, u64) {
     text.lines()
         .enumerate()
@@ -582,6 +584,7 @@ fn case_of(source: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// `(line, column)` of a YAML parser message that says "at line L column C".
+#[cfg(feature = "sigma")]
 fn yaml_place(message: &str) -> Option<(u64, u64)> {
     let rest = &message[message.rfind("at line ")? + "at line ".len()..];
     let (line, rest) = rest.split_once(" column ")?;
@@ -590,6 +593,7 @@ fn yaml_place(message: &str) -> Option<(u64, u64)> {
 }
 
 /// The line (1-based) where a top-level `key` starts, else 1.
+#[cfg(feature = "sigma")]
 fn line_of(text: &str, key: &str) -> u64 {
     if key.is_empty() {
         return 1;
