@@ -162,6 +162,7 @@ fn a_sequence_rule_selecting_sigma_signals_fires_on_real_shaped_records() {
     let findings = doc["Findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{doc:#}");
     let f = &findings[0];
+    assert_eq!(f["Severity"]["Label"], "HIGH");
     assert_eq!(
         f["Id"],
         "finding-correlator/instance-credentials-evasion/111122223333/us-east-1/instance/i-0aaaaaaaaaaaaaaa1/2025-05-02T09:40:05.000Z"
@@ -362,5 +363,51 @@ fn a_bad_sigma_selector_is_an_error_at_its_place() {
     assert!(
         stderr.contains("instance-credentials-evasion.yaml:27:25: sigma.level_at_least \"severe\": expected informational, low, medium, high or critical"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn sigma_signals_carry_over_split_runs_with_a_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sigma_case("positive.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (tmp.path().join("1.jsonl"), tmp.path().join("2.jsonl"));
+    // The secrets read in one run, the flow logs deleted in the next.
+    std::fs::write(&first, lines[..2].join("\n") + "\n").unwrap();
+    std::fs::write(&second, lines[2].to_string() + "\n").unwrap();
+    let state = tmp.path().join("state.json");
+    let run = |input: &Path| {
+        let out = correlator()
+            .args(["correlate", "--asff", "-", "--rules"])
+            .arg(sigma_case("rules"))
+            .arg("--sigma")
+            .arg(example_rules())
+            .arg("--state")
+            .arg(&state)
+            .arg(input)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["Findings"].as_array().unwrap().clone()
+    };
+    assert!(run(&first).is_empty());
+    let findings = run(&second);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        findings[0]["Id"],
+        "finding-correlator/instance-credentials-evasion/111122223333/us-east-1/instance/i-0aaaaaaaaaaaaaaa1/2025-05-02T09:40:05.000Z"
+    );
+    assert_eq!(
+        findings[0]["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
     );
 }
