@@ -122,8 +122,9 @@ pub enum Decoded {
     /// signal is built for it.
     Unneeded(RecordKind, crate::time::Millis),
     /// A Sigma rule's match on the CloudTrail record just handed on as a [`Decoded::Signal`]
-    /// (or counted as [`Decoded::Unneeded`]): a signal of kind `sigma:<id>` made from it (see
-    /// [`crate::sigma`]). Not a record of its own: readers do not count it as one.
+    /// (a record a Sigma rule matches is always decoded, whatever [`DecodeOptions::calls`]
+    /// says): a signal of kind `sigma:<id>` made from it (see [`crate::sigma`]). Not a record
+    /// of its own: readers do not count it as one.
     Sigma(RecordKind, Box<Signal>),
     Problem(Problem),
 }
