@@ -164,7 +164,9 @@ pub fn is_launch(s: &Signal) -> bool {
 
 /// The account, event name and actor of a successful launch.
 fn launch_head(s: &Signal) -> Option<(&str, &str, &Actor)> {
-    if s.source != Source::CloudTrail || s.fields.error_code.is_some() {
+    // A Sigma rule's match on a launch is not another launch.
+    if s.source != Source::CloudTrail || s.fields.error_code.is_some() || crate::sigma::is_match(s)
+    {
         return None;
     }
     let name = s.fields.event_name.as_deref()?;

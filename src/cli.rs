@@ -23,6 +23,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "CORRELATOR_LOG", default_value = "info")]
     pub log: String,
 
+    /// Folder of Sigma rules for CloudTrail (`*.yml`, read recursively): each match becomes a
+    /// `sigma:<id>` signal that rules select with `sigma:`; overrides `rules.sigma`
+    /// (`CORRELATOR_RULES_SIGMA`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub sigma: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -219,6 +219,9 @@ pub struct RulesConfig {
     pub max_signals_per_sequence: usize,
     /// Let archived GuardDuty findings feed rules (they are left out by default).
     pub include_archived_findings: bool,
+    /// A folder of Sigma rules for CloudTrail (`*.yml`, read recursively) whose matches
+    /// become `sigma:<id>` signals; empty: none (`--sigma DIR` overrides it).
+    pub sigma: String,
 }
 
 impl Default for RulesConfig {
@@ -229,6 +232,7 @@ impl Default for RulesConfig {
             high_risk_apis: None,
             max_signals_per_sequence: 200,
             include_archived_findings: false,
+            sigma: String::new(),
         }
     }
 }
@@ -284,6 +288,8 @@ pub struct Settings {
     pub group_precedence: Vec<EntityKind>,
     pub matching: MatchOptions,
     pub include_archived_findings: bool,
+    /// `rules.sigma`: the folder of Sigma rules to load, if any.
+    pub sigma: Option<std::path::PathBuf>,
     /// How long the state keeps graph statements.
     pub graph_retention: crate::time::Millis,
     pub aws: AwsSettings,
@@ -797,6 +803,8 @@ impl Config {
                 baseline,
             },
             include_archived_findings: self.rules.include_archived_findings,
+            sigma: (!self.rules.sigma.trim().is_empty())
+                .then(|| std::path::PathBuf::from(self.rules.sigma.trim())),
             graph_retention,
             aws,
             shard,

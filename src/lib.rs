@@ -31,6 +31,7 @@ pub mod rollup;
 pub mod rules;
 pub mod run_loop;
 pub mod shard;
+pub mod sigma;
 pub mod signal;
 pub mod sinks;
 pub mod sources;

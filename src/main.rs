@@ -36,6 +36,9 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, &cli.log);
     let settings = match Config::load(cli.config.as_deref()).and_then(|c| c.validate()) {
         Ok(mut s) => {
+            if let Some(dir) = &cli.sigma {
+                s.sigma = Some(dir.clone());
+            }
             // Progress for long reads, on a terminal, when logs are for a person.
             use std::io::IsTerminal;
             s.read.progress = cli.log_format == LogFormat::Text && std::io::stderr().is_terminal();
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
         Command::Correlate(args) => correlate(args, &settings),
         Command::Graph(args) => graph(args, &settings),
         Command::Report(args) => report(args, &settings),
-        Command::Rules(RulesCommand::Check(args)) => rules_check(args),
+        Command::Rules(RulesCommand::Check(args)) => rules_check(args, &settings),
         Command::Rules(RulesCommand::Test(args)) => rules_test(args, &settings),
         #[cfg(feature = "aws")]
         Command::Run(args) => aws_run(args, &settings),
@@ -100,7 +103,7 @@ fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
             (run.graph, run.summary, None)
         }
         Some(id) => {
-            let Some(rules) = load_rules(args.rules.as_deref()) else {
+            let Some(rules) = load_rules(args.rules.as_deref(), settings) else {
                 return Ok(2);
             };
             let rules = std::sync::Arc::new(rules);
@@ -133,7 +136,7 @@ fn graph(args: &GraphArgs, settings: &Settings) -> anyhow::Result<u8> {
 }
 
 fn report(args: &ReportArgs, settings: &Settings) -> anyhow::Result<u8> {
-    let Some(rules) = load_rules(args.rules.as_deref()) else {
+    let Some(rules) = load_rules(args.rules.as_deref(), settings) else {
         return Ok(2);
     };
     let rules = std::sync::Arc::new(rules);
@@ -156,12 +159,25 @@ fn report(args: &ReportArgs, settings: &Settings) -> anyhow::Result<u8> {
     Ok(if run.summary.lost_anything() { 1 } else { 0 })
 }
 
-/// Loads the rules from `dir`, or the built-in ones. Problems are logged one per line
-/// (`file:line:column: message`); the caller exits 2.
-fn load_rules(dir: Option<&std::path::Path>) -> Option<RuleSet> {
+/// Loads the rules from `dir`, or the built-in ones, and the Sigma rules of `sigma` (`--sigma`,
+/// `rules.sigma`). Problems are logged one per line (`file:line:column: message`); the caller
+/// exits 2.
+fn load_rules(dir: Option<&std::path::Path>, settings: &Settings) -> Option<RuleSet> {
     let loaded = match dir {
         Some(d) => RuleSet::load_dir(d),
         None => RuleSet::builtin(),
+    };
+    let sigma = match &settings.sigma {
+        Some(d) => finding_correlator::sigma::SigmaSet::load_dir(d),
+        None => Ok(Default::default()),
+    };
+    let loaded = match (loaded, sigma) {
+        (Ok(set), Ok(sigma)) => set.with_sigma(sigma),
+        (Err(mut a), Err(mut b)) => {
+            a.append(&mut b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match loaded {
         Ok(set) => Some(set),
@@ -200,7 +216,7 @@ fn write_output(
 }
 
 fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
-    let Some(rules) = load_rules(args.rules.as_deref()) else {
+    let Some(rules) = load_rules(args.rules.as_deref(), settings) else {
         return Ok(2);
     };
     let graph_format = match &args.graph {
@@ -441,8 +457,8 @@ impl run_loop::Sink for Outputs<'_> {
     }
 }
 
-fn rules_check(args: &RulesArgs) -> anyhow::Result<u8> {
-    let Some(set) = load_rules(args.rules.as_deref()) else {
+fn rules_check(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let Some(set) = load_rules(args.rules.as_deref(), settings) else {
         return Ok(2);
     };
     for r in &set.rules {
@@ -465,11 +481,22 @@ fn rules_check(args: &RulesArgs) -> anyhow::Result<u8> {
         "{} compute-buying API(s) in the launch catalog",
         set.launches.len()
     );
+    if !set.sigma.is_empty() {
+        eprintln!(
+            "{} Sigma rule(s) valid{}",
+            set.sigma.len(),
+            if set.sigma.every_record() {
+                " (some name no literal eventName or eventSource: every CloudTrail record is evaluated)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(0)
 }
 
 fn rules_test(args: &RulesArgs, settings: &Settings) -> anyhow::Result<u8> {
-    let Some(set) = load_rules(args.rules.as_deref()) else {
+    let Some(set) = load_rules(args.rules.as_deref(), settings) else {
         return Ok(2);
     };
     let results = pipeline::test_rules(&set, settings);
@@ -492,7 +519,7 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         tracing::error!("--state (CORRELATOR_STATE): {e}");
         return Ok(2);
     }
-    let Some(rules) = load_rules(args.rules.as_deref()) else {
+    let Some(rules) = load_rules(args.rules.as_deref(), settings) else {
         return Ok(2);
     };
     let opts = finding_correlator::aws::run::RunOptions {
@@ -647,7 +674,7 @@ fn shard_state(settings: &Settings, location: &str) -> String {
 }
 
 fn validate(args: &ValidateArgs, settings: &Settings) -> anyhow::Result<u8> {
-    let Some(set) = load_rules(args.rules.as_deref()) else {
+    let Some(set) = load_rules(args.rules.as_deref(), settings) else {
         return Ok(2);
     };
     let aws = &settings.aws;

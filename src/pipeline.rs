@@ -327,6 +327,17 @@ pub fn correlate_with<R: Send>(
         // Calls no rule can take, by actors that are no instance, are counted but not built
         // into signals (unless the graph is to show every signal).
         let mut read_opts = settings.read.clone();
+        // The rule set's launch catalog (with its `--rules` folder's additions) and Sigma
+        // rules.
+        read_opts.decode.launches = rules.launches.clone();
+        read_opts.decode.sigma = (!rules.sigma.is_empty()).then(|| rules.sigma.clone());
+        if let Some(set) = &read_opts.decode.sigma {
+            tracing::debug!(
+                sigma_rules = set.len(),
+                every_record = set.every_record(),
+                "Sigma rules evaluated on the CloudTrail records they may match"
+            );
+        }
         if !keep_signal_nodes {
             let calls = m.call_filter();
             tracing::debug!(
@@ -602,9 +613,12 @@ fn read(
     let mut on_event = |e: Event| match e {
         Event::Signals(batch) => {
             for (kind, signal, keep) in batch {
-                summary.record(kind);
-                summary.region(signal.region.as_deref());
-                summary.instance_types(&signal);
+                // A Sigma match is made from a record counted already.
+                if !crate::sigma::is_match(&signal) {
+                    summary.record(kind);
+                    summary.region(signal.region.as_deref());
+                    summary.instance_types(&signal);
+                }
                 on_signal(signal, keep, summary);
             }
         }
@@ -716,8 +730,11 @@ fn run_rule_test(
     }
     let mut signals = Vec::new();
     let mut problems = Vec::new();
-    normalize::decode_reader(bytes.as_slice(), &settings.read.decode, &mut |d| match d {
-        Decoded::Signal(_, s) => signals.push(s),
+    let mut decode = settings.read.decode.clone();
+    decode.launches = set.launches.clone();
+    decode.sigma = (!set.sigma.is_empty()).then(|| set.sigma.clone());
+    normalize::decode_reader(bytes.as_slice(), &decode, &mut |d| match d {
+        Decoded::Signal(_, s) | Decoded::Sigma(_, s) => signals.push(s),
         Decoded::Unneeded(..) => {}
         Decoded::Problem(p) => problems.push(p.to_string()),
     });

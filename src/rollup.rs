@@ -79,12 +79,12 @@ pub struct Absorbed {
     pub types: Vec<String>,
 }
 
-/// The record a signal stands for: a weak signal (`rule:<id>/<record>`) stands for the record
-/// it was made from.
+/// The record a signal stands for: a weak signal (`rule:<id>/<record>`) or a Sigma match
+/// (`sigma:<id>/<record>`) stands for the record it was made from.
 fn record_key(reference: &RecordRef) -> String {
     let key = reference.key();
     let mut k = key.as_str();
-    while let Some(rest) = k.strip_prefix("rule:") {
+    while let Some(rest) = k.strip_prefix("rule:").or_else(|| k.strip_prefix("sigma:")) {
         match rest.split_once('/') {
             Some((_, inner)) => k = inner,
             None => break,
@@ -475,6 +475,8 @@ mod tests {
             updated_at: None,
             notes: Vec::new(),
             launch: None,
+            tactics: Vec::new(),
+            techniques: Vec::new(),
         })
     }
 

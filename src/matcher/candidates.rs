@@ -32,6 +32,8 @@ pub struct Candidates {
     finding_globs: Vec<(Glob, StageRef)>,
     /// Stages selecting the weak signals of a rule, by its id.
     by_rule: FxHashMap<String, Vec<StageRef>>,
+    /// Stages selecting the matches of a Sigma rule, by its id.
+    by_sigma: FxHashMap<String, Vec<StageRef>>,
     /// Stages that name no kind of signal (they select by source and conditions): tried on
     /// every signal that is not a weak signal.
     any_kind: Vec<StageRef>,
@@ -47,8 +49,10 @@ impl Candidates {
                     stage: si,
                 };
                 let sel = &stage.selector;
-                let no_kind =
-                    sel.finding_types.is_empty() && sel.events.is_empty() && sel.rules.is_empty();
+                let no_kind = sel.finding_types.is_empty()
+                    && sel.events.is_empty()
+                    && sel.rules.is_empty()
+                    && sel.sigma.is_none();
                 if no_kind && sel.launch {
                     // `launch: true` names the catalog's calls.
                     for name in rules.launches.event_names() {
@@ -78,6 +82,9 @@ impl Candidates {
                 }
                 for r in &sel.rules {
                     c.by_rule.entry(r.clone()).or_default().push(at);
+                }
+                for id in sel.sigma.iter().flat_map(|sg| &sg.selected) {
+                    c.by_sigma.entry(id.clone()).or_default().push(at);
                 }
             }
         }
@@ -118,13 +125,20 @@ impl Candidates {
     /// Whether `f` holds for some stage that could select `s` (each tried at most once per
     /// way the signal names it). Mirrors the kind test of
     /// [`Selector::matches`](crate::rules::compile::Selector::matches): a weak signal
-    /// (`rule:<id>`) only reaches stages naming its rule; other signals reach the stages
+    /// (`rule:<id>`) only reaches stages naming its rule, a Sigma match (`sigma:<id>`) those
+    /// whose `sigma:` selects its rule; other signals reach the stages
     /// naming their finding type or (CloudTrail calls) their event name, and those naming
     /// no kind.
     pub fn any(&self, s: &Signal, mut f: impl FnMut(StageRef) -> bool) -> bool {
         if let Some(id) = s.kind.strip_prefix("rule:") {
             return self
                 .by_rule
+                .get(id)
+                .is_some_and(|list| list.iter().any(|&at| f(at)));
+        }
+        if let Some(id) = s.kind.strip_prefix("sigma:") {
+            return self
+                .by_sigma
                 .get(id)
                 .is_some_and(|list| list.iter().any(|&at| f(at)));
         }

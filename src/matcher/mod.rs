@@ -385,6 +385,7 @@ impl Matcher {
             high_risk_apis: &self.high_risk,
             cryptomining_finding_types: &self.cryptomining_types,
             mining_pool_domains: &self.mining_pools,
+            sigma: &self.rules.sigma,
             baseline: facts.map(|facts| BaselineContext {
                 facts,
                 opts: &self.opts.baseline,

@@ -90,6 +90,11 @@ pub struct SeqSignal {
     /// What the call bought, when it is a launch (any compute-buying API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<Box<crate::launch::Launch>>,
+    /// ATT&CK tactics and techniques of a Sigma rule's match (from its `attack.*` tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tactics: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub techniques: Vec<String>,
 }
 
 impl SeqSignal {
@@ -128,7 +133,13 @@ impl SeqSignal {
         {
             instances.push(i);
         }
+        let sigma = s
+            .kind
+            .strip_prefix("sigma:")
+            .and_then(|id| ctx.sigma.get(id));
         SeqSignal {
+            tactics: sigma.map(|r| r.tactics.clone()).unwrap_or_default(),
+            techniques: sigma.map(|r| r.techniques.clone()).unwrap_or_default(),
             reference: s.reference.clone(),
             time: s.time,
             source: s.source,

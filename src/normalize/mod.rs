@@ -121,6 +121,11 @@ pub enum Decoded {
     /// A record [`DecodeOptions::calls`] says no one needs: counted, with its time, but no
     /// signal is built for it.
     Unneeded(RecordKind, crate::time::Millis),
+    /// A Sigma rule's match on the CloudTrail record just handed on as a [`Decoded::Signal`]
+    /// (a record a Sigma rule matches is always decoded, whatever [`DecodeOptions::calls`]
+    /// says): a signal of kind `sigma:<id>` made from it (see [`crate::sigma`]). Not a record
+    /// of its own: readers do not count it as one.
+    Sigma(RecordKind, Box<Signal>),
     Problem(Problem),
 }
 
@@ -214,6 +219,9 @@ pub struct DecodeOptions {
     pub calls: Option<std::sync::Arc<CallFilter>>,
     /// The compute-buying APIs whose calls become launches (the rule set's catalog).
     pub launches: std::sync::Arc<crate::launch::Catalog>,
+    /// Sigma rules to evaluate on every CloudTrail record one of them may match (see
+    /// [`crate::sigma`]); their matches are handed on as [`Decoded::Sigma`].
+    pub sigma: Option<std::sync::Arc<crate::sigma::SigmaSet>>,
 }
 
 impl Default for DecodeOptions {
@@ -223,6 +231,7 @@ impl Default for DecodeOptions {
             keep_sample_findings: false,
             calls: None,
             launches: crate::launch::Catalog::shared_builtin(),
+            sigma: None,
         }
     }
 }
@@ -563,8 +572,14 @@ fn is_launch_call(ct: &cloudtrail::Record<'_>, launches: &crate::launch::Catalog
 }
 
 fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
+    // Sigma rules see only the calls their literal event names or sources can match.
+    let sigma = ctx.opts.sigma.as_deref().filter(|set| {
+        matches!((ct.event_source.get(), ct.event_name.get()), (Some(s), Some(n)) if set.may_match(s, n))
+    });
+    let hits = sigma.map(|set| set.evaluate(bytes)).unwrap_or_default();
     // A record with every field a signal requires that no one needs is only counted.
     if let Some(calls) = &ctx.opts.calls
+        && hits.is_empty()
         && !is_launch_call(ct, &ctx.opts.launches)
         && calls.counted_only(ct)
         && let Ok(time) = ct.event_time.require("eventTime")
@@ -573,10 +588,17 @@ fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mu
         return;
     }
     match cloudtrail::decode(ct, bytes, &ctx.opts.launches) {
-        Ok(s) => (ctx.emit)(Decoded::Signal(
-            kind_of(Family::CloudTrail, via),
-            Box::new(s),
-        )),
+        Ok(s) => {
+            let matches: Vec<Signal> = match sigma {
+                Some(set) => hits.iter().map(|&i| set.signal(i, &s)).collect(),
+                None => Vec::new(),
+            };
+            let kind = kind_of(Family::CloudTrail, via);
+            (ctx.emit)(Decoded::Signal(kind, Box::new(s)));
+            for m in matches {
+                (ctx.emit)(Decoded::Sigma(kind, Box::new(m)));
+            }
+        }
         Err(reason) => ctx.reject(Reject::skip(reason), None),
     }
 }

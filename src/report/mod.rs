@@ -84,11 +84,15 @@ pub fn select<'a>(
 }
 
 /// The key of the raw record behind a signal: a rule's weak signal is about another signal
-/// (`rule:<id>/<that signal's key>`), whose record is the one in the graph.
+/// (`rule:<id>/<that signal's key>`), and so is a Sigma rule's match (`sigma:<id>/<key>`),
+/// whose record is the one in the graph.
 pub fn record_key(r: &RecordRef) -> String {
     let mut key = r.key();
     if matches!(r, RecordRef::RuleMatch(_)) {
-        while let Some(rest) = key.strip_prefix("rule:") {
+        while let Some(rest) = key
+            .strip_prefix("rule:")
+            .or_else(|| key.strip_prefix("sigma:"))
+        {
             match rest.split_once('/') {
                 Some((_, inner)) => key = inner.to_string(),
                 None => break,

@@ -254,8 +254,49 @@ pub struct Selector {
     pub launch_rate_outlier: bool,
     /// Only launches (signals with `fields.launch`).
     pub launch: bool,
+    /// Signals of Sigma rules (`sigma:<id>`).
+    pub sigma: Option<SigmaSelector>,
     /// The rule's overrides of the baseline settings.
     pub baseline: BaselineParams,
+}
+
+/// A compiled `sigma:` selector. What it selects depends on the Sigma rules loaded:
+/// [`SigmaSelector::resolve`] lists their ids in `selected`.
+#[derive(Clone, Debug, Default)]
+pub struct SigmaSelector {
+    /// Ids named, with where (line, column).
+    pub ids: Vec<(String, u64, u64)>,
+    /// Tag patterns, lowercase.
+    pub tags: Vec<Glob>,
+    pub level_at_least: Option<crate::sigma::Level>,
+    /// Ids of the loaded Sigma rules it selects.
+    pub selected: rustc_hash::FxHashSet<String>,
+}
+
+impl SigmaSelector {
+    /// Selects the loaded rules that satisfy every part; returns the named ids not loaded.
+    pub fn resolve(&mut self, set: &crate::sigma::SigmaSet) -> Vec<(String, u64, u64)> {
+        let missing = self
+            .ids
+            .iter()
+            .filter(|(id, _, _)| set.get(id).is_none())
+            .cloned()
+            .collect();
+        self.selected = set
+            .rules
+            .iter()
+            .filter(|r| self.ids.is_empty() || self.ids.iter().any(|(id, _, _)| *id == r.id))
+            .filter(|r| {
+                self.tags.is_empty()
+                    || r.tags
+                        .iter()
+                        .any(|t| self.tags.iter().any(|g| g.matches(t)))
+            })
+            .filter(|r| self.level_at_least.is_none_or(|l| r.level >= l))
+            .map(|r| r.id.clone())
+            .collect();
+        missing
+    }
 }
 
 /// Settings selectors depend on.
@@ -267,6 +308,8 @@ pub struct SelectContext<'a> {
     pub cryptomining_finding_types: &'a [Glob],
     /// Domains of mining pools.
     pub mining_pool_domains: &'a super::lists::DomainSet,
+    /// The Sigma rules loaded: what their matches' tags say.
+    pub sigma: &'a crate::sigma::SigmaSet,
     /// What the baselines say about the signal; None before matching (on the reading
     /// threads), where baseline conditions hold for every launch.
     pub baseline: Option<BaselineContext<'a>>,
@@ -352,13 +395,19 @@ impl Selector {
             return false;
         }
         // A rule's weak signal copies the fields of the signal it is about, but only
-        // selectors that name its rule take it.
-        let derived = s.kind.starts_with("rule:");
-        if derived && self.rules.is_empty() {
+        // selectors that name its rule take it; so for a Sigma rule's match and `sigma:`.
+        let sigma_id = s.kind.strip_prefix("sigma:");
+        if sigma_id.is_some() && self.sigma.is_none() {
             return false;
         }
-        let by_kind =
-            !self.finding_types.is_empty() || !self.events.is_empty() || !self.rules.is_empty();
+        let derived = sigma_id.is_some() || s.kind.starts_with("rule:");
+        if derived && self.rules.is_empty() && self.sigma.is_none() {
+            return false;
+        }
+        let by_kind = !self.finding_types.is_empty()
+            || !self.events.is_empty()
+            || !self.rules.is_empty()
+            || self.sigma.is_some();
         if by_kind {
             let finding = !derived
                 && s.fields
@@ -379,7 +428,12 @@ impl Selector {
                 .kind
                 .strip_prefix("rule:")
                 .is_some_and(|id| self.rules.iter().any(|r| r == id));
-            if !(finding || event || rule) {
+            let sigma = sigma_id.is_some_and(|id| {
+                self.sigma
+                    .as_ref()
+                    .is_some_and(|sel| sel.selected.contains(id))
+            });
+            if !(finding || event || rule || sigma) {
                 return false;
             }
         }
@@ -1007,6 +1061,39 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
     }
     for r in &s.rules {
         out.rules.push(r.value.clone());
+    }
+    if let Some(sg) = &s.sigma {
+        let mut sel = SigmaSelector::default();
+        for id in &sg.ids {
+            if id.value.trim().is_empty() {
+                errs.at(id, "sigma.ids: expected a Sigma rule id");
+            }
+            sel.ids.push((
+                id.value.clone(),
+                id.referenced.line(),
+                id.referenced.column(),
+            ));
+        }
+        for t in &sg.tags {
+            if t.value.trim().is_empty() {
+                errs.at(t, "sigma.tags: expected a tag like \"attack.impact\"");
+            }
+            sel.tags.push(Glob::new(&t.value.to_ascii_lowercase()));
+        }
+        if let Some(l) = &sg.level_at_least {
+            match crate::sigma::Level::parse(&l.value) {
+                Some(level) => sel.level_at_least = Some(level),
+                None => errs.at(
+                    l,
+                    format!(
+                        "sigma.level_at_least {:?}: expected {}",
+                        l.value,
+                        crate::sigma::Level::NAMES
+                    ),
+                ),
+            }
+        }
+        out.sigma = Some(sel);
     }
     for c in &s.conditions {
         let fld = field(errs, &c.field);

@@ -27,6 +27,9 @@ pub struct RuleSet {
     /// The shipped lists, edited by the `lists/` folder of a `--rules` folder (the
     /// configuration edits them further: [`crate::matcher::MatchOptions::lists`]).
     pub lists: lists::Lists,
+    /// The Sigma rules loaded (`--sigma`, `[rules] sigma`; none by default): their matches are
+    /// `sigma:<id>` signals, which `sigma:` selectors take (see [`RuleSet::with_sigma`]).
+    pub sigma: std::sync::Arc<crate::sigma::SigmaSet>,
 }
 
 impl RuleSet {
@@ -188,7 +191,44 @@ impl RuleSet {
             rules: ordered,
             launches: crate::launch::Catalog::shared_builtin(),
             lists: lists::Lists::builtin()?,
+            sigma: Default::default(),
         })
+    }
+
+    /// Attaches the Sigma rules (an empty set when none are configured) and works out which
+    /// of them each `sigma:` selector takes.
+    ///
+    /// # Errors
+    /// A `sigma.ids` entry naming a Sigma rule that is not loaded, at its place in the rule.
+    pub fn with_sigma(mut self, set: crate::sigma::SigmaSet) -> Result<RuleSet, Vec<RuleError>> {
+        let mut errors = Vec::new();
+        for rule in &mut self.rules {
+            for stage in &mut rule.stages {
+                let Some(sel) = stage.selector.sigma.as_mut() else {
+                    continue;
+                };
+                for (id, line, column) in sel.resolve(&set) {
+                    errors.push(RuleError {
+                        file: rule.origin.clone(),
+                        line,
+                        column,
+                        message: format!(
+                            "sigma.ids: Sigma rule {id:?} is not loaded ({})",
+                            if set.is_empty() {
+                                "no Sigma rules are: give their folder with --sigma DIR or `[rules] sigma`".to_string()
+                            } else {
+                                format!("{} Sigma rule(s) are", set.len())
+                            }
+                        ),
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.sigma = std::sync::Arc::new(set);
+        Ok(self)
     }
 
     /// A rule set of only the named rules (in the same order). The rules are shared, not
@@ -203,6 +243,7 @@ impl RuleSet {
                 .collect(),
             launches: self.launches.clone(),
             lists: self.lists.clone(),
+            sigma: self.sigma.clone(),
         }
     }
 

@@ -138,9 +138,28 @@ pub struct Selector {
     /// (`correlation-rules/launches/`), whatever API bought the compute.
     #[serde(default)]
     pub launch: bool,
+    /// Signals of the loaded Sigma rules (`sigma:<id>` kinds).
+    #[serde(default)]
+    pub sigma: Option<SigmaSelect>,
     /// Field conditions.
     #[serde(default, rename = "where")]
     pub conditions: Vec<FieldCondition>,
+}
+
+/// `sigma:` of a selector: which Sigma rules' matches it takes (every part given must hold;
+/// `{}` takes them all).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigmaSelect {
+    /// Sigma rule ids; each must be loaded.
+    #[serde(default)]
+    pub ids: Vec<Spanned<String>>,
+    /// Sigma tags (`attack.impact`, `attack.t1496`, `*` matching any text); one must match.
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    /// `informational`, `low`, `medium`, `high` or `critical`.
+    #[serde(default)]
+    pub level_at_least: Option<Spanned<String>>,
 }
 
 /// One test of a named field. Exactly one operator; `negate` inverts the result.

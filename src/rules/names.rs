@@ -97,6 +97,18 @@ fn event_names() -> &'static EventNames {
 ///
 /// # Errors
 /// What is wrong, with the nearest valid name when there is one.
+/// The AWS event names of `source` (of every source when None; none for an unknown one).
+pub fn event_names_of(source: Option<&str>) -> impl Iterator<Item = &'static str> {
+    let data = event_names();
+    let sources: Vec<&'static str> = match source {
+        Some(s) => data.sources.iter().copied().filter(|x| *x == s).collect(),
+        None => data.sources.clone(),
+    };
+    sources
+        .into_iter()
+        .flat_map(move |s| data.by_source[s].iter().copied())
+}
+
 pub fn check_event(source: Option<&str>, name: &str) -> Result<(), String> {
     let data = event_names();
     let sources: Vec<&str> = match source {

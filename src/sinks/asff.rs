@@ -268,6 +268,13 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             if !s.mining_domains.is_empty() {
                 indicators.push(json!({ "Key": "CRYPTOMINING_DOMAIN", "Values": s.mining_domains, "Title": "Cryptomining domain" }));
             }
+            // A Sigma rule's match: the ATT&CK tactics and techniques of its tags.
+            if !s.tactics.is_empty() {
+                indicators.push(json!({ "Key": "ATTACK_TACTIC", "Values": s.tactics, "Title": "ATT&CK tactics" }));
+            }
+            if !s.techniques.is_empty() {
+                indicators.push(json!({ "Key": "ATTACK_TECHNIQUE", "Values": s.techniques, "Title": "ATT&CK techniques" }));
+            }
             let (kind, product_arn) = match s.source {
                 Source::CloudTrail => ("CLOUD_TRAIL", None),
                 _ if s.kind.starts_with("rule:") => ("FINDING", Some(format!("arn:{writer_partition}:securityhub:{sh_region}:{writer_account}:product/{writer_account}/default"))),
@@ -328,8 +335,28 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         }
         all
     };
-    let tactics = union(&rule.tactics, |a| &a.tactics);
-    let techniques = union(&rule.techniques, |a| &a.techniques);
+    let mut tactics = union(&rule.tactics, |a| &a.tactics);
+    let mut techniques = union(&rule.techniques, |a| &a.techniques);
+    // And those of the Sigma rules whose matches it holds (`T1496` is already there when
+    // the rule says `T1496 - Resource Hijacking`).
+    for s in &seq.signals {
+        for t in &s.tactics {
+            if !tactics.contains(t) {
+                tactics.push(t.clone());
+            }
+        }
+        for t in &s.techniques {
+            let named = |have: &String| {
+                have == t
+                    || have
+                        .strip_prefix(t.as_str())
+                        .is_some_and(|r| r.starts_with(' '))
+            };
+            if !techniques.iter().any(named) {
+                techniques.push(t.clone());
+            }
+        }
+    }
     let mut seq_indicators = Vec::new();
     if !tactics.is_empty() {
         seq_indicators
@@ -753,6 +780,8 @@ mod tests {
             updated_at: None,
             notes: Vec::new(),
             launch: None,
+            tactics: Vec::new(),
+            techniques: Vec::new(),
         })
     }
 

@@ -235,6 +235,20 @@ pub fn decode_named(
                 (kind, Some(s), time)
             }
             Decoded::Unneeded(kind, time) => (kind, None, time),
+            // A Sigma rule's match on the record just handed on: no record of its own.
+            Decoded::Sigma(kind, s) => {
+                let keep = classify(&s);
+                if keep != Keep::Drop {
+                    batch.push((kind, s, keep));
+                    if batch.len() == BATCH {
+                        send(Event::Signals(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(BATCH),
+                        )));
+                    }
+                }
+                return;
+            }
             Decoded::Problem(problem) => {
                 if stats.signals == 0
                     && problem.reason == normalize::NOT_A_RECORD

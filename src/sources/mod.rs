@@ -101,6 +101,15 @@ pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<St
             for (_, name) in &sel.events {
                 add(name.literal()?);
             }
+            if let Some(sg) = &sel.sigma {
+                // The calls the selected Sigma rules can match, if their names narrow them.
+                for name in rules
+                    .sigma
+                    .event_names(sg.selected.iter().map(String::as_str))?
+                {
+                    add(&name);
+                }
+            }
             if sel.launch && sel.events.is_empty() {
                 for name in rules.launches.event_names() {
                     add(name.literal()?);

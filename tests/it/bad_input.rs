@@ -364,6 +364,7 @@ fn a_50_mb_line_that_is_not_a_record() {
         &mut |x| match x {
             Decoded::Signal(k, s) => d.signals.push((k, *s)),
             Decoded::Unneeded(..) => panic!("no call filter was set"),
+            Decoded::Sigma(..) => panic!("no Sigma rules were set"),
             Decoded::Problem(p) => d.problems.push(p),
         },
     );
@@ -552,6 +553,7 @@ fn a_guardduty_sample_finding_is_ignored_not_skipped() {
     normalize::decode_reader(text.as_bytes(), &opts, &mut |x| match x {
         Decoded::Signal(k, s) => kept.signals.push((k, *s)),
         Decoded::Unneeded(..) => panic!("no call filter was set"),
+        Decoded::Sigma(..) => panic!("no Sigma rules were set"),
         Decoded::Problem(p) => kept.problems.push(p),
     });
     assert_eq!(kept.signals.len(), 3);

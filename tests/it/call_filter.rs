@@ -39,6 +39,7 @@ fn decode(bytes: &[u8], calls: Option<Arc<CallFilter>>) -> Vec<Out> {
         out.push(match d {
             Decoded::Signal(k, s) => Out::Signal(k, s),
             Decoded::Unneeded(k, t) => Out::Unneeded(k, t),
+            Decoded::Sigma(..) => panic!("no Sigma rules were set"),
             Decoded::Problem(p) => Out::Problem(p.to_string()),
         })
     });

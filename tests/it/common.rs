@@ -52,6 +52,7 @@ pub fn decode_bytes(bytes: &[u8]) -> Decodes {
     let stats = normalize::decode_reader(bytes, &DecodeOptions::default(), &mut |d| match d {
         Decoded::Signal(k, s) => out.signals.push((k, *s)),
         Decoded::Unneeded(..) => panic!("no call filter was set"),
+        Decoded::Sigma(..) => panic!("no Sigma rules were set"),
         Decoded::Problem(p) => out.problems.push(p),
     });
     out.not_json = stats.not_json;

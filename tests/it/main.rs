@@ -28,4 +28,6 @@ mod report;
 mod rules;
 mod scenarios;
 mod shards;
+#[cfg(feature = "sigma")]
+mod sigma;
 mod state_inspect;

@@ -1,0 +1,413 @@
+//! Sigma rules as signals (issue 17, item 4): the example rules of `correlation-rules/sigma/`
+//! against counts derived without a Sigma engine (`tests/gen_sigma_counts.py`), the reading
+//! shortcut, a sequence rule selecting Sigma signals, and damaged Sigma files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use finding_correlator::normalize::{self, CallFilter, DecodeOptions, Decoded};
+use finding_correlator::sigma::SigmaSet;
+use serde_json::Value;
+
+use crate::common::{correlator, repo, shared};
+
+/// `tests/sigma/…`: the records and the rule folder of the Sigma cases (kept out of
+/// `fixtures/`, which the main scenario reads whole).
+fn sigma_case(rel: &str) -> PathBuf {
+    repo().join("tests/sigma").join(rel)
+}
+
+fn example_rules() -> PathBuf {
+    repo().join("correlation-rules/sigma")
+}
+
+fn load_examples() -> SigmaSet {
+    SigmaSet::load_dir(&example_rules()).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+const REALDATA: [&str; 2] = [
+    "realdata/stratus-red-team/all-detonations.jsonl",
+    "realdata/panther-test-events/cloudtrail-test-events.jsonl",
+];
+
+/// Matches per Sigma rule id when the files are decoded with the rules (and `calls`).
+fn decoded_counts(set: &Arc<SigmaSet>, calls: Option<Arc<CallFilter>>) -> BTreeMap<String, u64> {
+    let opts = DecodeOptions {
+        sigma: Some(set.clone()),
+        calls,
+        ..DecodeOptions::default()
+    };
+    let mut counts: BTreeMap<String, u64> = set.rules.iter().map(|r| (r.id.clone(), 0)).collect();
+    for f in REALDATA {
+        let bytes = std::fs::read(shared(f)).unwrap();
+        normalize::decode_reader(bytes.as_slice(), &opts, &mut |d| {
+            if let Decoded::Sigma(_, s) = d {
+                let id = s.kind.strip_prefix("sigma:").expect("a sigma: kind");
+                *counts.get_mut(id).expect("a loaded rule") += 1;
+            }
+        });
+    }
+    counts
+}
+
+fn committed_counts() -> BTreeMap<String, u64> {
+    let text = std::fs::read_to_string(repo().join("tests/sigma_counts.tsv")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (id, n) = l.split_once('\t').expect("id<TAB>count");
+            (id.to_string(), n.parse().expect("a count"))
+        })
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
+fn sigma_rules_match_the_independent_counts() {
+    let set = Arc::new(load_examples());
+    assert!(set.len() >= 11, "{} example rules", set.len());
+    assert!(
+        !set.every_record(),
+        "every example rule names its calls: the reading shortcut holds"
+    );
+    let want = committed_counts();
+    let got = decoded_counts(&set, None);
+    assert_eq!(
+        got, want,
+        "engine counts (left) vs tests/sigma_counts.tsv (right)"
+    );
+    for (id, n) in &got {
+        assert!(
+            *n > 0,
+            "{id} matches nothing in the real data: it tests nothing"
+        );
+    }
+    // The seed's rule: the Panther RunInstances (10) and Stratus' failed one.
+    assert_eq!(got["cloudsigma-t1496-compute-resource-creation"], 11);
+}
+
+#[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
+fn the_reading_shortcut_loses_no_match() {
+    let set = Arc::new(load_examples());
+    // Every record line handed to the engine, no shortcut: the same matches.
+    let mut every: BTreeMap<String, u64> = set.rules.iter().map(|r| (r.id.clone(), 0)).collect();
+    let mut evaluated = 0;
+    let mut shortcut = 0;
+    for f in REALDATA {
+        for line in std::fs::read_to_string(shared(f)).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            // Records the decoder rejects (no readable eventTime, no eventSource) yield no signal.
+            let time_ok = v["eventTime"]
+                .as_str()
+                .is_some_and(|t| t.len() >= 16 && t.as_bytes()[..4].iter().all(u8::is_ascii_digit));
+            if !time_ok || !v["eventSource"].is_string() {
+                continue;
+            }
+            evaluated += 1;
+            let (src, name) = (
+                v["eventSource"].as_str().unwrap(),
+                v["eventName"].as_str().unwrap_or(""),
+            );
+            let hits = set.evaluate(line.as_bytes());
+            if set.may_match(src, name) {
+                shortcut += 1;
+            } else {
+                assert!(
+                    hits.is_empty(),
+                    "the shortcut skips {src}:{name}, which matches"
+                );
+            }
+            for i in hits {
+                *every.get_mut(&set.rules[i].id).unwrap() += 1;
+            }
+        }
+    }
+    assert_eq!(evaluated, 310 + 436);
+    assert!(
+        shortcut * 3 < evaluated,
+        "the shortcut hands {shortcut} of {evaluated} records to the engine"
+    );
+    assert_eq!(decoded_counts(&set, None), every);
+    // Records the rules rule out are still matched by Sigma (the call filter counts the others
+    // without building their signals).
+    let nothing = Arc::new(CallFilter::default());
+    assert_eq!(decoded_counts(&set, Some(nothing)), every);
+}
+
+/// `correlator correlate` with the fixture rule folder and the example Sigma rules.
+fn correlate(input: &Path, sigma: Option<&Path>) -> std::process::Output {
+    let mut cmd = correlator();
+    cmd.args(["correlate", "--asff", "-", "--rules"])
+        .arg(sigma_case("rules"));
+    if let Some(dir) = sigma {
+        cmd.arg("--sigma").arg(dir);
+    }
+    cmd.arg(input).output().unwrap()
+}
+
+#[test]
+fn a_sequence_rule_selecting_sigma_signals_fires_on_real_shaped_records() {
+    let out = correlate(&sigma_case("positive.jsonl"), Some(&example_rules()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = doc["Findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{doc:#}");
+    let f = &findings[0];
+    assert_eq!(f["Severity"]["Label"], "HIGH");
+    assert_eq!(
+        f["Id"],
+        "finding-correlator/instance-credentials-evasion/111122223333/us-east-1/instance/i-0aaaaaaaaaaaaaaa1/2025-05-02T09:40:05.000Z"
+    );
+    let seq = &f["Detection"]["Sequence"];
+    let signals = seq["Signals"].as_array().unwrap();
+    // Two secret reads and the flow-log deletion, each as its Sigma rule's signal.
+    let titles: Vec<&str> = signals
+        .iter()
+        .map(|s| s["Title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Secrets Manager Secret Values Read by a Person or Workload",
+            "Secrets Manager Secret Values Read by a Person or Workload",
+            "VPC Flow Logs Deleted"
+        ]
+    );
+    let ids: Vec<&str> = signals.iter().map(|s| s["Id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids[2],
+        "sigma:vpc-flow-logs-deleted/a0000000-0000-4000-8000-000000000003"
+    );
+    // Level high -> severity 8 (GuardDuty's scale); low -> 2.
+    assert_eq!(signals[2]["Severity"], 8.0);
+    assert_eq!(signals[0]["Severity"], 2.0);
+    let indicators = |v: &Value, key: &str| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["Key"] == key)
+            .flat_map(|i| i["Values"].as_array().unwrap().clone())
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        indicators(&signals[2]["SignalIndicators"], "ATTACK_TECHNIQUE"),
+        ["T1562.008"]
+    );
+    assert_eq!(
+        indicators(&signals[2]["SignalIndicators"], "ATTACK_TACTIC"),
+        ["Defense Evasion"]
+    );
+    let tactics = indicators(&seq["SequenceIndicators"], "ATTACK_TACTIC");
+    assert_eq!(tactics, ["Credential Access", "Defense Evasion"]);
+    let techniques = indicators(&seq["SequenceIndicators"], "ATTACK_TECHNIQUE");
+    assert_eq!(
+        techniques,
+        ["T1555.006 - Cloud Secrets Management Stores", "T1562.008"]
+    );
+    // The records are counted once, not once more per match.
+    assert!(
+        stderr.contains("3 record(s) decoded"),
+        "the summary counts records, not matches: {stderr}"
+    );
+}
+
+#[test]
+fn sigma_signals_group_like_the_calls_they_match() {
+    // The secrets read by another instance and by Secrets Manager itself (filtered by the Sigma
+    // rule's `and not filter_service`), the flow logs deleted by the first: no sequence.
+    let out = correlate(&sigma_case("negative.jsonl"), Some(&example_rules()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["Findings"].as_array().unwrap().len(), 0, "{doc:#}");
+}
+
+#[test]
+fn rules_naming_sigma_rules_need_them_loaded() {
+    let out = correlate(&sigma_case("positive.jsonl"), None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("instance-credentials-evasion.yaml:")
+            && stderr
+                .contains("sigma.ids: Sigma rule \"secrets-manager-secret-read\" is not loaded"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rules_check_and_test_take_sigma_rules() {
+    let out = correlator()
+        .args(["rules", "check", "--sigma"])
+        .arg(example_rules())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let n = std::fs::read_dir(example_rules()).unwrap().count();
+    assert!(
+        stderr.contains(&format!("{n} Sigma rule(s) valid")),
+        "{stderr}"
+    );
+    // The inline tests of a rule selecting Sigma signals run with the Sigma rules.
+    let out = correlator()
+        .args(["rules", "test", "--rules"])
+        .arg(sigma_case("rules"))
+        .arg("--sigma")
+        .arg(example_rules())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("2 passed, 0 failed"), "{stderr}");
+}
+
+/// A copy of the example rules with `file` replaced by `text`.
+fn damaged(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let out = dir.join("sigma");
+    std::fs::create_dir_all(&out).unwrap();
+    for e in std::fs::read_dir(example_rules()).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, out.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(out.join(file), text).unwrap();
+    out
+}
+
+#[test]
+fn a_damaged_sigma_file_is_a_clear_error_naming_it() {
+    let original =
+        std::fs::read_to_string(example_rules().join("vpc-flow-logs-deleted.yml")).unwrap();
+    for (case, text, reason) in [
+        (
+            "broken YAML",
+            original.replace("  condition: selection", "  condition: [selection"),
+            "not a valid Sigma",
+        ),
+        (
+            "a condition naming no detection",
+            original.replace(
+                "condition: selection",
+                "condition: selection and not filter",
+            ),
+            "vpc-flow-logs-deleted",
+        ),
+        (
+            "not CloudTrail",
+            original.replace("service: cloudtrail", "service: s3"),
+            "logsource must be `product: aws` and `service: cloudtrail`",
+        ),
+        (
+            "a correlation rule",
+            format!(
+                "{original}---\ntitle: Many deletions\nid: many-deletions\ncorrelation:\n  type: event_count\n  rules: [vpc-flow-logs-deleted]\n  group-by: [recipientAccountId]\n  timespan: 1h\n  condition:\n    gte: 3\nlevel: high\n"
+            ),
+            "correlation rules are not supported",
+        ),
+        (
+            "an id used twice",
+            original.replace("id: vpc-flow-logs-deleted", "id: dns-query-logging-deleted"),
+            "is used by",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = damaged(tmp.path(), "vpc-flow-logs-deleted.yml", &text);
+        let out = correlator()
+            .args(["rules", "check", "--sigma"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(reason))
+            .unwrap_or_else(|| panic!("{case}: no error saying {reason:?}: {stderr}"));
+        assert!(
+            line.contains("vpc-flow-logs-deleted.yml:"),
+            "{case}: the error names the file: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_sigma_selector_is_an_error_at_its_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sigma_case("rules/instance-credentials-evasion.yaml"))
+        .unwrap()
+        .replace("level_at_least: high", "level_at_least: severe");
+    std::fs::write(tmp.path().join("instance-credentials-evasion.yaml"), text).unwrap();
+    let out = correlator()
+        .args(["rules", "check", "--rules"])
+        .arg(tmp.path())
+        .arg("--sigma")
+        .arg(example_rules())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("instance-credentials-evasion.yaml:27:25: sigma.level_at_least \"severe\": expected informational, low, medium, high or critical"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigma_signals_carry_over_split_runs_with_a_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sigma_case("positive.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (tmp.path().join("1.jsonl"), tmp.path().join("2.jsonl"));
+    // The secrets read in one run, the flow logs deleted in the next.
+    std::fs::write(&first, lines[..2].join("\n") + "\n").unwrap();
+    std::fs::write(&second, lines[2].to_string() + "\n").unwrap();
+    let state = tmp.path().join("state.json");
+    let run = |input: &Path| {
+        let out = correlator()
+            .args(["correlate", "--asff", "-", "--rules"])
+            .arg(sigma_case("rules"))
+            .arg("--sigma")
+            .arg(example_rules())
+            .arg("--state")
+            .arg(&state)
+            .arg(input)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["Findings"].as_array().unwrap().clone()
+    };
+    assert!(run(&first).is_empty());
+    let findings = run(&second);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        findings[0]["Id"],
+        "finding-correlator/instance-credentials-evasion/111122223333/us-east-1/instance/i-0aaaaaaaaaaaaaaa1/2025-05-02T09:40:05.000Z"
+    );
+    assert_eq!(
+        findings[0]["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
