@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null; then
-  echo "tests/run.sh: cargo is not installed (this project needs a Rust toolchain, rustc >= 1.94)" >&2
+  echo "tests/run.sh: cargo is not installed (this project needs a Rust toolchain, rustc >= 1.95)" >&2
   exit 3
 fi
 
