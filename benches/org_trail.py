@@ -37,13 +37,12 @@ import gzip
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from trail_memory import ROOT, start_moto  # noqa: E402
+from trail_memory import ROOT, run_correlator, start_moto  # noqa: E402
 
 REGIONS = [
     "us-east-1", "eu-west-1", "us-west-2", "us-east-2", "us-west-1", "eu-west-2", "eu-west-3",
@@ -108,44 +107,15 @@ def put_slot(s3, bucket, args, accounts, regions, slot, make):
 
 
 def run(args, url, bucket, state):
-    env = dict(
-        os.environ,
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-        AWS_EC2_METADATA_DISABLED="true",
-        CORRELATOR_AWS_REGIONS="us-east-1",
-        CORRELATOR_AWS_SOURCES="cloudtrail_s3",
-        CORRELATOR_AWS_TRAIL=f"s3://{bucket}/AWSLogs/",
-        CORRELATOR_AWS_SINK="stdout",
-        CORRELATOR_AWS_LOOKBACK="1000d",
-        CORRELATOR_STATE=str(state),
-    )
-    started = time.time()
-    out = subprocess.run(
-        ["/usr/bin/time", "-v", args.correlator, "run", "--summary", "json"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wall = time.time() - started
+    out, wall, rss, summary = run_correlator(args.correlator, url, bucket, state)
     if out.returncode != 0:
         print(out.stderr[-3000:], file=sys.stderr)
         sys.exit(f"correlator run exited with {out.returncode}")
 
     def timed(label):
         line = next(x for x in out.stderr.splitlines() if label in x)
-        return line.rsplit(":", 1)[1].strip()
+        return float(line.rsplit(":", 1)[1].strip())
 
-    summary = {}
-    for line in out.stderr.splitlines():
-        if line.startswith("{"):
-            try:
-                summary = json.loads(line)
-            except ValueError:
-                pass
     trail = next(
         (s for s in summary.get("sources", []) if s.get("source") == "cloudtrail_s3"), {}
     )
@@ -154,8 +124,8 @@ def run(args, url, bucket, state):
         "records": trail.get("records", 0),
         "calls": trail.get("calls", 0),
         "wall": wall,
-        "cpu": float(timed("User time (seconds)")) + float(timed("System time (seconds)")),
-        "rss": int(timed("Maximum resident set size")) // 1024,
+        "cpu": timed("User time (seconds)") + timed("System time (seconds)"),
+        "rss": rss,
         "state": state.stat().st_size if state.exists() else 0,
     }
 

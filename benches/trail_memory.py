@@ -98,6 +98,48 @@ def objects(n, records):
         yield key, gzip.compress(text, 6), len(text)
 
 
+def run_correlator(correlator, url, bucket, state):
+    """`correlator run` of the trail source only over `bucket`'s trail in moto at `url`, with
+    the state `state`, under `/usr/bin/time -v`: the finished process, its wall seconds, its
+    peak RSS in MB and its JSON summary (the last JSON line of its standard error)."""
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        CORRELATOR_AWS_REGIONS="us-east-1",
+        CORRELATOR_AWS_SOURCES="cloudtrail_s3",
+        CORRELATOR_AWS_TRAIL=f"s3://{bucket}/AWSLogs/",
+        CORRELATOR_AWS_SINK="stdout",
+        CORRELATOR_AWS_LOOKBACK="1000d",
+        CORRELATOR_STATE=str(state),
+    )
+    started = time.time()
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", correlator, "run", "--summary", "json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wall = time.time() - started
+    rss = next(
+        int(line.split(":")[1]) // 1024
+        for line in out.stderr.splitlines()
+        if "Maximum resident set size" in line
+    )
+    summary = {}
+    for line in out.stderr.splitlines():
+        if line.startswith("{"):
+            try:
+                summary = json.loads(line)
+            except ValueError:
+                pass
+    return out, wall, rss, summary
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--correlator", default=str(ROOT / "target/debug/correlator"))
@@ -126,41 +168,7 @@ def main():
                 packed += len(body)
             with tempfile.TemporaryDirectory() as tmp:
                 state = pathlib.Path(tmp) / "state.json"
-                env = dict(
-                    os.environ,
-                    AWS_ENDPOINT_URL=url,
-                    AWS_ACCESS_KEY_ID="testing",
-                    AWS_SECRET_ACCESS_KEY="testing",
-                    AWS_REGION="us-east-1",
-                    AWS_EC2_METADATA_DISABLED="true",
-                    CORRELATOR_AWS_REGIONS="us-east-1",
-                    CORRELATOR_AWS_SOURCES="cloudtrail_s3",
-                    CORRELATOR_AWS_TRAIL=f"s3://{bucket}/AWSLogs/",
-                    CORRELATOR_AWS_SINK="stdout",
-                    CORRELATOR_AWS_LOOKBACK="1000d",
-                    CORRELATOR_STATE=str(state),
-                )
-                started = time.time()
-                out = subprocess.run(
-                    ["/usr/bin/time", "-v", args.correlator, "run", "--summary", "json"],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                wall = time.time() - started
-                rss = next(
-                    int(line.split(":")[1]) // 1024
-                    for line in out.stderr.splitlines()
-                    if "Maximum resident set size" in line
-                )
-                summary = {}
-                for line in out.stderr.splitlines():
-                    if line.startswith("{"):
-                        try:
-                            summary = json.loads(line)
-                        except ValueError:
-                            pass
+                out, wall, rss, summary = run_correlator(args.correlator, url, bucket, state)
                 calls = sum(s.get("calls", 0) for s in summary.get("sources", []))
                 raw = state.read_bytes() if state.exists() else b"{}"
                 if raw[:2] == b"\x1f\x8b":  # saved gzip-compressed (state version 7 on)

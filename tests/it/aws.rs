@@ -2052,6 +2052,30 @@ fn issue_15_a_late_object_behind_the_cursor_within_the_overlap_is_read_once_acro
     );
 }
 
+/// One trail object of one record per account and region folder of `top`'s organization
+/// trail; returns how many were written.
+fn put_org_trail(
+    region: &str,
+    bucket: &str,
+    top: &str,
+    accounts: &[String],
+    regions: &[&str],
+) -> u32 {
+    let mut n = 0;
+    for a in accounts {
+        for r in regions {
+            n += 1;
+            put_object(
+                region,
+                bucket,
+                &trail_key(top, a, r, "20250505T1200Z", "x"),
+                record_at(n, "2025-05-05T11:58:00Z"),
+            );
+        }
+    }
+    n
+}
+
 #[test]
 fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_each() {
     let (region, bucket) = ("ap-northeast-1", "trail-many");
@@ -2059,18 +2083,7 @@ fn issue_15_an_organization_trail_of_many_accounts_and_regions_is_listed_once_ea
     let top = unique("many").replace("/state.json", "");
     let regions = ["us-east-1", "eu-west-1", "ap-south-1", "sa-east-1"];
     let accounts: Vec<String> = (0..10).map(|i| format!("1000000000{i:02}")).collect();
-    let mut n = 0;
-    for a in &accounts {
-        for r in regions {
-            n += 1;
-            put_object(
-                region,
-                bucket,
-                &trail_key(&top, a, r, "20250505T1200Z", "x"),
-                record_at(n, "2025-05-05T11:58:00Z"),
-            );
-        }
-    }
+    put_org_trail(region, bucket, &top, &accounts, &regions);
     let mock = Mock::start();
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
@@ -2110,18 +2123,7 @@ fn issue_15_each_shard_lists_and_reads_only_its_accounts_trail_folders() {
     let top = unique("shards").replace("/state.json", "");
     let regions = ["us-east-1", "eu-west-1"];
     let accounts: Vec<String> = (0..9).map(|i| format!("2000000000{i:02}")).collect();
-    let mut n = 0;
-    for a in &accounts {
-        for r in regions {
-            n += 1;
-            put_object(
-                region,
-                bucket,
-                &trail_key(&top, a, r, "20250505T1200Z", "x"),
-                record_at(n, "2025-05-05T11:58:00Z"),
-            );
-        }
-    }
+    let n = put_org_trail(region, bucket, &top, &accounts, &regions);
     let mock = Mock::start();
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
