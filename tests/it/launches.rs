@@ -916,3 +916,67 @@ fn issue_17_baselines_learn_launches_of_any_api() {
         run.matching.weak_signals
     );
 }
+
+/// A `--rules` folder's `launches/` catalog is used when records are read, not only checked:
+/// a GameLift fleet, an API the built-in catalog does not list, becomes a launch that
+/// `launch: true` selects once the folder declares it, and nothing without it.
+#[test]
+fn a_rules_folders_launch_catalog_makes_its_apis_launches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let record = serde_json::json!({
+        "eventVersion": "1.10",
+        "eventTime": "2025-05-02T10:00:00Z",
+        "eventSource": "gamelift.amazonaws.com",
+        "eventName": "CreateFleet",
+        "awsRegion": "ap-southeast-3",
+        "recipientAccountId": "111122223333",
+        "eventID": "00000000-0000-4000-8000-0000000fee71",
+        "sourceIPAddress": "192.0.2.10",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLEALICE0001",
+            "arn": "arn:aws:iam::111122223333:user/alice",
+            "accountId": "111122223333",
+            "accessKeyId": "AKIAEXAMPLEALICE0001",
+            "userName": "alice"
+        },
+        "requestParameters": {"name": "render", "eC2InstanceType": "g5.12xlarge"},
+        "responseElements": {"fleetAttributes": {"fleetId": "fleet-2222aaaa-0000-4000-8000-00000000beef"}}
+    });
+    let input = tmp.path().join("gamelift.json");
+    std::fs::write(&input, record.to_string()).unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::copy(
+        crate::common::repo().join("correlation-rules/compute-resource-creation.yaml"),
+        rules.join("compute-resource-creation.yaml"),
+    )
+    .unwrap();
+    let weak = |rules: &std::path::Path| -> Vec<Value> {
+        let out = crate::common::correlator()
+            .args(["correlate", "--summary", "json", "--rules"])
+            .arg(rules)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+        summary["correlate"]["weak_signals"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(weak(&rules), Vec::<Value>::new(), "not a launch yet");
+    std::fs::create_dir_all(rules.join("launches")).unwrap();
+    std::fs::write(
+        rules.join("launches/gamelift.yaml"),
+        "apis:\n  - event: gamelift.amazonaws.com:CreateFleet\n    kind: fleet\n    \
+         instance_types: [request.eC2InstanceType]\n    \
+         ids: [response.fleetAttributes.fleetId]\n",
+    )
+    .unwrap();
+    let found = weak(&rules);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["rule"], "compute-resource-creation", "{found:?}");
+}
