@@ -42,7 +42,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from trail_memory import ROOT, run_correlator, start_moto  # noqa: E402
+from trail_memory import ROOT, read_only_call, run_correlator, start_moto  # noqa: E402
 
 REGIONS = [
     "us-east-1", "eu-west-1", "us-west-2", "us-east-2", "us-west-1", "eu-west-2", "eu-west-3",
@@ -54,30 +54,11 @@ START = 1746316800  # 2025-05-04T00:00:00Z
 
 def record_maker():
     template = json.loads((ROOT / "fixtures/cloudtrail/single-record.json").read_text())
-    template.pop("requestParameters", None)
-    template.pop("responseElements", None)
     n = [0]
 
     def make(account, region, when):
         n[0] += 1
-        r = dict(template)
-        r["eventID"] = f"{n[0]:08x}-0000-4000-8000-{account}"
-        r["eventTime"] = when
-        r["recipientAccountId"] = account
-        r["awsRegion"] = region
-        r["eventSource"] = "s3.amazonaws.com"
-        r["eventName"] = "ListBuckets"
-        r["userIdentity"] = {
-            "type": "IAMUser",
-            "principalId": "AIDAEXAMPLEREADER001",
-            "arn": f"arn:aws:iam::{account}:user/reader",
-            "accountId": account,
-            "accessKeyId": "AKIAEXAMPLEREADER001",
-            "userName": "reader",
-        }
-        r["requestID"] = os.urandom(24).hex()
-        r["sharedEventID"] = os.urandom(24).hex()
-        return r
+        return read_only_call(template, f"{n[0]:08x}-0000-4000-8000-{account}", account, region, when)
 
     return make
 

@@ -56,6 +56,33 @@ def start_moto():
     sys.exit("moto server did not start")
 
 
+def read_only_call(template, event_id, account, region, when):
+    """A record of `template`'s shape made an IAM user's `ListBuckets` (a call no rule takes)
+    in `account` and `region` at `when`, with request ids of its own."""
+    r = dict(template)
+    r["eventID"] = event_id
+    r["eventTime"] = when
+    r["recipientAccountId"] = account
+    r["awsRegion"] = region
+    r["eventSource"] = "s3.amazonaws.com"
+    r["eventName"] = "ListBuckets"
+    r["userIdentity"] = {
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLEREADER001",
+        "arn": f"arn:aws:iam::{account}:user/reader",
+        "accountId": account,
+        "accessKeyId": "AKIAEXAMPLEREADER001",
+        "userName": "reader",
+    }
+    r.pop("requestParameters", None)
+    r.pop("responseElements", None)
+    # What differs between real records (request ids, addresses), so that objects compress
+    # about as CloudTrail's do, not to almost nothing.
+    r["requestID"] = os.urandom(24).hex()
+    r["sharedEventID"] = os.urandom(24).hex()
+    return r
+
+
 def objects(n, records):
     """(key, gzip body, JSON bytes) of n log objects spread over the folders."""
     template = json.loads((ROOT / "fixtures/cloudtrail/single-record.json").read_text())
@@ -68,28 +95,8 @@ def objects(n, records):
         day = time.strftime("%Y/%m/%d", t)
         rs = []
         for j in range(records):
-            r = dict(template)
-            r["eventID"] = f"{i:08x}-0000-4000-8000-{j:012x}"
-            r["eventTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
-            r["recipientAccountId"] = account
-            r["awsRegion"] = region
-            r["eventSource"] = "s3.amazonaws.com"
-            r["eventName"] = "ListBuckets"
-            r["userIdentity"] = {
-                "type": "IAMUser",
-                "principalId": "AIDAEXAMPLEREADER001",
-                "arn": f"arn:aws:iam::{account}:user/reader",
-                "accountId": account,
-                "accessKeyId": "AKIAEXAMPLEREADER001",
-                "userName": "reader",
-            }
-            r.pop("requestParameters", None)
-            r.pop("responseElements", None)
-            # What differs between real records (request ids, addresses), so that objects
-            # compress about as CloudTrail's do, not to almost nothing.
-            r["requestID"] = os.urandom(24).hex()
-            r["sharedEventID"] = os.urandom(24).hex()
-            rs.append(r)
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
+            rs.append(read_only_call(template, f"{i:08x}-0000-4000-8000-{j:012x}", account, region, when))
         text = json.dumps({"Records": rs}).encode()
         key = (
             f"AWSLogs/o-exampleorg1/{account}/CloudTrail/{region}/{day}/"
