@@ -14,39 +14,15 @@ use std::path::Path;
 
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("correlation-rules");
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let mut out = String::from(
-        "/// Built-in rules: (file name, text).\npub const BUILTIN: &[(&str, &str)] = &[\n",
-    );
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "    ({name:?}, include_str!({:?})),",
-            f.display().to_string()
-        );
-    }
-    out.push_str("];\n");
-    lists(&dir.join("lists"));
+    embed(&dir, "rules", "builtin_rules.rs");
+    embed(&dir.join("lists"), "lists", "builtin_lists.rs");
     corpus();
-    let dest =
-        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
-    std::fs::write(dest, out).expect("writing builtin_rules.rs");
 }
 
-/// Embeds the shipped lists (`correlation-rules/lists/*.yaml`) as `BUILTIN` in
-/// `builtin_lists.rs`.
-fn lists(dir: &Path) {
+/// Embeds the YAML files of `dir` (not of its sub-folders), sorted by name, as `BUILTIN:
+/// &[(file name, text)]` in `OUT_DIR/out_file`: the shipped rules
+/// (`correlation-rules/*.yaml`) and lists (`correlation-rules/lists/*.yaml`).
+fn embed(dir: &Path, what: &str, out_file: &str) {
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -57,8 +33,8 @@ fn lists(dir: &Path) {
         })
         .unwrap_or_default();
     files.sort();
-    let mut out = String::from(
-        "/// Built-in lists: (file name, text).\npub const BUILTIN: &[(&str, &str)] = &[\n",
+    let mut out = format!(
+        "/// Built-in {what}: (file name, text).\npub const BUILTIN: &[(&str, &str)] = &[\n"
     );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
@@ -70,9 +46,8 @@ fn lists(dir: &Path) {
         );
     }
     out.push_str("];\n");
-    let dest =
-        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_lists.rs");
-    std::fs::write(dest, out).expect("writing builtin_lists.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join(out_file);
+    std::fs::write(dest, out).unwrap_or_else(|e| panic!("writing {out_file}: {e}"));
 }
 
 /// `cfg(shared_corpus)` when `../shared/realdata` and `../shared/samples` are folders.

@@ -549,21 +549,6 @@ fn issue_12_no_environment_variable_outside_the_configuration_drops_signals() {
     assert_eq!(doc["Findings"].as_array().unwrap().len(), 1);
 }
 
-/// A copy of a scenario folder with `edit` applied to the text of each record file.
-fn edited_scenario(dir: &Path, scenario: &str, edit: &dyn Fn(&str) -> String) -> PathBuf {
-    let src = fixture(&format!("scenarios/{scenario}/positive"));
-    let out = dir.join(scenario);
-    fs::create_dir_all(&out).unwrap();
-    for e in fs::read_dir(&src).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
-            let text = fs::read_to_string(&p).unwrap();
-            fs::write(out.join(p.file_name().unwrap()), edit(&text)).unwrap();
-        }
-    }
-    out
-}
-
 #[test]
 fn issue_12_validate_checks_region_names_and_locations_without_aws() {
     let validate = |vars: &[(&str, &str)], args: &[&str]| {
@@ -666,7 +651,7 @@ fn issue_12_validate_checks_region_names_and_locations_without_aws() {
 #[test]
 fn issue_12_findings_are_in_the_partition_of_their_region() {
     let dir = tempfile::tempdir().unwrap();
-    let cn = edited_scenario(dir.path(), "compromised-instance-group", &|t| {
+    let cn = crate::common::edited_scenario(dir.path(), "compromised-instance-group", &|t| {
         t.replace("us-east-1", "cn-north-1")
             .replace("arn:aws:", "arn:aws-cn:")
             .replace("\"partition\": \"aws\"", "\"partition\": \"aws-cn\"")
@@ -708,7 +693,7 @@ fn issue_12_findings_are_in_the_partition_of_their_region() {
 #[test]
 fn issue_12_regions_newer_than_the_build_are_kept_and_noted() {
     let dir = tempfile::tempdir().unwrap();
-    let new = edited_scenario(dir.path(), "compromised-instance-group", &|t| {
+    let new = crate::common::edited_scenario(dir.path(), "compromised-instance-group", &|t| {
         t.replace("us-east-1", "ap-southeast-9")
     });
     let out = correlator()
@@ -751,7 +736,7 @@ fn issue_12_a_record_with_no_account_is_reported_and_skipped_never_written_as_00
     let dir = tempfile::tempdir().unwrap();
     // The GuardDuty findings lose their account (ARN and field): the sequence they open
     // cannot name its account.
-    let bare = edited_scenario(dir.path(), "compromised-instance-group", &|t| {
+    let bare = crate::common::edited_scenario(dir.path(), "compromised-instance-group", &|t| {
         if t.contains("\"findings\"") {
             t.replace("\"accountId\": \"111122223333\",", "")
                 .replace(":111122223333:detector", "::detector")

@@ -11,6 +11,22 @@ use finding_correlator::signal::Signal;
 /// web-asg), also its `Detection.Sequence.Uid`.
 pub const WEB_ASG_SEQUENCE: &str = "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:01:27.000Z";
 
+/// A copy of a scenario's positive case in `dir` with `edit` applied to the text of each record
+/// file.
+pub fn edited_scenario(dir: &Path, scenario: &str, edit: &dyn Fn(&str) -> String) -> PathBuf {
+    let src = fixture(&format!("scenarios/{scenario}/positive"));
+    let out = dir.join(scenario);
+    std::fs::create_dir_all(&out).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(out.join(p.file_name().unwrap()), edit(&text)).unwrap();
+        }
+    }
+    out
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,21 +8,6 @@ use serde_json::Value;
 
 use crate::common::{correlator, fixture};
 
-/// A copy of a scenario's positive case with `edit` applied to each record file.
-fn edited(dir: &Path, scenario: &str, edit: &dyn Fn(&str) -> String) -> PathBuf {
-    let src = fixture(&format!("scenarios/{scenario}/positive"));
-    let out = dir.join(scenario);
-    fs::create_dir_all(&out).unwrap();
-    for e in fs::read_dir(&src).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "json" || x == "jsonl") {
-            let text = fs::read_to_string(&p).unwrap();
-            fs::write(out.join(p.file_name().unwrap()), edit(&text)).unwrap();
-        }
-    }
-    out
-}
-
 /// The summary line of `correlate --summary json`.
 fn json_summary(stderr: &str) -> Value {
     serde_json::from_str(stderr.lines().last().unwrap()).unwrap()
@@ -35,7 +20,7 @@ fn json_summary(stderr: &str) -> Value {
 fn issue_17_metal_sizes_count_their_vcpus_from_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let cpu_options = regex::Regex::new(r#""cpuOptions":\s*\{[^}]*\},?"#).unwrap();
-    let metal = edited(dir.path(), "mass-compute-deployment", &|t| {
+    let metal = crate::common::edited_scenario(dir.path(), "mass-compute-deployment", &|t| {
         cpu_options
             .replace_all(t, "")
             .replace("c5.24xlarge", "c5.metal")
@@ -73,7 +58,7 @@ fn issue_17_metal_sizes_count_their_vcpus_from_the_table() {
 fn issue_17_unknown_instance_types_are_reported_once_per_run_with_their_counts() {
     let dir = tempfile::tempdir().unwrap();
     let cpu_options = regex::Regex::new(r#""cpuOptions":\s*\{[^}]*\},?"#).unwrap();
-    let made_up = edited(dir.path(), "mass-compute-deployment", &|t| {
+    let made_up = crate::common::edited_scenario(dir.path(), "mass-compute-deployment", &|t| {
         cpu_options
             .replace_all(t, "")
             .replace("c5.24xlarge", "c9z.24xlarge")
@@ -235,7 +220,7 @@ fn indicators_of(
     key: &str,
 ) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
-    let input = edited(dir.path(), "compromised-instance-group", edit);
+    let input = crate::common::edited_scenario(dir.path(), "compromised-instance-group", edit);
     let mut cmd = correlator();
     cmd.args(["correlate", "--asff", "-"]);
     if let Some(r) = rules {
