@@ -302,6 +302,11 @@ pub fn correlate_with<R: Send>(
             if keep_signal_nodes {
                 return Keep::Graph;
             }
+            // A Sigma match states nothing of the graph its call does not (it is a copy of
+            // the call's signal): the call's own signal carries it, or was not needed.
+            if crate::sigma::is_match(s) {
+                return Keep::Drop;
+            }
             let Some(key) = graph_statement(s) else {
                 return Keep::Drop;
             };

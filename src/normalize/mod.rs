@@ -121,10 +121,11 @@ pub enum Decoded {
     /// A record [`DecodeOptions::calls`] says no one needs: counted, with its time, but no
     /// signal is built for it.
     Unneeded(RecordKind, crate::time::Millis),
-    /// A Sigma rule's match on the CloudTrail record just handed on as a [`Decoded::Signal`]
-    /// (a record a Sigma rule matches is always decoded, whatever [`DecodeOptions::calls`]
-    /// says): a signal of kind `sigma:<id>` made from it (see [`crate::sigma`]). Not a record
-    /// of its own: readers do not count it as one.
+    /// A Sigma rule's match on the CloudTrail record just handed on as a [`Decoded::Signal`],
+    /// or as [`Decoded::Unneeded`] when [`DecodeOptions::calls`] says no one needs the call
+    /// itself (a record a Sigma rule matches is always decoded, to make its matches): a signal
+    /// of kind `sigma:<id>` made from it (see [`crate::sigma`]). Not a record of its own:
+    /// readers do not count it as one.
     Sigma(RecordKind, Box<Signal>),
     Problem(Problem),
 }
@@ -519,7 +520,7 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
                 return Verdict::Invalid;
             }
             if ct.looks_like_cloudtrail() {
-                emit_cloudtrail(&ct, bytes, via, ctx);
+                emit_cloudtrail(&ct, text, via, ctx);
                 return Verdict::Done;
             }
         }
@@ -571,17 +572,24 @@ fn is_launch_call(ct: &cloudtrail::Record<'_>, launches: &crate::launch::Catalog
     matches!((ct.event_source.get(), ct.event_name.get()), (Some(s), Some(n)) if launches.covers(s, n))
 }
 
-fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mut Ctx<'_, '_>) {
+fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, text: &str, via: Via, ctx: &mut Ctx<'_, '_>) {
+    let bytes = text.as_bytes();
     // Sigma rules see only the calls their literal event names or sources can match.
     let sigma = ctx.opts.sigma.as_deref().filter(|set| {
         matches!((ct.event_source.get(), ct.event_name.get()), (Some(s), Some(n)) if set.may_match(s, n))
     });
-    let hits = sigma.map(|set| set.evaluate(bytes)).unwrap_or_default();
+    let hits = match (sigma, ct.event_source.get(), ct.event_name.get()) {
+        (Some(set), Some(source), Some(name)) => set.evaluate(source, name, text),
+        _ => Vec::new(),
+    };
     // A record with every field a signal requires that no one needs is only counted.
-    if let Some(calls) = &ctx.opts.calls
+    let unneeded = ctx
+        .opts
+        .calls
+        .as_ref()
+        .is_some_and(|calls| !is_launch_call(ct, &ctx.opts.launches) && calls.counted_only(ct));
+    if unneeded
         && hits.is_empty()
-        && !is_launch_call(ct, &ctx.opts.launches)
-        && calls.counted_only(ct)
         && let Ok(time) = ct.event_time.require("eventTime")
     {
         (ctx.emit)(Decoded::Unneeded(kind_of(Family::CloudTrail, via), time));
@@ -594,7 +602,13 @@ fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, bytes: &[u8], via: Via, ctx: &mu
                 None => Vec::new(),
             };
             let kind = kind_of(Family::CloudTrail, via);
-            (ctx.emit)(Decoded::Signal(kind, Box::new(s)));
+            // The call itself stays counted only when no one needs it; its Sigma matches
+            // are what a rule may select.
+            if unneeded {
+                (ctx.emit)(Decoded::Unneeded(kind, s.time));
+            } else {
+                (ctx.emit)(Decoded::Signal(kind, Box::new(s)));
+            }
             for m in matches {
                 (ctx.emit)(Decoded::Sigma(kind, Box::new(m)));
             }
@@ -614,7 +628,7 @@ fn dispatch(rec: &RawRecord<'_>, via: Via, ctx: &mut Ctx<'_, '_>) {
                 None,
             );
         }
-        return decode_nested(inner.as_bytes(), Via::LookupEvents, Expect::CloudTrail, ctx);
+        return decode_nested(inner, Via::LookupEvents, Expect::CloudTrail, ctx);
     }
     let result = if rec.looks_like_asff() {
         asff::decode(rec).map(|s| (kind_of(Family::Asff, via), s))
@@ -715,12 +729,13 @@ fn eventbridge(rec: &RawRecord<'_>, detail_type: &str, via: Via, ctx: &mut Ctx<'
             None,
         );
     };
-    decode_nested(detail.get().as_bytes(), Via::EventBridge, expect, ctx);
+    decode_nested(detail.get(), Via::EventBridge, expect, ctx);
 }
 
 /// Decodes a record carried inside another (EventBridge `detail`, LookupEvents
 /// `CloudTrailEvent`) and checks that it is of the family the envelope promises.
-fn decode_nested(bytes: &[u8], via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) {
+fn decode_nested(text: &str, via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) {
+    let bytes = text.as_bytes();
     let what = if via == Via::LookupEvents {
         "`CloudTrailEvent`"
     } else {
@@ -728,7 +743,7 @@ fn decode_nested(bytes: &[u8], via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) 
     };
     if expect == Expect::CloudTrail {
         return match serde_json::from_slice::<cloudtrail::Record<'_>>(bytes) {
-            Ok(ct) if ct.looks_like_cloudtrail() => emit_cloudtrail(&ct, bytes, via, ctx),
+            Ok(ct) if ct.looks_like_cloudtrail() => emit_cloudtrail(&ct, text, via, ctx),
             Ok(_) => ctx.reject(
                 Reject::skip(format!("{what} should hold a CloudTrail record, but has no `eventSource` or `eventName`")),
                 None,

@@ -116,7 +116,8 @@ fn the_reading_shortcut_loses_no_match() {
                 v["eventSource"].as_str().unwrap(),
                 v["eventName"].as_str().unwrap_or(""),
             );
-            let hits = set.evaluate(line.as_bytes());
+            let hits = set.evaluate_every_rule(line);
+            assert_eq!(set.evaluate(src, name, line), hits, "{src}:{name}");
             if set.may_match(src, name) {
                 shortcut += 1;
             } else {
@@ -409,5 +410,106 @@ fn sigma_signals_carry_over_split_runs_with_a_state() {
             .unwrap()
             .len(),
         3
+    );
+}
+
+/// A GuardDuty finding of `type` on the instance whose credentials the Sigma cases use.
+fn finding_on_the_instance(n: u32, ty: &str, at: &str) -> Value {
+    let id = format!("c{n:031}");
+    serde_json::json!({
+        "schemaVersion": "2.0", "accountId": "111122223333", "region": "us-east-1", "id": id,
+        "arn": format!("arn:aws:guardduty:us-east-1:111122223333:detector/12abc34d567e8fa901bc2d34e56789f0/finding/{id}"),
+        "type": ty, "severity": 8, "createdAt": at, "updatedAt": at,
+        "resource": {"resourceType": "Instance", "instanceDetails": {"instanceId": "i-0aaaaaaaaaaaaaaa1"}},
+        "service": {"eventFirstSeen": at, "eventLastSeen": at, "count": 1,
+            "action": {"actionType": "DNS_REQUEST", "dnsRequestAction": {"domain": "pool.example.net"}}}
+    })
+}
+
+/// The shipped rules' findings on the Sigma cases' records plus `findings`.
+fn shipped_rules_findings(findings: &[Value], sigma: bool) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(sigma_case("positive.jsonl"), dir.path().join("calls.jsonl")).unwrap();
+    let lines: Vec<String> = findings.iter().map(Value::to_string).collect();
+    std::fs::write(dir.path().join("findings.jsonl"), lines.join("\n")).unwrap();
+    let mut cmd = correlator();
+    cmd.args(["correlate", "--asff", "-"]);
+    if sigma {
+        cmd.arg("--sigma").arg(example_rules());
+    }
+    let out = cmd.arg(dir.path()).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["Findings"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_shipped_group_rule_takes_sigma_matches_by_the_groups_credentials_as_evidence() {
+    let findings = [
+        finding_on_the_instance(
+            1,
+            "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+            "2025-05-02T09:30:00.000Z",
+        ),
+        finding_on_the_instance(
+            2,
+            "Backdoor:EC2/C&CActivity.B!DNS",
+            "2025-05-02T09:35:00.000Z",
+        ),
+    ];
+    let signal_ids = |f: &Value| -> Vec<String> {
+        f["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let without = shipped_rules_findings(&findings, false);
+    let with = shipped_rules_findings(&findings, true);
+    assert_eq!(without.len(), 1, "{without:#?}");
+    assert_eq!(with.len(), 1, "{with:#?}");
+    assert_eq!(
+        with[0]["Id"], without[0]["Id"],
+        "the same attack, the same finding"
+    );
+    assert_eq!(with[0]["GeneratorId"], "compromised-instance-group");
+    // The flow-log deletion (level high) joins; the secret reads (level low) do not.
+    let extra: Vec<String> = signal_ids(&with[0])
+        .into_iter()
+        .filter(|id| !signal_ids(&without[0]).contains(id))
+        .collect();
+    assert_eq!(
+        extra,
+        ["sigma:vpc-flow-logs-deleted/a0000000-0000-4000-8000-000000000003"]
+    );
+    assert!(
+        with[0]["Confidence"].as_u64() > without[0]["Confidence"].as_u64(),
+        "a weak signal raises the confidence: {} vs {}",
+        with[0]["Confidence"],
+        without[0]["Confidence"]
+    );
+    // Weak: a Sigma match is never a kind of suspicious signal of its own. With one GuardDuty
+    // finding, the flow-log deletion (a high-risk API called with the group's credentials)
+    // is the second kind with or without Sigma, and the Sigma match only joins.
+    let one = shipped_rules_findings(&findings[..1], false);
+    let one_with = shipped_rules_findings(&findings[..1], true);
+    assert_eq!(one.len(), 1, "{one:#?}");
+    assert_eq!(one_with.len(), 1, "{one_with:#?}");
+    assert_eq!(
+        one_with[0]["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        one[0]["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .len()
+            + 1
     );
 }

@@ -9,8 +9,8 @@
 //! Sigma rule's id as its kind, its level as severity and its title. Its `attack.*` tags are
 //! the tactics and techniques the finding's indicators show.
 //!
-//! Records are parsed a second time, into a JSON tree, for the engine; only records a loaded
-//! rule can match get there: a rule whose detection requires a literal `eventName` (or
+//! Records are read a second time for the engine, each member parsed only when a rule looks
+//! under it ([`event::LazyEvent`]); only records a loaded rule can match get there: a rule whose detection requires a literal `eventName` (or
 //! `eventSource`) value names the calls it can match, and the reading threads hand the engine
 //! only those (see [`SigmaSet::may_match`]). A rule without such a literal (keywords, only
 //! wildcards or modifiers on those fields, a `not` around them) turns the shortcut off: then
@@ -19,9 +19,12 @@
 //! Sigma correlation rules and filters are rejected at load, with the file named: sequence
 //! rules (windows, group-by, conditions) do what they would, on the same signals.
 
+#[cfg(feature = "sigma")]
+mod event;
+
 use std::path::Path;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::rules::RuleError;
 use crate::signal::{RecordRef, Signal, Str};
@@ -122,17 +125,32 @@ pub struct SigmaRule {
     pub reach: Option<Reach>,
 }
 
-/// The loaded Sigma rules and their engine.
+/// The loaded Sigma rules and their engines.
+///
+/// Besides one engine with every rule, the rules are grouped by the calls they can match: an
+/// engine per literal event name (lowercase) with the rules that name it, one per literal
+/// event source, and one with the rules that name no call. A record is evaluated by the
+/// engines of its name and source (and the last), so it is tested only against the rules it
+/// can match, and only the fields those rules read are looked at: with a hundred rules
+/// loaded, a `ListBuckets` call meets the one rule about `ListBuckets`.
 #[derive(Default)]
 pub struct SigmaSet {
     pub rules: Vec<SigmaRule>,
     by_id: FxHashMap<String, usize>,
     /// Some rule has no literal event name or source: every record is evaluated.
     every_record: bool,
-    names: FxHashSet<String>,
-    sources: FxHashSet<String>,
     #[cfg(feature = "sigma")]
-    engine: Option<rsigma_eval::Engine>,
+    engines: Engines,
+}
+
+/// The engines of a [`SigmaSet`].
+#[cfg(feature = "sigma")]
+#[derive(Default)]
+struct Engines {
+    all: Option<rsigma_eval::Engine>,
+    by_name: FxHashMap<String, rsigma_eval::Engine>,
+    by_source: FxHashMap<String, rsigma_eval::Engine>,
+    any_call: Option<rsigma_eval::Engine>,
 }
 
 impl std::fmt::Debug for SigmaSet {
@@ -172,40 +190,78 @@ impl SigmaSet {
         self.every_record
     }
 
-    /// Whether a loaded rule can match a call with this event source and name: the reading
-    /// shortcut, decided before the record is parsed for the engine.
-    pub fn may_match(&self, source: &str, name: &str) -> bool {
-        if self.rules.is_empty() {
-            return false;
-        }
-        if self.every_record {
-            return true;
-        }
+    /// The engines that hold the rules a call with this event source and name can match.
+    #[cfg(feature = "sigma")]
+    fn engines_for<'a>(
+        &'a self,
+        source: &str,
+        name: &str,
+    ) -> impl Iterator<Item = &'a rsigma_eval::Engine> {
+        let e = &self.engines;
         let mut buf = [0u8; 128];
-        if lower(name, &mut buf).is_some_and(|n| self.names.contains(n)) {
-            return true;
-        }
-        !self.sources.is_empty()
-            && lower(source, &mut buf).is_some_and(|s| self.sources.contains(s))
+        let by_name = lower(name, &mut buf).and_then(|n| e.by_name.get(n));
+        let by_source = if e.by_source.is_empty() {
+            None
+        } else {
+            lower(source, &mut buf).and_then(|s| e.by_source.get(s))
+        };
+        by_name.into_iter().chain(by_source).chain(&e.any_call)
     }
 
-    /// The rules that match a CloudTrail record (its JSON text), in load order.
+    /// Whether a loaded rule can match a call with this event source and name: the reading
+    /// shortcut, decided before the record is parsed for the engine.
     #[cfg(feature = "sigma")]
-    pub fn evaluate(&self, record: &[u8]) -> Vec<usize> {
-        let Some(engine) = &self.engine else {
+    pub fn may_match(&self, source: &str, name: &str) -> bool {
+        self.engines_for(source, name).next().is_some()
+    }
+
+    /// Without the `sigma` feature no rule loads, so nothing matches.
+    #[cfg(not(feature = "sigma"))]
+    pub fn may_match(&self, _source: &str, _name: &str) -> bool {
+        false
+    }
+
+    /// The rules that match a CloudTrail record (its JSON text, with the event source and
+    /// name read from it), in load order: only the rules that can match that call are tried.
+    #[cfg(feature = "sigma")]
+    pub fn evaluate(&self, source: &str, name: &str, record: &str) -> Vec<usize> {
+        let mut engines = self.engines_for(source, name).peekable();
+        if engines.peek().is_none() {
+            return Vec::new();
+        }
+        let Some(event) = event::LazyEvent::parse(record) else {
             return Vec::new();
         };
-        let Ok(tree) = serde_json::from_slice::<serde_json::Value>(record) else {
-            return Vec::new();
-        };
-        let event = rsigma_eval::JsonEvent::borrow(&tree);
-        let mut hits: Vec<usize> = engine
-            .evaluate(&event)
-            .iter()
-            .filter(|r| r.is_detection())
-            .filter_map(|r| r.header.rule_id.as_deref())
-            .filter_map(|id| self.by_id.get(id).copied())
-            .collect();
+        self.hits(engines, &event)
+    }
+
+    /// The rules that match a CloudTrail record, every rule tried (what [`SigmaSet::evaluate`]
+    /// finds, without narrowing by the call: to check the narrowing).
+    #[cfg(feature = "sigma")]
+    pub fn evaluate_every_rule(&self, record: &str) -> Vec<usize> {
+        match event::LazyEvent::parse(record) {
+            Some(event) => self.hits(self.engines.all.iter(), &event),
+            None => Vec::new(),
+        }
+    }
+
+    #[cfg(feature = "sigma")]
+    fn hits<'a>(
+        &self,
+        engines: impl Iterator<Item = &'a rsigma_eval::Engine>,
+        event: &event::LazyEvent<'_>,
+    ) -> Vec<usize> {
+        let mut hits: Vec<usize> = Vec::new();
+        for engine in engines {
+            hits.extend(
+                engine
+                    .evaluate(event)
+                    .iter()
+                    .filter(|r| r.is_detection())
+                    .filter_map(|r| r.header.rule_id.as_deref())
+                    .filter_map(|id| self.by_id.get(id).copied()),
+            );
+        }
         hits.sort_unstable();
         hits.dedup();
         hits
@@ -213,7 +269,13 @@ impl SigmaSet {
 
     /// Without the `sigma` feature no rule loads, so nothing matches.
     #[cfg(not(feature = "sigma"))]
-    pub fn evaluate(&self, _record: &[u8]) -> Vec<usize> {
+    pub fn evaluate(&self, _source: &str, _name: &str, _record: &str) -> Vec<usize> {
+        Vec::new()
+    }
+
+    /// Without the `sigma` feature no rule loads, so nothing matches.
+    #[cfg(not(feature = "sigma"))]
+    pub fn evaluate_every_rule(&self, _record: &str) -> Vec<usize> {
         Vec::new()
     }
 
@@ -334,6 +396,7 @@ impl SigmaSet {
     pub fn from_texts(files: Vec<(String, String)>) -> Result<SigmaSet, Vec<RuleError>> {
         let mut set = SigmaSet::default();
         let mut engine = rsigma_eval::Engine::new();
+        let mut accepted = Vec::new();
         let mut errors = Vec::new();
         for (file, text) in files {
             let at = |key: &str, message: String| RuleError {
@@ -471,6 +534,7 @@ impl SigmaSet {
                 let (tactics, techniques) = attack_of(&tags);
                 let reach = rule_reach(&rule.detection);
                 set.by_id.insert(id.clone(), set.rules.len());
+                accepted.push(rule.clone());
                 set.rules.push(SigmaRule {
                     id,
                     title: rule.title.clone(),
@@ -486,18 +550,42 @@ impl SigmaSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        for r in &set.rules {
-            match &r.reach {
-                None => set.every_record = true,
+        // The narrowed engines (see [`SigmaSet`]); the rules compiled in `engine` above
+        // compile again.
+        let e = &mut set.engines;
+        for (rule, parsed) in set.rules.iter().zip(&accepted) {
+            let add = |engine: &mut rsigma_eval::Engine| {
+                engine
+                    .add_rule(parsed)
+                    .expect("a rule that compiled once compiles again");
+            };
+            match &rule.reach {
+                None => {
+                    set.every_record = true;
+                    add(e.any_call.get_or_insert_with(rsigma_eval::Engine::new));
+                }
                 Some(reach) => {
-                    set.names
-                        .extend(reach.names.iter().map(|n| n.to_ascii_lowercase()));
-                    set.sources
-                        .extend(reach.sources.iter().map(|n| n.to_ascii_lowercase()));
+                    let mut names: Vec<String> =
+                        reach.names.iter().map(|n| n.to_ascii_lowercase()).collect();
+                    names.sort();
+                    names.dedup();
+                    for n in names {
+                        add(e.by_name.entry(n).or_default());
+                    }
+                    let mut sources: Vec<String> = reach
+                        .sources
+                        .iter()
+                        .map(|n| n.to_ascii_lowercase())
+                        .collect();
+                    sources.sort();
+                    sources.dedup();
+                    for s in sources {
+                        add(e.by_source.entry(s).or_default());
+                    }
                 }
             }
         }
-        set.engine = Some(engine);
+        e.all = Some(engine);
         Ok(set)
     }
 }
@@ -839,8 +927,17 @@ mod tests {
         assert!(set.may_match("cloudtrail.amazonaws.com", "StopLogging"));
         assert!(set.may_match("x", "stoplogging"));
         assert!(!set.may_match("cloudtrail.amazonaws.com", "StartLogging"));
-        let rec = br#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"stoplogging"}"#;
-        assert_eq!(set.evaluate(rec), vec![0]);
+        let rec = r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"stoplogging"}"#;
+        assert_eq!(
+            set.evaluate("cloudtrail.amazonaws.com", "stoplogging", rec),
+            vec![0]
+        );
+        assert_eq!(set.evaluate_every_rule(rec), vec![0]);
+        // Only the engines of the call are tried.
+        assert!(
+            set.evaluate("cloudtrail.amazonaws.com", "StartLogging", rec)
+                .is_empty()
+        );
     }
 
     #[test]

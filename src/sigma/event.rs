@@ -1,0 +1,552 @@
+//! A CloudTrail record as the Sigma engine reads it, parsed only as far as the rules look.
+//!
+//! The engine's own JSON event wants the whole record as a `serde_json::Value`: every key and
+//! string copied into a tree of maps, about 80 % of the cost of evaluating a record whose rules
+//! look at three fields. [`LazyEvent`] splits the record into its top-level members (borrowed
+//! text, no copy) and parses a member into a value the first time a rule asks for a field under
+//! it (`userIdentity.type` parses `userIdentity` only), then answers through the engine's own
+//! JSON event, so a field means what it means to the engine: a flat key equal to the whole
+//! path first, then the dotted path, every element of an array followed, `[N]` an index. Keyword
+//! searches and anything else that needs the whole record parse it whole, once.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use rsigma_eval::{Event, EventValue, JsonEvent};
+use serde_json::Value;
+
+/// One top-level member: its key and the text of its value.
+struct Member<'a> {
+    key: Cow<'a, str>,
+    raw: &'a str,
+}
+
+/// A JSON object record, split into its top-level members (see the module documentation).
+pub struct LazyEvent<'a> {
+    text: &'a str,
+    members: Vec<Member<'a>>,
+    whole: OnceCell<Value>,
+}
+
+/// The index of the quote that closes the string opening at `start`.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + 1;
+    loop {
+        let k = at + memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
+        if b[k] == b'\\' {
+            at = k + 2;
+        } else {
+            return Some(k);
+        }
+    }
+}
+
+fn skip_space(b: &[u8], mut at: usize) -> usize {
+    while b.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just after the value starting at `at`.
+fn value_end(b: &[u8], at: usize) -> Option<usize> {
+    match *b.get(at)? {
+        b'"' => string_end(b, at).map(|e| e + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match *b.get(i)? {
+                    b'"' => i = string_end(b, i)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = at;
+            while b
+                .get(i)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            (i > at).then_some(i)
+        }
+    }
+}
+
+/// The members of a JSON object's text as written: keys (unescaped when they hold an escape)
+/// and the text of their values, found by skipping over strings and brackets, not by parsing:
+/// the record was parsed as JSON already, and a value is parsed (and checked) when a rule reads
+/// it. Ends at the closing brace; `broken` says whether the text ended otherwise.
+struct Members<'t> {
+    text: &'t str,
+    at: usize,
+    done: bool,
+    broken: bool,
+}
+
+impl<'t> Members<'t> {
+    /// The members of `text`, which must start with `{` (after blanks).
+    fn of(text: &'t str) -> Members<'t> {
+        let b = text.as_bytes();
+        let at = skip_space(b, 0);
+        let open = b.get(at) == Some(&b'{');
+        let mut m = Members {
+            text,
+            at: skip_space(b, at + 1),
+            done: !open,
+            broken: !open,
+        };
+        if open && b.get(m.at) == Some(&b'}') {
+            m.at += 1;
+            m.done = true;
+        }
+        m
+    }
+
+    fn next_member(&mut self) -> Option<(Cow<'t, str>, &'t str)> {
+        // Every index below is at an ASCII delimiter, so every slice is at a character
+        // boundary.
+        let (text, b) = (self.text, self.text.as_bytes());
+        let mut at = self.at;
+        if b.get(at) != Some(&b'"') {
+            return None;
+        }
+        let end = string_end(b, at)?;
+        let raw = text.get(at + 1..end)?;
+        let key = if raw.contains('\\') {
+            Cow::Owned(serde_json::from_str::<String>(text.get(at..=end)?).ok()?)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        at = skip_space(b, end + 1);
+        if b.get(at) != Some(&b':') {
+            return None;
+        }
+        let start = skip_space(b, at + 1);
+        at = value_end(b, start)?;
+        let value = text.get(start..at)?;
+        at = skip_space(b, at);
+        match b.get(at) {
+            Some(b',') => self.at = skip_space(b, at + 1),
+            Some(b'}') => {
+                self.at = at + 1;
+                self.done = true;
+            }
+            _ => return None,
+        }
+        Some((key, value))
+    }
+
+    /// Whether only blanks follow the closing brace.
+    fn ends_the_text(&self) -> bool {
+        !self.broken && skip_space(self.text.as_bytes(), self.at) == self.text.len()
+    }
+}
+
+impl<'t> Iterator for Members<'t> {
+    type Item = (Cow<'t, str>, &'t str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let member = self.next_member();
+        if member.is_none() {
+            self.done = true;
+            self.broken = true;
+        }
+        member
+    }
+}
+
+/// The text of the elements of a JSON array's text, found as [`Members`] finds members.
+fn elements(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    let mut at = skip_space(b, 0);
+    let mut done = b.get(at) != Some(&b'[');
+    at = skip_space(b, at + 1);
+    if b.get(at) == Some(&b']') {
+        done = true;
+    }
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let start = at;
+        let end = value_end(b, start);
+        let Some(end) = end else {
+            done = true;
+            return None;
+        };
+        let next = skip_space(b, end);
+        match b.get(next) {
+            Some(b',') => at = skip_space(b, next + 1),
+            _ => done = true,
+        }
+        text.get(start..end)
+    })
+}
+
+/// The value of the last member named `key` of an object's text (a parsed object keeps the
+/// last of a key written twice).
+fn last_member<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    Members::of(text)
+        .filter(|(k, _)| k == key)
+        .last()
+        .map(|(_, v)| v)
+}
+
+/// The top-level members of a record that is one JSON object, or None.
+fn split_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let mut members = Members::of(text);
+    let mut out = Vec::with_capacity(24);
+    out.extend(members.by_ref());
+    members.ends_the_text().then_some(out)
+}
+
+/// A value's text as the engine sees the value: strings without an escape borrowed, numbers
+/// as integers when they are, objects and arrays parsed.
+fn leaf(text: &str) -> EventValue<'_> {
+    let b = text.as_bytes();
+    match b.first() {
+        Some(b'"') => match text.get(1..text.len() - 1) {
+            Some(inner) if !inner.contains('\\') => EventValue::Str(Cow::Borrowed(inner)),
+            _ => serde_json::from_str::<String>(text)
+                .map_or(EventValue::Null, |s| EventValue::Str(Cow::Owned(s))),
+        },
+        Some(b't') => EventValue::Bool(true),
+        Some(b'f') => EventValue::Bool(false),
+        Some(b'n') => EventValue::Null,
+        Some(b'{' | b'[') => serde_json::from_str::<Value>(text)
+            .map_or(EventValue::Null, |v| owned(EventValue::from(&v))),
+        _ => match serde_json::from_str::<serde_json::Number>(text) {
+            Ok(n) => match n.as_i64() {
+                Some(i) => EventValue::Int(i),
+                None => EventValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Err(_) => EventValue::Null,
+        },
+    }
+}
+
+/// A value made independent of the tree it was read from.
+fn owned(v: EventValue<'_>) -> EventValue<'static> {
+    match v {
+        EventValue::Str(s) => EventValue::Str(Cow::Owned(s.into_owned())),
+        EventValue::Int(n) => EventValue::Int(n),
+        EventValue::Float(f) => EventValue::Float(f),
+        EventValue::Bool(b) => EventValue::Bool(b),
+        EventValue::Null => EventValue::Null,
+        EventValue::Array(items) => EventValue::Array(items.into_iter().map(owned).collect()),
+        EventValue::Map(entries) => EventValue::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), owned(v)))
+                .collect(),
+        ),
+    }
+}
+
+impl<'a> LazyEvent<'a> {
+    /// Splits a record (a JSON object) into its members; None when it is not one.
+    pub fn parse(text: &'a str) -> Option<LazyEvent<'a>> {
+        let members = split_members(text)?;
+        Some(LazyEvent {
+            text,
+            members: members
+                .into_iter()
+                .map(|(key, raw)| Member { key, raw })
+                .collect(),
+            whole: OnceCell::new(),
+        })
+    }
+
+    /// The text of the member named `key` (the last one, when a key is written twice, as a
+    /// parsed object keeps it).
+    fn member(&self, key: &str) -> Option<&'a str> {
+        self.members
+            .iter()
+            .rev()
+            .find(|m| m.key == key)
+            .map(|m| m.raw)
+    }
+
+    fn parse_whole(&self) -> Value {
+        serde_json::from_str(self.text).unwrap_or(Value::Null)
+    }
+
+    /// The whole record, parsed (keywords, and paths that start with no key).
+    fn whole(&self) -> JsonEvent<'_> {
+        JsonEvent::borrow(self.whole.get_or_init(|| self.parse_whole()))
+    }
+}
+
+/// One step of a field path: a key (followed into every element of an array) or an index
+/// into an array (`[2]`, `[-1]` from the end; one element).
+enum Step<'p> {
+    Key(Cow<'p, str>),
+    Index(i64),
+}
+
+/// A field path's steps: `a.b[0][1].c` is `a`, `b`, 0, 1, `c`; a bracket group that is not an
+/// integer is part of the key (and `\[`, `\]` stand for the brackets themselves).
+fn steps(path: &str) -> Vec<Step<'_>> {
+    use rsigma_parser::fieldpath::{first_unescaped, unescape_brackets};
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let indices = first_unescaped(part, b'[').and_then(|at| {
+            let mut found = Vec::new();
+            let mut rest = &part[at..];
+            while !rest.is_empty() {
+                let inner = rest.strip_prefix('[')?;
+                let close = inner.find(']')?;
+                found.push(inner[..close].parse::<i64>().ok()?);
+                rest = &inner[close + 1..];
+            }
+            Some((at, found))
+        });
+        match indices {
+            Some((at, found)) => {
+                if at > 0 {
+                    out.push(Step::Key(unescape_brackets(&part[..at])));
+                }
+                out.extend(found.into_iter().map(Step::Index));
+            }
+            None => out.push(Step::Key(unescape_brackets(part))),
+        }
+    }
+    out
+}
+
+/// Every value the steps lead to from the value whose text is `at`.
+fn follow<'v>(at: &'v str, steps: &[Step<'_>], out: &mut Vec<EventValue<'v>>) {
+    let Some((step, rest)) = steps.split_first() else {
+        out.push(leaf(at));
+        return;
+    };
+    match (step, at.as_bytes().first()) {
+        (Step::Key(k), Some(b'{')) => {
+            if let Some(next) = last_member(at, k) {
+                follow(next, rest, out);
+            }
+        }
+        (Step::Key(_), Some(b'[')) => {
+            for item in elements(at) {
+                follow(item, steps, out);
+            }
+        }
+        (Step::Index(i), Some(b'[')) => {
+            let items: Vec<&str> = elements(at).collect();
+            let len = items.len() as i64;
+            let at = if *i < 0 { len + i } else { *i };
+            if (0..len).contains(&at) {
+                follow(items[at as usize], rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One value, or an array of all when a path crossed arrays and led to several.
+fn one_or_all(mut found: Vec<EventValue<'_>>) -> Option<EventValue<'_>> {
+    match found.len() {
+        0 => None,
+        1 => found.pop(),
+        _ => Some(EventValue::Array(found)),
+    }
+}
+
+impl Event for LazyEvent<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        // A key equal to the whole path comes first, as it does for the engine.
+        if let Some(raw) = self.member(path) {
+            return Some(leaf(raw));
+        }
+        if !path.contains(['.', '[', '\\']) {
+            return None;
+        }
+        let steps = steps(path);
+        let mut found = Vec::new();
+        match steps.split_first() {
+            // The first key from the members already found.
+            Some((Step::Key(root), rest)) => follow(self.member(root)?, rest, &mut found),
+            _ => follow(self.text, &steps, &mut found),
+        }
+        one_or_all(found)
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.whole().any_string_value(pred)
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        let mut out = Vec::new();
+        self.whole()
+            .visit_string_values(&mut |s| out.push(Cow::Owned(s.to_string())));
+        out
+    }
+
+    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
+        self.whole().visit_string_values(visit);
+    }
+
+    fn to_json(&self) -> Value {
+        self.whole().to_json()
+    }
+
+    fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
+        Some(
+            self.members
+                .iter()
+                .map(|m| Cow::Borrowed(m.key.as_ref()))
+                .collect(),
+        )
+    }
+
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        for m in &self.members {
+            visit(&m.key);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field the engine could ask for reads the same from the lazy event as from the
+    /// engine's own JSON event.
+    #[test]
+    fn fields_read_as_the_engines_json_event_reads_them() {
+        let record = r#"{"eventName":"RunInstances","eventSource":"ec2.amazonaws.com",
+            "userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/i-1",
+              "sessionContext":{"sessionIssuer":{"userName":"r"}}},
+            "requestParameters":{"instancesSet":{"items":[{"imageId":"ami-1"},{"imageId":"ami-2"}]},
+              "tagSpecificationSet":{"items":[]}, "n": 3, "f": 1.5, "b": true, "z": null},
+            "a.b":"flat","a":{"b":"nested"},
+            "weird\"key":"x","items":[{"id":"i-1"},{"id":"i-2"}],
+            "dup":"first","dup":"second",
+            "esc":"line\nbreak \u00e9",
+            "nums":{"u":18446744073709551615,"neg":-5,"exp":1e3,"f":-0.25,"z":0},
+            "m":[[1,2],[3],[]], "e":{}, "x":{"k\"q":{"a":1},"d":1,"d":2,"s":"t\"u"},
+            "deep":[{"a":[{"b":"one"},{"b":"two"}]},{"a":{"b":"three"}}]}"#;
+        let full: Value = serde_json::from_str(record).unwrap();
+        let engine = JsonEvent::borrow(&full);
+        let lazy = LazyEvent::parse(record).unwrap();
+        for path in [
+            "eventName",
+            "eventname",
+            "userIdentity.type",
+            "userIdentity.sessionContext.sessionIssuer.userName",
+            "userIdentity",
+            "userIdentity.missing",
+            "missing.type",
+            "requestParameters.instancesSet.items.imageId",
+            "requestParameters.instancesSet.items[1].imageId",
+            "requestParameters.instancesSet.items[-1].imageId",
+            "requestParameters.instancesSet.items[7].imageId",
+            "requestParameters.tagSpecificationSet.items",
+            "requestParameters.n",
+            "requestParameters.f",
+            "requestParameters.b",
+            "requestParameters.z",
+            "a.b",
+            "a",
+            "weird\"key",
+            "items.id",
+            "items[0].id",
+            "items[0]",
+            "dup",
+            "esc",
+            "nums",
+            "nums.u",
+            "nums.neg",
+            "nums.exp",
+            "nums.f",
+            "nums.z",
+            "m",
+            "m[0]",
+            "m[0][1]",
+            "m[-1]",
+            "m[2][0]",
+            "e",
+            "e.a",
+            "x.k\"q.a",
+            "x.d",
+            "x.s",
+            "x",
+            "deep.a.b",
+            "deep[0].a[1].b",
+            "deep.a",
+            "requestParameters",
+            "requestParameters.instancesSet",
+            "requestParameters.instancesSet.items",
+            "eventName.x",
+            "eventName[0]",
+            ".eventName",
+            "[0]",
+            "",
+        ] {
+            assert_eq!(lazy.get_field(path), engine.get_field(path), "{path:?}");
+        }
+        let mut strings = (Vec::new(), Vec::new());
+        lazy.visit_string_values(&mut |s| strings.0.push(s.to_string()));
+        engine.visit_string_values(&mut |s| strings.1.push(s.to_string()));
+        assert_eq!(strings.0, strings.1);
+        assert_eq!(lazy.to_json(), engine.to_json());
+        let mut keys = lazy
+            .top_level_keys()
+            .unwrap()
+            .into_iter()
+            .map(|k| k.into_owned())
+            .collect::<Vec<_>>();
+        keys.dedup();
+        keys.sort();
+        keys.dedup();
+        let mut want: Vec<String> = full.as_object().unwrap().keys().cloned().collect();
+        want.sort();
+        assert_eq!(keys, want);
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_is_not_an_event() {
+        for bad in [
+            "[1,2]",
+            "{\"a\":",
+            "\"x\"",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "{\"a\":1} {}",
+            "{\"a\":\"unclosed}",
+            "{\"a\":{\"b\":[1,2}",
+            "{a:1}",
+            "",
+        ] {
+            assert!(LazyEvent::parse(bad).is_none(), "{}", bad);
+        }
+        for good in [
+            "{}",
+            " { } ",
+            "{\"a\" : [ {\"b\":\"}]\\\"\"} ] , \"c\":-1.5e3 }",
+        ] {
+            let lazy = LazyEvent::parse(good).unwrap();
+            let full: Value = serde_json::from_str(good).unwrap();
+            assert_eq!(lazy.to_json(), full);
+            assert_eq!(
+                lazy.get_field("a.b"),
+                JsonEvent::borrow(&full).get_field("a.b")
+            );
+        }
+    }
+}
