@@ -579,7 +579,15 @@ fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, text: &str, via: Via, ctx: &mut 
         matches!((ct.event_source.get(), ct.event_name.get()), (Some(s), Some(n)) if set.may_match(s, n))
     });
     let hits = match (sigma, ct.event_source.get(), ct.event_name.get()) {
-        (Some(set), Some(source), Some(name)) => set.evaluate(source, name, text),
+        (Some(set), Some(source), Some(name)) => {
+            // The request and response, the bulk of a record, were found by the first parse.
+            let known: Vec<&str> = [ct.request_parameters, ct.response_elements]
+                .into_iter()
+                .flatten()
+                .map(|r| r.get())
+                .collect();
+            set.evaluate(source, name, text, &known)
+        }
         _ => Vec::new(),
     };
     // A record with every field a signal requires that no one needs is only counted.

@@ -92,6 +92,8 @@ struct Members<'t> {
     at: usize,
     done: bool,
     broken: bool,
+    /// Values whose extent is known already: (start, end) byte offsets.
+    known: Vec<(usize, usize)>,
 }
 
 impl<'t> Members<'t> {
@@ -105,6 +107,7 @@ impl<'t> Members<'t> {
             at: skip_space(b, at + 1),
             done: !open,
             broken: !open,
+            known: Vec::new(),
         };
         if open && b.get(m.at) == Some(&b'}') {
             m.at += 1;
@@ -133,7 +136,10 @@ impl<'t> Members<'t> {
             return None;
         }
         let start = skip_space(b, at + 1);
-        at = value_end(b, start)?;
+        at = match self.known.iter().find(|(s, _)| *s == start) {
+            Some(&(_, end)) => end,
+            None => value_end(b, start)?,
+        };
         let value = text.get(start..at)?;
         at = skip_space(b, at);
         match b.get(at) {
@@ -206,9 +212,19 @@ fn last_member<'t>(text: &'t str, key: &str) -> Option<&'t str> {
         .map(|(_, v)| v)
 }
 
-/// The top-level members of a record that is one JSON object, or None.
-fn split_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+/// The top-level members of a record that is one JSON object, or None. `known`: values of
+/// members found already (slices of `text`; others are ignored), skipped without a scan.
+fn split_members<'t>(text: &'t str, known: &[&str]) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
     let mut members = Members::of(text);
+    let base = text.as_ptr() as usize;
+    members.known = known
+        .iter()
+        .filter_map(|k| {
+            let start = (k.as_ptr() as usize).checked_sub(base)?;
+            let end = start.checked_add(k.len())?;
+            (end <= text.len() && text.get(start..end) == Some(k)).then_some((start, end))
+        })
+        .collect();
     let mut out = Vec::with_capacity(24);
     out.extend(members.by_ref());
     members.ends_the_text().then_some(out)
@@ -259,8 +275,15 @@ fn owned(v: EventValue<'_>) -> EventValue<'static> {
 
 impl<'a> LazyEvent<'a> {
     /// Splits a record (a JSON object) into its members; None when it is not one.
+    #[cfg(test)]
     pub fn parse(text: &'a str) -> Option<LazyEvent<'a>> {
-        let members = split_members(text)?;
+        LazyEvent::parse_knowing(text, &[])
+    }
+
+    /// [`LazyEvent::parse`], with the values of some members found already (slices of
+    /// `text`, such as the request and response the decoder kept): they are not scanned again.
+    pub fn parse_knowing(text: &'a str, known: &[&str]) -> Option<LazyEvent<'a>> {
+        let members = split_members(text, known)?;
         Some(LazyEvent {
             text,
             members: members
@@ -520,6 +543,30 @@ mod tests {
     }
 
     #[test]
+    fn members_known_already_are_not_scanned_and_read_the_same() {
+        let text =
+            r#"{"a":1,"requestParameters":{"x":[1,{"y":"}"}]},"b":"c","responseElements":null}"#;
+        let request = {
+            let at = text.find(r#"{"x""#).unwrap();
+            &text[at..at + r#"{"x":[1,{"y":"}"}]}"#.len()]
+        };
+        let elsewhere = String::from(r#"{"x":[1,{"y":"}"}]}"#);
+        for known in [&[][..], &[request][..], &[elsewhere.as_str()][..]] {
+            let lazy = LazyEvent::parse_knowing(text, known).unwrap();
+            assert_eq!(lazy.members.len(), 4);
+            assert_eq!(lazy.member("requestParameters"), Some(request));
+            assert_eq!(
+                lazy.get_field("requestParameters.x.y"),
+                Some(EventValue::Str(Cow::Borrowed("}")))
+            );
+            assert_eq!(
+                lazy.get_field("b"),
+                Some(EventValue::Str(Cow::Borrowed("c")))
+            );
+        }
+    }
+
+    #[test]
     fn a_record_that_is_not_an_object_is_not_an_event() {
         for bad in [
             "[1,2]",
@@ -548,5 +595,62 @@ mod tests {
                 JsonEvent::borrow(&full).get_field("a.b")
             );
         }
+    }
+
+    /// Every path to every value of the published CloudTrail records (and its parent paths,
+    /// with and without indices) reads the same from the lazy event as from the engine's.
+    #[test]
+    fn the_published_records_read_as_the_engine_reads_them() {
+        fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, child) in map {
+                        let p = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        out.push(p.clone());
+                        paths(child, &p, out);
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate().take(3) {
+                        let p = format!("{prefix}[{i}]");
+                        out.push(p.clone());
+                        paths(child, &p, out);
+                        // And through the array, as a rule writes it.
+                        paths(child, prefix, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realdata");
+        let mut checked = 0;
+        for file in [
+            "stratus-red-team/all-detonations.jsonl",
+            "panther-test-events/cloudtrail-test-events.jsonl",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).expect("the shared real data");
+            for line in text.lines() {
+                let full: Value = serde_json::from_str(line).unwrap();
+                let engine = JsonEvent::borrow(&full);
+                let lazy = LazyEvent::parse(line).unwrap();
+                let mut all = Vec::new();
+                paths(&full, "", &mut all);
+                all.sort();
+                all.dedup();
+                for path in &all {
+                    assert_eq!(
+                        lazy.get_field(path),
+                        engine.get_field(path),
+                        "{path}: {line}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked} paths");
     }
 }

@@ -223,13 +223,15 @@ impl SigmaSet {
 
     /// The rules that match a CloudTrail record (its JSON text, with the event source and
     /// name read from it), in load order: only the rules that can match that call are tried.
+    /// `known`: values of the record's members the caller found already (slices of `record`,
+    /// such as `requestParameters`), not scanned again.
     #[cfg(feature = "sigma")]
-    pub fn evaluate(&self, source: &str, name: &str, record: &str) -> Vec<usize> {
+    pub fn evaluate(&self, source: &str, name: &str, record: &str, known: &[&str]) -> Vec<usize> {
         let mut engines = self.engines_for(source, name).peekable();
         if engines.peek().is_none() {
             return Vec::new();
         }
-        let Some(event) = event::LazyEvent::parse(record) else {
+        let Some(event) = event::LazyEvent::parse_knowing(record, known) else {
             return Vec::new();
         };
         self.hits(engines, &event)
@@ -239,7 +241,7 @@ impl SigmaSet {
     /// finds, without narrowing by the call: to check the narrowing).
     #[cfg(feature = "sigma")]
     pub fn evaluate_every_rule(&self, record: &str) -> Vec<usize> {
-        match event::LazyEvent::parse(record) {
+        match event::LazyEvent::parse_knowing(record, &[]) {
             Some(event) => self.hits(self.engines.all.iter(), &event),
             None => Vec::new(),
         }
@@ -269,7 +271,13 @@ impl SigmaSet {
 
     /// Without the `sigma` feature no rule loads, so nothing matches.
     #[cfg(not(feature = "sigma"))]
-    pub fn evaluate(&self, _source: &str, _name: &str, _record: &str) -> Vec<usize> {
+    pub fn evaluate(
+        &self,
+        _source: &str,
+        _name: &str,
+        _record: &str,
+        _known: &[&str],
+    ) -> Vec<usize> {
         Vec::new()
     }
 
@@ -929,13 +937,13 @@ mod tests {
         assert!(!set.may_match("cloudtrail.amazonaws.com", "StartLogging"));
         let rec = r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"stoplogging"}"#;
         assert_eq!(
-            set.evaluate("cloudtrail.amazonaws.com", "stoplogging", rec),
+            set.evaluate("cloudtrail.amazonaws.com", "stoplogging", rec, &[]),
             vec![0]
         );
         assert_eq!(set.evaluate_every_rule(rec), vec![0]);
         // Only the engines of the call are tried.
         assert!(
-            set.evaluate("cloudtrail.amazonaws.com", "StartLogging", rec)
+            set.evaluate("cloudtrail.amazonaws.com", "StartLogging", rec, &[])
                 .is_empty()
         );
     }

@@ -117,7 +117,7 @@ fn the_reading_shortcut_loses_no_match() {
                 v["eventName"].as_str().unwrap_or(""),
             );
             let hits = set.evaluate_every_rule(line);
-            assert_eq!(set.evaluate(src, name, line), hits, "{src}:{name}");
+            assert_eq!(set.evaluate(src, name, line, &[]), hits, "{src}:{name}");
             if set.may_match(src, name) {
                 shortcut += 1;
             } else {
