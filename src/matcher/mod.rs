@@ -179,11 +179,19 @@ impl Agg {
                 .stages
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| !s.weak && self.stage_counts[*i] > 0)
+                .filter(|(i, s)| !s.weak && !s.absent && self.stage_counts[*i] > 0)
                 .count() as u32;
             if present < n {
                 return false;
             }
+        }
+        if rule
+            .stages
+            .iter()
+            .enumerate()
+            .any(|(i, s)| s.absent && self.stage_counts[i] > 0)
+        {
+            return false;
         }
         if c.require.iter().any(|&i| self.stage_counts[i] == 0) {
             return false;
@@ -560,7 +568,7 @@ impl Matcher {
                 return;
             }
         }
-        let keys = group_keys(rule.group_by, s, graph);
+        let keys = group_keys(rule.group_by, s, graph, &ctx.fields);
         if keys.is_empty() {
             return;
         }
@@ -569,7 +577,10 @@ impl Matcher {
             .thresholds
             .iter()
             .map(|t| {
-                if t.stage.is_some_and(|ts| ts != stage) || rule.stages[stage].weak {
+                if t.stage.is_some_and(|ts| ts != stage)
+                    || rule.stages[stage].weak
+                    || rule.stages[stage].absent
+                {
                     return None;
                 }
                 match t.measure {
@@ -669,7 +680,12 @@ impl Matcher {
             self.finished.push(prev);
         }
         let signal = e.signal.clone();
+        let absent = rule.stages[e.stage].absent;
         st.push(e);
+        // A signal of an absent stage only keeps sequences from opening while in the window.
+        if absent {
+            return false;
+        }
         let max = self.opts.max_signals_per_sequence;
         if let Some(open) = st.open.as_mut() {
             open.add(signal, max);
@@ -693,7 +709,11 @@ impl Matcher {
             opening.opened = t;
             opening
         };
-        for entry in st.in_order() {
+        for entry in st
+            .in_order()
+            .into_iter()
+            .filter(|e| !rule.stages[e.stage].absent)
+        {
             seq.add(entry.signal.clone(), max);
         }
         if !reopen {
@@ -726,7 +746,12 @@ fn weak_signal(rule: &Rule, s: &Signal, notes: &[String]) -> Signal {
 }
 
 /// The group keys a signal belongs to under `by`.
-pub fn group_keys(by: GroupBy, s: &Signal, graph: &EntityGraph) -> Vec<GroupKey> {
+pub fn group_keys(
+    by: GroupBy,
+    s: &Signal,
+    graph: &EntityGraph,
+    fields: &crate::rules::fields::FieldContext<'_>,
+) -> Vec<GroupKey> {
     let mut keys = Vec::new();
     let mut push = |k: GroupKey| {
         if !keys.contains(&k) {
@@ -774,6 +799,24 @@ pub fn group_keys(by: GroupBy, s: &Signal, graph: &EntityGraph) -> Vec<GroupKey>
         GroupBy::AccessKey => {
             if let Some(k) = actor.and_then(|a| a.access_key_id.clone()) {
                 push(GroupKey::AccessKey(k));
+            }
+        }
+        GroupBy::Field(f) => {
+            let name = f.name();
+            match f.get(s, fields) {
+                crate::rules::fields::Value::Absent => {}
+                crate::rules::fields::Value::Text(t) => push(GroupKey::Field(name, Str::from(t))),
+                crate::rules::fields::Value::List(items) => {
+                    for t in items {
+                        push(GroupKey::Field(name, Str::from(t)));
+                    }
+                }
+                crate::rules::fields::Value::Number(n) => {
+                    push(GroupKey::Field(name, Str::from(n.to_string())));
+                }
+                crate::rules::fields::Value::Bool(b) => {
+                    push(GroupKey::Field(name, Str::from(b.to_string())));
+                }
             }
         }
     }

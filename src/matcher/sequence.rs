@@ -21,6 +21,8 @@ pub enum GroupKey {
     Principal(Str),
     Account(Str),
     AccessKey(Str),
+    /// A value of the field a rule groups by (`group_by: actor.role_arn`).
+    Field(&'static str, Str),
 }
 
 impl fmt::Display for GroupKey {
@@ -31,6 +33,7 @@ impl fmt::Display for GroupKey {
             GroupKey::Principal(p) => write!(f, "principal/{p}"),
             GroupKey::Account(a) => write!(f, "account/{a}"),
             GroupKey::AccessKey(k) => write!(f, "access_key/{k}"),
+            GroupKey::Field(name, v) => write!(f, "{name}/{v}"),
         }
     }
 }

@@ -110,6 +110,8 @@ pub fn key_node(key: &GroupKey) -> String {
         GroupKey::Principal(p) => EntityId::new(EntityKind::Principal, p.clone()).to_string(),
         GroupKey::Account(a) => EntityId::new(EntityKind::Account, a.clone()).to_string(),
         GroupKey::AccessKey(k) => EntityId::new(EntityKind::AccessKey, k.clone()).to_string(),
+        // No entity stands for a field's value: the neighbourhood starts from the signals.
+        GroupKey::Field(..) => key.to_string(),
     }
 }
 

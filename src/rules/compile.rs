@@ -142,13 +142,15 @@ pub enum Emit {
 }
 
 /// What a rule groups signals by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
     InstanceGroup,
     Principal,
     Account,
     AccessKey,
+    /// Any normalized field: one group per value (per element of a list field); signals
+    /// without the field are not grouped by the rule.
+    Field(Field),
 }
 
 impl GroupBy {
@@ -158,7 +160,14 @@ impl GroupBy {
             GroupBy::Principal => "principal",
             GroupBy::Account => "account",
             GroupBy::AccessKey => "access_key",
+            GroupBy::Field(f) => f.name(),
         }
+    }
+}
+
+impl serde::Serialize for GroupBy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -202,6 +211,29 @@ impl Cond {
             },
         };
         hit != self.negate
+    }
+}
+
+/// A compiled `where` entry: a field condition, or a group of them.
+#[derive(Clone, Debug)]
+pub enum Check {
+    Field(Cond),
+    /// One of them holds.
+    Any(Vec<Check>),
+    /// Every one holds.
+    All(Vec<Check>),
+    /// It does not hold.
+    Not(Box<Check>),
+}
+
+impl Check {
+    pub fn eval(&self, s: &Signal, ctx: &FieldContext<'_>) -> bool {
+        match self {
+            Check::Field(c) => c.eval(s, ctx),
+            Check::Any(list) => list.iter().any(|c| c.eval(s, ctx)),
+            Check::All(list) => list.iter().all(|c| c.eval(s, ctx)),
+            Check::Not(c) => !c.eval(s, ctx),
+        }
     }
 }
 
@@ -249,6 +281,8 @@ pub struct Selector {
     pub rules: Vec<String>,
     pub high_risk_api: bool,
     pub conditions: Vec<Cond>,
+    /// `any`, `all` and `not` groups of `where` (all must hold, as the conditions).
+    pub groups: Vec<Check>,
     /// Launch dimensions of which one must be new to the account.
     pub first_seen: Vec<Dimension>,
     pub launch_rate_outlier: bool,
@@ -441,7 +475,9 @@ impl Selector {
             return false;
         }
         // Field conditions first: they are cheap, and usually rule the signal out.
-        if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields)) {
+        if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields))
+            || !self.groups.iter().all(|c| c.eval(s, &ctx.fields))
+        {
             return false;
         }
         if (!self.first_seen.is_empty() || self.launch_rate_outlier) && !self.baseline_holds(s, ctx)
@@ -500,6 +536,9 @@ impl Selector {
 pub struct Stage {
     pub name: String,
     pub weak: bool,
+    /// A signal of this stage in the group's window keeps a sequence from opening; its
+    /// signals never join one.
+    pub absent: bool,
     pub selector: Selector,
 }
 
@@ -787,15 +826,20 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
         "principal" => GroupBy::Principal,
         "account" => GroupBy::Account,
         "access_key" => GroupBy::AccessKey,
-        other => {
-            errs.at(
-                &raw.group_by,
-                format!(
-                    "group_by {other:?}: expected instance_group, principal, account or access_key"
-                ),
-            );
-            GroupBy::InstanceGroup
-        }
+        other => match Field::parse(other) {
+            Some(f) => GroupBy::Field(f),
+            None => {
+                let names: Vec<&str> = Field::ALL.iter().map(|(_, n, _)| *n).collect();
+                errs.at(
+                    &raw.group_by,
+                    format!(
+                        "group_by {other:?}: expected instance_group, principal, account, access_key or a field ({})",
+                        names.join(", ")
+                    ),
+                );
+                GroupBy::InstanceGroup
+            }
+        },
     };
     let window = duration(&mut errs, &raw.window, "window");
     let suppress = raw
@@ -814,17 +858,38 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
                 format!("stage {:?} is defined twice", st.name.value),
             );
         }
+        let absent = st.absent.as_ref().is_some_and(|a| a.value);
+        if let Some(a) = st.absent.as_ref().filter(|_| absent && st.weak) {
+            errs.at(
+                a,
+                format!(
+                    "stage {:?}: a stage is weak (joins) or absent (must not occur), not both",
+                    st.name.value
+                ),
+            );
+        }
         stages.push(Stage {
             name: st.name.value.clone(),
             weak: st.weak,
+            absent,
             selector: selector(&mut errs, &st.select),
         });
     }
-    if !stages.is_empty() && stages.iter().all(|s| s.weak) {
-        errs.top("stages: at least one stage must not be weak");
+    if !stages.is_empty() && stages.iter().all(|s| s.weak || s.absent) {
+        errs.top("stages: at least one stage must be neither weak nor absent");
     }
     let stage_ref = |errs: &mut Errors<'_>, s: &Spanned<String>| -> usize {
         match stages.iter().position(|x| x.name == s.value) {
+            Some(i) if stages[i].absent => {
+                errs.at(
+                    s,
+                    format!(
+                        "stage {:?} is absent: the condition counts the stages that occur (an absent stage already must not)",
+                        s.value
+                    ),
+                );
+                i
+            }
             Some(i) => i,
             None => {
                 let names: Vec<&str> = stages.iter().map(|x| x.name.as_str()).collect();
@@ -842,11 +907,13 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
         ..Condition::default()
     };
     if let Some(d) = &c.distinct_stages {
-        let strong = stages.iter().filter(|s| !s.weak).count() as u32;
+        let strong = stages.iter().filter(|s| !s.weak && !s.absent).count() as u32;
         if d.value == 0 || d.value > strong {
             errs.at(
                 d,
-                format!("distinct_stages: expected 1 to {strong} (the number of non-weak stages)"),
+                format!(
+                    "distinct_stages: expected 1 to {strong} (the number of stages neither weak nor absent)"
+                ),
             );
         }
     }
@@ -1096,72 +1163,157 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
         out.sigma = Some(sel);
     }
     for c in &s.conditions {
-        let fld = field(errs, &c.field);
-        let mut ops = Vec::new();
-        if let Some(v) = &c.equals {
-            ops.push(Op::Equals(v.value.clone()));
+        match check(errs, c, 0) {
+            Some(Check::Field(cond)) => out.conditions.push(cond),
+            Some(group) => out.groups.push(group),
+            None => {}
         }
-        if let Some(v) = &c.one_of {
-            if v.value.is_empty() {
-                errs.at(v, "one_of: expected at least one value");
-            }
-            ops.push(Op::OneOf(v.value.clone()));
-        }
-        if let Some(v) = &c.prefix {
-            ops.push(Op::Prefix(v.value.clone()));
-        }
-        if let Some(v) = &c.suffix {
-            ops.push(Op::Suffix(v.value.clone()));
-        }
-        if let Some(v) = &c.contains {
-            ops.push(Op::Contains(v.value.clone()));
-        }
-        if let Some(v) = &c.regex {
-            match Regex::new(&v.value) {
-                Ok(r) => ops.push(Op::Regex(r)),
-                Err(e) => {
-                    let text = e.to_string();
-                    let last = text.lines().last().unwrap_or("").trim();
-                    let last = last.strip_prefix("error:").unwrap_or(last).trim();
-                    errs.at(v, format!("regex {:?} does not compile: {last}", v.value));
-                    continue;
-                }
-            }
-        }
-        for (v, make) in [
-            (&c.gt, Op::Gt as fn(f64) -> Op),
-            (&c.gte, Op::Gte),
-            (&c.lt, Op::Lt),
-            (&c.lte, Op::Lte),
-        ] {
-            if let Some(v) = v {
-                ops.push(make(v.value));
-            }
-        }
-        if let Some(v) = &c.exists {
-            ops.push(Op::Exists(v.value));
-        }
-        if let Some(v) = &c.high_powered {
-            ops.push(Op::HighPowered(v.value));
-        }
-        if ops.len() != 1 {
-            errs.at(
-                &c.field,
-                format!(
-                    "condition on {:?}: expected exactly one operator (equals, one_of, prefix, suffix, contains, regex, gt, gte, lt, lte, exists, high_powered), found {}",
-                    c.field.value,
-                    ops.len()
-                ),
-            );
-            continue;
-        }
-        out.conditions.push(Cond {
-            field: fld,
-            op: ops.remove(0),
-            negate: c.negate,
-        });
     }
     out
+}
+
+/// How deep `any`, `all` and `not` may nest.
+const MAX_NESTING: usize = 16;
+
+/// Compiles one `where` entry; None when it has an error (reported).
+fn check(errs: &mut Errors<'_>, c: &model::FieldCondition, depth: usize) -> Option<Check> {
+    let groups = [c.any.is_some(), c.all.is_some(), c.not.is_some()]
+        .iter()
+        .filter(|&&g| g)
+        .count();
+    let group_span = |c: &model::FieldCondition| -> Option<(u64, u64)> {
+        let r = c
+            .any
+            .as_ref()
+            .map(|g| g.referenced)
+            .or(c.all.as_ref().map(|g| g.referenced))
+            .or(c.not.as_ref().map(|g| g.referenced))?;
+        Some((r.line(), r.column()))
+    };
+    if groups > 0 {
+        let (line, column) = group_span(c).unwrap_or((1, 1));
+        let mut err = |message: String| {
+            errs.list.push(RuleError {
+                file: errs.file.to_string(),
+                line,
+                column,
+                message,
+            });
+        };
+        if groups > 1 || c.field.is_some() {
+            err("a condition group: expected exactly one of `any`, `all` or `not`, with no `field` beside it".into());
+            return None;
+        }
+        if depth >= MAX_NESTING {
+            err(format!(
+                "conditions nested deeper than {MAX_NESTING} levels"
+            ));
+            return None;
+        }
+        if c.negate {
+            err("`negate` applies to a field condition; put a group inside `not` instead".into());
+            return None;
+        }
+        if let Some(not) = &c.not {
+            return check(errs, &not.value, depth + 1).map(|inner| Check::Not(Box::new(inner)));
+        }
+        let (list, any) = match (&c.any, &c.all) {
+            (Some(l), _) => (l, true),
+            (_, Some(l)) => (l, false),
+            _ => unreachable!("one group is given"),
+        };
+        if list.value.is_empty() {
+            errs.at(
+                list,
+                format!(
+                    "{}: expected at least one condition",
+                    if any { "any" } else { "all" }
+                ),
+            );
+            return None;
+        }
+        let inner: Vec<Check> = list
+            .value
+            .iter()
+            .filter_map(|c| check(errs, c, depth + 1))
+            .collect();
+        if inner.len() != list.value.len() {
+            return None;
+        }
+        return Some(if any {
+            Check::Any(inner)
+        } else {
+            Check::All(inner)
+        });
+    }
+    let Some(name) = &c.field else {
+        errs.top("a condition: expected `field` with one operator, or one of `any`, `all`, `not`");
+        return None;
+    };
+    let fld = field(errs, name);
+    let mut ops = Vec::new();
+    if let Some(v) = &c.equals {
+        ops.push(Op::Equals(v.value.clone()));
+    }
+    if let Some(v) = &c.one_of {
+        if v.value.is_empty() {
+            errs.at(v, "one_of: expected at least one value");
+        }
+        ops.push(Op::OneOf(v.value.clone()));
+    }
+    if let Some(v) = &c.prefix {
+        ops.push(Op::Prefix(v.value.clone()));
+    }
+    if let Some(v) = &c.suffix {
+        ops.push(Op::Suffix(v.value.clone()));
+    }
+    if let Some(v) = &c.contains {
+        ops.push(Op::Contains(v.value.clone()));
+    }
+    if let Some(v) = &c.regex {
+        match Regex::new(&v.value) {
+            Ok(r) => ops.push(Op::Regex(r)),
+            Err(e) => {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("").trim();
+                let last = last.strip_prefix("error:").unwrap_or(last).trim();
+                errs.at(v, format!("regex {:?} does not compile: {last}", v.value));
+                return None;
+            }
+        }
+    }
+    for (v, make) in [
+        (&c.gt, Op::Gt as fn(f64) -> Op),
+        (&c.gte, Op::Gte),
+        (&c.lt, Op::Lt),
+        (&c.lte, Op::Lte),
+    ] {
+        if let Some(v) = v {
+            ops.push(make(v.value));
+        }
+    }
+    if let Some(v) = &c.exists {
+        ops.push(Op::Exists(v.value));
+    }
+    if let Some(v) = &c.high_powered {
+        ops.push(Op::HighPowered(v.value));
+    }
+    if ops.len() != 1 {
+        errs.at(
+            name,
+            format!(
+                "condition on {:?}: expected exactly one operator (equals, one_of, prefix, suffix, contains, regex, gt, gte, lt, lte, exists, high_powered), found {}",
+                name.value,
+                ops.len()
+            ),
+        );
+        return None;
+    }
+    Some(Check::Field(Cond {
+        field: fld,
+        op: ops.remove(0),
+        negate: c.negate,
+    }))
 }
 
 #[cfg(test)]

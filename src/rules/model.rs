@@ -104,6 +104,9 @@ pub struct Stage {
     /// Weak stages join a sequence and raise its confidence, but never satisfy the condition.
     #[serde(default)]
     pub weak: bool,
+    /// Absent stages must have no signal in the group's window when a sequence opens.
+    #[serde(default)]
+    pub absent: Option<Spanned<bool>>,
     pub select: Selector,
 }
 
@@ -162,11 +165,20 @@ pub struct SigmaSelect {
     pub level_at_least: Option<Spanned<String>>,
 }
 
-/// One test of a named field. Exactly one operator; `negate` inverts the result.
+/// One test of a named field (exactly one operator; `negate` inverts the result), or a group
+/// of conditions: `any` (one of them holds), `all` (every one holds) or `not` (it does not
+/// hold), nested as deep as a rule needs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldCondition {
-    pub field: Spanned<String>,
+    #[serde(default)]
+    pub field: Option<Spanned<String>>,
+    #[serde(default)]
+    pub any: Option<Spanned<Vec<FieldCondition>>>,
+    #[serde(default)]
+    pub all: Option<Spanned<Vec<FieldCondition>>>,
+    #[serde(default)]
+    pub not: Option<Spanned<Box<FieldCondition>>>,
     #[serde(default)]
     pub equals: Option<Spanned<ScalarValue>>,
     #[serde(default)]

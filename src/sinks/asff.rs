@@ -507,6 +507,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             GroupKey::Principal(_) => "principal",
             GroupKey::Account(_) => "account",
             GroupKey::AccessKey(_) => "access key",
+            GroupKey::Field(name, _) => name,
         },
         group,
         affected,

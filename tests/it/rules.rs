@@ -558,3 +558,305 @@ fn issue_14_rollup_absorbs_is_declared_checked_and_defaults_to_every_rule() {
         "{errs:#?}"
     );
 }
+
+/// MINIMAL with its stages, group_by and condition replaced.
+fn language_rule(stages: &str, group_by: &str, condition: &str) -> String {
+    let head = MINIMAL
+        .replace("id: minimal", "id: r")
+        .split("stages:")
+        .next()
+        .unwrap()
+        .to_string();
+    format!("{head}stages:\n{stages}group_by: {group_by}\nwindow: 1h\ncondition:\n{condition}")
+}
+
+#[test]
+fn issue_17_group_by_takes_any_normalized_field() {
+    let count2 = "  thresholds:\n    - count: true\n      at_least: 2\n";
+    let launches = "  - name: launch\n    select:\n      events: [RunInstances]\n";
+    let lines = [
+        run_instances(1, "2025-05-02T09:00:00Z", "alice", "p3.16xlarge", 1, 64),
+        run_instances(2, "2025-05-02T09:05:00Z", "bob", "p3.16xlarge", 1, 64),
+        run_instances(3, "2025-05-02T09:10:00Z", "alice", "t3.micro", 1, 2),
+    ];
+    // By the acting identity's ARN: alice's two calls.
+    assert_eq!(
+        sequences(&language_rule(launches, "actor.arn", count2), &lines),
+        [(
+            "actor.arn/arn:aws:iam::111122223333:user/alice".to_string(),
+            "2025-05-02T09:00:00.000Z".to_string(),
+            2
+        )]
+    );
+    // By a list field, one group per element: the two p3 launches of two people.
+    assert_eq!(
+        sequences(&language_rule(launches, "instance_types", count2), &lines),
+        [(
+            "instance_types/p3.16xlarge".to_string(),
+            "2025-05-02T09:00:00.000Z".to_string(),
+            2
+        )]
+    );
+    // A signal without the field is in no group.
+    assert!(sequences(&language_rule(launches, "error_code", count2), &lines).is_empty());
+    let errs = errors(&[("r", &language_rule(launches, "actor.role", count2))]);
+    assert!(
+        errs.iter().any(|e| e.starts_with("r.yaml:11:11: group_by \"actor.role\": expected instance_group, principal, account, access_key or a field (")
+            && e.contains("actor.role_arn")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn issue_17_where_takes_any_all_and_not() {
+    let stages = r#"  - name: launch
+    select:
+      events: [RunInstances]
+      where:
+        - field: launched_count
+          gte: 1
+        - any:
+            - field: instance_types
+              prefix: "p"
+            - all:
+                - field: launched_vcpus
+                  gte: 96
+                - not:
+                    field: actor.arn
+                    suffix: "/ci"
+"#;
+    let rule = language_rule(stages, "principal", "  require: [launch]\n");
+    let got = |line: String| sequences(&rule, &[line]).len();
+    // A GPU type: the first branch.
+    assert_eq!(
+        got(run_instances(
+            1,
+            "2025-05-02T09:00:00Z",
+            "alice",
+            "p3.2xlarge",
+            1,
+            8
+        )),
+        1
+    );
+    // Many vCPUs of another type, not by the CI user: the second.
+    assert_eq!(
+        got(run_instances(
+            2,
+            "2025-05-02T09:00:00Z",
+            "alice",
+            "c5.24xlarge",
+            1,
+            96
+        )),
+        1
+    );
+    // The same by the CI user: `not` rules it out.
+    assert_eq!(
+        got(run_instances(
+            3,
+            "2025-05-02T09:00:00Z",
+            "ci",
+            "c5.24xlarge",
+            1,
+            96
+        )),
+        0
+    );
+    // Few vCPUs of another type: neither branch.
+    assert_eq!(
+        got(run_instances(
+            4,
+            "2025-05-02T09:00:00Z",
+            "alice",
+            "c5.large",
+            1,
+            2
+        )),
+        0
+    );
+    // Errors at their place.
+    let bad = |group: &str| {
+        language_rule(
+            &format!(
+                "  - name: launch\n    select:\n      events: [RunInstances]\n      where:\n{group}"
+            ),
+            "principal",
+            "  require: [launch]\n",
+        )
+    };
+    let errs = errors(&[
+        (
+            "r",
+            &bad(
+                "        - field: region\n          any:\n            - field: region\n              equals: x\n",
+            ),
+        ),
+        ("s", &bad("        - any: []\n").replace("id: r", "id: s")),
+        (
+            "t",
+            &bad("        - not:\n            field: regin\n            equals: x\n")
+                .replace("id: r", "id: t"),
+        ),
+    ]);
+    for want in [
+        "r.yaml:14:13: a condition group: expected exactly one of `any`, `all` or `not`, with no `field` beside it",
+        "s.yaml:12:16: any: expected at least one condition",
+        "t.yaml:13:20: unknown field \"regin\"",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want}\n{errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn issue_17_an_absent_stage_keeps_a_sequence_from_opening() {
+    let stages = r#"  - name: launch
+    select:
+      events: [RunInstances]
+      where:
+        - field: actor.arn
+          suffix: "/alice"
+  - name: scaling
+    absent: true
+    select:
+      events: [RunInstances]
+      where:
+        - field: actor.arn
+          suffix: "/autoscaler"
+"#;
+    let rule = language_rule(stages, "account", "  require: [launch]\n");
+    let alice = run_instances(1, "2025-05-02T09:00:00Z", "alice", "p3.2xlarge", 1, 8);
+    assert_eq!(sequences(&rule, std::slice::from_ref(&alice)).len(), 1);
+    // The scaling launch 10 minutes before, in the window: no sequence.
+    let scaling = run_instances(2, "2025-05-02T08:50:00Z", "autoscaler", "p3.2xlarge", 1, 8);
+    assert!(sequences(&rule, &[scaling, alice.clone()]).is_empty());
+    // Two hours before, out of the window: a sequence, without the scaling launch in it.
+    let earlier = run_instances(3, "2025-05-02T07:00:00Z", "autoscaler", "p3.2xlarge", 1, 8);
+    assert_eq!(
+        sequences(&rule, &[earlier, alice]),
+        [(
+            "account/111122223333".to_string(),
+            "2025-05-02T09:00:00.000Z".to_string(),
+            1
+        )]
+    );
+    let errs = errors(&[(
+        "r",
+        &language_rule(
+            &stages.replace("    absent: true\n", "    absent: true\n    weak: true\n"),
+            "account",
+            "  require: [launch, scaling]\n",
+        ),
+    )]);
+    for want in [
+        "r.yaml:15:13: stage \"scaling\": a stage is weak (joins) or absent (must not occur), not both",
+        "r.yaml:25:21: stage \"scaling\" is absent",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want}\n{errs:#?}"
+        );
+    }
+}
+
+/// The first YAML block of `correlation-rules/README.md` after the text `after`.
+fn reference_block(after: &str) -> String {
+    let text = std::fs::read_to_string(common::repo().join("correlation-rules/README.md")).unwrap();
+    let from = text
+        .find(after)
+        .unwrap_or_else(|| panic!("{after:?} in the reference"));
+    let rest = &text[from..];
+    let start = rest.find("```yaml\n").expect("a YAML block") + "```yaml\n".len();
+    let end = rest[start..].find("```").expect("the block's end");
+    rest[start..start + end].to_string()
+}
+
+#[test]
+fn issue_17_the_references_examples_of_groups_and_absent_stages_do_what_it_says() {
+    let head = MINIMAL
+        .replace("id: minimal", "id: r")
+        .split("stages:")
+        .next()
+        .unwrap()
+        .to_string();
+    // Absent: a person's GPU launch, and Auto Scaling's launch in the hour before.
+    let rule = format!(
+        "{head}{}",
+        reference_block("A stage can also be **absent**")
+    );
+    let person = run_instances(1, "2025-05-02T09:00:00Z", "alice", "p3.2xlarge", 1, 8);
+    let scaling = run_instances(2, "2025-05-02T08:40:00Z", "x", "p3.2xlarge", 1, 8).replace(
+        r#""userIdentity":{"type":"IAMUser","principalId":"x","arn":"arn:aws:iam::111122223333:user/x","accountId":"111122223333"}"#,
+        r#""userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLEAUTOSCALE:AutoScaling","arn":"arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling","accountId":"111122223333","invokedBy":"autoscaling.amazonaws.com"}"#,
+    );
+    assert!(scaling.contains("invokedBy"), "{scaling}");
+    assert_eq!(sequences(&rule, std::slice::from_ref(&person)).len(), 1);
+    assert!(sequences(&rule, &[scaling.clone(), person.clone()]).is_empty());
+    // Auto Scaling's own launch alone is no sequence either.
+    assert!(sequences(&rule, std::slice::from_ref(&scaling)).is_empty());
+    // Split runs with a state: the scale-out read by one run keeps the next run's launch
+    // from opening a sequence, as in one run.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("r.yaml"), &rule).unwrap();
+    let state = dir.path().join("state");
+    for (n, line, want) in [(1, &scaling, 0), (2, &person, 0)] {
+        let input = dir.path().join(format!("part{n}.jsonl"));
+        std::fs::write(&input, line).unwrap();
+        let out = common::correlator()
+            .args(["correlate", "--asff", "-", "--rules"])
+            .arg(&rules)
+            .arg("--state")
+            .arg(&state)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            doc["Findings"].as_array().unwrap().len(),
+            want,
+            "run {n}: {doc:#}"
+        );
+    }
+
+    // Groups: the `where` of the example on a launch stage.
+    let block = reference_block("The entries of `where` must all hold");
+    let stages = format!(
+        "stages:\n  - name: launch\n    select:\n      events: [RunInstances]\n{}",
+        block
+            .lines()
+            .map(|l| format!("      {l}\n"))
+            .collect::<String>()
+    );
+    let rule =
+        format!("{head}{stages}group_by: principal\nwindow: 1h\ncondition:\n  require: [launch]\n");
+    let role = |id: u32, role: &str, itype: &str, vcpus: u32| {
+        run_instances(id, "2025-05-02T09:00:00Z", "x", itype, 1, vcpus).replace(
+            r#""userIdentity":{"type":"IAMUser","principalId":"x","arn":"arn:aws:iam::111122223333:user/x","accountId":"111122223333"}"#,
+            &format!(r#""userIdentity":{{"type":"AssumedRole","principalId":"AROAEXAMPLE{id:08}:s","arn":"arn:aws:sts::111122223333:assumed-role/{role}/s","accountId":"111122223333","sessionContext":{{"sessionIssuer":{{"type":"Role","principalId":"AROAEXAMPLE{id:08}","arn":"arn:aws:iam::111122223333:role/{role}","accountId":"111122223333","userName":"{role}"}}}}}}"#),
+        )
+    };
+    for (line, want) in [
+        (role(1, "web", "p3.2xlarge", 8), 1),
+        (role(2, "web", "c5.24xlarge", 96), 1),
+        (role(3, "ci-deployer", "c5.24xlarge", 96), 0),
+        (role(4, "ci-deployer", "p3.2xlarge", 8), 1),
+        (role(5, "web", "c5.large", 2), 0),
+    ] {
+        assert_eq!(
+            sequences(&rule, std::slice::from_ref(&line)).len(),
+            want,
+            "{line}"
+        );
+    }
+}
