@@ -164,6 +164,7 @@ impl std::fmt::Debug for SigmaSet {
 
 /// A CloudTrail field name, lowercased into `buf` without allocating (names longer than the
 /// buffer are returned as None: no literal the rules hold is that long).
+#[cfg(feature = "sigma")]
 fn lower<'a>(s: &str, buf: &'a mut [u8; 128]) -> Option<&'a str> {
     let b = s.as_bytes();
     let out = buf.get_mut(..b.len())?;
