@@ -130,7 +130,7 @@ fn errors_point_at_the_line_and_column_and_say_what_was_expected() {
         (
             "group_by: principal",
             "group_by: team",
-            "minimal.yaml:11:11: group_by \"team\": expected instance_group, principal, account or access_key",
+            "minimal.yaml:11:11: group_by \"team\": expected instance_group, principal, account, access_key or a field (source, kind",
         ),
         (
             "      events: [RunInstances]",
