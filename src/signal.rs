@@ -414,6 +414,22 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// A signal derived from this one by a rule (`rule:<id>`, a weak signal) or a Sigma rule
+    /// (`sigma:<id>`): the same actor, instances, account and region, so it groups as this
+    /// one does, with its own kind, reference, severity and title.
+    pub fn derived(&self, family: &str, id: &str, severity: f64, title: Str) -> Signal {
+        let mut d = self.clone();
+        d.kind = compact_str::format_compact!("{family}:{id}");
+        d.reference = RecordRef::RuleMatch(compact_str::format_compact!(
+            "{family}:{id}/{}",
+            self.reference.key()
+        ));
+        d.severity = severity;
+        d.updated_at = None;
+        d.fields.title = Some(title);
+        d
+    }
+
     /// When the activity began: a finding's `eventFirstSeen` (a finding is evidence over its
     /// whole span, whichever version of it was read), otherwise the event time. The matcher
     /// takes signals in this order, so a finding counts from the start of its span whether a

@@ -30,7 +30,7 @@ use crate::rules::compile::{
 };
 use crate::rules::fields::{FieldContext, Value};
 use crate::rules::{Emit, GroupBy, Rule, RuleSet};
-use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
+use crate::signal::{EntityId, EntityKind, Signal, Source, Str};
 use crate::time::Millis;
 
 use candidates::Candidates;
@@ -727,22 +727,13 @@ impl Matcher {
 /// A weak signal of `rule` about `s`: the same actor, instances and endpoints, so that later
 /// rules group it as they would group `s`.
 fn weak_signal(rule: &Rule, s: &Signal, notes: &[String]) -> Signal {
-    let mut w = s.clone();
-    w.kind = compact_str::format_compact!("rule:{}", rule.id);
-    w.reference = RecordRef::RuleMatch(compact_str::format_compact!(
-        "rule:{}/{}",
-        rule.id,
-        s.reference.key()
-    ));
-    w.severity = rule.severity.score();
-    w.updated_at = None;
     // The title says why the rule matched when a baseline condition did.
-    w.fields.title = Some(if notes.is_empty() {
+    let title = if notes.is_empty() {
         Str::from(rule.title.as_str())
     } else {
         compact_str::format_compact!("{}: {}", rule.title, notes.join("; "))
-    });
-    w
+    };
+    s.derived("rule", &rule.id, rule.severity.score(), title)
 }
 
 /// The group keys a signal belongs to under `by`.

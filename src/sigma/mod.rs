@@ -27,7 +27,7 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 
 use crate::rules::RuleError;
-use crate::signal::{RecordRef, Signal, Str};
+use crate::signal::{Signal, Str};
 
 /// Whether a signal is a Sigma rule's match (`sigma:<id>`), made from a record's own signal.
 pub fn is_match(s: &Signal) -> bool {
@@ -291,19 +291,15 @@ impl SigmaSet {
     /// The signal of rule `i`'s match on the record `s` was decoded from.
     pub fn signal(&self, i: usize, s: &Signal) -> Signal {
         let rule = &self.rules[i];
-        let mut m = s.clone();
-        m.kind = compact_str::format_compact!("sigma:{}", rule.id);
-        m.reference = RecordRef::RuleMatch(compact_str::format_compact!(
-            "sigma:{}/{}",
-            rule.id,
-            s.reference.key()
-        ));
-        m.severity = rule.level.severity();
-        m.fields.title = Some(Str::from(rule.title.as_str()));
+        let mut m = s.derived(
+            "sigma",
+            &rule.id,
+            rule.level.severity(),
+            Str::from(rule.title.as_str()),
+        );
         // What the call bought stays with the call's own signal: the baselines and the
         // compute totals count it once.
         m.fields.launch = None;
-        m.updated_at = None;
         m
     }
 

@@ -123,6 +123,20 @@ pub fn correlator() -> assert_cmd::Command {
     cmd
 }
 
+/// Runs a `correlator correlate --asff - …` command, which must succeed, and returns the
+/// findings it wrote to stdout.
+pub fn findings_on_stdout(cmd: &mut assert_cmd::Command) -> Vec<serde_json::Value> {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["Findings"].as_array().expect("a Findings list").clone()
+}
+
 /// The Python interpreter with the packages of `tests/requirements.txt`:
 /// `CORRELATOR_TEST_PYTHON` (set by `tests/run.sh`), else the repository's `.venv`.
 pub fn python() -> PathBuf {

@@ -559,14 +559,15 @@ fn issue_14_rollup_absorbs_is_declared_checked_and_defaults_to_every_rule() {
     );
 }
 
+/// MINIMAL's lines before its stages, with the id `r`.
+fn rule_head() -> String {
+    let head = MINIMAL.replace("id: minimal", "id: r");
+    head.split("stages:").next().unwrap().to_string()
+}
+
 /// MINIMAL with its stages, group_by and condition replaced.
 fn language_rule(stages: &str, group_by: &str, condition: &str) -> String {
-    let head = MINIMAL
-        .replace("id: minimal", "id: r")
-        .split("stages:")
-        .next()
-        .unwrap()
-        .to_string();
+    let head = rule_head();
     format!("{head}stages:\n{stages}group_by: {group_by}\nwindow: 1h\ncondition:\n{condition}")
 }
 
@@ -776,12 +777,7 @@ fn reference_block(after: &str) -> String {
 
 #[test]
 fn issue_17_the_references_examples_of_groups_and_absent_stages_do_what_it_says() {
-    let head = MINIMAL
-        .replace("id: minimal", "id: r")
-        .split("stages:")
-        .next()
-        .unwrap()
-        .to_string();
+    let head = rule_head();
     // Absent: a person's GPU launch, and Auto Scaling's launch in the hour before.
     let rule = format!(
         "{head}{}",
@@ -807,26 +803,15 @@ fn issue_17_the_references_examples_of_groups_and_absent_stages_do_what_it_says(
     for (n, line, want) in [(1, &scaling, 0), (2, &person, 0)] {
         let input = dir.path().join(format!("part{n}.jsonl"));
         std::fs::write(&input, line).unwrap();
-        let out = common::correlator()
-            .args(["correlate", "--asff", "-", "--rules"])
-            .arg(&rules)
-            .arg("--state")
-            .arg(&state)
-            .arg(&input)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let findings = common::findings_on_stdout(
+            common::correlator()
+                .args(["correlate", "--asff", "-", "--rules"])
+                .arg(&rules)
+                .arg("--state")
+                .arg(&state)
+                .arg(&input),
         );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(
-            doc["Findings"].as_array().unwrap().len(),
-            want,
-            "run {n}: {doc:#}"
-        );
+        assert_eq!(findings.len(), want, "run {n}: {findings:#?}");
     }
 
     // Groups: the `where` of the example on a launch stage.

@@ -378,24 +378,16 @@ fn sigma_signals_carry_over_split_runs_with_a_state() {
     std::fs::write(&second, lines[2].to_string() + "\n").unwrap();
     let state = tmp.path().join("state.json");
     let run = |input: &Path| {
-        let out = correlator()
-            .args(["correlate", "--asff", "-", "--rules"])
-            .arg(sigma_case("rules"))
-            .arg("--sigma")
-            .arg(example_rules())
-            .arg("--state")
-            .arg(&state)
-            .arg(input)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["Findings"].as_array().unwrap().clone()
+        crate::common::findings_on_stdout(
+            correlator()
+                .args(["correlate", "--asff", "-", "--rules"])
+                .arg(sigma_case("rules"))
+                .arg("--sigma")
+                .arg(example_rules())
+                .arg("--state")
+                .arg(&state)
+                .arg(input),
+        )
     };
     assert!(run(&first).is_empty());
     let findings = run(&second);
@@ -437,15 +429,7 @@ fn shipped_rules_findings(findings: &[Value], sigma: bool) -> Vec<Value> {
     if sigma {
         cmd.arg("--sigma").arg(example_rules());
     }
-    let out = cmd.arg(dir.path()).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["Findings"].as_array().unwrap().clone()
+    crate::common::findings_on_stdout(cmd.arg(dir.path()))
 }
 
 #[test]
