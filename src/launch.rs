@@ -163,32 +163,86 @@ impl Path {
         Ok(Path { response, steps })
     }
 
-    /// Every value at the path.
-    fn values<'v>(
-        &self,
-        request: Option<&'v Value>,
-        response: Option<&'v Value>,
-    ) -> Vec<&'v Value> {
-        let Some(root) = (if self.response { response } else { request }) else {
+    /// Every value at the path, in the request's or the response's JSON text. Only the
+    /// values the path reaches are parsed (a `RunInstances` response is kilobytes; a path
+    /// needs a few strings of it).
+    fn values<'t>(&self, doc: &Doc<'t>) -> Vec<Value> {
+        let Some(root) = (if self.response {
+            doc.response
+        } else {
+            doc.request
+        }) else {
             return Vec::new();
         };
-        let mut at = vec![root];
+        let mut at = vec![root.trim()];
         for (key, walk) in &self.steps {
             let mut next = Vec::new();
             for v in at {
-                let Some(child) = v.get(key.as_str()) else {
+                let Some(child) = doc.member(v, key) else {
                     continue;
                 };
-                match child {
-                    Value::Array(items) if *walk => next.extend(items.iter()),
-                    Value::Null => {}
-                    other => next.push(other),
+                if *walk && child.starts_with('[') {
+                    next.extend(doc.elements(child));
+                } else if child != "null" {
+                    next.push(child);
                 }
             }
             at = next;
         }
-        at.retain(|v| !v.is_null());
-        at
+        at.into_iter()
+            .filter(|v| *v != "null")
+            .filter_map(|v| serde_json::from_str(v).ok())
+            .collect()
+    }
+}
+
+/// An object's members as written: (key, the text of its value).
+type MembersOf<'t> = Vec<(std::borrow::Cow<'t, str>, &'t str)>;
+
+/// A call's request and response text, with the objects and lists the paths went through
+/// split once (every path of an entry starts from the same root).
+struct Doc<'t> {
+    request: Option<&'t str>,
+    response: Option<&'t str>,
+    /// By the address of an object's text: its members.
+    objects: std::cell::RefCell<rustc_hash::FxHashMap<usize, MembersOf<'t>>>,
+    /// By the address of a list's text: its elements.
+    lists: std::cell::RefCell<rustc_hash::FxHashMap<usize, Vec<&'t str>>>,
+}
+
+impl<'t> Doc<'t> {
+    fn new(request: Option<&'t str>, response: Option<&'t str>) -> Doc<'t> {
+        Doc {
+            request,
+            response,
+            objects: Default::default(),
+            lists: Default::default(),
+        }
+    }
+
+    /// The value of an object's member `key` (the last, when it is written twice, as a
+    /// parsed object keeps it); None when `obj` is not an object or has no such member.
+    fn member(&self, obj: &'t str, key: &str) -> Option<&'t str> {
+        if !obj.starts_with('{') {
+            return None;
+        }
+        let mut objects = self.objects.borrow_mut();
+        let members = objects
+            .entry(obj.as_ptr() as usize)
+            .or_insert_with(|| crate::normalize::raw_json::Members::of(obj).collect());
+        members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+
+    fn elements(&self, list: &'t str) -> Vec<&'t str> {
+        self.lists
+            .borrow_mut()
+            .entry(list.as_ptr() as usize)
+            .or_insert_with(|| crate::normalize::raw_json::elements(list).collect())
+            .clone()
     }
 }
 
@@ -597,24 +651,21 @@ impl Catalog {
         };
         // Shapes differ between API versions and publishers: a part that cannot be read
         // costs what it would have given, never the record.
-        let request: Option<Value> = request.and_then(|r| serde_json::from_str(r).ok());
-        let response: Option<Value> = response.and_then(|r| serde_json::from_str(r).ok());
-        let (req, resp) = (request.as_ref(), response.as_ref());
-        let all = |paths: &[Path]| -> Vec<&Value> {
-            paths.iter().flat_map(|p| p.values(req, resp)).collect()
-        };
-        let first = |paths: &[Path]| -> Vec<&Value> {
+        let doc = Doc::new(request, response);
+        let all =
+            |paths: &[Path]| -> Vec<Value> { paths.iter().flat_map(|p| p.values(&doc)).collect() };
+        let first = |paths: &[Path]| -> Vec<Value> {
             paths
                 .iter()
-                .map(|p| p.values(req, resp))
+                .map(|p| p.values(&doc))
                 .find(|v| !v.is_empty())
                 .unwrap_or_default()
         };
         if let Some((path, allowed)) = &x.only_if {
-            let values = path.values(req, resp);
+            let values = path.values(&doc);
             if !values
                 .iter()
-                .filter_map(|v| text(v))
+                .filter_map(text)
                 .any(|v| allowed.iter().any(|a| a == v.as_str()))
             {
                 return;
@@ -623,9 +674,9 @@ impl Catalog {
         if !x.requires.is_empty() && first(&x.requires).is_empty() {
             return;
         }
-        let texts = |values: Vec<&Value>| -> Vec<Str> {
+        let texts = |values: Vec<Value>| -> Vec<Str> {
             let mut out: Vec<Str> = Vec::new();
-            for v in values.into_iter().filter_map(text) {
+            for v in values.iter().filter_map(text) {
                 if !out.contains(&v) {
                     out.push(v);
                 }
@@ -644,18 +695,14 @@ impl Catalog {
         let count: u64 = if counted.is_empty() {
             (launch.resource_ids.len() as u64).max(1)
         } else if counted.iter().all(|v| v.is_number() || number(v).is_some()) {
-            counted
-                .iter()
-                .filter_map(|v| number(v))
-                .map(|n| n as u64)
-                .sum()
+            counted.iter().filter_map(number).map(|n| n as u64).sum()
         } else {
             counted.len() as u64
         };
         launch.count = count.min(MAX_COUNT) as u32;
         // Per-unit quantities: one value is per unit; one per unit is summed.
-        let per_unit = |values: Vec<&Value>, n: u32| -> Option<f64> {
-            let nums: Vec<f64> = values.iter().filter_map(|v| number(v)).collect();
+        let per_unit = |values: Vec<Value>, n: u32| -> Option<f64> {
+            let nums: Vec<f64> = values.iter().filter_map(number).collect();
             match nums.as_slice() {
                 [] => None,
                 [one] => Some(one * f64::from(n)),
@@ -666,7 +713,7 @@ impl Catalog {
             launch.vcpus = Some((units / 1024.0).ceil().min(f64::from(u32::MAX)) as u32);
             launch.stated_vcpus = true;
         }
-        if let Some(v) = first(&x.vcpus).iter().find_map(|v| number(v)) {
+        if let Some(v) = first(&x.vcpus).iter().find_map(number) {
             launch.vcpus = Some(v.min(f64::from(u32::MAX)) as u32);
             launch.stated_vcpus = true;
         }
@@ -906,19 +953,49 @@ mod tests {
 
     #[test]
     fn paths_walk_lists_and_single_objects() {
-        let v: Value = serde_json::json!({
-            "a": {"item": [{"ids": {"item": "i-1"}}, {"ids": {"item": ["i-2", "i-3"]}}]}
-        });
+        let v = r#" {"a": {"item": [{"ids": {"item": "i-1"}}, {"ids": {"item": ["i-2", "i-3"]}},
+            {"ids": null}, {"ids": {"item": null}}, "x", {"ids": {"item": "i-0", "item": ["i-4"]}}]},
+            "b": {"value": "p3.2xlarge"}, "n": [1, 2.5, "3"], "e": "a\"b"} "#;
         let p = Path::parse("response.a.item[].ids.item[]").unwrap();
         let got: Vec<_> = p
-            .values(None, Some(&v))
-            .into_iter()
+            .values(&Doc::new(None, Some(v)))
+            .iter()
             .filter_map(text)
             .collect();
-        assert_eq!(got, ["i-1", "i-2", "i-3"]);
+        // The last of a key written twice, as a parsed object keeps it.
+        assert_eq!(got, ["i-1", "i-2", "i-3", "i-4"]);
         assert!(
-            p.values(Some(&v), None).is_empty(),
+            p.values(&Doc::new(Some(v), None)).is_empty(),
             "a response path reads the response"
+        );
+        let one = |path: &str| Path::parse(path).unwrap().values(&Doc::new(None, Some(v)));
+        assert_eq!(
+            one("response.b")
+                .iter()
+                .filter_map(text)
+                .collect::<Vec<_>>(),
+            ["p3.2xlarge"]
+        );
+        assert_eq!(one("response.n").len(), 1, "a list not walked is one value");
+        let nums: Vec<f64> = one("response.n[]").iter().filter_map(number).collect();
+        assert_eq!(nums, [1.0, 2.5, 3.0]);
+        assert_eq!(
+            one("response.e")
+                .iter()
+                .filter_map(text)
+                .collect::<Vec<_>>(),
+            ["a\"b"]
+        );
+        assert!(one("response.missing").is_empty());
+        assert!(
+            one("response.a.item.ids").is_empty(),
+            "a list is not an object"
+        );
+        assert!(
+            Path::parse("request.a")
+                .unwrap()
+                .values(&Doc::new(Some("null"), None))
+                .is_empty()
         );
     }
 

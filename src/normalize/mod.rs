@@ -14,6 +14,7 @@ pub mod cloudtrail;
 pub mod frame;
 pub mod guardduty;
 mod lenient;
+pub mod raw_json;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -15,6 +15,8 @@ use std::cell::OnceCell;
 use rsigma_eval::{Event, EventValue, JsonEvent};
 use serde_json::Value;
 
+use crate::normalize::raw_json::{Members, elements, last_member};
+
 /// One top-level member: its key and the text of its value.
 struct Member<'a> {
     key: Cow<'a, str>,
@@ -28,196 +30,11 @@ pub struct LazyEvent<'a> {
     whole: OnceCell<Value>,
 }
 
-/// The index of the quote that closes the string opening at `start`.
-fn string_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut at = start + 1;
-    loop {
-        let k = at + memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
-        if b[k] == b'\\' {
-            at = k + 2;
-        } else {
-            return Some(k);
-        }
-    }
-}
-
-fn skip_space(b: &[u8], mut at: usize) -> usize {
-    while b.get(at).is_some_and(|c| c.is_ascii_whitespace()) {
-        at += 1;
-    }
-    at
-}
-
-/// The index just after the value starting at `at`.
-fn value_end(b: &[u8], at: usize) -> Option<usize> {
-    match *b.get(at)? {
-        b'"' => string_end(b, at).map(|e| e + 1),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = at;
-            loop {
-                match *b.get(i)? {
-                    b'"' => i = string_end(b, i)?,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let mut i = at;
-            while b
-                .get(i)
-                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
-            {
-                i += 1;
-            }
-            (i > at).then_some(i)
-        }
-    }
-}
-
-/// The members of a JSON object's text as written: keys (unescaped when they hold an escape)
-/// and the text of their values, found by skipping over strings and brackets, not by parsing:
-/// the record was parsed as JSON already, and a value is parsed (and checked) when a rule reads
-/// it. Ends at the closing brace; `broken` says whether the text ended otherwise.
-struct Members<'t> {
-    text: &'t str,
-    at: usize,
-    done: bool,
-    broken: bool,
-    /// Values whose extent is known already: (start, end) byte offsets.
-    known: Vec<(usize, usize)>,
-}
-
-impl<'t> Members<'t> {
-    /// The members of `text`, which must start with `{` (after blanks).
-    fn of(text: &'t str) -> Members<'t> {
-        let b = text.as_bytes();
-        let at = skip_space(b, 0);
-        let open = b.get(at) == Some(&b'{');
-        let mut m = Members {
-            text,
-            at: skip_space(b, at + 1),
-            done: !open,
-            broken: !open,
-            known: Vec::new(),
-        };
-        if open && b.get(m.at) == Some(&b'}') {
-            m.at += 1;
-            m.done = true;
-        }
-        m
-    }
-
-    fn next_member(&mut self) -> Option<(Cow<'t, str>, &'t str)> {
-        // Every index below is at an ASCII delimiter, so every slice is at a character
-        // boundary.
-        let (text, b) = (self.text, self.text.as_bytes());
-        let mut at = self.at;
-        if b.get(at) != Some(&b'"') {
-            return None;
-        }
-        let end = string_end(b, at)?;
-        let raw = text.get(at + 1..end)?;
-        let key = if raw.contains('\\') {
-            Cow::Owned(serde_json::from_str::<String>(text.get(at..=end)?).ok()?)
-        } else {
-            Cow::Borrowed(raw)
-        };
-        at = skip_space(b, end + 1);
-        if b.get(at) != Some(&b':') {
-            return None;
-        }
-        let start = skip_space(b, at + 1);
-        at = match self.known.iter().find(|(s, _)| *s == start) {
-            Some(&(_, end)) => end,
-            None => value_end(b, start)?,
-        };
-        let value = text.get(start..at)?;
-        at = skip_space(b, at);
-        match b.get(at) {
-            Some(b',') => self.at = skip_space(b, at + 1),
-            Some(b'}') => {
-                self.at = at + 1;
-                self.done = true;
-            }
-            _ => return None,
-        }
-        Some((key, value))
-    }
-
-    /// Whether only blanks follow the closing brace.
-    fn ends_the_text(&self) -> bool {
-        !self.broken && skip_space(self.text.as_bytes(), self.at) == self.text.len()
-    }
-}
-
-impl<'t> Iterator for Members<'t> {
-    type Item = (Cow<'t, str>, &'t str);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let member = self.next_member();
-        if member.is_none() {
-            self.done = true;
-            self.broken = true;
-        }
-        member
-    }
-}
-
-/// The text of the elements of a JSON array's text, found as [`Members`] finds members.
-fn elements(text: &str) -> impl Iterator<Item = &str> {
-    let b = text.as_bytes();
-    let mut at = skip_space(b, 0);
-    let mut done = b.get(at) != Some(&b'[');
-    at = skip_space(b, at + 1);
-    if b.get(at) == Some(&b']') {
-        done = true;
-    }
-    std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        let start = at;
-        let end = value_end(b, start);
-        let Some(end) = end else {
-            done = true;
-            return None;
-        };
-        let next = skip_space(b, end);
-        match b.get(next) {
-            Some(b',') => at = skip_space(b, next + 1),
-            _ => done = true,
-        }
-        text.get(start..end)
-    })
-}
-
-/// The value of the last member named `key` of an object's text (a parsed object keeps the
-/// last of a key written twice).
-fn last_member<'t>(text: &'t str, key: &str) -> Option<&'t str> {
-    Members::of(text)
-        .filter(|(k, _)| k == key)
-        .last()
-        .map(|(_, v)| v)
-}
-
 /// The top-level members of a record that is one JSON object, or None. `known`: values of
 /// members found already (slices of `text`; others are ignored), skipped without a scan.
 fn split_members<'t>(text: &'t str, known: &[&str]) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
-    let mut members = Members::of(text);
     let base = text.as_ptr() as usize;
-    members.known = known
+    let known = known
         .iter()
         .filter_map(|k| {
             let start = (k.as_ptr() as usize).checked_sub(base)?;
@@ -225,6 +42,7 @@ fn split_members<'t>(text: &'t str, known: &[&str]) -> Option<Vec<(Cow<'t, str>,
             (end <= text.len() && text.get(start..end) == Some(k)).then_some((start, end))
         })
         .collect();
+    let mut members = Members::of(text).knowing(known);
     let mut out = Vec::with_capacity(24);
     out.extend(members.by_ref());
     members.ends_the_text().then_some(out)
