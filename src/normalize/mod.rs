@@ -575,18 +575,15 @@ fn is_launch_call(ct: &cloudtrail::Record<'_>, launches: &crate::launch::Catalog
 
 fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, text: &str, via: Via, ctx: &mut Ctx<'_, '_>) {
     let bytes = text.as_bytes();
-    // Sigma rules see only the calls their literal event names or sources can match.
-    let sigma = ctx.opts.sigma.as_deref().filter(|set| {
-        matches!((ct.event_source.get(), ct.event_name.get()), (Some(s), Some(n)) if set.may_match(s, n))
-    });
+    // Sigma rules see only the calls their literal event names or sources can match (the
+    // set hands a record only to the rules of its call).
+    let sigma = ctx.opts.sigma.as_deref();
     let hits = match (sigma, ct.event_source.get(), ct.event_name.get()) {
         (Some(set), Some(source), Some(name)) => {
-            // The request and response, the bulk of a record, were found by the first parse.
-            let known: Vec<&str> = [ct.request_parameters, ct.response_elements]
-                .into_iter()
-                .flatten()
-                .map(|r| r.get())
-                .collect();
+            // The request and response, the bulk of a record, were found by the first parse
+            // (an absent one is empty, which the set ignores).
+            let known =
+                [ct.request_parameters, ct.response_elements].map(|r| r.map_or("", |r| r.get()));
             set.evaluate(source, name, text, &known)
         }
         _ => Vec::new(),

@@ -36,6 +36,7 @@ fn split_members<'t>(text: &'t str, known: &[&str]) -> Option<Vec<(Cow<'t, str>,
     let base = text.as_ptr() as usize;
     let known = known
         .iter()
+        .filter(|k| !k.is_empty())
         .filter_map(|k| {
             let start = (k.as_ptr() as usize).checked_sub(base)?;
             let end = start.checked_add(k.len())?;
@@ -99,7 +100,8 @@ impl<'a> LazyEvent<'a> {
     }
 
     /// [`LazyEvent::parse`], with the values of some members found already (slices of
-    /// `text`, such as the request and response the decoder kept): they are not scanned again.
+    /// `text`, such as the request and response the decoder kept; empty ones are ignored): they
+    /// are not scanned again.
     pub fn parse_knowing(text: &'a str, known: &[&str]) -> Option<LazyEvent<'a>> {
         let members = split_members(text, known)?;
         Some(LazyEvent {
@@ -369,7 +371,12 @@ mod tests {
             &text[at..at + r#"{"x":[1,{"y":"}"}]}"#.len()]
         };
         let elsewhere = String::from(r#"{"x":[1,{"y":"}"}]}"#);
-        for known in [&[][..], &[request][..], &[elsewhere.as_str()][..]] {
+        for known in [
+            &[][..],
+            &[request][..],
+            &["", request][..],
+            &[elsewhere.as_str()][..],
+        ] {
             let lazy = LazyEvent::parse_knowing(text, known).unwrap();
             assert_eq!(lazy.members.len(), 4);
             assert_eq!(lazy.member("requestParameters"), Some(request));
