@@ -42,7 +42,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from trail_memory import ROOT, read_only_call, run_correlator, start_moto  # noqa: E402
+from trail_memory import ROOT, read_only_call, run_correlator, s3_client, start_moto  # noqa: E402
 
 REGIONS = [
     "us-east-1", "eu-west-1", "us-west-2", "us-east-2", "us-west-1", "eu-west-2", "eu-west-3",
@@ -123,21 +123,13 @@ def main():
     ap.add_argument("--steps", type=int, default=2, help="15-minute runs after the backlog")
     ap.add_argument("--project-accounts", type=int, default=200)
     args = ap.parse_args()
-    import boto3
-
     accounts = [f"3{i:011d}" for i in range(args.accounts)]
     regions = REGIONS[: args.regions]
     folders = len(accounts) * len(regions)
     make = record_maker()
     moto, url = start_moto()
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        s3 = s3_client(url)
         bucket = "org-trail"
         s3.create_bucket(Bucket=bucket)
         slots = int(args.hours * 12)

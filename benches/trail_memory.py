@@ -56,6 +56,19 @@ def start_moto():
     sys.exit("moto server did not start")
 
 
+def s3_client(url):
+    """A boto3 S3 client for the moto server at `url`."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def read_only_call(template, event_id, account, region, when):
     """A record of `template`'s shape made an IAM user's `ListBuckets` (a call no rule takes)
     in `account` and `region` at `when`, with request ids of its own."""
@@ -153,17 +166,9 @@ def main():
     ap.add_argument("--objects", type=int, nargs="+", default=[100, 400])
     ap.add_argument("--records", type=int, default=2000)
     args = ap.parse_args()
-    import boto3
-
     moto, url = start_moto()
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        s3 = s3_client(url)
         print(f"{'objects':>8} {'MB JSON':>8} {'MB gzip':>8} {'calls':>6} {'wall s':>7} {'peak RSS MB':>12} {'state B/folder':>15}")
         for n in args.objects:
             bucket = f"trail-memory-{n}"

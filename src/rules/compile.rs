@@ -280,9 +280,8 @@ pub struct Selector {
     pub events: Vec<(Option<Glob>, Glob)>,
     pub rules: Vec<String>,
     pub high_risk_api: bool,
-    pub conditions: Vec<Cond>,
-    /// `any`, `all` and `not` groups of `where` (all must hold, as the conditions).
-    pub groups: Vec<Check>,
+    /// `where`: field conditions and `any`/`all`/`not` groups, all of which must hold.
+    pub conditions: Vec<Check>,
     /// Launch dimensions of which one must be new to the account.
     pub first_seen: Vec<Dimension>,
     pub launch_rate_outlier: bool,
@@ -413,7 +412,8 @@ impl Selector {
             return CallReach::None;
         }
         let instances_only = self.conditions.iter().any(|c| {
-            c.field == Field::ActorInstanceId && matches!(c.op, Op::Exists(true)) && !c.negate
+            matches!(c, Check::Field(c)
+                if c.field == Field::ActorInstanceId && matches!(c.op, Op::Exists(true)) && !c.negate)
         });
         if self.high_risk_api {
             CallReach::HighRisk { instances_only }
@@ -475,9 +475,7 @@ impl Selector {
             return false;
         }
         // Field conditions first: they are cheap, and usually rule the signal out.
-        if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields))
-            || !self.groups.iter().all(|c| c.eval(s, &ctx.fields))
-        {
+        if !self.conditions.iter().all(|c| c.eval(s, &ctx.fields)) {
             return false;
         }
         if (!self.first_seen.is_empty() || self.launch_rate_outlier) && !self.baseline_holds(s, ctx)
@@ -1163,11 +1161,7 @@ fn selector(errs: &mut Errors<'_>, s: &model::Selector) -> Selector {
         out.sigma = Some(sel);
     }
     for c in &s.conditions {
-        match check(errs, c, 0) {
-            Some(Check::Field(cond)) => out.conditions.push(cond),
-            Some(group) => out.groups.push(group),
-            None => {}
-        }
+        out.conditions.extend(check(errs, c, 0));
     }
     out
 }
