@@ -17,6 +17,12 @@
 //! `--rare-only` leaves out the three rules on calls the data set holds (more write-call rules
 //! instead).
 //!
+//! `--only with` or `--only without` runs the pipeline once, with or without the rules, and
+//! measures nothing; `--only none` generates and loads as they do and runs nothing (the part
+//! to subtract): for a profiler that counts instructions, which tells apart what the wall
+//! clock of a shared machine cannot (see the README for the `valgrind --tool=callgrind`
+//! figures).
+//!
 //! Run: `cargo bench --bench sigma_bench` or `cargo bench --bench sigma_bench -- --ct 1000000
 //! --gd 100000 --repeat 5`. `--keep` leaves the generated folder in place.
 
@@ -48,6 +54,7 @@ fn main() {
     // `--rare-only`: no rule on calls the data set is full of (the three below), more on
     // write calls instead: what the shortcut costs when the rules name rare calls only.
     let mut rare_only = false;
+    let mut only: Option<Option<bool>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |what: &str| -> u64 {
@@ -61,6 +68,14 @@ fn main() {
             "--repeat" => repeat = (num("--repeat") as usize).max(1),
             "--keep" => keep = true,
             "--rare-only" => rare_only = true,
+            "--only" => {
+                only = match args.next().as_deref() {
+                    Some("with") => Some(Some(true)),
+                    Some("without") => Some(Some(false)),
+                    Some("none") => Some(None),
+                    other => panic!("--only: expected `with`, `without` or `none`, not {other:?}"),
+                }
+            }
             _ => {}
         }
     }
@@ -105,6 +120,27 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         measure::load_average(),
     );
+    let settings = Config::default().validate().expect("default configuration");
+    let paths = [data_dir.clone()];
+    if let Some(only) = only {
+        let Some(with) = only else {
+            println!("generated and loaded; no pipeline run");
+            return;
+        };
+        let mut rules = RuleSet::builtin().expect("shipped rules load");
+        if with {
+            rules = rules
+                .with_sigma(sigma)
+                .expect("no selector names a Sigma rule");
+        }
+        let r = pipeline::correlate(&paths, &settings, Arc::new(rules), false, None);
+        println!(
+            "one pipeline run {} the Sigma rules: {} sequences",
+            if with { "with" } else { "without" },
+            r.sequences.len()
+        );
+        return;
+    }
     let sigma = Arc::new(sigma);
     let (evaluated, matches) = shortcut_counts(&files, &sigma);
     println!(
@@ -113,7 +149,6 @@ fn main() {
         100.0 * evaluated as f64 / data.records.max(1) as f64
     );
 
-    let settings = Config::default().validate().expect("default configuration");
     let plain = Arc::new(RuleSet::builtin().expect("shipped rules load"));
     let with = Arc::new(
         RuleSet::builtin()
@@ -121,7 +156,6 @@ fn main() {
             .with_sigma(Arc::try_unwrap(sigma).unwrap_or_else(|_| unreachable!("one owner")))
             .expect("no selector names a Sigma rule"),
     );
-    let paths = [data_dir.clone()];
     let run = |rules: &Arc<RuleSet>| -> (Usage, usize) {
         let meter = Meter::start();
         let r = pipeline::correlate(&paths, &settings, rules.clone(), false, None);

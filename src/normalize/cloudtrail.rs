@@ -37,6 +37,11 @@ pub struct Record<'a> {
     pub error_code: LenientStr<'a>,
     pub event_id: LenientStr<'a>,
     pub recipient_account_id: LenientStr<'a>,
+    /// When asked for ([`parse_top_level`]'s `keys`): every top-level key, as written (slices
+    /// of the text), in order; None when one holds an escape (so it is no slice). With the
+    /// text they give every member's extent without a second scan
+    /// ([`raw_json::members_by_keys`](super::raw_json::members_by_keys)).
+    pub keys: Option<Vec<&'a str>>,
 }
 
 /// Event names whose request or response the decoder itself reads (the launch catalog's
@@ -83,13 +88,16 @@ enum Key {
 /// Parses a [`Record`] from the top level of a record, stopping at the first key no
 /// CloudTrail record has at its top level (a GuardDuty finding's `schemaVersion`, an
 /// envelope's `detail-type`): `Ok(None)`, and the caller parses it as what it is, once.
+/// `keys`: fill [`Record::keys`].
 pub fn parse_top_level<'a>(
     de: &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+    keys: bool,
 ) -> Result<Option<Record<'a>>, serde_json::Error> {
     use serde::de::DeserializeSeed;
     let stopped = std::cell::Cell::new(false);
     let seed = RecordSeed {
         stop_at_foreign: Some(&stopped),
+        keys,
         lifetime: std::marker::PhantomData,
     };
     match seed.deserialize(de) {
@@ -98,38 +106,51 @@ pub fn parse_top_level<'a>(
     }
 }
 
-impl<'de> Deserialize<'de> for Key {
+/// A [`Key`], with the key as written when it is a slice of the text (it holds no escape).
+struct KeyAt<'a>(Key, Option<&'a str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for KeyAt<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Key;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = KeyAt<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E>(self, k: &str) -> Result<Key, E> {
-                Ok(match k {
-                    "eventVersion" => Key::EventVersion,
-                    "eventTime" => Key::EventTime,
-                    "eventSource" => Key::EventSource,
-                    "eventName" => Key::EventName,
-                    "awsRegion" => Key::AwsRegion,
-                    "sourceIPAddress" => Key::SourceIp,
-                    "userAgent" => Key::UserAgent,
-                    "userIdentity" => Key::UserIdentity,
-                    "errorCode" => Key::ErrorCode,
-                    "eventID" => Key::EventId,
-                    "recipientAccountId" => Key::RecipientAccountId,
-                    "requestParameters" => Key::RequestParameters,
-                    "responseElements" => Key::ResponseElements,
-                    // GuardDuty and ASFF findings, EventBridge envelopes, finding lists.
-                    "schemaVersion" | "SchemaVersion" | "detail-type" | "detail" | "service"
-                    | "Service" | "resource" | "Resource" | "ProductArn" | "Findings"
-                    | "findings" => Key::Foreign,
-                    _ => Key::Other,
-                })
+            fn visit_borrowed_str<E>(self, k: &'de str) -> Result<KeyAt<'a>, E> {
+                Ok(KeyAt(Key::of(k), Some(k)))
+            }
+            fn visit_str<E>(self, k: &str) -> Result<KeyAt<'a>, E> {
+                Ok(KeyAt(Key::of(k), None))
             }
         }
-        d.deserialize_identifier(V)
+        d.deserialize_identifier(V(std::marker::PhantomData))
+    }
+}
+
+impl Key {
+    fn of(k: &str) -> Key {
+        match k {
+            "eventVersion" => Key::EventVersion,
+            "eventTime" => Key::EventTime,
+            "eventSource" => Key::EventSource,
+            "eventName" => Key::EventName,
+            "awsRegion" => Key::AwsRegion,
+            "sourceIPAddress" => Key::SourceIp,
+            "userAgent" => Key::UserAgent,
+            "userIdentity" => Key::UserIdentity,
+            "errorCode" => Key::ErrorCode,
+            "eventID" => Key::EventId,
+            "recipientAccountId" => Key::RecipientAccountId,
+            "requestParameters" => Key::RequestParameters,
+            "responseElements" => Key::ResponseElements,
+            // GuardDuty and ASFF findings, EventBridge envelopes, finding lists.
+            "schemaVersion" | "SchemaVersion" | "detail-type" | "detail" | "service"
+            | "Service" | "resource" | "Resource" | "ProductArn" | "Findings" | "findings" => {
+                Key::Foreign
+            }
+            _ => Key::Other,
+        }
     }
 }
 
@@ -138,6 +159,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
         use serde::de::DeserializeSeed;
         RecordSeed {
             stop_at_foreign: None,
+            keys: false,
             lifetime: std::marker::PhantomData,
         }
         .deserialize(d)
@@ -145,9 +167,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
 }
 
 /// Parses a [`Record`]; with `stop_at_foreign`, stops at a [`Key::Foreign`] (setting the
-/// flag) instead of skipping it.
+/// flag) instead of skipping it; with `keys`, fills [`Record::keys`].
 struct RecordSeed<'f, 'a> {
     stop_at_foreign: Option<&'f std::cell::Cell<bool>>,
+    keys: bool,
     lifetime: std::marker::PhantomData<&'a ()>,
 }
 
@@ -169,7 +192,14 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordSeed<'_, 'a> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Record<'a>, A::Error> {
         use serde::de::IgnoredAny;
         let mut r = Record::default();
-        while let Some(key) = m.next_key::<Key>()? {
+        let mut keys = self.keys.then(|| Vec::with_capacity(32));
+        while let Some(KeyAt(key, written)) = m.next_key()? {
+            if let Some(list) = &mut keys {
+                match written {
+                    Some(k) => list.push(k),
+                    None => keys = None,
+                }
+            }
             match key {
                 Key::EventVersion => r.event_version = m.next_value()?,
                 Key::EventTime => r.event_time = m.next_value()?,
@@ -206,6 +236,7 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordSeed<'_, 'a> {
                 }
             }
         }
+        r.keys = keys;
         Ok(r)
     }
 }

@@ -511,7 +511,8 @@ fn decode_slice(bytes: &[u8], line_hint: bool, via: Via, ctx: &mut Ctx<'_, '_>) 
     // parse is all it needs. It stops at the first key no CloudTrail record has at its top
     // level (a GuardDuty finding's `schemaVersion`), so other records are parsed in full once.
     let mut de = serde_json::Deserializer::from_str(text);
-    match cloudtrail::parse_top_level(&mut de) {
+    // With Sigma rules, the keys as written are kept: they give their reader the members.
+    match cloudtrail::parse_top_level(&mut de, ctx.opts.sigma.is_some()) {
         Ok(Some(ct)) => {
             if let Err(e) = de.end() {
                 if line_hint {
@@ -580,11 +581,8 @@ fn emit_cloudtrail(ct: &cloudtrail::Record<'_>, text: &str, via: Via, ctx: &mut 
     let sigma = ctx.opts.sigma.as_deref();
     let hits = match (sigma, ct.event_source.get(), ct.event_name.get()) {
         (Some(set), Some(source), Some(name)) => {
-            // The request and response, the bulk of a record, were found by the first parse
-            // (an absent one is empty, which the set ignores).
-            let known =
-                [ct.request_parameters, ct.response_elements].map(|r| r.map_or("", |r| r.get()));
-            set.evaluate(source, name, text, &known)
+            // The first parse found the members; their keys say where each one lies.
+            set.evaluate(source, name, text, ct.keys.as_deref())
         }
         _ => Vec::new(),
     };

@@ -63,6 +63,63 @@ pub fn value_end(b: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// The members of a JSON object's text (which a parse accepted) from all its keys as written,
+/// in order (slices of the text, as a parse that borrows them finds them): each value lies
+/// between the colon after its key and the comma before the next key (the closing brace
+/// after the last), so nothing is scanned but the blanks around them. None when the keys are
+/// not such slices of `text` (then split it with [`Members`]).
+pub fn members_by_keys<'t>(
+    text: &'t str,
+    keys: &[&'t str],
+) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
+    let b = text.as_bytes();
+    let base = text.as_ptr() as usize;
+    // The offsets of each key's quotes.
+    let quotes = |k: &str| -> Option<(usize, usize)> {
+        let start = (k.as_ptr() as usize).checked_sub(base)?;
+        let end = start.checked_add(k.len())?;
+        (start > 0 && b.get(start - 1) == Some(&b'"') && b.get(end) == Some(&b'"'))
+            .then_some((start - 1, end))
+    };
+    let back_over_space = |mut at: usize| {
+        while at > 0 && b[at - 1].is_ascii_whitespace() {
+            at -= 1;
+        }
+        at
+    };
+    // Where the object closes: its last non-blank byte.
+    let close = back_over_space(text.len()).checked_sub(1)?;
+    if b.get(close) != Some(&b'}') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    let mut next = keys.iter().map(|k| quotes(k)).peekable();
+    for key in keys {
+        let (_, end_quote) = next.next()??;
+        let colon = skip_space(b, end_quote + 1);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        let start = skip_space(b, colon + 1);
+        let end = match next.peek() {
+            Some(&Some((open_quote, _))) => {
+                let comma = back_over_space(open_quote).checked_sub(1)?;
+                if b.get(comma) != Some(&b',') {
+                    return None;
+                }
+                back_over_space(comma)
+            }
+            Some(None) => return None,
+            None => back_over_space(close),
+        };
+        if end <= start {
+            return None;
+        }
+        out.push((Cow::Borrowed(*key), text.get(start..end)?));
+    }
+    Some(out)
+}
+
 /// The members of a JSON object's text as written: keys (unescaped when they hold an escape)
 /// and the text of their values, found by skipping over strings and brackets, not by parsing:
 /// the record was parsed as JSON already, and a value is parsed (and checked) when a rule reads
@@ -72,8 +129,6 @@ pub struct Members<'t> {
     at: usize,
     done: bool,
     broken: bool,
-    /// Values whose extent is known already: (start, end) byte offsets.
-    known: Vec<(usize, usize)>,
 }
 
 impl<'t> Members<'t> {
@@ -87,7 +142,6 @@ impl<'t> Members<'t> {
             at: skip_space(b, at + 1),
             done: !open,
             broken: !open,
-            known: Vec::new(),
         };
         if open && b.get(m.at) == Some(&b'}') {
             m.at += 1;
@@ -116,10 +170,7 @@ impl<'t> Members<'t> {
             return None;
         }
         let start = skip_space(b, at + 1);
-        at = match self.known.iter().find(|(s, _)| *s == start) {
-            Some(&(_, end)) => end,
-            None => value_end(b, start)?,
-        };
+        at = value_end(b, start)?;
         let value = text.get(start..at)?;
         at = skip_space(b, at);
         match b.get(at) {
@@ -131,13 +182,6 @@ impl<'t> Members<'t> {
             _ => return None,
         }
         Some((key, value))
-    }
-
-    /// The same, with the extents of some values known already ((start, end) byte offsets
-    /// into the text): they are skipped without a scan.
-    pub fn knowing(mut self, known: Vec<(usize, usize)>) -> Members<'t> {
-        self.known = known;
-        self
     }
 
     /// Whether only blanks follow the closing brace.
@@ -197,4 +241,47 @@ pub fn last_member<'t>(text: &'t str, key: &str) -> Option<&'t str> {
         .filter(|(k, _)| k == key)
         .last()
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys of `text` as a borrowing parse finds them.
+    fn keys_of(text: &str) -> Vec<&str> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        crate::normalize::cloudtrail::parse_top_level(&mut de, true)
+            .unwrap()
+            .unwrap()
+            .keys
+            .unwrap()
+    }
+
+    #[test]
+    fn members_by_keys_are_the_members_a_split_finds() {
+        for text in [
+            r#"{"a":1,"b":"x,\"y\"","c":{"d":[1,{"e":"}"}]},"f":null}"#,
+            " {\n  \"a\" : [ 1 , 2 ] ,\n\t\"b\":true , \"a\":\"again\"\n}\n ",
+            r#"{"only":{}}"#,
+            "{}",
+        ] {
+            let split: Vec<_> = Members::of(text).collect();
+            assert_eq!(members_by_keys(text, &keys_of(text)), Some(split), "{text}");
+        }
+    }
+
+    #[test]
+    fn keys_that_are_not_the_texts_are_refused() {
+        let text = r#"{"a":1,"b":2}"#;
+        let keys = keys_of(text);
+        let elsewhere = String::from(text);
+        let other_keys = keys_of(&elsewhere);
+        for (keys, why) in [
+            (vec![keys[1], keys[0]], "out of order"),
+            (vec![other_keys[0], other_keys[1]], "another text's"),
+            (vec![&text[2..3], &text[1..2]], "not keys"),
+        ] {
+            assert_eq!(members_by_keys(text, &keys), None, "{why}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::cell::OnceCell;
 use rsigma_eval::{Event, EventValue, JsonEvent};
 use serde_json::Value;
 
-use crate::normalize::raw_json::{Members, elements, last_member};
+use crate::normalize::raw_json::{self, Members, elements, last_member};
 
 /// One top-level member: its key and the text of its value.
 struct Member<'a> {
@@ -30,20 +30,9 @@ pub struct LazyEvent<'a> {
     whole: OnceCell<Value>,
 }
 
-/// The top-level members of a record that is one JSON object, or None. `known`: values of
-/// members found already (slices of `text`; others are ignored), skipped without a scan.
-fn split_members<'t>(text: &'t str, known: &[&str]) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
-    let base = text.as_ptr() as usize;
-    let known = known
-        .iter()
-        .filter(|k| !k.is_empty())
-        .filter_map(|k| {
-            let start = (k.as_ptr() as usize).checked_sub(base)?;
-            let end = start.checked_add(k.len())?;
-            (end <= text.len() && text.get(start..end) == Some(k)).then_some((start, end))
-        })
-        .collect();
-    let mut members = Members::of(text).knowing(known);
+/// The top-level members of a record that is one JSON object, or None.
+fn split_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let mut members = Members::of(text);
     let mut out = Vec::with_capacity(24);
     out.extend(members.by_ref());
     members.ends_the_text().then_some(out)
@@ -96,14 +85,19 @@ impl<'a> LazyEvent<'a> {
     /// Splits a record (a JSON object) into its members; None when it is not one.
     #[cfg(test)]
     pub fn parse(text: &'a str) -> Option<LazyEvent<'a>> {
-        LazyEvent::parse_knowing(text, &[])
+        LazyEvent::parse_knowing(text, None)
     }
 
-    /// [`LazyEvent::parse`], with the values of some members found already (slices of
-    /// `text`, such as the request and response the decoder kept; empty ones are ignored): they
-    /// are not scanned again.
-    pub fn parse_knowing(text: &'a str, known: &[&str]) -> Option<LazyEvent<'a>> {
-        let members = split_members(text, known)?;
+    /// [`LazyEvent::parse`], with the record's top-level keys as written, in order (slices of
+    /// `text`, as the decoder's parse found them: [`Record::keys`]), which give the members
+    /// without a scan. The text must be JSON a parse accepted.
+    ///
+    /// [`Record::keys`]: crate::normalize::cloudtrail::Record::keys
+    pub fn parse_knowing(text: &'a str, keys: Option<&[&'a str]>) -> Option<LazyEvent<'a>> {
+        let members = match keys.and_then(|k| raw_json::members_by_keys(text, k)) {
+            Some(members) => members,
+            None => split_members(text)?,
+        };
         Some(LazyEvent {
             text,
             members: members
@@ -363,23 +357,29 @@ mod tests {
     }
 
     #[test]
-    fn members_known_already_are_not_scanned_and_read_the_same() {
-        let text =
-            r#"{"a":1,"requestParameters":{"x":[1,{"y":"}"}]},"b":"c","responseElements":null}"#;
-        let request = {
-            let at = text.find(r#"{"x""#).unwrap();
-            &text[at..at + r#"{"x":[1,{"y":"}"}]}"#.len()]
-        };
-        let elsewhere = String::from(r#"{"x":[1,{"y":"}"}]}"#);
-        for known in [
-            &[][..],
-            &[request][..],
-            &["", request][..],
-            &[elsewhere.as_str()][..],
-        ] {
-            let lazy = LazyEvent::parse_knowing(text, known).unwrap();
-            assert_eq!(lazy.members.len(), 4);
-            assert_eq!(lazy.member("requestParameters"), Some(request));
+    fn members_found_by_their_keys_read_as_a_split_reads_them() {
+        let text = r#"{"a":1,"requestParameters":{"x":[1,{"y":"}"}]},"b":"c","responseElements":null,"d":{"e":"f"}}"#;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let first = crate::normalize::cloudtrail::parse_top_level(&mut de, true)
+            .unwrap()
+            .unwrap();
+        // A key with an escape is no slice of the text: the record is split instead.
+        let escaped = r#"{"a\u0062":1,"b":"c"}"#;
+        let mut de = serde_json::Deserializer::from_str(escaped);
+        let none = crate::normalize::cloudtrail::parse_top_level(&mut de, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(none.keys, None);
+        assert_eq!(
+            LazyEvent::parse_knowing(escaped, None)
+                .unwrap()
+                .member("ab"),
+            Some("1")
+        );
+        for keys in [first.keys.as_deref(), None, Some(&["a"][..])] {
+            let lazy = LazyEvent::parse_knowing(text, keys).unwrap();
+            assert_eq!(lazy.members.len(), 5, "{keys:?}");
+            assert_eq!(lazy.member("d"), Some(r#"{"e":"f"}"#));
             assert_eq!(
                 lazy.get_field("requestParameters.x.y"),
                 Some(EventValue::Str(Cow::Borrowed("}")))
@@ -461,7 +461,26 @@ mod tests {
             for line in text.lines() {
                 let full: Value = serde_json::from_str(line).unwrap();
                 let engine = JsonEvent::borrow(&full);
-                let lazy = LazyEvent::parse(line).unwrap();
+                // As the decoder hands records over: with the keys its parse found.
+                let mut de = serde_json::Deserializer::from_str(line);
+                let first = crate::normalize::cloudtrail::parse_top_level(&mut de, true)
+                    .unwrap()
+                    .unwrap();
+                let keys = first.keys.as_deref();
+                assert!(keys.is_some_and(|k| !k.is_empty()), "{line}");
+                let lazy = LazyEvent::parse_knowing(line, keys).unwrap();
+                let plain = LazyEvent::parse(line).unwrap();
+                assert_eq!(
+                    lazy.members
+                        .iter()
+                        .map(|m| (&m.key, m.raw))
+                        .collect::<Vec<_>>(),
+                    plain
+                        .members
+                        .iter()
+                        .map(|m| (&m.key, m.raw))
+                        .collect::<Vec<_>>()
+                );
                 let mut all = Vec::new();
                 paths(&full, "", &mut all);
                 all.sort();

@@ -127,12 +127,14 @@ pub struct SigmaRule {
 
 /// The loaded Sigma rules and their engines.
 ///
-/// Besides one engine with every rule, the rules are grouped by the calls they can match: an
-/// engine per literal event name (lowercase) with the rules that name it, one per literal
-/// event source, and one with the rules that name no call. A record is evaluated by the
-/// engines of its name and source (and the last), so it is tested only against the rules it
-/// can match, and only the fields those rules read are looked at: with a hundred rules
-/// loaded, a `ListBuckets` call meets the one rule about `ListBuckets`.
+/// Besides one rsigma engine with every rule, the compiled rules are grouped by the calls
+/// they can match: the rules per literal event name (lowercase), per literal event source,
+/// and those that name no call. A record is evaluated by the rules of its name and source
+/// (and the last), each rule on its own, so it is tested only against the rules it can match,
+/// and only the fields those rules read are looked at: with a hundred rules loaded, a
+/// `ListBuckets` call meets the one rule about `ListBuckets`. (The engine's own index over
+/// every rule would read the indexed fields of each record again to find what the call
+/// already says; it serves [`SigmaSet::evaluate_every_rule`], the check of the narrowing.)
 #[derive(Default)]
 pub struct SigmaSet {
     pub rules: Vec<SigmaRule>,
@@ -143,14 +145,17 @@ pub struct SigmaSet {
     engines: Engines,
 }
 
-/// The engines of a [`SigmaSet`].
+/// The engines of a [`SigmaSet`]: one over every rule, and the compiled rules (indices into
+/// `compiled`, in load order) grouped by the calls they can match.
 #[cfg(feature = "sigma")]
 #[derive(Default)]
 struct Engines {
     all: Option<rsigma_eval::Engine>,
-    by_name: FxHashMap<String, rsigma_eval::Engine>,
-    by_source: FxHashMap<String, rsigma_eval::Engine>,
-    any_call: Option<rsigma_eval::Engine>,
+    /// Each rule compiled, with its index in [`SigmaSet::rules`].
+    compiled: Vec<(usize, rsigma_eval::CompiledRule)>,
+    by_name: FxHashMap<String, Vec<usize>>,
+    by_source: FxHashMap<String, Vec<usize>>,
+    any_call: Vec<usize>,
 }
 
 impl std::fmt::Debug for SigmaSet {
@@ -191,13 +196,14 @@ impl SigmaSet {
         self.every_record
     }
 
-    /// The engines that hold the rules a call with this event source and name can match.
+    /// The compiled rules a call with this event source and name can match (a rule may come
+    /// twice, by its name and by its source).
     #[cfg(feature = "sigma")]
-    fn engines_for<'a>(
+    fn rules_for<'a>(
         &'a self,
         source: &str,
         name: &str,
-    ) -> impl Iterator<Item = &'a rsigma_eval::Engine> {
+    ) -> impl Iterator<Item = &'a (usize, rsigma_eval::CompiledRule)> {
         let e = &self.engines;
         let mut buf = [0u8; 128];
         let by_name = lower(name, &mut buf).and_then(|n| e.by_name.get(n));
@@ -206,14 +212,19 @@ impl SigmaSet {
         } else {
             lower(source, &mut buf).and_then(|s| e.by_source.get(s))
         };
-        by_name.into_iter().chain(by_source).chain(&e.any_call)
+        by_name
+            .into_iter()
+            .flatten()
+            .chain(by_source.into_iter().flatten())
+            .chain(&e.any_call)
+            .map(|&i| &e.compiled[i])
     }
 
     /// Whether a loaded rule can match a call with this event source and name: the reading
     /// shortcut, decided before the record is parsed for the engine.
     #[cfg(feature = "sigma")]
     pub fn may_match(&self, source: &str, name: &str) -> bool {
-        self.engines_for(source, name).next().is_some()
+        self.rules_for(source, name).next().is_some()
     }
 
     /// Without the `sigma` feature no rule loads, so nothing matches.
@@ -224,47 +235,50 @@ impl SigmaSet {
 
     /// The rules that match a CloudTrail record (its JSON text, with the event source and
     /// name read from it), in load order: only the rules that can match that call are tried.
-    /// `known`: values of the record's members the caller found already (slices of `record`,
-    /// such as `requestParameters`), not scanned again.
+    /// `keys`: the record's top-level keys as the caller's parse found them
+    /// ([`Record::keys`](crate::normalize::cloudtrail::Record::keys)), so the record is not
+    /// split again.
     #[cfg(feature = "sigma")]
-    pub fn evaluate(&self, source: &str, name: &str, record: &str, known: &[&str]) -> Vec<usize> {
-        let mut engines = self.engines_for(source, name).peekable();
-        if engines.peek().is_none() {
+    pub fn evaluate(
+        &self,
+        source: &str,
+        name: &str,
+        record: &str,
+        keys: Option<&[&str]>,
+    ) -> Vec<usize> {
+        let mut rules = self.rules_for(source, name).peekable();
+        if rules.peek().is_none() {
             return Vec::new();
         }
-        let Some(event) = event::LazyEvent::parse_knowing(record, known) else {
+        let Some(event) = event::LazyEvent::parse_knowing(record, keys) else {
             return Vec::new();
         };
-        self.hits(engines, &event)
+        let mut hits: Vec<usize> = rules
+            .filter(|(_, rule)| rsigma_eval::evaluate_rule(rule, &event).is_some())
+            .map(|&(i, _)| i)
+            .collect();
+        hits.sort_unstable();
+        hits.dedup();
+        hits
     }
 
-    /// The rules that match a CloudTrail record, every rule tried (what [`SigmaSet::evaluate`]
-    /// finds, without narrowing by the call: to check the narrowing).
+    /// The rules that match a CloudTrail record, every rule tried by the rsigma engine (what
+    /// [`SigmaSet::evaluate`] finds, without narrowing by the call: to check the narrowing).
     #[cfg(feature = "sigma")]
     pub fn evaluate_every_rule(&self, record: &str) -> Vec<usize> {
-        match event::LazyEvent::parse_knowing(record, &[]) {
-            Some(event) => self.hits(self.engines.all.iter(), &event),
-            None => Vec::new(),
-        }
-    }
-
-    #[cfg(feature = "sigma")]
-    fn hits<'a>(
-        &self,
-        engines: impl Iterator<Item = &'a rsigma_eval::Engine>,
-        event: &event::LazyEvent<'_>,
-    ) -> Vec<usize> {
-        let mut hits: Vec<usize> = Vec::new();
-        for engine in engines {
-            hits.extend(
-                engine
-                    .evaluate(event)
-                    .iter()
-                    .filter(|r| r.is_detection())
-                    .filter_map(|r| r.header.rule_id.as_deref())
-                    .filter_map(|id| self.by_id.get(id).copied()),
-            );
-        }
+        let (Some(engine), Some(event)) = (
+            &self.engines.all,
+            event::LazyEvent::parse_knowing(record, None),
+        ) else {
+            return Vec::new();
+        };
+        let mut hits: Vec<usize> = engine
+            .evaluate(&event)
+            .iter()
+            .filter(|r| r.is_detection())
+            .filter_map(|r| r.header.rule_id.as_deref())
+            .filter_map(|id| self.by_id.get(id).copied())
+            .collect();
         hits.sort_unstable();
         hits.dedup();
         hits
@@ -277,7 +291,7 @@ impl SigmaSet {
         _source: &str,
         _name: &str,
         _record: &str,
-        _known: &[&str],
+        _keys: Option<&[&str]>,
     ) -> Vec<usize> {
         Vec::new()
     }
@@ -555,19 +569,17 @@ impl SigmaSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        // The narrowed engines (see [`SigmaSet`]); the rules compiled in `engine` above
-        // compile again.
+        // The narrowed rule lists (see [`SigmaSet`]); the rules compiled in `engine` above
+        // compile again, as that engine compiles them (no processing pipeline).
         let e = &mut set.engines;
-        for (rule, parsed) in set.rules.iter().zip(&accepted) {
-            let add = |engine: &mut rsigma_eval::Engine| {
-                engine
-                    .add_rule(parsed)
-                    .expect("a rule that compiled once compiles again");
-            };
+        for (i, (rule, parsed)) in set.rules.iter().zip(&accepted).enumerate() {
+            let compiled = rsigma_eval::compile_rule(parsed)
+                .expect("a rule that compiled once compiles again");
+            e.compiled.push((i, compiled));
             match &rule.reach {
                 None => {
                     set.every_record = true;
-                    add(e.any_call.get_or_insert_with(rsigma_eval::Engine::new));
+                    e.any_call.push(i);
                 }
                 Some(reach) => {
                     let mut names: Vec<String> =
@@ -575,7 +587,7 @@ impl SigmaSet {
                     names.sort();
                     names.dedup();
                     for n in names {
-                        add(e.by_name.entry(n).or_default());
+                        e.by_name.entry(n).or_default().push(i);
                     }
                     let mut sources: Vec<String> = reach
                         .sources
@@ -585,7 +597,7 @@ impl SigmaSet {
                     sources.sort();
                     sources.dedup();
                     for s in sources {
-                        add(e.by_source.entry(s).or_default());
+                        e.by_source.entry(s).or_default().push(i);
                     }
                 }
             }
@@ -934,13 +946,13 @@ mod tests {
         assert!(!set.may_match("cloudtrail.amazonaws.com", "StartLogging"));
         let rec = r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"stoplogging"}"#;
         assert_eq!(
-            set.evaluate("cloudtrail.amazonaws.com", "stoplogging", rec, &[]),
+            set.evaluate("cloudtrail.amazonaws.com", "stoplogging", rec, None),
             vec![0]
         );
         assert_eq!(set.evaluate_every_rule(rec), vec![0]);
         // Only the engines of the call are tried.
         assert!(
-            set.evaluate("cloudtrail.amazonaws.com", "StartLogging", rec, &[])
+            set.evaluate("cloudtrail.amazonaws.com", "StartLogging", rec, None)
                 .is_empty()
         );
     }
