@@ -234,15 +234,6 @@ pub fn elements(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The value of the last member named `key` of an object's text (a parsed object keeps the
-/// last of a key written twice).
-pub fn last_member<'t>(text: &'t str, key: &str) -> Option<&'t str> {
-    Members::of(text)
-        .filter(|(k, _)| k == key)
-        .last()
-        .map(|(_, v)| v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

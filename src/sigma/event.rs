@@ -10,12 +10,12 @@
 //! searches and anything else that needs the whole record parse it whole, once.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 use rsigma_eval::{Event, EventValue, JsonEvent};
 use serde_json::Value;
 
-use crate::normalize::raw_json::{self, Members, elements, last_member};
+use crate::normalize::raw_json::{self, Members, elements};
 
 /// One top-level member: its key and the text of its value.
 struct Member<'a> {
@@ -28,7 +28,13 @@ pub struct LazyEvent<'a> {
     text: &'a str,
     members: Vec<Member<'a>>,
     whole: OnceCell<Value>,
+    /// Nested objects split already (by their text's address), for rules that read several
+    /// fields of one object (`userIdentity.type`, `userIdentity.invokedBy`).
+    objects: RefCell<Vec<(usize, Vec<(Cow<'a, str>, &'a str)>)>>,
 }
+
+/// Nested objects a [`LazyEvent`] keeps split; beyond, they are split at each read.
+const OBJECTS_KEPT: usize = 8;
 
 /// The top-level members of a record that is one JSON object, or None.
 fn split_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
@@ -105,6 +111,7 @@ impl<'a> LazyEvent<'a> {
                 .map(|(key, raw)| Member { key, raw })
                 .collect(),
             whole: OnceCell::new(),
+            objects: RefCell::new(Vec::new()),
         })
     }
 
@@ -116,6 +123,58 @@ impl<'a> LazyEvent<'a> {
             .rev()
             .find(|m| m.key == key)
             .map(|m| m.raw)
+    }
+
+    /// The text of the member named `key` of the object whose text is `object` (the last
+    /// one, when a key is written twice).
+    fn object_member(&self, object: &'a str, key: &str) -> Option<&'a str> {
+        let find = |members: &[(Cow<'a, str>, &'a str)]| {
+            members
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|&(_, v)| v)
+        };
+        let at = object.as_ptr() as usize;
+        let mut objects = self.objects.borrow_mut();
+        if let Some((_, members)) = objects.iter().find(|(a, _)| *a == at) {
+            return find(members);
+        }
+        let members: Vec<_> = Members::of(object).collect();
+        let found = find(&members);
+        if objects.len() < OBJECTS_KEPT {
+            objects.push((at, members));
+        }
+        found
+    }
+
+    /// Every value the steps lead to from the value whose text is `at`.
+    fn follow(&self, at: &'a str, steps: &[Step<'_>], out: &mut Vec<EventValue<'a>>) {
+        let Some((step, rest)) = steps.split_first() else {
+            out.push(leaf(at));
+            return;
+        };
+        match (step, at.as_bytes().first()) {
+            (Step::Key(k), Some(b'{')) => {
+                if let Some(next) = self.object_member(at, k) {
+                    self.follow(next, rest, out);
+                }
+            }
+            (Step::Key(_), Some(b'[')) => {
+                for item in elements(at) {
+                    self.follow(item, steps, out);
+                }
+            }
+            (Step::Index(i), Some(b'[')) => {
+                let items: Vec<&str> = elements(at).collect();
+                let len = items.len() as i64;
+                let at = if *i < 0 { len + i } else { *i };
+                if (0..len).contains(&at) {
+                    self.follow(items[at as usize], rest, out);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn parse_whole(&self) -> Value {
@@ -165,35 +224,6 @@ fn steps(path: &str) -> Vec<Step<'_>> {
     out
 }
 
-/// Every value the steps lead to from the value whose text is `at`.
-fn follow<'v>(at: &'v str, steps: &[Step<'_>], out: &mut Vec<EventValue<'v>>) {
-    let Some((step, rest)) = steps.split_first() else {
-        out.push(leaf(at));
-        return;
-    };
-    match (step, at.as_bytes().first()) {
-        (Step::Key(k), Some(b'{')) => {
-            if let Some(next) = last_member(at, k) {
-                follow(next, rest, out);
-            }
-        }
-        (Step::Key(_), Some(b'[')) => {
-            for item in elements(at) {
-                follow(item, steps, out);
-            }
-        }
-        (Step::Index(i), Some(b'[')) => {
-            let items: Vec<&str> = elements(at).collect();
-            let len = items.len() as i64;
-            let at = if *i < 0 { len + i } else { *i };
-            if (0..len).contains(&at) {
-                follow(items[at as usize], rest, out);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// One value, or an array of all when a path crossed arrays and led to several.
 fn one_or_all(mut found: Vec<EventValue<'_>>) -> Option<EventValue<'_>> {
     match found.len() {
@@ -216,8 +246,8 @@ impl Event for LazyEvent<'_> {
         let mut found = Vec::new();
         match steps.split_first() {
             // The first key from the members already found.
-            Some((Step::Key(root), rest)) => follow(self.member(root)?, rest, &mut found),
-            _ => follow(self.text, &steps, &mut found),
+            Some((Step::Key(root), rest)) => self.follow(self.member(root)?, rest, &mut found),
+            _ => self.follow(self.text, &steps, &mut found),
         }
         one_or_all(found)
     }
