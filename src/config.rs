@@ -245,6 +245,9 @@ pub struct InputConfig {
     pub threads: usize,
     /// Largest single record accepted, in MiB; larger ones are reported and skipped.
     pub max_record_mib: usize,
+    /// Largest trail object read from S3, in MiB once decompressed (a body is held whole while
+    /// it is decoded); a larger one is not read and stays pending, reported by every run.
+    pub max_object_mib: usize,
     /// Keep GuardDuty sample findings (`service.additionalInfo.sample: true`), which are
     /// ignored by default because they name placeholder resources.
     pub keep_sample_findings: bool,
@@ -255,6 +258,7 @@ impl Default for InputConfig {
         InputConfig {
             threads: 0,
             max_record_mib: 64,
+            max_object_mib: 1024,
             keep_sample_findings: false,
         }
     }
@@ -545,6 +549,12 @@ impl Config {
                 self.input.max_record_mib
             ));
         }
+        if self.input.max_object_mib == 0 || self.input.max_object_mib > 16384 {
+            problems.push(format!(
+                "input.max_object_mib: {} is out of range (expected 1 to 16384)",
+                self.input.max_object_mib
+            ));
+        }
         let lag = match crate::time::parse_duration(&self.rules.lag) {
             Ok(l) => l,
             Err(e) => {
@@ -789,6 +799,7 @@ impl Config {
         }
         let mut read = ReadOptions {
             threads: self.input.threads,
+            max_object_bytes: self.input.max_object_mib << 20,
             ..ReadOptions::default()
         };
         read.decode.max_record_bytes = self.input.max_record_mib << 20;

@@ -587,6 +587,7 @@ impl AwsSources<'_> {
             since: from,
             concurrency,
             attempts: aws.retry.max_attempts,
+            max_object_bytes: self.settings.read.max_object_bytes,
         });
         let (tx, rx) = tokio::sync::mpsc::channel(concurrency.max(1));
         *self.stream.rest.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);

@@ -509,6 +509,8 @@ pub struct TrailPoll {
     /// Attempts of an object whose body breaks off or does not decompress (the SDK retries
     /// failed requests itself).
     pub attempts: u32,
+    /// `input.max_object_mib`, in bytes: a body larger once decompressed is not read.
+    pub max_object_bytes: usize,
 }
 
 /// What the trail poll did, filled in while it runs. Read it once every body has been
@@ -758,36 +760,68 @@ async fn get_body(
             Ok(b) => Ok(b.into_bytes().to_vec()),
             Err(e) => Err(format!("the body broke off: {e}")),
         };
+        let cap = poll.max_object_bytes;
         let body = match body {
             Ok(b) if b.starts_with(&[0x1f, 0x8b]) => {
-                tokio::task::spawn_blocking(move || gunzip(&b))
+                tokio::task::spawn_blocking(move || gunzip(&b, cap))
                     .await
-                    .unwrap_or_else(|e| Err(format!("decompressing: {e}")))
+                    .unwrap_or_else(|e| Err(Gunzip::Damaged(format!("decompressing: {e}"))))
             }
-            other => other,
+            Ok(b) if b.len() > cap => Err(Gunzip::TooLarge(too_large(cap))),
+            Ok(b) => Ok(b),
+            Err(reason) => Err(Gunzip::Damaged(reason)),
         };
-        match body {
+        let reason = match body {
             Ok(b) => return Ok(b),
-            Err(reason) if attempt >= poll.attempts.max(1) => {
+            // The same body is as large the next time: not tried again in this run.
+            Err(Gunzip::TooLarge(reason)) => {
                 return Err(Failure {
                     reason,
                     gone: false,
                 });
             }
-            Err(reason) => {
-                tracing::debug!(key, attempt, %reason, "trail object: trying again");
-            }
+            Err(Gunzip::Damaged(reason)) => reason,
+        };
+        if attempt >= poll.attempts.max(1) {
+            return Err(Failure {
+                reason,
+                gone: false,
+            });
         }
+        tracing::debug!(key, attempt, %reason, "trail object: trying again");
     }
 }
 
-/// The whole decompressed content of a gzip body (every member), or why it is damaged.
-fn gunzip(body: &[u8]) -> Result<Vec<u8>, String> {
+/// Why a body was not read.
+enum Gunzip {
+    /// Broken off, or not gzip after all: worth another attempt.
+    Damaged(String),
+    /// Larger than `input.max_object_mib` (decompressed).
+    TooLarge(String),
+}
+
+fn too_large(cap: usize) -> String {
+    format!(
+        "larger than {} MiB once decompressed (`input.max_object_mib`): not read; CloudTrail log \
+         files are far smaller, so this is likely no trail log (or a decompression bomb); raise \
+         the limit to read it",
+        cap >> 20
+    )
+}
+
+/// The whole decompressed content of a gzip body (every member), or why it is damaged or
+/// larger than `cap` bytes (decompression stops there: a small body that expands without
+/// end costs no more memory than the limit).
+fn gunzip(body: &[u8], cap: usize) -> Result<Vec<u8>, Gunzip> {
     use std::io::Read;
-    let mut out = Vec::with_capacity(body.len() * 8);
+    let mut out = Vec::with_capacity(body.len().saturating_mul(8).min(cap));
     flate2::read::MultiGzDecoder::new(body)
+        .take(cap as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("damaged gzip ({} bytes): {e}", body.len()))?;
+        .map_err(|e| Gunzip::Damaged(format!("damaged gzip ({} bytes): {e}", body.len())))?;
+    if out.len() > cap {
+        return Err(Gunzip::TooLarge(too_large(cap)));
+    }
     Ok(out)
 }
 
@@ -808,17 +842,44 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(br#"{"Records":[]}"#).unwrap();
         let whole = gz.finish().unwrap();
-        assert_eq!(gunzip(&whole).unwrap(), br#"{"Records":[]}"#);
+        assert!(matches!(gunzip(&whole, 1 << 20), Ok(b) if b == br#"{"Records":[]}"#));
         for cut in [whole.len() - 4, whole.len() / 2, 3] {
-            let e = gunzip(&whole[..cut]).unwrap_err();
+            let Err(Gunzip::Damaged(e)) = gunzip(&whole[..cut], 1 << 20) else {
+                panic!("cut at {cut}: not damaged");
+            };
             assert!(e.starts_with("damaged gzip"), "cut at {cut}: {e}");
         }
         let mut flipped = whole.clone();
         let at = flipped.len() - 6;
         flipped[at] ^= 0xff;
         assert!(
-            gunzip(&flipped).is_err(),
+            matches!(gunzip(&flipped, 1 << 20), Err(Gunzip::Damaged(_))),
             "a wrong checksum or length is damage"
+        );
+    }
+
+    #[test]
+    fn a_body_that_expands_beyond_the_limit_is_not_read_and_costs_no_more_than_the_limit() {
+        use std::io::Write;
+        // 64 MiB of zeros compress to about 64 KiB: the shape of a decompression bomb.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 18, "{} bytes", bomb.len());
+        let Err(Gunzip::TooLarge(reason)) = gunzip(&bomb, 4 << 20) else {
+            panic!("a body over the limit was read");
+        };
+        assert!(
+            reason.contains("4 MiB") && reason.contains("input.max_object_mib"),
+            "{reason}"
+        );
+        // At the limit exactly, it is read.
+        assert_eq!(
+            gunzip(&bomb, 64 << 20).ok().map(|b| b.len()),
+            Some(64 << 20)
         );
     }
 

@@ -34,13 +34,27 @@ impl std::fmt::Display for FileProblem {
 }
 
 /// Settings for reading files.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ReadOptions {
     pub decode: DecodeOptions,
     /// Worker threads; 0 = one per core.
     pub threads: usize,
     /// Show progress on stderr (a terminal) during long reads.
     pub progress: bool,
+    /// Largest object fetched from S3 that is read, decompressed, in bytes (a body is held
+    /// whole while it is decoded; files on disk stream and need no such bound).
+    pub max_object_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            decode: DecodeOptions::default(),
+            threads: 0,
+            progress: false,
+            max_object_bytes: 1 << 30,
+        }
+    }
 }
 
 /// What one file yielded.

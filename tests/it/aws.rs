@@ -1992,6 +1992,73 @@ fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_
     assert_eq!(ids(&mock.imported()), all, "written once");
 }
 
+#[test]
+fn issue_15_a_trail_object_too_large_once_decompressed_is_pending_not_read() {
+    // A small gzip body that expands beyond `input.max_object_mib` (1 MiB here): the shape of
+    // a decompression bomb, or of something that is no trail log. It is not read (the run's
+    // memory stays bounded), named with the limit, kept pending and named again by the next
+    // run; the other objects are read; raising the limit reads it.
+    let (region, bucket) = ("us-east-2", "trail-too-large");
+    prepare(region, bucket);
+    let top = unique("too-large").replace("/state.json", "");
+    let (group, launches) = launch_scenario("111122223333");
+    let offline = tempfile::tempdir().unwrap();
+    std::fs::write(offline.path().join("g.json"), &group).unwrap();
+    std::fs::write(offline.path().join("l.json"), &launches).unwrap();
+    let want = offline_ids(offline.path());
+    assert_eq!(want.len(), 1, "{want:?}");
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a"),
+        gz(&group),
+    );
+    // The launches, padded with blanks to 2 MiB: valid JSON, too large at 1 MiB.
+    let mut padded = launches.clone();
+    padded.resize(2 << 20, b' ');
+    let big_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let body = gz(&padded);
+    assert!(body.len() < 64 << 10, "{} bytes compressed", body.len());
+    put_object(region, bucket, &big_key, body);
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let run = |limit: &str| {
+        trail_run(
+            &mock,
+            region,
+            bucket,
+            &top,
+            &state,
+            &[("CORRELATOR_INPUT_MAX_OBJECT_MIB", limit)],
+        )
+    };
+    for attempt in 1..=2 {
+        let out = run("1");
+        exits(&out, 1);
+        let s = summary(&out);
+        assert_eq!(s["trail"]["pending"], 1, "{s}");
+        assert!(mock.imported().is_empty(), "the launches were not read");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(big_key.rsplit('/').next().unwrap())
+                && stderr.contains("larger than 1 MiB once decompressed")
+                && stderr.contains("input.max_object_mib"),
+            "the object is named with the limit: {stderr}"
+        );
+        let folder = format!(
+            "aws/cloudtrail_s3/{}",
+            &big_key[..big_key.find("2025/").unwrap()]
+        );
+        let pending = &folder_checkpoints(&state)[&folder]["pending"];
+        assert_eq!(pending[0]["attempts"], attempt, "{pending}");
+    }
+    let out = run("4");
+    exits(&out, 0);
+    assert_eq!(summary(&out)["trail"]["pending"], 0);
+    assert_eq!(ids(&mock.imported()), want, "read once the limit allows it");
+}
+
 /// A record of `single-record.json` with its own id and time.
 fn record_at(id: u32, time: &str) -> Vec<u8> {
     let mut r: Value = serde_json::from_str(
