@@ -756,11 +756,21 @@ async fn get_body(
                 .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key),
             reason: format!("GetObject: {}", sdk_message(&e)),
         })?;
+        let cap = poll.max_object_bytes;
+        // Larger than the limit as stored (compressed or not) is larger once decompressed:
+        // not even downloaded.
+        if o.content_length()
+            .is_some_and(|n| n > 0 && n as u64 > cap as u64)
+        {
+            return Err(Failure {
+                reason: too_large(cap),
+                gone: false,
+            });
+        }
         let body = match o.body.collect().await {
             Ok(b) => Ok(b.into_bytes().to_vec()),
             Err(e) => Err(format!("the body broke off: {e}")),
         };
-        let cap = poll.max_object_bytes;
         let body = match body {
             Ok(b) if b.starts_with(&[0x1f, 0x8b]) => {
                 tokio::task::spawn_blocking(move || gunzip(&b, cap))

@@ -2057,6 +2057,19 @@ fn issue_15_a_trail_object_too_large_once_decompressed_is_pending_not_read() {
     exits(&out, 0);
     assert_eq!(summary(&out)["trail"]["pending"], 0);
     assert_eq!(ids(&mock.imported()), want, "read once the limit allows it");
+
+    // Stored larger than the limit (here uncompressed): not downloaded, pending all the same.
+    let raw_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1240Z", "c");
+    put_object(region, bucket, &raw_key, padded);
+    let out = run("1");
+    exits(&out, 1);
+    assert_eq!(summary(&out)["trail"]["pending"], 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(raw_key.rsplit('/').next().unwrap())
+            && stderr.contains("larger than 1 MiB"),
+        "{stderr}"
+    );
 }
 
 /// A record of `single-record.json` with its own id and time.
