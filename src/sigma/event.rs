@@ -30,8 +30,11 @@ pub struct LazyEvent<'a> {
     whole: OnceCell<Value>,
     /// Nested objects split already (by their text's address), for rules that read several
     /// fields of one object (`userIdentity.type`, `userIdentity.invokedBy`).
-    objects: RefCell<Vec<(usize, Vec<(Cow<'a, str>, &'a str)>)>>,
+    objects: RefCell<Vec<(usize, Split<'a>)>>,
 }
+
+/// An object's members: keys and the text of their values.
+type Split<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
 /// Nested objects a [`LazyEvent`] keeps split; beyond, they are split at each read.
 const OBJECTS_KEPT: usize = 8;

@@ -1877,6 +1877,14 @@ fn folder_checkpoints(state: &Path) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// The finding ids one offline run gives for a group's records and its launches.
+fn scenario_ids(group: &[u8], launches: &[u8]) -> Vec<String> {
+    let offline = tempfile::tempdir().unwrap();
+    std::fs::write(offline.path().join("g.json"), group).unwrap();
+    std::fs::write(offline.path().join("l.json"), launches).unwrap();
+    offline_ids(offline.path())
+}
+
 #[test]
 fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_read() {
     let (region, bucket) = ("us-east-2", "trail-pending");
@@ -1890,10 +1898,7 @@ fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_
         ("111122223333", a_group, a_launches.clone()),
         ("444455556666", b_group, b_launches),
     ] {
-        let offline = tempfile::tempdir().unwrap();
-        std::fs::write(offline.path().join("g.json"), &group).unwrap();
-        std::fs::write(offline.path().join("l.json"), &launches).unwrap();
-        whole.push(offline_ids(offline.path()));
+        whole.push(scenario_ids(&group, &launches));
         put_object(
             region,
             bucket,
@@ -2002,10 +2007,7 @@ fn issue_15_a_trail_object_too_large_once_decompressed_is_pending_not_read() {
     prepare(region, bucket);
     let top = unique("too-large").replace("/state.json", "");
     let (group, launches) = launch_scenario("111122223333");
-    let offline = tempfile::tempdir().unwrap();
-    std::fs::write(offline.path().join("g.json"), &group).unwrap();
-    std::fs::write(offline.path().join("l.json"), &launches).unwrap();
-    let want = offline_ids(offline.path());
+    let want = scenario_ids(&group, &launches);
     assert_eq!(want.len(), 1, "{want:?}");
     put_object(
         region,
@@ -2560,10 +2562,7 @@ fn issue_15_a_run_killed_between_the_security_hub_write_and_the_state_save_loses
     prepare(region, bucket);
     let top = unique("killed").replace("/state.json", "");
     let (group, launches) = launch_scenario("111122223333");
-    let offline = tempfile::tempdir().unwrap();
-    std::fs::write(offline.path().join("g.json"), &group).unwrap();
-    std::fs::write(offline.path().join("l.json"), &launches).unwrap();
-    let want = offline_ids(offline.path());
+    let want = scenario_ids(&group, &launches);
     assert_eq!(want.len(), 1);
     put_object(
         region,
