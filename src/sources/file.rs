@@ -52,7 +52,7 @@ impl Default for ReadOptions {
             decode: DecodeOptions::default(),
             threads: 0,
             progress: false,
-            max_object_bytes: 1 << 30,
+            max_object_bytes: crate::config::InputConfig::default().max_object_mib << 20,
         }
     }
 }
