@@ -178,11 +178,11 @@ impl Path {
         for (key, walk) in &self.steps {
             let mut next = Vec::new();
             for v in at {
-                let Some(child) = doc.member(v, key) else {
+                let Some(child) = doc.splits.member(v, key) else {
                     continue;
                 };
                 if *walk && child.starts_with('[') {
-                    next.extend(doc.elements(child));
+                    next.extend(doc.splits.elements(child));
                 } else if child != "null" {
                     next.push(child);
                 }
@@ -196,18 +196,12 @@ impl Path {
     }
 }
 
-/// An object's members as written: (key, the text of its value).
-type MembersOf<'t> = Vec<(std::borrow::Cow<'t, str>, &'t str)>;
-
 /// A call's request and response text, with the objects and lists the paths went through
 /// split once (every path of an entry starts from the same root).
 struct Doc<'t> {
     request: Option<&'t str>,
     response: Option<&'t str>,
-    /// By the address of an object's text: its members.
-    objects: std::cell::RefCell<rustc_hash::FxHashMap<usize, MembersOf<'t>>>,
-    /// By the address of a list's text: its elements.
-    lists: std::cell::RefCell<rustc_hash::FxHashMap<usize, Vec<&'t str>>>,
+    splits: crate::normalize::raw_json::Splits<'t>,
 }
 
 impl<'t> Doc<'t> {
@@ -215,34 +209,8 @@ impl<'t> Doc<'t> {
         Doc {
             request,
             response,
-            objects: Default::default(),
-            lists: Default::default(),
+            splits: Default::default(),
         }
-    }
-
-    /// The value of an object's member `key` (the last, when it is written twice, as a
-    /// parsed object keeps it); None when `obj` is not an object or has no such member.
-    fn member(&self, obj: &'t str, key: &str) -> Option<&'t str> {
-        if !obj.starts_with('{') {
-            return None;
-        }
-        let mut objects = self.objects.borrow_mut();
-        let members = objects
-            .entry(obj.as_ptr() as usize)
-            .or_insert_with(|| crate::normalize::raw_json::Members::of(obj).collect());
-        members
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-    }
-
-    fn elements(&self, list: &'t str) -> Vec<&'t str> {
-        self.lists
-            .borrow_mut()
-            .entry(list.as_ptr() as usize)
-            .or_insert_with(|| crate::normalize::raw_json::elements(list).collect())
-            .clone()
     }
 }
 

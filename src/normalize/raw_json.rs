@@ -234,6 +234,48 @@ pub fn elements(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// An object's members as written: (key, the text of its value).
+pub type MemberList<'t> = Vec<(Cow<'t, str>, &'t str)>;
+
+/// The objects and lists of one document, each split at most once (known by its text's
+/// extent), for readers that follow several paths through the same document: a launch's
+/// paths through one call's request and response, a Sigma rule's fields under
+/// `userIdentity`.
+#[derive(Default)]
+pub struct Splits<'t> {
+    objects: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize), MemberList<'t>>>,
+    lists: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize), Vec<&'t str>>>,
+}
+
+impl<'t> Splits<'t> {
+    /// The value of the member `key` of the object whose text is `obj` (the last, when it is
+    /// written twice, as a parsed object keeps it); None when `obj` is not an object or has no
+    /// such member.
+    pub fn member(&self, obj: &'t str, key: &str) -> Option<&'t str> {
+        if !obj.starts_with('{') {
+            return None;
+        }
+        let mut objects = self.objects.borrow_mut();
+        let members = objects
+            .entry((obj.as_ptr() as usize, obj.len()))
+            .or_insert_with(|| Members::of(obj).collect());
+        members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The elements of the list whose text is `list` (none when it is not a list).
+    pub fn elements(&self, list: &'t str) -> Vec<&'t str> {
+        self.lists
+            .borrow_mut()
+            .entry((list.as_ptr() as usize, list.len()))
+            .or_insert_with(|| elements(list).collect())
+            .clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,12 +10,12 @@
 //! searches and anything else that needs the whole record parse it whole, once.
 
 use std::borrow::Cow;
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 
 use rsigma_eval::{Event, EventValue, JsonEvent};
 use serde_json::Value;
 
-use crate::normalize::raw_json::{self, Members, elements};
+use crate::normalize::raw_json::{self, Members, Splits};
 
 /// One top-level member: its key and the text of its value.
 struct Member<'a> {
@@ -28,16 +28,10 @@ pub struct LazyEvent<'a> {
     text: &'a str,
     members: Vec<Member<'a>>,
     whole: OnceCell<Value>,
-    /// Nested objects split already (by their text's address), for rules that read several
-    /// fields of one object (`userIdentity.type`, `userIdentity.invokedBy`).
-    objects: RefCell<Vec<(usize, Split<'a>)>>,
+    /// Nested objects and lists split once, for rules that read several fields of one
+    /// object (`userIdentity.type`, `userIdentity.invokedBy`).
+    splits: Splits<'a>,
 }
-
-/// An object's members: keys and the text of their values.
-type Split<'a> = Vec<(Cow<'a, str>, &'a str)>;
-
-/// Nested objects a [`LazyEvent`] keeps split; beyond, they are split at each read.
-const OBJECTS_KEPT: usize = 8;
 
 /// The top-level members of a record that is one JSON object, or None.
 fn split_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
@@ -114,7 +108,7 @@ impl<'a> LazyEvent<'a> {
                 .map(|(key, raw)| Member { key, raw })
                 .collect(),
             whole: OnceCell::new(),
-            objects: RefCell::new(Vec::new()),
+            splits: Splits::default(),
         })
     }
 
@@ -128,29 +122,6 @@ impl<'a> LazyEvent<'a> {
             .map(|m| m.raw)
     }
 
-    /// The text of the member named `key` of the object whose text is `object` (the last
-    /// one, when a key is written twice).
-    fn object_member(&self, object: &'a str, key: &str) -> Option<&'a str> {
-        let find = |members: &[(Cow<'a, str>, &'a str)]| {
-            members
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|&(_, v)| v)
-        };
-        let at = object.as_ptr() as usize;
-        let mut objects = self.objects.borrow_mut();
-        if let Some((_, members)) = objects.iter().find(|(a, _)| *a == at) {
-            return find(members);
-        }
-        let members: Vec<_> = Members::of(object).collect();
-        let found = find(&members);
-        if objects.len() < OBJECTS_KEPT {
-            objects.push((at, members));
-        }
-        found
-    }
-
     /// Every value the steps lead to from the value whose text is `at`.
     fn follow(&self, at: &'a str, steps: &[Step<'_>], out: &mut Vec<EventValue<'a>>) {
         let Some((step, rest)) = steps.split_first() else {
@@ -159,17 +130,17 @@ impl<'a> LazyEvent<'a> {
         };
         match (step, at.as_bytes().first()) {
             (Step::Key(k), Some(b'{')) => {
-                if let Some(next) = self.object_member(at, k) {
+                if let Some(next) = self.splits.member(at, k) {
                     self.follow(next, rest, out);
                 }
             }
             (Step::Key(_), Some(b'[')) => {
-                for item in elements(at) {
+                for item in self.splits.elements(at) {
                     self.follow(item, steps, out);
                 }
             }
             (Step::Index(i), Some(b'[')) => {
-                let items: Vec<&str> = elements(at).collect();
+                let items = self.splits.elements(at);
                 let len = items.len() as i64;
                 let at = if *i < 0 { len + i } else { *i };
                 if (0..len).contains(&at) {

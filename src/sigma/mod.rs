@@ -151,8 +151,8 @@ pub struct SigmaSet {
 #[derive(Default)]
 struct Engines {
     all: Option<rsigma_eval::Engine>,
-    /// Each rule compiled, with its index in [`SigmaSet::rules`].
-    compiled: Vec<(usize, rsigma_eval::CompiledRule)>,
+    /// Each rule compiled, in the order of [`SigmaSet::rules`].
+    compiled: Vec<rsigma_eval::CompiledRule>,
     by_name: FxHashMap<String, Vec<usize>>,
     by_source: FxHashMap<String, Vec<usize>>,
     any_call: Vec<usize>,
@@ -196,14 +196,14 @@ impl SigmaSet {
         self.every_record
     }
 
-    /// The compiled rules a call with this event source and name can match (a rule may come
-    /// twice, by its name and by its source).
+    /// The rules a call with this event source and name can match, by index, compiled (a rule
+    /// may come twice, by its name and by its source).
     #[cfg(feature = "sigma")]
     fn rules_for<'a>(
         &'a self,
         source: &str,
         name: &str,
-    ) -> impl Iterator<Item = &'a (usize, rsigma_eval::CompiledRule)> {
+    ) -> impl Iterator<Item = (usize, &'a rsigma_eval::CompiledRule)> {
         let e = &self.engines;
         let mut buf = [0u8; 128];
         let by_name = lower(name, &mut buf).and_then(|n| e.by_name.get(n));
@@ -217,7 +217,7 @@ impl SigmaSet {
             .flatten()
             .chain(by_source.into_iter().flatten())
             .chain(&e.any_call)
-            .map(|&i| &e.compiled[i])
+            .map(|&i| (i, &e.compiled[i]))
     }
 
     /// Whether a loaded rule can match a call with this event source and name: the reading
@@ -255,7 +255,7 @@ impl SigmaSet {
         };
         let mut hits: Vec<usize> = rules
             .filter(|(_, rule)| rsigma_eval::evaluate_rule(rule, &event).is_some())
-            .map(|&(i, _)| i)
+            .map(|(i, _)| i)
             .collect();
         hits.sort_unstable();
         hits.dedup();
@@ -575,7 +575,7 @@ impl SigmaSet {
         for (i, (rule, parsed)) in set.rules.iter().zip(&accepted).enumerate() {
             let compiled = rsigma_eval::compile_rule(parsed)
                 .expect("a rule that compiled once compiles again");
-            e.compiled.push((i, compiled));
+            e.compiled.push(compiled);
             match &rule.reach {
                 None => {
                     set.every_record = true;
