@@ -60,9 +60,20 @@ pub struct AwsConfig {
     /// The partition (`aws`, `aws-cn`, `aws-us-gov`, …); empty means the one the regions'
     /// names give (`cn-…` is `aws-cn`), and at run time the caller's (STS).
     pub partition: String,
-    /// Any of `guardduty`, `securityhub`, `cloudtrail` (the `LookupEvents` API) and
-    /// `cloudtrail_s3` (a trail's log files, `trail`).
+    /// Any of `guardduty`, `securityhub`, `cloudtrail` (the `LookupEvents` API),
+    /// `cloudtrail_s3` (a trail's log files, `trail`, found by listing) and `sqs` (the trail's
+    /// log files announced by S3 notifications in the queue `queue`).
     pub sources: Vec<String>,
+    /// The `sqs` source's queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+    pub queue: String,
+    /// Messages one run receives at most (the rest wait for the next run).
+    pub queue_max_messages: usize,
+    /// How long a received message stays hidden from other receivers, like `10m`; the run
+    /// renews it every half of that while it works.
+    pub queue_visibility_timeout: String,
+    /// How long a receive waits for messages, like `2s` (at most 20 seconds); the first
+    /// receive that gets none ends the reading.
+    pub queue_wait: String,
     /// The trail's S3 folder holding the account folders: `s3://bucket/AWSLogs/`, or
     /// `s3://bucket/AWSLogs/o-ORGID/` for an organization trail.
     pub trail: String,
@@ -117,6 +128,10 @@ impl Default for AwsConfig {
             regions: Vec::new(),
             partition: String::new(),
             sources: vec!["guardduty".into(), "cloudtrail".into()],
+            queue: String::new(),
+            queue_max_messages: 20_000,
+            queue_visibility_timeout: "10m".into(),
+            queue_wait: "2s".into(),
             trail: String::new(),
             trail_concurrency: 8,
             trail_regions: Vec::new(),
@@ -671,6 +686,15 @@ impl Config {
             problems.push(format!("aws.trail_overlap: {e}"));
             0
         });
+        let queue_visibility = crate::time::parse_duration(&a.queue_visibility_timeout)
+            .unwrap_or_else(|e| {
+                problems.push(format!("aws.queue_visibility_timeout: {e}"));
+                0
+            });
+        let queue_wait = crate::time::parse_duration(&a.queue_wait).unwrap_or_else(|e| {
+            problems.push(format!("aws.queue_wait: {e}"));
+            0
+        });
         let initial_backoff = crate::time::parse_duration(&a.initial_backoff).unwrap_or_else(|e| {
             problems.push(format!("aws.initial_backoff: {e}"));
             0
@@ -693,6 +717,7 @@ impl Config {
                 a,
                 cloudtrail_delivery_delay,
                 trail_overlap,
+                (queue_visibility, queue_wait),
             ),
             reports: (!a.reports.is_empty()).then(|| a.reports.clone()),
             lookback,
@@ -716,11 +741,48 @@ impl Config {
         for src in &a.sources {
             if !crate::sources::SourceConfig::NAMES.contains(&src.as_str()) {
                 problems.push(format!(
-                    "aws.sources: unknown source {src:?} (expected guardduty, securityhub, cloudtrail or cloudtrail_s3)"
+                    "aws.sources: unknown source {src:?} (expected guardduty, securityhub, cloudtrail, cloudtrail_s3 or sqs)"
                 ));
             }
         }
-        if a.sources.iter().any(|s| s == "cloudtrail_s3") {
+        let has = |name: &str| a.sources.iter().any(|s| s == name);
+        if has("sqs") {
+            if let Err(e) = crate::sources::queue::check_queue_url(&a.queue) {
+                problems.push(format!("aws.queue: {e} (needed by the sqs source)"));
+            }
+            if has("cloudtrail_s3") {
+                problems.push(
+                    "aws.sources: cloudtrail_s3 and sqs read the same trail objects (by listing, or as their notifications announce them): name one"
+                        .into(),
+                );
+            }
+            if !a.shard.trim().is_empty() {
+                problems.push(
+                    "aws.shard: the sqs source takes every account's notifications from one queue, which shards cannot divide: shard with the cloudtrail_s3 source, or run one unsharded task per queue"
+                        .into(),
+                );
+            }
+            // SQS takes 0 to 12 hours; less than a few seconds leaves no time to renew.
+            if !(5_000..=12 * 3_600_000).contains(&queue_visibility) {
+                problems.push(format!(
+                    "aws.queue_visibility_timeout: {:?} is out of range (expected 5s to 12h)",
+                    a.queue_visibility_timeout
+                ));
+            }
+            if !(0..=20_000).contains(&queue_wait) {
+                problems.push(format!(
+                    "aws.queue_wait: {:?} is out of range (expected 0s to 20s)",
+                    a.queue_wait
+                ));
+            }
+            if a.queue_max_messages == 0 || a.queue_max_messages > 1_000_000 {
+                problems.push(format!(
+                    "aws.queue_max_messages: {} is out of range (expected 1 to 1000000)",
+                    a.queue_max_messages
+                ));
+            }
+        }
+        if (has("sqs") && !a.trail.is_empty()) || has("cloudtrail_s3") {
             let folder = a
                 .trail
                 .strip_prefix("s3://")
@@ -729,7 +791,7 @@ impl Config {
                 Some((bucket, prefix))
                     if !bucket.is_empty() && (prefix.is_empty() || prefix.ends_with('/')) => {}
                 _ => problems.push(format!(
-                    "aws.trail: {:?} is not an s3://bucket/folder/ location (needed by the cloudtrail_s3 source, e.g. \"s3://my-trail/AWSLogs/\")",
+                    "aws.trail: {:?} is not an s3://bucket/folder/ location (the cloudtrail_s3 source reads the trail there, the sqs source only objects under it; e.g. \"s3://my-trail/AWSLogs/\")",
                     a.trail
                 )),
             }
@@ -1285,7 +1347,7 @@ mod tests {
             }
         }
         // Sources: each once, in the order they are polled, whatever order the keys give.
-        let sources: [(&str, Vec<SourceConfig>); 3] = [
+        let sources: [(&str, Vec<SourceConfig>); 5] = [
             (
                 "",
                 vec![
@@ -1316,6 +1378,33 @@ mod tests {
                     delivery_delay: 5 * 60_000,
                 }],
             ),
+            (
+                "sources = [\"sqs\", \"guardduty\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/111122223333/trail\"\ntrail = \"s3://t/AWSLogs/\"\nqueue_wait = \"0s\"",
+                vec![
+                    SourceConfig::GuardDuty,
+                    SourceConfig::Sqs {
+                        queue: "https://sqs.eu-west-1.amazonaws.com/111122223333/trail".into(),
+                        trail: Some(("t".into(), "AWSLogs/".into())),
+                        regions: Vec::new(),
+                        concurrency: 8,
+                        max_messages: 20_000,
+                        visibility: 10 * 60_000,
+                        wait: 0,
+                    },
+                ],
+            ),
+            (
+                "sources = [\"sqs\"]\nqueue = \"http://127.0.0.1:5000/123456789012/q\"\nqueue_max_messages = 5\nqueue_visibility_timeout = \"30s\"",
+                vec![SourceConfig::Sqs {
+                    queue: "http://127.0.0.1:5000/123456789012/q".into(),
+                    trail: None,
+                    regions: Vec::new(),
+                    concurrency: 8,
+                    max_messages: 5,
+                    visibility: 30_000,
+                    wait: 2_000,
+                }],
+            ),
         ];
         for (keys, expected) in sources {
             let s = Config::parse(&format!("[aws]\n{keys}\n"))
@@ -1335,5 +1424,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("aws.sources: unknown source \"vpcflow\""), "{e}");
+        for (keys, msg) in [
+            ("sources = [\"sqs\"]", "aws.queue: \"\" is not a queue URL"),
+            (
+                "sources = [\"sqs\", \"cloudtrail_s3\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\ntrail = \"s3://t/\"",
+                "cloudtrail_s3 and sqs read the same trail objects",
+            ),
+            (
+                "sources = [\"sqs\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\nshard = \"1/2\"",
+                "shards cannot divide",
+            ),
+            (
+                "sources = [\"sqs\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\nqueue_visibility_timeout = \"1s\"",
+                "aws.queue_visibility_timeout: \"1s\" is out of range",
+            ),
+            (
+                "sources = [\"sqs\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\nqueue_wait = \"21s\"",
+                "aws.queue_wait: \"21s\" is out of range",
+            ),
+            (
+                "sources = [\"sqs\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\nqueue_max_messages = 0",
+                "aws.queue_max_messages: 0 is out of range",
+            ),
+            (
+                "sources = [\"sqs\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/1/q\"\ntrail = \"s3://t\"",
+                "aws.trail: \"s3://t\" is not an s3://bucket/folder/ location",
+            ),
+        ] {
+            let e = Config::parse(&format!("[aws]\n{keys}\n"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(msg), "{keys}: {e}");
+        }
     }
 }

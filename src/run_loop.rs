@@ -48,6 +48,13 @@ pub trait Source {
     fn checkpoint(&mut self, next: &mut State) {
         let _ = next;
     }
+
+    /// The end of the pass: `saved` says whether the state after it was saved (after every
+    /// finding was written). A source that must acknowledge what it read (a queue's messages)
+    /// does so only then; otherwise it lets the next run read it again.
+    fn finish(&mut self, saved: bool) {
+        let _ = saved;
+    }
 }
 
 /// Where the findings of a run go.
@@ -197,6 +204,7 @@ pub fn run_once(
             saved = Some(taken.store.describe());
         }
     }
+    source.finish(saved.is_some());
     Ok(Outcome {
         run,
         changes,

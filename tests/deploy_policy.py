@@ -55,6 +55,8 @@ def physical(name, rtype):
         return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/correlator:1"
     if rtype == "AWS::Logs::LogGroup":
         return "/ecs/correlator"
+    if rtype == "AWS::SQS::Queue":
+        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/correlator-{name}-example"
     return f"correlator-{name}-example"
 
 
@@ -69,6 +71,8 @@ def get_att(name, attr, rtype):
             return f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{ref}"
         if rtype == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{ref}:*"
+        if rtype == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{ref.rsplit('/', 1)[1]}"
     if attr == "GroupId":
         return "sg-0123456789abcdef0"
     raise SystemExit(f"deploy_policy.py: no example value for {name}.{attr} ({rtype})")
@@ -186,6 +190,13 @@ def main():
     with open(args.template, encoding="utf-8") as f:
         doc = yaml.safe_load(f)
     t = Template(doc, values)
+    # Rules: CloudFormation refuses parameters that break an assertion.
+    for name, rule in doc.get("Rules", {}).items():
+        if "RuleCondition" in rule and not t.resolve(rule["RuleCondition"]):
+            continue
+        for a in rule.get("Assertions", []):
+            if not t.resolve(a["Assert"]):
+                raise SystemExit(f"deploy_policy.py: rule {name}: {a.get('AssertDescription', 'refused')}")
     roles = {}
     for name, res in t.resources.items():
         if res["Type"] != "AWS::IAM::Role":

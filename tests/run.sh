@@ -136,10 +136,12 @@ step "deploy: the image's binary, the template, its IAM policies, the Dockerfile
 bash deploy/build.sh "$out/image/correlator"
 .venv/bin/cfn-lint deploy/correlator.yaml
 .venv/bin/hadolint deploy/Dockerfile
-# Every role's policies, for the default sources, every source on, and an existing state bucket.
+# Every role's policies, for the default sources, every source on, an existing state bucket,
+# and the trail read through its queue.
 for params in "" \
   "--set SecurityHubSource=true --set TrailBucket=example-trail --set TrailKmsKeyArn=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab --set ReportsPrefix=reports/" \
-  "--set CloudTrailApiSource=false --set StateBucket=example-shared --set SecurityHubRegion=eu-west-1"; do
+  "--set CloudTrailApiSource=false --set StateBucket=example-shared --set SecurityHubRegion=eu-west-1" \
+  "--set TrailBucket=example-trail --set TrailQueue=true"; do
   rm -rf "$out/policies"
   # shellcheck disable=SC2086 # the parameters are words
   "$CORRELATOR_TEST_PYTHON" tests/deploy_policy.py deploy/correlator.yaml $params --out "$out/policies" >/dev/null

@@ -15,6 +15,7 @@
 //! mode (throttling and 5xx, exponential backoff with jitter) with the configured attempts.
 
 pub mod lease;
+pub mod queue;
 pub mod run;
 pub mod sink;
 pub mod sources;
@@ -146,6 +147,14 @@ pub mod clients {
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(conf)
                 .force_path_style(true)
+                .interceptor(record.clone())
+                .build(),
+        )
+    }
+
+    pub fn sqs(conf: &aws_config::SdkConfig, record: &RecordCalls) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(conf)
                 .interceptor(record.clone())
                 .build(),
         )

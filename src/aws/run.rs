@@ -60,6 +60,9 @@ pub struct RunReport {
     /// The trail source (`cloudtrail_s3`): its folders and objects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trail: Option<TrailLine>,
+    /// The queue source (`sqs`): its messages and the objects they announce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueLine>,
     /// Records or findings that were lost (decode problems, findings Security Hub refused).
     pub partial: bool,
     /// Regions of records that this build does not know (kept as given), with their signals.
@@ -108,6 +111,44 @@ impl TrailLine {
             || self.gone > 0
             || self.listing_errors > 0
             || self.trail_error
+    }
+}
+
+/// What the queue source did with the messages it received.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct QueueLine {
+    /// Messages received.
+    pub messages: usize,
+    /// Messages deleted: everything they announce was read, the findings written and the
+    /// state saved.
+    pub deleted: usize,
+    /// Messages left in the queue for a later run (not read whole, the run saved nothing, or
+    /// their deletion failed).
+    pub kept: usize,
+    /// Trail objects read.
+    pub objects: usize,
+    /// EventBridge events read (findings, calls).
+    pub events: usize,
+    /// Objects that could not be read after retries: their messages stay in the queue.
+    pub failed: usize,
+    /// Objects that no longer exist: their records are lost.
+    pub gone: usize,
+    /// Objects announced that are not the trail's (`aws.trail`, `aws.trail_regions`, digest
+    /// files): passed over.
+    pub skipped: usize,
+    /// Messages of no known shape: they stay, and the queue's redrive policy moves them to
+    /// its dead-letter queue in the end.
+    pub unreadable: usize,
+    /// Messages whose deletion failed: read again by a later run (their records merge).
+    pub delete_errors: usize,
+    /// A receive failed after retries: the reading stopped there.
+    pub receive_error: bool,
+}
+
+impl QueueLine {
+    /// Whether something the queue announced was not read.
+    pub fn partial(&self) -> bool {
+        self.failed > 0 || self.gone > 0 || self.unreadable > 0 || self.receive_error
     }
 }
 
@@ -361,6 +402,8 @@ fn run_claimed(
         recent: BTreeMap::new(),
         lines: Vec::new(),
         trail_line: None,
+        queue: None,
+        queue_line: None,
     };
     let mut sink = AwsSink {
         settings,
@@ -390,16 +433,28 @@ fn run_claimed(
         run_loop::Options {
             dry_run: opts.dry_run,
         },
-    )?;
+    );
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            // Nothing saved: the queue's messages go back for the next run.
+            run_loop::Source::finish(&mut sources, false);
+            return Err(e);
+        }
+    };
     let trail_partial = sources.trail_line.as_ref().is_some_and(TrailLine::partial);
+    let queue_partial = sources.queue_line.as_ref().is_some_and(QueueLine::partial);
     let mut report = RunReport {
         sources: sources.lines,
         findings: sink.line,
         trail: sources.trail_line,
+        queue: sources.queue_line,
         ..RunReport::default()
     };
-    report.partial =
-        outcome.run.summary.lost_anything() || !report.findings.failed.is_empty() || trail_partial;
+    report.partial = outcome.run.summary.lost_anything()
+        || !report.findings.failed.is_empty()
+        || trail_partial
+        || queue_partial;
     report.unknown_regions = outcome.run.summary.unknown_regions.clone();
     if let Some(changes) = &outcome.changes {
         report.findings.new = changes.new;
@@ -469,6 +524,20 @@ struct AwsSources<'a> {
     recent: BTreeMap<String, std::collections::BTreeSet<String>>,
     lines: Vec<SourceLine>,
     trail_line: Option<TrailLine>,
+    /// The queue's reading while it runs and until its messages are acknowledged, when the
+    /// queue is a source.
+    queue: Option<QueueRun>,
+    queue_line: Option<QueueLine>,
+}
+
+/// The queue's reading: started before the API sources are polled, read by the decoders
+/// while it receives and fetches; its messages are held (kept hidden) until the run ends.
+struct QueueRun {
+    poll: Arc<super::queue::QueuePoll>,
+    outcome: Arc<std::sync::Mutex<super::queue::QueueOutcome>>,
+    stop: Arc<tokio::sync::Notify>,
+    hidden: tokio::task::JoinHandle<()>,
+    started: Instant,
 }
 
 /// The trail's poll: started before the API sources are polled, read by the decoders while
@@ -545,7 +614,7 @@ impl AwsSources<'_> {
                 )
                 .await?
             }
-            SourceConfig::CloudTrailS3 { .. } => {
+            SourceConfig::CloudTrailS3 { .. } | SourceConfig::Sqs { .. } => {
                 anyhow::bail!("the trail is not polled per region")
             }
         })
@@ -666,6 +735,192 @@ impl AwsSources<'_> {
     }
 }
 
+impl AwsSources<'_> {
+    /// Starts receiving the queue's messages and reading what they announce, on the runtime,
+    /// and keeping the messages hidden while the run works.
+    fn start_queue(&mut self, source: &SourceConfig) -> anyhow::Result<()> {
+        let SourceConfig::Sqs {
+            queue,
+            trail,
+            regions,
+            concurrency,
+            max_messages,
+            visibility,
+            wait,
+        } = source
+        else {
+            anyhow::bail!("not the queue source");
+        };
+        let aws = &self.settings.aws;
+        // The queue's URL names its region; the SDK's is used when it does not (a local
+        // endpoint).
+        let conf = match crate::sources::queue::queue_region(queue) {
+            Some(r) if Some(r) != self.base.region().map(|x| x.as_ref()) => self
+                .runtime
+                .block_on(super::sdk_config(Some(r), &aws.retry)),
+            _ => self.base.clone(),
+        };
+        let poll = Arc::new(super::queue::QueuePoll {
+            sqs: super::clients::sqs(&conf, self.record),
+            s3: super::clients::s3(self.base, self.record),
+            url: queue.clone(),
+            trail: trail.clone(),
+            regions: regions.clone(),
+            concurrency: *concurrency,
+            max_messages: *max_messages,
+            visibility: (visibility / 1000).clamp(1, 43_200) as i32,
+            wait: (wait / 1000).clamp(0, 20) as i32,
+            attempts: aws.retry.max_attempts,
+            max_object_bytes: self.settings.read.max_object_bytes,
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel((*concurrency).max(1));
+        *self.stream.rest.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);
+        let outcome = Arc::new(std::sync::Mutex::new(super::queue::QueueOutcome::default()));
+        let stop = Arc::new(tokio::sync::Notify::new());
+        self.runtime
+            .spawn(super::queue::receive(poll.clone(), tx, outcome.clone()));
+        let hidden = self.runtime.spawn(super::queue::keep_hidden(
+            poll.clone(),
+            outcome.clone(),
+            stop.clone(),
+        ));
+        self.queue = Some(QueueRun {
+            poll,
+            outcome,
+            stop,
+            hidden,
+            started: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Logs what the queue's reading did, once everything it handed on has been decoded.
+    fn queue_decoded(&mut self, run: &CorrelateRun) {
+        let Some(q) = &self.queue else {
+            return;
+        };
+        let out = super::queue::lock(&q.outcome);
+        let names = out.read_names();
+        let stats: Vec<&crate::sources::file::FileStats> = run
+            .inputs
+            .iter()
+            .filter(|(n, _)| n.to_str().is_some_and(|n| names.contains(n)))
+            .map(|(_, st)| st)
+            .collect();
+        let records: u64 = stats.iter().map(|st| st.signals).sum();
+        if let Some(c) = stats.iter().filter_map(|st| st.newest).max() {
+            self.cursors.insert("aws/sqs".into(), c);
+        }
+        if let Some(e) = &out.receive_error {
+            tracing::error!(queue = %q.poll.url, error = %e, "the queue could not be read (further): its messages wait for the next run");
+        }
+        let millis = q.started.elapsed().as_millis();
+        tracing::info!(
+            source = "sqs",
+            queue = %q.poll.url,
+            calls = out.calls,
+            messages = out.messages.len(),
+            records,
+            millis = millis as u64,
+            "source read"
+        );
+        self.lines.push(SourceLine {
+            source: "sqs".into(),
+            region: q.poll.url.clone(),
+            calls: out.calls,
+            records,
+            late: 0,
+            since: String::new(),
+            millis,
+        });
+    }
+
+    /// The end of the queue's part of the run: the renewals stop; with the state saved, the
+    /// messages read whole are deleted; every other message is made visible again for the
+    /// next run.
+    fn finish_queue(&mut self, saved: bool) {
+        use super::queue::{Fate, held_receipts};
+        let Some(q) = self.queue.take() else {
+            return;
+        };
+        q.stop.notify_one();
+        let _ = self.runtime.block_on(q.hidden);
+        let mut line = QueueLine::default();
+        let (deleted, delete_failed) = if saved {
+            let done = held_receipts(&q.outcome, super::queue::Held::done);
+            let (calls, deleted, failed) =
+                self.runtime.block_on(super::queue::delete(&q.poll, &done));
+            super::queue::lock(&q.outcome).calls += calls;
+            (deleted, failed)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        {
+            let mut out = super::queue::lock(&q.outcome);
+            for m in &mut out.messages {
+                m.deleted = deleted.contains(&m.id);
+            }
+        }
+        let back = held_receipts(&q.outcome, |_| true);
+        let (calls, release_failed) = self
+            .runtime
+            .block_on(super::queue::change_visibility(&q.poll, &back, 0));
+        let mut out = super::queue::lock(&q.outcome);
+        out.calls += calls;
+        let url = &q.poll.url;
+        for (id, reason) in &delete_failed {
+            tracing::warn!(queue = %url, message = %id, %reason, "a message read whole could not be deleted: a later run reads it again (its records merge by eventID)");
+        }
+        for (id, reason) in &release_failed {
+            tracing::debug!(queue = %url, message = %id, %reason, "a message could not be made visible again: it comes back after its visibility timeout");
+        }
+        line.messages = out.messages.len();
+        line.delete_errors = delete_failed.len();
+        line.receive_error = out.receive_error.is_some();
+        let mut skipped_example = None;
+        for m in &out.messages {
+            line.deleted += usize::from(m.deleted);
+            line.kept += usize::from(!m.deleted);
+            line.events += usize::from(m.event.is_some());
+            line.skipped += m.skipped.len();
+            if skipped_example.is_none() {
+                skipped_example = m.skipped.first();
+            }
+            if let Some(why) = &m.nothing {
+                tracing::debug!(queue = %url, message = %m.id, reason = %why, "a message announces nothing to read");
+            }
+            if let Some(reason) = &m.unreadable {
+                line.unreadable += 1;
+                tracing::error!(queue = %url, message = %m.id, receives = m.receives, %reason, "a message cannot be read: it stays in the queue (its redrive policy moves it to the dead-letter queue in the end)");
+            }
+            for (name, fate) in &m.objects {
+                match fate {
+                    Fate::Read => line.objects += 1,
+                    Fate::Failed(reason) => {
+                        line.failed += 1;
+                        tracing::error!(object = %name, message = %m.id, receives = m.receives, %reason, "a trail object could not be read: its message stays in the queue, tried again by the next run");
+                    }
+                    Fate::Gone(reason) => {
+                        line.gone += 1;
+                        tracing::error!(object = %name, message = %m.id, %reason, "a trail object announced by the queue no longer exists: its records are lost");
+                    }
+                    Fate::Fetching => {
+                        line.failed += 1;
+                        tracing::error!(object = %name, message = %m.id, "a trail object's fetch did not finish: its message stays in the queue");
+                    }
+                }
+            }
+        }
+        if let Some((name, why)) = skipped_example {
+            tracing::info!(queue = %url, objects = line.skipped, example = %name, reason = %why, "objects announced that are not the trail's log objects were passed over");
+        }
+        if !saved && line.messages > 0 {
+            tracing::info!(queue = %url, messages = line.messages, "the state was not saved: no message is deleted, every one goes back to the queue");
+        }
+        self.queue_line = Some(line);
+    }
+}
+
 impl run_loop::Source for AwsSources<'_> {
     fn read(&mut self, prior: Option<&crate::state::State>) -> anyhow::Result<()> {
         let none = crate::state::State::default();
@@ -682,6 +937,9 @@ impl run_loop::Source for AwsSources<'_> {
             } = source
             {
                 self.start_trail(trail, regions, *concurrency, *overlap, prior)?;
+            }
+            if let SourceConfig::Sqs { .. } = source {
+                self.start_queue(source)?;
             }
         }
         let mut bodies = Vec::new();
@@ -799,6 +1057,7 @@ impl run_loop::Source for AwsSources<'_> {
             });
         }
         self.trail_decoded(run);
+        self.queue_decoded(run);
     }
 
     fn checkpoint(&mut self, next: &mut crate::state::State) {
@@ -814,6 +1073,10 @@ impl run_loop::Source for AwsSources<'_> {
             let line = advance_trail(next, &out, t.overlap, self.now);
             self.trail_line = Some(line);
         }
+    }
+
+    fn finish(&mut self, saved: bool) {
+        self.finish_queue(saved);
     }
 }
 

@@ -59,7 +59,7 @@ impl SourceError {
     }
 }
 
-fn sdk_message<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+pub(super) fn sdk_message<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -725,38 +725,54 @@ async fn fetch(
 }
 
 /// Why an object could not be read.
-struct Failure {
-    reason: String,
+pub(super) struct Failure {
+    pub(super) reason: String,
     /// It does not exist (any more).
-    gone: bool,
+    pub(super) gone: bool,
 }
 
-/// An object's body, decompressed when it is gzip: whole, or a failure (a request that failed
-/// after the SDK's retries, or a body that broke off or does not decompress, tried
-/// `poll.attempts` times).
+/// An object's body of the trail, as [`object_body`] reads it.
 async fn get_body(
     poll: &TrailPoll,
     key: &str,
     out: &std::sync::Mutex<TrailOutcome>,
 ) -> Result<Vec<u8>, Failure> {
+    let mut calls = 0;
+    let got = object_body(
+        &poll.client,
+        &poll.bucket,
+        key,
+        poll.attempts,
+        poll.max_object_bytes,
+        &mut calls,
+    )
+    .await;
+    lock(out).calls += calls;
+    got
+}
+
+/// An object's body, decompressed when it is gzip: whole, or a failure (a request that failed
+/// after the SDK's retries, or a body that broke off or does not decompress, tried `attempts`
+/// times, or larger than `cap` bytes once decompressed). Counts its calls in `calls`.
+pub(super) async fn object_body(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    attempts: u32,
+    cap: usize,
+    calls: &mut u64,
+) -> Result<Vec<u8>, Failure> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let got = poll
-            .client
-            .get_object()
-            .bucket(&poll.bucket)
-            .key(key)
-            .send()
-            .await;
-        lock(out).calls += 1;
+        let got = client.get_object().bucket(bucket).key(key).send().await;
+        *calls += 1;
         let o = got.map_err(|e| Failure {
             gone: e
                 .as_service_error()
                 .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key),
             reason: format!("GetObject: {}", sdk_message(&e)),
         })?;
-        let cap = poll.max_object_bytes;
         // Larger than the limit as stored (compressed or not) is larger once decompressed:
         // not even downloaded.
         if o.content_length()
@@ -792,7 +808,7 @@ async fn get_body(
             }
             Err(Gunzip::Damaged(reason)) => reason,
         };
-        if attempt >= poll.attempts.max(1) {
+        if attempt >= attempts.max(1) {
             return Err(Failure {
                 reason,
                 gone: false,

@@ -4,6 +4,7 @@
 //! bodies go to the same decoders.
 
 pub mod file;
+pub mod queue;
 pub mod trail;
 
 use crate::config::Settings;
@@ -35,20 +36,47 @@ pub enum SourceConfig {
         /// `aws.trail_overlap`.
         overlap: Millis,
     },
+    /// The trail's log objects (and EventBridge events of findings and calls) announced by
+    /// the messages of an SQS queue ([`queue`]).
+    Sqs {
+        /// `aws.queue`: the queue's URL.
+        queue: String,
+        /// `aws.trail`, when set: only objects under it are read (bucket, folder).
+        trail: Option<(String, String)>,
+        /// `aws.trail_regions`; empty: every region.
+        regions: Vec<String>,
+        /// `aws.trail_concurrency`: objects fetched at a time.
+        concurrency: usize,
+        /// `aws.queue_max_messages`: messages one run receives at most.
+        max_messages: usize,
+        /// `aws.queue_visibility_timeout`: how long a received message stays hidden from
+        /// other receivers, renewed while the run works.
+        visibility: Millis,
+        /// `aws.queue_wait`: how long a receive waits for messages (long polling); a receive
+        /// that gets none ends the reading.
+        wait: Millis,
+    },
 }
 
 impl SourceConfig {
     /// The names `aws.sources` takes, in the order sources are polled.
-    pub const NAMES: [&'static str; 4] =
-        ["guardduty", "securityhub", "cloudtrail", "cloudtrail_s3"];
+    pub const NAMES: [&'static str; 5] = [
+        "guardduty",
+        "securityhub",
+        "cloudtrail",
+        "cloudtrail_s3",
+        "sqs",
+    ];
 
     /// The sources `aws.sources` names, each once, in the order of [`Self::NAMES`] (unknown
     /// names are the validation's to report). `delivery_delay` and `trail_overlap` are the
-    /// parsed `aws.cloudtrail_delivery_delay` and `aws.trail_overlap`.
+    /// parsed `aws.cloudtrail_delivery_delay` and `aws.trail_overlap`, `queue` the parsed
+    /// `aws.queue_visibility_timeout` and `aws.queue_wait`.
     pub fn from_keys(
         a: &crate::config::AwsConfig,
         delivery_delay: Millis,
         trail_overlap: Millis,
+        queue: (Millis, Millis),
     ) -> Vec<SourceConfig> {
         Self::NAMES
             .iter()
@@ -59,6 +87,19 @@ impl SourceConfig {
                 "cloudtrail" => SourceConfig::CloudTrailLookup {
                     calls_per_second: a.cloudtrail_calls_per_second,
                     delivery_delay,
+                },
+                "sqs" => SourceConfig::Sqs {
+                    queue: a.queue.clone(),
+                    trail: a
+                        .trail
+                        .strip_prefix("s3://")
+                        .and_then(|r| r.split_once('/'))
+                        .map(|(b, p)| (b.to_string(), p.to_string())),
+                    regions: a.trail_regions.clone(),
+                    concurrency: a.trail_concurrency,
+                    max_messages: a.queue_max_messages,
+                    visibility: queue.0,
+                    wait: queue.1,
                 },
                 _ => SourceConfig::CloudTrailS3 {
                     trail: a.trail.clone(),
@@ -77,12 +118,17 @@ impl SourceConfig {
             SourceConfig::SecurityHub => "securityhub",
             SourceConfig::CloudTrailLookup { .. } => "cloudtrail",
             SourceConfig::CloudTrailS3 { .. } => "cloudtrail_s3",
+            SourceConfig::Sqs { .. } => "sqs",
         }
     }
 
-    /// Whether it is polled in each of `aws.regions` (the trail holds every region's logs).
+    /// Whether it is polled in each of `aws.regions` (the trail and the queue hold every
+    /// region's logs).
     pub fn per_region(&self) -> bool {
-        !matches!(self, SourceConfig::CloudTrailS3 { .. })
+        !matches!(
+            self,
+            SourceConfig::CloudTrailS3 { .. } | SourceConfig::Sqs { .. }
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use crate::aws_mock::{Fault, Mock};
 use crate::common::{self, correlator};
 
 /// moto's address. `tests/run.sh` starts moto (from the venv) and sets it.
-fn moto() -> String {
+pub(crate) fn moto() -> String {
     std::env::var("CORRELATOR_TEST_MOTO").unwrap_or_else(|_| {
         panic!(
             "CORRELATOR_TEST_MOTO is not set: run the tests with `bash tests/run.sh`, which \
@@ -22,14 +22,14 @@ fn moto() -> String {
     })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
 }
 
-async fn sdk(region: &str, endpoint: &str) -> aws_config::SdkConfig {
+pub(crate) async fn sdk(region: &str, endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
@@ -40,7 +40,7 @@ async fn sdk(region: &str, endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+pub(crate) fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(conf)
             .force_path_style(true)
@@ -49,7 +49,7 @@ fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// A bucket of its own in moto, and Security Hub enabled in the region.
-fn prepare(region: &str, bucket: &str) {
+pub(crate) fn prepare(region: &str, bucket: &str) {
     let rt = runtime();
     rt.block_on(async {
         let conf = sdk(region, &moto()).await;
@@ -113,7 +113,7 @@ fn security_hub_findings_here(region: &str) -> Vec<Value> {
 }
 
 /// A key no earlier test run used (moto may outlive a run when started by hand).
-fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -138,7 +138,7 @@ fn get_object(region: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
 }
 
 /// Writes an object into moto's S3.
-fn put_object(region: &str, bucket: &str, key: &str, body: Vec<u8>) {
+pub(crate) fn put_object(region: &str, bucket: &str, key: &str, body: Vec<u8>) {
     let rt = runtime();
     rt.block_on(async {
         let conf = sdk(region, &moto()).await;
@@ -190,7 +190,7 @@ fn scenario(dir: &Path) -> (Vec<Value>, Vec<Value>) {
 }
 
 /// `correlator run` against moto and `mock`, with the test's region and bucket.
-fn run_cmd(mock: &Mock, region: &str, state: &str) -> assert_cmd::Command {
+pub(crate) fn run_cmd(mock: &Mock, region: &str, state: &str) -> assert_cmd::Command {
     let mut cmd = correlator();
     for (k, v) in aws_env(mock, region, state) {
         cmd.env(k, v);
@@ -220,7 +220,7 @@ fn aws_env(mock: &Mock, region: &str, state: &str) -> Vec<(&'static str, String)
 }
 
 /// [`run_cmd`] as a child process of its own, to kill.
-fn spawn_run(
+pub(crate) fn spawn_run(
     mock: &Mock,
     region: &str,
     state: &str,
@@ -245,7 +245,7 @@ fn spawn_run(
 }
 
 /// `correlator run` with `mock` also standing in for Security Hub; its output.
-fn run_on_mock(
+pub(crate) fn run_on_mock(
     mock: &Mock,
     region: &str,
     state: &Path,
@@ -260,7 +260,7 @@ fn run_on_mock(
 }
 
 /// Asserts the run's exit code, showing its log when it differs.
-fn exits(out: &std::process::Output, code: i32) {
+pub(crate) fn exits(out: &std::process::Output, code: i32) {
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -269,14 +269,14 @@ fn exits(out: &std::process::Output, code: i32) {
     );
 }
 
-fn summary(out: &std::process::Output) -> Value {
+pub(crate) fn summary(out: &std::process::Output) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
 /// The ids `correlate` gives offline for the same records.
-fn offline_ids(dir: &Path) -> Vec<String> {
+pub(crate) fn offline_ids(dir: &Path) -> Vec<String> {
     let out = correlator()
         .args(["correlate", "--asff", "-"])
         .arg(dir)
@@ -293,7 +293,7 @@ fn offline_ids(dir: &Path) -> Vec<String> {
     ids
 }
 
-fn ids(findings: &[Value]) -> Vec<String> {
+pub(crate) fn ids(findings: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> = findings
         .iter()
         .map(|f| f["Id"].as_str().unwrap().to_string())
@@ -1187,7 +1187,7 @@ fn lease_of(region: &str, bucket: &str, key: &str) -> Option<Value> {
 }
 
 /// Waits until `f` holds, at most 60 s.
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = std::time::Instant::now();
     loop {
         if let Some(t) = f() {
@@ -1789,7 +1789,7 @@ fn issue_15_correlate_with_a_state_and_run_with_the_file_sink_write_the_same_fin
 }
 
 /// A gzip body, as CloudTrail writes its log objects.
-fn gz(body: &[u8]) -> Vec<u8> {
+pub(crate) fn gz(body: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(body).unwrap();
@@ -1798,7 +1798,13 @@ fn gz(body: &[u8]) -> Vec<u8> {
 
 /// The key of a log object of `account` in `region` under `top`, named at `stamp`
 /// (`YYYYMMDDTHHmmZ`), in the day folder of that stamp.
-fn trail_key(top: &str, account: &str, region: &str, stamp: &str, unique: &str) -> String {
+pub(crate) fn trail_key(
+    top: &str,
+    account: &str,
+    region: &str,
+    stamp: &str,
+    unique: &str,
+) -> String {
     format!(
         "{top}/AWSLogs/o-exampleorg1/{account}/CloudTrail/{region}/{}/{}/{}/{account}_CloudTrail_{region}_{stamp}_{unique}.json.gz",
         &stamp[0..4],
@@ -1809,7 +1815,7 @@ fn trail_key(top: &str, account: &str, region: &str, stamp: &str, unique: &str) 
 
 /// The records of the credential→launch scenario as `account`'s: the Auto Scaling group's
 /// launches (us-east-1) and the instance credentials' launches (ap-south-1).
-fn launch_scenario(account: &str) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn launch_scenario(account: &str) -> (Vec<u8>, Vec<u8>) {
     let dir = common::fixture("scenarios/instance-credentials-launch-compute/positive");
     // Another account's instances and events have ids of their own.
     let own = |mut r: Value| {
@@ -1862,7 +1868,7 @@ fn trail_run(
     run_on_mock(mock, region, state, &all)
 }
 
-fn state_doc(state: &Path) -> Value {
+pub(crate) fn state_doc(state: &Path) -> Value {
     crate::common::state_value(&std::fs::read(state).unwrap())
 }
 
@@ -1878,7 +1884,7 @@ fn folder_checkpoints(state: &Path) -> serde_json::Map<String, Value> {
 }
 
 /// The finding ids one offline run gives for a group's records and its launches.
-fn scenario_ids(group: &[u8], launches: &[u8]) -> Vec<String> {
+pub(crate) fn scenario_ids(group: &[u8], launches: &[u8]) -> Vec<String> {
     let offline = tempfile::tempdir().unwrap();
     std::fs::write(offline.path().join("g.json"), group).unwrap();
     std::fs::write(offline.path().join("l.json"), launches).unwrap();

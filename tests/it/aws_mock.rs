@@ -135,8 +135,8 @@ impl Mock {
             Some(json!({"Cluster": cluster, "TaskARN": task, "Family": "correlator"}));
     }
 
-    /// Passes the calls the mock has no answer for (`METHOD /path` operations: S3's) on to
-    /// `url` (`http://host:port`), unless a fault is queued for them.
+    /// Passes the calls the mock has no answer for (`METHOD /path` operations: S3's; and
+    /// SQS's) on to `url` (`http://host:port`), unless a fault is queued for them.
     pub fn proxy(&self, url: &str) {
         self.inner.lock().unwrap().upstream = Some(
             url.trim_start_matches("http://")
@@ -264,7 +264,12 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 });
             let upstream = inner.upstream.clone();
             match fault {
-                None if upstream.is_some() && operation.contains(' ') => {
+                None if upstream.is_some()
+                    && (operation.contains(' ')
+                        || headers
+                            .get("x-amz-target")
+                            .is_some_and(|t| t.starts_with("AmazonSQS."))) =>
+                {
                     let kind = if q.contains("list-type=") {
                         "list"
                     } else if q.contains("x-id=GetObject") {

@@ -26,6 +26,10 @@ fn action(call: &str) -> Option<&'static str> {
         "S3:PutObject" => "s3:PutObject",
         // ListObjectsV2 is authorized as s3:ListBucket.
         "S3:ListObjectsV2" => "s3:ListBucket",
+        // The batch calls are authorized as the single ones.
+        "SQS:ReceiveMessage" => "sqs:ReceiveMessage",
+        "SQS:DeleteMessageBatch" => "sqs:DeleteMessage",
+        "SQS:ChangeMessageVisibilityBatch" => "sqs:ChangeMessageVisibility",
         // GetCallerIdentity needs no permission: IAM does not even let a policy deny it.
         "STS:GetCallerIdentity" => return None,
         other => panic!(
@@ -122,6 +126,75 @@ fn issue_6_task_role_grants_exactly_the_calls_made() {
     );
 }
 
+/// The `sqs` source's run calls exactly what the task role grants when the template makes
+/// the queue, on the queue it makes; the trail is then only read, never listed.
+#[cfg(feature = "aws")]
+#[test]
+fn issue_15_the_queue_variant_grants_exactly_the_calls_the_sqs_source_makes() {
+    let called: BTreeSet<String> = crate::queue::record_queue_calls()
+        .iter()
+        .filter_map(|c| action(c))
+        .map(String::from)
+        .collect();
+    let rendered = render(&[
+        ("CloudTrailApiSource", "false"),
+        ("TrailBucket", "example-trail"),
+        ("TrailQueue", "true"),
+    ]);
+    let mut granted = granted(&rendered);
+    // The state's own listing (a first run's missing state is answered 404) is granted; the
+    // recorded run's state exists after its claim, so it is not called.
+    granted.remove("s3:ListBucket");
+    // DescribeTasks is called only when another task holds the lease.
+    granted.remove("ecs:DescribeTasks");
+    let missing: Vec<_> = called.difference(&granted).collect();
+    let unused: Vec<_> = granted.difference(&called).collect();
+    assert!(
+        missing.is_empty() && unused.is_empty(),
+        "called without a permission: {missing:?}; granted but never called: {unused:?}"
+    );
+    let queue = task_statements(&rendered)
+        .into_iter()
+        .find(|st| st["Sid"] == "TrailQueue")
+        .expect("the queue's statement");
+    let url = rendered["Environment"]["CORRELATOR_AWS_QUEUE"]
+        .as_str()
+        .unwrap();
+    let name = url.rsplit('/').next().unwrap();
+    assert!(
+        queue["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{name}")),
+        "the queue's calls are granted on the queue the task reads: {queue} vs {url}"
+    );
+    assert!(
+        !task_statements(&rendered)
+            .iter()
+            .any(|st| st["Sid"] == "TrailList"),
+        "the trail is not listed"
+    );
+    // One queue, one task: shards are refused.
+    let mut cmd = std::process::Command::new(common::python());
+    cmd.arg(common::repo().join("tests/deploy_policy.py"))
+        .arg(common::repo().join("deploy/correlator.yaml"))
+        .args([
+            "--set",
+            "TrailBucket=t",
+            "--set",
+            "TrailQueue=true",
+            "--set",
+            "Shards=2",
+        ]);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set Shards to 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Actions without a resource type in IAM: the only ones granted on "*".
 const NO_RESOURCE_TYPE: [&str; 4] = [
     "guardduty:ListDetectors",
@@ -173,6 +246,27 @@ fn issue_6_task_role_follows_the_sources() {
                 "kms:Decrypt",
             ],
             "guardduty,securityhub,cloudtrail,cloudtrail_s3",
+        ),
+        // The queue instead of the listing: no s3:ListBucket on the trail (the state's own
+        // listing stays), the queue's calls instead.
+        (
+            &[
+                ("CloudTrailApiSource", "false"),
+                ("TrailBucket", "t"),
+                ("TrailQueue", "true"),
+            ],
+            &[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+            ],
+            "guardduty,sqs",
+        ),
+        // Without a trail bucket the queue is not made.
+        (
+            &[("CloudTrailApiSource", "false"), ("TrailQueue", "true")],
+            &[],
+            "guardduty",
         ),
     ];
     for (params, extra, sources) in cases {

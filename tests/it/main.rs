@@ -23,6 +23,8 @@ mod incremental;
 mod launches;
 mod neighbourhood;
 mod property;
+#[cfg(feature = "aws")]
+mod queue;
 mod realdata;
 mod report;
 mod rules;

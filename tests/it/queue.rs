@@ -1,0 +1,465 @@
+//! The `sqs` source (issue 15, item 4) end to end against moto: trail objects announced by S3
+//! notifications (directly, through SNS, through EventBridge) in an SQS queue, fetched from
+//! moto's S3, their findings written to the mock's Security Hub; messages deleted only after
+//! the state is saved. Queues and topics are set up by `tests/queue_setup.py` (boto3).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::aws::{
+    exits, gz, ids, launch_scenario, moto, prepare, put_object, run_on_mock, scenario_ids, sdk,
+    spawn_run, summary, trail_key, unique, wait_for,
+};
+use crate::aws_mock::{Fault, Mock};
+use crate::common;
+
+/// A queue named `name` in `region` receiving the notifications of `buckets` (`bucket:via`),
+/// with a dead-letter queue after `max_receives` receives: (queue URL, dead-letter queue URL).
+fn queue(region: &str, name: &str, max_receives: u32, buckets: &[&str]) -> (String, String) {
+    let out = std::process::Command::new(common::python())
+        .arg(common::repo().join("tests/queue_setup.py"))
+        .args([&moto(), region, name, &max_receives.to_string()])
+        .args(buckets)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "queue_setup.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["queue"].as_str().unwrap().to_string(),
+        v["dlq"].as_str().unwrap().to_string(),
+    )
+}
+
+fn sqs_client(region: &str) -> (tokio::runtime::Runtime, aws_sdk_sqs::Client) {
+    let rt = crate::aws::runtime();
+    let conf = rt.block_on(sdk(region, &moto()));
+    (rt, aws_sdk_sqs::Client::new(&conf))
+}
+
+/// Messages in the queue: (visible, in flight).
+fn waiting(region: &str, url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let (rt, sqs) = sqs_client(region);
+    let got = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send(),
+        )
+        .unwrap();
+    let n = |a: A| {
+        got.attributes()
+            .and_then(|m| m.get(&a))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        n(A::ApproximateNumberOfMessages),
+        n(A::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+fn send(region: &str, url: &str, body: &str) {
+    let (rt, sqs) = sqs_client(region);
+    rt.block_on(sqs.send_message().queue_url(url).message_body(body).send())
+        .unwrap();
+}
+
+/// The environment of a run reading `url`.
+fn queue_env(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CORRELATOR_AWS_SOURCES", "sqs".into()),
+        ("CORRELATOR_AWS_QUEUE", url.into()),
+        ("CORRELATOR_AWS_QUEUE_WAIT", "1s".into()),
+        ("CORRELATOR_AWS_QUEUE_VISIBILITY_TIMEOUT", "5s".into()),
+    ]
+}
+
+fn queue_run(
+    mock: &Mock,
+    region: &str,
+    url: &str,
+    state: &Path,
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    let env = queue_env(url);
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    run_on_mock(mock, region, state, &all)
+}
+
+/// The log objects of `account`'s credential→launch scenario in `bucket` (under `top`).
+fn put_scenario(region: &str, bucket: &str, top: &str, account: &str) -> Vec<String> {
+    let (group, launches) = launch_scenario(account);
+    let want = scenario_ids(&group, &launches);
+    put_object(
+        region,
+        bucket,
+        &trail_key(top, account, "us-east-1", "20250505T0405Z", "a"),
+        gz(&group),
+    );
+    put_object(
+        region,
+        bucket,
+        &trail_key(top, account, "ap-south-1", "20250505T1230Z", "b"),
+        gz(&launches),
+    );
+    want
+}
+
+#[test]
+fn issue_15_the_sqs_source_reads_what_notifications_announce_directly_through_sns_and_eventbridge()
+{
+    let region = "eu-north-1";
+    let top = unique("sqs").replace("/state.json", "");
+    let buckets = ["sqs-direct", "sqs-sns", "sqs-eventbridge"];
+    for b in buckets {
+        prepare(region, b);
+    }
+    let name = top.replace('/', "-");
+    let (url, dlq) = queue(
+        region,
+        &name,
+        2,
+        &[
+            "sqs-direct:direct",
+            "sqs-sns:sns",
+            "sqs-eventbridge:eventbridge",
+        ],
+    );
+    let mut want = Vec::new();
+    for (bucket, account) in buckets
+        .iter()
+        .zip(["111122223333", "444455556666", "777788889999"])
+    {
+        let ids = put_scenario(region, bucket, &top, account);
+        assert_eq!(ids.len(), 1);
+        want.extend(ids);
+    }
+    want.sort();
+    // Not a log object: passed over.
+    put_object(
+        region,
+        "sqs-direct",
+        &format!(
+            "{top}/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2025/05/05/digest.json.gz"
+        ),
+        gz(b"{}"),
+    );
+    // A message of no known shape, and a GuardDuty finding through EventBridge.
+    send(region, &url, "{\"hello\": \"world\"}");
+    let finding =
+        std::fs::read_to_string(common::fixture("guardduty/eventbridge-guardduty.json")).unwrap();
+    send(region, &url, &finding);
+
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(ids(&mock.imported()), want, "{s}");
+    let q = &s["queue"];
+    assert_eq!(q["objects"], 6, "{s}");
+    assert_eq!(q["events"], 1, "{s}");
+    assert_eq!(q["skipped"], 1, "{s}");
+    assert_eq!(q["unreadable"], 1, "{s}");
+    assert_eq!(q["kept"], 1, "{s}");
+    assert_eq!(q["failed"], 0, "{s}");
+    assert_eq!(
+        q["deleted"].as_u64().unwrap() + 1,
+        q["messages"].as_u64().unwrap(),
+        "{s}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a message cannot be read")
+            && stderr.contains("not an S3 event notification"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("digest.json.gz"), "{stderr}");
+    assert_eq!(
+        waiting(region, &url),
+        (1, 0),
+        "only the unreadable message is left, visible"
+    );
+
+    // Received a second time: still unreadable, nothing else read or sent.
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(
+        (
+            &s["queue"]["messages"],
+            &s["queue"]["unreadable"],
+            &s["findings"]["sent"]
+        ),
+        (&json!(1), &json!(1), &json!(0)),
+        "{s}"
+    );
+    // Past its maxReceiveCount the queue moves it to the dead-letter queue.
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["queue"]["messages"], 0, "{s}");
+    assert_eq!(waiting(region, &url), (0, 0));
+    assert_eq!(waiting(region, &dlq).0, 1);
+    assert_eq!(ids(&mock.imported()), want, "each finding written once");
+}
+
+#[test]
+fn issue_15_a_run_killed_between_the_security_hub_write_and_the_message_deletion_loses_and_duplicates_nothing()
+ {
+    let region = "sa-east-1";
+    let bucket = "sqs-killed";
+    prepare(region, bucket);
+    let top = unique("sqs-killed").replace("/state.json", "");
+    let (url, _) = queue(
+        region,
+        &top.replace('/', "-"),
+        5,
+        &[&format!("{bucket}:direct")],
+    );
+    let want = put_scenario(region, bucket, &top, "111122223333");
+    let mock = Mock::start();
+    // Security Hub takes the finding, and the run is killed before it hears so: before the
+    // state is saved and the messages deleted.
+    mock.answer_late("BatchImportFindings", 60_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let mut extra = queue_env(&url);
+    extra.push(("AWS_ENDPOINT_URL_SECURITYHUB", mock.url.clone()));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let started = std::time::Instant::now();
+    let mut child = spawn_run(&mock, region, state.to_str().unwrap(), &extra);
+    wait_for("the finding in Security Hub", || {
+        (!mock.imported().is_empty()).then_some(())
+    });
+    // While the run works, it keeps its messages hidden past their 5-second visibility
+    // timeout (renewed every 2.5 seconds): no other receiver gets them.
+    std::thread::sleep(std::time::Duration::from_secs(8).saturating_sub(started.elapsed()));
+    assert_eq!(waiting(region, &url), (0, 3), "held by the working run");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!state.exists(), "killed before the state was saved");
+    assert_eq!(ids(&mock.imported()), want);
+    // The messages (S3's test event and the two objects') are still in the queue, hidden
+    // until their visibility timeout ends.
+    let (visible, hidden) = waiting(region, &url);
+    assert_eq!(visible + hidden, 3, "nothing deleted");
+    wait_for("the messages visible again", || {
+        (waiting(region, &url) == (3, 0)).then_some(())
+    });
+
+    // The next run reads the objects again and writes the finding again under the same Id
+    // (Security Hub updates it in place): nothing lost, nothing added.
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["queue"]["deleted"], 3, "{s}");
+    let mut distinct = ids(&mock.imported());
+    distinct.dedup();
+    assert_eq!(distinct, want);
+    assert_eq!(waiting(region, &url), (0, 0));
+
+    // Killed after the state is saved and before the deletion: here, a deletion that fails
+    // (SQS through the mock, which fails DeleteMessageBatch after its retries). The message
+    // goes back to the queue; the next run reads its records again and sends nothing new.
+    let mut benign: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
+    )
+    .unwrap();
+    benign["eventID"] = json!("00000000-0000-4000-8000-0000000015b1");
+    benign["eventTime"] = json!("2025-05-05T12:31:00Z");
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "ap-south-1", "20250505T1235Z", "c"),
+        gz(json!({ "Records": [benign] }).to_string().as_bytes()),
+    );
+    mock.proxy(&moto());
+    let server_error = Fault {
+        status: 500,
+        body: json!({"__type": "InternalError", "message": "We encountered an internal error."})
+            .to_string(),
+        delay_ms: 0,
+    };
+    mock.fail("DeleteMessageBatch", vec![server_error; 5]);
+    let out = queue_run(
+        &mock,
+        region,
+        &url,
+        &state,
+        &[("AWS_ENDPOINT_URL_SQS", &mock.url)],
+    );
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (
+            &s["queue"]["objects"],
+            &s["queue"]["delete_errors"],
+            &s["queue"]["kept"],
+            &s["state"]["saved"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(true)),
+        "{s}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not be deleted"),
+        "the failed deletion is reported"
+    );
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (
+            &s["queue"]["objects"],
+            &s["queue"]["deleted"],
+            &s["sources"][0]["records"],
+            &s["findings"]["sent"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(0)),
+        "read again, merged, nothing sent: {s}"
+    );
+    let mut distinct = ids(&mock.imported());
+    distinct.dedup();
+    assert_eq!(distinct, want);
+}
+
+#[test]
+fn issue_15_an_object_that_cannot_be_read_keeps_its_message_until_it_can() {
+    let region = "us-west-1";
+    let bucket = "sqs-damaged";
+    prepare(region, bucket);
+    let top = unique("sqs-damaged").replace("/state.json", "");
+    let (group, launches) = launch_scenario("111122223333");
+    let want = scenario_ids(&group, &launches);
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    // Created before the queue: this test's messages are sent by hand (CloudTrail's own
+    // notification, through SNS), the object damaged at first.
+    put_object(
+        region,
+        bucket,
+        &trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a"),
+        gz(&group),
+    );
+    let good = gz(&launches);
+    put_object(
+        region,
+        bucket,
+        &launches_key,
+        good[..good.len() / 2].to_vec(),
+    );
+    let (url, _) = queue(region, &top.replace('/', "-"), 5, &[]);
+    let notification = json!({
+        "s3Bucket": bucket,
+        "s3ObjectKey": [
+            trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a"),
+            launches_key,
+        ],
+    });
+    let sns = json!({
+        "Type": "Notification",
+        "MessageId": "0f8a7c3e-9d4b-4c1a-8e2f-5b6d7a8c9e0f",
+        "TopicArn": "arn:aws:sns:us-west-1:111122223333:trail",
+        "Message": notification.to_string(),
+    });
+    send(region, &url, &sns.to_string());
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(
+        (
+            &s["queue"]["objects"],
+            &s["queue"]["failed"],
+            &s["queue"]["kept"]
+        ),
+        (&json!(1), &json!(1), &json!(1)),
+        "{s}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("damaged gzip")
+            && stderr.contains(launches_key.rsplit('/').next().unwrap()),
+        "{stderr}"
+    );
+    assert!(mock.imported().is_empty(), "the launches are not read yet");
+    assert_eq!(
+        waiting(region, &url),
+        (1, 0),
+        "the message is back for the next run"
+    );
+
+    // Repaired: the next run reads both objects (the first again: its records merge), writes
+    // the finding once, and deletes the message.
+    put_object(region, bucket, &launches_key, good);
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (
+            &s["queue"]["objects"],
+            &s["queue"]["deleted"],
+            &s["findings"]["sent"]
+        ),
+        (&json!(2), &json!(1), &json!(1)),
+        "{s}"
+    );
+    assert_eq!(ids(&mock.imported()), want);
+    assert_eq!(waiting(region, &url), (0, 0));
+}
+
+/// Runs the `sqs` source with an S3 state, a message it reads and one it cannot, and returns
+/// the calls the tool recorded (`CORRELATOR_RECORD_CALLS`), sorted and unique.
+pub fn record_queue_calls() -> Vec<String> {
+    let region = "us-west-2";
+    let bucket = "sqs-record";
+    prepare(region, bucket);
+    let top = unique("sqs-record").replace("/state.json", "");
+    let (url, _) = queue(
+        region,
+        &top.replace('/', "-"),
+        5,
+        &[&format!("{bucket}:direct")],
+    );
+    put_scenario(region, bucket, &top, "111122223333");
+    send(region, &url, "not json");
+    let mock = Mock::start();
+    let finding: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("guardduty/finding-single.json")).unwrap(),
+    )
+    .unwrap();
+    mock.add_findings([finding]);
+    let tmp = tempfile::tempdir().unwrap();
+    let calls = tmp.path().join("calls.txt");
+    let state = format!("s3://{bucket}/{}", unique("sqs-record-state"));
+    let mut cmd = crate::aws::run_cmd(&mock, region, &state);
+    for (k, v) in queue_env(&url) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env("CORRELATOR_AWS_SOURCES", "guardduty,sqs")
+        .env("CORRELATOR_RECORD_CALLS", &calls)
+        .output()
+        .unwrap();
+    exits(&out, 1);
+    let mut seen: Vec<String> = std::fs::read_to_string(&calls)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
