@@ -153,8 +153,15 @@ fn issue_15_the_sqs_source_reads_what_notifications_announce_directly_through_sn
         ),
         gz(b"{}"),
     );
-    // A message of no known shape, and a GuardDuty finding through EventBridge.
+    // A message of no known shape, a GuardDuty finding through EventBridge, and CloudTrail's
+    // notification of an object that no longer exists.
     send(region, &url, "{\"hello\": \"world\"}");
+    let missing = trail_key(&top, "111122223333", "eu-west-1", "20250505T0410Z", "gone");
+    send(
+        region,
+        &url,
+        &json!({"s3Bucket": "sqs-direct", "s3ObjectKey": [missing]}).to_string(),
+    );
     let finding =
         std::fs::read_to_string(common::fixture("guardduty/eventbridge-guardduty.json")).unwrap();
     send(region, &url, &finding);
@@ -173,6 +180,7 @@ fn issue_15_the_sqs_source_reads_what_notifications_announce_directly_through_sn
     assert_eq!(q["unreadable"], 1, "{s}");
     assert_eq!(q["kept"], 1, "{s}");
     assert_eq!(q["failed"], 0, "{s}");
+    assert_eq!(q["gone"], 1, "{s}");
     assert_eq!(
         q["deleted"].as_u64().unwrap() + 1,
         q["messages"].as_u64().unwrap(),
@@ -185,6 +193,10 @@ fn issue_15_the_sqs_source_reads_what_notifications_announce_directly_through_sn
         "{stderr}"
     );
     assert!(stderr.contains("digest.json.gz"), "{stderr}");
+    assert!(
+        stderr.contains("no longer exists") && stderr.contains("_gone.json.gz"),
+        "{stderr}"
+    );
     assert_eq!(
         waiting(region, &url),
         (1, 0),
