@@ -23,6 +23,11 @@ cloudtrail_s3`, the stdout sink):
 - `15 min` x `--steps`: three more objects per folder (15 minutes of deliveries), then a run
   with the state the run before saved: the steady state of the schedule.
 
+With `--via sqs` the bucket notifies an SQS queue of each object it creates (S3 event
+notifications, in moto) and the runs read the trail through the `sqs` source instead of
+listing it (`aws.queue_max_messages` raised so that the backlog is read in one run; the
+default, 20,000, would leave the rest to the next run).
+
 For each: objects and records read, API calls (from the run's JSON summary), wall and CPU
 seconds (user + system of the correlator), peak RSS, and the state's size. Then a
 projection of one 15-minute run to `--project-accounts` accounts (default 200) x the same
@@ -87,8 +92,40 @@ def put_slot(s3, bucket, args, accounts, regions, slot, make):
     return objects, records, size
 
 
-def run(args, url, bucket, state):
-    out, wall, rss, summary = run_correlator(args.correlator, url, bucket, state)
+def notify_queue(url, bucket):
+    """A queue the bucket's object-created notifications go to (its URL); S3's test event
+    comes first, and the runs pass it over."""
+    import boto3
+
+    kw = dict(
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    sqs = boto3.client("sqs", **kw)
+    queue = sqs.create_queue(QueueName="org-trail")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("s3", **kw).put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    return queue
+
+
+def run(args, url, bucket, state, queue):
+    extra = None
+    if queue:
+        extra = {
+            "CORRELATOR_AWS_SOURCES": "sqs",
+            "CORRELATOR_AWS_QUEUE": queue,
+            "CORRELATOR_AWS_QUEUE_MAX_MESSAGES": "1000000",
+        }
+    out, wall, rss, summary = run_correlator(args.correlator, url, bucket, state, extra)
     if out.returncode != 0:
         print(out.stderr[-3000:], file=sys.stderr)
         sys.exit(f"correlator run exited with {out.returncode}")
@@ -97,11 +134,10 @@ def run(args, url, bucket, state):
         line = next(x for x in out.stderr.splitlines() if label in x)
         return float(line.rsplit(":", 1)[1].strip())
 
-    trail = next(
-        (s for s in summary.get("sources", []) if s.get("source") == "cloudtrail_s3"), {}
-    )
+    source = "sqs" if queue else "cloudtrail_s3"
+    trail = next((s for s in summary.get("sources", []) if s.get("source") == source), {})
     return {
-        "objects": summary.get("trail", {}).get("objects", 0),
+        "objects": summary.get("queue" if queue else "trail", {}).get("objects", 0),
         "records": trail.get("records", 0),
         "calls": trail.get("calls", 0),
         "wall": wall,
@@ -122,6 +158,10 @@ def main():
     ap.add_argument("--idle-records", type=int, default=5)
     ap.add_argument("--steps", type=int, default=2, help="15-minute runs after the backlog")
     ap.add_argument("--project-accounts", type=int, default=200)
+    ap.add_argument(
+        "--via", choices=["listing", "sqs"], default="listing",
+        help="read the trail by listing it, or through the queue its notifications go to",
+    )
     args = ap.parse_args()
     accounts = [f"3{i:011d}" for i in range(args.accounts)]
     regions = REGIONS[: args.regions]
@@ -132,6 +172,9 @@ def main():
         s3 = s3_client(url)
         bucket = "org-trail"
         s3.create_bucket(Bucket=bucket)
+        queue = None
+        if args.via == "sqs":
+            queue = notify_queue(url, bucket)
         slots = int(args.hours * 12)
         t = time.time()
         objects = records = size = 0
@@ -139,6 +182,7 @@ def main():
             o, r, b = put_slot(s3, bucket, args, accounts, regions, slot, make)
             objects, records, size = objects + o, records + r, size + b
         print(
+            f"read by {args.via}; "
             f"{args.accounts} accounts x {len(regions)} regions = {folders} folders; "
             f"{args.busy} working region(s) per account at {args.busy_records} records per "
             f"object, the others at {args.idle_records}; backlog of {args.hours} h: "
@@ -157,7 +201,7 @@ def main():
                     for k in range(3):
                         put_slot(s3, bucket, args, accounts, regions, slots, make)
                         slots += 1
-                m = run(args, url, bucket, state)
+                m = run(args, url, bucket, state, queue)
                 name = "backlog" if step == 0 else f"15 min"
                 rows.append((name, m))
                 print(

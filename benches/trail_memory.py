@@ -118,10 +118,11 @@ def objects(n, records):
         yield key, gzip.compress(text, 6), len(text)
 
 
-def run_correlator(correlator, url, bucket, state):
+def run_correlator(correlator, url, bucket, state, extra=None):
     """`correlator run` of the trail source only over `bucket`'s trail in moto at `url`, with
     the state `state`, under `/usr/bin/time -v`: the finished process, its wall seconds, its
-    peak RSS in MB and its JSON summary (the last JSON line of its standard error)."""
+    peak RSS in MB and its JSON summary (the last JSON line of its standard error). `extra`:
+    more environment (another source)."""
     env = dict(
         os.environ,
         AWS_ENDPOINT_URL=url,
@@ -136,6 +137,7 @@ def run_correlator(correlator, url, bucket, state):
         CORRELATOR_AWS_LOOKBACK="1000d",
         CORRELATOR_STATE=str(state),
     )
+    env.update(extra or {})
     started = time.time()
     out = subprocess.run(
         ["/usr/bin/time", "-v", correlator, "run", "--summary", "json"],
