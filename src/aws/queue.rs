@@ -321,19 +321,14 @@ pub async fn change_visibility(
             .await;
         calls += 1;
         match got {
-            Ok(r) => failed.extend(r.failed().iter().map(|f| {
-                (
-                    by_entry(batch, f.id()),
-                    format!("{}: {}", f.code(), f.message().unwrap_or_default()),
-                )
-            })),
-            Err(e) => {
-                let reason = format!(
+            Ok(r) => failed.extend(failures(batch, r.failed())),
+            Err(e) => failed.extend(all_failed(
+                batch,
+                &format!(
                     "ChangeMessageVisibilityBatch: {}",
                     super::describe_error(&e)
-                );
-                failed.extend(batch.iter().map(|(id, _)| (id.clone(), reason.clone())));
-            }
+                ),
+            )),
         }
     }
     (calls, failed)
@@ -371,20 +366,38 @@ pub async fn delete(
         match got {
             Ok(r) => {
                 deleted.extend(r.successful().iter().map(|s| by_entry(batch, s.id())));
-                failed.extend(r.failed().iter().map(|f| {
-                    (
-                        by_entry(batch, f.id()),
-                        format!("{}: {}", f.code(), f.message().unwrap_or_default()),
-                    )
-                }));
+                failed.extend(failures(batch, r.failed()));
             }
-            Err(e) => {
-                let reason = format!("DeleteMessageBatch: {}", super::describe_error(&e));
-                failed.extend(batch.iter().map(|(id, _)| (id.clone(), reason.clone())));
-            }
+            Err(e) => failed.extend(all_failed(
+                batch,
+                &format!("DeleteMessageBatch: {}", super::describe_error(&e)),
+            )),
         }
     }
     (calls, deleted, failed)
+}
+
+/// The messages of a batch call's failed entries, with the reason SQS gave.
+fn failures<'b>(
+    batch: &'b [(String, String)],
+    failed: &'b [aws_sdk_sqs::types::BatchResultErrorEntry],
+) -> impl Iterator<Item = (String, String)> + 'b {
+    failed.iter().map(|f| {
+        (
+            by_entry(batch, f.id()),
+            format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+        )
+    })
+}
+
+/// Every message of a batch whose call failed, with the reason.
+fn all_failed<'b>(
+    batch: &'b [(String, String)],
+    reason: &'b str,
+) -> impl Iterator<Item = (String, String)> + 'b {
+    batch
+        .iter()
+        .map(move |(id, _)| (id.clone(), reason.to_string()))
 }
 
 /// The message id of a batch entry's id (its index in the batch).

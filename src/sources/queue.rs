@@ -11,8 +11,8 @@
 //!   as it is), when the bucket sends its events to EventBridge and a rule targets the queue;
 //! - CloudTrail's own notification (`{"s3Bucket":…,"s3ObjectKey":[…]}`) through the trail's
 //!   SNS topic;
-//! - an EventBridge event of a GuardDuty finding, a CloudTrail call or a Security Hub finding:
-//!   the decoders read it as a record (near-real-time findings, an EventBridge rule → SQS).
+//! - an EventBridge event of a GuardDuty finding or a CloudTrail call: the decoders read it as
+//!   a record (near-real-time findings, an EventBridge rule → SQS).
 //!
 //! S3's test event (sent when a notification is configured) and other S3 events announce
 //! nothing to read. Sources: Amazon S3 User Guide, "Event message structure" and "Using
@@ -46,12 +46,10 @@ pub enum Notice {
     Nothing(String),
 }
 
-/// The EventBridge event kinds the decoders read (their `detail-type`).
-const EVENTS: [&str; 3] = [
-    "GuardDuty Finding",
-    "AWS API Call via CloudTrail",
-    "Security Hub Findings - Imported",
-];
+/// The EventBridge event kinds the decoders read (their `detail-type`). Security Hub's
+/// (`Security Hub Findings - Imported`) are not among them: they would bring this tool's own
+/// findings back as signals; the `securityhub` source reads the others' and leaves its own out.
+const EVENTS: [&str; 2] = ["GuardDuty Finding", "AWS API Call via CloudTrail"];
 
 /// What a message body announces, or why it cannot be read.
 ///
@@ -342,11 +340,17 @@ mod tests {
         assert!(
             matches!(notice(&removed.to_string()).unwrap(), Notice::Nothing(why) if why.contains("ObjectRemoved:Delete"))
         );
-        let other = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2"});
-        assert!(matches!(
-            notice(&other.to_string()).unwrap(),
-            Notice::Nothing(_)
-        ));
+        // Security Hub's would bring this tool's own findings back.
+        for kind in [
+            "EC2 Instance State-change Notification",
+            "Security Hub Findings - Imported",
+        ] {
+            let other = serde_json::json!({"detail-type": kind, "source": "aws.other"});
+            assert!(matches!(
+                notice(&other.to_string()).unwrap(),
+                Notice::Nothing(_)
+            ));
+        }
     }
 
     #[test]

@@ -919,7 +919,12 @@ pub fn record_every_call() -> Vec<String> {
         .output()
         .unwrap();
     exits(&out, 0);
-    let mut seen: Vec<String> = std::fs::read_to_string(&calls)
+    recorded_calls(&calls, &out)
+}
+
+/// The calls a run recorded in `calls` (`CORRELATOR_RECORD_CALLS`), sorted and unique.
+pub(crate) fn recorded_calls(calls: &Path, out: &std::process::Output) -> Vec<String> {
+    let mut seen: Vec<String> = std::fs::read_to_string(calls)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
         .lines()
         .map(str::to_string)
