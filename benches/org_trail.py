@@ -139,7 +139,8 @@ def run(args, url, bucket, state, queue):
     return {
         "objects": summary.get("queue" if queue else "trail", {}).get("objects", 0),
         "records": trail.get("records", 0),
-        "calls": trail.get("calls", 0),
+        # The queue's deletions come after its source line: its own count has them.
+        "calls": summary["queue"]["calls"] if queue else trail.get("calls", 0),
         "wall": wall,
         "cpu": timed("User time (seconds)") + timed("System time (seconds)"),
         "rss": rss,

@@ -143,6 +143,9 @@ pub struct QueueLine {
     pub delete_errors: usize,
     /// A receive failed after retries: the reading stopped there.
     pub receive_error: bool,
+    /// SQS and S3 calls in all, the deletions and visibility changes at the end included
+    /// (the source's line counts those made while reading).
+    pub calls: u64,
 }
 
 impl QueueLine {
@@ -875,6 +878,7 @@ impl AwsSources<'_> {
             tracing::debug!(queue = %url, message = %id, %reason, "a message could not be made visible again: it comes back after its visibility timeout");
         }
         line.messages = out.messages.len();
+        line.calls = out.calls;
         line.delete_errors = delete_failed.len();
         line.receive_error = out.receive_error.is_some();
         let mut skipped_example = None;

@@ -196,6 +196,11 @@ fn issue_15_the_sqs_source_reads_what_notifications_announce_directly_through_sn
     assert_eq!(q["kept"], 1, "{s}");
     assert_eq!(q["failed"], 0, "{s}");
     assert_eq!(q["gone"], 1, "{s}");
+    // Reading (its source line) and, at the end, deleting and releasing.
+    assert!(
+        q["calls"].as_u64().unwrap() > s["sources"][0]["calls"].as_u64().unwrap(),
+        "{s}"
+    );
     assert_eq!(
         q["deleted"].as_u64().unwrap() + 1,
         q["messages"].as_u64().unwrap(),
