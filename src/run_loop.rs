@@ -4,9 +4,11 @@
 //!
 //! The pass: the [`Source`] reads from the state's checkpoints; the input is correlated with
 //! the state (the pipeline); [`incremental::advance`] gives the findings to write and the
-//! state after the run; the [`Sink`] writes them; the state is saved last. So a run that fails
-//! before the save (a sink that fails after its retries, an output that cannot be written)
-//! leaves the previous state, and the next run writes what this one did not. Findings the sink
+//! state after the run; the [`Sink`] writes them; the state is saved last, and then the source
+//! is told whether it was ([`Source::finish`]: a queue deletes its messages only then). So a
+//! run that fails before the save (a sink that fails after its retries, an output that cannot
+//! be written) leaves the previous state, and the next run writes what this one did not.
+//! Findings the sink
 //! did not write (Security Hub refused them) are forgotten in the saved state and kept as they
 //! were to be written, so the next run sends them again, even when their sequence is behind
 //! its horizon by then. A store with a lease stops renewing it before the final save (see

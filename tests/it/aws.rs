@@ -1967,17 +1967,11 @@ fn issue_15_a_damaged_trail_object_is_pending_and_its_finding_written_once_when_
 
     // Still damaged: still pending, named again, counted; a newer object of the same folder is
     // read all the same (the pending one does not hold the cursor back).
-    let mut benign: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
-    )
-    .unwrap();
-    benign["eventID"] = json!("00000000-0000-4000-8000-0000000015a1");
-    benign["eventTime"] = json!("2025-05-05T12:31:00Z");
     put_object(
         region,
         bucket,
         &trail_key(&top, "111122223333", "ap-south-1", "20250505T1235Z", "c"),
-        gz(json!({ "Records": [benign] }).to_string().as_bytes()),
+        record_at(1_501, "2025-05-05T12:31:00Z"),
     );
     let out = run();
     exits(&out, 1);
@@ -2086,7 +2080,7 @@ fn issue_15_a_trail_object_too_large_once_decompressed_is_pending_not_read() {
 }
 
 /// A record of `single-record.json` with its own id and time.
-fn record_at(id: u32, time: &str) -> Vec<u8> {
+pub(crate) fn record_at(id: u32, time: &str) -> Vec<u8> {
     let mut r: Value = serde_json::from_str(
         &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
     )

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::aws::{
-    exits, gz, ids, launch_scenario, moto, prepare, put_object, run_on_mock, scenario_ids, sdk,
-    spawn_run, summary, trail_key, unique, wait_for,
+    exits, gz, ids, launch_scenario, moto, prepare, put_object, record_at, run_on_mock,
+    scenario_ids, sdk, spawn_run, summary, trail_key, unique, wait_for,
 };
 use crate::aws_mock::{Fault, Mock};
 use crate::common;
@@ -33,6 +33,18 @@ fn queue(region: &str, name: &str, max_receives: u32, buckets: &[&str]) -> (Stri
         v["queue"].as_str().unwrap().to_string(),
         v["dlq"].as_str().unwrap().to_string(),
     )
+}
+
+/// A bucket of its own in moto and a queue of its own for a test: the folder the test writes
+/// under, and the queue's URL. `via`: how the bucket notifies the queue (None: it does not,
+/// the test sends the messages).
+fn bucket_and_queue(region: &str, bucket: &str, name: &str, via: Option<&str>) -> (String, String) {
+    prepare(region, bucket);
+    let top = unique(name).replace("/state.json", "");
+    let notifies: Vec<String> = via.map(|v| format!("{bucket}:{v}")).into_iter().collect();
+    let notifies: Vec<&str> = notifies.iter().map(String::as_str).collect();
+    let (url, _) = queue(region, &top.replace('/', "-"), 5, &notifies);
+    (top, url)
 }
 
 fn sqs_client(region: &str) -> (tokio::runtime::Runtime, aws_sdk_sqs::Client) {
@@ -247,14 +259,7 @@ fn issue_15_a_run_killed_between_the_security_hub_write_and_the_message_deletion
  {
     let region = "sa-east-1";
     let bucket = "sqs-killed";
-    prepare(region, bucket);
-    let top = unique("sqs-killed").replace("/state.json", "");
-    let (url, _) = queue(
-        region,
-        &top.replace('/', "-"),
-        5,
-        &[&format!("{bucket}:direct")],
-    );
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-killed", Some("direct"));
     let want = put_scenario(region, bucket, &top, "111122223333");
     let mock = Mock::start();
     // Security Hub takes the finding, and the run is killed before it hears so: before the
@@ -300,17 +305,11 @@ fn issue_15_a_run_killed_between_the_security_hub_write_and_the_message_deletion
     // Killed after the state is saved and before the deletion: here, a deletion that fails
     // (SQS through the mock, which fails DeleteMessageBatch after its retries). The message
     // goes back to the queue; the next run reads its records again and sends nothing new.
-    let mut benign: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::fixture("cloudtrail/single-record.json")).unwrap(),
-    )
-    .unwrap();
-    benign["eventID"] = json!("00000000-0000-4000-8000-0000000015b1");
-    benign["eventTime"] = json!("2025-05-05T12:31:00Z");
     put_object(
         region,
         bucket,
         &trail_key(&top, "111122223333", "ap-south-1", "20250505T1235Z", "c"),
-        gz(json!({ "Records": [benign] }).to_string().as_bytes()),
+        record_at(1_502, "2025-05-05T12:31:00Z"),
     );
     mock.proxy(&moto());
     let server_error = Fault {
@@ -371,13 +370,13 @@ fn issue_15_a_run_killed_between_the_security_hub_write_and_the_message_deletion
 fn issue_15_an_object_that_cannot_be_read_keeps_its_message_until_it_can() {
     let region = "us-west-1";
     let bucket = "sqs-damaged";
-    prepare(region, bucket);
-    let top = unique("sqs-damaged").replace("/state.json", "");
+    // The bucket does not notify the queue: this test's message is sent by hand (CloudTrail's
+    // own notification, through SNS).
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-damaged", None);
     let (group, launches) = launch_scenario("111122223333");
     let want = scenario_ids(&group, &launches);
     let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
-    // Created before the queue: this test's messages are sent by hand (CloudTrail's own
-    // notification, through SNS), the object damaged at first.
+    // The launches' object damaged at first.
     put_object(
         region,
         bucket,
@@ -391,7 +390,6 @@ fn issue_15_an_object_that_cannot_be_read_keeps_its_message_until_it_can() {
         &launches_key,
         good[..good.len() / 2].to_vec(),
     );
-    let (url, _) = queue(region, &top.replace('/', "-"), 5, &[]);
     let notification = json!({
         "s3Bucket": bucket,
         "s3ObjectKey": [
@@ -451,14 +449,7 @@ fn issue_15_an_object_that_cannot_be_read_keeps_its_message_until_it_can() {
 pub fn record_queue_calls() -> Vec<String> {
     let region = "us-west-2";
     let bucket = "sqs-record";
-    prepare(region, bucket);
-    let top = unique("sqs-record").replace("/state.json", "");
-    let (url, _) = queue(
-        region,
-        &top.replace('/', "-"),
-        5,
-        &[&format!("{bucket}:direct")],
-    );
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-record", Some("direct"));
     put_scenario(region, bucket, &top, "111122223333");
     send(region, &url, "not json");
     let mock = Mock::start();
