@@ -1303,7 +1303,7 @@ mod tests {
     #[test]
     fn issue_15_the_sink_and_sources_are_built_from_the_aws_keys() {
         use crate::sinks::SinkConfig;
-        use crate::sources::SourceConfig;
+        use crate::sources::{QueueConfig, SourceConfig};
         // (the [aws] keys, the sink, or the error it gives)
         let sinks: [(&str, Result<SinkConfig, &str>); 7] = [
             (
@@ -1382,7 +1382,7 @@ mod tests {
                 "sources = [\"sqs\", \"guardduty\"]\nqueue = \"https://sqs.eu-west-1.amazonaws.com/111122223333/trail\"\ntrail = \"s3://t/AWSLogs/\"\nqueue_wait = \"0s\"",
                 vec![
                     SourceConfig::GuardDuty,
-                    SourceConfig::Sqs {
+                    SourceConfig::Sqs(QueueConfig {
                         queue: "https://sqs.eu-west-1.amazonaws.com/111122223333/trail".into(),
                         trail: Some(("t".into(), "AWSLogs/".into())),
                         regions: Vec::new(),
@@ -1390,12 +1390,12 @@ mod tests {
                         max_messages: 20_000,
                         visibility: 10 * 60_000,
                         wait: 0,
-                    },
+                    }),
                 ],
             ),
             (
                 "sources = [\"sqs\"]\nqueue = \"http://127.0.0.1:5000/123456789012/q\"\nqueue_max_messages = 5\nqueue_visibility_timeout = \"30s\"",
-                vec![SourceConfig::Sqs {
+                vec![SourceConfig::Sqs(QueueConfig {
                     queue: "http://127.0.0.1:5000/123456789012/q".into(),
                     trail: None,
                     regions: Vec::new(),
@@ -1403,7 +1403,7 @@ mod tests {
                     max_messages: 5,
                     visibility: 30_000,
                     wait: 2_000,
-                }],
+                })],
             ),
         ];
         for (keys, expected) in sources {

@@ -617,7 +617,7 @@ impl AwsSources<'_> {
                 )
                 .await?
             }
-            SourceConfig::CloudTrailS3 { .. } | SourceConfig::Sqs { .. } => {
+            SourceConfig::CloudTrailS3 { .. } | SourceConfig::Sqs(_) => {
                 anyhow::bail!("the trail is not polled per region")
             }
         })
@@ -741,8 +741,8 @@ impl AwsSources<'_> {
 impl AwsSources<'_> {
     /// Starts receiving the queue's messages and reading what they announce, on the runtime,
     /// and keeping the messages hidden while the run works.
-    fn start_queue(&mut self, source: &SourceConfig) -> anyhow::Result<()> {
-        let SourceConfig::Sqs {
+    fn start_queue(&mut self, source: &crate::sources::QueueConfig) {
+        let crate::sources::QueueConfig {
             queue,
             trail,
             regions,
@@ -750,10 +750,7 @@ impl AwsSources<'_> {
             max_messages,
             visibility,
             wait,
-        } = source
-        else {
-            anyhow::bail!("not the queue source");
-        };
+        } = source;
         let aws = &self.settings.aws;
         // The queue's URL names its region; the SDK's is used when it does not (a local
         // endpoint).
@@ -794,7 +791,6 @@ impl AwsSources<'_> {
             hidden,
             started: Instant::now(),
         });
-        Ok(())
     }
 
     /// Logs what the queue's reading did, once everything it handed on has been decoded.
@@ -859,9 +855,11 @@ impl AwsSources<'_> {
             (Vec::new(), Vec::new())
         };
         {
+            let deleted: std::collections::HashSet<&str> =
+                deleted.iter().map(String::as_str).collect();
             let mut out = super::queue::lock(&q.outcome);
             for m in &mut out.messages {
-                m.deleted = deleted.contains(&m.id);
+                m.deleted = deleted.contains(m.id.as_str());
             }
         }
         let back = held_receipts(&q.outcome, |_| true);
@@ -942,8 +940,8 @@ impl run_loop::Source for AwsSources<'_> {
             {
                 self.start_trail(trail, regions, *concurrency, *overlap, prior)?;
             }
-            if let SourceConfig::Sqs { .. } = source {
-                self.start_queue(source)?;
+            if let SourceConfig::Sqs(queue) = source {
+                self.start_queue(queue);
             }
         }
         let mut bodies = Vec::new();

@@ -38,24 +38,28 @@ pub enum SourceConfig {
     },
     /// The trail's log objects (and EventBridge events of findings and calls) announced by
     /// the messages of an SQS queue ([`queue`]).
-    Sqs {
-        /// `aws.queue`: the queue's URL.
-        queue: String,
-        /// `aws.trail`, when set: only objects under it are read (bucket, folder).
-        trail: Option<(String, String)>,
-        /// `aws.trail_regions`; empty: every region.
-        regions: Vec<String>,
-        /// `aws.trail_concurrency`: objects fetched at a time.
-        concurrency: usize,
-        /// `aws.queue_max_messages`: messages one run receives at most.
-        max_messages: usize,
-        /// `aws.queue_visibility_timeout`: how long a received message stays hidden from
-        /// other receivers, renewed while the run works.
-        visibility: Millis,
-        /// `aws.queue_wait`: how long a receive waits for messages (long polling); a receive
-        /// that gets none ends the reading.
-        wait: Millis,
-    },
+    Sqs(QueueConfig),
+}
+
+/// The `sqs` source's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueConfig {
+    /// `aws.queue`: the queue's URL.
+    pub queue: String,
+    /// `aws.trail`, when set: only objects under it are read (bucket, folder).
+    pub trail: Option<(String, String)>,
+    /// `aws.trail_regions`; empty: every region.
+    pub regions: Vec<String>,
+    /// `aws.trail_concurrency`: objects fetched at a time.
+    pub concurrency: usize,
+    /// `aws.queue_max_messages`: messages one run receives at most.
+    pub max_messages: usize,
+    /// `aws.queue_visibility_timeout`: how long a received message stays hidden from
+    /// other receivers, renewed while the run works.
+    pub visibility: Millis,
+    /// `aws.queue_wait`: how long a receive waits for messages (long polling); a receive
+    /// that gets none ends the reading.
+    pub wait: Millis,
 }
 
 impl SourceConfig {
@@ -88,7 +92,7 @@ impl SourceConfig {
                     calls_per_second: a.cloudtrail_calls_per_second,
                     delivery_delay,
                 },
-                "sqs" => SourceConfig::Sqs {
+                "sqs" => SourceConfig::Sqs(QueueConfig {
                     queue: a.queue.clone(),
                     trail: a
                         .trail
@@ -100,7 +104,7 @@ impl SourceConfig {
                     max_messages: a.queue_max_messages,
                     visibility: queue.0,
                     wait: queue.1,
-                },
+                }),
                 _ => SourceConfig::CloudTrailS3 {
                     trail: a.trail.clone(),
                     regions: a.trail_regions.clone(),
@@ -118,7 +122,7 @@ impl SourceConfig {
             SourceConfig::SecurityHub => "securityhub",
             SourceConfig::CloudTrailLookup { .. } => "cloudtrail",
             SourceConfig::CloudTrailS3 { .. } => "cloudtrail_s3",
-            SourceConfig::Sqs { .. } => "sqs",
+            SourceConfig::Sqs(_) => "sqs",
         }
     }
 
@@ -127,7 +131,7 @@ impl SourceConfig {
     pub fn per_region(&self) -> bool {
         !matches!(
             self,
-            SourceConfig::CloudTrailS3 { .. } | SourceConfig::Sqs { .. }
+            SourceConfig::CloudTrailS3 { .. } | SourceConfig::Sqs(_)
         )
     }
 }
