@@ -40,7 +40,7 @@ pub struct Record<'a> {
     /// When asked for ([`parse_top_level`]'s `keys`): every top-level key, as written (slices
     /// of the text), in order; None when one holds an escape (so it is no slice). With the
     /// text they give every member's extent without a second scan
-    /// ([`raw_json::members_by_keys`](super::raw_json::members_by_keys)).
+    /// ([`raw_json::member_at`](super::raw_json::member_at)).
     pub keys: Option<Vec<&'a str>>,
 }
 

@@ -63,18 +63,15 @@ pub fn value_end(b: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The members of a JSON object's text (which a parse accepted) from all its keys as written,
-/// in order (slices of the text, as a parse that borrows them finds them): each value lies
-/// between the colon after its key and the comma before the next key (the closing brace
-/// after the last), so nothing is scanned but the blanks around them. None when the keys are
-/// not such slices of `text` (then split it with [`Members`]).
-pub fn members_by_keys<'t>(
-    text: &'t str,
-    keys: &[&'t str],
-) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
+/// The text of the value of member `i` of a JSON object's text (which a parse accepted), from
+/// all its keys as written, in order (slices of the text, as a parse that borrows them finds
+/// them): the value lies between the colon after its key and the comma before the next key
+/// (the closing brace after the last), so nothing is scanned but the blanks around it. None
+/// when the keys around it are not such slices of `text` (then split it with [`Members`]).
+pub fn member_at<'t>(text: &'t str, keys: &[&'t str], i: usize) -> Option<&'t str> {
     let b = text.as_bytes();
     let base = text.as_ptr() as usize;
-    // The offsets of each key's quotes.
+    // The offsets of a key's quotes.
     let quotes = |k: &str| -> Option<(usize, usize)> {
         let start = (k.as_ptr() as usize).checked_sub(base)?;
         let end = start.checked_add(k.len())?;
@@ -87,37 +84,45 @@ pub fn members_by_keys<'t>(
         }
         at
     };
-    // Where the object closes: its last non-blank byte.
-    let close = back_over_space(text.len()).checked_sub(1)?;
-    if b.get(close) != Some(&b'}') {
+    let (_, end_quote) = quotes(keys.get(i)?)?;
+    let colon = skip_space(b, end_quote + 1);
+    if b.get(colon) != Some(&b':') {
         return None;
     }
-    let mut out = Vec::with_capacity(keys.len());
-    let mut next = keys.iter().map(|k| quotes(k)).peekable();
-    for key in keys {
-        let (_, end_quote) = next.next()??;
-        let colon = skip_space(b, end_quote + 1);
-        if b.get(colon) != Some(&b':') {
-            return None;
-        }
-        let start = skip_space(b, colon + 1);
-        let end = match next.peek() {
-            Some(&Some((open_quote, _))) => {
-                let comma = back_over_space(open_quote).checked_sub(1)?;
-                if b.get(comma) != Some(&b',') {
-                    return None;
-                }
-                back_over_space(comma)
+    let start = skip_space(b, colon + 1);
+    let end = match keys.get(i + 1) {
+        Some(next) => {
+            let (open_quote, _) = quotes(next)?;
+            if open_quote <= end_quote {
+                return None;
             }
-            Some(None) => return None,
-            None => back_over_space(close),
-        };
-        if end <= start {
-            return None;
+            let comma = back_over_space(open_quote).checked_sub(1)?;
+            if b.get(comma) != Some(&b',') {
+                return None;
+            }
+            back_over_space(comma)
         }
-        out.push((Cow::Borrowed(*key), text.get(start..end)?));
+        // Where the object closes: its last non-blank byte.
+        None => {
+            let close = back_over_space(text.len()).checked_sub(1)?;
+            if b.get(close) != Some(&b'}') {
+                return None;
+            }
+            back_over_space(close)
+        }
+    };
+    if end <= start {
+        return None;
     }
-    Some(out)
+    text.get(start..end)
+}
+
+/// Every member of a JSON object's text from all its keys as written ([`member_at`] for each).
+#[cfg(test)]
+fn members_by_keys<'t>(text: &'t str, keys: &[&'t str]) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
+    (0..keys.len())
+        .map(|i| Some((Cow::Borrowed(keys[i]), member_at(text, keys, i)?)))
+        .collect()
 }
 
 /// The members of a JSON object's text as written: keys (unescaped when they hold an escape)

@@ -2,9 +2,10 @@
 //!
 //! The engine's own JSON event wants the whole record as a `serde_json::Value`: every key and
 //! string copied into a tree of maps, about 80 % of the cost of evaluating a record whose rules
-//! look at three fields. [`LazyEvent`] splits the record into its top-level members (borrowed
-//! text, no copy) and parses a member into a value the first time a rule asks for a field under
-//! it (`userIdentity.type` parses `userIdentity` only), then answers through the engine's own
+//! look at three fields. [`LazyEvent`] finds a top-level member when a rule asks for a field
+//! under it (borrowed text, no copy: from the keys the decoder's parse found, between one key
+//! and the next, or by splitting the record once) and reads only the value the field names
+//! (`userIdentity.type` splits `userIdentity` only), then answers through the engine's own
 //! JSON event, so a field means what it means to the engine: a flat key equal to the whole
 //! path first, then the dotted path, every element of an array followed, `[N]` an index. Keyword
 //! searches and anything else that needs the whole record parse it whole, once.
@@ -23,10 +24,21 @@ struct Member<'a> {
     raw: &'a str,
 }
 
-/// A JSON object record, split into its top-level members (see the module documentation).
-pub struct LazyEvent<'a> {
+/// Where a record's top-level members are found.
+enum Tops<'a, 'k> {
+    /// The keys as the decoder's parse found them (slices of the text, in order): a member's
+    /// value is found when a rule asks for it, between its key and the next
+    /// ([`raw_json::member_at`]). The split, when the keys turn out not to say (they always
+    /// do for keys a parse of this text found), made once.
+    Keys(&'k [&'a str], OnceCell<Option<Vec<Member<'a>>>>),
+    /// The record split into its members.
+    Split(Vec<Member<'a>>),
+}
+
+/// A JSON object record, read as far as the rules look (see the module documentation).
+pub struct LazyEvent<'a, 'k> {
     text: &'a str,
-    members: Vec<Member<'a>>,
+    tops: Tops<'a, 'k>,
     whole: OnceCell<Value>,
     /// Nested objects and lists split once, for rules that read several fields of one
     /// object (`userIdentity.type`, `userIdentity.invokedBy`).
@@ -34,11 +46,24 @@ pub struct LazyEvent<'a> {
 }
 
 /// The top-level members of a record that is one JSON object, or None.
-fn split_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+fn split_members(text: &str) -> Option<Vec<Member<'_>>> {
     let mut members = Members::of(text);
     let mut out = Vec::with_capacity(24);
-    out.extend(members.by_ref());
+    out.extend(members.by_ref().map(|(key, raw)| Member { key, raw }));
     members.ends_the_text().then_some(out)
+}
+
+/// Whether `keys` can be the keys of `text` as a parse that borrows them finds them: slices of
+/// it, in order (each one after the one before).
+fn keys_of_text(text: &str, keys: &[&str]) -> bool {
+    let (start, end) = (text.as_ptr() as usize, text.as_ptr() as usize + text.len());
+    let mut after = start;
+    keys.iter().all(|k| {
+        let at = k.as_ptr() as usize;
+        let ok = at > after && at + k.len() < end;
+        after = at + k.len();
+        ok
+    })
 }
 
 /// A value's text as the engine sees the value: strings without an escape borrowed, numbers
@@ -84,42 +109,68 @@ fn owned(v: EventValue<'_>) -> EventValue<'static> {
     }
 }
 
-impl<'a> LazyEvent<'a> {
+impl<'a, 'k> LazyEvent<'a, 'k> {
     /// Splits a record (a JSON object) into its members; None when it is not one.
     #[cfg(test)]
-    pub fn parse(text: &'a str) -> Option<LazyEvent<'a>> {
+    pub fn parse(text: &'a str) -> Option<LazyEvent<'a, 'k>> {
         LazyEvent::parse_knowing(text, None)
     }
 
     /// [`LazyEvent::parse`], with the record's top-level keys as written, in order (slices of
-    /// `text`, as the decoder's parse found them: [`Record::keys`]), which give the members
-    /// without a scan. The text must be JSON a parse accepted.
+    /// `text`, as the decoder's parse found them: [`Record::keys`]), which give each member
+    /// when it is asked for, without a scan. The text must then be a JSON object a parse
+    /// accepted.
     ///
     /// [`Record::keys`]: crate::normalize::cloudtrail::Record::keys
-    pub fn parse_knowing(text: &'a str, keys: Option<&[&'a str]>) -> Option<LazyEvent<'a>> {
-        let members = match keys.and_then(|k| raw_json::members_by_keys(text, k)) {
-            Some(members) => members,
-            None => split_members(text)?,
+    pub fn parse_knowing(text: &'a str, keys: Option<&'k [&'a str]>) -> Option<LazyEvent<'a, 'k>> {
+        let tops = match keys {
+            Some(keys) if keys_of_text(text, keys) => Tops::Keys(keys, OnceCell::new()),
+            _ => Tops::Split(split_members(text)?),
         };
         Some(LazyEvent {
             text,
-            members: members
-                .into_iter()
-                .map(|(key, raw)| Member { key, raw })
-                .collect(),
+            tops,
             whole: OnceCell::new(),
             splits: Splits::default(),
         })
     }
 
+    /// The members, split (for keys that did not say where they lie).
+    fn split(&self) -> &[Member<'a>] {
+        match &self.tops {
+            Tops::Split(members) => members,
+            Tops::Keys(_, split) => split
+                .get_or_init(|| split_members(self.text))
+                .as_deref()
+                .unwrap_or_default(),
+        }
+    }
+
     /// The text of the member named `key` (the last one, when a key is written twice, as a
     /// parsed object keeps it).
     fn member(&self, key: &str) -> Option<&'a str> {
-        self.members
+        if let Tops::Keys(keys, _) = &self.tops {
+            let i = keys.iter().rposition(|k| *k == key)?;
+            if let Some(raw) = raw_json::member_at(self.text, keys, i) {
+                return Some(raw);
+            }
+        }
+        self.split()
             .iter()
             .rev()
             .find(|m| m.key == key)
             .map(|m| m.raw)
+    }
+
+    /// Every top-level key, as written (unescaped).
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        let (keys, split) = match &self.tops {
+            Tops::Keys(keys, _) => (&keys[..], &[][..]),
+            Tops::Split(members) => (&[][..], &members[..]),
+        };
+        keys.iter()
+            .copied()
+            .chain(split.iter().map(|m| m.key.as_ref()))
     }
 
     /// Every value the steps lead to from the value whose text is `at`.
@@ -145,6 +196,32 @@ impl<'a> LazyEvent<'a> {
                 let at = if *i < 0 { len + i } else { *i };
                 if (0..len).contains(&at) {
                     self.follow(items[at as usize], rest, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// [`LazyEvent::follow`] for a dotted path of keys (no index, no escape; the keys after
+    /// the one that led to `at`), without making its steps.
+    fn follow_keys(&self, at: &'a str, path: Option<&str>, out: &mut Vec<EventValue<'a>>) {
+        let Some(path) = path else {
+            out.push(leaf(at));
+            return;
+        };
+        let (key, rest) = match path.split_once('.') {
+            Some((key, rest)) => (key, Some(rest)),
+            None => (path, None),
+        };
+        match at.as_bytes().first() {
+            Some(b'{') => {
+                if let Some(next) = self.splits.member(at, key) {
+                    self.follow_keys(next, rest, out);
+                }
+            }
+            Some(b'[') => {
+                for item in self.splits.elements(at) {
+                    self.follow_keys(item, Some(path), out);
                 }
             }
             _ => {}
@@ -207,7 +284,7 @@ fn one_or_all(mut found: Vec<EventValue<'_>>) -> Option<EventValue<'_>> {
     }
 }
 
-impl Event for LazyEvent<'_> {
+impl Event for LazyEvent<'_, '_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         // A key equal to the whole path comes first, as it does for the engine.
         if let Some(raw) = self.member(path) {
@@ -216,8 +293,14 @@ impl Event for LazyEvent<'_> {
         if !path.contains(['.', '[', '\\']) {
             return None;
         }
-        let steps = steps(path);
         let mut found = Vec::new();
+        // A dotted path of keys only (most are: `userIdentity.type`), followed as it is.
+        if !path.contains(['[', '\\']) {
+            let (root, rest) = path.split_once('.')?;
+            self.follow_keys(self.member(root)?, Some(rest), &mut found);
+            return one_or_all(found);
+        }
+        let steps = steps(path);
         match steps.split_first() {
             // The first key from the members already found.
             Some((Step::Key(root), rest)) => self.follow(self.member(root)?, rest, &mut found),
@@ -246,17 +329,12 @@ impl Event for LazyEvent<'_> {
     }
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        Some(
-            self.members
-                .iter()
-                .map(|m| Cow::Borrowed(m.key.as_ref()))
-                .collect(),
-        )
+        Some(self.keys().map(Cow::Borrowed).collect())
     }
 
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        for m in &self.members {
-            visit(&m.key);
+        for k in self.keys() {
+            visit(k);
         }
         true
     }
@@ -382,7 +460,11 @@ mod tests {
         );
         for keys in [first.keys.as_deref(), None, Some(&["a"][..])] {
             let lazy = LazyEvent::parse_knowing(text, keys).unwrap();
-            assert_eq!(lazy.members.len(), 5, "{keys:?}");
+            assert_eq!(
+                lazy.keys().collect::<Vec<_>>(),
+                ["a", "requestParameters", "b", "responseElements", "d"],
+                "{keys:?}"
+            );
             assert_eq!(lazy.member("d"), Some(r#"{"e":"f"}"#));
             assert_eq!(
                 lazy.get_field("requestParameters.x.y"),
@@ -474,15 +556,13 @@ mod tests {
                 assert!(keys.is_some_and(|k| !k.is_empty()), "{line}");
                 let lazy = LazyEvent::parse_knowing(line, keys).unwrap();
                 let plain = LazyEvent::parse(line).unwrap();
+                assert!(matches!(lazy.tops, Tops::Keys(..)), "{line}");
                 assert_eq!(
-                    lazy.members
-                        .iter()
-                        .map(|m| (&m.key, m.raw))
-                        .collect::<Vec<_>>(),
+                    lazy.keys().map(|k| (k, lazy.member(k))).collect::<Vec<_>>(),
                     plain
-                        .members
+                        .split()
                         .iter()
-                        .map(|m| (&m.key, m.raw))
+                        .map(|m| (m.key.as_ref(), Some(m.raw)))
                         .collect::<Vec<_>>()
                 );
                 let mut all = Vec::new();

@@ -253,8 +253,9 @@ impl SigmaSet {
         let Some(event) = event::LazyEvent::parse_knowing(record, keys) else {
             return Vec::new();
         };
+        let mut selections = Vec::new();
         let mut hits: Vec<usize> = rules
-            .filter(|(_, rule)| rsigma_eval::evaluate_rule(rule, &event).is_some())
+            .filter(|(_, rule)| matches(rule, &event, &mut selections))
             .map(|(i, _)| i)
             .collect();
         hits.sort_unstable();
@@ -605,6 +606,23 @@ impl SigmaSet {
         e.all = Some(engine);
         Ok(set)
     }
+}
+
+/// Whether a compiled rule matches: one of its conditions holds, decided by the engine's own
+/// condition evaluator. `evaluate_rule` decides the same and then evaluates the matching
+/// condition again to build a result (the rule's title, tags, description and log source
+/// copied, the fields that matched collected), all of which a match here throws away.
+/// `selections`: scratch space for the names of the detections that held.
+#[cfg(feature = "sigma")]
+fn matches(
+    rule: &rsigma_eval::CompiledRule,
+    event: &impl rsigma_eval::Event,
+    selections: &mut Vec<String>,
+) -> bool {
+    rule.conditions.iter().any(|condition| {
+        selections.clear();
+        rsigma_eval::compiler::eval_condition(condition, &rule.detections, event, selections)
+    })
 }
 
 #[cfg(feature = "sigma")]
