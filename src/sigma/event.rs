@@ -214,8 +214,11 @@ impl<'a, 'k> LazyEvent<'a, 'k> {
             None => (path, None),
         };
         match at.as_bytes().first() {
+            // One scan to the end of the object (the last of a key written twice counts, as
+            // in a parsed object), nothing kept: a rule reads one or two fields of an object.
             Some(b'{') => {
-                if let Some(next) = self.splits.member(at, key) {
+                let found = Members::of(at).filter(|(k, _)| k == key).last();
+                if let Some((_, next)) = found {
                     self.follow_keys(next, rest, out);
                 }
             }
