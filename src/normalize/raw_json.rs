@@ -244,8 +244,7 @@ pub type MemberList<'t> = Vec<(Cow<'t, str>, &'t str)>;
 
 /// The objects and lists of one document, each split at most once (known by its text's
 /// extent), for readers that follow several paths through the same document: a launch's
-/// paths through one call's request and response, a Sigma rule's fields under
-/// `userIdentity`.
+/// paths through one call's request and response, the lists a Sigma field's path crosses.
 #[derive(Default)]
 pub struct Splits<'t> {
     objects: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize), MemberList<'t>>>,

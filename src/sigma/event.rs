@@ -40,8 +40,8 @@ pub struct LazyEvent<'a, 'k> {
     text: &'a str,
     tops: Tops<'a, 'k>,
     whole: OnceCell<Value>,
-    /// Nested objects and lists split once, for rules that read several fields of one
-    /// object (`userIdentity.type`, `userIdentity.invokedBy`).
+    /// Nested objects and lists split once: the lists a dotted path crosses, and what a path
+    /// with an index or an escape reads.
     splits: Splits<'a>,
 }
 
