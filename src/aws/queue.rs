@@ -103,6 +103,10 @@ pub struct QueueOutcome {
     /// Why a receive failed (after the SDK's retries): the reading stopped there.
     pub receive_error: Option<String>,
     pub messages: Vec<Held>,
+    /// Every object announced in this run, by name: the announcements of it (message and
+    /// object index), the first the one whose fetch reads it for all. S3 notifies at least
+    /// once, and one object can be announced in two shapes (S3's event and CloudTrail's).
+    pub announced: std::collections::HashMap<String, Vec<(usize, usize)>>,
 }
 
 impl QueueOutcome {
@@ -219,6 +223,19 @@ pub async fn receive(
                     Some("the run stopped before its event was decoded".into());
             }
             for (j, o) in fetch.into_iter().enumerate() {
+                let name = o.name();
+                {
+                    let mut out = lock(&out);
+                    let seen = out.announced.entry(name.clone()).or_default();
+                    seen.push((index, j));
+                    // Announced before: read once. Its fate so far (the fetch, when it ends,
+                    // gives its fate to every announcement).
+                    if let [(i0, j0), _, ..] = seen[..] {
+                        let fate = out.messages[i0].objects[j0].1.clone();
+                        out.messages[index].objects[j].1 = fate;
+                        continue;
+                    }
+                }
                 let Ok(permit) = fetches.clone().acquire_owned().await else {
                     return;
                 };
@@ -237,7 +254,7 @@ pub async fn receive(
                     let fate = match got {
                         // Sent before the slot is freed: bodies in memory are bounded by the
                         // slots and the channel.
-                        Ok(body) => match tx.send((o.name(), body)).await {
+                        Ok(body) => match tx.send((name.clone(), body)).await {
                             Ok(()) => Fate::Read,
                             Err(_) => Fate::Failed("the run stopped before it was decoded".into()),
                         },
@@ -246,7 +263,10 @@ pub async fn receive(
                     };
                     let mut out = lock(&out);
                     out.calls += calls;
-                    out.messages[index].objects[j].1 = fate;
+                    let seen = out.announced.get(&name).cloned().unwrap_or_default();
+                    for (i, j) in seen {
+                        out.messages[i].objects[j].1 = fate.clone();
+                    }
                     drop(permit);
                 });
             }

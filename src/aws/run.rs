@@ -127,6 +127,9 @@ pub struct QueueLine {
     pub kept: usize,
     /// Trail objects read.
     pub objects: usize,
+    /// Announcements of an object announced before in the same run (S3 notifies at least
+    /// once): read once, the messages' fates its fetch's.
+    pub repeated: usize,
     /// EventBridge events read (findings, calls).
     pub events: usize,
     /// Objects that could not be read after retries: their messages stay in the queue.
@@ -880,7 +883,14 @@ impl AwsSources<'_> {
         line.delete_errors = delete_failed.len();
         line.receive_error = out.receive_error.is_some();
         let mut skipped_example = None;
-        for m in &out.messages {
+        // An object announced again is counted, and reported, with its first announcement.
+        let again: std::collections::HashSet<(usize, usize)> = out
+            .announced
+            .values()
+            .flat_map(|seen| seen.iter().skip(1).copied())
+            .collect();
+        line.repeated = again.len();
+        for (i, m) in out.messages.iter().enumerate() {
             line.deleted += usize::from(m.deleted);
             line.kept += usize::from(!m.deleted);
             line.events += usize::from(m.event.is_some());
@@ -895,7 +905,10 @@ impl AwsSources<'_> {
                 line.unreadable += 1;
                 tracing::error!(queue = %url, message = %m.id, receives = m.receives, %reason, "a message cannot be read: it stays in the queue (its redrive policy moves it to the dead-letter queue in the end)");
             }
-            for (name, fate) in &m.objects {
+            for (j, (name, fate)) in m.objects.iter().enumerate() {
+                if again.contains(&(i, j)) {
+                    continue;
+                }
                 match fate {
                     Fate::Read => line.objects += 1,
                     Fate::Failed(reason) => {

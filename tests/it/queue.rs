@@ -444,6 +444,76 @@ fn issue_15_an_object_that_cannot_be_read_keeps_its_message_until_it_can() {
     assert_eq!(waiting(region, &url), (0, 0));
 }
 
+#[test]
+fn issue_15_an_object_announced_again_in_one_run_is_fetched_once() {
+    let region = "us-west-1";
+    let bucket = "sqs-repeated";
+    // The messages are sent by hand: the same two objects announced three ways.
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-repeated", None);
+    let want = put_scenario(region, bucket, &top, "111122223333");
+    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    // CloudTrail's notification of both, delivered twice (SNS delivers at least once: raw,
+    // then in its envelope), and S3's own event for the second.
+    let notification = json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]});
+    send(region, &url, &notification.to_string());
+    let sns = json!({
+        "Type": "Notification",
+        "MessageId": "5c1d9e2a-7b3f-4e8d-9a6c-2f4b8d0e1a3c",
+        "TopicArn": "arn:aws:sns:us-west-1:111122223333:trail",
+        "Message": notification.to_string(),
+    });
+    send(region, &url, &sns.to_string());
+    let s3_event = json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": &launches_key}},
+    }]});
+    send(region, &url, &s3_event.to_string());
+    // S3 through the mock, which passes every call on to moto and counts them.
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = queue_run(
+        &mock,
+        region,
+        &url,
+        &state,
+        &[("AWS_ENDPOINT_URL_S3", &mock.url)],
+    );
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(
+            &s,
+            &[
+                "queue.messages",
+                "queue.objects",
+                "queue.repeated",
+                "queue.deleted",
+                "queue.kept",
+                "findings.sent",
+            ]
+        ),
+        [json!(3), json!(2), json!(3), json!(3), json!(0), json!(1)],
+        "{s}"
+    );
+    let gets = |key: &str| {
+        mock.seen()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(key))
+            .count()
+    };
+    assert_eq!(
+        (gets(&group_key), gets(&launches_key)),
+        (1, 1),
+        "each object fetched once"
+    );
+    assert_eq!(ids(&mock.imported()), want);
+    assert_eq!(waiting(region, &url), (0, 0), "every message deleted");
+}
+
 /// Runs the `sqs` source with an S3 state, a message it reads and one it cannot, and returns
 /// the calls the tool recorded (`CORRELATOR_RECORD_CALLS`), sorted and unique.
 pub fn record_queue_calls() -> Vec<String> {
