@@ -91,7 +91,10 @@ impl Intercept for RecordCalls {
                 .create(true)
                 .append(true)
                 .open(path.as_path())?;
-            writeln!(f, "{}:{}", meta.service(), meta.name())?;
+            // One write per line: calls made at once (the queue's fetches) append whole
+            // lines to the file opened for appending, where `writeln!` would write the
+            // pieces one by one and let them interleave.
+            f.write_all(format!("{}:{}\n", meta.service(), meta.name()).as_bytes())?;
         }
         Ok(())
     }
