@@ -4,6 +4,12 @@
 # tests/run.sh runs it in CI, where no container engine is available.
 #
 #   deploy/build.sh [OUT]      OUT: where to copy the binary (default: target/image/correlator)
+#   deploy/build.sh --binary BIN [OUT]
+#                              checks BIN, built already, instead of building the release
+#                              binary (tests/run.sh: the dev build its tests ran, which needs
+#                              the same shared libraries and glibc symbol versions: the same
+#                              crate, target and linker; measured 2026-12-03, both need
+#                              libc, libm, libgcc_s and at most GLIBC_2.34)
 #
 # Checks:
 # - every shared library the binary needs (ldd) is one the base image has: glibc's and
@@ -16,13 +22,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bin=""
+if [ "${1:-}" = "--binary" ]; then
+  bin="${2:?deploy/build.sh: --binary needs the path of a built correlator}"
+  shift 2
+fi
 out="${1:-target/image/correlator}"
 glibc_max="2.36"
 allowed="linux-vdso.so.1 libc.so.6 libm.so.6 libgcc_s.so.1 libpthread.so.0 libdl.so.2 librt.so.1 ld-linux-x86-64.so.2"
 
-echo "== image binary: cargo build --release"
-cargo build --locked --release --bin correlator
-bin=target/release/correlator
+if [ -z "$bin" ]; then
+  echo "== image binary: cargo build --release"
+  cargo build --locked --release --bin correlator
+  bin=target/release/correlator
+else
+  echo "== image binary: $bin (built already)"
+  if [ ! -x "$bin" ]; then
+    echo "deploy/build.sh: $bin is not an executable file" >&2
+    exit 1
+  fi
+fi
 mkdir -p "$(dirname "$out")"
 # Without the line tables (≈ 175 MB of the 215 MB): Fargate pulls the image at every run, and
 # through a NAT gateway every byte pulled is paid for. Symbols stay, so panics name functions.
