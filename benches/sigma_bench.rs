@@ -226,7 +226,7 @@ fn main() {
     pairs.sort_by(f64::total_cmp);
     if let (Some(lo), Some(hi)) = (pairs.first(), pairs.last()) {
         let mid = pairs.len() / 2;
-        let median = if pairs.len() % 2 == 0 {
+        let median = if pairs.len().is_multiple_of(2) {
             (pairs[mid - 1] + pairs[mid]) / 2.0
         } else {
             pairs[mid]

@@ -16,9 +16,9 @@ tests/run.sh: the whole test suite. What it installs where missing:
   - Debian's chromium through apt-get (for the HTML report's browser test), when
     /usr/bin/chromium is missing: about 1 minute.
   It then builds the crate once (dev: the tests, the deploy check and the determinism check
-  use that build) and checks it with clippy. A cold run on this 2-core machine took about 15
-  minutes (2026-12-03: build 5.5, tests 3, clippy 2.5, the determinism check 1.5), a warm one
-  about 8. Each step's time is printed at the end.
+  use that build) and checks it with clippy. A cold run on a 2-core machine took about 16
+  minutes (CI, 2026-12-04: build 6, tests 3.5, clippy 2.5, the determinism check 2), a warm
+  one about 8. Each step's time is printed at the end.
 ABOUT
 
 # Each step's wall time, printed at the end however the script ends (a CI log shows its tail).
