@@ -126,12 +126,24 @@ pub fn frame<R: Read>(
     max_record: usize,
     sink: &mut dyn FrameSink,
 ) -> (FrameStats, Result<(), FrameError>) {
+    frame_from(reader, max_record, false, sink)
+}
+
+/// [`frame`], told whether the input is already known to be JSON Lines: a part of a file
+/// that starts at a line after one whole value (see [`crate::sources::file`]) is framed as
+/// the rest of the file would have been, each line on its own.
+pub fn frame_from<R: Read>(
+    reader: R,
+    max_record: usize,
+    json_lines: bool,
+    sink: &mut dyn FrameSink,
+) -> (FrameStats, Result<(), FrameError>) {
     let mut f = Framer {
         reader,
         buf: Vec::new(),
         end: 0,
         pending_error: None,
-        json_lines: false,
+        json_lines,
         pos: 0,
         eof: false,
         line: 1,

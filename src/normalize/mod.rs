@@ -263,6 +263,17 @@ pub fn decode_reader<R: Read>(
     opts: &DecodeOptions,
     emit: &mut dyn FnMut(Decoded),
 ) -> ReaderStats {
+    decode_reader_from(reader, opts, false, emit)
+}
+
+/// [`decode_reader`] on input known to be JSON Lines from its first byte (a part of a file
+/// cut at a line start, see [`frame::frame_from`]).
+pub fn decode_reader_from<R: Read>(
+    reader: R,
+    opts: &DecodeOptions,
+    json_lines: bool,
+    emit: &mut dyn FnMut(Decoded),
+) -> ReaderStats {
     let mut buffered = BufReader::with_capacity(64 << 10, reader);
     let gzip = matches!(buffered.fill_buf(), Ok(b) if b.starts_with(&[0x1f, 0x8b]));
     let mut stats = ReaderStats {
@@ -271,9 +282,9 @@ pub fn decode_reader<R: Read>(
     };
     let (framed, result) = if gzip {
         let gz = flate2::bufread::MultiGzDecoder::new(buffered);
-        frame_and_decode(gz, opts, emit)
+        frame_and_decode(gz, opts, json_lines, emit)
     } else {
-        frame_and_decode(buffered, opts, emit)
+        frame_and_decode(buffered, opts, json_lines, emit)
     };
     stats.bytes = framed.bytes;
     stats.examined = framed.examined;
@@ -305,10 +316,11 @@ pub fn decode_reader<R: Read>(
 fn frame_and_decode<R: Read>(
     reader: R,
     opts: &DecodeOptions,
+    json_lines: bool,
     emit: &mut dyn FnMut(Decoded),
 ) -> (frame::FrameStats, Result<(), FrameError>) {
     let mut sink = Sink { opts, emit };
-    frame::frame(reader, opts.max_record_bytes, &mut sink)
+    frame::frame_from(reader, opts.max_record_bytes, json_lines, &mut sink)
 }
 
 struct Sink<'a, 'b> {

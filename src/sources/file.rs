@@ -1,8 +1,8 @@
 //! Local files and folders as a source: walk, decode in parallel, hand signals on in order of
 //! arrival on the calling thread.
 //!
-//! Each worker thread decodes whole files (decoding is CPU-bound; with several files every
-//! core is busy) and sends signals in batches over a bounded channel, so memory stays bounded
+//! Each worker thread decodes whole files, or parts of a large JSON Lines file (decoding is
+//! CPU-bound; so one large file keeps every core busy too), and sends signals in batches over a bounded channel, so memory stays bounded
 //! however large the input. Problems are reported with the file they came from.
 
 use std::path::{Path, PathBuf};
@@ -44,6 +44,9 @@ pub struct ReadOptions {
     /// Largest object fetched from S3 that is read, decompressed, in bytes (a body is held
     /// whole while it is decoded; files on disk stream and need no such bound).
     pub max_object_bytes: usize,
+    /// A JSON Lines file larger than this is decoded in parts of about this size on several
+    /// threads (see [`read_files`]).
+    pub part_bytes: u64,
 }
 
 impl Default for ReadOptions {
@@ -53,9 +56,15 @@ impl Default for ReadOptions {
             threads: 0,
             progress: false,
             max_object_bytes: crate::config::InputConfig::default().max_object_mib << 20,
+            part_bytes: PART_BYTES,
         }
     }
 }
+
+/// Default [`ReadOptions::part_bytes`]: large enough that a part's start costs nothing
+/// beside its decoding, small enough that a file of a few hundred megabytes keeps two cores
+/// busy.
+pub const PART_BYTES: u64 = 64 << 20;
 
 /// What one file yielded.
 #[derive(Clone, Debug, Default)]
@@ -235,6 +244,52 @@ pub fn decode_named(
     classify: Classify<'_>,
     send: &mut dyn FnMut(Event),
 ) -> FileStats {
+    let decoding = decode_stream(&name, reader, false, opts, classify, send, &mut |_| {});
+    finish(&name, explicit, decoding, send)
+}
+
+/// What decoding one stream (a whole input, or a part of a file) leaves for the input's end.
+#[derive(Debug, Default)]
+struct Decoding {
+    stats: FileStats,
+    /// "Not a record" problems held because no record had come yet (at most [`HOLD`]).
+    held: Vec<Problem>,
+    /// A problem other than a held one was reported.
+    other_problems: bool,
+    /// Top-level values met.
+    values: u64,
+    /// The input is not JSON: how it starts.
+    not_json: Option<String>,
+}
+
+impl Decoding {
+    /// Adds what the next part of the same file left.
+    fn merge(&mut self, next: Decoding) {
+        let (s, n) = (&mut self.stats, next.stats);
+        s.bytes += n.bytes;
+        s.gzip |= n.gzip;
+        s.signals += n.signals;
+        s.counted_only += n.counted_only;
+        s.newest = s.newest.max(n.newest);
+        self.held.extend(next.held);
+        self.other_problems |= next.other_problems;
+        self.values += next.values;
+        self.not_json = self.not_json.take().or(next.not_json);
+    }
+}
+
+/// Decodes one stream, sending signals in batches and problems (each through `place`, which
+/// may correct where it says the record is) through `send`. `json_lines`: the stream is a
+/// part of a file cut at a line start, after lines of JSON Lines.
+fn decode_stream(
+    name: &Arc<Path>,
+    reader: impl std::io::Read,
+    json_lines: bool,
+    opts: &DecodeOptions,
+    classify: Classify<'_>,
+    send: &mut dyn FnMut(Event),
+    place: &mut dyn FnMut(&mut Problem),
+) -> Decoding {
     let mut stats = FileStats::default();
     let mut batch: Vec<(RecordKind, Box<Signal>, Keep)> = Vec::with_capacity(BATCH);
     let mut dropped: Vec<(RecordKind, u64)> = Vec::new();
@@ -242,7 +297,7 @@ pub fn decode_named(
     // file is not a record file (labels or metadata beside the data), reported once.
     let mut held: Vec<Problem> = Vec::new();
     let mut other_problems = false;
-    let rs = normalize::decode_reader(reader, opts, &mut |d| {
+    let rs = normalize::decode_reader_from(reader, opts, json_lines, &mut |d| {
         let (kind, signal, time) = match d {
             Decoded::Signal(kind, s) => {
                 let time = s.updated_at.unwrap_or(s.time);
@@ -263,7 +318,8 @@ pub fn decode_named(
                 }
                 return;
             }
-            Decoded::Problem(problem) => {
+            Decoded::Problem(mut problem) => {
+                place(&mut problem);
                 if stats.signals == 0
                     && problem.reason == normalize::NOT_A_RECORD
                     && held.len() < HOLD
@@ -306,6 +362,38 @@ pub fn decode_named(
             },
         }
     });
+    if !batch.is_empty() {
+        send(Event::Signals(batch));
+    }
+    if !dropped.is_empty() {
+        send(Event::Dropped(dropped));
+    }
+    stats.bytes = rs.bytes;
+    stats.gzip = rs.gzip;
+    Decoding {
+        stats,
+        held,
+        other_problems,
+        values: rs.values,
+        not_json: rs.not_json,
+    }
+}
+
+/// Reports what only the whole input can tell (no record in it at all, not JSON, empty) and
+/// returns its totals.
+fn finish(
+    name: &Arc<Path>,
+    explicit: bool,
+    decoding: Decoding,
+    send: &mut dyn FnMut(Event),
+) -> FileStats {
+    let Decoding {
+        mut stats,
+        mut held,
+        other_problems,
+        values,
+        not_json,
+    } = decoding;
     if stats.signals == 0 && !held.is_empty() && !other_problems && held.len() < HOLD {
         stats.not_json = true;
         send(Event::Problem(FileProblem {
@@ -331,20 +419,12 @@ pub fn decode_named(
             problem,
         }));
     }
-    if !batch.is_empty() {
-        send(Event::Signals(batch));
-    }
-    if !dropped.is_empty() {
-        send(Event::Dropped(dropped));
-    }
-    stats.bytes = rs.bytes;
-    stats.gzip = rs.gzip;
-    if explicit && rs.values == 0 && rs.not_json.is_none() && !other_problems {
+    if explicit && values == 0 && not_json.is_none() && !other_problems {
         send(Event::Problem(FileProblem {
             file: name.clone(),
             problem: Problem {
                 location: None,
-                reason: if rs.bytes == 0 {
+                reason: if stats.bytes == 0 {
                     "no records: the file is empty".into()
                 } else {
                     "no records: the file holds only white space or a byte order mark".into()
@@ -353,7 +433,7 @@ pub fn decode_named(
             },
         }));
     }
-    if let Some(start) = rs.not_json {
+    if let Some(start) = not_json {
         stats.not_json = true;
         send(Event::Problem(FileProblem {
             file: name.clone(),
@@ -380,6 +460,15 @@ const HOLD: usize = 10_000;
 
 /// Reads `files` on worker threads and calls `on_event` on this thread for everything they
 /// yield. Returns when every file is done.
+///
+/// A file larger than [`ReadOptions::part_bytes`] whose first line is one whole JSON object
+/// (JSON Lines) is cut into parts at line starts, one after a line ending in `}` and starting
+/// with `{` (in valid JSON that is only ever between two top-level values), and its parts are
+/// decoded on several threads: one large file keeps every core busy. A part starts framing in
+/// JSON Lines mode, as the rest of the file would have been framed, each line on its own; a
+/// problem in a part names the line in the whole file (the lines before the part are counted
+/// when it has its first problem), and what only the whole file can tell (no record at all)
+/// is decided once its last part is done. Each file's [`Event::FileDone`] comes once.
 pub fn read_files(
     files: &[InputFile],
     opts: &ReadOptions,
@@ -389,8 +478,13 @@ pub fn read_files(
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
-    }
-    .min(files.len().max(1));
+    };
+    let work = if threads > 1 {
+        plan(files, opts, threads)
+    } else {
+        Vec::new()
+    };
+    let threads = threads.min(work.len());
     if threads <= 1 {
         for f in files {
             let stats = decode_file(f, &opts.decode, classify, on_event);
@@ -398,24 +492,46 @@ pub fn read_files(
         }
         return;
     }
+    // Parts per file, and what the parts done so far left (by part index).
+    let mut parts: Vec<Vec<Option<Decoding>>> = files.iter().map(|_| Vec::new()).collect();
+    for w in &work {
+        if let Some(p) = w.part {
+            let slots = &mut parts[w.file];
+            let len = slots.len().max(p.index + 1);
+            slots.resize_with(len, || None);
+        }
+    }
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<Event>(threads * 4);
+    let (tx, rx) = mpsc::sync_channel::<Message>(threads * 4);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let next = &next;
+            let (next, work) = (&next, &work);
             // Named, so profiles and logs tell the readers from the consumer.
             let reader = std::thread::Builder::new().name("decode".into());
             let spawned = reader.spawn_scoped(scope, move || {
+                let mut send = |e: Event| {
+                    // The receiver lives until every worker is done.
+                    let _ = tx.send(Message::Event(e));
+                };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(f) = files.get(i) else { break };
-                    let mut send = |e: Event| {
-                        // The receiver lives until every worker is done.
-                        let _ = tx.send(e);
-                    };
-                    let stats = decode_file(f, &opts.decode, classify, &mut send);
-                    send(Event::FileDone(Arc::from(f.path.as_path()), stats));
+                    let Some(w) = work.get(i) else { break };
+                    let f = &files[w.file];
+                    match w.part {
+                        None => {
+                            let stats = decode_file(f, &opts.decode, classify, &mut send);
+                            send(Event::FileDone(Arc::from(f.path.as_path()), stats));
+                        }
+                        Some(part) => {
+                            let decoding = decode_part(f, part, &opts.decode, classify, &mut send);
+                            let _ = tx.send(Message::PartDone {
+                                file: w.file,
+                                index: part.index,
+                                decoding,
+                            });
+                        }
+                    }
                 }
             });
             if let Err(e) = spawned {
@@ -423,10 +539,248 @@ pub fn read_files(
             }
         }
         drop(tx);
-        for e in rx {
-            on_event(e);
+        for m in rx {
+            match m {
+                Message::Event(e) => on_event(e),
+                Message::PartDone {
+                    file,
+                    index,
+                    decoding,
+                } => {
+                    let slots = &mut parts[file];
+                    slots[index] = Some(decoding);
+                    if slots.iter().all(Option::is_some) {
+                        let mut whole = Decoding::default();
+                        for d in slots.drain(..).flatten() {
+                            whole.merge(d);
+                        }
+                        let f = &files[file];
+                        let name: Arc<Path> = Arc::from(f.path.as_path());
+                        let stats = finish(&name, f.explicit, whole, on_event);
+                        on_event(Event::FileDone(name, stats));
+                    }
+                }
+            }
         }
     });
+}
+
+/// What reader threads send to the thread that consumes.
+enum Message {
+    Event(Event),
+    /// A part of a file is decoded; its file is done when all of its parts are.
+    PartDone {
+        file: usize,
+        index: usize,
+        decoding: Decoding,
+    },
+}
+
+/// One piece of work for a reader thread: a whole file, or a part of one.
+struct Work {
+    file: usize,
+    part: Option<Part>,
+}
+
+/// Bytes `start..end` of a file (to its end when `end` is None: a file that grows while it is
+/// read is read as it would be whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Part {
+    index: usize,
+    start: u64,
+    end: Option<u64>,
+}
+
+/// Most parts of one file per reader thread (more than one, so that the threads finish
+/// together).
+const PARTS_PER_THREAD: u64 = 4;
+
+/// The work for `threads` readers: every file whole, except the large JSON Lines files, in
+/// parts.
+fn plan(files: &[InputFile], opts: &ReadOptions, threads: usize) -> Vec<Work> {
+    let mut work = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let cuts = cuts(
+            &f.path,
+            opts.part_bytes.max(1),
+            threads as u64 * PARTS_PER_THREAD,
+            opts.decode.max_record_bytes,
+        );
+        if cuts.is_empty() {
+            work.push(Work {
+                file: i,
+                part: None,
+            });
+            continue;
+        }
+        let starts = std::iter::once(0).chain(cuts.iter().copied());
+        let ends = cuts.iter().copied().map(Some).chain(std::iter::once(None));
+        for (index, (start, end)) in starts.zip(ends).enumerate() {
+            work.push(Work {
+                file: i,
+                part: Some(Part { index, start, end }),
+            });
+        }
+    }
+    work
+}
+
+/// Where to cut the file at `path` into at most `max_parts` parts of about `part_bytes`: the
+/// offsets of the lines that start the second and later parts, in order. Empty when the file
+/// is not cut: small, not JSON Lines (compressed, one document, pretty-printed, or a first
+/// line that is not one whole JSON object), or unreadable (its reader reports why).
+fn cuts(path: &Path, part_bytes: u64, max_parts: u64, max_record: usize) -> Vec<u64> {
+    let Ok(mut f) = crate::local_file::open_regular(path) else {
+        return Vec::new();
+    };
+    let Ok(size) = f.metadata().map(|m| m.len()) else {
+        return Vec::new();
+    };
+    let parts = size.div_ceil(part_bytes).min(max_parts);
+    if parts < 2 {
+        return Vec::new();
+    }
+    // The first line: one whole JSON object, so the file is framed as JSON Lines from its
+    // second line on.
+    let limit = max_record.saturating_add(2);
+    let Ok(head) = read_at(&mut f, 0, limit) else {
+        return Vec::new();
+    };
+    let Some(n) = memchr::memchr(b'\n', &head) else {
+        return Vec::new();
+    };
+    let line = head[..n].trim_ascii_end();
+    if !line.starts_with(b"{") || serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
+        return Vec::new();
+    }
+    let mut out: Vec<u64> = Vec::new();
+    for k in 1..parts {
+        let from = (size / parts * k).max(out.last().map_or(0, |c| c + 1));
+        match next_cut(&mut f, from, max_record as u64) {
+            Some(c) if c < size => out.push(c),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Bytes searched per read when looking for a cut.
+const CUT_WINDOW: usize = 1 << 20;
+
+/// The first offset at or after `from` (within `limit` bytes of it) that starts a line
+/// beginning with `{` after a line ending with `}` (a `\r` before the line break allowed).
+fn next_cut(f: &mut std::fs::File, from: u64, limit: u64) -> Option<u64> {
+    // The two bytes before `from` belong to the pattern of a line starting at `from`.
+    let mut at = from.saturating_sub(2);
+    while at <= from.saturating_add(limit) {
+        let window = read_at(f, at, CUT_WINDOW + 3).ok()?;
+        for i in memchr::memchr_iter(b'\n', &window) {
+            let start = at + i as u64 + 1;
+            if start < from || window.get(i + 1) != Some(&b'{') {
+                continue;
+            }
+            if start > from.saturating_add(limit) {
+                return None;
+            }
+            let before = match window[..i].last() {
+                Some(b'\r') => window[..i].iter().rev().nth(1),
+                b => b,
+            };
+            if before == Some(&b'}') {
+                return Some(start);
+            }
+        }
+        if window.len() < CUT_WINDOW + 3 {
+            return None;
+        }
+        at += CUT_WINDOW as u64;
+    }
+    None
+}
+
+/// Up to `len` bytes of `f` from `offset` (fewer at its end).
+fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Decodes one part of a file; what only the whole file can tell is left to [`finish`].
+fn decode_part(
+    file: &InputFile,
+    part: Part,
+    opts: &DecodeOptions,
+    classify: Classify<'_>,
+    send: &mut dyn FnMut(Event),
+) -> Decoding {
+    use std::io::{Read, Seek, SeekFrom};
+    let name: Arc<Path> = Arc::from(file.path.as_path());
+    let opened = crate::local_file::open_regular(&file.path)
+        .and_then(|mut f| f.seek(SeekFrom::Start(part.start)).map(|_| f));
+    let f = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            send(Event::Problem(file_problem(
+                &file.path,
+                format!("cannot open (the part from byte {}): {e}", part.start),
+            )));
+            return Decoding {
+                other_problems: true,
+                ..Decoding::default()
+            };
+        }
+    };
+    // Lines before the part, counted when a problem of the part first needs them.
+    let mut before: Option<Result<u64, String>> = None;
+    let mut place = |p: &mut Problem| {
+        let Some(at) = p.location.as_mut() else {
+            return;
+        };
+        if part.index == 0 {
+            return;
+        }
+        match before
+            .get_or_insert_with(|| lines_before(&file.path, part.start).map_err(|e| e.to_string()))
+        {
+            Ok(n) => at.line += *n,
+            Err(e) => {
+                p.reason = format!(
+                    "{} (the line is counted from byte {} of the file: counting the lines before it failed: {e})",
+                    p.reason, part.start
+                );
+            }
+        }
+    };
+    let json_lines = part.index > 0;
+    match part.end {
+        Some(end) => decode_stream(
+            &name,
+            f.take(end - part.start),
+            json_lines,
+            opts,
+            classify,
+            send,
+            &mut place,
+        ),
+        None => decode_stream(&name, f, json_lines, opts, classify, send, &mut place),
+    }
+}
+
+/// Line breaks in the first `end` bytes of the file at `path`.
+fn lines_before(path: &Path, end: u64) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut f = crate::local_file::open_regular(path)?.take(end);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
 }
 
 /// Bodies that arrive while a run decodes them (AWS mode's responses and trail objects): each
@@ -498,4 +852,198 @@ pub fn read_bodies(
             on_event(e);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Unique records from the shipped fixtures, one per line, with damage between them: a
+    /// truncated record, a value that is not a record, a line of garbage, a line opening an
+    /// array, blank lines, a record with a CRLF line end and one pretty-printed over lines.
+    fn damaged_json_lines(records: usize) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let base: Vec<serde_json::Value> = ["cloudtrail/records.jsonl", "guardduty/findings.jsonl"]
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(dir.join(f))
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut out = String::new();
+        for i in 0..records {
+            let mut v = base[i % base.len()].clone();
+            let id = format!("0000{i:08}-part-test");
+            if v.get("eventID").is_some() {
+                v["eventID"] = id.into();
+            } else {
+                v["id"] = id.into();
+            }
+            let line = serde_json::to_string(&v).unwrap();
+            match i % 37 {
+                5 => out.push_str(&line[..line.len() / 2]),
+                9 => out.push_str(r#"{"schemaVersion":"2.0","labels":[1,2]}"#),
+                13 => out.push_str("garbage that is not JSON"),
+                17 => out.push_str("[1, {\"a\": }"),
+                21 => out.push('\n'),
+                25 => {
+                    out.push_str(&line);
+                    out.push('\r');
+                }
+                29 => out.push_str(&serde_json::to_string_pretty(&v).unwrap()),
+                _ => out.push_str(&line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Everything reading yields, in an order that does not depend on the threads.
+    #[derive(Debug, PartialEq)]
+    struct Read {
+        signals: Vec<String>,
+        problems: Vec<String>,
+        done: Vec<String>,
+    }
+
+    fn read(path: &Path, threads: usize, part_bytes: u64) -> Read {
+        let opts = ReadOptions {
+            threads,
+            part_bytes,
+            ..ReadOptions::default()
+        };
+        let files = [InputFile {
+            path: path.to_path_buf(),
+            explicit: true,
+        }];
+        let mut r = Read {
+            signals: Vec::new(),
+            problems: Vec::new(),
+            done: Vec::new(),
+        };
+        read_files(&files, &opts, &keep_all, &mut |e| match e {
+            Event::Signals(b) => r.signals.extend(
+                b.into_iter()
+                    .map(|(k, s, _)| format!("{k:?} {:?} {}", s.reference, s.time)),
+            ),
+            Event::Dropped(_) => {}
+            Event::Problem(p) => r.problems.push(format!(
+                "{} {:?} {} {:?}",
+                p.file.display(),
+                p.problem.location,
+                p.problem.reason,
+                p.problem.severity
+            )),
+            Event::FileDone(name, s) => r.done.push(format!("{} {s:?}", name.display())),
+        });
+        r.signals.sort();
+        r.problems.sort();
+        r
+    }
+
+    fn written(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.flush().unwrap();
+        f
+    }
+
+    #[test]
+    fn a_large_json_lines_file_read_in_parts_yields_what_it_yields_whole() {
+        let text = damaged_json_lines(600);
+        let f = written(&text);
+        let part = 8 << 10;
+        let cut = cuts(f.path(), part, 12, 64 << 20);
+        assert!(cut.len() >= 8, "cut into {} parts", cut.len() + 1);
+        for c in &cut {
+            let c = *c as usize;
+            assert_eq!(text.as_bytes()[c], b'{');
+            assert!(text[..c].trim_end().ends_with('}'));
+        }
+        let whole = read(f.path(), 1, part);
+        assert!(whole.signals.len() > 500, "{} signals", whole.signals.len());
+        assert!(
+            whole.problems.len() >= 4 * 16,
+            "{:#?}",
+            &whole.problems[..whole.problems.len().min(20)]
+        );
+        assert_eq!(whole.done.len(), 1);
+        for threads in [2, 3, 5] {
+            assert_eq!(read(f.path(), threads, part), whole, "{threads} threads");
+        }
+        // A part size the file is far below: read whole, the same.
+        assert!(cuts(f.path(), 1 << 30, 12, 64 << 20).is_empty());
+        assert_eq!(read(f.path(), 3, 1 << 30), whole);
+    }
+
+    #[test]
+    fn a_large_file_of_values_that_are_not_records_is_one_problem_in_parts_as_whole() {
+        let line =
+            r#"{"schemaVersion":"2.0","labels":["a","b","c"],"note":"metadata beside the data"}"#;
+        let text = format!("{line}\n").repeat(2_000);
+        let f = written(&text);
+        assert!(cuts(f.path(), 16 << 10, 8, 64 << 20).len() >= 4);
+        let whole = read(f.path(), 1, 16 << 10);
+        assert_eq!(whole.problems.len(), 1, "{:?}", whole.problems);
+        assert!(whole.problems[0].contains("not a record file: none of its 2000"));
+        assert_eq!(read(f.path(), 2, 16 << 10), whole);
+    }
+
+    #[test]
+    fn files_that_are_not_json_lines_are_not_cut() {
+        let text = damaged_json_lines(300);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
+        // One document (an array of records), a pretty-printed first record, a first line
+        // that is damaged, and gzip.
+        let array = format!("[{}]\n", lines.join(",\n"));
+        let pretty = format!(
+            "{}\n{}\n",
+            serde_json::to_string_pretty(
+                &serde_json::from_str::<serde_json::Value>(lines[0]).unwrap()
+            )
+            .unwrap(),
+            lines[1..].join("\n")
+        );
+        let damaged = format!("{{\"eventVersion\": \n{text}");
+        for (what, body) in [("array", array), ("pretty", pretty), ("damaged", damaged)] {
+            let f = written(&body);
+            assert!(cuts(f.path(), 4 << 10, 12, 64 << 20).is_empty(), "{what}");
+            assert_eq!(
+                read(f.path(), 3, 4 << 10),
+                read(f.path(), 1, 4 << 10),
+                "{what}"
+            );
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), gz.finish().unwrap()).unwrap();
+        assert!(cuts(f.path(), 1 << 10, 12, 64 << 20).is_empty(), "gzip");
+    }
+
+    #[test]
+    fn a_cut_is_found_only_between_a_closing_and_an_opening_brace_at_a_line_start() {
+        let text = "{\"a\":1}\n{\"b\":\n2}\n  {\"c\":3}\n{\"d\":4}\r\n{\"e\":5}\n";
+        let f = written(text);
+        let mut file = std::fs::File::open(f.path()).unwrap();
+        let at = |s: &str| text.find(s).unwrap() as u64;
+        assert_eq!(next_cut(&mut file, 1, 100), Some(at("{\"b\"")));
+        // After `{"b":` the next line starts with `2`, then one with spaces: the next is `d`'s
+        // line, and after the CRLF `e`'s.
+        assert_eq!(
+            next_cut(&mut file, at("{\"b\"") + 1, 100),
+            Some(at("{\"d\""))
+        );
+        assert_eq!(
+            next_cut(&mut file, at("{\"d\"") + 1, 100),
+            Some(at("{\"e\""))
+        );
+        assert_eq!(next_cut(&mut file, at("{\"e\"") + 1, 100), None);
+        // Not further than the limit.
+        assert_eq!(next_cut(&mut file, at("{\"b\"") + 1, 3), None);
+    }
 }
