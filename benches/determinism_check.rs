@@ -13,7 +13,9 @@
 //! - `graph --format json`, `correlate --asff --graph` (DOT, GraphML, Cypher) and the JSON
 //!   summaries: byte-identical between a run over the folder with the default reading threads
 //!   and a run over every file listed in reverse order with another thread count
-//!   (`CORRELATOR_INPUT_THREADS`); the summary's timing fields aside;
+//!   (`CORRELATOR_INPUT_THREADS`); the summary's timing fields aside; and `graph --format
+//!   json` the same bytes over every record in one JSON Lines file, which is read in parts on
+//!   two threads;
 //! - no export holds a node id twice (nor an edge id);
 //! - one run's ACTIVE findings equal those that runs over the first 90 % then the last 10 %
 //!   (one state file) leave ACTIVE, and those of ten runs over a tenth each.
@@ -378,11 +380,27 @@ fn same_bytes(
     p: &dyn Fn(&str) -> PathBuf,
 ) {
     println!(
-        "same input, same bytes (the folder, default threads / every file in reverse order, other threads):"
+        "same input, same bytes (the folder, default threads / every file in reverse order, other threads / all in one file, read in parts):"
     );
-    for (i, (threads, inputs)) in [(0, folder.to_vec()), (1, reversed(files))]
-        .into_iter()
-        .enumerate()
+    // Every record in one JSON Lines file: over 64 MiB (at a quarter of the default size and
+    // more), it is decoded in parts on both threads.
+    let one = p("all.jsonl");
+    {
+        let mut w =
+            std::io::BufWriter::new(std::fs::File::create(&one).expect("creating all.jsonl"));
+        for f in files {
+            let mut r = std::fs::File::open(f).expect("opening a generated file");
+            std::io::copy(&mut r, &mut w).expect("writing all.jsonl");
+        }
+        std::io::Write::flush(&mut w).expect("writing all.jsonl");
+    }
+    for (i, (threads, inputs)) in [
+        (0, folder.to_vec()),
+        (1, reversed(files)),
+        (2, vec![os(&one)]),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let g = p(&format!("graph-{i}.json"));
         let mut args = vec![os("graph"), os("--format"), os("json"), os("-o"), os(&g)];
@@ -399,6 +417,16 @@ fn same_bytes(
         same(&p("graph-0.json"), &p("graph-1.json")),
         "graph --format json: byte-identical",
     );
+    checks.check(
+        same(&p("graph-0.json"), &p("graph-2.json")),
+        &format!(
+            "graph --format json: byte-identical over all records in one file ({:.0} MB)",
+            std::fs::metadata(&one).map_or(0, |m| m.len()) as f64 / 1e6
+        ),
+    );
+    if !a.keep {
+        let _ = std::fs::remove_file(&one);
+    }
     let dup = duplicate_ids(&p("graph-0.json"));
     checks.check(
         dup.is_empty(),
@@ -417,7 +445,11 @@ fn same_bytes(
             }
         }
     };
-    done_with(&["graph-0.json".into(), "graph-1.json".into()]);
+    done_with(&[
+        "graph-0.json".into(),
+        "graph-1.json".into(),
+        "graph-2.json".into(),
+    ]);
     for (ext, threads) in [("dot", 3), ("graphml", 2), ("cypher", 1)] {
         let mut summaries = Vec::new();
         for (i, (threads, inputs)) in [(0, folder.to_vec()), (threads, reversed(files))]

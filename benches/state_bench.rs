@@ -40,7 +40,8 @@
 //! shape's CloudTrail records as one JSON Lines file, `duck_peer.py FILE` (`--duck-peer PATH`,
 //! default `../shared/peers/duck_peer.py` beside the project) and `correlator correlate` over
 //! the same file alternated `--rounds N` times (default 3, A B A B …), every round's wall time
-//! and the ratio of the medians, as the peer's README says.
+//! and the ratio of the medians, as the peer's README says. `--peer-only` runs only that
+//! comparison.
 //!
 //! Run: `cargo bench --bench state_bench` (about 2 GB of JSON Lines per shape and as much
 //! again for the slices; the shapes one after the other, each folder removed when done), or
@@ -119,12 +120,17 @@ fn main() {
             keep: cli.keep,
         };
         let data = generate_shape(&cli, shape, &dir);
-        run_shape(&cli, shape, &dir, &data);
+        if !cli.peer_only {
+            run_shape(&cli, shape, &dir, &data);
+        }
         if i == 0 && cli.python.is_some() {
             // The peer comparison reads the first shape's CloudTrail: keep its folder.
             let one = dir.join("cloudtrail-all.jsonl");
             concat(&data.jsonl, &one);
             peer_input = Some((guard, one));
+            if cli.peer_only {
+                break;
+            }
         } else {
             drop(guard);
         }
@@ -176,6 +182,9 @@ struct Cli {
     slices: u64,
     shapes: Vec<Shape>,
     keep: bool,
+    /// With `--python`: only the comparison with DuckDB (the first shape is generated, no run
+    /// of the scheduled case).
+    peer_only: bool,
     correlator: PathBuf,
     python: Option<PathBuf>,
     duck_peer: PathBuf,
@@ -197,6 +206,7 @@ impl Cli {
             slices: 96,
             shapes: vec![Shape::Stable, Shape::PerCall],
             keep: false,
+            peer_only: false,
             correlator: PathBuf::from(BIN),
             python: None,
             duck_peer: Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/duck_peer.py"),
@@ -249,6 +259,7 @@ impl Cli {
                 "--python" => cli.python = Some(PathBuf::from(text("--python"))),
                 "--duck-peer" => cli.duck_peer = PathBuf::from(text("--duck-peer")),
                 "--keep" => cli.keep = true,
+                "--peer-only" => cli.peer_only = true,
                 "--bench" => {}
                 other => panic!("unknown argument {other:?}"),
             }

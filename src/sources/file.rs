@@ -613,6 +613,7 @@ fn plan(files: &[InputFile], opts: &ReadOptions, threads: usize) -> Vec<Work> {
             });
             continue;
         }
+        tracing::debug!(file = %f.path.display(), parts = cuts.len() + 1, "decoding in parts");
         let starts = std::iter::once(0).chain(cuts.iter().copied());
         let ends = cuts.iter().copied().map(Some).chain(std::iter::once(None));
         for (index, (start, end)) in starts.zip(ends).enumerate() {
