@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("correlation-rules");
+    let dir = manifest_dir().join("correlation-rules");
     embed(&dir, "rules", "builtin_rules.rs");
     embed(&dir.join("lists"), "lists", "builtin_lists.rs");
     corpus();
@@ -25,13 +25,15 @@ fn main() {
 fn embed(dir: &Path, what: &str, out_file: &str) {
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect()
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path()
         })
-        .unwrap_or_default();
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    // A binary without its rules would read everything and find nothing.
+    assert!(!files.is_empty(), "no {what} (*.yaml) in {}", dir.display());
     files.sort();
     let mut out = format!(
         "/// Built-in {what}: (file name, text).\npub const BUILTIN: &[(&str, &str)] = &[\n"
@@ -54,7 +56,7 @@ fn embed(dir: &Path, what: &str, out_file: &str) {
 fn corpus() {
     println!("cargo::rustc-check-cfg=cfg(shared_corpus)");
     println!("cargo:rerun-if-env-changed=CORRELATOR_SHARED_CORPUS");
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let shared = manifest_dir()
         .join("..")
         .join("shared");
     let dirs = [shared.join("realdata"), shared.join("samples")];
@@ -66,4 +68,13 @@ fn corpus() {
             println!("cargo:rerun-if-changed={}", d.display());
         }
     }
+}
+
+/// The package's folder, as Cargo says when it runs this script: not `env!`, which is fixed
+/// when the script is compiled, and a script compiled for a checkout elsewhere (another
+/// worktree sharing the target folder) would then read that checkout's rules, or none.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .expect("cargo sets CARGO_MANIFEST_DIR")
+        .into()
 }
