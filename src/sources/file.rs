@@ -643,14 +643,16 @@ fn cuts(path: &Path, part_bytes: u64, max_parts: u64, max_record: usize) -> Vec<
     }
     // The first line: one whole JSON object, so the file is framed as JSON Lines from its
     // second line on.
-    let limit = max_record.saturating_add(2);
-    let Ok(head) = read_at(&mut f, 0, limit) else {
-        return Vec::new();
-    };
-    let Some(n) = memchr::memchr(b'\n', &head) else {
-        return Vec::new();
-    };
-    let line = head[..n].trim_ascii_end();
+    let mut head = Vec::new();
+    {
+        use std::io::{BufRead, Read};
+        let limit = max_record as u64 + 2;
+        let mut r = std::io::BufReader::new((&mut f).take(limit));
+        if r.read_until(b'\n', &mut head).is_err() || head.last() != Some(&b'\n') {
+            return Vec::new();
+        }
+    }
+    let line = head.trim_ascii_end();
     if !line.starts_with(b"{") || serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
         return Vec::new();
     }
@@ -703,7 +705,7 @@ fn next_cut(f: &mut std::fs::File, from: u64, limit: u64) -> Option<u64> {
 fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(len);
+    let mut buf = Vec::with_capacity(len.min(CUT_WINDOW + 3));
     f.take(len as u64).read_to_end(&mut buf)?;
     Ok(buf)
 }
