@@ -56,9 +56,7 @@ fn embed(dir: &Path, what: &str, out_file: &str) {
 fn corpus() {
     println!("cargo::rustc-check-cfg=cfg(shared_corpus)");
     println!("cargo:rerun-if-env-changed=CORRELATOR_SHARED_CORPUS");
-    let shared = manifest_dir()
-        .join("..")
-        .join("shared");
+    let shared = manifest_dir().join("..").join("shared");
     let dirs = [shared.join("realdata"), shared.join("samples")];
     if dirs.iter().all(|d| d.is_dir()) {
         println!("cargo:rustc-cfg=shared_corpus");

@@ -983,6 +983,44 @@ mod tests {
         assert_eq!(read(f.path(), 3, 1 << 30), whole);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 24,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Random damage anywhere (bytes dropped, line breaks and braces put in, a line cut
+        /// short) changes nothing between reading a file whole and in parts: the cuts fall
+        /// where they may, among damaged lines too.
+        #[test]
+        fn damage_anywhere_reads_the_same_in_parts_as_whole(
+            edits in proptest::collection::vec((0.0f64..1.0, 0u8..5), 1..40),
+            part in 1_500u64..6_000,
+        ) {
+            let mut bytes = damaged_json_lines(120).into_bytes();
+            for (at, what) in edits {
+                let i = ((bytes.len() - 1) as f64 * at) as usize;
+                match what {
+                    0 => {
+                        bytes.remove(i);
+                    }
+                    1 => bytes.insert(i, b'\n'),
+                    2 => bytes.splice(i..i, b"}\n{".iter().copied()).for_each(drop),
+                    3 => {
+                        let end = memchr::memchr(b'\n', &bytes[i..]).map_or(bytes.len(), |n| i + n);
+                        bytes.drain(i..end);
+                    }
+                    _ => bytes.splice(i..i, b"\"\n".iter().copied()).for_each(drop),
+                }
+            }
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(&bytes).unwrap();
+            f.flush().unwrap();
+            let whole = read(f.path(), 1, part);
+            proptest::prop_assert_eq!(read(f.path(), 3, part), whole);
+        }
+    }
+
     #[test]
     fn a_large_file_of_values_that_are_not_records_is_one_problem_in_parts_as_whole() {
         let line =
