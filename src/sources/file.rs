@@ -685,11 +685,7 @@ fn next_cut(f: &mut std::fs::File, from: u64, limit: u64) -> Option<u64> {
             if start > from.saturating_add(limit) {
                 return None;
             }
-            let before = match window[..i].last() {
-                Some(b'\r') => window[..i].iter().rev().nth(1),
-                b => b,
-            };
-            if before == Some(&b'}') {
+            if ends_a_record(&window[..i]) {
                 return Some(start);
             }
         }
@@ -699,6 +695,12 @@ fn next_cut(f: &mut std::fs::File, from: u64, limit: u64) -> Option<u64> {
         at += CUT_WINDOW as u64;
     }
     None
+}
+
+/// Whether `before` (what precedes a line break) ends with `}`, a `\r` between allowed.
+fn ends_a_record(before: &[u8]) -> bool {
+    let before = before.strip_suffix(b"\r").unwrap_or(before);
+    before.last() == Some(&b'}')
 }
 
 /// Up to `len` bytes of `f` from `offset` (fewer at its end).
@@ -722,7 +724,7 @@ fn decode_part(
     let name: Arc<Path> = Arc::from(file.path.as_path());
     let opened = crate::local_file::open_regular(&file.path)
         .and_then(|mut f| f.seek(SeekFrom::Start(part.start)).map(|_| f));
-    let f = match opened {
+    let mut f = match opened {
         Ok(f) => f,
         Err(e) => {
             send(Event::Problem(file_problem(
@@ -735,6 +737,28 @@ fn decode_part(
             };
         }
     };
+    // The cut was planned on what the file held then: a file written to since may no longer
+    // have a record start there. Said, then read on (the next lines are framed as usual).
+    let mut changed = false;
+    if part.index > 0 {
+        let from = part.start.saturating_sub(3);
+        let at = (part.start - from) as usize;
+        let still = read_at(&mut f, from, at + 1).is_ok_and(|w| {
+            w.get(at) == Some(&b'{')
+                && w[..at].last() == Some(&b'\n')
+                && ends_a_record(&w[..at - 1])
+        });
+        if !still || f.seek(SeekFrom::Start(part.start)).is_err() {
+            changed = true;
+            send(Event::Problem(file_problem(
+                &file.path,
+                format!(
+                    "the file changed while it was read: byte {} no longer starts a record after one (it did when the file was cut into parts); reading on from there",
+                    part.start
+                ),
+            )));
+        }
+    }
     // Lines before the part, counted when a problem of the part first needs them.
     let mut before: Option<Result<u64, String>> = None;
     let mut place = |p: &mut Problem| {
@@ -757,7 +781,7 @@ fn decode_part(
         }
     };
     let json_lines = part.index > 0;
-    match part.end {
+    let mut decoding = match part.end {
         Some(end) => decode_stream(
             &name,
             f.take(end - part.start),
@@ -768,7 +792,9 @@ fn decode_part(
             &mut place,
         ),
         None => decode_stream(&name, f, json_lines, opts, classify, send, &mut place),
-    }
+    };
+    decoding.other_problems |= changed;
+    decoding
 }
 
 /// Line breaks in the first `end` bytes of the file at `path`.
@@ -1064,6 +1090,65 @@ mod tests {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), gz.finish().unwrap()).unwrap();
         assert!(cuts(f.path(), 1 << 10, 12, 64 << 20).is_empty(), "gzip");
+    }
+
+    #[test]
+    fn a_part_whose_start_changed_since_the_cut_says_so_and_reads_on() {
+        let text = damaged_json_lines(200);
+        let f = written(&text);
+        let cut = cuts(f.path(), 8 << 10, 12, 64 << 20);
+        assert!(cut.len() > 2);
+        // Written to since: two bytes more at the start move every line.
+        std::fs::write(f.path(), format!("\n\n{text}")).unwrap();
+        let file = InputFile {
+            path: f.path().to_path_buf(),
+            explicit: true,
+        };
+        let part = Part {
+            index: 1,
+            start: cut[0],
+            end: Some(cut[1]),
+        };
+        let (mut problems, mut signals) = (Vec::new(), 0);
+        let d = decode_part(
+            &file,
+            part,
+            &DecodeOptions::default(),
+            &keep_all,
+            &mut |e| match e {
+                Event::Problem(p) => problems.push(p.problem.reason),
+                Event::Signals(b) => signals += b.len(),
+                _ => {}
+            },
+        );
+        assert!(d.other_problems);
+        assert!(
+            problems[0].starts_with(&format!(
+                "the file changed while it was read: byte {} no longer starts a record",
+                cut[0]
+            )),
+            "{problems:?}"
+        );
+        // The lines after the first are read as usual.
+        assert!(signals > 0 && d.stats.signals > 0, "{problems:?}");
+        // Unchanged, a part starts as planned: no such problem.
+        std::fs::write(f.path(), &text).unwrap();
+        let mut problems = Vec::new();
+        decode_part(
+            &file,
+            part,
+            &DecodeOptions::default(),
+            &keep_all,
+            &mut |e| {
+                if let Event::Problem(p) = e {
+                    problems.push(p.problem.reason);
+                }
+            },
+        );
+        assert!(
+            problems.iter().all(|p| !p.contains("changed")),
+            "{problems:?}"
+        );
     }
 
     #[test]
