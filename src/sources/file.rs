@@ -1047,6 +1047,46 @@ mod tests {
         }
     }
 
+    /// Damage right at the cuts: the line before a cut cut short (so it no longer ends in
+    /// `}`, and the cut moves), the line after it cut short, a line break inside the line
+    /// after it, and a value that is no record starting it.
+    #[test]
+    fn damage_next_to_the_cuts_reads_the_same_in_parts_as_whole() {
+        let text = damaged_json_lines(300);
+        let part = 8 << 10;
+        let plain = written(&text);
+        let cut: Vec<usize> = cuts(plain.path(), part, 12, 64 << 20)
+            .into_iter()
+            .map(|c| c as usize)
+            .collect();
+        assert!(cut.len() >= 8);
+        for kind in 0..4 {
+            let mut bytes = text.clone().into_bytes();
+            // From the last cut back, so that earlier offsets still hold.
+            for &c in cut.iter().rev() {
+                let next_end = c + memchr::memchr(b'\n', &bytes[c..]).unwrap();
+                match kind {
+                    0 => {
+                        // The line before: its last 20 bytes dropped.
+                        bytes.drain(c - 21..c - 1);
+                    }
+                    1 => {
+                        bytes.drain(c + (next_end - c) / 2..next_end);
+                    }
+                    2 => bytes.insert(c + (next_end - c) / 3, b'\n'),
+                    _ => bytes
+                        .splice(c..c, br#"{"labels":["x"]}"#.iter().copied())
+                        .for_each(drop),
+                }
+            }
+            let f = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(f.path(), &bytes).unwrap();
+            let whole = read(f.path(), 1, part);
+            assert!(!whole.problems.is_empty());
+            assert_eq!(read(f.path(), 3, part), whole, "damage of kind {kind}");
+        }
+    }
+
     #[test]
     fn a_large_file_of_values_that_are_not_records_is_one_problem_in_parts_as_whole() {
         let line =
