@@ -462,13 +462,18 @@ const HOLD: usize = 10_000;
 /// yield. Returns when every file is done.
 ///
 /// A file larger than [`ReadOptions::part_bytes`] whose first line is one whole JSON object
-/// (JSON Lines) is cut into parts at line starts, one after a line ending in `}` and starting
-/// with `{` (in valid JSON that is only ever between two top-level values), and its parts are
-/// decoded on several threads: one large file keeps every core busy. A part starts framing in
-/// JSON Lines mode, as the rest of the file would have been framed, each line on its own; a
-/// problem in a part names the line in the whole file (the lines before the part are counted
-/// when it has its first problem), and what only the whole file can tell (no record at all)
-/// is decided once its last part is done. Each file's [`Event::FileDone`] comes once.
+/// (JSON Lines) is cut into parts of about that size at line starts, one after a line ending
+/// in `}` and starting with `{` (in valid JSON that is only ever between two top-level
+/// values), and its parts are decoded on the reader threads: one large file keeps every core
+/// busy. Where the cuts fall depends on the file alone, not on the number of threads, and a
+/// single thread reads the same parts one after the other, so what comes out does not depend
+/// on the machine. A part starts framing in JSON Lines mode, as the rest of the file is
+/// framed, each line on its own; damage that reading the file whole would carry past the
+/// cut (a line opening `{"Records":[` whose array never closes swallows the lines after it
+/// as its elements) stops at it. A problem in a part names its line in the whole file (the
+/// line breaks of the parts before are counted, each part once, when a problem first needs
+/// them), and what only the whole file can tell (no record at all) is decided once its last
+/// part is done. Each file's [`Event::FileDone`] comes once.
 pub fn read_files(
     files: &[InputFile],
     opts: &ReadOptions,
@@ -479,34 +484,38 @@ pub fn read_files(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let work = if threads > 1 {
-        plan(files, opts, threads)
-    } else {
-        Vec::new()
+    let (work, cuts) = plan(files, opts);
+    let mut assembly = Assembly::new(&cuts);
+    // Decodes one piece of work; a part's results are for the assembly.
+    let decode = |w: &Work, send: &mut dyn FnMut(Event)| -> Option<(usize, usize, Decoding)> {
+        let f = &files[w.file];
+        match (w.part, &cuts[w.file]) {
+            (Some(index), Some(cut)) => {
+                let decoding = decode_part(f, cut, index, &opts.decode, classify, send);
+                Some((w.file, index, decoding))
+            }
+            _ => {
+                let stats = decode_file(f, &opts.decode, classify, send);
+                send(Event::FileDone(Arc::from(f.path.as_path()), stats));
+                None
+            }
+        }
     };
     let threads = threads.min(work.len());
     if threads <= 1 {
-        for f in files {
-            let stats = decode_file(f, &opts.decode, classify, on_event);
-            on_event(Event::FileDone(Arc::from(f.path.as_path()), stats));
+        for w in &work {
+            if let Some((file, index, decoding)) = decode(w, on_event) {
+                assembly.part_done(&files[file], file, index, decoding, on_event);
+            }
         }
         return;
-    }
-    // Parts per file, and what the parts done so far left (by part index).
-    let mut parts: Vec<Vec<Option<Decoding>>> = files.iter().map(|_| Vec::new()).collect();
-    for w in &work {
-        if let Some(p) = w.part {
-            let slots = &mut parts[w.file];
-            let len = slots.len().max(p.index + 1);
-            slots.resize_with(len, || None);
-        }
     }
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<Message>(threads * 4);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, work) = (&next, &work);
+            let (next, work, decode) = (&next, &work, &decode);
             // Named, so profiles and logs tell the readers from the consumer.
             let reader = std::thread::Builder::new().name("decode".into());
             let spawned = reader.spawn_scoped(scope, move || {
@@ -517,20 +526,12 @@ pub fn read_files(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(w) = work.get(i) else { break };
-                    let f = &files[w.file];
-                    match w.part {
-                        None => {
-                            let stats = decode_file(f, &opts.decode, classify, &mut send);
-                            send(Event::FileDone(Arc::from(f.path.as_path()), stats));
-                        }
-                        Some(part) => {
-                            let decoding = decode_part(f, part, &opts.decode, classify, &mut send);
-                            let _ = tx.send(Message::PartDone {
-                                file: w.file,
-                                index: part.index,
-                                decoding,
-                            });
-                        }
+                    if let Some((file, index, decoding)) = decode(w, &mut send) {
+                        let _ = tx.send(Message::PartDone {
+                            file,
+                            index,
+                            decoding,
+                        });
                     }
                 }
             });
@@ -546,20 +547,7 @@ pub fn read_files(
                     file,
                     index,
                     decoding,
-                } => {
-                    let slots = &mut parts[file];
-                    slots[index] = Some(decoding);
-                    if slots.iter().all(Option::is_some) {
-                        let mut whole = Decoding::default();
-                        for d in slots.drain(..).flatten() {
-                            whole.merge(d);
-                        }
-                        let f = &files[file];
-                        let name: Arc<Path> = Arc::from(f.path.as_path());
-                        let stats = finish(&name, f.explicit, whole, on_event);
-                        on_event(Event::FileDone(name, stats));
-                    }
-                }
+                } => assembly.part_done(&files[file], file, index, decoding, on_event),
             }
         }
     });
@@ -576,68 +564,142 @@ enum Message {
     },
 }
 
-/// One piece of work for a reader thread: a whole file, or a part of one.
+/// What the parts of each file cut into parts left, until its last part is done.
+struct Assembly {
+    /// Per file, per part (empty for a file read whole).
+    slots: Vec<Vec<Option<Decoding>>>,
+}
+
+impl Assembly {
+    fn new(cuts: &[Option<Cut>]) -> Assembly {
+        Assembly {
+            slots: cuts
+                .iter()
+                .map(|c| {
+                    c.as_ref()
+                        .map_or_else(Vec::new, |c| c.parts.iter().map(|_| None).collect())
+                })
+                .collect(),
+        }
+    }
+
+    /// Keeps what part `index` of file `file` left; when it was the file's last part, reports
+    /// what only the whole file tells, then the file's totals.
+    fn part_done(
+        &mut self,
+        f: &InputFile,
+        file: usize,
+        index: usize,
+        decoding: Decoding,
+        on_event: &mut dyn FnMut(Event),
+    ) {
+        let slots = &mut self.slots[file];
+        slots[index] = Some(decoding);
+        if slots.iter().all(Option::is_some) {
+            let mut whole = Decoding::default();
+            for d in slots.drain(..).flatten() {
+                whole.merge(d);
+            }
+            let name: Arc<Path> = Arc::from(f.path.as_path());
+            let stats = finish(&name, f.explicit, whole, on_event);
+            on_event(Event::FileDone(name, stats));
+        }
+    }
+}
+
+/// One piece of work for a reader thread: a whole file, or a part of one (its index in the
+/// file's [`Cut`]).
 struct Work {
     file: usize,
-    part: Option<Part>,
+    part: Option<usize>,
 }
 
 /// Bytes `start..end` of a file (to its end when `end` is None: a file that grows while it is
 /// read is read as it would be whole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Part {
-    index: usize,
     start: u64,
     end: Option<u64>,
 }
 
-/// Most parts of one file per reader thread (more than one, so that the threads finish
-/// together).
-const PARTS_PER_THREAD: u64 = 4;
+/// How a file is cut into parts, and the line breaks in each part, counted when a problem of
+/// a later part first needs them (each part's once, whichever thread asks first).
+struct Cut {
+    parts: Vec<Part>,
+    line_breaks: Vec<std::sync::OnceLock<Option<u64>>>,
+}
 
-/// The work for `threads` readers: every file whole, except the large JSON Lines files, in
-/// parts.
-fn plan(files: &[InputFile], opts: &ReadOptions, threads: usize) -> Vec<Work> {
+impl Cut {
+    fn new(cuts: &[u64]) -> Cut {
+        let starts = std::iter::once(0).chain(cuts.iter().copied());
+        let ends = cuts.iter().copied().map(Some).chain(std::iter::once(None));
+        let parts: Vec<Part> = starts
+            .zip(ends)
+            .map(|(start, end)| Part { start, end })
+            .collect();
+        Cut {
+            line_breaks: parts.iter().map(|_| std::sync::OnceLock::new()).collect(),
+            parts,
+        }
+    }
+
+    /// The line breaks before part `index` of the file at `path`; None when they cannot be
+    /// counted (the file cannot be read again).
+    fn lines_before(&self, path: &Path, index: usize) -> Option<u64> {
+        self.parts[..index]
+            .iter()
+            .zip(&self.line_breaks)
+            .map(|(p, n)| {
+                *n.get_or_init(|| line_breaks(path, p.start, p.end.unwrap_or(p.start)).ok())
+            })
+            .sum()
+    }
+}
+
+/// The work for the readers: every file whole, except the large JSON Lines files, in parts.
+fn plan(files: &[InputFile], opts: &ReadOptions) -> (Vec<Work>, Vec<Option<Cut>>) {
     let mut work = Vec::with_capacity(files.len());
+    let mut plans = Vec::with_capacity(files.len());
     for (i, f) in files.iter().enumerate() {
-        let cuts = cuts(
+        let offsets = cuts(
             &f.path,
             opts.part_bytes.max(1),
-            threads as u64 * PARTS_PER_THREAD,
             opts.decode.max_record_bytes,
         );
-        if cuts.is_empty() {
+        if offsets.is_empty() {
             work.push(Work {
                 file: i,
                 part: None,
             });
+            plans.push(None);
             continue;
         }
-        tracing::debug!(file = %f.path.display(), parts = cuts.len() + 1, "decoding in parts");
-        let starts = std::iter::once(0).chain(cuts.iter().copied());
-        let ends = cuts.iter().copied().map(Some).chain(std::iter::once(None));
-        for (index, (start, end)) in starts.zip(ends).enumerate() {
-            work.push(Work {
-                file: i,
-                part: Some(Part { index, start, end }),
-            });
-        }
+        tracing::debug!(file = %f.path.display(), parts = offsets.len() + 1, "decoding in parts");
+        let cut = Cut::new(&offsets);
+        work.extend((0..cut.parts.len()).map(|index| Work {
+            file: i,
+            part: Some(index),
+        }));
+        plans.push(Some(cut));
     }
-    work
+    (work, plans)
 }
 
-/// Where to cut the file at `path` into at most `max_parts` parts of about `part_bytes`: the
-/// offsets of the lines that start the second and later parts, in order. Empty when the file
-/// is not cut: small, not JSON Lines (compressed, one document, pretty-printed, or a first
-/// line that is not one whole JSON object), or unreadable (its reader reports why).
-fn cuts(path: &Path, part_bytes: u64, max_parts: u64, max_record: usize) -> Vec<u64> {
+/// Longest first line looked at when deciding whether a file is JSON Lines.
+const FIRST_LINE_MAX: usize = 1 << 20;
+
+/// Where to cut the file at `path` into parts of about `part_bytes`: the offsets of the
+/// lines that start the second and later parts, in order. Empty when the file is not cut:
+/// small, not JSON Lines (compressed, one document, pretty-printed, or a first line that is
+/// not one whole JSON object of at most 1 MiB), or unreadable (its reader reports why).
+fn cuts(path: &Path, part_bytes: u64, max_record: usize) -> Vec<u64> {
     let Ok(mut f) = crate::local_file::open_regular(path) else {
         return Vec::new();
     };
     let Ok(size) = f.metadata().map(|m| m.len()) else {
         return Vec::new();
     };
-    let parts = size.div_ceil(part_bytes).min(max_parts);
+    let parts = size.div_ceil(part_bytes);
     if parts < 2 {
         return Vec::new();
     }
@@ -646,7 +708,7 @@ fn cuts(path: &Path, part_bytes: u64, max_parts: u64, max_record: usize) -> Vec<
     let mut head = Vec::new();
     {
         use std::io::{BufRead, Read};
-        let limit = max_record as u64 + 2;
+        let limit = FIRST_LINE_MAX.min(max_record) as u64 + 2;
         let mut r = std::io::BufReader::new((&mut f).take(limit));
         if r.read_until(b'\n', &mut head).is_err() || head.last() != Some(&b'\n') {
             return Vec::new();
@@ -658,7 +720,7 @@ fn cuts(path: &Path, part_bytes: u64, max_parts: u64, max_record: usize) -> Vec<
     }
     let mut out: Vec<u64> = Vec::new();
     for k in 1..parts {
-        let from = (size / parts * k).max(out.last().map_or(0, |c| c + 1));
+        let from = (part_bytes * k).max(out.last().map_or(0, |c| c + 1));
         match next_cut(&mut f, from, max_record as u64) {
             Some(c) if c < size => out.push(c),
             _ => break,
@@ -673,8 +735,9 @@ const CUT_WINDOW: usize = 1 << 20;
 /// The first offset at or after `from` (within `limit` bytes of it) that starts a line
 /// beginning with `{` after a line ending with `}` (a `\r` before the line break allowed).
 fn next_cut(f: &mut std::fs::File, from: u64, limit: u64) -> Option<u64> {
-    // The two bytes before `from` belong to the pattern of a line starting at `from`.
-    let mut at = from.saturating_sub(2);
+    // The three bytes before `from` (`}\r\n`) belong to the pattern of a line starting at
+    // `from`.
+    let mut at = from.saturating_sub(3);
     while at <= from.saturating_add(limit) {
         let window = read_at(f, at, CUT_WINDOW + 3).ok()?;
         for i in memchr::memchr_iter(b'\n', &window) {
@@ -712,15 +775,18 @@ fn read_at(f: &mut std::fs::File, offset: u64, len: usize) -> std::io::Result<Ve
     Ok(buf)
 }
 
-/// Decodes one part of a file; what only the whole file can tell is left to [`finish`].
+/// Decodes part `index` of a file cut as `cut` says; what only the whole file can tell is
+/// left to [`finish`].
 fn decode_part(
     file: &InputFile,
-    part: Part,
+    cut: &Cut,
+    index: usize,
     opts: &DecodeOptions,
     classify: Classify<'_>,
     send: &mut dyn FnMut(Event),
 ) -> Decoding {
     use std::io::{Read, Seek, SeekFrom};
+    let part = cut.parts[index];
     let name: Arc<Path> = Arc::from(file.path.as_path());
     let opened = crate::local_file::open_regular(&file.path)
         .and_then(|mut f| f.seek(SeekFrom::Start(part.start)).map(|_| f));
@@ -740,11 +806,12 @@ fn decode_part(
     // The cut was planned on what the file held then: a file written to since may no longer
     // have a record start there. Said, then read on (the next lines are framed as usual).
     let mut changed = false;
-    if part.index > 0 {
+    if index > 0 {
         let from = part.start.saturating_sub(3);
         let at = (part.start - from) as usize;
         let still = read_at(&mut f, from, at + 1).is_ok_and(|w| {
-            w.get(at) == Some(&b'{')
+            at >= 2
+                && w.get(at) == Some(&b'{')
                 && w[..at].last() == Some(&b'\n')
                 && ends_a_record(&w[..at - 1])
         });
@@ -760,27 +827,25 @@ fn decode_part(
         }
     }
     // Lines before the part, counted when a problem of the part first needs them.
-    let mut before: Option<Result<u64, String>> = None;
+    let mut before: Option<Option<u64>> = None;
     let mut place = |p: &mut Problem| {
         let Some(at) = p.location.as_mut() else {
             return;
         };
-        if part.index == 0 {
+        if index == 0 {
             return;
         }
-        match before
-            .get_or_insert_with(|| lines_before(&file.path, part.start).map_err(|e| e.to_string()))
-        {
-            Ok(n) => at.line += *n,
-            Err(e) => {
+        match before.get_or_insert_with(|| cut.lines_before(&file.path, index)) {
+            Some(n) => at.line += *n,
+            None => {
                 p.reason = format!(
-                    "{} (the line is counted from byte {} of the file: counting the lines before it failed: {e})",
+                    "{} (the line is counted from byte {} of the file: counting the lines before it failed)",
                     p.reason, part.start
                 );
             }
         }
     };
-    let json_lines = part.index > 0;
+    let json_lines = index > 0;
     let mut decoding = match part.end {
         Some(end) => decode_stream(
             &name,
@@ -797,10 +862,12 @@ fn decode_part(
     decoding
 }
 
-/// Line breaks in the first `end` bytes of the file at `path`.
-fn lines_before(path: &Path, end: u64) -> std::io::Result<u64> {
-    use std::io::Read;
-    let mut f = crate::local_file::open_regular(path)?.take(end);
+/// Line breaks in bytes `start..end` of the file at `path`.
+fn line_breaks(path: &Path, start: u64, end: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = crate::local_file::open_regular(path)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut f = f.take(end.saturating_sub(start));
     let mut buf = vec![0u8; 1 << 20];
     let mut lines = 0u64;
     loop {
@@ -939,6 +1006,9 @@ mod tests {
         done: Vec<String>,
     }
 
+    /// A part size no file here reaches: read whole.
+    const WHOLE: u64 = u64::MAX;
+
     fn read(path: &Path, threads: usize, part_bytes: u64) -> Read {
         let opts = ReadOptions {
             threads,
@@ -986,14 +1056,14 @@ mod tests {
         let text = damaged_json_lines(600);
         let f = written(&text);
         let part = 8 << 10;
-        let cut = cuts(f.path(), part, 12, 64 << 20);
+        let cut = cuts(f.path(), part, 64 << 20);
         assert!(cut.len() >= 8, "cut into {} parts", cut.len() + 1);
         for c in &cut {
             let c = *c as usize;
             assert_eq!(text.as_bytes()[c], b'{');
             assert!(text[..c].trim_end().ends_with('}'));
         }
-        let whole = read(f.path(), 1, part);
+        let whole = read(f.path(), 1, WHOLE);
         assert!(whole.signals.len() > 500, "{} signals", whole.signals.len());
         assert!(
             whole.problems.len() >= 4 * 16,
@@ -1001,11 +1071,11 @@ mod tests {
             &whole.problems[..whole.problems.len().min(20)]
         );
         assert_eq!(whole.done.len(), 1);
-        for threads in [2, 3, 5] {
+        for threads in [1, 2, 3, 5] {
             assert_eq!(read(f.path(), threads, part), whole, "{threads} threads");
         }
         // A part size the file is far below: read whole, the same.
-        assert!(cuts(f.path(), 1 << 30, 12, 64 << 20).is_empty());
+        assert!(cuts(f.path(), 1 << 30, 64 << 20).is_empty());
         assert_eq!(read(f.path(), 3, 1 << 30), whole);
     }
 
@@ -1042,7 +1112,7 @@ mod tests {
             let mut f = tempfile::NamedTempFile::new().unwrap();
             f.write_all(&bytes).unwrap();
             f.flush().unwrap();
-            let whole = read(f.path(), 1, part);
+            let whole = read(f.path(), 1, WHOLE);
             proptest::prop_assert_eq!(read(f.path(), 3, part), whole);
         }
     }
@@ -1055,7 +1125,7 @@ mod tests {
         let text = damaged_json_lines(300);
         let part = 8 << 10;
         let plain = written(&text);
-        let cut: Vec<usize> = cuts(plain.path(), part, 12, 64 << 20)
+        let cut: Vec<usize> = cuts(plain.path(), part, 64 << 20)
             .into_iter()
             .map(|c| c as usize)
             .collect();
@@ -1081,10 +1151,45 @@ mod tests {
             }
             let f = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(f.path(), &bytes).unwrap();
-            let whole = read(f.path(), 1, part);
+            let whole = read(f.path(), 1, WHOLE);
             assert!(!whole.problems.is_empty());
             assert_eq!(read(f.path(), 3, part), whole, "damage of kind {kind}");
         }
+    }
+
+    /// A line opening `{"Records":[` whose array never closes: read whole, the lines after
+    /// it are taken as its elements and lost; in parts, that damage stops at the next cut.
+    /// What comes out depends on the file and the part size, never on the thread count.
+    #[test]
+    fn an_unclosed_wrapper_line_before_a_cut_reads_the_same_on_any_number_of_threads() {
+        let text = damaged_json_lines(300);
+        let part = 8 << 10;
+        let plain = written(&text);
+        let cut = cuts(plain.path(), part, 64 << 20);
+        assert!(cut.len() >= 8);
+        let mut bytes = text.into_bytes();
+        for &c in cut.iter().rev() {
+            // The line before the cut becomes a log file's object whose array is not closed
+            // (its one record whole), still ending in `}`.
+            let c = c as usize;
+            let line_start = memchr::memrchr(b'\n', &bytes[..c - 1]).map_or(0, |n| n + 1);
+            bytes
+                .splice(line_start..line_start, br#"{"Records":["#.iter().copied())
+                .for_each(drop);
+        }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), &bytes).unwrap();
+        let first = read(f.path(), 1, part);
+        for threads in [2, 3, 5] {
+            assert_eq!(read(f.path(), threads, part), first, "{threads} threads");
+        }
+        let whole = read(f.path(), 1, WHOLE);
+        assert!(
+            first.signals.len() > whole.signals.len(),
+            "in parts {}, whole {}",
+            first.signals.len(),
+            whole.signals.len()
+        );
     }
 
     #[test]
@@ -1093,11 +1198,12 @@ mod tests {
             r#"{"schemaVersion":"2.0","labels":["a","b","c"],"note":"metadata beside the data"}"#;
         let text = format!("{line}\n").repeat(2_000);
         let f = written(&text);
-        assert!(cuts(f.path(), 16 << 10, 8, 64 << 20).len() >= 4);
-        let whole = read(f.path(), 1, 16 << 10);
+        assert!(cuts(f.path(), 16 << 10, 64 << 20).len() >= 4);
+        let whole = read(f.path(), 1, WHOLE);
         assert_eq!(whole.problems.len(), 1, "{:?}", whole.problems);
         assert!(whole.problems[0].contains("not a record file: none of its 2000"));
         assert_eq!(read(f.path(), 2, 16 << 10), whole);
+        assert_eq!(read(f.path(), 1, 16 << 10), whole);
     }
 
     #[test]
@@ -1118,10 +1224,10 @@ mod tests {
         let damaged = format!("{{\"eventVersion\": \n{text}");
         for (what, body) in [("array", array), ("pretty", pretty), ("damaged", damaged)] {
             let f = written(&body);
-            assert!(cuts(f.path(), 4 << 10, 12, 64 << 20).is_empty(), "{what}");
+            assert!(cuts(f.path(), 4 << 10, 64 << 20).is_empty(), "{what}");
             assert_eq!(
                 read(f.path(), 3, 4 << 10),
-                read(f.path(), 1, 4 << 10),
+                read(f.path(), 1, WHOLE),
                 "{what}"
             );
         }
@@ -1129,14 +1235,14 @@ mod tests {
         gz.write_all(text.as_bytes()).unwrap();
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), gz.finish().unwrap()).unwrap();
-        assert!(cuts(f.path(), 1 << 10, 12, 64 << 20).is_empty(), "gzip");
+        assert!(cuts(f.path(), 1 << 10, 64 << 20).is_empty(), "gzip");
     }
 
     #[test]
     fn a_part_whose_start_changed_since_the_cut_says_so_and_reads_on() {
         let text = damaged_json_lines(200);
         let f = written(&text);
-        let cut = cuts(f.path(), 8 << 10, 12, 64 << 20);
+        let cut = cuts(f.path(), 8 << 10, 64 << 20);
         assert!(cut.len() > 2);
         // Written to since: two bytes more at the start move every line.
         std::fs::write(f.path(), format!("\n\n{text}")).unwrap();
@@ -1144,15 +1250,13 @@ mod tests {
             path: f.path().to_path_buf(),
             explicit: true,
         };
-        let part = Part {
-            index: 1,
-            start: cut[0],
-            end: Some(cut[1]),
-        };
+        let start = cut[0];
+        let cut = Cut::new(&cut);
         let (mut problems, mut signals) = (Vec::new(), 0);
         let d = decode_part(
             &file,
-            part,
+            &cut,
+            1,
             &DecodeOptions::default(),
             &keep_all,
             &mut |e| match e {
@@ -1164,8 +1268,7 @@ mod tests {
         assert!(d.other_problems);
         assert!(
             problems[0].starts_with(&format!(
-                "the file changed while it was read: byte {} no longer starts a record",
-                cut[0]
+                "the file changed while it was read: byte {start} no longer starts a record"
             )),
             "{problems:?}"
         );
@@ -1176,7 +1279,8 @@ mod tests {
         let mut problems = Vec::new();
         decode_part(
             &file,
-            part,
+            &cut,
+            1,
             &DecodeOptions::default(),
             &keep_all,
             &mut |e| {
@@ -1211,5 +1315,9 @@ mod tests {
         assert_eq!(next_cut(&mut file, at("{\"e\"") + 1, 100), None);
         // Not further than the limit.
         assert_eq!(next_cut(&mut file, at("{\"b\"") + 1, 3), None);
+        // A cut right where the search starts, after a CRLF.
+        let crlf = written("{\"a\":1}\r\n{\"b\":2}\r\n{\"c\":3}\n");
+        let mut file = std::fs::File::open(crlf.path()).unwrap();
+        assert_eq!(next_cut(&mut file, 9, 100), Some(9));
     }
 }
