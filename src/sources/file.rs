@@ -693,16 +693,21 @@ const FIRST_LINE_MAX: usize = 1 << 20;
 /// small, not JSON Lines (compressed, one document, pretty-printed, or a first line that is
 /// not one whole JSON object of at most 1 MiB), or unreadable (its reader reports why).
 fn cuts(path: &Path, part_bytes: u64, max_record: usize) -> Vec<u64> {
+    // Most files are small: a `stat`, no opening, decides for them.
+    let small = |size: u64| size.div_ceil(part_bytes) < 2;
+    if std::fs::metadata(path).is_ok_and(|m| small(m.len())) {
+        return Vec::new();
+    }
     let Ok(mut f) = crate::local_file::open_regular(path) else {
         return Vec::new();
     };
     let Ok(size) = f.metadata().map(|m| m.len()) else {
         return Vec::new();
     };
-    let parts = size.div_ceil(part_bytes);
-    if parts < 2 {
+    if small(size) {
         return Vec::new();
     }
+    let parts = size.div_ceil(part_bytes);
     // The first line: one whole JSON object, so the file is framed as JSON Lines from its
     // second line on.
     let mut head = Vec::new();
