@@ -2,8 +2,9 @@
 //! arrival on the calling thread.
 //!
 //! Each worker thread decodes whole files, or parts of a large JSON Lines file (decoding is
-//! CPU-bound; so one large file keeps every core busy too), and sends signals in batches over a bounded channel, so memory stays bounded
-//! however large the input. Problems are reported with the file they came from.
+//! CPU-bound, so one large file keeps every core busy too), and sends signals in batches over
+//! a bounded channel, so memory stays bounded however large the input. Problems are reported
+//! with the file they came from.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
