@@ -794,9 +794,7 @@ fn decode_part(
     use std::io::{Read, Seek, SeekFrom};
     let part = cut.parts[index];
     let name: Arc<Path> = Arc::from(file.path.as_path());
-    let opened = crate::local_file::open_regular(&file.path)
-        .and_then(|mut f| f.seek(SeekFrom::Start(part.start)).map(|_| f));
-    let mut f = match opened {
+    let mut f = match crate::local_file::open_regular(&file.path) {
         Ok(f) => f,
         Err(e) => {
             send(Event::Problem(file_problem(
@@ -821,7 +819,7 @@ fn decode_part(
                 && w[..at].last() == Some(&b'\n')
                 && ends_a_record(&w[..at - 1])
         });
-        if !still || f.seek(SeekFrom::Start(part.start)).is_err() {
+        if !still {
             changed = true;
             send(Event::Problem(file_problem(
                 &file.path,
@@ -831,6 +829,16 @@ fn decode_part(
                 ),
             )));
         }
+    }
+    if let Err(e) = f.seek(SeekFrom::Start(part.start)) {
+        send(Event::Problem(file_problem(
+            &file.path,
+            format!("cannot read from byte {}: {e}", part.start),
+        )));
+        return Decoding {
+            other_problems: true,
+            ..Decoding::default()
+        };
     }
     // Lines before the part, counted when a problem of the part first needs them.
     let mut before: Option<Option<u64>> = None;
@@ -1278,7 +1286,9 @@ mod tests {
             )),
             "{problems:?}"
         );
-        // The lines after the first are read as usual.
+        // Read from the planned byte on: what is there now (the end of a line, `}`) is a
+        // damaged line of its own, and the lines after it are read as usual.
+        assert!(problems.len() >= 2, "{problems:?}");
         assert!(signals > 0 && d.stats.signals > 0, "{problems:?}");
         // Unchanged, a part starts as planned: no such problem.
         std::fs::write(f.path(), &text).unwrap();
