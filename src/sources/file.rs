@@ -1058,9 +1058,9 @@ mod tests {
         r
     }
 
-    fn written(text: &str) -> tempfile::NamedTempFile {
+    fn written(bytes: impl AsRef<[u8]>) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
+        f.write_all(bytes.as_ref()).unwrap();
         f.flush().unwrap();
         f
     }
@@ -1123,9 +1123,7 @@ mod tests {
                     _ => bytes.splice(i..i, b"\"\n".iter().copied()).for_each(drop),
                 }
             }
-            let mut f = tempfile::NamedTempFile::new().unwrap();
-            f.write_all(&bytes).unwrap();
-            f.flush().unwrap();
+            let f = written(&bytes);
             let whole = read(f.path(), 1, WHOLE);
             proptest::prop_assert_eq!(read(f.path(), 3, part), whole);
         }
@@ -1163,8 +1161,7 @@ mod tests {
                         .for_each(drop),
                 }
             }
-            let f = tempfile::NamedTempFile::new().unwrap();
-            std::fs::write(f.path(), &bytes).unwrap();
+            let f = written(&bytes);
             let whole = read(f.path(), 1, WHOLE);
             assert!(!whole.problems.is_empty());
             assert_eq!(read(f.path(), 3, part), whole, "damage of kind {kind}");
@@ -1191,8 +1188,7 @@ mod tests {
                 .splice(line_start..line_start, br#"{"Records":["#.iter().copied())
                 .for_each(drop);
         }
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), &bytes).unwrap();
+        let f = written(&bytes);
         let first = read(f.path(), 1, part);
         for threads in [2, 3, 5] {
             assert_eq!(read(f.path(), threads, part), first, "{threads} threads");
@@ -1247,8 +1243,7 @@ mod tests {
         }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(text.as_bytes()).unwrap();
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), gz.finish().unwrap()).unwrap();
+        let f = written(gz.finish().unwrap());
         assert!(cuts(f.path(), 1 << 10, 64 << 20).is_empty(), "gzip");
     }
 
