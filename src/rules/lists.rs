@@ -8,7 +8,7 @@
 //! replaces a list (`values`) or extends it (`add`, `remove`). [`Lists`] hands the resolved
 //! lists to the matcher, which alone decides from them (the ASFF sink reads its flags).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -233,17 +233,20 @@ impl Lists {
     /// Applies one edit to the named list (names are checked by the callers).
     pub fn apply(&mut self, name: &str, edit: &ListEdit) {
         let list = self.lists.entry(name.to_string()).or_default();
-        if let Some(v) = &edit.values {
+        // Membership by a set: the shipped pool list alone has thousands of values, which a
+        // scan of the list per value made a quadratic cost of every start.
+        if edit.values.is_some() {
             list.clear();
-            for x in v {
-                if !list.contains(x) {
-                    list.push(x.clone());
-                }
-            }
         }
-        list.retain(|x| !edit.remove.contains(x));
-        for x in &edit.add {
-            if !list.contains(x) {
+        let removed: HashSet<&str> = edit.remove.iter().map(String::as_str).collect();
+        list.retain(|x| !removed.contains(x.as_str()));
+        let mut seen: HashSet<String> = list.iter().cloned().collect();
+        let values = edit.values.iter().flatten();
+        for x in values
+            .filter(|x| !removed.contains(x.as_str()))
+            .chain(&edit.add)
+        {
+            if seen.insert(x.clone()) {
                 list.push(x.clone());
             }
         }
@@ -352,5 +355,23 @@ mod tests {
             },
         );
         assert_eq!(l.get(HIGH_RISK_APIS), ["iam:CreateUser"]);
+    }
+
+    #[test]
+    fn an_edit_keeps_first_mentions_in_order_and_adds_back_what_it_removes() {
+        let mut l = Lists {
+            lists: BTreeMap::new(),
+        };
+        let edit = |values: Option<&[&str]>, add: &[&str], remove: &[&str]| ListEdit {
+            values: values.map(|v| v.iter().map(|x| x.to_string()).collect()),
+            add: add.iter().map(|x| x.to_string()).collect(),
+            remove: remove.iter().map(|x| x.to_string()).collect(),
+        };
+        l.apply("x", &edit(Some(&["b", "a", "b", "c", "a"]), &[], &["c"]));
+        assert_eq!(l.get("x"), ["b", "a"]);
+        l.apply("x", &edit(None, &["d", "a", "b", "d"], &["b"]));
+        assert_eq!(l.get("x"), ["a", "d", "b"]);
+        l.apply("x", &edit(Some(&["e"]), &["e", "f"], &["e"]));
+        assert_eq!(l.get("x"), ["e", "f"]);
     }
 }
