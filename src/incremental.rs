@@ -28,7 +28,7 @@ use crate::pipeline::{
 };
 use crate::rules::{Emit, RuleSet};
 use crate::sinks::asff::{self, Writer};
-use crate::state::{SequenceRecord, SequenceStatus, State};
+use crate::state::{KeptFinding, SequenceRecord, SequenceStatus, State};
 use crate::time::{Millis, format_rfc3339};
 
 /// What a run changes.
@@ -214,7 +214,7 @@ pub fn advance(
                 updated_at: Some(updated_at),
                 // Closed or open: while its signals are replayed, they may form another
                 // sequence (its group became known), and then this finding is archived.
-                finding: Some(finding.clone()),
+                finding: Some(KeptFinding::of(&finding)),
                 created: Some(created),
                 refs,
             });
@@ -239,7 +239,7 @@ pub fn advance(
                 }
                 continue;
             }
-            if let Some(mut f) = r.finding.clone() {
+            if let Some(mut f) = r.finding.as_ref().map(KeptFinding::value) {
                 let at = newest
                     .unwrap_or(r.last_seen)
                     .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));

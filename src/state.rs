@@ -205,7 +205,7 @@ pub struct SequenceRecord {
     /// The last version written, kept while the sequence's signals are replayed (open or
     /// closed) so that a run that finds they now belong to another sequence can archive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finding: Option<serde_json::Value>,
+    pub finding: Option<KeptFinding>,
     /// `CreatedAt` of the finding (absent in states written before it was kept: `start`).
     #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
     pub created: Option<Millis>,
@@ -213,6 +213,40 @@ pub struct SequenceRecord {
     /// them whether a sequence continues this one or its signals were regrouped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<String>,
+}
+
+/// A finding as written, kept as its JSON text: it is read again only when the finding is
+/// archived (rarely), so a state's findings cost their text in memory, not a tree of maps per
+/// finding, and are loaded and saved without being parsed or rebuilt. In the document it is
+/// the finding itself (the same JSON as a parsed value would write).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeptFinding(Box<serde_json::value::RawValue>);
+
+impl KeptFinding {
+    /// The finding's text, as it is written.
+    pub fn of(finding: &serde_json::Value) -> KeptFinding {
+        KeptFinding(
+            serde_json::value::to_raw_value(finding)
+                .expect("a JSON value always writes as JSON text"),
+        )
+    }
+
+    /// The finding, parsed (its text was JSON when it was kept or loaded).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("kept finding text is JSON")
+    }
+
+    /// Its JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for KeptFinding {
+    fn eq(&self, other: &KeptFinding) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl State {
@@ -266,7 +300,8 @@ impl State {
             }
         };
         let doc = migrate(doc, version);
-        serde_json::from_value(doc).map_err(corrupt)
+        // Through text: kept findings are read as text, which only a parse of text gives.
+        serde_json::from_str(&doc.to_string()).map_err(corrupt)
     }
 
     /// Forgets that the findings of `given` with these ids were written (the sink did not

@@ -1,6 +1,6 @@
 //! What the matcher emits: sequences of signals of one rule and one group.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -279,15 +279,19 @@ impl Sequence {
     /// Orders signals and fills what comes from the graph: account, region, members.
     pub fn finalize(&mut self, graph: &EntityGraph) {
         self.signals.sort_by_key(|a| (a.time, a.reference.key()));
+        // First mentions in signal order, found through sets: a sequence that goes on for days
+        // names thousands of instances, which a scan of the list per name made quadratic.
         let mut involved: Vec<Str> = Vec::new();
+        let mut seen: HashSet<&Str> = HashSet::new();
+        let mut launched: HashSet<_> = self.launched.iter().cloned().collect();
         for s in &self.signals {
             for i in &s.instances {
-                if !involved.contains(i) {
+                if seen.insert(i) {
                     involved.push(i.clone());
                 }
             }
             for l in &s.launched {
-                if !self.launched.contains(l) {
+                if launched.insert(l.clone()) {
                     self.launched.push(l.clone());
                 }
             }
@@ -302,9 +306,10 @@ impl Sequence {
                     .filter(|i| members.contains(*i))
                     .cloned()
                     .collect();
+                let first_named: HashSet<&Str> = ordered.iter().collect();
                 let rest: Vec<Str> = members
                     .iter()
-                    .filter(|m| !ordered.contains(m))
+                    .filter(|m| !first_named.contains(m))
                     .cloned()
                     .collect();
                 ordered.extend(rest);
