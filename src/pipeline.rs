@@ -1,6 +1,6 @@
 //! One run end to end: read inputs, decode, build the graph, match rules, count everything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,7 +48,9 @@ pub struct CorrelateRun {
     /// The signals matched (replayed ones from the state first), in matching order.
     pub selected: Vec<Arc<Signal>>,
     /// What this run's records told the graph that no selected signal says (only kept when
-    /// a state is given: the next run needs it).
+    /// a state is given: the next run needs it): the latest copy of each distinct statement
+    /// ([`graph_statement`], [`statement_rank`]), cut to what the next run reads of it
+    /// ([`statement_to_keep`]), in event-time order.
     pub statements: Vec<Signal>,
     /// Selected records older than the state's horizon: matched by an earlier run already.
     pub before_horizon: u64,
@@ -176,6 +178,25 @@ pub fn statement_to_keep(s: &Signal) -> Signal {
     }
 }
 
+/// Keeps `s` among a run's graph statements when it is the latest copy of its statement so
+/// far (one copy per statement, not one per record: an instance session's every call restates
+/// which instance it is), cut to what the next run reads of it.
+fn keep_statement(kept: &mut HashMap<u64, Signal>, s: &Signal) {
+    let Some(key) = graph_statement(s) else {
+        return;
+    };
+    match kept.entry(key) {
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(statement_to_keep(s));
+        }
+        std::collections::hash_map::Entry::Occupied(mut o) => {
+            if statement_rank(s) > statement_rank(o.get()) {
+                o.insert(statement_to_keep(s));
+            }
+        }
+    }
+}
+
 /// Which of several copies of one graph statement a state keeps: the latest, then the one with
 /// the highest hash of its record reference. A total order that does not depend on arrival.
 pub fn statement_rank(s: &Signal) -> (Millis, u64) {
@@ -246,7 +267,7 @@ pub fn correlate_with<R: Send>(
     let mut summary = Summary::default();
     let include_archived = settings.include_archived_findings;
     let mut selected: Vec<Arc<Signal>> = Vec::new();
-    let mut statements: Vec<Signal> = Vec::new();
+    let mut statements: HashMap<u64, Signal> = HashMap::new();
     let mut before_horizon = 0u64;
     let inputs;
     let mut sources: BTreeMap<&'static str, (u64, Option<Millis>)> = BTreeMap::new();
@@ -404,8 +425,8 @@ pub fn correlate_with<R: Send>(
                     summary.no_account(&s.reference.key());
                 } else if matched && added != crate::graph::Added::Duplicate {
                     selected.push(Arc::new(*s));
-                } else if keep_statements && tells_the_graph(&s) {
-                    statements.push(*s);
+                } else if keep_statements {
+                    keep_statement(&mut statements, &s);
                 }
             },
         );
@@ -417,7 +438,7 @@ pub fn correlate_with<R: Send>(
     for (_, s) in described {
         summary.added(graph.add_signal(&s));
         if keep_statements {
-            statements.push(*s);
+            keep_statement(&mut statements, &s);
         }
     }
     for (kind, n) in &summary.records {
@@ -478,7 +499,11 @@ pub fn correlate_with<R: Send>(
         sequences,
         matching,
         selected,
-        statements,
+        statements: {
+            let mut kept: Vec<Signal> = statements.into_values().collect();
+            kept.sort_by_cached_key(|s| (s.time, s.reference.key()));
+            kept
+        },
         before_horizon,
         sources,
         inputs,
