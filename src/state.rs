@@ -300,8 +300,7 @@ impl State {
             }
         };
         let doc = migrate(doc, version);
-        // Through text: kept findings are read as text, which only a parse of text gives.
-        serde_json::from_str(&doc.to_string()).map_err(corrupt)
+        serde_json::from_value(doc).map_err(corrupt)
     }
 
     /// Forgets that the findings of `given` with these ids were written (the sink did not
@@ -794,6 +793,33 @@ mod tests {
             st.horizon.map(crate::time::format_rfc3339).as_deref(),
             Some("2025-05-07T10:02:18.000Z")
         );
+    }
+
+    #[test]
+    fn a_kept_finding_is_its_text_through_a_migration_and_a_save() {
+        // A plain JSON state of version 6 (migrated on load) with a finding kept as written.
+        let mut doc = serde_json::to_value(State::new()).unwrap();
+        doc["version"] = 6.into();
+        doc["sequences"] = serde_json::json!([{"id": "f-1", "rule": "r", "group": "g",
+            "start": "2025-05-09T11:02:33.000Z", "last_seen": "2025-05-09T11:02:33.000Z",
+            "status": "open", "closes_at": "2025-05-09T12:02:33.000Z", "signals": 1,
+            "fingerprint": "x",
+            "finding": {"Id": "f-1", "Title": "café ✓", "Resources": [{"Id": "i-1"}]}}]);
+        let v6 = doc.to_string();
+        let st = State::from_json(&v6, "v6.json").unwrap();
+        let kept = st.sequences[0].finding.as_ref().expect("kept");
+        let want =
+            serde_json::json!({"Id": "f-1", "Title": "café ✓", "Resources": [{"Id": "i-1"}]});
+        assert_eq!(kept.value(), want);
+        // Saved and loaded (the compressed current version): the same text and value.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("s.state"));
+        store.save(&st).unwrap();
+        let back = store.load().unwrap().unwrap();
+        let again = back.sequences[0].finding.as_ref().unwrap();
+        assert_eq!(again, kept);
+        assert_eq!(again.value(), want);
+        assert_eq!(KeptFinding::of(&want).value(), want);
     }
 
     #[test]

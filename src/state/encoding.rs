@@ -205,7 +205,9 @@ mod tests {
             signals: 3,
             fingerprint: "abc".into(),
             updated_at: Some(1_746_177_600_123),
-            finding: Some(serde_json::json!({"Id": "x", "Title": "é ✓"})),
+            finding: Some(crate::state::KeptFinding::of(
+                &serde_json::json!({"Id": "x", "Title": "é ✓"}),
+            )),
             created: None,
             refs: vec!["evt-1".into()],
         });
