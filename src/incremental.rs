@@ -256,23 +256,23 @@ pub fn advance(
     let mut leaving = Vec::new();
     for s in &run.selected {
         if s.time >= h {
-            signals.push((**s).clone());
+            signals.push(s.clone());
         } else if tells_the_graph(s) {
-            leaving.push((**s).clone());
+            leaving.push(&**s);
         }
     }
     let retention_start =
         newest.map_or(Millis::MIN, |n| n.saturating_sub(settings.graph_retention));
     // Statements the replayed signals make themselves need no copy.
     let replayed: std::collections::HashSet<u64> =
-        signals.iter().filter_map(graph_statement).collect();
+        signals.iter().filter_map(|s| graph_statement(s)).collect();
     let mut statements: BTreeMap<u64, crate::signal::Signal> = BTreeMap::new();
     let all = prior
         .map(|p| p.graph.iter())
         .into_iter()
         .flatten()
         .chain(run.statements.iter())
-        .chain(leaving.iter());
+        .chain(leaving.iter().copied());
     for s in all {
         if s.time < retention_start {
             continue;

@@ -276,7 +276,7 @@ pub fn correlate_with<R: Send>(
     // but no type: from the state's graph statements and signals, and from everything read.
     let mut resolver = crate::launch::Resolver::default();
     if let Some(p) = prior {
-        for s in p.graph.iter().chain(&p.signals) {
+        for s in p.graph.iter().chain(p.signals.iter().map(|s| &**s)) {
             resolver.learn(s);
         }
         for s in &p.graph {
@@ -284,7 +284,7 @@ pub fn correlate_with<R: Send>(
         }
         for s in &p.signals {
             if graph.add_signal(s) != crate::graph::Added::Duplicate {
-                selected.push(Arc::new(s.clone()));
+                selected.push(s.clone());
             }
         }
     }

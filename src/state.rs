@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,9 +70,10 @@ pub struct State {
     /// and allowed lag that is still open).
     #[serde(default, with = "opt_time")]
     pub horizon: Option<Millis>,
-    /// Selected signals at or after the horizon, replayed by the next run.
+    /// Selected signals at or after the horizon, replayed by the next run (shared with the
+    /// run that replays them and the state it leaves: one copy in memory, not three).
     #[serde(default)]
-    pub signals: Vec<Signal>,
+    pub signals: Vec<Arc<Signal>>,
     /// What earlier records told the entity graph, one copy per distinct statement.
     #[serde(default)]
     pub graph: Vec<Signal>,

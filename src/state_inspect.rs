@@ -87,9 +87,9 @@ fn tally<I: IntoIterator<Item = String>>(keys: I, unit: &str) -> Vec<(String, St
     out
 }
 
-fn span(signals: &[Signal]) -> Option<(String, String)> {
-    let first = signals.iter().map(|s| s.time).min()?;
-    let last = signals.iter().map(|s| s.time).max()?;
+fn span(times: impl Iterator<Item = Millis> + Clone) -> Option<(String, String)> {
+    let first = times.clone().min()?;
+    let last = times.max()?;
     Some((
         "event times".into(),
         format!("{} to {}", format_rfc3339(first), format_rfc3339(last)),
@@ -150,8 +150,8 @@ pub fn inspect(state: &State, origin: &str) -> Inspection {
         detail: cp_detail,
     });
 
-    let mut detail = tally(state.signals.iter().map(signal_kind), "signal");
-    detail.extend(span(&state.signals));
+    let mut detail = tally(state.signals.iter().map(|s| signal_kind(s)), "signal");
+    detail.extend(span(state.signals.iter().map(|s| s.time)));
     parts.push(Part {
         name: "signals",
         holds: "selected signals at or after the horizon, replayed by the next run",
@@ -161,7 +161,7 @@ pub fn inspect(state: &State, origin: &str) -> Inspection {
     });
 
     let mut detail = tally(state.graph.iter().map(statement_kind), "statement");
-    detail.extend(span(&state.graph));
+    detail.extend(span(state.graph.iter().map(|s| s.time)));
     parts.push(Part {
         name: "graph",
         holds: "what earlier records told the entity graph, one copy per distinct statement",
