@@ -238,11 +238,6 @@ impl KeptFinding {
     pub fn value(&self) -> serde_json::Value {
         serde_json::from_str(self.0.get()).expect("kept finding text is JSON")
     }
-
-    /// Its JSON text.
-    pub fn text(&self) -> &str {
-        self.0.get()
-    }
 }
 
 impl PartialEq for KeptFinding {
