@@ -13,19 +13,17 @@
 //!
 //! The state keeps what the next run needs and no more: the signals at or after the horizon
 //! (the oldest point any still-open window, suppression period, allowed lag or replayed
-//! sequence reaches back to), the graph statements of the retention period (each cut to what
-//! the next run reads of it: [`statement_to_keep`]), and the records of sequences that may
-//! still be replayed.
+//! sequence reaches back to), the graph statements of the retention period (one copy of each,
+//! cut to what the next run reads of it: [`Statements`]), and the records of sequences that
+//! may still be replayed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 use crate::config::Settings;
 use crate::matcher::Sequence;
-use crate::pipeline::{
-    CorrelateRun, graph_statement, statement_rank, statement_to_keep, tells_the_graph,
-};
+use crate::pipeline::{CorrelateRun, Statements, graph_statement, tells_the_graph};
 use crate::rules::{Emit, RuleSet};
 use crate::sinks::asff::{self, Writer};
 use crate::state::{KeptFinding, SequenceRecord, SequenceStatus, State};
@@ -266,7 +264,7 @@ pub fn advance(
     // Statements the replayed signals make themselves need no copy.
     let replayed: std::collections::HashSet<u64> =
         signals.iter().filter_map(|s| graph_statement(s)).collect();
-    let mut statements: BTreeMap<u64, crate::signal::Signal> = BTreeMap::new();
+    let mut statements = Statements::default();
     let all = prior
         .map(|p| p.graph.iter())
         .into_iter()
@@ -277,18 +275,11 @@ pub fn advance(
         if s.time < retention_start {
             continue;
         }
-        let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) else {
-            continue;
-        };
-        match statements.get(&key) {
-            Some(have) if statement_rank(have) >= statement_rank(s) => {}
-            _ => {
-                statements.insert(key, statement_to_keep(s));
-            }
+        if let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) {
+            statements.keep(key, s);
         }
     }
-    let mut graph: Vec<_> = statements.into_values().collect();
-    graph.sort_by_key(|s| (s.time, s.reference.key()));
+    let graph = statements.into_sorted();
 
     let mut checkpoints = prior.map(|p| p.checkpoints.clone()).unwrap_or_default();
     for (source, (n, t)) in &run.sources {

@@ -178,22 +178,34 @@ pub fn statement_to_keep(s: &Signal) -> Signal {
     }
 }
 
-/// Keeps `s` among a run's graph statements when it is the latest copy of its statement so
-/// far (one copy per statement, not one per record: an instance session's every call restates
-/// which instance it is), cut to what the next run reads of it.
-fn keep_statement(kept: &mut HashMap<u64, Signal>, s: &Signal) {
-    let Some(key) = graph_statement(s) else {
-        return;
-    };
-    match kept.entry(key) {
-        std::collections::hash_map::Entry::Vacant(v) => {
-            v.insert(statement_to_keep(s));
-        }
-        std::collections::hash_map::Entry::Occupied(mut o) => {
-            if statement_rank(s) > statement_rank(o.get()) {
-                o.insert(statement_to_keep(s));
+/// Graph statements, one copy each (not one per record: an instance session's every call
+/// restates which instance it is): the latest ([`statement_rank`]; on a tie the one kept
+/// first), cut to what the next run reads of it ([`statement_to_keep`]).
+#[derive(Default)]
+pub struct Statements(HashMap<u64, Signal>);
+
+impl Statements {
+    /// Keeps `s`, whose statement is `key` ([`graph_statement`]), if it is the latest copy so
+    /// far.
+    pub fn keep(&mut self, key: u64, s: &Signal) {
+        match self.0.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(statement_to_keep(s));
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if statement_rank(s) > statement_rank(o.get()) {
+                    o.insert(statement_to_keep(s));
+                }
             }
         }
+    }
+
+    /// The statements kept, in event-time order (then by record, then by statement: an
+    /// order that does not depend on the map's).
+    pub fn into_sorted(self) -> Vec<Signal> {
+        let mut kept: Vec<(u64, Signal)> = self.0.into_iter().collect();
+        kept.sort_by_cached_key(|(key, s)| (s.time, s.reference.key(), *key));
+        kept.into_iter().map(|(_, s)| s).collect()
     }
 }
 
@@ -267,7 +279,7 @@ pub fn correlate_with<R: Send>(
     let mut summary = Summary::default();
     let include_archived = settings.include_archived_findings;
     let mut selected: Vec<Arc<Signal>> = Vec::new();
-    let mut statements: HashMap<u64, Signal> = HashMap::new();
+    let mut statements = Statements::default();
     let mut before_horizon = 0u64;
     let inputs;
     let mut sources: BTreeMap<&'static str, (u64, Option<Millis>)> = BTreeMap::new();
@@ -425,8 +437,8 @@ pub fn correlate_with<R: Send>(
                     summary.no_account(&s.reference.key());
                 } else if matched && added != crate::graph::Added::Duplicate {
                     selected.push(Arc::new(*s));
-                } else if keep_statements {
-                    keep_statement(&mut statements, &s);
+                } else if keep_statements && let Some(key) = graph_statement(&s) {
+                    statements.keep(key, &s);
                 }
             },
         );
@@ -437,8 +449,8 @@ pub fn correlate_with<R: Send>(
     described.sort_unstable_by_key(|(k, _)| *k);
     for (_, s) in described {
         summary.added(graph.add_signal(&s));
-        if keep_statements {
-            keep_statement(&mut statements, &s);
+        if keep_statements && let Some(key) = graph_statement(&s) {
+            statements.keep(key, &s);
         }
     }
     for (kind, n) in &summary.records {
@@ -499,11 +511,7 @@ pub fn correlate_with<R: Send>(
         sequences,
         matching,
         selected,
-        statements: {
-            let mut kept: Vec<Signal> = statements.into_values().collect();
-            kept.sort_by_cached_key(|s| (s.time, s.reference.key()));
-            kept
-        },
+        statements: statements.into_sorted(),
         before_horizon,
         sources,
         inputs,

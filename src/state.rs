@@ -808,6 +808,9 @@ mod tests {
         let want =
             serde_json::json!({"Id": "f-1", "Title": "café ✓", "Resources": [{"Id": "i-1"}]});
         assert_eq!(kept.value(), want);
+        // In the document the finding is the object itself, as a parsed value wrote it.
+        let doc: serde_json::Value = serde_json::from_slice(&st.to_json()).unwrap();
+        assert_eq!(doc["sequences"][0]["finding"], want);
         // Saved and loaded (the compressed current version): the same text and value.
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::new(dir.path().join("s.state"));
