@@ -424,7 +424,7 @@ impl run_loop::Sink for Outputs<'_> {
     ) -> anyhow::Result<Vec<String>> {
         let args = self.args;
         if let Some(path) = &args.asff {
-            let doc = serde_json::json!({ "Findings": findings });
+            let doc = finding_correlator::sinks::FindingsDocument { findings };
             write_output(path, &mut |w| {
                 serde_json::to_writer_pretty(&mut *w, &doc)?;
                 w.write_all(b"\n")

@@ -1194,7 +1194,7 @@ impl run_loop::Sink for AwsSink<'_> {
             );
         }
         if let Some(path) = self.asff {
-            let doc = serde_json::json!({ "Findings": findings });
+            let doc = crate::sinks::FindingsDocument { findings };
             let text = serde_json::to_string_pretty(&doc)? + "\n";
             if path.as_os_str() == "-" {
                 print!("{text}");

@@ -153,7 +153,9 @@ pub enum Added {
 /// records, the same whatever order they are read in.
 #[derive(Clone, Debug, Default)]
 struct InstanceFacts {
-    info: InstanceInfo,
+    /// Shared with the sequences that describe the instance (their findings' resources): the
+    /// facts are complete when sequences take them, so sharing never copies.
+    info: std::sync::Arc<InstanceInfo>,
     account: Option<Str>,
     region: Option<Str>,
     /// Per fact (see [`Fact`]), the event time of the record it was taken from.
@@ -203,7 +205,9 @@ pub struct EntityGraph {
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
     precedence: Vec<EntityKind>,
     keep_signals: bool,
-    instances: HashMap<Str, InstanceFacts>,
+    /// Boxed: the facts are large next to their key, and a table of a quarter of a million
+    /// instances is grown by copying (both tables live at once) and is at most 7/8 full.
+    instances: HashMap<Str, Box<InstanceFacts>>,
     instance_group: HashMap<Str, GroupId>,
     group_members: BTreeMap<GroupId, BTreeSet<Str>>,
     /// Key entity → the groups it names (one per account).
@@ -444,7 +448,7 @@ impl EntityGraph {
         }
         let t = s.time;
         let at = &mut facts.said_at;
-        let f = &mut facts.info;
+        let f = std::sync::Arc::make_mut(&mut facts.info);
         f.instance_id = info.instance_id.clone();
         let mut changed = !known;
         let mut fact = |fact: Fact, slot: &mut Option<Str>, new: &Option<Str>| {
@@ -721,6 +725,11 @@ impl EntityGraph {
 
     /// What the graph knows of an instance (merged over all records).
     pub fn instance_info(&self, instance_id: &str) -> Option<&InstanceInfo> {
+        self.instances.get(instance_id).map(|f| &*f.info)
+    }
+
+    /// The same, shared rather than copied (a sequence keeps one per member).
+    pub fn instance_info_shared(&self, instance_id: &str) -> Option<&std::sync::Arc<InstanceInfo>> {
         self.instances.get(instance_id).map(|f| &f.info)
     }
 

@@ -222,7 +222,7 @@ pub struct Sequence {
     pub launched: Vec<(Str, Option<Str>)>,
     /// What the graph knows of members and launched instances, for the finding's resources.
     #[serde(skip)]
-    pub instance_details: Vec<crate::signal::InstanceInfo>,
+    pub instance_details: Vec<Arc<crate::signal::InstanceInfo>>,
     /// Regions the graph knows for the instances the sequence names.
     #[serde(skip)]
     pub instance_regions: std::collections::BTreeMap<Str, Str>,
@@ -339,7 +339,7 @@ impl Sequence {
             .members
             .iter()
             .chain(self.launched.iter().map(|(i, _)| i))
-            .filter_map(|i| graph.instance_info(i).cloned())
+            .filter_map(|i| graph.instance_info_shared(i).cloned())
             .collect();
         let named = self
             .signals

@@ -395,7 +395,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let details: std::collections::HashMap<&str, &InstanceInfo> = seq
         .instance_details
         .iter()
-        .map(|i| (i.instance_id.as_str(), i))
+        .map(|i| (i.instance_id.as_str(), &**i))
         .collect();
     let mut resources: Vec<Value> = vec![group_resource(seq, &affected, &partition, &region)];
     let mut listed: Vec<&str> = Vec::new();
