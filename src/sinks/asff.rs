@@ -595,15 +595,17 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     if !related.is_empty() {
         fpf["RelatedFindings"] = json!(related);
     }
-    let mut detection_sequence = json!({ "Uid": id, "Signals": signals });
+    // The large parts are moved in, not passed to `json!`, which would copy their trees.
+    let mut detection_sequence = json!({ "Uid": id });
+    detection_sequence["Signals"] = Value::Array(signals);
     if !actors.is_empty() {
-        detection_sequence["Actors"] = json!(actors);
+        detection_sequence["Actors"] = Value::Array(actors);
     }
     if !endpoints.is_empty() {
-        detection_sequence["Endpoints"] = json!(endpoints);
+        detection_sequence["Endpoints"] = Value::Array(endpoints);
     }
     if !seq_indicators.is_empty() {
-        detection_sequence["SequenceIndicators"] = json!(seq_indicators);
+        detection_sequence["SequenceIndicators"] = Value::Array(seq_indicators);
     }
     let mut f = json!({
         "SchemaVersion": "2018-10-08",
@@ -622,13 +624,14 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         "Confidence": conf,
         "Title": cut(&super::story::title(&rule.title, seq), 256),
         "Description": cut(&description, 1024),
-        "Resources": resources,
-        "Detection": { "Sequence": detection_sequence },
-        "FindingProviderFields": fpf,
-        "ProductFields": product_fields,
-        "Remediation": remediation,
         "RecordState": "ACTIVE",
     });
+    f["Resources"] = Value::Array(resources);
+    f["Detection"] = json!({});
+    f["Detection"]["Sequence"] = detection_sequence;
+    f["FindingProviderFields"] = fpf;
+    f["ProductFields"] = Value::Object(product_fields);
+    f["Remediation"] = remediation;
     if !related.is_empty() {
         f["RelatedFindings"] = json!(related);
     }
