@@ -120,7 +120,41 @@ pub struct Node {
     pub kind: &'static str,
     pub label: String,
     /// Extra properties for exports (sorted, all strings).
-    pub props: BTreeMap<&'static str, String>,
+    pub props: Props,
+}
+
+/// A node's properties for exports: a few, sorted by name, the short values kept inline. (A
+/// `BTreeMap` of `String`s took a 456-byte leaf and an allocation per value for every
+/// instance of a large estate.)
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Props(Vec<(&'static str, Str)>);
+
+impl Props {
+    pub fn new() -> Props {
+        Props(Vec::new())
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (*k).cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Sets `name` to `value`, replacing what it held.
+    pub fn insert(&mut self, name: &'static str, value: impl Into<Str>) {
+        let value = value.into();
+        match self.0.binary_search_by(|(k, _)| (*k).cmp(name)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    /// The properties, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(k, v)| (*k, v.as_str()))
+    }
 }
 
 /// An edge of a snapshot: source id, target id, kind.
@@ -402,7 +436,7 @@ impl EntityGraph {
                     id: format!("signal:{}", s.reference.key()),
                     kind: "signal",
                     label: String::new(),
-                    props: BTreeMap::new(),
+                    props: Props::new(),
                 });
                 self.signal_nodes.insert(s.reference.clone(), n);
                 n
@@ -420,8 +454,8 @@ impl EntityGraph {
         }
         let node = &mut self.graph[n];
         node.label = s.kind.to_string();
-        node.props.insert("signal_kind", s.kind.to_string());
-        node.props.insert("source", s.source.as_str().to_string());
+        node.props.insert("signal_kind", s.kind.clone());
+        node.props.insert("source", s.source.as_str());
         node.props
             .insert("time", crate::time::format_rfc3339(s.time));
         node.props.insert("severity", format!("{}", s.severity));
@@ -430,7 +464,7 @@ impl EntityGraph {
             node.props.insert("error_code", e.to_string());
         }
         if s.source != Source::CloudTrail || s.fields.finding_type.is_some() {
-            node.props.insert("finding", "true".into());
+            node.props.insert("finding", "true");
         }
         n
     }
@@ -583,7 +617,7 @@ impl EntityGraph {
         if let Some(lt) = &f.launch_template_version {
             self.graph[inst]
                 .props
-                .insert("launch_template_version", lt.to_string());
+                .insert("launch_template_version", lt.clone());
         }
         self.regroup(&facts);
         if let Some(slot) = self.instances.get_mut(info.instance_id.as_str()) {
@@ -779,7 +813,7 @@ impl EntityGraph {
             .collect();
         let mut group_edges: Vec<(NodeIndex, usize)> = Vec::new();
         for (g, (group, members)) in self.group_members.iter().enumerate() {
-            let mut props = BTreeMap::new();
+            let mut props = Props::new();
             props.insert("key", group.key.to_string());
             if let Some(a) = &group.account {
                 props.insert("account", a.to_string());
@@ -871,7 +905,7 @@ impl EntityGraph {
             id: e.to_string(),
             kind: kind.as_str(),
             label: e.label().to_string(),
-            props: BTreeMap::new(),
+            props: Props::new(),
         });
         self.entities[kind as usize].insert(e.id, n);
         n
@@ -890,9 +924,9 @@ impl EntityGraph {
         };
         let props = &mut self.graph[n].props;
         match props.get(key) {
-            Some(old) if old.as_str() <= v => false,
+            Some(old) if old <= v => false,
             _ => {
-                props.insert(key, v.to_string());
+                props.insert(key, v);
                 true
             }
         }
@@ -900,7 +934,7 @@ impl EntityGraph {
 
     fn set_prop(&mut self, n: NodeIndex, key: &'static str, value: Option<&str>) {
         if let Some(v) = value {
-            self.graph[n].props.insert(key, v.to_string());
+            self.graph[n].props.insert(key, v);
         }
     }
 }

@@ -800,8 +800,8 @@ fn entity_details(
         ),
     ];
     if let Ok(k) = sub.nodes.binary_search_by(|n| n.id.as_str().cmp(&p.id)) {
-        for (name, value) in &sub.nodes[k].props {
-            list.push((name, Some(value.clone())));
+        for (name, value) in sub.nodes[k].props.iter() {
+            list.push((name, Some(value.to_string())));
         }
     }
     rows(page, &list);

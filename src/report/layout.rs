@@ -194,7 +194,7 @@ pub fn shorten(s: &str, max: usize) -> String {
 }
 
 /// A node's caption: its kind, with the detail that tells it apart.
-fn caption(kind: &str, props: &BTreeMap<&'static str, String>) -> String {
+fn caption(kind: &str, props: &crate::graph::Props) -> String {
     let k = kind.replace('_', " ");
     let detail = match kind {
         "instance" => props.get("instance_type"),
@@ -211,7 +211,7 @@ struct Entity<'g> {
     id: &'g str,
     kind: &'static str,
     label: &'g str,
-    props: &'g BTreeMap<&'static str, String>,
+    props: &'g crate::graph::Props,
     named: usize,
     degree: usize,
 }
@@ -809,7 +809,7 @@ mod tests {
             id: id.to_string(),
             kind,
             label: id.split_once(':').map_or(id, |(_, l)| l).to_string(),
-            props: BTreeMap::new(),
+            props: crate::graph::Props::new(),
         })
     }
 

@@ -476,7 +476,7 @@ fn signal_node_props(g: &EntityGraph, reference: &str) -> BTreeMap<String, Strin
     found[0]
         .props
         .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 

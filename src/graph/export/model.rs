@@ -149,7 +149,7 @@ impl<'a> ExportGraph<'a> {
     fn from_parts(nodes: Vec<Cow<'a, Node>>, edges: Vec<SnapshotEdge<'a>>) -> ExportGraph<'a> {
         let mut node_props: BTreeMap<&'static str, PropType> = BTreeMap::new();
         for n in &nodes {
-            for (&name, value) in &n.props {
+            for (name, value) in n.props.iter() {
                 if RESERVED.contains(&name) {
                     continue;
                 }
@@ -170,7 +170,7 @@ impl<'a> ExportGraph<'a> {
 
     /// A node's properties (reserved names left out), typed, sorted by name.
     pub fn props<'n>(&self, node: &'n Node) -> impl Iterator<Item = (&'static str, Value<'n>)> {
-        node.props.iter().filter_map(|(&name, text)| {
+        node.props.iter().filter_map(|(name, text)| {
             let t = *self.node_props.get(name)?;
             Some((name, t.parse(text).unwrap_or(Value::Str(text))))
         })
