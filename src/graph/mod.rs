@@ -126,7 +126,7 @@ pub struct Node {
 /// A node's properties for exports: a few, sorted by name, the short values kept inline. (A
 /// `BTreeMap` of `String`s took a 456-byte leaf and an allocation per value for every
 /// instance of a large estate.)
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Props(Vec<(&'static str, Str)>);
 
 impl Props {
@@ -553,12 +553,12 @@ impl EntityGraph {
         if !changed && !new_ips {
             return;
         }
-        // Taken out while the links are made (they need `self`), and put back after.
-        let facts = std::mem::take(
-            self.instances
-                .get_mut(info.instance_id.as_str())
-                .expect("described above"),
-        );
+        // Taken out while the links are made (they need `self`), and put back after: moved,
+        // so that no placeholder is allocated.
+        let (key, facts) = self
+            .instances
+            .remove_entry(info.instance_id.as_str())
+            .expect("described above");
         let f = &facts.info;
 
         let inst = self.node(EntityKind::Instance, &f.instance_id);
@@ -620,9 +620,7 @@ impl EntityGraph {
                 .insert("launch_template_version", lt.clone());
         }
         self.regroup(&facts);
-        if let Some(slot) = self.instances.get_mut(info.instance_id.as_str()) {
-            *slot = facts;
-        }
+        self.instances.insert(key, facts);
     }
 
     /// Removes the links an instance's earlier facts made that its facts no longer make (a
