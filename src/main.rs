@@ -398,6 +398,12 @@ impl run_loop::Sink for Outputs<'_> {
         self.graph_format.is_some() || self.args.report.is_some()
     }
 
+    fn reads_graph(&self) -> bool {
+        // A report draws it, and so does a sequence's neighbourhood (`--graph` with
+        // `--sequence`); the whole graph is exported in `on_graph`.
+        self.args.report.is_some() || (self.args.graph.is_some() && self.args.sequence.is_some())
+    }
+
     fn on_graph(&self, graph: &finding_correlator::graph::EntityGraph) {
         if let (Some(path), Some(format), None) =
             (&self.args.graph, self.graph_format, &self.args.sequence)

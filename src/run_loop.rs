@@ -71,6 +71,14 @@ pub trait Sink: Sync {
         let _ = graph;
     }
 
+    /// Whether [`Sink::write`] reads the run's graph (a report, a sequence's neighbourhood).
+    /// When it does not, the graph, the largest part of a run's memory, is freed once the
+    /// rules have matched and the sink has had it in [`Sink::on_graph`], before any finding is
+    /// made, so that the graph and the findings are never in memory together.
+    fn reads_graph(&self) -> bool {
+        true
+    }
+
     /// Who writes the findings (account, region, partition), asked once the run is
     /// correlated and before any finding is made.
     ///
@@ -150,7 +158,7 @@ pub fn run_once(
     let prior = state.as_ref().map(|t| t.prior);
     source.read(prior)?;
     let shared: &dyn Sink = &*sink;
-    let (run, ()) = pipeline::correlate_with(
+    let (mut run, ()) = pipeline::correlate_with(
         source.input(),
         settings,
         rules.clone(),
@@ -160,6 +168,12 @@ pub fn run_once(
     );
     source.decoded(&run, prior);
     let writer = sink.writer(&run)?;
+    if !sink.reads_graph() {
+        drop(std::mem::replace(
+            &mut run.graph,
+            EntityGraph::new(Vec::new(), false),
+        ));
+    }
     // Without a state every finding is written; with one, only new and changed ones.
     let (mut next, mut changes) = match prior {
         Some(p) => {
@@ -278,9 +292,16 @@ mod tests {
         given: Vec<String>,
         /// Whether the state file existed while the findings were written.
         state_there: Option<bool>,
+        /// Whether it reads the graph when it writes, and the entities it found there.
+        reads_graph: bool,
+        graph_entities: Option<usize>,
     }
 
     impl Sink for Recorder<'_> {
+        fn reads_graph(&self) -> bool {
+            self.reads_graph
+        }
+
         fn writer(&mut self, _run: &CorrelateRun) -> anyhow::Result<Writer> {
             Ok(Writer::default())
         }
@@ -288,10 +309,11 @@ mod tests {
         fn write(
             &mut self,
             findings: &mut Vec<Value>,
-            _run: &CorrelateRun,
+            run: &CorrelateRun,
             _dry_run: bool,
         ) -> anyhow::Result<Vec<String>> {
             self.state_there = self.store.map(|s| s.path.exists());
+            self.graph_entities = Some(run.graph.entity_count());
             if self.fail {
                 anyhow::bail!("the sink is down");
             }
@@ -326,6 +348,53 @@ mod tests {
             &rules(),
             Options { dry_run },
         )
+    }
+
+    #[test]
+    fn the_graph_is_freed_before_the_findings_unless_the_sink_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outcomes = Vec::new();
+        for reads_graph in [true, false] {
+            let mut sink = Recorder {
+                reads_graph,
+                ..Recorder::default()
+            };
+            let stateless = run_once(
+                None,
+                &mut Files(&paths()),
+                &mut sink,
+                &settings(),
+                &rules(),
+                Options { dry_run: false },
+            )
+            .unwrap();
+            let seen = sink.graph_entities.expect("written");
+            if reads_graph {
+                assert!(seen > 0, "a sink that reads the graph gets it whole");
+            } else {
+                assert_eq!(seen, 0, "freed before the findings were made");
+            }
+            let store = FileStore::new(dir.path().join(format!("state-{reads_graph}.json")));
+            let mut with_state = Recorder {
+                reads_graph,
+                ..Recorder::default()
+            };
+            pass(&store, &mut with_state, false).unwrap();
+            let saved = store.load().unwrap().expect("saved");
+            outcomes.push((
+                stateless.findings,
+                sink.given,
+                with_state.given,
+                saved.sequences,
+                saved.signals.len(),
+                saved.graph.len(),
+            ));
+        }
+        assert_eq!(outcomes[0].0.len(), 2);
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "the same findings and state whether or not the graph was kept"
+        );
     }
 
     #[test]

@@ -1145,6 +1145,11 @@ impl run_loop::Sink for AwsSink<'_> {
         self.settings.aws.reports.is_some()
     }
 
+    fn reads_graph(&self) -> bool {
+        // Reports draw each sequence's neighbourhood.
+        self.settings.aws.reports.is_some()
+    }
+
     fn writer(&mut self, _run: &CorrelateRun) -> anyhow::Result<Writer> {
         // The caller writes the findings: its account and partition (`arn:aws-cn:…` in
         // China) name the product. Without them no finding can be imported, so a failure
