@@ -169,10 +169,8 @@ pub fn run_once(
     source.decoded(&run, prior);
     let writer = sink.writer(&run)?;
     if !sink.reads_graph() {
-        drop(std::mem::replace(
-            &mut run.graph,
-            EntityGraph::new(Vec::new(), false),
-        ));
+        // Freed here (see `Sink::reads_graph`), not at the end of the run.
+        run.graph = EntityGraph::new(Vec::new(), false);
     }
     // Without a state every finding is written; with one, only new and changed ones.
     let (mut next, mut changes) = match prior {

@@ -627,7 +627,6 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         "RecordState": "ACTIVE",
     });
     f["Resources"] = Value::Array(resources);
-    f["Detection"] = json!({});
     f["Detection"]["Sequence"] = detection_sequence;
     f["FindingProviderFields"] = fpf;
     f["ProductFields"] = Value::Object(product_fields);
