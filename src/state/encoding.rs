@@ -4,9 +4,10 @@
 //! The document is the same JSON as before; `zcat state` shows it. The gzip header's comment
 //! names the format and version (`finding-correlator-state version 7`), so a reader knows what
 //! it holds before it decompresses anything: a newer version is refused at once, and the
-//! current one is deserialized straight from the decompressing reader into [`State`], with no
-//! JSON value tree and no copy of the whole text in memory. Writing streams the same way, into
-//! the file (or the buffer sent to S3) through the compressor.
+//! current one is read into [`State`] member by member as it is decompressed (each item of the
+//! large lists parsed from its own text: [`read_members`]), with no JSON value tree and no copy
+//! of the whole text in memory. Writing streams the same way, into the file (or the buffer
+//! sent to S3) through the compressor.
 //!
 //! A plain JSON document (every version up to 6, or a current one decompressed by hand) is read
 //! as before and migrated. Damage anywhere (header, deflate stream, CRC, the document inside)
@@ -123,13 +124,6 @@ impl State {
             inner: gz,
             left: DECODED_MAX,
         };
-        let compressed_error = |e: serde_json::Error| {
-            if e.is_io() {
-                corrupt(format!("compressed data: {e}"))
-            } else {
-                corrupt(e.to_string())
-            }
-        };
         if version != u64::from(VERSION) {
             // A compressed older version (none yet): through the migrations.
             let mut text = String::new();
@@ -138,8 +132,17 @@ impl State {
                 .map_err(|e| corrupt(format!("compressed data: {e}")))?;
             return State::from_json(&text, origin);
         }
-        let state: State = serde_json::from_reader(io::BufReader::with_capacity(1 << 16, body))
-            .map_err(compressed_error)?;
+        let state =
+            read_members(io::BufReader::with_capacity(1 << 16, body)).map_err(|e| match e {
+                MemberError::Io(e) => corrupt(format!("compressed data: {e}")),
+                MemberError::Json(e) => corrupt(e.to_string()),
+                MemberError::Item { part, index, error } => {
+                    corrupt(format!("`{part}` item {index}: {error}"))
+                }
+                MemberError::Structure { message, offset } => {
+                    corrupt(format!("{message} at byte {offset} of the document"))
+                }
+            })?;
         if state.format != FORMAT {
             return Err(StateError::NotState {
                 origin: origin.to_string(),
@@ -152,6 +155,276 @@ impl State {
             )));
         }
         Ok(state)
+    }
+}
+
+/// Why [`read_members`] could not read a document.
+#[derive(Debug)]
+enum MemberError {
+    /// Reading failed (in a compressed state: the compressed stream is damaged, or too large).
+    Io(io::Error),
+    /// The members other than the large lists do not make a state document.
+    Json(serde_json::Error),
+    /// An item of one of the large lists is not what that list holds.
+    Item {
+        part: &'static str,
+        index: usize,
+        error: serde_json::Error,
+    },
+    /// The text is not one JSON object of members.
+    Structure { message: &'static str, offset: u64 },
+}
+
+impl From<io::Error> for MemberError {
+    fn from(e: io::Error) -> MemberError {
+        MemberError::Io(e)
+    }
+}
+
+/// Reads a state document member by member as it comes out of `input`, so that it is parsed
+/// from text in memory (much faster than serde_json's reader, which takes a byte at a time)
+/// without the whole text in memory: each item of the large lists (`signals`, `graph`,
+/// `sequences`) is parsed from its own text as soon as it is read, and the other members are
+/// gathered into a small document parsed as a [`State`] without those lists. The result is
+/// the state `serde_json::from_reader` would give, and every text it refuses is refused: each
+/// piece is parsed by serde_json, and the scanner checks what lies between them.
+fn read_members<R: BufRead>(input: R) -> Result<State, MemberError> {
+    let mut scan = Scanner { input, offset: 0 };
+    let mut small = b"{".to_vec();
+    let mut item = Vec::new();
+    let mut signals = None;
+    let mut graph = None;
+    let mut sequences = None;
+    let mut seen: Vec<&'static str> = Vec::new();
+    if !scan.eat(b'{')? {
+        return Err(scan.error("the document is not a JSON object"));
+    }
+    if !scan.eat(b'}')? {
+        loop {
+            if scan.peek()? != Some(b'"') {
+                return Err(scan.error("expected a member's name"));
+            }
+            let name_at = small.len();
+            scan.value(&mut small)?;
+            if !scan.eat(b':')? {
+                return Err(scan.error("expected `:` after a member's name"));
+            }
+            let name: String =
+                serde_json::from_slice(&small[name_at..]).map_err(MemberError::Json)?;
+            let list = match name.as_str() {
+                "signals" => Some("signals"),
+                "graph" => Some("graph"),
+                "sequences" => Some("sequences"),
+                _ => None,
+            };
+            if let Some(part) = list {
+                // Once each, wherever its value goes (serde_json refuses a repeated field).
+                if seen.contains(&part) {
+                    return Err(scan.error("a list member named twice"));
+                }
+                seen.push(part);
+            }
+            match list {
+                Some(part) if scan.peek()? == Some(b'[') => {
+                    small.truncate(name_at);
+                    scan.consume(1);
+                    match part {
+                        "signals" => signals = Some(scan.items(part, &mut item)?),
+                        "graph" => graph = Some(scan.items(part, &mut item)?),
+                        _ => sequences = Some(scan.items(part, &mut item)?),
+                    }
+                }
+                _ => {
+                    small.push(b':');
+                    scan.value(&mut small)?;
+                    small.push(b',');
+                }
+            }
+            if scan.eat(b',')? {
+                continue;
+            }
+            if scan.eat(b'}')? {
+                break;
+            }
+            return Err(scan.error("expected `,` or `}` after a member"));
+        }
+    }
+    if scan.peek()?.is_some() {
+        return Err(scan.error("text after the document"));
+    }
+    if small.last() == Some(&b',') {
+        small.pop();
+    }
+    small.push(b'}');
+    let mut state: State = serde_json::from_slice(&small).map_err(MemberError::Json)?;
+    state.signals = signals.unwrap_or_default();
+    state.graph = graph.unwrap_or_default();
+    state.sequences = sequences.unwrap_or_default();
+    Ok(state)
+}
+
+/// Reads JSON text a value at a time (see [`read_members`]).
+struct Scanner<R> {
+    input: R,
+    /// Bytes consumed so far.
+    offset: u64,
+}
+
+impl<R: BufRead> Scanner<R> {
+    fn consume(&mut self, n: usize) {
+        self.input.consume(n);
+        self.offset += n as u64;
+    }
+
+    fn error(&self, message: &'static str) -> MemberError {
+        MemberError::Structure {
+            message,
+            offset: self.offset,
+        }
+    }
+
+    /// The next byte that is not white space (which is consumed), itself not consumed; None
+    /// at the end.
+    fn peek(&mut self) -> io::Result<Option<u8>> {
+        loop {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            match buf
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                Some(i) => {
+                    let b = buf[i];
+                    self.consume(i);
+                    return Ok(Some(b));
+                }
+                None => {
+                    let n = buf.len();
+                    self.consume(n);
+                }
+            }
+        }
+    }
+
+    /// Consumes `b` when it is the next byte that is not white space.
+    fn eat(&mut self, b: u8) -> io::Result<bool> {
+        let next = self.peek()? == Some(b);
+        if next {
+            self.consume(1);
+        }
+        Ok(next)
+    }
+
+    /// The items of a list whose `[` is read, up to its `]`, each parsed from its text.
+    fn items<T: serde::de::DeserializeOwned>(
+        &mut self,
+        part: &'static str,
+        text: &mut Vec<u8>,
+    ) -> Result<Vec<T>, MemberError> {
+        let mut out = Vec::new();
+        if self.eat(b']')? {
+            return Ok(out);
+        }
+        loop {
+            text.clear();
+            self.value(text)?;
+            let item = serde_json::from_slice(text).map_err(|error| MemberError::Item {
+                part,
+                index: out.len(),
+                error,
+            })?;
+            out.push(item);
+            if self.eat(b',')? {
+                continue;
+            }
+            if self.eat(b']')? {
+                return Ok(out);
+            }
+            return Err(self.error("expected `,` or `]` after an item"));
+        }
+    }
+
+    /// Appends the text of the next value to `out`: a string, an object or a list whole
+    /// (brackets are counted outside strings; which bracket closes which is left to the
+    /// parser of the text), or a number or word up to the next delimiter.
+    fn value(&mut self, out: &mut Vec<u8>) -> Result<(), MemberError> {
+        let Some(first) = self.peek()? else {
+            return Err(self.error("the document ends where a value should be"));
+        };
+        if matches!(first, b',' | b':' | b']' | b'}') {
+            return Err(self.error("expected a value"));
+        }
+        let scalar = !matches!(first, b'"' | b'{' | b'[');
+        let mut depth: u32 = 0;
+        let mut in_string = false;
+        let mut escaped = false;
+        loop {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
+                if scalar {
+                    return Ok(());
+                }
+                return Err(self.error("the document ends inside a value"));
+            }
+            let mut i = 0;
+            let mut done = None;
+            while i < buf.len() {
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                        i += 1;
+                        continue;
+                    }
+                    match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                        None => i = buf.len(),
+                        Some(j) => {
+                            i += j;
+                            if buf[i] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                                if depth == 0 {
+                                    done = Some(i + 1);
+                                    break;
+                                }
+                            }
+                            i += 1;
+                        }
+                    }
+                    continue;
+                }
+                let b = buf[i];
+                if scalar {
+                    if matches!(b, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+                        done = Some(i);
+                        break;
+                    }
+                    i += 1;
+                    continue;
+                }
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            done = Some(i + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            let n = done.unwrap_or(buf.len());
+            out.extend_from_slice(&buf[..n]);
+            self.consume(n);
+            if done.is_some() {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -231,6 +504,114 @@ mod tests {
         // And that plain document loads too.
         let plain = State::decode(text.as_bytes(), "s").unwrap();
         assert_eq!(plain.to_json(), st.to_json());
+    }
+
+    /// A state with every part filled, from the shipped fixtures, and strings that test the
+    /// scanner: escaped quotes and backslashes, unbalanced brackets and commas inside strings.
+    fn full() -> State {
+        let settings = crate::config::Config::default()
+            .validate()
+            .expect("the defaults are valid");
+        let rules = std::sync::Arc::new(crate::rules::RuleSet::builtin().expect("shipped rules"));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+        let paths = [
+            root.join("compromised-instance-group/positive"),
+            root.join("instance-credentials-launch-compute/positive"),
+        ];
+        let run = crate::pipeline::correlate(&paths, &settings, rules.clone(), false, None);
+        let (mut st, _) = crate::incremental::advance(
+            None,
+            &run,
+            &rules,
+            &settings,
+            &crate::sinks::asff::Writer::default(),
+        );
+        assert!(!st.signals.is_empty() && !st.graph.is_empty() && !st.sequences.is_empty());
+        let mut tricky = (*st.signals[0]).clone();
+        tricky.account = Some(r#"one " quote ] a bracket, a brace } and a backslash \"#.into());
+        st.signals.push(std::sync::Arc::new(tricky));
+        st.sequences.extend(sample().sequences);
+        st.checkpoints.extend(sample().checkpoints);
+        st
+    }
+
+    /// What serde_json makes of a whole document: the state's own document, or None.
+    fn whole(doc: &[u8]) -> Option<Vec<u8>> {
+        serde_json::from_slice::<State>(doc)
+            .ok()
+            .map(|s| s.to_json())
+    }
+
+    #[test]
+    fn read_member_by_member_a_document_is_what_serde_json_reads_whole() {
+        let st = full();
+        let doc = st.to_json();
+        // Read through buffers of every small size, so that every token is cut somewhere.
+        for capacity in [1, 2, 3, 5, 7, 13, 64, 1 << 16] {
+            let back = read_members(io::BufReader::with_capacity(capacity, &doc[..]))
+                .unwrap_or_else(|e| panic!("capacity {capacity}: {e:?}"));
+            assert_eq!(back.to_json(), doc, "capacity {capacity}");
+        }
+        // White space anywhere between tokens, as a hand-edited document has it.
+        let spaced = serde_json::to_vec_pretty(&st).unwrap();
+        let back = read_members(&spaced[..]).unwrap();
+        assert_eq!(back.to_json(), doc);
+        // Members in another order, and the lists absent.
+        let mut v: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        let m = v.as_object_mut().unwrap();
+        let signals = m.remove("signals").unwrap();
+        m.remove("graph");
+        m.insert("signals".into(), signals);
+        let reordered = serde_json::to_vec(&v).unwrap();
+        assert_eq!(
+            read_members(&reordered[..]).unwrap().to_json(),
+            whole(&reordered).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_damaged_document_is_refused_as_serde_json_refuses_it() {
+        let mut st = sample();
+        st.signals.push(full().signals.pop().unwrap());
+        let doc = st.to_json();
+        // Every cut, and every byte changed into each character that means something to the
+        // scanner or the parser: read member by member, the result is serde_json's (the same
+        // state, or an error), never a panic.
+        let mut differs = Vec::new();
+        for at in 0..doc.len() {
+            if read_members(&doc[..at]).ok().map(|s| s.to_json()) != whole(&doc[..at]) {
+                differs.push(format!("the first {at} bytes"));
+            }
+            for b in *b"\"{}[],: \\x1-" {
+                let mut d = doc.clone();
+                if d[at] == b {
+                    continue;
+                }
+                d[at] = b;
+                let ours = read_members(&d[..]).ok().map(|s| s.to_json());
+                if ours != whole(&d) {
+                    differs.push(format!("byte {at} made {:?}", b as char));
+                }
+            }
+        }
+        assert!(
+            differs.is_empty(),
+            "{} cases: {:?}",
+            differs.len(),
+            &differs[..differs.len().min(10)]
+        );
+        // A list named twice, text after the document, not an object.
+        let doc = String::from_utf8(sample().to_json()).unwrap();
+        assert!(doc.contains("\"signals\":[]"), "{doc}");
+        for bad in [
+            doc.replacen("\"signals\":[]", "\"signals\":[],\"signals\":[]", 1),
+            doc.replacen("\"signals\":[]", "\"signals\":null,\"signals\":[]", 1),
+            format!("{doc} {{}}"),
+            format!("[{doc}]"),
+        ] {
+            assert!(whole(bad.as_bytes()).is_none(), "{bad}");
+            assert!(read_members(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]
