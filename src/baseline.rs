@@ -108,6 +108,38 @@ pub struct Launch<'a> {
     pub instances: u64,
 }
 
+/// A [`Launch`] that owns its account: what the matcher keeps of a launch no rule can report
+/// (see `matcher::Learned`), to learn it in its turn.
+#[derive(Clone, Debug)]
+pub struct OwnedLaunch {
+    pub account: Str,
+    pub launcher: Str,
+    pub values: [Vec<Str>; 4],
+    pub instances: u64,
+}
+
+impl Launch<'_> {
+    pub fn to_owned_launch(&self) -> OwnedLaunch {
+        OwnedLaunch {
+            account: Str::from(self.account),
+            launcher: self.launcher.clone(),
+            values: self.values.clone(),
+            instances: self.instances,
+        }
+    }
+}
+
+impl OwnedLaunch {
+    pub fn as_launch(&self) -> Launch<'_> {
+        Launch {
+            account: &self.account,
+            launcher: self.launcher.clone(),
+            values: self.values.clone(),
+            instances: self.instances,
+        }
+    }
+}
+
 /// The launch a signal is, if it is one: a successful call of an API in the launch catalog
 /// (`correlation-rules/launches/`: `RunInstances`, fleets, spot requests, Auto Scaling
 /// capacity, ECS tasks, SageMaker jobs…; see [`crate::launch`]), or a `StartInstances`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::graph::EntityGraph;
-use crate::matcher::{MatchStats, Matcher, Sequence};
+use crate::matcher::{Item, MatchStats, Matcher, Sequence};
 use crate::normalize::{self, Decoded};
 use crate::rules::RuleSet;
 use crate::signal::Signal;
@@ -45,7 +45,9 @@ pub struct CorrelateRun {
     /// Every sequence found, of finding rules and weak-signal rules alike.
     pub sequences: Vec<Sequence>,
     pub matching: MatchStats,
-    /// The signals matched (replayed ones from the state first), in matching order.
+    /// The signals matched (replayed ones from the state first), in matching order: for the
+    /// state the run leaves (`run_loop::run_once` frees them before the findings when there
+    /// is none).
     pub selected: Vec<Arc<Signal>>,
     /// What this run's records told the graph that no selected signal says (only kept when
     /// a state is given: the next run needs it): the latest copy of each distinct statement
@@ -278,7 +280,7 @@ pub fn correlate_with<R: Send>(
     }
     let mut summary = Summary::default();
     let include_archived = settings.include_archived_findings;
-    let mut selected: Vec<Arc<Signal>> = Vec::new();
+    let mut selected: Vec<Item> = Vec::new();
     let mut statements = Statements::default();
     let mut before_horizon = 0u64;
     let inputs;
@@ -296,7 +298,7 @@ pub fn correlate_with<R: Send>(
         }
         for s in &p.signals {
             if graph.add_signal(s) != crate::graph::Added::Duplicate {
-                selected.push(s.clone());
+                selected.push(Item::Signal(s.clone()));
             }
         }
     }
@@ -436,7 +438,12 @@ pub fn correlate_with<R: Send>(
                     // (`000000000000`). The graph still has what the record says.
                     summary.no_account(&s.reference.key());
                 } else if matched && added != crate::graph::Added::Duplicate {
-                    selected.push(Arc::new(*s));
+                    // Without a state, a launch that only teaches the baselines is kept as
+                    // that (the graph has its instances); with one, whole, for the state.
+                    match (!keep_statements).then(|| m.learn_only(&s)).flatten() {
+                        Some(l) => selected.push(Item::Learned(Box::new(l))),
+                        None => selected.push(Item::Signal(Arc::new(*s))),
+                    }
                 } else if keep_statements && let Some(key) = graph_statement(&s) {
                     statements.keep(key, &s);
                 }
@@ -474,7 +481,10 @@ pub fn correlate_with<R: Send>(
         counted_only = inputs.iter().map(|(_, st)| st.counted_only).sum::<u64>(),
         "read: records, and those counted without building a signal"
     );
-    for s in &mut selected {
+    for item in &mut selected {
+        let Item::Signal(s) = item else {
+            continue;
+        };
         if s.fields
             .launch
             .as_deref()
@@ -490,7 +500,7 @@ pub fn correlate_with<R: Send>(
     let ((selected, sequences, matching), out) = alongside(
         || on_graph(graph_ref),
         || {
-            let selected = matcher.push_ordered(newest_versions(selected), graph_ref);
+            let selected = matcher.push_items(newest_versions(selected), graph_ref);
             let (sequences, matching) = matcher.finish(graph_ref);
             (
                 selected,
@@ -694,22 +704,19 @@ fn read(
 /// older and newer), the one with the newest `updatedAt`, the GuardDuty original on a tie,
 /// then the one with the latest activity.
 /// Which copy a parallel read meets first must not decide what is matched.
-fn newest_versions(signals: Vec<Arc<Signal>>) -> Vec<Arc<Signal>> {
+fn newest_versions(items: Vec<Item>) -> Vec<Item> {
     let mut at: std::collections::HashMap<crate::signal::RecordRef, usize> =
-        std::collections::HashMap::with_capacity(signals.len());
-    let mut out: Vec<Arc<Signal>> = Vec::with_capacity(signals.len());
-    for s in signals {
-        match at.get(&s.reference) {
+        std::collections::HashMap::with_capacity(items.len());
+    let mut out: Vec<Item> = Vec::with_capacity(items.len());
+    for s in items {
+        match at.get(s.reference()) {
             Some(&i) => {
-                let have = &out[i];
-                let better = (s.updated_at, std::cmp::Reverse(s.source), s.time)
-                    > (have.updated_at, std::cmp::Reverse(have.source), have.time);
-                if better {
+                if s.version() > out[i].version() {
                     out[i] = s;
                 }
             }
             None => {
-                at.insert(s.reference.clone(), out.len());
+                at.insert(s.reference().clone(), out.len());
                 out.push(s);
             }
         }

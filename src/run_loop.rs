@@ -172,6 +172,12 @@ pub fn run_once(
         // Freed here (see `Sink::reads_graph`), not at the end of the run.
         run.graph = EntityGraph::new(Vec::new(), false);
     }
+    if prior.is_none() {
+        // The signals matched are kept for the state; without one nothing reads them again
+        // (a sequence holds its own copy of what its finding shows), so they are freed before
+        // the findings are made.
+        run.selected = Vec::new();
+    }
     // Without a state every finding is written; with one, only new and changed ones.
     let (mut next, mut changes) = match prior {
         Some(p) => {
@@ -293,6 +299,8 @@ mod tests {
         /// Whether it reads the graph when it writes, and the entities it found there.
         reads_graph: bool,
         graph_entities: Option<usize>,
+        /// The signals matched that the run still held when it wrote.
+        selected: Option<usize>,
     }
 
     impl Sink for Recorder<'_> {
@@ -312,6 +320,7 @@ mod tests {
         ) -> anyhow::Result<Vec<String>> {
             self.state_there = self.store.map(|s| s.path.exists());
             self.graph_entities = Some(run.graph.entity_count());
+            self.selected = Some(run.selected.len());
             if self.fail {
                 anyhow::bail!("the sink is down");
             }
@@ -349,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn the_graph_is_freed_before_the_findings_unless_the_sink_reads_it() {
+    fn the_graph_and_the_signals_are_freed_before_the_findings_unless_read_later() {
         let dir = tempfile::tempdir().unwrap();
         let mut outcomes = Vec::new();
         for reads_graph in [true, false] {
@@ -372,12 +381,21 @@ mod tests {
             } else {
                 assert_eq!(seen, 0, "freed before the findings were made");
             }
+            assert_eq!(
+                sink.selected,
+                Some(0),
+                "without a state, the signals are freed"
+            );
             let store = FileStore::new(dir.path().join(format!("state-{reads_graph}.json")));
             let mut with_state = Recorder {
                 reads_graph,
                 ..Recorder::default()
             };
             pass(&store, &mut with_state, false).unwrap();
+            assert!(
+                with_state.selected.is_some_and(|n| n > 0),
+                "with a state, the signals are kept for it"
+            );
             let saved = store.load().unwrap().expect("saved");
             outcomes.push((
                 stateless.findings,

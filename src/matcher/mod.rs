@@ -23,14 +23,14 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::baseline::{BaselineOptions, Baselines, Facts};
+use crate::baseline::{BaselineOptions, Baselines, Facts, OwnedLaunch};
 use crate::graph::EntityGraph;
 use crate::rules::compile::{
     BaselineContext, Glob, Measure, PatternSet, SelectContext, baseline_notes,
 };
 use crate::rules::fields::{FieldContext, Value};
 use crate::rules::{Emit, GroupBy, Rule, RuleSet};
-use crate::signal::{EntityId, EntityKind, Signal, Source, Str};
+use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
 use crate::time::Millis;
 
 use candidates::Candidates;
@@ -468,20 +468,121 @@ impl Matcher {
     /// arrival order never matters. Returns them in the order matched.
     pub fn push_ordered(
         &mut self,
-        mut signals: Vec<Arc<Signal>>,
+        signals: Vec<Arc<Signal>>,
         graph: &EntityGraph,
     ) -> Vec<Arc<Signal>> {
-        let mut keyed: Vec<(Millis, String, Arc<Signal>)> = signals
-            .drain(..)
-            .map(|s| (s.since(), s.reference.key(), s))
+        self.push_items(signals.into_iter().map(Item::Signal).collect(), graph)
+    }
+
+    /// [`Matcher::push_ordered`] of signals and launches that only teach the baselines, in one
+    /// order; returns the signals in the order matched.
+    pub fn push_items(&mut self, items: Vec<Item>, graph: &EntityGraph) -> Vec<Arc<Signal>> {
+        let mut keyed: Vec<(Millis, String, Item)> = items
+            .into_iter()
+            .map(|i| (i.since(), i.reference().key(), i))
             .collect();
         keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (since, _, s) in &keyed {
+        let mut out = Vec::with_capacity(keyed.len());
+        for (since, _, item) in keyed {
             self.stats.candidates += 1;
-            self.newest = self.newest.max(*since);
-            self.process(s, graph);
+            self.newest = self.newest.max(since);
+            match item {
+                Item::Signal(s) => {
+                    self.process(&s, graph);
+                    out.push(s);
+                }
+                Item::Learned(l) => self.learn(&l),
+            }
         }
-        keyed.into_iter().map(|(_, _, s)| s).collect()
+        out
+    }
+
+    /// A launch no rule can report, as [`Matcher::process`] would take its signal: counted
+    /// where an allowlist left it out (by the baselines' facts of it, as a stage would judge
+    /// them), then learned.
+    fn learn(&mut self, l: &Learned) {
+        if l.since < self.released_up_to {
+            self.stats.late += 1;
+        }
+        self.released_up_to = self.released_up_to.max(l.since);
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.sweep(self.released_up_to);
+        }
+        let launch = l.launch.as_launch();
+        let rules = self.rules.clone();
+        let selector = |(r, st): (u32, u32)| &rules.rules[r as usize].stages[st as usize].selector;
+        let facts = l
+            .stages
+            .iter()
+            .any(|&at| selector(at).uses_baselines())
+            .then(|| {
+                self.baselines
+                    .facts_of(&launch, l.time, &self.opts.baseline)
+            });
+        let mut counted = None;
+        for &(r, st) in &l.stages {
+            if counted == Some(r) {
+                continue;
+            }
+            let sel = selector((r, st));
+            let selects = !sel.uses_baselines()
+                || facts
+                    .as_ref()
+                    .is_some_and(|f| sel.baseline_holds_for(f, &self.opts.baseline));
+            if selects {
+                *self
+                    .stats
+                    .allowlisted
+                    .entry(rules.rules[r as usize].id.clone())
+                    .or_default() += 1;
+                counted = Some(r);
+            }
+        }
+        self.baselines.learn(launch, l.time, &self.opts.baseline);
+    }
+
+    /// What is left to match of a launch no rule can report: every rule with a stage that
+    /// selects it (the baselines' conditions left aside, as on the reading threads) is
+    /// allowlisted for it whatever the instances' tags, so in matching it only teaches the
+    /// baselines and is counted by those allowlists. None for any other signal, and for a
+    /// launch whose instance types are still to be looked up.
+    pub fn learn_only(&self, s: &Signal) -> Option<Learned> {
+        if !self.uses_baselines
+            || s.fields
+                .launch
+                .as_deref()
+                .is_some_and(|l| l.instance_types.is_empty())
+        {
+            return None;
+        }
+        let launch = crate::baseline::launch_of(s)?;
+        let ctx = self.select_ctx(None);
+        let mut stages = Vec::new();
+        for (r, rule) in self.rules.rules.iter().enumerate() {
+            if s.kind.strip_prefix("rule:") == Some(rule.id.as_str()) {
+                continue;
+            }
+            let at = stages.len();
+            for (st, stage) in rule.stages.iter().enumerate() {
+                if stage.selector.matches(s, &ctx) {
+                    stages.push((r as u32, st as u32));
+                }
+            }
+            if stages.len() > at && !rule.allowlist.allows(s, &[]) {
+                return None;
+            }
+        }
+        Some(Learned {
+            reference: s.reference.clone(),
+            since: s.since(),
+            time: s.time,
+            updated_at: s.updated_at,
+            source: s.source,
+            launch: launch.to_owned_launch(),
+            stages,
+        })
     }
 
     /// Releases everything buffered, closes the windows, and returns every sequence found
@@ -722,6 +823,52 @@ impl Matcher {
         st.open = Some(seq);
         true
     }
+}
+
+/// What the matcher takes: a signal, or a launch that only teaches the baselines.
+pub enum Item {
+    Signal(Arc<Signal>),
+    Learned(Box<Learned>),
+}
+
+impl Item {
+    pub fn since(&self) -> Millis {
+        match self {
+            Item::Signal(s) => s.since(),
+            Item::Learned(l) => l.since,
+        }
+    }
+
+    pub fn reference(&self) -> &RecordRef {
+        match self {
+            Item::Signal(s) => &s.reference,
+            Item::Learned(l) => &l.reference,
+        }
+    }
+
+    /// Which of two versions of a record is matched: the later `updatedAt`, then GuardDuty's
+    /// own over Security Hub's copy, then the later time.
+    pub fn version(&self) -> (Option<Millis>, Reverse<Source>, Millis) {
+        match self {
+            Item::Signal(s) => (s.updated_at, Reverse(s.source), s.time),
+            Item::Learned(l) => (l.updated_at, Reverse(l.source), l.time),
+        }
+    }
+}
+
+/// A launch no rule can report ([`Matcher::learn_only`]): what matching needs of it, a few
+/// hundred bytes where its signal (instances, request, response) takes kilobytes.
+#[derive(Debug)]
+pub struct Learned {
+    reference: RecordRef,
+    since: Millis,
+    time: Millis,
+    updated_at: Option<Millis>,
+    source: Source,
+    launch: OwnedLaunch,
+    /// The (rule, stage) pairs whose selector takes it when the baselines' conditions are
+    /// left aside; each of those rules' allowlist leaves it out.
+    stages: Vec<(u32, u32)>,
 }
 
 /// A weak signal of `rule` about `s`: the same actor, instances and endpoints, so that later

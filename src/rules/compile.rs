@@ -504,19 +504,22 @@ impl Selector {
         let Some(b) = ctx.baseline else {
             return crate::baseline::is_launch(s);
         };
-        let Some(f) = b.facts else {
-            return false;
-        };
+        b.facts.is_some_and(|f| self.baseline_holds_for(f, b.opts))
+    }
+
+    /// Whether the baseline conditions hold for a launch the baselines say `f` of: what is
+    /// left to judge of a launch that every other condition selected on the reading threads.
+    pub fn baseline_holds_for(&self, f: &Facts, opts: &BaselineOptions) -> bool {
         let lp = self
             .baseline
             .learning_period
-            .unwrap_or(b.opts.learning_period);
+            .unwrap_or(opts.learning_period);
         if !self.first_seen.is_empty() && f.first_seen(&self.first_seen, lp).is_empty() {
             return false;
         }
         if self.launch_rate_outlier {
-            let k = self.baseline.k.unwrap_or(b.opts.k);
-            let min = self.baseline.min_instances.unwrap_or(b.opts.min_instances);
+            let k = self.baseline.k.unwrap_or(opts.k);
+            let min = self.baseline.min_instances.unwrap_or(opts.min_instances);
             if !f.rate_outlier(k, min, lp).1 {
                 return false;
             }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use finding_correlator::config::{Config, Settings};
-use finding_correlator::matcher::Sequence;
+use finding_correlator::matcher::{Matcher, Sequence};
 use finding_correlator::pipeline::{self, CorrelateRun};
 use finding_correlator::rules::{Emit, RuleSet};
 use finding_correlator::sinks::asff::{self, Writer};
@@ -431,6 +431,80 @@ fn every_scenario_gives_exactly_its_expected_findings_and_weak_signals() {
         "{} mismatch(es):\n  {}",
         problems.len(),
         problems.join("\n  ")
+    );
+}
+
+/// Without a state, a launch no rule can report (Auto Scaling's, another service's) is kept for
+/// matching as what the baselines learn of it (`Matcher::learn_only`), not as its signal; with
+/// one, whole, for the state. On every case both give the same findings, sequences and
+/// matching counts (the allowlists' included), and the launches kept short are those.
+#[test]
+fn launches_kept_only_for_the_baselines_match_as_their_signals_would() {
+    let rules = rules();
+    let settings = settings();
+    let empty = finding_correlator::state::State::new();
+    let mut learned_only = 0;
+    let mut allowlisted = 0;
+    for (rule, kind) in all_cases() {
+        let dir = case_dir(&rule, kind);
+        let short = pipeline::correlate(
+            std::slice::from_ref(&dir),
+            &settings,
+            rules.clone(),
+            false,
+            None,
+        );
+        let whole = pipeline::correlate(&[dir], &settings, rules.clone(), false, Some(&empty));
+        let case = format!("{rule}/{kind}");
+        let m = Matcher::new(rules.clone(), settings.matching.clone());
+        let short_ones = whole
+            .selected
+            .iter()
+            .filter(|s| m.learn_only(s).is_some())
+            .count();
+        // Only the signals matched as signals come back from matching.
+        assert_eq!(
+            whole.selected.len() - short.selected.len(),
+            short_ones,
+            "{case}"
+        );
+        learned_only += short_ones;
+        if short_ones > 0 {
+            allowlisted += short.matching.allowlisted.values().sum::<u64>();
+        }
+        assert_eq!(
+            asff::findings(&short.sequences, &rules, &Writer::default()),
+            asff::findings(&whole.sequences, &rules, &Writer::default()),
+            "{case}"
+        );
+        assert_eq!(
+            serde_json::to_value(&short.matching).unwrap(),
+            serde_json::to_value(&whole.matching).unwrap(),
+            "{case}"
+        );
+        assert_eq!(
+            serde_json::to_value(CorrelateSummary::new(
+                &short.sequences,
+                &rules,
+                short.matching
+            ))
+            .unwrap(),
+            serde_json::to_value(CorrelateSummary::new(
+                &whole.sequences,
+                &rules,
+                whole.matching
+            ))
+            .unwrap(),
+            "{case}"
+        );
+    }
+    assert!(
+        learned_only > 0,
+        "no case has a launch only the baselines learn"
+    );
+    assert!(
+        allowlisted > 0,
+        "no case counts an allowlisted launch kept short"
     );
 }
 
