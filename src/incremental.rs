@@ -73,7 +73,10 @@ pub fn reach(rules: &RuleSet, settings: &Settings) -> Millis {
         .saturating_add(settings.matching.lag)
 }
 
-/// Computes the findings to write and the state after the run.
+/// Computes the findings to write and the state after the run. `run` is the correlation of
+/// this run's input with `prior` (an empty state for the first one): without a state, a
+/// correlation keeps launches no rule reports only as what the baselines learn of them, not
+/// among `run.selected`, so it cannot advance one.
 pub fn advance(
     prior: Option<&State>,
     run: &CorrelateRun,

@@ -158,6 +158,22 @@ impl State {
     }
 }
 
+/// The members of a state document ([`State`]'s fields, as they are named in it).
+const FIELDS: [&str; 12] = [
+    "format",
+    "version",
+    "written_by",
+    "checkpoints",
+    "newest",
+    "horizon",
+    "signals",
+    "graph",
+    "sequences",
+    "baselines",
+    "lease",
+    "unsent",
+];
+
 /// Why [`read_members`] could not read a document.
 #[derive(Debug)]
 enum MemberError {
@@ -211,6 +227,19 @@ fn read_members<R: BufRead>(input: R) -> Result<State, MemberError> {
             }
             let name: String =
                 serde_json::from_slice(&small[name_at..]).map_err(MemberError::Json)?;
+            if !FIELDS.contains(&name.as_str()) {
+                // Refused at its name, before its value is read, as serde_json refuses it.
+                let mut probe = small[name_at..].to_vec();
+                probe.insert(0, b'{');
+                probe.extend_from_slice(b":null}");
+                match serde_json::from_slice::<State>(&probe) {
+                    Err(e) if e.to_string().starts_with("unknown field") => {
+                        return Err(MemberError::Json(e));
+                    }
+                    // A field `FIELDS` does not name: read as any other.
+                    _ => {}
+                }
+            }
             let list = match name.as_str() {
                 "signals" => Some("signals"),
                 "graph" => Some("graph"),
@@ -518,9 +547,10 @@ mod tests {
             root.join("compromised-instance-group/positive"),
             root.join("instance-credentials-launch-compute/positive"),
         ];
-        let run = crate::pipeline::correlate(&paths, &settings, rules.clone(), false, None);
+        let empty = State::new();
+        let run = crate::pipeline::correlate(&paths, &settings, rules.clone(), false, Some(&empty));
         let (mut st, _) = crate::incremental::advance(
-            None,
+            Some(&empty),
             &run,
             &rules,
             &settings,
@@ -567,6 +597,53 @@ mod tests {
             read_members(&reordered[..]).unwrap().to_json(),
             whole(&reordered).unwrap()
         );
+    }
+
+    #[test]
+    fn the_members_known_are_the_state_s_fields() {
+        let mut st = full();
+        st.lease = Some(crate::state::Lease::default());
+        st.unsent.push(serde_json::json!({"Id": "x"}));
+        let doc: serde_json::Value = serde_json::from_slice(&st.to_json()).unwrap();
+        let mut names: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        let mut fields = FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(names, fields);
+        // A member of another name is refused at its name, as serde_json names it, before
+        // its value (here larger than anything else in the document) is read.
+        let text = String::from_utf8(sample().to_json()).unwrap();
+        let huge = format!("{{\"zzz\":\"{}\",{}", "x".repeat(1 << 20), &text[1..]);
+        let mut read = 0;
+        let counted = std::io::BufReader::with_capacity(
+            64,
+            Counting {
+                inner: huge.as_bytes(),
+                read: &mut read,
+            },
+        );
+        let e = format!("{:?}", read_members(counted).unwrap_err());
+        assert!(e.contains("unknown field `zzz`"), "{e}");
+        assert!(read < 1024, "{read} bytes read");
+    }
+
+    /// A reader that counts what comes out of it.
+    struct Counting<'a, R> {
+        inner: R,
+        read: &'a mut usize,
+    }
+
+    impl<R: Read> Read for Counting<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            *self.read += n;
+            Ok(n)
+        }
     }
 
     #[test]
