@@ -84,6 +84,7 @@ pub fn advance(
     settings: &Settings,
     writer: &Writer,
 ) -> (State, Changes) {
+    let started = std::time::Instant::now();
     let prior_horizon = prior.and_then(|p| p.horizon);
     let newest = run
         .selected
@@ -316,6 +317,7 @@ pub fn advance(
             signals = state.signals.len(),
             statements = state.graph.len(),
             sequences = state.sequences.len(),
+            ms = started.elapsed().as_millis() as u64,
             "state advanced"
         );
     }

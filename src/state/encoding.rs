@@ -50,6 +50,7 @@ impl State {
     /// # Errors
     /// The errors of writing to `out`.
     pub fn encode_to<W: Write>(&self, out: W) -> io::Result<W> {
+        let started = std::time::Instant::now();
         let gz = GzBuilder::new()
             .comment(comment(self.version))
             .write(out, Compression::new(LEVEL));
@@ -57,7 +58,12 @@ impl State {
         serde_json::to_writer(&mut buf, self).map_err(io::Error::from)?;
         buf.write_all(b"\n")?;
         let gz = buf.into_inner().map_err(io::IntoInnerError::into_error)?;
-        gz.finish()
+        let out = gz.finish()?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "state serialized and compressed"
+        );
+        Ok(out)
     }
 
     /// The state as it is saved.
@@ -73,6 +79,7 @@ impl State {
     /// [`StateError::NotState`], [`StateError::Newer`], [`StateError::Corrupt`], or
     /// [`StateError::Io`] when reading fails.
     pub fn decode<R: BufRead>(mut input: R, origin: &str) -> Result<State, StateError> {
+        let started = std::time::Instant::now();
         let corrupt = |message: String| StateError::Corrupt {
             origin: origin.to_string(),
             message,
@@ -154,6 +161,11 @@ impl State {
                 state.version
             )));
         }
+        tracing::debug!(
+            state = origin,
+            ms = started.elapsed().as_millis() as u64,
+            "state decompressed and read"
+        );
         Ok(state)
     }
 }
