@@ -449,7 +449,7 @@ fn correlate(
         pipeline::Input::Paths(paths),
         settings,
         rules.clone(),
-        false,
+        finding_correlator::graph::Detail::Entities,
         None,
         |graph| {
             let t = Instant::now();

@@ -17,6 +17,7 @@ use finding_correlator::cli::{InspectArgs, StateCommand};
 #[cfg(feature = "aws")]
 use finding_correlator::cli::{ReleaseArgs, RunArgs};
 use finding_correlator::config::{Config, Settings};
+use finding_correlator::graph::Detail;
 use finding_correlator::graph::export::{self, ExportGraph, Format};
 use finding_correlator::report;
 use finding_correlator::rules::{RuleError, RuleSet};
@@ -394,8 +395,14 @@ impl Outputs<'_> {
 }
 
 impl run_loop::Sink for Outputs<'_> {
-    fn keeps_signal_nodes(&self) -> bool {
-        self.graph_format.is_some() || self.args.report.is_some()
+    fn graph_detail(&self) -> Detail {
+        // Exports and reports draw the signals; a sequence's neighbourhood (`--graph` with
+        // `--sequence`) is an export too.
+        if self.graph_format.is_some() || self.args.report.is_some() {
+            Detail::Signals
+        } else {
+            Detail::Matching
+        }
     }
 
     fn reads_graph(&self) -> bool {

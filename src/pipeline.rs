@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::graph::EntityGraph;
+use crate::graph::{Detail, EntityGraph};
 use crate::matcher::{Item, MatchStats, Matcher, Sequence};
 use crate::normalize::{self, Decoded};
 use crate::rules::RuleSet;
@@ -243,7 +243,7 @@ pub fn correlate(
         Input::Paths(paths),
         settings,
         rules,
-        keep_signal_nodes,
+        detail(keep_signal_nodes),
         prior,
         |_| (),
     )
@@ -258,22 +258,40 @@ pub fn correlate_input(
     keep_signal_nodes: bool,
     prior: Option<&State>,
 ) -> CorrelateRun {
-    correlate_with(input, settings, rules, keep_signal_nodes, prior, |_| ()).0
+    correlate_with(
+        input,
+        settings,
+        rules,
+        detail(keep_signal_nodes),
+        prior,
+        |_| (),
+    )
+    .0
 }
 
-/// [`correlate_input`], calling `on_graph` with the finished graph on a thread of its own
-/// while the rules are matched, and returning what it returned: writing the graph out
-/// overlaps matching instead of following it (both only read the graph).
+/// The graph's detail for a run whose graph may be exported: with a node per signal or not.
+fn detail(keep_signal_nodes: bool) -> Detail {
+    if keep_signal_nodes {
+        Detail::Signals
+    } else {
+        Detail::Entities
+    }
+}
+
+/// [`correlate_input`] building a graph of `detail`, calling `on_graph` with the finished
+/// graph on a thread of its own while the rules are matched, and returning what it returned:
+/// writing the graph out overlaps matching instead of following it (both only read the graph).
 pub fn correlate_with<R: Send>(
     input: Input<'_>,
     settings: &Settings,
     rules: Arc<RuleSet>,
-    keep_signal_nodes: bool,
+    detail: Detail,
     prior: Option<&State>,
     on_graph: impl FnOnce(&EntityGraph) -> R + Send,
 ) -> (CorrelateRun, R) {
     let started = std::time::Instant::now();
-    let mut graph = EntityGraph::new(settings.group_precedence.clone(), keep_signal_nodes);
+    let keep_signal_nodes = detail == Detail::Signals;
+    let mut graph = EntityGraph::with_detail(settings.group_precedence.clone(), detail);
     let mut matcher = Matcher::new(rules.clone(), settings.matching.clone());
     if let Some(p) = prior {
         matcher = matcher.with_baselines(p.baselines.clone());

@@ -20,7 +20,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::config::Settings;
-use crate::graph::EntityGraph;
+use crate::graph::{Detail, EntityGraph};
 use crate::incremental::{self, Changes};
 use crate::pipeline::{self, CorrelateRun, Input};
 use crate::rules::RuleSet;
@@ -61,9 +61,11 @@ pub trait Source {
 
 /// Where the findings of a run go.
 pub trait Sink: Sync {
-    /// Whether the graph keeps a node per signal (exports and reports draw them).
-    fn keeps_signal_nodes(&self) -> bool {
-        false
+    /// What the run's graph keeps: a node per signal for a sink that draws them (exports,
+    /// reports); labels and properties for one that exports the graph or reads it in
+    /// [`Sink::write`]; for any other, only what matching and findings read.
+    fn graph_detail(&self) -> Detail {
+        Detail::Entities
     }
 
     /// Called with the finished graph on a thread of its own while the rules are matched.
@@ -162,7 +164,7 @@ pub fn run_once(
         source.input(),
         settings,
         rules.clone(),
-        shared.keeps_signal_nodes(),
+        shared.graph_detail(),
         prior,
         |graph| shared.on_graph(graph),
     );
@@ -299,6 +301,8 @@ mod tests {
         /// Whether it reads the graph when it writes, and the entities it found there.
         reads_graph: bool,
         graph_entities: Option<usize>,
+        /// What the graph keeps.
+        detail: Detail,
         /// The signals matched that the run still held when it wrote.
         selected: Option<usize>,
     }
@@ -306,6 +310,10 @@ mod tests {
     impl Sink for Recorder<'_> {
         fn reads_graph(&self) -> bool {
             self.reads_graph
+        }
+
+        fn graph_detail(&self) -> Detail {
+            self.detail
         }
 
         fn writer(&mut self, _run: &CorrelateRun) -> anyhow::Result<Writer> {
@@ -361,9 +369,12 @@ mod tests {
     fn the_graph_and_the_signals_are_freed_before_the_findings_unless_read_later() {
         let dir = tempfile::tempdir().unwrap();
         let mut outcomes = Vec::new();
-        for reads_graph in [true, false] {
+        // A sink that reads the graph keeps its labels and properties; one that does not, only
+        // what matching and findings read.
+        for (reads_graph, detail) in [(true, Detail::Entities), (false, Detail::Matching)] {
             let mut sink = Recorder {
                 reads_graph,
+                detail,
                 ..Recorder::default()
             };
             let stateless = run_once(
@@ -389,6 +400,7 @@ mod tests {
             let store = FileStore::new(dir.path().join(format!("state-{reads_graph}.json")));
             let mut with_state = Recorder {
                 reads_graph,
+                detail,
                 ..Recorder::default()
             };
             pass(&store, &mut with_state, false).unwrap();
@@ -398,6 +410,7 @@ mod tests {
             );
             let saved = store.load().unwrap().expect("saved");
             outcomes.push((
+                stateless.run.summary.to_text(),
                 stateless.findings,
                 sink.given,
                 with_state.given,
@@ -406,10 +419,10 @@ mod tests {
                 saved.graph.len(),
             ));
         }
-        assert_eq!(outcomes[0].0.len(), 2);
+        assert_eq!(outcomes[0].1.len(), 2);
         assert_eq!(
             outcomes[0], outcomes[1],
-            "the same findings and state whether or not the graph was kept"
+            "the same summary, findings and state whatever the graph kept, and whether or not it was kept"
         );
     }
 

@@ -30,6 +30,7 @@ use super::sink;
 use super::sources::{self, Polled, RateLimit};
 use super::store::{S3Location, S3Store};
 use crate::config::Settings;
+use crate::graph::Detail;
 use crate::pipeline::{CorrelateRun, Input};
 use crate::rules::RuleSet;
 use crate::run_loop;
@@ -1140,9 +1141,13 @@ impl AwsSink<'_> {
 }
 
 impl run_loop::Sink for AwsSink<'_> {
-    fn keeps_signal_nodes(&self) -> bool {
-        // Reports draw the sequence's signals.
-        self.settings.aws.reports.is_some()
+    fn graph_detail(&self) -> Detail {
+        // Reports draw each sequence's neighbourhood and signals.
+        if self.settings.aws.reports.is_some() {
+            Detail::Signals
+        } else {
+            Detail::Matching
+        }
     }
 
     fn reads_graph(&self) -> bool {

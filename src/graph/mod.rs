@@ -80,6 +80,21 @@ impl EdgeKind {
     }
 }
 
+/// How much of what the records say a graph keeps, beyond what matching and findings read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Detail {
+    /// What matching and findings read: the entities and how they relate, each instance's
+    /// facts and group, whose credentials a principal or key is. Nodes carry no label or
+    /// properties, so the graph cannot be exported (on the heavy benchmark mix those were a
+    /// few hundred bytes for each of some 200,000 instances).
+    Matching,
+    /// Also every entity's label and properties, for exports and reports.
+    #[default]
+    Entities,
+    /// Also a node per signal, with `observed_on` edges to what it names.
+    Signals,
+}
+
 /// The entity kinds that can name an instance group, in the default precedence.
 pub const DEFAULT_GROUP_PRECEDENCE: [EntityKind; 6] = [
     EntityKind::AutoScalingGroup,
@@ -238,7 +253,7 @@ pub struct EntityGraph {
     signal_nodes: FxHashMap<RecordRef, NodeIndex>,
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
     precedence: Vec<EntityKind>,
-    keep_signals: bool,
+    detail: Detail,
     /// Boxed: the facts are large next to their key, and a table of a quarter of a million
     /// instances is grown by copying (both tables live at once) and is at most 7/8 full.
     instances: HashMap<Str, Box<InstanceFacts>>,
@@ -259,7 +274,20 @@ pub struct EntityGraph {
 impl EntityGraph {
     /// `precedence`: which keys name a group, most specific first. `keep_signals`: add a node
     /// per signal with `observed_on` edges (for exports; the matcher does not need them).
+    /// Either way every entity has its label and properties ([`Detail::Entities`]).
     pub fn new(precedence: Vec<EntityKind>, keep_signals: bool) -> EntityGraph {
+        let detail = if keep_signals {
+            Detail::Signals
+        } else {
+            Detail::Entities
+        };
+        EntityGraph::with_detail(precedence, detail)
+    }
+
+    /// [`EntityGraph::new`] keeping `detail`. A graph of [`Detail::Matching`] answers every
+    /// question matching and findings ask as one of more detail does, and has the same nodes
+    /// and edges; it is not for exports.
+    pub fn with_detail(precedence: Vec<EntityKind>, detail: Detail) -> EntityGraph {
         EntityGraph {
             graph: StableDiGraph::new(),
             entities: EntityKind::ALL
@@ -269,7 +297,7 @@ impl EntityGraph {
             signal_nodes: FxHashMap::default(),
             edges: HashSet::default(),
             precedence,
-            keep_signals,
+            detail,
             instances: HashMap::default(),
             instance_group: HashMap::default(),
             group_members: BTreeMap::new(),
@@ -399,7 +427,7 @@ impl EntityGraph {
                 self.edge(i, p, EdgeKind::LaunchedBy);
             }
         }
-        if self.keep_signals {
+        if self.detail == Detail::Signals {
             self.signal_node(s, added != Added::Duplicate);
         }
         if added == Added::Duplicate {
@@ -528,6 +556,11 @@ impl EntityGraph {
             f.launched = true;
             changed = true;
         }
+        if f.tags.is_empty() {
+            // Room for a new instance's tags at once, not doubled one tag at a time.
+            f.tags.reserve_exact(info.tags.len());
+            facts.tags_said_at.reserve_exact(info.tags.len());
+        }
         for (k, v) in &info.tags {
             match f.tags.binary_search_by(|(fk, _)| fk.cmp(k)) {
                 Ok(i) => {
@@ -565,7 +598,9 @@ impl EntityGraph {
         self.set_prop(inst, "instance_type", f.instance_type.as_deref());
         self.set_prop(inst, "account", facts.account.as_deref());
         self.set_prop(inst, "region", facts.region.as_deref());
-        if let Some(v) = f.vcpus {
+        if let Some(v) = f.vcpus
+            && self.detail >= Detail::Entities
+        {
             self.graph[inst].props.insert("vcpus", v.to_string());
         }
         let (acct, region) = (facts.account.as_deref(), facts.region.as_deref());
@@ -614,7 +649,9 @@ impl EntityGraph {
             let t = self.node(EntityKind::Ip, ip);
             self.edge(inst, t, EdgeKind::HasIp);
         }
-        if let Some(lt) = &f.launch_template_version {
+        if let Some(lt) = &f.launch_template_version
+            && self.detail >= Detail::Entities
+        {
             self.graph[inst]
                 .props
                 .insert("launch_template_version", lt.clone());
@@ -685,7 +722,9 @@ impl EntityGraph {
             .entry(group.key.clone())
             .or_default()
             .insert(group.clone());
-        if let Some(node) = self.lookup(EntityKind::Instance, id) {
+        if self.detail >= Detail::Entities
+            && let Some(node) = self.lookup(EntityKind::Instance, id)
+        {
             self.graph[node].props.insert("group", group.to_string());
         }
     }
@@ -899,10 +938,15 @@ impl EntityGraph {
             return n;
         }
         let e = EntityId::new(kind, id);
+        let label = if self.detail >= Detail::Entities {
+            e.label().to_string()
+        } else {
+            String::new()
+        };
         let n = self.graph.add_node(Node {
             id: e.to_string(),
             kind: kind.as_str(),
-            label: e.label().to_string(),
+            label,
             props: Props::new(),
         });
         self.entities[kind as usize].insert(e.id, n);
@@ -917,7 +961,7 @@ impl EntityGraph {
 
     /// Sets a property unless it already holds a smaller value; says whether it changed.
     fn set_prop_min(&mut self, n: NodeIndex, key: &'static str, value: Option<&str>) -> bool {
-        let Some(v) = value else {
+        let Some(v) = value.filter(|_| self.detail >= Detail::Entities) else {
             return false;
         };
         let props = &mut self.graph[n].props;
@@ -931,7 +975,7 @@ impl EntityGraph {
     }
 
     fn set_prop(&mut self, n: NodeIndex, key: &'static str, value: Option<&str>) {
-        if let Some(v) = value {
+        if let Some(v) = value.filter(|_| self.detail >= Detail::Entities) {
             self.graph[n].props.insert(key, v);
         }
     }

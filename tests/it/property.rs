@@ -1148,3 +1148,80 @@ proptest! {
         prop_assert_eq!(distinct.len(), ids.len());
     }
 }
+
+/// What matching and findings ask of a graph: its size, its groups and their members, every
+/// entity's group and every instance's facts, and the nodes and edges an export would draw
+/// (by id, without labels or properties).
+fn matching_view(
+    g: &finding_correlator::graph::EntityGraph,
+    entities: &[finding_correlator::signal::EntityId],
+) -> Vec<String> {
+    let mut out = vec![format!(
+        "{} nodes, {} edges, {} entities",
+        g.node_count(),
+        g.edge_count(),
+        g.entity_count()
+    )];
+    out.extend(
+        g.groups()
+            .map(|(group, members)| format!("{group}: {members:?}")),
+    );
+    for e in entities {
+        out.push(format!("{e:?} in {:?}", g.group_of(e)));
+        if e.kind == finding_correlator::signal::EntityKind::Instance {
+            out.push(format!("{:?}", g.instance_info(&e.id)));
+        }
+    }
+    let (nodes, edges) = g.snapshot();
+    out.extend(nodes.iter().map(|n| format!("{} {}", n.kind, n.id)));
+    out.extend(edges.iter().map(|(a, b, k)| format!("{a} {k:?} {b}")));
+    out
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    #[test]
+    fn a_graph_kept_only_for_matching_answers_as_one_kept_for_exports(
+        order in Just(()).prop_perturb(|_, mut rng| {
+            let mut idx: Vec<usize> = (0..fixture_signals().len()).collect();
+            for i in (1..idx.len()).rev() {
+                idx.swap(i, rng.random_range(0..=i));
+            }
+            idx
+        })
+    ) {
+        use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, Detail, EntityGraph};
+        use finding_correlator::signal::{EntityId, EntityKind};
+        let all = fixture_signals();
+        let mut full = EntityGraph::with_detail(DEFAULT_GROUP_PRECEDENCE.to_vec(), Detail::Entities);
+        for s in all {
+            full.add_signal(s);
+        }
+        let mut lean = EntityGraph::with_detail(DEFAULT_GROUP_PRECEDENCE.to_vec(), Detail::Matching);
+        for &i in &order {
+            lean.add_signal(&all[i]);
+        }
+        // Every entity the full graph has, and the groups' keys.
+        let (nodes, _) = full.snapshot();
+        let entities: Vec<EntityId> = nodes
+            .iter()
+            .filter_map(|n| {
+                let kind = EntityKind::parse(n.kind)?;
+                let id = n.id.strip_prefix(kind.as_str())?.strip_prefix(':')?;
+                Some(EntityId::new(kind, id))
+            })
+            .collect();
+        prop_assert!(entities.len() > 50);
+        prop_assert!(nodes.iter().any(|n| n.props.iter().next().is_some()));
+        prop_assert_eq!(matching_view(&lean, &entities), matching_view(&full, &entities));
+        let (lean_nodes, _) = lean.snapshot();
+        prop_assert!(
+            lean_nodes
+                .iter()
+                .filter(|n| n.kind != "instance_group")
+                .all(|n| n.label.is_empty() && n.props.iter().next().is_none()),
+            "no labels or properties kept"
+        );
+    }
+}
