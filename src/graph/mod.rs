@@ -85,8 +85,9 @@ impl EdgeKind {
 pub enum Detail {
     /// What matching and findings read: the entities and how they relate, each instance's
     /// facts and group, whose credentials a principal or key is. Nodes carry no label or
-    /// properties, so the graph cannot be exported (on the heavy benchmark mix those were a
-    /// few hundred bytes for each of some 200,000 instances).
+    /// properties, and are kept as their ids and edge counts rather than as a `petgraph`
+    /// graph (on the heavy benchmark mix the labels, properties and adjacency lists were
+    /// some 150 MB for about 200,000 instances); an export draws them bare.
     Matching,
     /// Also every entity's label and properties, for exports and reports.
     #[default]
@@ -211,6 +212,32 @@ struct InstanceFacts {
     said_at: [Millis; Fact::COUNT],
     /// Per tag of `info.tags` (kept sorted by key), the same.
     tags_said_at: Vec<Millis>,
+    /// The node each of its facts links it to, in the order of [`LINK_SLOTS`] (`u32::MAX`:
+    /// none): read only where no `petgraph` graph is kept ([`Detail::Matching`]), which
+    /// cannot list an instance's edges.
+    links: [u32; LINK_SLOTS.len()],
+}
+
+/// The facts that link an instance to an entity: its kind and the edge's.
+const LINK_SLOTS: [(EntityKind, EdgeKind); 7] = [
+    (EntityKind::AutoScalingGroup, EdgeKind::MemberOf),
+    (EntityKind::LaunchTemplate, EdgeKind::MemberOf),
+    (EntityKind::CloudFormationStack, EdgeKind::MemberOf),
+    (EntityKind::InstanceProfile, EdgeKind::UsesProfile),
+    (EntityKind::Ami, EdgeKind::RunsAmi),
+    (EntityKind::Vpc, EdgeKind::InVpc),
+    (EntityKind::Subnet, EdgeKind::InSubnet),
+];
+
+/// The nodes of a graph kept for matching only ([`Detail::Matching`]), by index: what an
+/// export or the removal of an entity no edge holds any longer needs of them.
+#[derive(Default)]
+struct BareNodes {
+    /// Each node's entity (None once removed).
+    entity: Vec<Option<(EntityKind, Str)>>,
+    /// Each node's edges, in and out.
+    degree: Vec<u32>,
+    live: usize,
 }
 
 /// The facts of [`InstanceFacts`], each with its own time.
@@ -254,6 +281,8 @@ pub struct EntityGraph {
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
     precedence: Vec<EntityKind>,
     detail: Detail,
+    /// The nodes, when `graph` is not kept ([`Detail::Matching`]).
+    bare: BareNodes,
     /// Boxed: the facts are large next to their key, and a table of a quarter of a million
     /// instances is grown by copying (both tables live at once) and is at most 7/8 full.
     instances: HashMap<Str, Box<InstanceFacts>>,
@@ -298,6 +327,7 @@ impl EntityGraph {
             edges: HashSet::default(),
             precedence,
             detail,
+            bare: BareNodes::default(),
             instances: HashMap::default(),
             instance_group: HashMap::default(),
             group_members: BTreeMap::new(),
@@ -310,11 +340,14 @@ impl EntityGraph {
     }
 
     pub fn node_count(&self) -> usize {
-        self.graph.node_count()
+        match self.detail {
+            Detail::Matching => self.bare.live,
+            _ => self.graph.node_count(),
+        }
     }
 
     pub fn edge_count(&self) -> usize {
-        self.graph.edge_count()
+        self.edges.len()
     }
 
     /// Distinct signals in the graph (copies and versions counted once).
@@ -331,10 +364,14 @@ impl EntityGraph {
 
     /// Entity nodes (signal nodes excluded).
     pub fn entity_count(&self) -> usize {
-        self.graph
-            .node_weights()
-            .filter(|n| n.kind != "signal")
-            .count()
+        match self.detail {
+            Detail::Matching => self.bare.live,
+            _ => self
+                .graph
+                .node_weights()
+                .filter(|n| n.kind != "signal")
+                .count(),
+        }
     }
 
     /// Adds what a signal says. A finding already present (same ARN, directly or through
@@ -507,6 +544,7 @@ impl EntityGraph {
         };
         if !known {
             facts.said_at = [Millis::MIN; Fact::COUNT];
+            facts.links = [u32::MAX; LINK_SLOTS.len()];
         }
         let t = s.time;
         let at = &mut facts.said_at;
@@ -588,7 +626,7 @@ impl EntityGraph {
         }
         // Taken out while the links are made (they need `self`), and put back after: moved,
         // so that no placeholder is allocated.
-        let (key, facts) = self
+        let (key, mut facts) = self
             .instances
             .remove_entry(info.instance_id.as_str())
             .expect("described above");
@@ -611,40 +649,28 @@ impl EntityGraph {
         };
         let group = scoped(EntityKind::AutoScalingGroup, &f.auto_scaling_group);
         let stack = scoped(EntityKind::CloudFormationStack, &f.cloudformation_stack);
-        let links = [
-            (
-                EntityKind::AutoScalingGroup,
-                group.as_deref(),
-                EdgeKind::MemberOf,
-            ),
-            (
-                EntityKind::LaunchTemplate,
-                f.launch_template.as_deref(),
-                EdgeKind::MemberOf,
-            ),
-            (
-                EntityKind::CloudFormationStack,
-                stack.as_deref(),
-                EdgeKind::MemberOf,
-            ),
-            (
-                EntityKind::InstanceProfile,
-                f.instance_profile.as_deref(),
-                EdgeKind::UsesProfile,
-            ),
-            (EntityKind::Ami, f.ami.as_deref(), EdgeKind::RunsAmi),
-            (EntityKind::Vpc, f.vpc.as_deref(), EdgeKind::InVpc),
-            (EntityKind::Subnet, f.subnet.as_deref(), EdgeKind::InSubnet),
+        // In the order of `LINK_SLOTS`.
+        let targets = [
+            group.as_deref(),
+            f.launch_template.as_deref(),
+            stack.as_deref(),
+            f.instance_profile.as_deref(),
+            f.ami.as_deref(),
+            f.vpc.as_deref(),
+            f.subnet.as_deref(),
         ];
-        let mut linked = Vec::with_capacity(links.len());
-        for (kind, target, edge) in links {
+        let mut linked = Vec::with_capacity(targets.len());
+        let mut links = [u32::MAX; LINK_SLOTS.len()];
+        for (slot, ((kind, edge), target)) in LINK_SLOTS.into_iter().zip(targets).enumerate() {
             if let Some(t) = target {
                 let t = self.node(kind, t);
                 self.edge(inst, t, edge);
                 linked.push((t, edge));
+                links[slot] = t.index() as u32;
             }
         }
-        self.unlink_stale(inst, &linked);
+        let before = std::mem::replace(&mut facts.links, links);
+        self.unlink_stale(inst, &linked, &before);
         for ip in &info.public_ips {
             let t = self.node(EntityKind::Ip, ip);
             self.edge(inst, t, EdgeKind::HasIp);
@@ -663,9 +689,35 @@ impl EntityGraph {
     /// Removes the links an instance's earlier facts made that its facts no longer make (a
     /// group in another region, an older AMI), and the entities only those links held: the
     /// graph says what the merged facts say, not which facts were met first.
-    fn unlink_stale(&mut self, inst: NodeIndex, linked: &[(NodeIndex, EdgeKind)]) {
+    /// `linked`: what its facts link it to now; `before`: what they linked it to before, by
+    /// [`LINK_SLOTS`] (read when no `petgraph` graph is kept).
+    fn unlink_stale(
+        &mut self,
+        inst: NodeIndex,
+        linked: &[(NodeIndex, EdgeKind)],
+        before: &[u32; LINK_SLOTS.len()],
+    ) {
         use petgraph::Direction::{Incoming, Outgoing};
         use petgraph::visit::EdgeRef;
+        if self.detail == Detail::Matching {
+            for (&(_, kind), &old) in LINK_SLOTS.iter().zip(before) {
+                let target = NodeIndex::new(old as usize);
+                if old == u32::MAX || linked.contains(&(target, kind)) {
+                    continue;
+                }
+                if self.edges.remove(&(inst, target, kind)) {
+                    self.bare.degree[inst.index()] -= 1;
+                    self.bare.degree[target.index()] -= 1;
+                }
+                if self.bare.degree[target.index()] == 0
+                    && let Some((k, id)) = self.bare.entity[target.index()].take()
+                {
+                    self.entities[k as usize].remove(&id);
+                    self.bare.live -= 1;
+                }
+            }
+            return;
+        }
         let stale: Vec<_> = self
             .graph
             .edges_directed(inst, Outgoing)
@@ -840,14 +892,33 @@ impl EntityGraph {
     }
 
     /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
-    /// added from the current grouping.
+    /// added from the current grouping. A graph kept for matching only has nodes without
+    /// labels or properties.
     pub fn snapshot(&self) -> (Vec<Cow<'_, Node>>, Vec<SnapshotEdge<'_>>) {
         // Nodes: the graph's own (with their index) and one per instance group.
-        let mut nodes: Vec<(Cow<'_, Node>, Result<NodeIndex, usize>)> = self
-            .graph
-            .node_indices()
-            .map(|i| (Cow::Borrowed(&self.graph[i]), Ok(i)))
-            .collect();
+        let mut nodes: Vec<(Cow<'_, Node>, Result<NodeIndex, usize>)> = match self.detail {
+            Detail::Matching => self
+                .bare
+                .entity
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| {
+                    let (kind, id) = e.as_ref()?;
+                    let node = Node {
+                        id: EntityId::new(*kind, id.clone()).to_string(),
+                        kind: kind.as_str(),
+                        label: String::new(),
+                        props: Props::new(),
+                    };
+                    Some((Cow::Owned(node), Ok(NodeIndex::new(i))))
+                })
+                .collect(),
+            _ => self
+                .graph
+                .node_indices()
+                .map(|i| (Cow::Borrowed(&self.graph[i]), Ok(i)))
+                .collect(),
+        };
         let mut group_edges: Vec<(NodeIndex, usize)> = Vec::new();
         for (g, (group, members)) in self.group_members.iter().enumerate() {
             let mut props = Props::new();
@@ -875,10 +946,9 @@ impl EntityGraph {
         nodes.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
         // Edges are sorted by the ranks of their ends in node order (the same order as by
         // their ids, without comparing strings).
-        let bound = self
-            .graph
-            .node_indices()
-            .map(|i| i.index() + 1)
+        let bound = nodes
+            .iter()
+            .filter_map(|(_, origin)| origin.as_ref().ok().map(|i| i.index() + 1))
             .max()
             .unwrap_or(0);
         let mut rank_of_index = vec![0u32; bound];
@@ -891,15 +961,15 @@ impl EntityGraph {
         }
         // Both ranks in one integer: one comparison per step of the sort.
         let pair = |a: u32, b: u32| (u64::from(a) << 32) | u64::from(b);
+        // The set of edges is the graph's edges (`edge`, `unlink_stale`).
         let mut ranked: Vec<(u64, EdgeKind)> = self
-            .graph
-            .edge_indices()
-            .filter_map(|e| {
-                let (a, b) = self.graph.edge_endpoints(e)?;
-                Some((
+            .edges
+            .iter()
+            .map(|&(a, b, kind)| {
+                (
                     pair(rank_of_index[a.index()], rank_of_index[b.index()]),
-                    self.graph[e],
-                ))
+                    kind,
+                )
             })
             .chain(group_edges.iter().map(|&(i, g)| {
                 (
@@ -937,25 +1007,34 @@ impl EntityGraph {
         if let Some(n) = self.lookup(kind, id) {
             return n;
         }
-        let e = EntityId::new(kind, id);
-        let label = if self.detail >= Detail::Entities {
-            e.label().to_string()
+        let id = Str::from(id);
+        let n = if self.detail == Detail::Matching {
+            let n = NodeIndex::new(self.bare.entity.len());
+            self.bare.entity.push(Some((kind, id.clone())));
+            self.bare.degree.push(0);
+            self.bare.live += 1;
+            n
         } else {
-            String::new()
+            let e = EntityId::new(kind, id.clone());
+            self.graph.add_node(Node {
+                id: e.to_string(),
+                kind: kind.as_str(),
+                label: e.label().to_string(),
+                props: Props::new(),
+            })
         };
-        let n = self.graph.add_node(Node {
-            id: e.to_string(),
-            kind: kind.as_str(),
-            label,
-            props: Props::new(),
-        });
-        self.entities[kind as usize].insert(e.id, n);
+        self.entities[kind as usize].insert(id, n);
         n
     }
 
     fn edge(&mut self, a: NodeIndex, b: NodeIndex, kind: EdgeKind) {
         if a != b && self.edges.insert((a, b, kind)) {
-            self.graph.add_edge(a, b, kind);
+            if self.detail == Detail::Matching {
+                self.bare.degree[a.index()] += 1;
+                self.bare.degree[b.index()] += 1;
+            } else {
+                self.graph.add_edge(a, b, kind);
+            }
         }
     }
 
