@@ -451,6 +451,7 @@ fn correlate(
         rules.clone(),
         finding_correlator::graph::Detail::Entities,
         None,
+        false,
         |graph| {
             let t = Instant::now();
             let mut graph_out = Counter(0);

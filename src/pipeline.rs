@@ -245,6 +245,7 @@ pub fn correlate(
         rules,
         detail(keep_signal_nodes),
         prior,
+        true,
         |_| (),
     )
     .0
@@ -264,6 +265,7 @@ pub fn correlate_input(
         rules,
         detail(keep_signal_nodes),
         prior,
+        true,
         |_| (),
     )
     .0
@@ -281,12 +283,15 @@ fn detail(keep_signal_nodes: bool) -> Detail {
 /// [`correlate_input`] building a graph of `detail`, calling `on_graph` with the finished
 /// graph on a thread of its own while the rules are matched, and returning what it returned:
 /// writing the graph out overlaps matching instead of following it (both only read the graph).
+/// Unless `keep_selected`, the run's `selected` is empty: each signal is freed once matched
+/// (for a caller that has no state to advance).
 pub fn correlate_with<R: Send>(
     input: Input<'_>,
     settings: &Settings,
     rules: Arc<RuleSet>,
     detail: Detail,
     prior: Option<&State>,
+    keep_selected: bool,
     on_graph: impl FnOnce(&EntityGraph) -> R + Send,
 ) -> (CorrelateRun, R) {
     let started = std::time::Instant::now();
@@ -518,7 +523,7 @@ pub fn correlate_with<R: Send>(
     let ((selected, sequences, matching), out) = alongside(
         || on_graph(graph_ref),
         || {
-            let selected = matcher.push_items(newest_versions(selected), graph_ref);
+            let selected = matcher.push_items(newest_versions(selected), graph_ref, keep_selected);
             let (sequences, matching) = matcher.finish(graph_ref);
             (
                 selected,

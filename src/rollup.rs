@@ -354,9 +354,7 @@ fn absorb(
                 seq.instance_details.push(d);
             }
         }
-        for (i, r) in o.instance_regions {
-            seq.instance_regions.entry(i).or_insert(r);
-        }
+        seq.instance_regions.add_missing(o.instance_regions);
     }
     seq.signals.sort_by_key(|a| (a.time, a.reference.key()));
     seq.rollup = Some(Box::new(RollUp {

@@ -166,6 +166,9 @@ pub fn run_once(
         rules.clone(),
         shared.graph_detail(),
         prior,
+        // Without a state the signals matched are not read again (a sequence holds its own
+        // copy of what its finding shows): each is freed once matched.
+        prior.is_some(),
         |graph| shared.on_graph(graph),
     );
     source.decoded(&run, prior);
@@ -173,12 +176,6 @@ pub fn run_once(
     if !sink.reads_graph() {
         // Freed here (see `Sink::reads_graph`), not at the end of the run.
         run.graph = EntityGraph::new(Vec::new(), false);
-    }
-    if prior.is_none() {
-        // The signals matched are kept for the state; without one nothing reads them again
-        // (a sequence holds its own copy of what its finding shows), so they are freed before
-        // the findings are made.
-        run.selected = Vec::new();
     }
     // Without a state every finding is written; with one, only new and changed ones.
     let (mut next, mut changes) = match prior {

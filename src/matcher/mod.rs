@@ -471,25 +471,33 @@ impl Matcher {
         signals: Vec<Arc<Signal>>,
         graph: &EntityGraph,
     ) -> Vec<Arc<Signal>> {
-        self.push_items(signals.into_iter().map(Item::Signal).collect(), graph)
+        self.push_items(signals.into_iter().map(Item::Signal).collect(), graph, true)
     }
 
     /// [`Matcher::push_ordered`] of signals and launches that only teach the baselines, in one
-    /// order; returns the signals in the order matched.
-    pub fn push_items(&mut self, items: Vec<Item>, graph: &EntityGraph) -> Vec<Arc<Signal>> {
+    /// order; returns the signals in the order matched if `keep`, else none (each is freed once
+    /// matched, unless a window holds it).
+    pub fn push_items(
+        &mut self,
+        items: Vec<Item>,
+        graph: &EntityGraph,
+        keep: bool,
+    ) -> Vec<Arc<Signal>> {
         let mut keyed: Vec<(Millis, String, Item)> = items
             .into_iter()
             .map(|i| (i.since(), i.reference().key(), i))
             .collect();
         keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let mut out = Vec::with_capacity(keyed.len());
+        let mut out = Vec::with_capacity(if keep { keyed.len() } else { 0 });
         for (since, _, item) in keyed {
             self.stats.candidates += 1;
             self.newest = self.newest.max(since);
             match item {
                 Item::Signal(s) => {
                     self.process(&s, graph);
-                    out.push(s);
+                    if keep {
+                        out.push(s);
+                    }
                 }
                 Item::Learned(l) => self.learn(&l),
             }

@@ -194,6 +194,34 @@ impl SeqSignal {
     }
 }
 
+/// Instances and their regions, one each, sorted by instance: a list, as a `BTreeMap` of
+/// some hundred members per sequence took twice the room in its nodes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Regions(Vec<(Str, Str)>);
+
+impl Regions {
+    /// The region of `instance`.
+    pub fn get(&self, instance: &str) -> Option<&Str> {
+        self.0
+            .binary_search_by(|(i, _)| i.as_str().cmp(instance))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    /// Adds the regions of `other` for the instances this does not have yet.
+    pub fn add_missing(&mut self, other: Regions) {
+        self.0.extend(other.0);
+        self.settle();
+    }
+
+    /// Sorted by instance, and the first region of each (a stable sort keeps the earlier).
+    fn settle(&mut self) {
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        self.0.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.0.shrink_to_fit();
+    }
+}
+
 /// An attack sequence: the signals of one rule and one group, in time order.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sequence {
@@ -225,7 +253,7 @@ pub struct Sequence {
     pub instance_details: Vec<Arc<crate::signal::InstanceInfo>>,
     /// Regions the graph knows for the instances the sequence names.
     #[serde(skip)]
-    pub instance_regions: std::collections::BTreeMap<Str, Str>,
+    pub instance_regions: Regions,
     /// The sequences of other rules this one absorbed, and the finding `Id` it is written
     /// under (see [`crate::rollup`]); None for a sequence that absorbed nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,7 +278,7 @@ impl Sequence {
             members: Vec::new(),
             launched: Vec::new(),
             instance_details: Vec::new(),
-            instance_regions: std::collections::BTreeMap::new(),
+            instance_regions: Regions::default(),
             rollup: None,
         }
     }
@@ -345,11 +373,14 @@ impl Sequence {
             .signals
             .iter()
             .flat_map(|s| s.instances.iter().chain(s.launched.iter().map(|(i, _)| i)));
-        for i in self.members.iter().chain(named) {
-            if let Some(r) = graph.instance_region(i) {
-                self.instance_regions.insert(i.clone(), Str::from(r));
-            }
-        }
+        self.instance_regions = Regions(
+            self.members
+                .iter()
+                .chain(named)
+                .filter_map(|i| Some((i.clone(), Str::from(graph.instance_region(i)?))))
+                .collect(),
+        );
+        self.instance_regions.settle();
     }
 
     /// Non-weak stages that matched, in rule order of first appearance.
@@ -365,5 +396,52 @@ impl Sequence {
 
     pub fn weak_count(&self) -> usize {
         self.signals.iter().filter(|s| s.weak).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regions(pairs: &[(&str, &str)]) -> Regions {
+        let mut r = Regions(
+            pairs
+                .iter()
+                .map(|(i, r)| (Str::from(*i), Str::from(*r)))
+                .collect(),
+        );
+        r.settle();
+        r
+    }
+
+    #[test]
+    fn regions_keep_the_first_region_of_each_instance_and_find_it() {
+        let mut own = regions(&[
+            ("i-3", "eu-west-1"),
+            ("i-1", "us-east-1"),
+            ("i-3", "ap-south-1"),
+        ]);
+        for (instance, want) in [
+            ("i-1", Some("us-east-1")),
+            ("i-3", Some("eu-west-1")),
+            ("i-2", None),
+        ] {
+            assert_eq!(own.get(instance).map(Str::as_str), want, "{instance}");
+        }
+        // As `entry(i).or_insert(r)` over a map: what this has stays, the rest is added.
+        own.add_missing(regions(&[("i-2", "sa-east-1"), ("i-1", "me-south-1")]));
+        let got: Vec<(&str, &str)> = own
+            .0
+            .iter()
+            .map(|(i, r)| (i.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("i-1", "us-east-1"),
+                ("i-2", "sa-east-1"),
+                ("i-3", "eu-west-1")
+            ]
+        );
     }
 }
