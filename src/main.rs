@@ -318,8 +318,11 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         changes,
         next,
         saved,
-        ..
+        findings,
     } = outcome;
+    // Written: freed before the summary is made (a stateless run's findings are its largest
+    // part then, some 170 MB of JSON trees on the heavy benchmark mix).
+    drop(findings);
     let report = CorrelateSummary::new(&run.sequences, &rules, run.matching);
     let state_line = match (&next, &saved) {
         (Some(n), Some(path)) => format!(

@@ -46,8 +46,8 @@ pub struct CorrelateRun {
     pub sequences: Vec<Sequence>,
     pub matching: MatchStats,
     /// The signals matched (replayed ones from the state first), in matching order: for the
-    /// state the run leaves (`run_loop::run_once` frees them before the findings when there
-    /// is none).
+    /// state the run leaves. Empty when the caller does not keep them ([`correlate_with`]'s
+    /// `keep_selected`: `run_loop::run_once` without a state).
     pub selected: Vec<Arc<Signal>>,
     /// What this run's records told the graph that no selected signal says (only kept when
     /// a state is given: the next run needs it): the latest copy of each distinct statement

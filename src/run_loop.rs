@@ -176,8 +176,8 @@ pub fn run_once(
     if !sink.reads_graph() {
         // Freed here (see `Sink::reads_graph`), not at the end of the run.
         run.graph = EntityGraph::new(Vec::new(), false);
+        return_freed_memory();
     }
-    return_freed_memory();
     // Without a state every finding is written; with one, only new and changed ones.
     let (mut next, mut changes) = match prior {
         Some(p) => {
