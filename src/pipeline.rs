@@ -239,16 +239,13 @@ pub fn correlate(
     keep_signal_nodes: bool,
     prior: Option<&State>,
 ) -> CorrelateRun {
-    correlate_with(
+    correlate_input(
         Input::Paths(paths),
         settings,
         rules,
-        detail(keep_signal_nodes),
+        keep_signal_nodes,
         prior,
-        true,
-        |_| (),
     )
-    .0
 }
 
 /// [`correlate`] over any [`Input`].

@@ -1092,6 +1092,17 @@ fn fixture_signals() -> &'static [Signal] {
     })
 }
 
+/// An order of [`fixture_signals`]: a random permutation of their indexes.
+fn fixture_order() -> impl Strategy<Value = Vec<usize>> {
+    Just(()).prop_perturb(|_, mut rng| {
+        let mut idx: Vec<usize> = (0..fixture_signals().len()).collect();
+        for i in (1..idx.len()).rev() {
+            idx.swap(i, rng.random_range(0..=i));
+        }
+        idx
+    })
+}
+
 /// Every export of a graph built from `signals` in this order.
 fn exports_of(signals: &[&Signal]) -> Vec<Vec<u8>> {
     use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, EntityGraph, export};
@@ -1119,13 +1130,7 @@ proptest! {
 
     #[test]
     fn issue_13_fixture_records_in_any_order_give_the_same_exports(
-        order in Just(()).prop_perturb(|_, mut rng| {
-            let mut idx: Vec<usize> = (0..fixture_signals().len()).collect();
-            for i in (1..idx.len()).rev() {
-                idx.swap(i, rng.random_range(0..=i));
-            }
-            idx
-        })
+        order in fixture_order()
     ) {
         let all = fixture_signals();
         prop_assume!(all.len() > 100);
@@ -1183,13 +1188,7 @@ proptest! {
 
     #[test]
     fn a_graph_kept_only_for_matching_answers_as_one_kept_for_exports(
-        order in Just(()).prop_perturb(|_, mut rng| {
-            let mut idx: Vec<usize> = (0..fixture_signals().len()).collect();
-            for i in (1..idx.len()).rev() {
-                idx.swap(i, rng.random_range(0..=i));
-            }
-            idx
-        })
+        order in fixture_order()
     ) {
         use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, Detail, EntityGraph};
         use finding_correlator::signal::{EntityId, EntityKind};
