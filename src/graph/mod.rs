@@ -87,7 +87,7 @@ pub enum Detail {
     /// facts and group, whose credentials a principal or key is. Nodes carry no label or
     /// properties, and are kept as their ids and edge counts rather than as a `petgraph`
     /// graph (on the heavy benchmark mix the labels, properties and adjacency lists were
-    /// some 150 MB for about 200,000 instances); an export draws them bare.
+    /// some 150 MB of heap for its 234,615 entities); an export draws them bare.
     Matching,
     /// Also every entity's label and properties, for exports and reports.
     #[default]
