@@ -237,7 +237,13 @@ struct BareNodes {
     entity: Vec<Option<(EntityKind, Str)>>,
     /// Each node's edges, in and out.
     degree: Vec<u32>,
-    live: usize,
+}
+
+impl BareNodes {
+    /// The nodes not removed.
+    fn count(&self) -> usize {
+        self.entity.iter().filter(|e| e.is_some()).count()
+    }
 }
 
 /// The facts of [`InstanceFacts`], each with its own time.
@@ -341,7 +347,7 @@ impl EntityGraph {
 
     pub fn node_count(&self) -> usize {
         match self.detail {
-            Detail::Matching => self.bare.live,
+            Detail::Matching => self.bare.count(),
             _ => self.graph.node_count(),
         }
     }
@@ -365,7 +371,7 @@ impl EntityGraph {
     /// Entity nodes (signal nodes excluded).
     pub fn entity_count(&self) -> usize {
         match self.detail {
-            Detail::Matching => self.bare.live,
+            Detail::Matching => self.bare.count(),
             _ => self
                 .graph
                 .node_weights()
@@ -713,7 +719,6 @@ impl EntityGraph {
                     && let Some((k, id)) = self.bare.entity[target.index()].take()
                 {
                     self.entities[k as usize].remove(&id);
-                    self.bare.live -= 1;
                 }
             }
             return;
@@ -1012,7 +1017,6 @@ impl EntityGraph {
             let n = NodeIndex::new(self.bare.entity.len());
             self.bare.entity.push(Some((kind, id.clone())));
             self.bare.degree.push(0);
-            self.bare.live += 1;
             n
         } else {
             let e = EntityId::new(kind, id.clone());
