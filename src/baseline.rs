@@ -129,17 +129,6 @@ impl Launch<'_> {
     }
 }
 
-impl OwnedLaunch {
-    pub fn as_launch(&self) -> Launch<'_> {
-        Launch {
-            account: &self.account,
-            launcher: self.launcher.clone(),
-            values: self.values.clone(),
-            instances: self.instances,
-        }
-    }
-}
-
 /// The launch a signal is, if it is one: a successful call of an API in the launch catalog
 /// (`correlation-rules/launches/`: `RunInstances`, fleets, spot requests, Auto Scaling
 /// capacity, ECS tasks, SageMaker jobs…; see [`crate::launch`]), or a `StartInstances`.

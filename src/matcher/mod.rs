@@ -499,7 +499,7 @@ impl Matcher {
                         out.push(s);
                     }
                 }
-                Item::Learned(l) => self.learn(&l),
+                Item::Learned(l) => self.learn(*l),
             }
         }
         out
@@ -508,17 +508,20 @@ impl Matcher {
     /// A launch no rule can report, as [`Matcher::process`] would take its signal: counted
     /// where an allowlist left it out (by the baselines' facts of it, as a stage would judge
     /// them), then learned.
-    fn learn(&mut self, l: &Learned) {
-        if l.since < self.released_up_to {
-            self.stats.late += 1;
-        }
-        self.released_up_to = self.released_up_to.max(l.since);
-        self.since_sweep += 1;
-        if self.since_sweep >= SWEEP_EVERY {
-            self.since_sweep = 0;
-            self.sweep(self.released_up_to);
-        }
-        let launch = l.launch.as_launch();
+    fn learn(&mut self, l: Learned) {
+        self.release(l.since);
+        let OwnedLaunch {
+            account,
+            launcher,
+            values,
+            instances,
+        } = l.launch;
+        let launch = crate::baseline::Launch {
+            account: &account,
+            launcher,
+            values,
+            instances,
+        };
         let rules = self.rules.clone();
         let selector = |(r, st): (u32, u32)| &rules.rules[r as usize].stages[st as usize].selector;
         let facts = l
@@ -615,16 +618,22 @@ impl Matcher {
         (out, self.stats)
     }
 
-    fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
-        if s.since() < self.released_up_to {
+    /// Takes note of a record released whose activity began at `since`: counted late if
+    /// after a later one, and the windows swept every so often.
+    fn release(&mut self, since: Millis) {
+        if since < self.released_up_to {
             self.stats.late += 1;
         }
-        self.released_up_to = self.released_up_to.max(s.since());
+        self.released_up_to = self.released_up_to.max(since);
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
             self.since_sweep = 0;
             self.sweep(self.released_up_to);
         }
+    }
+
+    fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
+        self.release(s.since());
         // What the baselines knew before this signal; it is learned after every rule saw it.
         let launch = if self.uses_baselines {
             crate::baseline::launch_of(s)
