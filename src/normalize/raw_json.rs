@@ -63,6 +63,78 @@ pub fn value_end(b: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// Where the objects and lists of texts end: the address just after each closing bracket, by
+/// the address of its opening one. Found in one scan of the outermost text, so that reading a
+/// path down nested levels steps over what lies below instead of scanning it again at every
+/// level (a `RunInstances` response's instance list lies four levels down).
+#[derive(Default)]
+pub struct Ends {
+    ends: rustc_hash::FxHashMap<usize, usize>,
+    /// The extents (first and one-past-last address) of the texts scanned.
+    scanned: Vec<(usize, usize)>,
+}
+
+impl Ends {
+    /// Whether the objects and lists of `text` are known.
+    fn covers(&self, text: &str) -> bool {
+        let (start, end) = extent(text);
+        self.scanned.iter().any(|&(s, e)| s <= start && end <= e)
+    }
+
+    /// Finds the ends of the objects and lists in `text` (trusted to be JSON, as everywhere
+    /// here: on text that is not, the brackets left open are not recorded, and those are
+    /// scanned when read, as without this).
+    fn scan(&mut self, text: &str) {
+        let b = text.as_bytes();
+        let base = text.as_ptr() as usize;
+        let mut open: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => match string_end(b, i) {
+                    Some(e) => i = e,
+                    None => break,
+                },
+                b'{' | b'[' => open.push(i),
+                b'}' | b']' => match open.pop() {
+                    Some(o) => {
+                        self.ends.insert(base + o, base + i + 1);
+                    }
+                    None => break,
+                },
+                _ => {}
+            }
+            i += 1;
+        }
+        self.scanned.push(extent(text));
+    }
+
+    /// The index just after the object or list opening at `at` in `text`, if known.
+    fn end_of(&self, text: &str, at: usize) -> Option<usize> {
+        let base = text.as_ptr() as usize;
+        let end = *self.ends.get(&(base + at))?;
+        (end <= base + text.len()).then(|| end - base)
+    }
+}
+
+/// The first and one-past-last address of `text`.
+fn extent(text: &str) -> (usize, usize) {
+    let start = text.as_ptr() as usize;
+    (start, start + text.len())
+}
+
+/// [`value_end`] of the value at `at` in `text`, taking an object's or list's end from `ends`
+/// when it holds it.
+fn value_end_in(text: &str, at: usize, ends: Option<&Ends>) -> Option<usize> {
+    let b = text.as_bytes();
+    if matches!(b.get(at), Some(b'{' | b'[')) {
+        if let Some(end) = ends.and_then(|e| e.end_of(text, at)) {
+            return Some(end);
+        }
+    }
+    value_end(b, at)
+}
+
 /// The text of the value of member `i` of a JSON object's text (which a parse accepted), from
 /// all its keys as written, in order (slices of the text, as a parse that borrows them finds
 /// them): the value lies between the colon after its key and the comma before the next key
@@ -129,16 +201,26 @@ fn members_by_keys<'t>(text: &'t str, keys: &[&'t str]) -> Option<Vec<(Cow<'t, s
 /// and the text of their values, found by skipping over strings and brackets, not by parsing:
 /// the record was parsed as JSON already, and a value is parsed (and checked) when a rule reads
 /// it. Ends at the closing brace; `broken` says whether the text ended otherwise.
-pub struct Members<'t> {
+pub struct Members<'t, 'e> {
     text: &'t str,
     at: usize,
     done: bool,
     broken: bool,
+    /// Where the objects and lists in `text` end, when they were found already.
+    ends: Option<&'e Ends>,
 }
 
-impl<'t> Members<'t> {
+impl<'t> Members<'t, 'static> {
     /// The members of `text`, which must start with `{` (after blanks).
-    pub fn of(text: &'t str) -> Members<'t> {
+    pub fn of(text: &'t str) -> Members<'t, 'static> {
+        Members::with_ends(text, None)
+    }
+}
+
+impl<'t, 'e> Members<'t, 'e> {
+    /// [`Members::of`], stepping over the nested objects and lists whose ends `ends` holds
+    /// instead of scanning them.
+    fn with_ends(text: &'t str, ends: Option<&'e Ends>) -> Members<'t, 'e> {
         let b = text.as_bytes();
         let at = skip_space(b, 0);
         let open = b.get(at) == Some(&b'{');
@@ -147,6 +229,7 @@ impl<'t> Members<'t> {
             at: skip_space(b, at + 1),
             done: !open,
             broken: !open,
+            ends,
         };
         if open && b.get(m.at) == Some(&b'}') {
             m.at += 1;
@@ -175,7 +258,7 @@ impl<'t> Members<'t> {
             return None;
         }
         let start = skip_space(b, at + 1);
-        at = value_end(b, start)?;
+        at = value_end_in(text, start, self.ends)?;
         let value = text.get(start..at)?;
         at = skip_space(b, at);
         match b.get(at) {
@@ -195,7 +278,7 @@ impl<'t> Members<'t> {
     }
 }
 
-impl<'t> Iterator for Members<'t> {
+impl<'t> Iterator for Members<'t, '_> {
     type Item = (Cow<'t, str>, &'t str);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -213,6 +296,11 @@ impl<'t> Iterator for Members<'t> {
 
 /// The text of the elements of a JSON array's text, found as [`Members`] finds members.
 pub fn elements(text: &str) -> impl Iterator<Item = &str> {
+    elements_with_ends(text, None)
+}
+
+/// [`elements`], stepping over the nested objects and lists whose ends `ends` holds.
+fn elements_with_ends<'t>(text: &'t str, ends: Option<&Ends>) -> impl Iterator<Item = &'t str> {
     let b = text.as_bytes();
     let mut at = skip_space(b, 0);
     let mut done = b.get(at) != Some(&b'[');
@@ -225,7 +313,7 @@ pub fn elements(text: &str) -> impl Iterator<Item = &str> {
             return None;
         }
         let start = at;
-        let end = value_end(b, start);
+        let end = value_end_in(text, start, ends);
         let Some(end) = end else {
             done = true;
             return None;
@@ -249,6 +337,9 @@ pub type MemberList<'t> = Vec<(Cow<'t, str>, &'t str)>;
 pub struct Splits<'t> {
     objects: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize), MemberList<'t>>>,
     lists: std::cell::RefCell<rustc_hash::FxHashMap<(usize, usize), Vec<&'t str>>>,
+    /// The ends of the objects and lists of the texts split so far (the first text a split
+    /// reaches is scanned for all of them at once).
+    ends: std::cell::RefCell<Ends>,
 }
 
 impl<'t> Splits<'t> {
@@ -262,7 +353,10 @@ impl<'t> Splits<'t> {
         let mut objects = self.objects.borrow_mut();
         let members = objects
             .entry((obj.as_ptr() as usize, obj.len()))
-            .or_insert_with(|| Members::of(obj).collect());
+            .or_insert_with(|| {
+                let ends = self.ends_of(obj);
+                Members::with_ends(obj, Some(&ends)).collect()
+            });
         members
             .iter()
             .rev()
@@ -275,8 +369,20 @@ impl<'t> Splits<'t> {
         self.lists
             .borrow_mut()
             .entry((list.as_ptr() as usize, list.len()))
-            .or_insert_with(|| elements(list).collect())
+            .or_insert_with(|| {
+                let ends = self.ends_of(list);
+                elements_with_ends(list, Some(&ends)).collect()
+            })
             .clone()
+    }
+
+    /// The ends of the objects and lists in `text`, scanned first if no text scanned so far
+    /// holds it.
+    fn ends_of(&self, text: &str) -> std::cell::Ref<'_, Ends> {
+        if !self.ends.borrow().covers(text) {
+            self.ends.borrow_mut().scan(text);
+        }
+        self.ends.borrow()
     }
 }
 
@@ -304,6 +410,64 @@ mod tests {
         ] {
             let split: Vec<_> = Members::of(text).collect();
             assert_eq!(members_by_keys(text, &keys_of(text)), Some(split), "{text}");
+        }
+    }
+
+    /// Every object and list reachable in `text`, split by `splits` (which steps over nested
+    /// values by the ends it found) and by a plain scan of each, the same way.
+    fn same_splits<'t>(splits: &Splits<'t>, text: &'t str) {
+        if text.starts_with('{') {
+            let plain: Vec<_> = Members::of(text).collect();
+            for (k, v) in &plain {
+                let last = plain.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| *v);
+                assert_eq!(splits.member(text, k), last, "{k} in {text}");
+                same_splits(splits, v);
+            }
+        } else if text.starts_with('[') {
+            let plain: Vec<_> = elements(text).collect();
+            assert_eq!(splits.elements(text), plain, "{text}");
+            for v in plain {
+                same_splits(splits, v);
+            }
+        }
+    }
+
+    #[test]
+    fn splits_that_step_over_nested_values_find_what_a_scan_finds() {
+        let texts = [
+            r#"{"a":{"b":[1,{"c":"]}\"{["},[],{}],"d":"x"},"e":[[["deep"]]],"a":{"again":true}}"#,
+            r#"[ {"k" : [ "}" , { "l" : "\\" } ] } , 2 , "[" , null ]"#,
+            r#"{"reservationId":"r-1","instancesSet":{"items":[{"instanceId":"i-1","instanceType":"p3.16xlarge","placement":{"availabilityZone":"us-east-1a"},"tagSet":{"items":[{"key":"Name","value":"{not json}"}]}},{"instanceId":"i-2","instanceType":"p3.16xlarge"}]}}"#,
+            "{}",
+            "[]",
+        ];
+        for text in texts {
+            // One splits object per document, as a launch's paths share one.
+            same_splits(&Splits::default(), text);
+            // A path that starts below the document's top: its own text is scanned then.
+            if let Some((_, inner)) = Members::of(text).next() {
+                same_splits(&Splits::default(), inner);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unclosed_text_is_split_as_a_scan_splits_it() {
+        // Not JSON (nothing here takes such text, but nothing may panic or differ on it).
+        for text in [r#"{"a":[1,{"b":2}"#, r#"{"a":{"b":"#, r#"[{"a":1},{"b""#] {
+            let splits = Splits::default();
+            if text.starts_with('{') {
+                let plain: Vec<_> = Members::of(text).collect();
+                for (k, _) in &plain {
+                    splits.member(text, k);
+                }
+                assert_eq!(
+                    splits.member(text, "a").is_some(),
+                    plain.iter().any(|(k, _)| k == "a")
+                );
+            } else {
+                assert_eq!(splits.elements(text), elements(text).collect::<Vec<_>>());
+            }
         }
     }
 
