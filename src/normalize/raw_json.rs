@@ -127,10 +127,10 @@ fn extent(text: &str) -> (usize, usize) {
 /// when it holds it.
 fn value_end_in(text: &str, at: usize, ends: Option<&Ends>) -> Option<usize> {
     let b = text.as_bytes();
-    if matches!(b.get(at), Some(b'{' | b'[')) {
-        if let Some(end) = ends.and_then(|e| e.end_of(text, at)) {
-            return Some(end);
-        }
+    if matches!(b.get(at), Some(b'{' | b'['))
+        && let Some(end) = ends.and_then(|e| e.end_of(text, at))
+    {
+        return Some(end);
     }
     value_end(b, at)
 }
