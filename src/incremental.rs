@@ -161,7 +161,10 @@ pub fn advance(
         held.entry(seq.rule_id.clone())
             .or_default()
             .extend(refs.iter().cloned());
-        let fingerprint = fingerprint(&finding);
+        // The finding's text is written once: its fingerprint is the hash of the text kept,
+        // unless `UpdatedAt` moves below (then the version kept is written again).
+        let mut kept = KeptFinding::of(&finding);
+        let fingerprint = fingerprint(&kept);
         match previous.get(id.as_str()) {
             None => changes.new += 1,
             Some(r) if r.fingerprint != fingerprint => changes.updated += 1,
@@ -181,6 +184,7 @@ pub fn advance(
         {
             updated_at = prev.saturating_add(1);
             finding["UpdatedAt"] = Value::from(format_rfc3339(updated_at));
+            kept = KeptFinding::of(&finding);
         }
         if !changed && let Some(prev) = previous.get(id.as_str()).and_then(|r| r.updated_at) {
             updated_at = prev;
@@ -216,7 +220,7 @@ pub fn advance(
                 updated_at: Some(updated_at),
                 // Closed or open: while its signals are replayed, they may form another
                 // sequence (its group became known), and then this finding is archived.
-                finding: Some(KeptFinding::of(&finding)),
+                finding: Some(kept),
                 created: Some(created),
                 refs,
             });
@@ -370,9 +374,10 @@ fn inherit(f: &mut Value, id: &str, created: Millis) {
     }
 }
 
-/// A fingerprint of a finding's whole content.
-fn fingerprint(f: &Value) -> String {
-    crate::normalize::stable_hash(f.to_string().as_bytes())
+/// A fingerprint of a finding's whole content: a hash of its compact JSON text (the same bytes
+/// as `Value::to_string`, which fingerprints were taken of before the text was kept).
+fn fingerprint(f: &KeptFinding) -> String {
+    crate::normalize::stable_hash(f.text().as_bytes())
 }
 
 /// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
