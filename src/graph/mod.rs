@@ -1012,14 +1012,13 @@ impl EntityGraph {
         if let Some(n) = self.lookup(kind, id) {
             return n;
         }
-        let id = Str::from(id);
+        let e = EntityId::new(kind, id);
         let n = if self.detail == Detail::Matching {
             let n = NodeIndex::new(self.bare.entity.len());
-            self.bare.entity.push(Some((kind, id.clone())));
+            self.bare.entity.push(Some((kind, e.id.clone())));
             self.bare.degree.push(0);
             n
         } else {
-            let e = EntityId::new(kind, id.clone());
             self.graph.add_node(Node {
                 id: e.to_string(),
                 kind: kind.as_str(),
@@ -1027,7 +1026,8 @@ impl EntityGraph {
                 props: Props::new(),
             })
         };
-        self.entities[kind as usize].insert(id, n);
+        // The id moves into the map (a copy only where the bare nodes keep one too).
+        self.entities[kind as usize].insert(e.id, n);
         n
     }
 
