@@ -179,6 +179,7 @@ impl<'de> Deserialize<'de> for EntityId {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InstanceInfo {
+    #[serde(skip_serializing_if = "Str::is_empty")]
     pub instance_id: Str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_scaling_group: Option<Str>,
@@ -204,10 +205,150 @@ pub struct InstanceInfo {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub public_ips: Vec<Str>,
     /// True when this record launched the instance (a `RunInstances` response item).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub launched: bool,
     /// The instance's own tags (not the `aws:` system tags, which have fields above).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(Str, Str)>,
+}
+
+/// How a signal's instances are written (the state is where signals are written): a list of
+/// two or more that share a fact (a launch's instances share their group, template, profile,
+/// image, network, type and tags, and differ in id and subnet) as `{"shared": facts they all
+/// have, "each": [each one's other facts]}`, about a third of the text; one instance, or
+/// instances that share nothing, as the plain list, which is also what states written before
+/// version 8 hold. Either form reads back as the same list.
+pub mod instance_list {
+    use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::InstanceInfo;
+
+    #[derive(Serialize)]
+    struct SharedRef<'a> {
+        shared: &'a InstanceInfo,
+        each: &'a [InstanceInfo],
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Shared {
+        shared: InstanceInfo,
+        each: Vec<InstanceInfo>,
+    }
+
+    /// Applies `$m!(field)` to every field of [`InstanceInfo`]; the pattern names them all, so
+    /// a field added to the struct and not here does not compile.
+    macro_rules! every_field {
+        ($i:expr, $m:ident) => {{
+            let InstanceInfo {
+                instance_id: _,
+                auto_scaling_group: _,
+                launch_template: _,
+                launch_template_version: _,
+                cloudformation_stack: _,
+                instance_profile: _,
+                ami: _,
+                vpc: _,
+                subnet: _,
+                instance_type: _,
+                vcpus: _,
+                public_ips: _,
+                launched: _,
+                tags: _,
+            } = $i;
+            $m!(instance_id);
+            $m!(auto_scaling_group);
+            $m!(launch_template);
+            $m!(launch_template_version);
+            $m!(cloudformation_stack);
+            $m!(instance_profile);
+            $m!(ami);
+            $m!(vpc);
+            $m!(subnet);
+            $m!(instance_type);
+            $m!(vcpus);
+            $m!(public_ips);
+            $m!(launched);
+            $m!(tags);
+        }};
+    }
+
+    /// The facts every instance of `list` has (a fact they do not all share, or share as
+    /// absent, is left out), and each instance without them.
+    fn split(list: &[InstanceInfo]) -> (InstanceInfo, Vec<InstanceInfo>) {
+        let mut shared = InstanceInfo::default();
+        let mut each = list.to_vec();
+        macro_rules! share {
+            ($f:ident) => {
+                if list.iter().all(|i| i.$f == list[0].$f) {
+                    for e in &mut each {
+                        shared.$f = std::mem::take(&mut e.$f);
+                    }
+                }
+            };
+        }
+        every_field!(&list[0], share);
+        (shared, each)
+    }
+
+    fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+        *v == T::default()
+    }
+
+    /// An instance of the shared form: its own facts, and every fact `shared` has.
+    fn merge(shared: &InstanceInfo, mut own: InstanceInfo) -> InstanceInfo {
+        macro_rules! take {
+            ($f:ident) => {
+                if !is_default(&shared.$f) {
+                    own.$f = shared.$f.clone();
+                }
+            };
+        }
+        every_field!(shared, take);
+        own
+    }
+
+    pub fn serialize<S: Serializer>(list: &[InstanceInfo], s: S) -> Result<S::Ok, S::Error> {
+        if list.len() >= 2 {
+            let (shared, each) = split(list);
+            if shared != InstanceInfo::default() {
+                return SharedRef {
+                    shared: &shared,
+                    each: &each,
+                }
+                .serialize(s);
+            }
+        }
+        list.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<InstanceInfo>, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Vec<InstanceInfo>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of instances, or the instances' shared and own facts")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let Shared { shared, each } = Shared::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(each.into_iter().map(|own| merge(&shared, own)).collect())
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// The principal that made a call, or whose credentials a finding is about.
@@ -402,7 +543,9 @@ pub struct Signal {
     pub updated_at: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<Actor>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// In a state document, two or more are written as what they share and what is each
+    /// one's own (see [`instance_list`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "instance_list")]
     pub instances: Vec<InstanceInfo>,
     /// Other entities the record names (an Auto Scaling group resized, a launch template
     /// created, resources of an ASFF finding).
@@ -554,6 +697,131 @@ pub fn hash_statement_actor(h: &mut impl std::hash::Hasher, parts: [Option<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn written(list: &[InstanceInfo]) -> String {
+        let mut out = Vec::new();
+        instance_list::serialize(list, &mut serde_json::Serializer::new(&mut out)).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn read(text: &str) -> Result<Vec<InstanceInfo>, serde_json::Error> {
+        instance_list::deserialize(&mut serde_json::Deserializer::from_str(text))
+    }
+
+    fn a_fact() -> impl Strategy<Value = Option<Str>> {
+        prop::sample::select(vec![None, Some(Str::from("a")), Some(Str::from("b"))])
+    }
+
+    fn an_instance() -> impl Strategy<Value = InstanceInfo> {
+        (
+            (a_fact(), a_fact(), a_fact(), a_fact(), a_fact(), a_fact()),
+            (a_fact(), a_fact(), a_fact(), a_fact()),
+            (
+                prop::sample::select(vec![None, Some(2u32), Some(4)]),
+                prop::sample::select(vec![vec![], vec![Str::from("203.0.113.5")]]),
+                any::<bool>(),
+                prop::sample::select(vec![vec![], vec![(Str::from("Name"), Str::from("web"))]]),
+            ),
+        )
+            .prop_map(
+                |(
+                    (id, asg, lt, ltv, stack, profile),
+                    (ami, vpc, subnet, ty),
+                    (vcpus, public_ips, launched, tags),
+                )| {
+                    InstanceInfo {
+                        instance_id: id.unwrap_or_default(),
+                        auto_scaling_group: asg,
+                        launch_template: lt,
+                        launch_template_version: ltv,
+                        cloudformation_stack: stack,
+                        instance_profile: profile,
+                        ami,
+                        vpc,
+                        subnet,
+                        instance_type: ty,
+                        vcpus,
+                        public_ips,
+                        launched,
+                        tags,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Whatever the instances share or not, both forms read back as the list written, and
+        /// a list of two or more that shares a fact is written in the shared form.
+        #[test]
+        fn an_instance_list_reads_back_as_it_was_written(list in prop::collection::vec(an_instance(), 0..6)) {
+            let text = written(&list);
+            prop_assert_eq!(read(&text).unwrap(), list.clone(), "{}", text);
+            let plain = serde_json::to_string(&list).unwrap();
+            prop_assert_eq!(read(&plain).unwrap(), list.clone());
+            let shares = list.len() >= 2
+                && (list.iter().all(|i| i.ami == list[0].ami && i.ami.is_some())
+                    || list.iter().all(|i| i.launched && i.launched == list[0].launched));
+            if shares {
+                prop_assert!(text.starts_with("{\"shared\":"), "{}", text);
+            }
+            if list.len() < 2 {
+                prop_assert_eq!(text, plain);
+            }
+        }
+    }
+
+    #[test]
+    fn a_launch_s_instances_are_written_once_with_what_each_has_of_its_own() {
+        let one = |id: &str, subnet: &str| InstanceInfo {
+            instance_id: id.into(),
+            auto_scaling_group: Some("ingest-asg-344".into()),
+            launch_template: Some("lt-012979a84f9a394b7".into()),
+            launch_template_version: Some("3".into()),
+            instance_profile: Some(
+                "arn:aws:iam::111122223333:instance-profile/ingest-profile-344".into(),
+            ),
+            ami: Some("ami-0a47e942da60ce3e0".into()),
+            vpc: Some("vpc-0f1cc02a157d5c32e".into()),
+            subnet: Some(subnet.into()),
+            instance_type: Some("r6g.large".into()),
+            vcpus: Some(2),
+            launched: true,
+            tags: vec![("Name".into(), "ingest".into())],
+            ..InstanceInfo::default()
+        };
+        let list = vec![
+            one("i-01e05d02a4964bc77", "subnet-05a0a9eefd9fc6650"),
+            one("i-00d5039e7d3f4b2a6", "subnet-0922c278bd16dd6af"),
+            one("i-05feb3ca053243361", "subnet-05a0a9eefd9fc6650"),
+            one("i-06a8cc8c24cb5ff49", "subnet-082a8f3754acb72bd"),
+        ];
+        let text = written(&list);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["shared"]["ami"], "ami-0a47e942da60ce3e0");
+        assert_eq!(v["shared"]["launched"], true);
+        assert_eq!(
+            v["each"][1],
+            serde_json::json!({"instance_id": "i-00d5039e7d3f4b2a6", "subnet": "subnet-0922c278bd16dd6af"})
+        );
+        let plain = serde_json::to_string(&list).unwrap();
+        assert!(
+            text.len() * 5 < plain.len() * 2,
+            "{} of {}",
+            text.len(),
+            plain.len()
+        );
+        assert_eq!(read(&text).unwrap(), list);
+        // Neither form takes another member, nor the shared form without its parts.
+        for bad in [
+            r#"{"shared":{},"each":[],"more":1}"#,
+            r#"{"each":[]}"#,
+            r#"{"shared":{}}"#,
+            r#""i-1""#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn assumed_role_arns_split_as_split_once_does() {

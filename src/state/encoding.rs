@@ -2,7 +2,7 @@
 //! by streaming.
 //!
 //! The document is the same JSON as before; `zcat state` shows it. The gzip header's comment
-//! names the format and version (`finding-correlator-state version 7`), so a reader knows what
+//! names the format and version (`finding-correlator-state version 8`), so a reader knows what
 //! it holds before it decompresses anything: a newer version is refused at once, and the
 //! current one is read into [`State`] member by member as it is decompressed (each item of the
 //! large lists parsed from its own text: [`read_members`]), with no JSON value tree and no copy
@@ -131,15 +131,15 @@ impl State {
             inner: gz,
             left: DECODED_MAX,
         };
-        if version != u64::from(VERSION) {
-            // A compressed older version (none yet): through the migrations.
+        if version < STREAMED_FROM {
+            // A compressed version that needs its document migrated (none yet).
             let mut text = String::new();
             io::BufReader::new(body)
                 .read_to_string(&mut text)
                 .map_err(|e| corrupt(format!("compressed data: {e}")))?;
             return State::from_json(&text, origin);
         }
-        let state =
+        let mut state =
             read_members(io::BufReader::with_capacity(1 << 16, body)).map_err(|e| match e {
                 MemberError::Io(e) => corrupt(format!("compressed data: {e}")),
                 MemberError::Json(e) => corrupt(e.to_string()),
@@ -161,6 +161,15 @@ impl State {
                 state.version
             )));
         }
+        if state.version != VERSION {
+            tracing::info!(
+                state = origin,
+                from = state.version,
+                to = VERSION,
+                "state migrated: its document reads as this version's (it is saved as this version)"
+            );
+            state.version = VERSION;
+        }
         tracing::debug!(
             state = origin,
             ms = started.elapsed().as_millis() as u64,
@@ -169,6 +178,10 @@ impl State {
         Ok(state)
     }
 }
+
+/// The oldest compressed version whose document reads as the current one's: 7 (version 8
+/// only added a shorter form of instance lists, and still reads the plain lists of 7).
+const STREAMED_FROM: u64 = 7;
 
 /// The members of a state document ([`State`]'s fields, as they are named in it).
 const FIELDS: [&str; 12] = [
@@ -751,7 +764,7 @@ mod tests {
         assert!(e.contains("not a finding-correlator state file"), "{e}");
         // The header and the document disagree.
         let doc = String::from_utf8(sample().to_json()).unwrap().replacen(
-            "\"version\":7",
+            &format!("\"version\":{VERSION}"),
             "\"version\":6",
             1,
         );
@@ -759,8 +772,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("damaged") && e.contains("header says version 7"),
+            e.contains("damaged") && e.contains(&format!("header says version {VERSION}")),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_version_7_document_is_read_by_streaming_and_saved_as_this_version() {
+        let st = full();
+        let doc = st.to_json();
+        let mut v: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        let mut shared = 0;
+        // As version 7 wrote it: every instance list plain.
+        for part in ["signals", "graph"] {
+            for s in v[part].as_array_mut().unwrap() {
+                if let Some(i) = s.get_mut("instances") {
+                    shared += usize::from(i.get("shared").is_some());
+                    let list = crate::signal::instance_list::deserialize(i.take()).unwrap();
+                    *i = serde_json::to_value(list).unwrap();
+                }
+            }
+        }
+        assert!(
+            shared > 0,
+            "the sample has instances written in the shared form"
+        );
+        v["version"] = 7.into();
+        let mut w = GzBuilder::new()
+            .comment(comment(7))
+            .write(Vec::new(), Compression::fast());
+        w.write_all(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let v7 = w.finish().unwrap();
+        let back = State::decode(&v7[..], "v7.state").unwrap();
+        assert_eq!(back.version, VERSION);
+        assert_eq!(back.to_json(), doc);
+        // Saved again, it is this version's, and reads back the same.
+        assert_eq!(
+            State::decode(&back.encode()[..], "v8").unwrap().to_json(),
+            doc
         );
     }
 
