@@ -503,10 +503,10 @@ mod tests {
             severity: 0.0,
             reference: crate::signal::RecordRef::EventId(format!("e-{t}-{role}").into()),
             updated_at: None,
-            actor: Some(Actor {
+            actor: Some(Box::new(Actor {
                 arn: Some(format!("arn:aws:sts::111122223333:assumed-role/{role}/s-{t}").into()),
                 ..Actor::default()
-            }),
+            })),
             instances: (0..n)
                 .map(|i| InstanceInfo {
                     instance_id: format!("i-{t:x}{i}").into(),

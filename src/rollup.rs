@@ -448,11 +448,11 @@ mod tests {
             title: None,
             account: Some(Str::from("111122223333")),
             region: Some(Str::from("ap-southeast-3")),
-            actor: Some(Actor {
+            actor: Some(Box::new(Actor {
                 principal_id: Some(Str::from(format!("AROAEXAMPLE:{session}"))),
                 instance_id: instance.map(Str::from),
                 ..Actor::default()
-            }),
+            })),
             instances: instance.map(Str::from).into_iter().collect(),
             launched: (0..launched)
                 .map(|j| {

@@ -62,7 +62,7 @@ pub struct SeqSignal {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub actor: Option<Actor>,
+    pub actor: Option<Box<Actor>>,
     /// Instances the signal is about (not launched by it).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Str>,

@@ -268,7 +268,7 @@ fn apply_resource(signal: &mut Signal, r: &Resource<'_>) {
                 .filter(|s| crate::signal::is_instance_id(s))
                 .map(Str::from);
             actor.session_name = session;
-            signal.actor = Some(actor);
+            signal.actor = Some(Box::new(actor));
         }
         other => {
             let tail = arn_tail(id);

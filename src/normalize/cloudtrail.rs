@@ -404,7 +404,10 @@ pub fn decode(
         .get()
         .ok_or("CloudTrail record without `eventName`")?;
     let time = rec.event_time.require("eventTime")?;
-    let actor = rec.user_identity.as_ref().map(actor_from_identity);
+    let actor = rec
+        .user_identity
+        .as_ref()
+        .map(|u| Box::new(actor_from_identity(u)));
     let account = rec
         .recipient_account_id
         .owned()

@@ -311,7 +311,7 @@ pub fn decode(rec: &RawRecord<'_>, source: Source) -> Result<Signal, Reject> {
             .and_then(|r| r.access_key_details.as_ref())
             .map(|k| {
                 let partition = crate::regions::partition_of_arn(arn).unwrap_or("aws");
-                actor_from_access_key(k, account.as_deref(), partition)
+                Box::new(actor_from_access_key(k, account.as_deref(), partition))
             }),
         instances: resource
             .and_then(|r| r.instance_details.as_ref())

@@ -306,7 +306,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             if !indicators.is_empty() {
                 v["SignalIndicators"] = json!(indicators);
             }
-            if let Some(aid) = s.actor.as_ref().and_then(actor_id).filter(|a| actor_ids.contains(a)) {
+            if let Some(aid) = s.actor.as_deref().and_then(actor_id).filter(|a| actor_ids.contains(a)) {
                 v["ActorIds"] = json!([aid]);
             }
             let eids: Vec<String> = s.endpoints.iter().map(|e| match e {

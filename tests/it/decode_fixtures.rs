@@ -256,7 +256,7 @@ fn cloudtrail(
         severity: 0.0,
         reference: RecordRef::EventId(event_id.into()),
         updated_at: None,
-        actor: Some(actor),
+        actor: Some(Box::new(actor)),
         instances: vec![],
         resources: vec![],
         endpoints: vec![],
@@ -909,11 +909,11 @@ fn guardduty_findings_json_lines() {
     );
     // `accessKeyDetails`: the STS ARN is rebuilt so that it names the same principal as the
     // session's CloudTrail records; the role ARN is not in the finding.
-    exfil.actor = Some(Actor {
+    exfil.actor = Some(Box::new(Actor {
         user_name: some("web-instance-role"),
         role_arn: None,
         ..stolen_session()
-    });
+    }));
     exfil.instances = vec![web_seen(WEB1, "subnet-0a1b2c3d4e5f60718", "203.0.113.11")];
     exfil.endpoints = vec![Endpoint::Ip(ATTACKER_IP.into())];
     exfil.fields.action_type = some("AWS_API_CALL");
