@@ -282,8 +282,9 @@ pub mod instance_list {
         macro_rules! share {
             ($f:ident) => {
                 if list.iter().all(|i| i.$f == list[0].$f) {
-                    for e in &mut each {
-                        shared.$f = std::mem::take(&mut e.$f);
+                    shared.$f = std::mem::take(&mut each[0].$f);
+                    for e in &mut each[1..] {
+                        e.$f = Default::default();
                     }
                 }
             };
