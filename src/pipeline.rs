@@ -522,11 +522,11 @@ pub fn correlate_with<R: Send>(
         || {
             let selected = matcher.push_items(newest_versions(selected), graph_ref, keep_selected);
             let (sequences, matching) = matcher.finish(graph_ref);
-            (
-                selected,
-                crate::rollup::roll_up(sequences, &rules),
-                matching,
-            )
+            let mut sequences = crate::rollup::roll_up(sequences, &rules);
+            for seq in &mut sequences {
+                crate::sinks::asff::keep_what_the_finding_reads(seq);
+            }
+            (selected, sequences, matching)
         },
     );
     tracing::debug!(

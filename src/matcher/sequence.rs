@@ -214,11 +214,36 @@ impl Regions {
         self.settle();
     }
 
+    /// How many instances it has a region for.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps the instances `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|(i, _)| keep(i));
+        self.0.shrink_to_fit();
+    }
+
     /// Sorted by instance, and the first region of each (a stable sort keeps the earlier).
     fn settle(&mut self) {
         self.0.sort_by(|a, b| a.0.cmp(&b.0));
         self.0.dedup_by(|later, earlier| later.0 == earlier.0);
         self.0.shrink_to_fit();
+    }
+}
+
+impl FromIterator<(Str, Str)> for Regions {
+    /// Instances and regions in any order: the first region of each instance is kept.
+    fn from_iter<T: IntoIterator<Item = (Str, Str)>>(iter: T) -> Regions {
+        let mut r = Regions(iter.into_iter().collect());
+        r.settle();
+        r
     }
 }
 
@@ -373,14 +398,12 @@ impl Sequence {
             .signals
             .iter()
             .flat_map(|s| s.instances.iter().chain(s.launched.iter().map(|(i, _)| i)));
-        self.instance_regions = Regions(
-            self.members
-                .iter()
-                .chain(named)
-                .filter_map(|i| Some((i.clone(), Str::from(graph.instance_region(i)?))))
-                .collect(),
-        );
-        self.instance_regions.settle();
+        self.instance_regions = self
+            .members
+            .iter()
+            .chain(named)
+            .filter_map(|i| Some((i.clone(), Str::from(graph.instance_region(i)?))))
+            .collect();
     }
 
     /// Non-weak stages that matched, in rule order of first appearance.

@@ -399,17 +399,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
         .collect();
     let mut resources: Vec<Value> = vec![group_resource(seq, &affected, &partition, &region)];
     let mut listed: Vec<&str> = Vec::new();
-    for i in seq
-        .members
-        .iter()
-        .chain(seq.launched.iter().map(|(i, _)| i))
-    {
-        if resources.len() >= 32 {
-            break;
-        }
-        if listed.contains(&i.as_str()) {
-            continue;
-        }
+    for i in listed_instances(seq) {
         listed.push(i);
         let r = seq
             .instance_regions
@@ -417,7 +407,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             .map_or(region.as_str(), |r| r.as_str());
         resources.push(instance_resource(
             i,
-            details.get(i.as_str()).copied(),
+            details.get(i).copied(),
             &affected,
             partition_in(r, &partition),
             r,
@@ -459,7 +449,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             bought.push(line);
         }
         for id in &l.resource_ids {
-            if resources.len() >= 32 {
+            if resources.len() >= MAX_RESOURCES {
                 break;
             }
             if listed.contains(&id.as_str()) || crate::signal::is_instance_id(id) {
@@ -728,6 +718,52 @@ fn instance_resource(
     r
 }
 
+/// Resources a finding lists at most: its group and 31 others.
+const MAX_RESOURCES: usize = 32;
+
+/// The instances a sequence's finding lists as resources, after its group: the first distinct
+/// ones of the group's members (those the signals name first) and then of the instances its
+/// signals launched, as many as [`MAX_RESOURCES`] leaves room for.
+pub fn listed_instances(seq: &Sequence) -> Vec<&str> {
+    let mut listed: Vec<&str> = Vec::new();
+    for i in seq
+        .members
+        .iter()
+        .chain(seq.launched.iter().map(|(i, _)| i))
+    {
+        if listed.len() + 1 >= MAX_RESOURCES {
+            break;
+        }
+        if !listed.contains(&i.as_str()) {
+            listed.push(i);
+        }
+    }
+    listed
+}
+
+/// Drops what a sequence holds of the graph's instances that its finding does not read: the
+/// descriptions of instances it does not list ([`listed_instances`]), and the regions of
+/// instances it neither lists nor names in a signal. A group's sequence holds every member's
+/// (hundreds, for an Auto Scaling group that has run for weeks), which kept the graph's
+/// description of every instance ever launched alive after the graph was freed.
+pub fn keep_what_the_finding_reads(seq: &mut Sequence) {
+    let listed: std::collections::HashSet<String> = listed_instances(seq)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    seq.instance_details
+        .retain(|d| listed.contains(d.instance_id.as_str()));
+    seq.instance_details.shrink_to_fit();
+    let named: std::collections::HashSet<&str> = seq
+        .signals
+        .iter()
+        .flat_map(|s| s.instances.iter().chain(s.launched.iter().map(|(i, _)| i)))
+        .map(|i| i.as_str())
+        .chain(listed.iter().map(String::as_str))
+        .collect();
+    seq.instance_regions.retain(|i| named.contains(i));
+}
+
 /// Findings for every emitted sequence (weak-signal rules emit none), in a stable order.
 pub fn findings(seqs: &[Sequence], rules: &RuleSet, writer: &Writer) -> Vec<Value> {
     seqs.iter()
@@ -868,6 +904,93 @@ mod tests {
             "20"
         );
         assert!(f.get("Workflow").is_none() && f.get("Note").is_none());
+    }
+
+    #[test]
+    fn a_sequence_keeps_only_the_instance_facts_its_finding_reads_and_the_finding_is_the_same() {
+        use crate::graph::GroupId;
+        use crate::signal::{EntityId, EntityKind};
+        // A group of 200 members (the first named by the signals), whose facts the graph
+        // described; the signals launched 3 more and name one member far down the list.
+        let group = GroupId {
+            account: Some(Str::from("111122223333")),
+            key: EntityId::new(EntityKind::AutoScalingGroup, "111122223333/us-east-1/web"),
+        };
+        let mut seq = sequence(GroupKey::Group(group), 4, 3);
+        let far = Str::from("i-0member000000180");
+        let mut named = signal(9, 0);
+        Arc::make_mut(&mut named).instances = vec![far.clone()];
+        seq.add(named, 1000);
+        let members: Vec<Str> = (0..200)
+            .map(|n| Str::from(format!("i-0member{n:09}")))
+            .collect();
+        seq.members = members.clone();
+        let launched: Vec<Str> = seq
+            .signals
+            .iter()
+            .flat_map(|s| s.launched.iter().map(|(i, _)| i.clone()))
+            .collect();
+        seq.launched = launched
+            .iter()
+            .map(|i| (i.clone(), Some(Str::from("p3.16xlarge"))))
+            .collect();
+        let everyone = members.iter().chain(&launched);
+        seq.instance_details = everyone
+            .clone()
+            .enumerate()
+            .map(|(n, i)| {
+                Arc::new(InstanceInfo {
+                    instance_id: i.clone(),
+                    instance_type: Some(Str::from(format!("c5.{n}xlarge"))),
+                    ami: Some(Str::from(format!("ami-{n:08}"))),
+                    tags: vec![(Str::from("team"), Str::from(format!("t{n}")))],
+                    ..InstanceInfo::default()
+                })
+            })
+            .collect();
+        // Regions other than the signals' own, so that a region dropped shows in the ARNs.
+        seq.instance_regions = everyone
+            .enumerate()
+            .map(|(n, i)| {
+                (
+                    i.clone(),
+                    Str::from(if n % 2 == 0 {
+                        "eu-west-1"
+                    } else {
+                        "ap-south-1"
+                    }),
+                )
+            })
+            .collect();
+        let before = finding(&seq, &rule(), &Writer::default());
+        assert!(
+            before
+                .to_string()
+                .contains(&format!("eu-west-1:111122223333:instance/{far}")),
+            "the far member's own region is in its signal's resource ids"
+        );
+
+        keep_what_the_finding_reads(&mut seq);
+        assert_eq!(finding(&seq, &rule(), &Writer::default()), before);
+        let listed = listed_instances(&seq);
+        assert_eq!(listed.len(), 31);
+        assert_eq!(
+            seq.instance_details.len(),
+            31,
+            "a description per listed instance"
+        );
+        assert!(
+            seq.instance_details
+                .iter()
+                .all(|d| listed.contains(&d.instance_id.as_str()))
+        );
+        // The listed ones, the far member and the launched ones (none listed: 200 members).
+        assert_eq!(seq.instance_regions.len(), 31 + 1 + seq.launched.len());
+        assert_eq!(
+            seq.members.len(),
+            200,
+            "the members stay, for the summary and the count"
+        );
     }
 
     #[test]
