@@ -32,6 +32,12 @@
 //! time counts in steps of 10 ms), and the slice's CPU beyond that: what a run costs beyond
 //! reading its own records, start-up included.
 //!
+//! With `--daily`, instead of a. to c.: d. one `--state` run per UTC day, in order, over every
+//! whole day of the data (the days of `--days`; what comes before the first whole day is one
+//! run before them, what comes after the last is left out), the state's size and parts after
+//! each, and the growth of the saved state between the middle day and the last (issue 16:
+//! under 10 % between day 15 and day 30 of `--days 30`).
+//!
 //! PASS/FAIL lines close each shape's report (the process never fails on a miss): the 10 %
 //! run within 0.3× the wall time of the stateless run; every slice under 1 s of CPU beyond
 //! reading its records; every state under 50 MB; every run's peak RSS under 500 MiB.
@@ -45,7 +51,9 @@
 //!
 //! Run: `cargo bench --bench state_bench` (about 2 GB of JSON Lines per shape and as much
 //! again for the slices; the shapes one after the other, each folder removed when done), or
-//! `cargo bench --bench state_bench -- --ct 100000 --gd 10000 --slices 24`. `--keep` leaves
+//! `cargo bench --bench state_bench -- --ct 100000 --gd 10000 --slices 24`, or the 30 days of
+//! the growth target with `-- --sessions stable --ct 1000000 --gd 100000 --days 32 --daily`
+//! (30 whole days). `--keep` leaves
 //! the folders and prints their paths. CI does not run it (`cargo clippy --all-targets` only
 //! compiles it).
 
@@ -76,6 +84,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_correlator");
 /// JSON Lines files per source; the last one is the 10 % of run b.
 const FILES: usize = 10;
 const QUARTER_HOUR_MS: u64 = 15 * 60_000;
+const DAY_MS: u64 = 86_400_000;
 /// Most decodes of one slice's files, for its reading CPU.
 const DECODE_REPEATS: u32 = 10;
 
@@ -84,6 +93,9 @@ const TARGET_TENTH_SHARE: f64 = 0.3;
 const TARGET_SLICE_CPU_S: f64 = 1.0;
 const TARGET_STATE_MB: f64 = 50.0;
 const TARGET_PEAK_MIB: f64 = 500.0;
+/// Most growth of the state between the middle day and the last of `--daily` (day 15 and day
+/// 30 of 30).
+const TARGET_DAILY_GROWTH: f64 = 0.10;
 
 fn main() {
     let cli = Cli::from_args();
@@ -120,7 +132,9 @@ fn main() {
             keep: cli.keep,
         };
         let data = generate_shape(&cli, shape, &dir);
-        if !cli.peer_only {
+        if cli.daily {
+            run_days(&cli, shape, &dir, &data);
+        } else if !cli.peer_only {
             run_shape(&cli, shape, &dir, &data);
         }
         if i == 0 && cli.python.is_some() {
@@ -182,6 +196,8 @@ struct Cli {
     slices: u64,
     shapes: Vec<Shape>,
     keep: bool,
+    /// One run a day (d.) instead of a. to c.
+    daily: bool,
     /// With `--python`: only the comparison with DuckDB (the first shape is generated, no run
     /// of the scheduled case).
     peer_only: bool,
@@ -193,7 +209,7 @@ struct Cli {
 
 impl Cli {
     /// `--ct N --gd N --days N --groups N --per-group N --attacks N --slices N --sessions
-    /// LIST --rounds N --correlator PATH --python PATH --duck-peer PATH --keep` (also as
+    /// LIST --rounds N --correlator PATH --python PATH --duck-peer PATH --keep --daily` (also as
     /// `--flag=value`); `--bench` (from cargo) is ignored.
     fn from_args() -> Cli {
         let mut cli = Cli {
@@ -206,6 +222,7 @@ impl Cli {
             slices: 96,
             shapes: vec![Shape::Stable, Shape::PerCall],
             keep: false,
+            daily: false,
             peer_only: false,
             correlator: PathBuf::from(BIN),
             python: None,
@@ -259,6 +276,7 @@ impl Cli {
                 "--python" => cli.python = Some(PathBuf::from(text("--python"))),
                 "--duck-peer" => cli.duck_peer = PathBuf::from(text("--duck-peer")),
                 "--keep" => cli.keep = true,
+                "--daily" => cli.daily = true,
                 "--peer-only" => cli.peer_only = true,
                 "--bench" => {}
                 other => panic!("unknown argument {other:?}"),
@@ -329,14 +347,16 @@ struct Cut {
     left_out: u64,
 }
 
-/// Cuts the last `slices` quarter-hours (ending at or before the newest record) into one folder
-/// each, and everything older into `warm/`.
-fn cut(data: &Data, dir: &Path, slices: u64) -> Cut {
-    let end = data.last_ms / QUARTER_HOUR_MS * QUARTER_HOUR_MS;
+/// Cuts the last `slices` periods of `period` ms (quarter-hours or days, ending on a boundary
+/// of the period at or before the newest record, and starting on one) into one folder each, and
+/// everything older into `warm/`.
+fn cut(data: &Data, dir: &Path, slices: u64, period: u64) -> Cut {
+    let end = data.last_ms / period * period;
     let start = end
-        .saturating_sub(slices * QUARTER_HOUR_MS)
-        .max(data.first_ms);
-    let n = ((end - start) / QUARTER_HOUR_MS) as usize;
+        .saturating_sub(slices * period)
+        .max(data.first_ms.div_ceil(period) * period)
+        .min(end);
+    let n = ((end - start) / period) as usize;
     let warm = dir.join("warm");
     fs::create_dir_all(&warm).expect("creating the warm-up folder");
     let mut out = Cut {
@@ -369,7 +389,7 @@ fn cut(data: &Data, dir: &Path, slices: u64) -> Cut {
                 fs::create_dir_all(&d).expect("creating a slice folder");
                 if is_ct {
                     out.slices
-                        .push((d.clone(), start + i as u64 * QUARTER_HOUR_MS, 0, 0, 0));
+                        .push((d.clone(), start + i as u64 * period, 0, 0, 0));
                 }
                 open(d.join(name))
             })
@@ -404,7 +424,7 @@ fn cut(data: &Data, dir: &Path, slices: u64) -> Cut {
                         .expect("writing the warm-up folder");
                     out.warm_records += 1;
                 } else if t < end {
-                    let i = ((t - start) / QUARTER_HOUR_MS) as usize;
+                    let i = ((t - start) / period) as usize;
                     outs[i].write_all(&line).expect("writing a slice");
                     let s = &mut out.slices[i];
                     if is_ct {
@@ -664,7 +684,7 @@ fn inspect(cli: &Cli, dir: &Path, state: &Path) -> Inspected {
 
 fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
     let t = Instant::now();
-    let cut = cut(data, dir, cli.slices);
+    let cut = cut(data, dir, cli.slices, QUARTER_HOUR_MS);
     println!(
         "cut in {:.1} s: {} slices of 15 minutes from {} ({} records and findings, {} left out \
          after the last slice); {} older ones in the warm-up folder",
@@ -754,6 +774,171 @@ fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
     print_states(&states);
     print_slices(&slice_rows);
     check_targets(shape, &runs, &slice_rows, &states);
+}
+
+/// d. One `--state` run per whole UTC day, in order, after one over what comes before the first.
+fn run_days(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
+    let t = Instant::now();
+    let cut = cut(data, dir, cli.days + 1, DAY_MS);
+    println!(
+        "cut in {:.1} s: {} whole days from {} ({} records and findings, {} left out after the \
+         last day); {} before the first",
+        t.elapsed().as_secs_f64(),
+        cut.slices.len(),
+        cut.slices
+            .first()
+            .map_or("-".to_string(), |s| format_rfc3339(s.1 as i64)),
+        cut.slices.iter().map(|s| s.2 + s.3).sum::<u64>(),
+        cut.left_out,
+        cut.warm_records
+    );
+    for f in data.all_files() {
+        measure::warm_up(&f.path);
+    }
+    let state = dir.join("d.state");
+    let mut days: Vec<DayRow> = Vec::new();
+    if cut.warm_records > 0 {
+        let r = correlate(
+            cli,
+            dir,
+            "d0. before the first whole day",
+            std::slice::from_ref(&cut.warm),
+            Some(&state),
+        );
+        days.push(DayRow {
+            day: 0,
+            from: None,
+            records: cut.warm_records,
+            run: r,
+            state: inspect(cli, dir, &state),
+        });
+    }
+    for (i, (folder, from, ct, gd, _)) in cut.slices.iter().enumerate() {
+        let r = correlate(
+            cli,
+            dir,
+            &format!("day {}", i + 1),
+            std::slice::from_ref(folder),
+            Some(&state),
+        );
+        println!("  done: {} ({:.2} s)", r.name, r.wall);
+        days.push(DayRow {
+            day: i + 1,
+            from: Some(*from),
+            records: ct + gd,
+            run: r,
+            state: inspect(cli, dir, &state),
+        });
+    }
+    print_days(&days);
+    check_days(shape, &days);
+}
+
+struct DayRow {
+    /// 0: what comes before the first whole day.
+    day: usize,
+    from: Option<u64>,
+    records: u64,
+    run: Run,
+    state: Inspected,
+}
+
+impl DayRow {
+    /// Items and MB of the document of one part of the state after the day.
+    fn part(&self, name: &str) -> String {
+        self.state
+            .parts
+            .iter()
+            .find(|p| p.name == name)
+            .map_or("-".to_string(), |p| {
+                format!("{} / {:.1}", p.items, p.bytes as f64 / 1e6)
+            })
+    }
+}
+
+fn print_days(days: &[DayRow]) {
+    println!();
+    println!(
+        "days (one --state run per UTC day; saved MB = the state file after it, document MB = \
+         its JSON; parts: items / MB of the document; peak RSS sampled every 5 ms)"
+    );
+    println!(
+        "| day | from       | records | wall s | CPU s | peak RSS MiB | saved MB | document MB | signals             | graph               | sequences           |"
+    );
+    println!(
+        "|-----|------------|---------|--------|-------|--------------|----------|-------------|---------------------|---------------------|---------------------|"
+    );
+    for d in days {
+        println!(
+            "| {:>3} | {:<10} | {:>7} | {:>6.2} | {:>5.2} | {:>12.1} | {:>8.2} | {:>11.2} | {:>19} | {:>19} | {:>19} |",
+            d.day,
+            d.from
+                .map_or("before".to_string(), |f| format_rfc3339(f as i64)[..10]
+                    .to_string()),
+            d.records,
+            d.run.wall,
+            d.run.cpu,
+            mib(d.run.peak_kib),
+            d.state.saved as f64 / 1e6,
+            d.state.document as f64 / 1e6,
+            d.part("signals"),
+            d.part("graph"),
+            d.part("sequences"),
+        );
+    }
+}
+
+/// The state's growth between the middle whole day and the last.
+fn check_days(shape: Shape, days: &[DayRow]) {
+    println!();
+    let whole: Vec<&DayRow> = days.iter().filter(|d| d.day > 0).collect();
+    if whole.len() < 2 {
+        println!(
+            "check [{}]: fewer than two whole days: no growth to measure",
+            shape.name()
+        );
+        return;
+    }
+    // Day 15 of 30.
+    let (middle, last) = (whole[whole.len() / 2 - 1], whole[whole.len() - 1]);
+    let growth = |f: &dyn Fn(&Inspected) -> u64| {
+        f(&last.state) as f64 / f(&middle.state).max(1) as f64 - 1.0
+    };
+    let saved = growth(&|s| s.saved);
+    let document = growth(&|s| s.document);
+    check(
+        shape,
+        &format!(
+            "state growth from day {} to day {}: saved {:.2} -> {:.2} MB ({:+.1} %), document \
+             {:.1} -> {:.1} MB ({:+.1} %) (target < {:.0} %)",
+            middle.day,
+            last.day,
+            middle.state.saved as f64 / 1e6,
+            last.state.saved as f64 / 1e6,
+            100.0 * saved,
+            middle.state.document as f64 / 1e6,
+            last.state.document as f64 / 1e6,
+            100.0 * document,
+            100.0 * TARGET_DAILY_GROWTH
+        ),
+        saved < TARGET_DAILY_GROWTH,
+    );
+    let largest = days.iter().map(|d| d.state.saved).max().unwrap_or(0) as f64 / 1e6;
+    check(
+        shape,
+        &format!("largest state {largest:.1} MB (target < {TARGET_STATE_MB} MB)"),
+        largest < TARGET_STATE_MB,
+    );
+    let worst = days.iter().max_by_key(|d| d.run.peak_kib).expect("a day");
+    check(
+        shape,
+        &format!(
+            "highest peak RSS {:.1} MiB ({}) (target < {TARGET_PEAK_MIB} MiB)",
+            mib(worst.run.peak_kib),
+            worst.run.name
+        ),
+        mib(worst.run.peak_kib) < TARGET_PEAK_MIB,
+    );
 }
 
 /// CPU seconds of decoding `files` in this process (default reading options, every signal
