@@ -33,7 +33,7 @@ use crate::time::{Millis, format_rfc3339};
 #[derive(Debug, Default)]
 pub struct Changes {
     /// Findings to write: new, updated and superseded ones, in a stable order.
-    pub write: Vec<Value>,
+    pub write: Vec<KeptFinding>,
     pub new: usize,
     pub updated: usize,
     pub unchanged: usize,
@@ -202,6 +202,9 @@ pub fn advance(
             }
         }
         ids.insert(id.clone());
+        if changed {
+            changes.write.push(kept_text.clone());
+        }
         if horizon.is_none_or(|h| seq.start >= h) {
             records.push(SequenceRecord {
                 id,
@@ -225,9 +228,6 @@ pub fn advance(
                 refs,
             });
         }
-        if changed {
-            changes.write.push(finding);
-        }
     }
     // Earlier findings this run replayed but no longer finds: their signals now belong to
     // other sequences. Archive them so an analyst sees one finding per attack.
@@ -250,7 +250,7 @@ pub fn advance(
                     .unwrap_or(r.last_seen)
                     .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));
                 archive(&mut f, at, absorbed_by.get(&r.id).map(String::as_str));
-                changes.write.push(f);
+                changes.write.push(KeptFinding::of(&f));
                 changes.superseded += 1;
             }
         }

@@ -809,6 +809,7 @@ mod tests {
             changes
                 .write
                 .iter()
+                .map(crate::state::KeptFinding::value)
                 .find(|f| f["Id"] == id)
                 .unwrap_or_else(|| panic!("{id} not written: {:?}", changes.write))
         };

@@ -17,7 +17,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde_json::Value;
 
 use crate::config::Settings;
 use crate::graph::{Detail, EntityGraph};
@@ -25,7 +24,7 @@ use crate::incremental::{self, Changes};
 use crate::pipeline::{self, CorrelateRun, Input};
 use crate::rules::RuleSet;
 use crate::sinks::asff::{self, Writer};
-use crate::state::{State, StateStore};
+use crate::state::{KeptFinding, State, StateStore};
 
 /// What a run reads: files and folders, or what AWS mode's sources poll.
 pub trait Source {
@@ -96,7 +95,7 @@ pub trait Sink: Sync {
     /// A write that failed: the run stops and saves nothing.
     fn write(
         &mut self,
-        findings: &mut Vec<Value>,
+        findings: &mut Vec<KeptFinding>,
         run: &CorrelateRun,
         dry_run: bool,
     ) -> anyhow::Result<Vec<String>>;
@@ -127,7 +126,7 @@ pub struct Outcome {
     /// With a state: what changed since it (the findings written are in `write`).
     pub changes: Option<Changes>,
     /// Without a state: every finding of the run, as written.
-    pub findings: Vec<Value>,
+    pub findings: Vec<KeptFinding>,
     /// With a state: the state after the run.
     pub next: Option<State>,
     /// Where the state was saved (None in a dry run or without a state).
@@ -136,7 +135,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The findings the sink was given.
-    pub fn written(&self) -> &[Value] {
+    pub fn written(&self) -> &[KeptFinding] {
         match &self.changes {
             Some(c) => &c.write,
             None => &self.findings,
@@ -199,7 +198,7 @@ pub fn run_once(
     }
     let mut findings = match &changes {
         Some(_) => Vec::new(),
-        None => asff::findings(&run.sequences, rules, &writer),
+        None => asff::finding_texts(&run.sequences, rules, &writer),
     };
     let not_written = sink.write(
         match &mut changes {
@@ -332,7 +331,7 @@ mod tests {
 
         fn write(
             &mut self,
-            findings: &mut Vec<Value>,
+            findings: &mut Vec<KeptFinding>,
             run: &CorrelateRun,
             _dry_run: bool,
         ) -> anyhow::Result<Vec<String>> {
@@ -344,7 +343,7 @@ mod tests {
             }
             let ids: Vec<String> = findings
                 .iter()
-                .map(|f| f["Id"].as_str().unwrap_or_default().to_string())
+                .map(|f| f.id().unwrap_or_default())
                 .collect();
             self.given = ids.clone();
             Ok(if self.refuse_all { ids } else { Vec::new() })

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::baseline::Baselines;
 use crate::signal::Signal;
@@ -95,7 +95,7 @@ pub struct State {
     /// the next run sends them again, also when their sequence is behind its horizon by then
     /// and no run will match it again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unsent: Vec<serde_json::Value>,
+    pub unsent: Vec<KeptFinding>,
 }
 
 /// A run's claim on the state: another run that finds an unexpired lease stops before
@@ -222,21 +222,34 @@ pub struct SequenceRecord {
     pub refs: Vec<String>,
 }
 
-/// A finding as written, kept as its JSON text: it is read again only when the finding is
-/// archived (rarely), so a state's findings cost their text in memory, not a tree of maps per
-/// finding, and are loaded and saved without being parsed or rebuilt. In the document it is
-/// the finding itself (the same JSON as a parsed value would write).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct KeptFinding(Box<serde_json::value::RawValue>);
+/// A finding as written, kept as its JSON text from the moment it is made: a run's findings
+/// go to the sink as text, and a state's are read again only when the finding is archived
+/// (rarely), so findings cost their text in memory, not a tree of maps each (some 125 kB for
+/// a finding of 37 kB of text), and are loaded and saved without being parsed or rebuilt. In
+/// the document it is the finding itself (the same JSON as a parsed value would write).
+/// Shared: the findings a run writes are the texts its state keeps, not copies.
+#[derive(Clone, Debug)]
+pub struct KeptFinding(Arc<serde_json::value::RawValue>);
+
+impl Serialize for KeptFinding {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeptFinding {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeptFinding, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(d).map(|text| KeptFinding(Arc::from(text)))
+    }
+}
 
 impl KeptFinding {
     /// The finding's text, as it is written.
     pub fn of(finding: &serde_json::Value) -> KeptFinding {
-        KeptFinding(
+        KeptFinding(Arc::from(
             serde_json::value::to_raw_value(finding)
                 .expect("a JSON value always writes as JSON text"),
-        )
+        ))
     }
 
     /// The finding's JSON text (compact, as `serde_json::to_string` writes it).
@@ -247,6 +260,18 @@ impl KeptFinding {
     /// The finding, parsed (its text was JSON when it was kept or loaded).
     pub fn value(&self) -> serde_json::Value {
         serde_json::from_str(self.0.get()).expect("kept finding text is JSON")
+    }
+
+    /// Its `Id` (None when it has no text `Id`), read without building the rest.
+    pub fn id(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            #[serde(rename = "Id")]
+            id: Option<String>,
+        }
+        serde_json::from_str::<IdOnly>(self.0.get())
+            .ok()
+            .and_then(|f| f.id)
     }
 }
 
@@ -313,14 +338,10 @@ impl State {
     /// Forgets that the findings of `given` with these ids were written (the sink did not
     /// take them), and keeps them as they were to be written in [`State::unsent`]: the next run
     /// writes them again, whether or not it matches their sequences again.
-    pub fn forget_written(&mut self, ids: &[String], given: &[serde_json::Value]) {
+    pub fn forget_written(&mut self, ids: &[String], given: &[KeptFinding]) {
         self.unsent = given
             .iter()
-            .filter(|f| {
-                f["Id"]
-                    .as_str()
-                    .is_some_and(|id| ids.iter().any(|i| i == id))
-            })
+            .filter(|f| f.id().is_some_and(|id| ids.contains(&id)))
             .cloned()
             .collect();
         if !ids.is_empty() {
@@ -330,10 +351,12 @@ impl State {
 
     /// The findings an earlier run could not write and this one has no newer version of
     /// (`write`: the findings this run writes).
-    pub fn still_unsent(&self, write: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    pub fn still_unsent(&self, write: &[KeptFinding]) -> Vec<KeptFinding> {
+        let written: std::collections::HashSet<Option<String>> =
+            write.iter().map(KeptFinding::id).collect();
         self.unsent
             .iter()
-            .filter(|f| !write.iter().any(|w| w["Id"] == f["Id"]))
+            .filter(|f| !written.contains(&f.id()))
             .cloned()
             .collect()
     }

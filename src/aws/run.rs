@@ -1178,7 +1178,7 @@ impl run_loop::Sink for AwsSink<'_> {
 
     fn write(
         &mut self,
-        findings: &mut Vec<serde_json::Value>,
+        findings: &mut Vec<crate::state::KeptFinding>,
         run: &CorrelateRun,
         dry_run: bool,
     ) -> anyhow::Result<Vec<String>> {
@@ -1204,12 +1204,12 @@ impl run_loop::Sink for AwsSink<'_> {
             );
         }
         if let Some(path) = self.asff {
-            let doc = crate::sinks::FindingsDocument { findings };
-            let text = serde_json::to_string_pretty(&doc)? + "\n";
             if path.as_os_str() == "-" {
-                print!("{text}");
+                crate::sinks::write_document(std::io::stdout().lock(), findings)
+                    .context("writing to stdout")?;
             } else {
-                std::fs::write(path, text)
+                std::fs::File::create(path)
+                    .and_then(|file| crate::sinks::write_document(file, findings))
                     .with_context(|| format!("writing `{}`", path.display()))?;
             }
         }
@@ -1299,15 +1299,15 @@ async fn write_reports(
     partition: &str,
     run: &crate::pipeline::CorrelateRun,
     rules: &RuleSet,
-    findings: &mut [serde_json::Value],
+    findings: &mut [crate::state::KeptFinding],
 ) -> anyhow::Result<usize> {
     let (bucket, prefix) = location
         .strip_prefix("s3://")
         .and_then(|r| r.split_once('/'))
         .ok_or_else(|| anyhow::anyhow!("aws.reports: not an s3:// location"))?;
     let mut written = 0;
-    for f in findings.iter_mut() {
-        let Some(id) = f["Id"].as_str().map(str::to_string) else {
+    for kept in findings.iter_mut() {
+        let Some(id) = kept.id() else {
             continue;
         };
         let Some(seq) = run
@@ -1350,6 +1350,7 @@ async fn write_reports(
                 })?;
         }
         let key = format!("{folder}report.html");
+        let mut f = kept.value();
         // A partition with no known console (the isolated ones) gets the s3:// links only.
         if let Some(console) = s3_console(partition) {
             f["SourceUrl"] =
@@ -1365,6 +1366,7 @@ async fn write_reports(
                 serde_json::Value::from(format!("s3://{bucket}/{folder}graph.json")),
             );
         }
+        *kept = crate::state::KeptFinding::of(&f);
         written += 1;
     }
     Ok(written)

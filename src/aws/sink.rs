@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
+use crate::state::KeptFinding;
 
 use super::sources::RateLimit;
 use super::{JsonBody, describe_error};
@@ -55,12 +55,12 @@ fn transient(code: &str) -> bool {
 }
 
 /// Splits findings into batches within the count and byte limits.
-pub fn batches(findings: &[Value]) -> Vec<Vec<(String, Vec<u8>)>> {
+pub fn batches(findings: &[KeptFinding]) -> Vec<Vec<(String, Vec<u8>)>> {
     let mut out: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
     let mut size = 0;
     for f in findings {
-        let id = f["Id"].as_str().unwrap_or_default().to_string();
-        let bytes = serde_json::to_vec(f).expect("a finding serializes");
+        let id = f.id().unwrap_or_default();
+        let bytes = f.text().as_bytes().to_vec();
         let fits = out
             .last()
             .is_some_and(|b| b.len() < MAX_BATCH && size + bytes.len() < MAX_BATCH_BYTES);
@@ -94,7 +94,7 @@ fn body(batch: &[(String, Vec<u8>)]) -> Vec<u8> {
 /// acknowledged before.
 pub async fn write(
     client: &aws_sdk_securityhub::Client,
-    findings: &[Value],
+    findings: &[KeptFinding],
     rate: &RateLimit,
     resend_attempts: u32,
     resend_backoff: Duration,
@@ -176,7 +176,7 @@ pub struct SecurityHubSink {
 }
 
 impl crate::sinks::Deliver for SecurityHubSink {
-    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<crate::sinks::Delivered> {
+    fn deliver(&mut self, findings: &[KeptFinding]) -> anyhow::Result<crate::sinks::Delivered> {
         let result = self.runtime.block_on(write(
             &self.client,
             findings,
@@ -198,11 +198,12 @@ impl crate::sinks::Deliver for SecurityHubSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn batches_keep_to_100_findings_and_6_mb() {
-        let small: Vec<Value> = (0..250)
-            .map(|i| serde_json::json!({"Id": format!("f{i}"), "Title": "t"}))
+        let small: Vec<KeptFinding> = (0..250)
+            .map(|i| KeptFinding::of(&serde_json::json!({"Id": format!("f{i}"), "Title": "t"})))
             .collect();
         let b = batches(&small);
         assert_eq!(
@@ -210,8 +211,12 @@ mod tests {
             vec![100, 100, 50]
         );
         let big_text = "x".repeat(200_000);
-        let big: Vec<Value> = (0..70)
-            .map(|i| serde_json::json!({"Id": format!("g{i}"), "Description": big_text}))
+        let big: Vec<KeptFinding> = (0..70)
+            .map(|i| {
+                KeptFinding::of(
+                    &serde_json::json!({"Id": format!("g{i}"), "Description": big_text}),
+                )
+            })
             .collect();
         let b = batches(&big);
         assert!(b.len() >= 3, "{}", b.len());

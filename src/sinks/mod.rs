@@ -5,7 +5,8 @@ pub mod asff;
 pub mod story;
 
 use anyhow::Context;
-use serde_json::Value;
+
+pub use crate::state::KeptFinding;
 
 /// `aws.sink` (with `aws.sink_file`, `aws.securityhub_region` and
 /// `aws.sink_calls_per_second`), checked: where AWS mode writes its findings.
@@ -84,31 +85,56 @@ pub trait Deliver {
     ///
     /// # Errors
     /// Nothing is known written: the run saves nothing.
-    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<Delivered>;
+    fn deliver(&mut self, findings: &[KeptFinding]) -> anyhow::Result<Delivered>;
 }
 
-/// The findings document every file output writes, `{"Findings": [...]}`, serialized from the
-/// findings as they are (`json!` would copy every finding's tree first: a run of 1,500 findings
-/// held them twice).
-#[derive(serde::Serialize)]
+/// The findings document every file output writes, `{"Findings": [...]}`, pretty: each
+/// finding's text is parsed as it is written, one at a time, so the document is the bytes a
+/// tree of every finding would write without the trees of all of them in memory at once
+/// (about 125 kB each for a finding of 37 kB of text).
 pub struct FindingsDocument<'a> {
-    #[serde(rename = "Findings")]
-    pub findings: &'a [Value],
+    pub findings: &'a [KeptFinding],
 }
 
-/// The findings document every file sink writes.
-fn document(findings: &[Value]) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(&FindingsDocument {
-        findings,
-    })?)
+impl serde::Serialize for FindingsDocument<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+
+        struct Each<'a>(&'a [KeptFinding]);
+        impl serde::Serialize for Each<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for f in self.0 {
+                    seq.serialize_element(&f.value())?;
+                }
+                seq.end()
+            }
+        }
+        let mut doc = s.serialize_struct("FindingsDocument", 1)?;
+        doc.serialize_field("Findings", &Each(self.findings))?;
+        doc.end()
+    }
+}
+
+/// Writes the findings document and a newline to `out`, flushed.
+///
+/// # Errors
+/// Writing failed.
+pub fn write_document(out: impl std::io::Write, findings: &[KeptFinding]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &FindingsDocument { findings })?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 /// [`SinkConfig::File`].
 pub struct FileSink(pub std::path::PathBuf);
 
 impl Deliver for FileSink {
-    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<Delivered> {
-        std::fs::write(&self.0, document(findings)? + "\n")
+    fn deliver(&mut self, findings: &[KeptFinding]) -> anyhow::Result<Delivered> {
+        std::fs::File::create(&self.0)
+            .and_then(|file| write_document(file, findings))
             .with_context(|| format!("writing `{}`", self.0.display()))?;
         Ok(Delivered {
             imported: findings.len(),
@@ -121,8 +147,8 @@ impl Deliver for FileSink {
 pub struct StdoutSink;
 
 impl Deliver for StdoutSink {
-    fn deliver(&mut self, findings: &[Value]) -> anyhow::Result<Delivered> {
-        println!("{}", document(findings)?);
+    fn deliver(&mut self, findings: &[KeptFinding]) -> anyhow::Result<Delivered> {
+        write_document(std::io::stdout().lock(), findings).context("writing to stdout")?;
         Ok(Delivered {
             imported: findings.len(),
             ..Delivered::default()

@@ -628,7 +628,9 @@ mod tests {
     fn the_members_known_are_the_state_s_fields() {
         let mut st = full();
         st.lease = Some(crate::state::Lease::default());
-        st.unsent.push(serde_json::json!({"Id": "x"}));
+        st.unsent.push(crate::state::KeptFinding::of(
+            &serde_json::json!({"Id": "x"}),
+        ));
         let doc: serde_json::Value = serde_json::from_slice(&st.to_json()).unwrap();
         let mut names: Vec<&str> = doc
             .as_object()

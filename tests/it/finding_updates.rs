@@ -317,7 +317,12 @@ fn split_runs(tmp: &Path, runs: &[Vec<Value>]) -> Vec<Value> {
         let run = pipeline::correlate(&[dir], &settings, rules.clone(), false, state.as_ref());
         let (next, changes) =
             incremental::advance(state.as_ref(), &run, &rules, &settings, &Writer::default());
-        written.extend(changes.write);
+        written.extend(
+            changes
+                .write
+                .iter()
+                .map(finding_correlator::state::KeptFinding::value),
+        );
         let text = String::from_utf8(next.to_json()).unwrap();
         state = Some(State::from_json(&text, "test").unwrap());
     }

@@ -12,7 +12,7 @@ use finding_correlator::incremental;
 use finding_correlator::pipeline;
 use finding_correlator::rules::RuleSet;
 use finding_correlator::sinks::asff::{self, Writer};
-use finding_correlator::state::State;
+use finding_correlator::state::{KeptFinding, State};
 use finding_correlator::time::Millis;
 use predicates::prelude::*;
 use proptest::prelude::*;
@@ -215,7 +215,7 @@ fn split_runs(dirs: &[PathBuf], state: &mut State) -> (Written, usize) {
         let (next, changes) =
             incremental::advance(Some(state), &run, &rules, &settings, &Writer::default());
         superseded += changes.superseded;
-        for f in changes.write {
+        for f in changes.write.iter().map(KeptFinding::value) {
             written.insert(id(&f), f);
         }
         let text = String::from_utf8(next.to_json()).unwrap();

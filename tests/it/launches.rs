@@ -16,7 +16,7 @@ use finding_correlator::incremental;
 use finding_correlator::pipeline;
 use finding_correlator::rules::RuleSet;
 use finding_correlator::sinks::asff::{self, Writer};
-use finding_correlator::state::State;
+use finding_correlator::state::{KeptFinding, State};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "111122223333";
@@ -492,7 +492,7 @@ fn run(dirs: &[std::path::PathBuf]) -> Vec<Value> {
         assert_eq!(run.summary.skipped, 0, "{:?}", run.summary.skipped_reasons);
         let (next, changes) =
             incremental::advance(Some(&state), &run, &rules, &settings, &Writer::default());
-        for f in changes.write {
+        for f in changes.write.iter().map(KeptFinding::value) {
             written.insert(f["Id"].as_str().unwrap().to_string(), f);
         }
         let text = String::from_utf8(next.to_json()).unwrap();
