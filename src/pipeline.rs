@@ -516,6 +516,7 @@ pub fn correlate_with<R: Send>(
             }
         }
     }
+    graph.seal();
     let graph_ref = &graph;
     let ((selected, sequences, matching), out) = alongside(
         || on_graph(graph_ref),

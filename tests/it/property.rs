@@ -1154,6 +1154,17 @@ proptest! {
     }
 }
 
+#[test]
+#[should_panic(expected = "a sealed graph takes no record")]
+fn a_sealed_graph_takes_no_record() {
+    use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, EntityGraph};
+    let all = fixture_signals();
+    let mut g = EntityGraph::new(DEFAULT_GROUP_PRECEDENCE.to_vec(), false);
+    g.add_signal(&all[0]);
+    g.seal();
+    g.add_signal(&all[1]);
+}
+
 /// What matching and findings ask of a graph: its size, its groups and their members, every
 /// entity's group and every instance's facts, and the nodes and edges an export would draw
 /// (by id, without labels or properties).
@@ -1174,7 +1185,11 @@ fn matching_view(
     for e in entities {
         out.push(format!("{e:?} in {:?}", g.group_of(e)));
         if e.kind == finding_correlator::signal::EntityKind::Instance {
-            out.push(format!("{:?}", g.instance_info(&e.id)));
+            out.push(format!(
+                "{:?} in {:?}",
+                g.instance_info(&e.id),
+                g.instance_region(&e.id)
+            ));
         }
     }
     let (nodes, edges) = g.snapshot();
@@ -1201,6 +1216,8 @@ proptest! {
         for &i in &order {
             lean.add_signal(&all[i]);
         }
+        // Sealed, as a run's graph is before matching: what only merging needs is gone.
+        lean.seal();
         // Every entity the full graph has, and the groups' keys.
         let (nodes, _) = full.snapshot();
         let entities: Vec<EntityId> = nodes
