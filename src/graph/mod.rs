@@ -264,6 +264,15 @@ impl BareNodes {
     }
 }
 
+/// What a sealed graph counted before it dropped what only adding records reads.
+#[derive(Clone, Copy, Debug)]
+struct SealedCounts {
+    /// Nodes, when a graph kept for matching dropped them (None: still there).
+    nodes: Option<usize>,
+    edges: usize,
+    signals: usize,
+}
+
 /// The facts of [`InstanceFacts`], each with its own time.
 #[derive(Clone, Copy)]
 enum Fact {
@@ -310,8 +319,9 @@ pub struct EntityGraph {
     /// Boxed: the facts are large next to their key, and a table of a quarter of a million
     /// instances is grown by copying (both tables live at once) and is at most 7/8 full.
     instances: HashMap<Str, Box<InstanceFacts>>,
-    /// Every record is in ([`EntityGraph::seal`]).
-    sealed: bool,
+    /// Every record is in ([`EntityGraph::seal`]): what only adding records reads is gone, and
+    /// these are the counts of what was dropped (nodes, edges, signals).
+    sealed: Option<SealedCounts>,
     instance_group: HashMap<Str, GroupId>,
     group_members: BTreeMap<GroupId, BTreeSet<Str>>,
     /// Key entity → the groups it names (one per account).
@@ -355,7 +365,7 @@ impl EntityGraph {
             detail,
             bare: BareNodes::default(),
             instances: HashMap::default(),
-            sealed: false,
+            sealed: None,
             instance_group: HashMap::default(),
             group_members: BTreeMap::new(),
             key_groups: HashMap::default(),
@@ -367,6 +377,9 @@ impl EntityGraph {
     }
 
     pub fn node_count(&self) -> usize {
+        if let Some(n) = self.sealed.and_then(|c| c.nodes) {
+            return n;
+        }
         match self.detail {
             Detail::Matching => self.bare.count(),
             _ => self.graph.node_count(),
@@ -374,12 +387,12 @@ impl EntityGraph {
     }
 
     pub fn edge_count(&self) -> usize {
-        self.edges.len()
+        self.sealed.map_or(self.edges.len(), |c| c.edges)
     }
 
     /// Distinct signals in the graph (copies and versions counted once).
     pub fn signal_count(&self) -> usize {
-        self.signals.len()
+        self.sealed.map_or(self.signals.len(), |c| c.signals)
     }
 
     /// Versions of findings replaced by a newer one (every `updatedAt` of a finding but its
@@ -391,6 +404,9 @@ impl EntityGraph {
 
     /// Entity nodes (signal nodes excluded).
     pub fn entity_count(&self) -> usize {
+        if let Some(n) = self.sealed.and_then(|c| c.nodes) {
+            return n;
+        }
         match self.detail {
             Detail::Matching => self.bare.count(),
             _ => self
@@ -401,20 +417,36 @@ impl EntityGraph {
         }
     }
 
-    /// Once every record is in: drops what only merging more records needs (each instance's
-    /// fact times and links, about 160 bytes an instance), so that matching runs beside less.
-    /// The graph answers every question as before; it takes no record after this (a panic).
+    /// Once every record is in: drops what only adding records reads, so that matching runs
+    /// beside less: each instance's fact times and links (about 160 bytes an instance), the
+    /// versions of the signals added, and in a graph kept for matching ([`Detail::Matching`])
+    /// its nodes and edges too (the entity tables, about 250 bytes an instance), which only
+    /// adding records and exports read; their counts stay. Every question matching and
+    /// findings ask is answered as before. It takes no record after this, and a graph kept
+    /// for matching no longer exports ([`EntityGraph::snapshot`]): either is a panic.
     pub fn seal(&mut self) {
-        self.sealed = true;
+        let mut counts = SealedCounts {
+            nodes: None,
+            edges: self.edges.len(),
+            signals: self.signals.len(),
+        };
         for facts in self.instances.values_mut() {
             facts.merged = None;
         }
+        self.signals = HashMap::default();
+        if self.detail == Detail::Matching {
+            counts.nodes = Some(self.bare.count());
+            self.entities = vec![FxHashMap::default(); self.entities.len()];
+            self.bare = BareNodes::default();
+            self.edges = HashSet::default();
+        }
+        self.sealed = Some(counts);
     }
 
     /// Adds what a signal says. A finding already present (same ARN, directly or through
     /// Security Hub) is one signal; a newer version (later `updatedAt`) replaces it.
     pub fn add_signal(&mut self, s: &Signal) -> Added {
-        assert!(!self.sealed, "a sealed graph takes no record");
+        assert!(self.sealed.is_none(), "a sealed graph takes no record");
         let added = match self.signals.get_mut(&s.reference) {
             None => Added::New,
             Some(prev) => {
@@ -920,6 +952,10 @@ impl EntityGraph {
 
     /// Whether an edge of `kind` goes from `from` to `to`.
     pub fn has_edge(&self, from: &EntityId, to: &EntityId, kind: EdgeKind) -> bool {
+        assert!(
+            self.sealed.is_none_or(|c| c.nodes.is_none()),
+            "a sealed graph kept for matching has no edges to look up"
+        );
         match (
             self.lookup(from.kind, &from.id),
             self.lookup(to.kind, &to.id),
@@ -931,8 +967,12 @@ impl EntityGraph {
 
     /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
     /// added from the current grouping. A graph kept for matching only has nodes without
-    /// labels or properties.
+    /// labels or properties, and none once sealed (a panic).
     pub fn snapshot(&self) -> (Vec<Cow<'_, Node>>, Vec<SnapshotEdge<'_>>) {
+        assert!(
+            self.sealed.is_none_or(|c| c.nodes.is_none()),
+            "a sealed graph kept for matching has no nodes or edges to export"
+        );
         // Nodes: the graph's own (with their index) and one per instance group.
         let mut nodes: Vec<(Cow<'_, Node>, Result<NodeIndex, usize>)> = match self.detail {
             Detail::Matching => self

@@ -1155,6 +1155,18 @@ proptest! {
 }
 
 #[test]
+#[should_panic(expected = "a sealed graph kept for matching has no nodes or edges to export")]
+fn a_sealed_graph_kept_for_matching_does_not_export() {
+    use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, Detail, EntityGraph};
+    let mut g = EntityGraph::with_detail(DEFAULT_GROUP_PRECEDENCE.to_vec(), Detail::Matching);
+    for s in fixture_signals() {
+        g.add_signal(s);
+    }
+    g.seal();
+    let _ = g.snapshot();
+}
+
+#[test]
 #[should_panic(expected = "a sealed graph takes no record")]
 fn a_sealed_graph_takes_no_record() {
     use finding_correlator::graph::{DEFAULT_GROUP_PRECEDENCE, EntityGraph};
@@ -1166,8 +1178,7 @@ fn a_sealed_graph_takes_no_record() {
 }
 
 /// What matching and findings ask of a graph: its size, its groups and their members, every
-/// entity's group and every instance's facts, and the nodes and edges an export would draw
-/// (by id, without labels or properties).
+/// entity's group and every instance's facts and region.
 fn matching_view(
     g: &finding_correlator::graph::EntityGraph,
     entities: &[finding_correlator::signal::EntityId],
@@ -1192,8 +1203,16 @@ fn matching_view(
             ));
         }
     }
+    out
+}
+
+/// The nodes and edges an export would draw (by id, without labels or properties).
+fn drawn(g: &finding_correlator::graph::EntityGraph) -> Vec<String> {
     let (nodes, edges) = g.snapshot();
-    out.extend(nodes.iter().map(|n| format!("{} {}", n.kind, n.id)));
+    let mut out: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{} {}", n.kind, n.id))
+        .collect();
     out.extend(edges.iter().map(|(a, b, k)| format!("{a} {k:?} {b}")));
     out
 }
@@ -1216,8 +1235,6 @@ proptest! {
         for &i in &order {
             lean.add_signal(&all[i]);
         }
-        // Sealed, as a run's graph is before matching: what only merging needs is gone.
-        lean.seal();
         // Every entity the full graph has, and the groups' keys.
         let (nodes, _) = full.snapshot();
         let entities: Vec<EntityId> = nodes
@@ -1231,6 +1248,7 @@ proptest! {
         prop_assert!(entities.len() > 50);
         prop_assert!(nodes.iter().any(|n| n.props.iter().next().is_some()));
         prop_assert_eq!(matching_view(&lean, &entities), matching_view(&full, &entities));
+        prop_assert_eq!(drawn(&lean), drawn(&full));
         let (lean_nodes, _) = lean.snapshot();
         prop_assert!(
             lean_nodes
@@ -1239,5 +1257,9 @@ proptest! {
                 .all(|n| n.label.is_empty() && n.props.iter().next().is_none()),
             "no labels or properties kept"
         );
+        // Sealed, as a run's graph is before matching: what only adding records reads is
+        // gone, and every answer and count is the same.
+        lean.seal();
+        prop_assert_eq!(matching_view(&lean, &entities), matching_view(&full, &entities));
     }
 }
