@@ -446,6 +446,29 @@ fn cut(data: &Data, dir: &Path, slices: u64, period: u64) -> Cut {
     out
 }
 
+/// [`cut`], said, and every input read once so that the page cache holds it before the first
+/// run, as in the other benches.
+fn cut_and_warm_up(data: &Data, dir: &Path, slices: u64, period: u64, what: &str) -> Cut {
+    let t = Instant::now();
+    let cut = cut(data, dir, slices, period);
+    println!(
+        "cut in {:.1} s: {} {what} from {} ({} records and findings, {} left out after the \
+         last); {} before the first, in the warm-up folder",
+        t.elapsed().as_secs_f64(),
+        cut.slices.len(),
+        cut.slices
+            .first()
+            .map_or("-".to_string(), |s| format_rfc3339(s.1 as i64)),
+        cut.slices.iter().map(|s| s.2 + s.3).sum::<u64>(),
+        cut.left_out,
+        cut.warm_records
+    );
+    for f in data.all_files() {
+        measure::warm_up(&f.path);
+    }
+    cut
+}
+
 /// Writes `files` one after the other into `out`.
 fn concat(files: &[InputFile], out: &Path) {
     let mut w = BufWriter::with_capacity(
@@ -683,24 +706,13 @@ fn inspect(cli: &Cli, dir: &Path, state: &Path) -> Inspected {
 // One shape
 
 fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
-    let t = Instant::now();
-    let cut = cut(data, dir, cli.slices, QUARTER_HOUR_MS);
-    println!(
-        "cut in {:.1} s: {} slices of 15 minutes from {} ({} records and findings, {} left out \
-         after the last slice); {} older ones in the warm-up folder",
-        t.elapsed().as_secs_f64(),
-        cut.slices.len(),
-        cut.slices
-            .first()
-            .map_or("-".to_string(), |s| format_rfc3339(s.1 as i64)),
-        cut.slices.iter().map(|s| s.2 + s.3).sum::<u64>(),
-        cut.left_out,
-        cut.warm_records
+    let cut = cut_and_warm_up(
+        data,
+        dir,
+        cli.slices,
+        QUARTER_HOUR_MS,
+        "slices of 15 minutes",
     );
-    // The page cache holds every input before the first run, as in the other benches.
-    for f in data.all_files() {
-        measure::warm_up(&f.path);
-    }
     let ct_dir = dir.join("cloudtrail");
     let gd_dir = dir.join("guardduty");
     let mut runs = Vec::new();
@@ -778,23 +790,7 @@ fn run_shape(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
 
 /// d. One `--state` run per whole UTC day, in order, after one over what comes before the first.
 fn run_days(cli: &Cli, shape: Shape, dir: &Path, data: &Data) {
-    let t = Instant::now();
-    let cut = cut(data, dir, cli.days + 1, DAY_MS);
-    println!(
-        "cut in {:.1} s: {} whole days from {} ({} records and findings, {} left out after the \
-         last day); {} before the first",
-        t.elapsed().as_secs_f64(),
-        cut.slices.len(),
-        cut.slices
-            .first()
-            .map_or("-".to_string(), |s| format_rfc3339(s.1 as i64)),
-        cut.slices.iter().map(|s| s.2 + s.3).sum::<u64>(),
-        cut.left_out,
-        cut.warm_records
-    );
-    for f in data.all_files() {
-        measure::warm_up(&f.path);
-    }
+    let cut = cut_and_warm_up(data, dir, cli.days + 1, DAY_MS, "whole days");
     let state = dir.join("d.state");
     let mut days: Vec<DayRow> = Vec::new();
     if cut.warm_records > 0 {

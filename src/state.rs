@@ -339,19 +339,24 @@ impl State {
     /// take them), and keeps them as they were to be written in [`State::unsent`]: the next run
     /// writes them again, whether or not it matches their sequences again.
     pub fn forget_written(&mut self, ids: &[String], given: &[KeptFinding]) {
+        self.unsent.clear();
+        if ids.is_empty() {
+            return;
+        }
         self.unsent = given
             .iter()
             .filter(|f| f.id().is_some_and(|id| ids.contains(&id)))
             .cloned()
             .collect();
-        if !ids.is_empty() {
-            self.sequences.retain(|r| !ids.contains(&r.id));
-        }
+        self.sequences.retain(|r| !ids.contains(&r.id));
     }
 
     /// The findings an earlier run could not write and this one has no newer version of
     /// (`write`: the findings this run writes).
     pub fn still_unsent(&self, write: &[KeptFinding]) -> Vec<KeptFinding> {
+        if self.unsent.is_empty() {
+            return Vec::new();
+        }
         let written: std::collections::HashSet<Option<String>> =
             write.iter().map(KeptFinding::id).collect();
         self.unsent
