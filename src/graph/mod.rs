@@ -311,7 +311,12 @@ pub struct EntityGraph {
     entities: Vec<FxHashMap<Str, NodeIndex>>,
     /// Signal reference → node (when signal nodes are kept).
     signal_nodes: FxHashMap<RecordRef, NodeIndex>,
+    /// Every edge, but in a graph kept for matching ([`Detail::Matching`]) the links of an
+    /// instance's facts, which its `links` hold (one per fact, about six an instance: the
+    /// largest table of such a graph).
     edges: HashSet<(NodeIndex, NodeIndex, EdgeKind)>,
+    /// The links of instances' facts in a graph kept for matching (not in `edges`).
+    fact_links: usize,
     precedence: Vec<EntityKind>,
     detail: Detail,
     /// The nodes, when `graph` is not kept ([`Detail::Matching`]).
@@ -366,6 +371,7 @@ impl EntityGraph {
             bare: BareNodes::default(),
             instances: HashMap::default(),
             sealed: None,
+            fact_links: 0,
             instance_group: HashMap::default(),
             group_members: BTreeMap::new(),
             key_groups: HashMap::default(),
@@ -387,7 +393,8 @@ impl EntityGraph {
     }
 
     pub fn edge_count(&self) -> usize {
-        self.sealed.map_or(self.edges.len(), |c| c.edges)
+        self.sealed
+            .map_or(self.edges.len() + self.fact_links, |c| c.edges)
     }
 
     /// Distinct signals in the graph (copies and versions counted once).
@@ -427,7 +434,7 @@ impl EntityGraph {
     pub fn seal(&mut self) {
         let mut counts = SealedCounts {
             nodes: None,
-            edges: self.edges.len(),
+            edges: self.edge_count(),
             signals: self.signals.len(),
         };
         for facts in self.instances.values_mut() {
@@ -731,16 +738,23 @@ impl EntityGraph {
         ];
         let mut linked = Vec::with_capacity(targets.len());
         let mut links = [u32::MAX; LINK_SLOTS.len()];
+        let before = facts.merged.as_ref().expect("merged above").links;
         for (slot, ((kind, edge), target)) in LINK_SLOTS.into_iter().zip(targets).enumerate() {
             if let Some(t) = target {
                 let t = self.node(kind, t);
-                self.edge(inst, t, edge);
+                if self.detail != Detail::Matching {
+                    self.edge(inst, t, edge);
+                } else if before[slot] != t.index() as u32 {
+                    // A link its facts did not make before: held in `links`, not in `edges`.
+                    self.fact_links += 1;
+                    self.bare.degree[inst.index()] += 1;
+                    self.bare.degree[t.index()] += 1;
+                }
                 linked.push((t, edge));
                 links[slot] = t.index() as u32;
             }
         }
-        let merged = facts.merged.as_mut().expect("merged above");
-        let before = std::mem::replace(&mut merged.links, links);
+        facts.merged.as_mut().expect("merged above").links = links;
         self.unlink_stale(inst, &linked, &before);
         for ip in &info.public_ips {
             let t = self.node(EntityKind::Ip, ip);
@@ -776,10 +790,9 @@ impl EntityGraph {
                 if old == u32::MAX || linked.contains(&(target, kind)) {
                     continue;
                 }
-                if self.edges.remove(&(inst, target, kind)) {
-                    self.bare.degree[inst.index()] -= 1;
-                    self.bare.degree[target.index()] -= 1;
-                }
+                self.fact_links -= 1;
+                self.bare.degree[inst.index()] -= 1;
+                self.bare.degree[target.index()] -= 1;
                 if self.bare.degree[target.index()] == 0
                     && let Some((k, id)) = self.bare.entity[target.index()].take()
                 {
@@ -960,9 +973,33 @@ impl EntityGraph {
             self.lookup(from.kind, &from.id),
             self.lookup(to.kind, &to.id),
         ) {
-            (Some(a), Some(b)) => self.edges.contains(&(a, b, kind)),
+            (Some(a), Some(b)) => {
+                self.edges.contains(&(a, b, kind))
+                    || self.fact_link_edges().any(|e| e == (a, b, kind))
+            }
             _ => false,
         }
+    }
+
+    /// The links of instances' facts in a graph kept for matching, which `edges` does not
+    /// hold (none in a graph of more detail, whose `edges` does).
+    fn fact_link_edges(&self) -> impl Iterator<Item = (NodeIndex, NodeIndex, EdgeKind)> + '_ {
+        self.instances
+            .iter()
+            .filter(|_| self.detail == Detail::Matching)
+            .filter_map(|(id, facts)| {
+                Some((
+                    self.lookup(EntityKind::Instance, id)?,
+                    facts.merged.as_ref()?,
+                ))
+            })
+            .flat_map(|(inst, merged)| {
+                LINK_SLOTS
+                    .iter()
+                    .zip(merged.links)
+                    .filter(|&(_, t)| t != u32::MAX)
+                    .map(move |(&(_, kind), t)| (inst, NodeIndex::new(t as usize), kind))
+            })
     }
 
     /// Nodes and edges, sorted by id, for exports. Group nodes and `in_group` edges are
@@ -1043,7 +1080,9 @@ impl EntityGraph {
         let mut ranked: Vec<(u64, EdgeKind)> = self
             .edges
             .iter()
-            .map(|&(a, b, kind)| {
+            .copied()
+            .chain(self.fact_link_edges())
+            .map(|(a, b, kind)| {
                 (
                     pair(rank_of_index[a.index()], rank_of_index[b.index()]),
                     kind,
