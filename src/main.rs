@@ -461,10 +461,8 @@ impl run_loop::Sink for Outputs<'_> {
     ) -> anyhow::Result<Vec<String>> {
         let args = self.args;
         if let Some(path) = &args.asff {
-            let doc = finding_correlator::sinks::FindingsDocument { findings };
             write_output(path, &mut |w| {
-                serde_json::to_writer_pretty(&mut *w, &doc)?;
-                w.write_all(b"\n")
+                finding_correlator::sinks::write_document(&mut *w, findings)
             })?;
         }
         let graph_written = self

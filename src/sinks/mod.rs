@@ -155,3 +155,22 @@ impl Deliver for StdoutSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_findings_document_is_the_bytes_a_tree_of_every_finding_writes() {
+        let findings = [
+            serde_json::json!({"Id": "a", "Title": "x \"q\" é", "Resources": [{"Id": "i-1", "Tags": {"k": "v"}}], "Severity": {"Normalized": 90, "Score": 2.5}}),
+            serde_json::json!({"Id": "b", "Empty": {}, "List": [], "Null": null, "Neg": -0.0, "Big": 1e300}),
+        ];
+        let kept: Vec<KeptFinding> = findings.iter().map(KeptFinding::of).collect();
+        let mut out = Vec::new();
+        write_document(&mut out, &kept).unwrap();
+        let tree =
+            serde_json::to_string_pretty(&serde_json::json!({ "Findings": findings })).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), tree + "\n");
+    }
+}
