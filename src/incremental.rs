@@ -85,7 +85,6 @@ pub fn advance(
     writer: &Writer,
 ) -> (State, Changes) {
     let started = std::time::Instant::now();
-    let prior_horizon = prior.and_then(|p| p.horizon);
     let newest = run
         .selected
         .iter()
@@ -93,34 +92,16 @@ pub fn advance(
         .max()
         .max(prior.and_then(|p| p.newest));
     let lag = settings.matching.lag;
-    let window_of = |seq: &Sequence| rules.get(&seq.rule_id).map_or(0, |r| r.window);
-    let suppress_of = |seq: &Sequence| rules.get(&seq.rule_id).map_or(0, |r| r.suppress);
 
-    // The horizon: no later signal can reach behind it, and every sequence that reaches past
-    // it is replayed whole (its start is not before it).
-    let horizon = newest.map(|n| {
-        let mut h = n.saturating_sub(reach(rules, settings));
-        for seq in &run.sequences {
-            let live = n.saturating_sub(lag) - seq.last_seen <= window_of(seq) + suppress_of(seq);
-            if live {
-                h = h.min(seq.start);
-            }
-        }
-        loop {
-            let pulled = run
-                .sequences
-                .iter()
-                .filter(|s| s.last_seen >= h && s.start < h)
-                .map(|s| s.start)
-                .min();
-            match pulled {
-                Some(p) => h = p,
-                None => break,
-            }
-        }
-        prior_horizon.map_or(h, |p| h.max(p))
-    });
-
+    // The horizon: no later signal can reach behind it. The matcher's windows and sequences
+    // at the horizon go on in the next run (the picture the run took there), so a sequence
+    // that began before it is continued, not replayed from its start.
+    let (carried, carried_baselines) = run
+        .carried
+        .as_ref()
+        .expect("a run with a state takes the picture of its matcher");
+    let h = carried.at;
+    let in_picture = carried.sequences();
     // Findings: new, changed or unchanged since the version last written.
     let previous: HashMap<&str, &SequenceRecord> = prior
         .map(|p| p.sequences.iter().map(|r| (r.id.as_str(), r)).collect())
@@ -205,7 +186,11 @@ pub fn advance(
         if changed {
             changes.write.push(kept_text.clone());
         }
-        if horizon.is_none_or(|h| seq.start >= h) {
+        // The next run writes it again if the picture holds it, or if it holds a signal the
+        // next run matches again (one at or after the horizon): then it needs its record.
+        let continues = seq.last_seen >= h
+            || in_picture.contains(&(seq.rule_id.clone(), seq.key.to_string(), seq.start));
+        if continues {
             records.push(SequenceRecord {
                 id,
                 rule: seq.rule_id.clone(),
@@ -233,14 +218,15 @@ pub fn advance(
     // other sequences. Archive them so an analyst sees one finding per attack.
     if let Some(p) = prior {
         for r in &p.sequences {
-            if ids.contains(&r.id) || r.start < prior_horizon.unwrap_or(Millis::MIN) {
+            // Every record the state kept belongs to a sequence this run matched again.
+            if ids.contains(&r.id) {
                 continue;
             }
             if !absorbed_by.contains_key(&r.id) && !regrouped(r, &held) {
                 // Its signals form no sequence in this run, nor joined one by roll-up (a
                 // finding's update moved its time out of the window): the finding stays as
                 // written, and the record waits for the sequence to form again.
-                if horizon.is_none_or(|h| r.start >= h) {
+                if r.last_seen >= h {
                     records.push(r.clone());
                 }
                 continue;
@@ -257,11 +243,11 @@ pub fn advance(
     }
 
     // Signals to replay, and graph statements to keep.
-    let h = horizon.unwrap_or(Millis::MIN);
     let mut signals = Vec::new();
     let mut leaving = Vec::new();
     for s in &run.selected {
-        if s.time >= h {
+        // A signal whose activity began before the horizon is in the picture.
+        if s.since() >= h {
             signals.push(s.clone());
         } else if tells_the_graph(s) {
             leaving.push(&**s);
@@ -296,14 +282,10 @@ pub fn advance(
         c.newest = c.newest.max(*t);
     }
 
-    // Baselines as of the horizon: the state's, plus the launches that will not be replayed.
-    let mut baselines = prior.map(|p| p.baselines.clone()).unwrap_or_default();
+    // Baselines as of the horizon: as the matcher had them when it took the picture.
+    let mut baselines = carried_baselines.clone();
     if rules.rules.iter().any(crate::rules::Rule::uses_baselines) {
-        let from = prior_horizon.unwrap_or(Millis::MIN);
         let opts = &settings.matching.baseline;
-        for s in run.selected.iter().filter(|s| s.time >= from && s.time < h) {
-            baselines.observe(s, opts);
-        }
         baselines.expire(h.saturating_sub(opts.retention), opts);
     }
 
@@ -311,20 +293,23 @@ pub fn advance(
     state.baselines = baselines;
     state.checkpoints = checkpoints;
     state.newest = newest;
-    state.horizon = horizon;
+    state.horizon = Some(h);
     state.signals = signals;
     state.graph = graph;
     state.sequences = records;
-    if let Some(h) = horizon {
-        tracing::debug!(
-            horizon = %format_rfc3339(h),
-            signals = state.signals.len(),
-            statements = state.graph.len(),
-            sequences = state.sequences.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "state advanced"
-        );
-    }
+    state.carried = Some(carried.clone());
+    let (groups, carried_sequences, carried_signals) = carried.counts();
+    tracing::debug!(
+        horizon = %format_rfc3339(h),
+        signals = state.signals.len(),
+        statements = state.graph.len(),
+        sequences = state.sequences.len(),
+        carried_groups = groups,
+        carried_sequences,
+        carried_signals,
+        ms = started.elapsed().as_millis() as u64,
+        "state advanced"
+    );
     (state, changes)
 }
 

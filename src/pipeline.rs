@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::baseline::Baselines;
 use crate::config::Settings;
 use crate::graph::{Detail, EntityGraph};
-use crate::matcher::{Item, MatchStats, Matcher, Sequence};
+use crate::matcher::{Carried, Item, MatchStats, Matcher, Sequence};
 use crate::normalize::{self, Decoded};
 use crate::rules::RuleSet;
 use crate::signal::Signal;
@@ -58,6 +59,9 @@ pub struct CorrelateRun {
     pub before_horizon: u64,
     /// Per source: records used and the newest event time among them.
     pub sources: BTreeMap<&'static str, (u64, Option<Millis>)>,
+    /// With a state: the matcher's windows and sequences at the next state's horizon, and
+    /// the baselines as they stood then (see [`crate::matcher::Carried`]).
+    pub carried: Option<(Carried, Baselines)>,
     /// What each input yielded (for response bodies, in their order).
     pub inputs: Vec<(Arc<std::path::Path>, file::FileStats)>,
 }
@@ -297,6 +301,9 @@ pub fn correlate_with<R: Send>(
     let mut matcher = Matcher::new(rules.clone(), settings.matching.clone());
     if let Some(p) = prior {
         matcher = matcher.with_baselines(p.baselines.clone());
+        if let Some(c) = &p.carried {
+            matcher.restore(c);
+        }
     }
     let mut summary = Summary::default();
     let include_archived = settings.include_archived_findings;
@@ -517,17 +524,34 @@ pub fn correlate_with<R: Send>(
         }
     }
     graph.seal();
+    // The next state's horizon: the picture of the windows is taken there.
+    if let Some(p) = prior {
+        let newest = selected
+            .iter()
+            .filter_map(|i| match i {
+                Item::Signal(s) => Some(s.time),
+                Item::Learned(_) => None,
+            })
+            .max()
+            .max(p.newest);
+        let reach = crate::incremental::reach(&rules, settings);
+        let at = newest.map_or(Millis::MIN, |n| n.saturating_sub(reach));
+        matcher.carry_from(
+            at.max(p.horizon.unwrap_or(Millis::MIN)),
+            newest.unwrap_or(Millis::MIN),
+        );
+    }
     let graph_ref = &graph;
-    let ((selected, sequences, matching), out) = alongside(
+    let ((selected, sequences, matching, carried), out) = alongside(
         || on_graph(graph_ref),
         || {
             let selected = matcher.push_items(newest_versions(selected), graph_ref, keep_selected);
-            let (sequences, matching) = matcher.finish(graph_ref);
+            let (sequences, matching, carried) = matcher.finish_carrying(graph_ref);
             let mut sequences = crate::rollup::roll_up(sequences, &rules);
             for seq in &mut sequences {
                 crate::sinks::asff::keep_what_the_finding_reads(seq);
             }
-            (selected, sequences, matching)
+            (selected, sequences, matching, carried)
         },
     );
     tracing::debug!(
@@ -545,6 +569,7 @@ pub fn correlate_with<R: Send>(
         statements: statements.into_sorted(),
         before_horizon,
         sources,
+        carried,
         inputs,
     };
     (run, out)

@@ -750,6 +750,11 @@ mod tests {
             statements: Vec::new(),
             before_horizon: 0,
             sources: std::collections::BTreeMap::new(),
+            // A picture taken before every signal: every sequence is kept.
+            carried: Some((
+                crate::matcher::Carried::default(),
+                crate::baseline::Baselines::default(),
+            )),
             inputs: Vec::new(),
         }
     }

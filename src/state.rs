@@ -25,6 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::baseline::Baselines;
+use crate::matcher::Carried;
 use crate::signal::Signal;
 use crate::time::Millis;
 
@@ -53,7 +54,11 @@ pub const FORMAT: &str = "finding-correlator-state";
 ///   and each one's own ([`crate::signal::instance_list`]): a third of the text of a launch's
 ///   instances. The plain list of earlier versions is still read, so a version 7 document is
 ///   read as it is, by streaming.
-pub const VERSION: u32 = 8;
+/// - 9: adds `carried`, the matcher's windows and sequences at the horizon
+///   ([`crate::matcher::Carried`]): the next run goes on from them and replays only the
+///   signals from the horizon on. A version 7 or 8 document has none: its next run replays
+///   its signals as before, and saves the picture.
+pub const VERSION: u32 = 9;
 
 pub mod encoding;
 
@@ -88,6 +93,9 @@ pub struct State {
     /// What the baselines learned from launches before the horizon (later ones are learned
     /// again when the next run replays them).
     pub baselines: Baselines,
+    /// The matcher's windows and sequences at the horizon: the next run goes on from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Carried>,
     /// The run that holds the state (AWS mode), while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
@@ -295,9 +303,21 @@ impl State {
             graph: Vec::new(),
             sequences: Vec::new(),
             baselines: Baselines::default(),
+            carried: None,
             lease: None,
             unsent: Vec::new(),
         }
+    }
+
+    /// The state, if its parts hold together (what parsing cannot check).
+    pub(crate) fn checked(self, origin: &str) -> Result<State, StateError> {
+        if let Some(c) = &self.carried {
+            c.check().map_err(|message| StateError::Corrupt {
+                origin: origin.to_string(),
+                message,
+            })?;
+        }
+        Ok(self)
     }
 
     /// Parses a state document, migrating older versions.
@@ -332,7 +352,9 @@ impl State {
             }
         };
         let doc = migrate(doc, version);
-        serde_json::from_value(doc).map_err(corrupt)
+        serde_json::from_value::<State>(doc)
+            .map_err(corrupt)?
+            .checked(origin)
     }
 
     /// Forgets that the findings of `given` with these ids were written (the sink did not

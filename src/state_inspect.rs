@@ -154,7 +154,7 @@ pub fn inspect(state: &State, origin: &str) -> Inspection {
     detail.extend(span(state.signals.iter().map(|s| s.time)));
     parts.push(Part {
         name: "signals",
-        holds: "selected signals at or after the horizon, replayed by the next run",
+        holds: "selected signals that began at or after the horizon, matched again by the next run",
         items: state.signals.len(),
         bytes: encoded_len(&state.signals),
         detail,
@@ -202,6 +202,33 @@ pub fn inspect(state: &State, origin: &str) -> Inspection {
         bytes: encoded_len(&state.sequences),
         detail,
     });
+
+    if let Some(c) = &state.carried {
+        let (groups, _, signals) = c.counts();
+        let mut detail: Vec<(String, String)> = c
+            .per_rule()
+            .into_iter()
+            .map(|(rule, groups, open, closed)| {
+                (
+                    rule.to_string(),
+                    format!(
+                        "{}, {} open and {} closed sequences",
+                        count(groups, "group"),
+                        open,
+                        closed
+                    ),
+                )
+            })
+            .collect();
+        detail.push(("signals held".into(), count(signals, "signal")));
+        parts.push(Part {
+            name: "carried",
+            holds: "the windows and sequences at the horizon, which the next run goes on from",
+            items: groups,
+            bytes: encoded_len(c),
+            detail,
+        });
+    }
 
     let accounts = &state.baselines.accounts;
     let sum = |f: &dyn Fn(&crate::baseline::AccountBaseline) -> usize| -> usize {

@@ -17,6 +17,7 @@
 //! into a `rule:<id>` signal that later rules can select.
 
 mod candidates;
+mod carry;
 mod sequence;
 
 use std::cmp::Reverse;
@@ -34,6 +35,7 @@ use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
 use crate::time::Millis;
 
 use candidates::Candidates;
+pub use carry::Carried;
 pub use sequence::{GroupKey, SeqSignal, Sequence};
 
 /// Matcher settings.
@@ -287,6 +289,33 @@ impl KeyState {
         self.entries.is_empty() && self.spans.is_empty()
     }
 
+    /// Drops the entries of record `r` from the window.
+    fn remove(&mut self, r: &RecordRef) {
+        let agg = &mut self.agg;
+        let mut drop = |e: &Entry| {
+            if e.signal.reference != *r {
+                return true;
+            }
+            // Out of the order they came in: its own time leaves the stage's times.
+            if !e.weak
+                && let Some(at) = agg.stage_times[e.stage].iter().position(|&t| t == e.time)
+            {
+                agg.stage_times[e.stage].remove(at);
+                agg.stage_times[e.stage].push_front(e.time);
+            }
+            agg.add(e, -1);
+            false
+        };
+        self.entries.retain(|e| drop(e));
+        self.spans.retain(|e| drop(e));
+        self.spans_end = self
+            .spans
+            .iter()
+            .map(|e| e.until)
+            .min()
+            .unwrap_or(Millis::MAX);
+    }
+
     /// When the oldest entry in the window began.
     fn window_start(&self) -> Option<Millis> {
         let calls = self.entries.front().map(|e| e.time);
@@ -326,6 +355,16 @@ pub struct Matcher {
     uses_baselines: bool,
     /// Some stage selects launches (`launch: true`).
     uses_launches: bool,
+    /// Where to take the picture a later run goes on from ([`Matcher::carry_from`]), until
+    /// it is taken.
+    carry_at: Option<Millis>,
+    /// The newest event time of the run (what the allowed lag counts back from).
+    carry_newest: Millis,
+    /// The picture, with the baselines as they stood then.
+    carried: Option<(Carried, Baselines)>,
+    /// The point of the picture this matcher went on from, if any: a later version of a
+    /// signal that began before it replaces the version the windows hold.
+    restored_at: Option<Millis>,
     pub stats: MatchStats,
 }
 
@@ -366,9 +405,37 @@ impl Matcher {
                 .rules
                 .iter()
                 .any(|r| r.stages.iter().any(|st| st.selector.launch)),
+            carry_at: None,
+            carry_newest: Millis::MIN,
+            carried: None,
+            restored_at: None,
             rules,
             opts,
             stats: MatchStats::default(),
+        }
+    }
+
+    /// Takes a picture of the windows and sequences (and the baselines) just before the first
+    /// signal whose activity began at or after `at`, or at the end if none does: what
+    /// [`Matcher::finish_carrying`] returns for the next run to go on from. `newest` is the
+    /// newest event time of the run: a sequence of the picture that no signal joined after
+    /// `at`, and that no signal within the allowed lag of `newest` can reach any more, is left
+    /// out of it.
+    pub fn carry_from(&mut self, at: Millis, newest: Millis) {
+        self.carry_at = Some(at);
+        self.carry_newest = newest;
+    }
+
+    /// Takes the picture if `since` has reached its point.
+    fn carry_before(&mut self, since: Millis) {
+        if self.carry_at.is_some_and(|at| since >= at) {
+            self.take_picture();
+        }
+    }
+
+    fn take_picture(&mut self) {
+        if let Some(at) = self.carry_at.take() {
+            self.carried = Some((self.picture(at), self.baselines.clone()));
         }
     }
 
@@ -509,6 +576,7 @@ impl Matcher {
     /// where an allowlist left it out (by the baselines' facts of it, as a stage would judge
     /// them), then learned.
     fn learn(&mut self, l: Learned) {
+        self.carry_before(l.since);
         self.release(l.since);
         let OwnedLaunch {
             account,
@@ -598,10 +666,22 @@ impl Matcher {
 
     /// Releases everything buffered, closes the windows, and returns every sequence found
     /// (of rules that emit findings and of weak-signal rules alike), sorted.
-    pub fn finish(mut self, graph: &EntityGraph) -> (Vec<Sequence>, MatchStats) {
+    pub fn finish(self, graph: &EntityGraph) -> (Vec<Sequence>, MatchStats) {
+        let (sequences, stats, _) = self.finish_carrying(graph);
+        (sequences, stats)
+    }
+
+    /// [`Matcher::finish`], and the picture [`Matcher::carry_from`] asked for, with the
+    /// baselines as they stood then.
+    pub fn finish_carrying(
+        mut self,
+        graph: &EntityGraph,
+    ) -> (Vec<Sequence>, MatchStats, Option<(Carried, Baselines)>) {
         while let Some(Reverse(p)) = self.buffer.pop() {
             self.process(&p.signal, graph);
         }
+        self.take_picture();
+        let mut carried = self.carried.take();
         let mut out = std::mem::take(&mut self.finished);
         for states in &mut self.states {
             for (_, st) in states.drain() {
@@ -615,7 +695,38 @@ impl Matcher {
         out.sort_by(|a, b| {
             (a.rule_id.as_str(), &a.key, a.start).cmp(&(b.rule_id.as_str(), &b.key, b.start))
         });
-        (out, self.stats)
+        if let Some((picture, _)) = &mut carried {
+            self.leave_out_dead(picture, &out);
+        }
+        (out, self.stats, carried)
+    }
+
+    /// Leaves out of `picture` the sequences that ended as they were in it (no signal joined
+    /// them after its point) and that no signal within the allowed lag of the newest can
+    /// extend or reopen: the next run would only write them again, unchanged.
+    fn leave_out_dead(&self, picture: &mut Carried, out: &[Sequence]) {
+        let ended: HashMap<(&str, String, Millis), (Millis, usize)> = out
+            .iter()
+            .map(|s| {
+                (
+                    (s.rule_id.as_str(), s.key.to_string(), s.start),
+                    (s.last_seen, s.total_signals),
+                )
+            })
+            .collect();
+        let reach: HashMap<&str, Millis> = self
+            .rules
+            .rules
+            .iter()
+            .map(|r| (r.id.as_str(), r.window.saturating_add(r.suppress)))
+            .collect();
+        let quiet_since = self.carry_newest.saturating_sub(self.opts.lag);
+        picture.prune(|rule, key, start, last_seen, signals| {
+            let unchanged =
+                ended.get(&(rule, key.to_string(), start)) == Some(&(last_seen, signals));
+            let reach = reach.get(rule).copied().unwrap_or(0);
+            unchanged && quiet_since.saturating_sub(last_seen) > reach
+        });
     }
 
     /// Takes note of a record released whose activity began at `since`: counted late if
@@ -633,6 +744,7 @@ impl Matcher {
     }
 
     fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
+        self.carry_before(s.since());
         self.release(s.since());
         // What the baselines knew before this signal; it is learned after every rule saw it.
         let launch = if self.uses_baselines {
@@ -796,6 +908,11 @@ impl Matcher {
             && let Some(prev) = st.closed.replace(done)
         {
             self.finished.push(prev);
+        }
+        // A later version of a signal the restored windows hold replaces it there, as one run
+        // would have matched only that version.
+        if self.restored_at.is_some_and(|at| t < at) {
+            st.remove(&e.signal.reference);
         }
         let signal = e.signal.clone();
         let absent = rule.stages[e.stage].absent;

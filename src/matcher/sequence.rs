@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::graph::{EntityGraph, GroupId};
 use crate::rules::compile::{SelectContext, api_name};
@@ -45,7 +45,7 @@ impl Serialize for GroupKey {
 }
 
 /// A signal as a sequence keeps it: what the finding and the summary show.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeqSignal {
     pub reference: RecordRef,
     pub time: Millis,
@@ -55,24 +55,24 @@ pub struct SeqSignal {
     /// The rule stage it matched.
     pub stage: String,
     pub weak: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<Str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<Str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<Box<Actor>>,
     /// Instances the signal is about (not launched by it).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Str>,
     /// Instances the signal launched, with their types.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub launched: Vec<(Str, Option<Str>)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
     /// `service:Api` of a CloudTrail call.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<String>,
     pub high_risk_api: bool,
     /// The domains of a finding of a cryptomining type (the `cryptomining_finding_types`
@@ -80,15 +80,15 @@ pub struct SeqSignal {
     /// indicators.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mining_domains: Vec<Str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<Str>,
     pub count: u64,
     pub first_seen: Millis,
     pub last_seen: Millis,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Millis>,
     /// Why a baseline condition held (first seen, launch-rate outlier), for a person.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// What the call bought, when it is a launch (any compute-buying API).
     #[serde(default, skip_serializing_if = "Option::is_none")]

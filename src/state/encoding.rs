@@ -175,16 +175,17 @@ impl State {
             ms = started.elapsed().as_millis() as u64,
             "state decompressed and read"
         );
-        Ok(state)
+        state.checked(origin)
     }
 }
 
 /// The oldest compressed version whose document reads as the current one's: 7 (version 8
-/// only added a shorter form of instance lists, and still reads the plain lists of 7).
+/// only added a shorter form of instance lists, and still reads the plain lists of 7; version
+/// 9 added a member, `carried`, absent before).
 const STREAMED_FROM: u64 = 7;
 
 /// The members of a state document ([`State`]'s fields, as they are named in it).
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "format",
     "version",
     "written_by",
@@ -195,6 +196,7 @@ const FIELDS: [&str; 12] = [
     "graph",
     "sequences",
     "baselines",
+    "carried",
     "lease",
     "unsent",
 ];

@@ -308,7 +308,8 @@ fn split_runs(tmp: &Path, runs: &[Vec<Value>]) -> Vec<Value> {
     use finding_correlator::{incremental, pipeline, rules::RuleSet, sinks::asff::Writer};
     let settings = Config::default().validate().unwrap();
     let rules = std::sync::Arc::new(RuleSet::builtin().unwrap());
-    let mut state: Option<State> = None;
+    // The first run starts from an empty state, as `correlate --state` does.
+    let mut state: Option<State> = Some(State::new());
     let mut written = Vec::new();
     for (i, records) in runs.iter().enumerate() {
         let dir = tmp.join(format!("run{i}"));
