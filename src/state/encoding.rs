@@ -828,4 +828,64 @@ mod tests {
         let back = State::decode(&st.encode()[..], "v7").unwrap();
         assert_eq!(back.to_json(), st.to_json());
     }
+
+    #[test]
+    fn a_carried_picture_that_does_not_hold_together_is_damage_naming_the_state() {
+        let st = full();
+        let carried = st.carried.as_ref().expect("a run with a state carries its windows");
+        assert!(carried.counts().2 > 0, "the fixtures leave signals in the windows");
+        let doc: serde_json::Value = serde_json::from_slice(&st.to_json()).unwrap();
+        let n = doc["carried"]["signals"].as_array().unwrap().len();
+        // Each way to break it: an entry naming a signal past the table, an entry of a stage
+        // past the window's, aggregates of different sizes, a sequence naming a signal past
+        // the table.
+        let mut broken = Vec::new();
+        for (part, field, value) in [
+            ("entries", "signal", serde_json::json!(n)),
+            ("entries", "stage", serde_json::json!(99)),
+            ("counts", "", serde_json::json!([])),
+            (
+                "open",
+                "",
+                serde_json::json!({"start": 0, "created": 0, "opened": 0, "first_seen": 0,
+                    "last_seen": 0, "signals": [n + 5], "total_signals": 1}),
+            ),
+        ] {
+            let mut d = doc.clone();
+            let groups = d["carried"]["rules"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .flat_map(|r| r["groups"].as_array_mut().unwrap().iter_mut());
+            let mut done = false;
+            for g in groups {
+                if field.is_empty() {
+                    g[part] = value.clone();
+                    done = true;
+                } else if let Some(entry) = g.get_mut(part).and_then(|p| p.get_mut(0)) {
+                    entry[field] = value.clone();
+                    done = true;
+                }
+                if done {
+                    break;
+                }
+            }
+            assert!(done, "the fixtures' picture has {part}");
+            broken.push(serde_json::to_vec(&d).unwrap());
+        }
+        for text in broken {
+            let e = State::from_json(std::str::from_utf8(&text).unwrap(), "st.json")
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains("st.json") && e.contains("carried windows"), "{e}");
+            let mut w = GzBuilder::new()
+                .comment(comment(VERSION))
+                .write(Vec::new(), Compression::fast());
+            w.write_all(&text).unwrap();
+            let e = State::decode(&w.finish().unwrap()[..], "st")
+                .expect_err("refused")
+                .to_string();
+            assert!(e.contains("carried windows"), "{e}");
+        }
+    }
 }

@@ -1207,3 +1207,138 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
         "every call was read"
     );
 }
+
+#[test]
+fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_level() {
+    // Thirty days of one Auto Scaling group under attack, run a day at a time: every day
+    // GuardDuty finds cryptomining and command-and-control traffic on its members, ten of
+    // each, and updates one finding about another member (first seen on the first day) with a
+    // new count. The sequence keeps its first 200 signals (`max_signals_per_sequence`, twice
+    // what a finding lists), which it has by the tenth day.
+    // The group's `compromised-instance-group` sequence never closes, so before the state
+    // carried the matcher's windows every run replayed the month from its first day. Now the
+    // state must level off (day 30 within 10 % of day 15), replay only what began within the
+    // last window, suppression and lag, and the findings must be those of one run over the
+    // month: the same `Id`, `CreatedAt` and evidence, the updated finding at its last version.
+    let tmp = tempfile::tempdir().unwrap();
+    let template: Value = serde_json::from_str(&read_text(&common::fixture(
+        "guardduty/finding-single.json",
+    )))
+    .unwrap();
+    let account = "777788880017";
+    let instance = |i: u32| format!("i-0{:016x}", 0x17_0000 + i);
+    let start = 1_746_057_600_000i64; // 2025-05-01
+    let finding = |name: &str, kind: &str, member: u32, first: i64, last: i64, count: u32| {
+        let mut f = template.clone();
+        let first = finding_correlator::time::format_rfc3339(first);
+        let last = finding_correlator::time::format_rfc3339(last);
+        f["accountId"] = json!(account);
+        f["id"] = json!(format!("17{name}"));
+        f["arn"] = json!(format!(
+            "arn:aws:guardduty:us-east-1:{account}:detector/17/finding/17{name}"
+        ));
+        f["type"] = json!(kind);
+        f["severity"] = json!(8);
+        f["createdAt"] = json!(first);
+        f["updatedAt"] = json!(last);
+        f["service"] = json!({
+            "serviceName": "guardduty",
+            "eventFirstSeen": first,
+            "eventLastSeen": last,
+            "archived": false,
+            "count": count
+        });
+        f["resource"]["instanceDetails"]["instanceId"] = json!(instance(member));
+        f["resource"]["instanceDetails"]["tags"] =
+            json!([{"key": "aws:autoscaling:groupName", "value": "miner-asg"}]);
+        f
+    };
+    let all = tmp.path().join("all");
+    let mut dirs = Vec::new();
+    for day in 0..30u32 {
+        let midnight = start + i64::from(day) * 86_400_000;
+        let hour = 3_600_000i64;
+        // Ten cryptomining findings in the morning and ten command-and-control ones in the
+        // evening, on the first five members; the recurring one on a sixth.
+        let mut records = Vec::new();
+        for n in 0..10u32 {
+            let morning = midnight + i64::from(n) * hour;
+            let evening = midnight + i64::from(12 + n) * hour;
+            records.push(finding(
+                &format!("crypto{day}-{n}"),
+                "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+                n % 5,
+                morning,
+                morning,
+                1,
+            ));
+            records.push(finding(
+                &format!("c2{day}-{n}"),
+                "Backdoor:EC2/C&CActivity.B!DNS",
+                n % 5,
+                evening,
+                evening,
+                1,
+            ));
+        }
+        records.push(finding(
+            "recurring",
+            "Execution:Runtime/NewBinaryExecuted",
+            5,
+            start + hour,
+            midnight + 11 * hour,
+            day + 1,
+        ));
+        let dir = tmp.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text: String = records.iter().map(|f| format!("{f}\n")).collect();
+        std::fs::write(dir.join("gd.jsonl"), &text).unwrap();
+        // One run over the month reads the newest version of the recurring finding only.
+        let newest: String = records
+            .iter()
+            .filter(|f| day == 29 || f["id"] != "17recurring")
+            .map(|f| format!("{f}\n"))
+            .collect();
+        std::fs::create_dir_all(&all).unwrap();
+        std::fs::write(all.join(format!("day{day}.jsonl")), newest).unwrap();
+        dirs.push(dir);
+    }
+    let whole = single_run(&all);
+    assert_eq!(whole.len(), 1, "one finding: {:?}", whole.keys());
+
+    let mut state = State::new();
+    let mut written = Written::new();
+    let (mut sizes, mut saved, mut replayed) = (Vec::new(), Vec::new(), Vec::new());
+    for dir in &dirs {
+        let (w, superseded) = split_runs(std::slice::from_ref(dir), &mut state);
+        assert_eq!(superseded, 0);
+        written.extend(w);
+        sizes.push(state.to_json().len());
+        saved.push(state.encode().len());
+        replayed.push(state.signals.len());
+    }
+    eprintln!("document sizes by day: {sizes:?}\nsaved: {saved:?}\nsignals to replay: {replayed:?}");
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>(),
+        "the runs wrote other findings than one run"
+    );
+    for (k, f) in &whole {
+        assert_eq!(&written[k], f, "finding {k} differs from one run's");
+    }
+    let f = whole.values().next().unwrap();
+    assert_eq!(f["CreatedAt"], "2025-05-01T00:00:00.000Z");
+    for (what, s) in [("document", &sizes), ("saved", &saved)] {
+        assert!(
+            s[29] <= s[14] + s[14] / 10,
+            "the {what} keeps growing: day 15 {} bytes, day 30 {} bytes",
+            s[14],
+            s[29]
+        );
+    }
+    // Only what began within the last two days and an hour (window, suppression, lag) is
+    // matched again: about forty findings, never the month.
+    assert!(replayed.iter().all(|&n| n <= 45), "signals to replay: {replayed:?}");
+    let carried = state.carried.as_ref().expect("the state carries the windows");
+    assert_eq!(carried.counts().1, 1, "the group's open sequence is carried");
+}
