@@ -832,8 +832,14 @@ mod tests {
     #[test]
     fn a_carried_picture_that_does_not_hold_together_is_damage_naming_the_state() {
         let st = full();
-        let carried = st.carried.as_ref().expect("a run with a state carries its windows");
-        assert!(carried.counts().2 > 0, "the fixtures leave signals in the windows");
+        let carried = st
+            .carried
+            .as_ref()
+            .expect("a run with a state carries its windows");
+        assert!(
+            carried.counts().2 > 0,
+            "the fixtures leave signals in the windows"
+        );
         let doc: serde_json::Value = serde_json::from_slice(&st.to_json()).unwrap();
         let n = doc["carried"]["signals"].as_array().unwrap().len();
         // Each way to break it: an entry naming a signal past the table, an entry of a stage
@@ -877,7 +883,10 @@ mod tests {
             let e = State::from_json(std::str::from_utf8(&text).unwrap(), "st.json")
                 .expect_err("refused")
                 .to_string();
-            assert!(e.contains("st.json") && e.contains("carried windows"), "{e}");
+            assert!(
+                e.contains("st.json") && e.contains("carried windows"),
+                "{e}"
+            );
             let mut w = GzBuilder::new()
                 .comment(comment(VERSION))
                 .write(Vec::new(), Compression::fast());

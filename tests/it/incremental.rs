@@ -1208,19 +1208,11 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
     );
 }
 
-#[test]
-fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_level() {
-    // Thirty days of one Auto Scaling group under attack, run a day at a time: every day
-    // GuardDuty finds cryptomining and command-and-control traffic on its members, ten of
-    // each, and updates one finding about another member (first seen on the first day) with a
-    // new count. The sequence keeps its first 200 signals (`max_signals_per_sequence`, twice
-    // what a finding lists), which it has by the tenth day.
-    // The group's `compromised-instance-group` sequence never closes, so before the state
-    // carried the matcher's windows every run replayed the month from its first day. Now the
-    // state must level off (day 30 within 10 % of day 15), replay only what began within the
-    // last window, suppression and lag, and the findings must be those of one run over the
-    // month: the same `Id`, `CreatedAt` and evidence, the updated finding at its last version.
-    let tmp = tempfile::tempdir().unwrap();
+/// `days` days of one Auto Scaling group (`miner-asg`) under attack from 2025-05-01, a folder
+/// per day: ten cryptomining and ten command-and-control findings a day on five members, and
+/// one more finding about a sixth, first seen on the first day and updated daily. Also the
+/// whole as one run reads it (the updated finding at its last version only).
+fn days_of_attack(root: &Path, days: u32) -> (Vec<PathBuf>, PathBuf) {
     let template: Value = serde_json::from_str(&read_text(&common::fixture(
         "guardduty/finding-single.json",
     )))
@@ -1253,9 +1245,9 @@ fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_leve
             json!([{"key": "aws:autoscaling:groupName", "value": "miner-asg"}]);
         f
     };
-    let all = tmp.path().join("all");
+    let all = root.join("all");
     let mut dirs = Vec::new();
-    for day in 0..30u32 {
+    for day in 0..days {
         let midnight = start + i64::from(day) * 86_400_000;
         let hour = 3_600_000i64;
         // Ten cryptomining findings in the morning and ten command-and-control ones in the
@@ -1289,20 +1281,37 @@ fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_leve
             midnight + 11 * hour,
             day + 1,
         ));
-        let dir = tmp.path().join(format!("day{day}"));
+        let dir = root.join(format!("day{day}"));
         std::fs::create_dir_all(&dir).unwrap();
         let text: String = records.iter().map(|f| format!("{f}\n")).collect();
         std::fs::write(dir.join("gd.jsonl"), &text).unwrap();
         // One run over the month reads the newest version of the recurring finding only.
         let newest: String = records
             .iter()
-            .filter(|f| day == 29 || f["id"] != "17recurring")
+            .filter(|f| day == days - 1 || f["id"] != "17recurring")
             .map(|f| format!("{f}\n"))
             .collect();
         std::fs::create_dir_all(&all).unwrap();
         std::fs::write(all.join(format!("day{day}.jsonl")), newest).unwrap();
         dirs.push(dir);
     }
+    (dirs, all)
+}
+
+#[test]
+fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_level() {
+    // Thirty days of one Auto Scaling group under attack, run a day at a time: every day
+    // GuardDuty finds cryptomining and command-and-control traffic on its members, ten of
+    // each, and updates one finding about another member (first seen on the first day) with a
+    // new count. The sequence keeps its first 200 signals (`max_signals_per_sequence`, twice
+    // what a finding lists), which it has by the tenth day.
+    // The group's `compromised-instance-group` sequence never closes, so before the state
+    // carried the matcher's windows every run replayed the month from its first day. Now the
+    // state must level off (day 30 within 10 % of day 15), replay only what began within the
+    // last window, suppression and lag, and the findings must be those of one run over the
+    // month: the same `Id`, `CreatedAt` and evidence, the updated finding at its last version.
+    let tmp = tempfile::tempdir().unwrap();
+    let (dirs, all) = days_of_attack(tmp.path(), 30);
     let whole = single_run(&all);
     assert_eq!(whole.len(), 1, "one finding: {:?}", whole.keys());
 
@@ -1317,7 +1326,9 @@ fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_leve
         saved.push(state.encode().len());
         replayed.push(state.signals.len());
     }
-    eprintln!("document sizes by day: {sizes:?}\nsaved: {saved:?}\nsignals to replay: {replayed:?}");
+    eprintln!(
+        "document sizes by day: {sizes:?}\nsaved: {saved:?}\nsignals to replay: {replayed:?}"
+    );
     assert_eq!(
         written.keys().collect::<Vec<_>>(),
         whole.keys().collect::<Vec<_>>(),
@@ -1338,7 +1349,71 @@ fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_leve
     }
     // Only what began within the last two days and an hour (window, suppression, lag) is
     // matched again: about forty findings, never the month.
-    assert!(replayed.iter().all(|&n| n <= 45), "signals to replay: {replayed:?}");
-    let carried = state.carried.as_ref().expect("the state carries the windows");
-    assert_eq!(carried.counts().1, 1, "the group's open sequence is carried");
+    assert!(
+        replayed.iter().all(|&n| n <= 45),
+        "signals to replay: {replayed:?}"
+    );
+    let carried = state
+        .carried
+        .as_ref()
+        .expect("the state carries the windows");
+    assert_eq!(
+        carried.counts().1,
+        1,
+        "the group's open sequence is carried"
+    );
+}
+
+#[test]
+fn issue_16_a_rule_changed_between_runs_matches_afresh_from_the_horizon() {
+    // Three days of an attack run a day at a time, then the fourth with the rules as they were
+    // and with `compromised-instance-group`'s window changed. With the same rules the fourth
+    // run goes on from the carried windows: the group's finding holds every signal of the four
+    // days. With the changed rule the windows it carried are dropped (they were counted for
+    // another window) and the rule matches from the state's horizon on: the finding goes on
+    // under its `Id` (its sequence holds a finding it held), with only what began after it.
+    let tmp = tempfile::tempdir().unwrap();
+    let (dirs, _) = days_of_attack(tmp.path(), 4);
+    let mut state = State::new();
+    let mut first = Written::new();
+    for dir in &dirs[..3] {
+        first.extend(split_runs(std::slice::from_ref(dir), &mut state).0);
+    }
+    assert_eq!(first.len(), 1);
+    let group_id = first.keys().next().unwrap().clone();
+    let fourth = |rules: Arc<RuleSet>| {
+        let settings = settings();
+        let run = pipeline::correlate(
+            std::slice::from_ref(&dirs[3]),
+            &settings,
+            rules.clone(),
+            false,
+            Some(&state),
+        );
+        let (next, changes) =
+            incremental::advance(Some(&state), &run, &rules, &settings, &Writer::default());
+        let written: Vec<Value> = changes.write.iter().map(KeptFinding::value).collect();
+        assert_eq!(written.len(), 1);
+        assert_eq!(id(&written[0]), group_id);
+        (next, signal_count(&written[0]))
+    };
+    let (_, same) = fourth(rules());
+    assert_eq!(same, 4 * 20 + 1, "the same rules go on from the windows");
+    let mut changed = RuleSet::builtin().expect("the shipped rules load");
+    let rule = changed
+        .rules
+        .iter_mut()
+        .find(|r| r.id == "compromised-instance-group")
+        .unwrap();
+    rule.window -= 3_600_000;
+    let (next, fresh) = fourth(Arc::new(changed));
+    // What began after the state's horizon (the signals it keeps to match again), the
+    // fourth day's twenty findings, and the new version of the recurring one.
+    assert_eq!(
+        fresh,
+        state.signals.len() + 21,
+        "the changed rule matched what began after the horizon"
+    );
+    let carried = next.carried.expect("the run carries its own windows");
+    assert_eq!(carried.counts().1, 1, "its new sequence is carried");
 }
