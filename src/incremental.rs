@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::config::Settings;
-use crate::matcher::Sequence;
+use crate::matcher::{GroupKey, Sequence};
 use crate::pipeline::{CorrelateRun, Statements, graph_statement, tells_the_graph};
 use crate::rules::{Emit, RuleSet};
 use crate::sinks::asff::{self, Writer};
@@ -188,8 +188,19 @@ pub fn advance(
         }
         // The next run writes it again if the picture holds it, or if it holds a signal the
         // next run matches again (one at or after the horizon): then it needs its record.
+        let pictured = |rule: &str, key: &GroupKey, start: Millis| {
+            in_picture.contains(&(rule.to_string(), key.to_string(), start))
+        };
         let continues = seq.last_seen >= h
-            || in_picture.contains(&(seq.rule_id.clone(), seq.key.to_string(), seq.start));
+            || match &seq.rollup {
+                None => pictured(&seq.rule_id, &seq.key, seq.start),
+                Some(r) => {
+                    pictured(&seq.rule_id, &seq.key, r.own_start)
+                        || r.absorbed
+                            .iter()
+                            .any(|a| pictured(&a.rule_id, &a.key, a.start))
+                }
+            };
         if continues {
             records.push(SequenceRecord {
                 id,

@@ -536,18 +536,18 @@ pub fn correlate_with<R: Send>(
             .max(p.newest);
         let reach = crate::incremental::reach(&rules, settings);
         let at = newest.map_or(Millis::MIN, |n| n.saturating_sub(reach));
-        matcher.carry_from(
-            at.max(p.horizon.unwrap_or(Millis::MIN)),
-            newest.unwrap_or(Millis::MIN),
-        );
+        matcher.carry_from(at.max(p.horizon.unwrap_or(Millis::MIN)));
     }
     let graph_ref = &graph;
     let ((selected, sequences, matching, carried), out) = alongside(
         || on_graph(graph_ref),
         || {
             let selected = matcher.push_items(newest_versions(selected), graph_ref, keep_selected);
-            let (sequences, matching, carried) = matcher.finish_carrying(graph_ref);
+            let (sequences, matching, mut carried) = matcher.finish_carrying(graph_ref);
             let mut sequences = crate::rollup::roll_up(sequences, &rules);
+            if let Some((picture, _)) = &mut carried {
+                picture.leave_out_dead(&sequences);
+            }
             for seq in &mut sequences {
                 crate::sinks::asff::keep_what_the_finding_reads(seq);
             }

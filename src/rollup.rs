@@ -39,6 +39,8 @@ pub struct RollUp {
     pub created: Millis,
     /// The `Id` the absorbing sequence would have on its own.
     pub own_id: String,
+    /// Its own start (the rolled-up sequence starts at its earliest member's).
+    pub own_start: Millis,
     /// The absorbed sequences, in rank order.
     pub absorbed: Vec<Absorbed>,
 }
@@ -293,6 +295,7 @@ fn absorb(
 ) {
     // The Id of the member that opened first (ties: the better rank, which comes first).
     let mut first = (seq.opened, at, seq.created);
+    let own_start = seq.start;
     for (j, o) in &others {
         if o.opened < first.0 {
             first = (o.opened, *j, o.created);
@@ -361,6 +364,7 @@ fn absorb(
         id: ids[first.1].clone(),
         created: first.2,
         own_id: ids[at].clone(),
+        own_start,
         absorbed,
     }));
 }

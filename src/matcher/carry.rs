@@ -38,6 +38,23 @@ pub struct Carried {
     signals: Vec<Arc<SeqSignal>>,
     /// Per rule, its groups' windows and sequences.
     rules: Vec<CarriedRule>,
+    /// Sequences that had ended by the point, recently enough that a sequence the next run
+    /// writes may still roll up with them: the next run writes them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ended: Vec<CarriedEnded>,
+    /// Sequences of `rules` the run that took the picture found no later signal can change
+    /// (rule, group, start), until [`Carried::leave_out_dead`] leaves them out.
+    #[serde(skip)]
+    dead: HashSet<(String, String, Millis)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CarriedEnded {
+    rule: String,
+    shape: String,
+    key: KeyForm,
+    sequence: CarriedSequence,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,6 +248,23 @@ fn key_text(k: &KeyForm) -> String {
     }
 }
 
+/// A carried sequence back as the matcher holds it.
+fn sequence_back(
+    s: &CarriedSequence,
+    rule: &Rule,
+    key: &GroupKey,
+    signals: &[Arc<SeqSignal>],
+) -> Sequence {
+    let mut seq = Sequence::new(rule, key.clone(), s.start);
+    seq.created = s.created;
+    seq.opened = s.opened;
+    seq.first_seen = s.first_seen;
+    seq.last_seen = s.last_seen;
+    seq.signals = s.signals.iter().map(|&i| signals[i].clone()).collect();
+    seq.total_signals = s.total_signals;
+    seq
+}
+
 /// Why a carried picture cannot be restored.
 fn damaged(what: &str) -> String {
     format!("the state's carried windows are damaged: {what}")
@@ -247,6 +281,9 @@ impl Carried {
                     out.insert((r.rule.clone(), key.clone(), s.start));
                 }
             }
+        }
+        for e in &self.ended {
+            out.insert((e.rule.clone(), key_text(&e.key), e.sequence.start));
         }
         out
     }
@@ -288,33 +325,96 @@ impl Carried {
                 }
             }
         }
+        for e in &self.ended {
+            for &i in &e.sequence.signals {
+                named(i)?;
+            }
+        }
         Ok(())
     }
 
-    /// Drops the sequences `dead` says no later signal can reach (given rule, group, start,
-    /// and the sequence as the picture holds it: last seen, signals), and the signals only
-    /// they held.
-    pub(super) fn prune(&mut self, dead: impl Fn(&str, &str, Millis, Millis, usize) -> bool) {
-        let mut pruned = false;
+    /// Marks the sequences `dead` says no later signal can reach (given rule, group, start,
+    /// the sequence as the picture holds it: last seen, signals, and when the earliest entry
+    /// of its group's window began).
+    pub(super) fn mark_dead(
+        &mut self,
+        dead: impl Fn(&str, &str, Millis, Millis, usize, Option<Millis>) -> bool,
+    ) {
+        for r in &self.rules {
+            for g in &r.groups {
+                let key = key_text(&g.key);
+                let earliest = g.entries.iter().chain(&g.spans).map(|e| e.time).min();
+                for s in g.open.iter().chain(&g.closed) {
+                    if dead(
+                        &r.rule,
+                        &key,
+                        s.start,
+                        s.last_seen,
+                        s.total_signals,
+                        earliest,
+                    ) {
+                        self.dead.insert((r.rule.clone(), key.clone(), s.start));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves out the sequences marked dead, but for those rolled up (in `rolled`, the run's
+    /// sequences after roll-up) with one that is not (the next run must roll them up again),
+    /// with the groups left with nothing and the signals only they held.
+    pub fn leave_out_dead(&mut self, rolled: &[Sequence]) {
+        let mut dead = std::mem::take(&mut self.dead);
+        for seq in rolled {
+            let Some(r) = &seq.rollup else {
+                continue;
+            };
+            let members: Vec<(String, String, Millis)> =
+                std::iter::once((seq.rule_id.clone(), seq.key.to_string(), r.own_start))
+                    .chain(
+                        r.absorbed
+                            .iter()
+                            .map(|a| (a.rule_id.clone(), a.key.to_string(), a.start)),
+                    )
+                    .collect();
+            if members.iter().any(|m| !dead.contains(m)) {
+                for m in &members {
+                    dead.remove(m);
+                }
+            }
+        }
+        if dead.is_empty() {
+            return;
+        }
         for r in &mut self.rules {
             for g in &mut r.groups {
                 let key = key_text(&g.key);
                 for slot in [&mut g.open, &mut g.closed] {
                     if slot
                         .as_ref()
-                        .is_some_and(|s| dead(&r.rule, &key, s.start, s.last_seen, s.total_signals))
+                        .is_some_and(|s| dead.contains(&(r.rule.clone(), key.clone(), s.start)))
                     {
                         *slot = None;
-                        pruned = true;
                     }
                 }
             }
         }
-        if !pruned {
-            return;
+        for r in &mut self.rules {
+            r.groups.retain(|g| {
+                !(g.entries.is_empty()
+                    && g.spans.is_empty()
+                    && g.open.is_none()
+                    && g.closed.is_none())
+            });
         }
+        self.rules.retain(|r| !r.groups.is_empty());
         // The signals still held, renumbered in the order they were.
         let mut used = vec![false; self.signals.len()];
+        for e in &self.ended {
+            for &i in &e.sequence.signals {
+                used[i] = true;
+            }
+        }
         for r in &self.rules {
             for g in &r.groups {
                 for e in g.entries.iter().chain(&g.spans) {
@@ -336,6 +436,11 @@ impl Carried {
             }
         }
         self.signals = kept;
+        for e in &mut self.ended {
+            for i in &mut e.sequence.signals {
+                *i = renumber[*i];
+            }
+        }
         for r in &mut self.rules {
             for g in &mut r.groups {
                 for e in g.entries.iter_mut().chain(&mut g.spans) {
@@ -371,7 +476,8 @@ impl Carried {
             .iter()
             .flat_map(|r| &r.groups)
             .map(|g| usize::from(g.open.is_some()) + usize::from(g.closed.is_some()))
-            .sum();
+            .sum::<usize>()
+            + self.ended.len();
         (groups, sequences, self.signals.len())
     }
 }
@@ -380,6 +486,27 @@ impl Matcher {
     /// The windows and sequences as they stand now, with the point they stand at.
     pub(super) fn picture(&self, at: Millis) -> Carried {
         let mut table = Table::default();
+        let since = at.saturating_sub(self.longest_window());
+        let mut ended: Vec<&Sequence> = self
+            .finished
+            .iter()
+            .filter(|s| s.last_seen >= since && self.rules.get(&s.rule_id).is_some())
+            .collect();
+        ended.sort_by(|a, b| {
+            (a.rule_id.as_str(), &a.key, a.start).cmp(&(b.rule_id.as_str(), &b.key, b.start))
+        });
+        let ended: Vec<CarriedEnded> = ended
+            .into_iter()
+            .filter_map(|seq| {
+                let rule = self.rules.get(&seq.rule_id)?;
+                Some(CarriedEnded {
+                    rule: seq.rule_id.clone(),
+                    shape: shape(rule),
+                    key: key_form(&seq.key),
+                    sequence: sequence_form(seq, &mut table),
+                })
+            })
+            .collect();
         let mut rules = Vec::new();
         for (ri, states) in self.states.iter().enumerate() {
             let rule = &self.rules.rules[ri];
@@ -431,6 +558,8 @@ impl Matcher {
             released_up_to: self.released_up_to,
             signals: table.signals,
             rules,
+            ended,
+            dead: HashSet::new(),
         }
     }
 
@@ -481,16 +610,7 @@ impl Matcher {
                         })
                         .collect(),
                 };
-                let sequence = |s: &CarriedSequence| {
-                    let mut seq = Sequence::new(rule, key.clone(), s.start);
-                    seq.created = s.created;
-                    seq.opened = s.opened;
-                    seq.first_seen = s.first_seen;
-                    seq.last_seen = s.last_seen;
-                    seq.signals = s.signals.iter().map(|&i| signal(i)).collect();
-                    seq.total_signals = s.total_signals;
-                    seq
-                };
+                let sequence = |s: &CarriedSequence| sequence_back(s, rule, &key, &carried.signals);
                 let spans: Vec<Entry> = g.spans.iter().map(entry).collect();
                 let st = KeyState {
                     entries: g.entries.iter().map(entry).collect(),
@@ -516,6 +636,29 @@ impl Matcher {
                 };
                 self.states[ri].insert(key, st);
             }
+        }
+        for e in &carried.ended {
+            let Some(rule) = rules.get(&e.rule).filter(|r| shape(r) == e.shape) else {
+                continue;
+            };
+            if let Some(key) = group_key(e.key.clone(), rule) {
+                self.finished
+                    .push(sequence_back(&e.sequence, rule, &key, &carried.signals));
+            }
+        }
+        // The version of each record the picture holds (not the weak signals rules made of
+        // them, which carry no version of their own).
+        for s in carried
+            .signals
+            .iter()
+            .filter(|s| !s.kind.starts_with("rule:"))
+        {
+            let version = (s.updated_at, std::cmp::Reverse(s.source), s.time);
+            let held = self
+                .restored_versions
+                .entry(s.reference.clone())
+                .or_insert(version);
+            *held = (*held).max(version);
         }
         self.released_up_to = self.released_up_to.max(carried.released_up_to);
         self.newest = self.newest.max(carried.released_up_to);

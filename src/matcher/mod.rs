@@ -289,31 +289,57 @@ impl KeyState {
         self.entries.is_empty() && self.spans.is_empty()
     }
 
-    /// Drops the entries of record `r` from the window.
-    fn remove(&mut self, r: &RecordRef) {
-        let agg = &mut self.agg;
-        let mut drop = |e: &Entry| {
-            if e.signal.reference != *r {
-                return true;
-            }
-            // Out of the order they came in: its own time leaves the stage's times.
-            if !e.weak
-                && let Some(at) = agg.stage_times[e.stage].iter().position(|&t| t == e.time)
-            {
-                agg.stage_times[e.stage].remove(at);
-                agg.stage_times[e.stage].push_front(e.time);
-            }
-            agg.add(e, -1);
-            false
+    /// Puts `e` in the place of the window's entry of the same record (a later version of a
+    /// signal the window holds): the entry keeps its place among the others, and the window's
+    /// aggregates lose the old version and gain the new one. Gives `e` back if the window holds
+    /// no entry of its record.
+    fn replace(&mut self, mut e: Entry) -> Option<Entry> {
+        let r = &e.signal.reference;
+        let old = if let Some(i) = self.entries.iter().position(|x| x.signal.reference == *r) {
+            self.entries.remove(i)
+        } else if let Some(i) = self.spans.iter().position(|x| x.signal.reference == *r) {
+            Some(self.spans.remove(i))
+        } else {
+            None
         };
-        self.entries.retain(|e| drop(e));
-        self.spans.retain(|e| drop(e));
+        let Some(old) = old else {
+            return Some(e);
+        };
+        // The old version's time leaves its stage's times wherever it is in them (`add`
+        // takes the first out), and the new one's goes where its time sorts.
+        if !old.weak
+            && let Some(at) = self.agg.stage_times[old.stage]
+                .iter()
+                .position(|&t| t == old.time)
+        {
+            self.agg.stage_times[old.stage].remove(at);
+            self.agg.stage_times[old.stage].push_front(old.time);
+        }
+        self.agg.add(&old, -1);
+        self.agg.add(&e, 1);
+        if !e.weak {
+            let times = &mut self.agg.stage_times[e.stage];
+            times.pop_back();
+            let at = times.partition_point(|&t| t <= e.time);
+            times.insert(at, e.time);
+        }
+        e.order = old.order;
+        if e.until > e.time {
+            let at = self
+                .spans
+                .partition_point(|x| (x.time, x.order) <= (e.time, e.order));
+            self.spans.insert(at, e);
+        } else {
+            let at = self.entries.partition_point(|x| x.time <= e.time);
+            self.entries.insert(at, e);
+        }
         self.spans_end = self
             .spans
             .iter()
             .map(|e| e.until)
             .min()
             .unwrap_or(Millis::MAX);
+        None
     }
 
     /// When the oldest entry in the window began.
@@ -358,13 +384,14 @@ pub struct Matcher {
     /// Where to take the picture a later run goes on from ([`Matcher::carry_from`]), until
     /// it is taken.
     carry_at: Option<Millis>,
-    /// The newest event time of the run (what the allowed lag counts back from).
-    carry_newest: Millis,
     /// The picture, with the baselines as they stood then.
     carried: Option<(Carried, Baselines)>,
     /// The point of the picture this matcher went on from, if any: a later version of a
     /// signal that began before it replaces the version the windows hold.
     restored_at: Option<Millis>,
+    /// The version of each record the restored picture holds (of the signals that began
+    /// before its point, those records come in again only as other versions).
+    restored_versions: HashMap<RecordRef, (Option<Millis>, Reverse<Source>, Millis)>,
     pub stats: MatchStats,
 }
 
@@ -406,9 +433,9 @@ impl Matcher {
                 .iter()
                 .any(|r| r.stages.iter().any(|st| st.selector.launch)),
             carry_at: None,
-            carry_newest: Millis::MIN,
             carried: None,
             restored_at: None,
+            restored_versions: HashMap::new(),
             rules,
             opts,
             stats: MatchStats::default(),
@@ -417,13 +444,9 @@ impl Matcher {
 
     /// Takes a picture of the windows and sequences (and the baselines) just before the first
     /// signal whose activity began at or after `at`, or at the end if none does: what
-    /// [`Matcher::finish_carrying`] returns for the next run to go on from. `newest` is the
-    /// newest event time of the run: a sequence of the picture that no signal joined after
-    /// `at`, and that no signal within the allowed lag of `newest` can reach any more, is left
-    /// out of it.
-    pub fn carry_from(&mut self, at: Millis, newest: Millis) {
+    /// [`Matcher::finish_carrying`] returns for the next run to go on from.
+    pub fn carry_from(&mut self, at: Millis) {
         self.carry_at = Some(at);
-        self.carry_newest = newest;
     }
 
     /// Takes the picture if `since` has reached its point.
@@ -435,8 +458,24 @@ impl Matcher {
 
     fn take_picture(&mut self) {
         if let Some(at) = self.carry_at.take() {
+            // What no signal from `at` on can find in a window any more leaves it now, as it
+            // would at the next signal of its group (or the next sweep): then groups with
+            // nothing left are not carried.
+            let rules = self.rules.clone();
+            for (ri, states) in self.states.iter_mut().enumerate() {
+                let window = rules.rules[ri].window;
+                states.retain(|_, st| {
+                    st.expire(at.saturating_sub(window));
+                    !(st.is_empty() && st.open.is_none() && st.closed.is_none())
+                });
+            }
             self.carried = Some((self.picture(at), self.baselines.clone()));
         }
+    }
+
+    /// The longest window of any rule: how far apart two sequences may be and still roll up.
+    fn longest_window(&self) -> Millis {
+        self.rules.rules.iter().map(|r| r.window).max().unwrap_or(0)
     }
 
     /// Starts from what earlier runs learned.
@@ -696,15 +735,17 @@ impl Matcher {
             (a.rule_id.as_str(), &a.key, a.start).cmp(&(b.rule_id.as_str(), &b.key, b.start))
         });
         if let Some((picture, _)) = &mut carried {
-            self.leave_out_dead(picture, &out);
+            self.mark_dead(picture, &out);
         }
         (out, self.stats, carried)
     }
 
-    /// Leaves out of `picture` the sequences that ended as they were in it (no signal joined
-    /// them after its point) and that no signal within the allowed lag of the newest can
-    /// extend or reopen: the next run would only write them again, unchanged.
-    fn leave_out_dead(&self, picture: &mut Carried, out: &[Sequence]) {
+    /// Marks in `picture` the sequences that ended as they were in it (no signal joined them
+    /// after its point), whose last signal is older than the picture's point less the longest
+    /// window (so no sequence the next run makes can roll up with them), and that no signal of
+    /// their group's window could reopen: the next run would only write them again, unchanged,
+    /// unless they rolled up with a sequence that goes on ([`Carried::leave_out_dead`]).
+    fn mark_dead(&self, picture: &mut Carried, out: &[Sequence]) {
         let ended: HashMap<(&str, String, Millis), (Millis, usize)> = out
             .iter()
             .map(|s| {
@@ -714,18 +755,15 @@ impl Matcher {
                 )
             })
             .collect();
-        let reach: HashMap<&str, Millis> = self
-            .rules
-            .rules
-            .iter()
-            .map(|r| (r.id.as_str(), r.window.saturating_add(r.suppress)))
-            .collect();
-        let quiet_since = self.carry_newest.saturating_sub(self.opts.lag);
-        picture.prune(|rule, key, start, last_seen, signals| {
+        let before = picture.at.saturating_sub(self.longest_window());
+        let rules = &self.rules;
+        picture.mark_dead(|rule, key, start, last_seen, signals, earliest_entry| {
+            let suppress = rules.get(rule).map_or(0, |r| r.suppress);
             let unchanged =
                 ended.get(&(rule, key.to_string(), start)) == Some(&(last_seen, signals));
-            let reach = reach.get(rule).copied().unwrap_or(0);
-            unchanged && quiet_since.saturating_sub(last_seen) > reach
+            unchanged
+                && last_seen < before
+                && earliest_entry.is_none_or(|t| t.saturating_sub(last_seen) > suppress)
         });
     }
 
@@ -745,6 +783,18 @@ impl Matcher {
 
     fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
         self.carry_before(s.since());
+        // A signal that began before the restored picture: matched only if it is a later
+        // version of what the picture holds of its record (or the picture holds none), as one
+        // run matches only the latest version of each record.
+        if self.restored_at.is_some_and(|at| s.since() < at) {
+            let version = (s.updated_at, Reverse(s.source), s.time);
+            match self.restored_versions.get(&s.reference) {
+                Some(held) if *held >= version => return,
+                _ => {
+                    self.restored_versions.insert(s.reference.clone(), version);
+                }
+            }
+        }
         self.release(s.since());
         // What the baselines knew before this signal; it is learned after every rule saw it.
         let launch = if self.uses_baselines {
@@ -909,14 +959,18 @@ impl Matcher {
         {
             self.finished.push(prev);
         }
-        // A later version of a signal the restored windows hold replaces it there, as one run
-        // would have matched only that version.
-        if self.restored_at.is_some_and(|at| t < at) {
-            st.remove(&e.signal.reference);
-        }
         let signal = e.signal.clone();
         let absent = rule.stages[e.stage].absent;
-        st.push(e);
+        // A later version of a signal the restored windows hold takes its place there, as one
+        // run would have matched only that version.
+        let e = if self.restored_at.is_some_and(|at| t < at) {
+            st.replace(e)
+        } else {
+            Some(e)
+        };
+        if let Some(e) = e {
+            st.push(e);
+        }
         // A signal of an absent stage only keeps sequences from opening while in the window.
         if absent {
             return false;

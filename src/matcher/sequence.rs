@@ -309,10 +309,11 @@ impl Sequence {
     }
 
     /// Adds a signal; a copy already present is replaced by a newer version (which extends
-    /// the sequence's span as a new signal would), else ignored.
+    /// the sequence's span as a new signal would), else ignored. Of two weak signals a rule
+    /// made of versions of one record (they carry no version of their own), the later is newer.
     pub fn add(&mut self, s: Arc<SeqSignal>, max: usize) {
         if let Some(existing) = self.signals.iter_mut().find(|x| x.reference == s.reference) {
-            if s.updated_at > existing.updated_at {
+            if (s.updated_at, s.time) > (existing.updated_at, existing.time) {
                 self.first_seen = self.first_seen.min(s.first_seen.min(s.time));
                 self.last_seen = self.last_seen.max(s.time);
                 *existing = s;

@@ -417,7 +417,7 @@ fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
     let later = tmp.path().join("later");
     replay_later(&dir, &later, "2025-05-03", "2025-05-06");
     let mut state = State::new();
-    let (first, _) = split_runs(&[dir], &mut state);
+    let (first, _) = split_runs(&[dir.clone()], &mut state);
     assert_eq!(first.len(), 1);
     let (second, _) = split_runs(&[later], &mut state);
     assert_eq!(second.len(), 1, "{:?}", second.keys());
@@ -430,8 +430,13 @@ fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
     );
     assert!(id2.ends_with("/2025-05-06T07:52:10.000Z"), "{id2}");
     // The first finding stays ACTIVE as written; the state forgot it once nothing could
-    // reach it any more.
+    // reach it any more: it ended more than the longest window (24 hours) before the horizon
+    // of a run a day later (until then a sequence the next run makes could roll up with it).
     assert_eq!(f1["RecordState"], "ACTIVE");
+    let day_later = tmp.path().join("day-later");
+    replay_later(&dir, &day_later, "2025-05-03", "2025-05-07");
+    let (third, _) = split_runs(&[day_later], &mut state);
+    assert!(!third.contains_key(id1), "the first is not written again");
     assert!(state.sequences.iter().all(|s| &s.id != id1));
 }
 
