@@ -15,7 +15,7 @@
 //! `updatedAt` (when GuardDuty exports them), one folder per slice, and everything older into
 //! a warm-up folder (records after the last slice are left out). It runs the `correlator`
 //! binary of this build (`--correlator PATH` runs another), as the scheduled task does, each
-//! run with `--asff FILE --summary json`:
+//! run with `--asff FILE --summary json` (and `--config FILE` when given one):
 //!
 //! - a. one run over everything, no state;
 //! - b. `--state` over the first 9 files of each source (90 %), then the last one (10 %);
@@ -202,6 +202,8 @@ struct Cli {
     /// of the scheduled case).
     peer_only: bool,
     correlator: PathBuf,
+    /// A configuration file every `correlate` run is given (`--config`).
+    config: Option<PathBuf>,
     python: Option<PathBuf>,
     duck_peer: PathBuf,
     rounds: usize,
@@ -209,8 +211,8 @@ struct Cli {
 
 impl Cli {
     /// `--ct N --gd N --days N --groups N --per-group N --attacks N --slices N --sessions
-    /// LIST --rounds N --correlator PATH --python PATH --duck-peer PATH --keep --daily` (also as
-    /// `--flag=value`); `--bench` (from cargo) is ignored.
+    /// LIST --rounds N --correlator PATH --config FILE --python PATH --duck-peer PATH --keep
+    /// --daily` (also as `--flag=value`); `--bench` (from cargo) is ignored.
     fn from_args() -> Cli {
         let mut cli = Cli {
             ct: 1_000_000,
@@ -225,6 +227,7 @@ impl Cli {
             daily: false,
             peer_only: false,
             correlator: PathBuf::from(BIN),
+            config: None,
             python: None,
             duck_peer: Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/duck_peer.py"),
             rounds: 3,
@@ -273,6 +276,7 @@ impl Cli {
                         .collect();
                 }
                 "--correlator" => cli.correlator = PathBuf::from(text("--correlator")),
+                "--config" => cli.config = Some(PathBuf::from(text("--config"))),
                 "--python" => cli.python = Some(PathBuf::from(text("--python"))),
                 "--duck-peer" => cli.duck_peer = PathBuf::from(text("--duck-peer")),
                 "--keep" => cli.keep = true,
@@ -567,6 +571,10 @@ fn correlate(cli: &Cli, dir: &Path, name: &str, inputs: &[PathBuf], state: Optio
     if let Some(s) = state {
         args.push("--state".as_ref());
         args.push(s.as_os_str());
+    }
+    if let Some(c) = &cli.config {
+        args.push("--config".as_ref());
+        args.push(c.as_os_str());
     }
     args.extend(inputs.iter().map(|p| p.as_os_str()));
     let (mut run, _) = measure_child(&cli.correlator, &args, &log);

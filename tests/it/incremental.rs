@@ -417,7 +417,7 @@ fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
     let later = tmp.path().join("later");
     replay_later(&dir, &later, "2025-05-03", "2025-05-06");
     let mut state = State::new();
-    let (first, _) = split_runs(&[dir.clone()], &mut state);
+    let (first, _) = split_runs(std::slice::from_ref(&dir), &mut state);
     assert_eq!(first.len(), 1);
     let (second, _) = split_runs(&[later], &mut state);
     assert_eq!(second.len(), 1, "{:?}", second.keys());
