@@ -1422,3 +1422,108 @@ fn issue_16_a_rule_changed_between_runs_matches_afresh_from_the_horizon() {
     let carried = next.carried.expect("the run carries its own windows");
     assert_eq!(carried.counts().1, 1, "its new sequence is carried");
 }
+
+#[test]
+fn issue_16_an_older_version_of_a_carried_finding_arriving_later_is_not_matched() {
+    // A cryptomining finding first seen on 2025-05-01, at its version of 05-04 00:00 when the
+    // first run reads it: that run's horizon (49 hours back) lies after its first sighting,
+    // so the version sits in the carried windows. The second run reads an older version of
+    // it (last seen 05-03 00:00, an export read late) and a command-and-control finding on
+    // another member at 05-04 12:00. One run matches only the newest version, which is still
+    // in the 24-hour window at 05-04 12:00: two kinds of signal, one finding. The older
+    // version must not take the newer one's place in the carried window (it would have left
+    // the window a day earlier, and the finding would not open).
+    let tmp = tempfile::tempdir().unwrap();
+    let template: Value = serde_json::from_str(&read_text(&common::fixture(
+        "guardduty/finding-single.json",
+    )))
+    .unwrap();
+    let account = "777788880018";
+    let finding = |name: &str, kind: &str, member: u32, first: &str, last: &str, count: u32| {
+        let mut f = template.clone();
+        f["accountId"] = json!(account);
+        f["id"] = json!(format!("18{name}"));
+        f["arn"] = json!(format!(
+            "arn:aws:guardduty:us-east-1:{account}:detector/18/finding/18{name}"
+        ));
+        f["type"] = json!(kind);
+        f["severity"] = json!(8);
+        f["createdAt"] = json!(first);
+        f["updatedAt"] = json!(last);
+        f["service"] = json!({
+            "serviceName": "guardduty",
+            "eventFirstSeen": first,
+            "eventLastSeen": last,
+            "archived": false,
+            "count": count
+        });
+        f["resource"]["instanceDetails"]["instanceId"] =
+            json!(format!("i-0{:016x}", 0x18_0000 + member));
+        f["resource"]["instanceDetails"]["tags"] =
+            json!([{"key": "aws:autoscaling:groupName", "value": "late-asg"}]);
+        f
+    };
+    let crypto = "CryptoCurrency:EC2/BitcoinTool.B!DNS";
+    let newer = finding(
+        "m",
+        crypto,
+        0,
+        "2025-05-01T00:00:00.000Z",
+        "2025-05-04T00:00:00.000Z",
+        9,
+    );
+    let older = finding(
+        "m",
+        crypto,
+        0,
+        "2025-05-01T00:00:00.000Z",
+        "2025-05-03T00:00:00.000Z",
+        5,
+    );
+    let c2 = finding(
+        "c2",
+        "Backdoor:EC2/C&CActivity.B!DNS",
+        1,
+        "2025-05-04T12:00:00.000Z",
+        "2025-05-04T12:00:00.000Z",
+        1,
+    );
+    let write = |dir: &Path, records: &[&Value]| {
+        std::fs::create_dir_all(dir).unwrap();
+        let text: String = records.iter().map(|f| format!("{f}\n")).collect();
+        std::fs::write(dir.join("gd.jsonl"), text).unwrap();
+    };
+    // A later finding about the same instance (that no rule selects) says what the graph
+    // knows of it, so the state keeps that one's copy of the instance's description, not the
+    // cryptomining finding's: the older version is not known to the graph as a copy.
+    let recon = finding(
+        "recon",
+        "Recon:EC2/PortProbeUnprotectedPort",
+        0,
+        "2025-05-04T06:00:00.000Z",
+        "2025-05-04T06:00:00.000Z",
+        1,
+    );
+    let all = tmp.path().join("all");
+    write(&all, &[&newer, &recon, &older, &c2]);
+    let whole = single_run(&all);
+    assert_eq!(
+        whole.len(),
+        1,
+        "one run opens the finding: {:?}",
+        whole.keys()
+    );
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    write(&first, &[&newer, &recon]);
+    write(&second, &[&older, &c2]);
+    let mut state = State::new();
+    let (written, _) = split_runs(&[first, second], &mut state);
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>(),
+        "the runs wrote other findings than one run"
+    );
+    for (k, f) in &whole {
+        assert_eq!(&written[k], f, "finding {k} differs from one run's");
+    }
+}
