@@ -276,13 +276,18 @@ impl KeyState {
                 agg.add(e, -1);
                 false
             });
-            self.spans_end = self
-                .spans
-                .iter()
-                .map(|e| e.until)
-                .min()
-                .unwrap_or(Millis::MAX);
+            self.settle_spans_end();
         }
+    }
+
+    /// The earliest end among the spans.
+    fn settle_spans_end(&mut self) {
+        self.spans_end = self
+            .spans
+            .iter()
+            .map(|e| e.until)
+            .min()
+            .unwrap_or(Millis::MAX);
     }
 
     fn is_empty(&self) -> bool {
@@ -333,12 +338,7 @@ impl KeyState {
             let at = self.entries.partition_point(|x| x.time <= e.time);
             self.entries.insert(at, e);
         }
-        self.spans_end = self
-            .spans
-            .iter()
-            .map(|e| e.until)
-            .min()
-            .unwrap_or(Millis::MAX);
+        self.settle_spans_end();
         None
     }
 

@@ -1086,10 +1086,7 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
     // every day). Nothing new joins the estate, so the state must stop growing with the days:
     // day 30 within 10 % of day 15, saved or as a document.
     let tmp = tempfile::tempdir().unwrap();
-    let template: Value = serde_json::from_str(&read_text(&common::fixture(
-        "guardduty/finding-single.json",
-    )))
-    .unwrap();
+    let template = finding_template();
     let account = "777788880016";
     let instance = |i: u32| format!("i-0{:016x}", 0x16_0000 + i);
     let mut state = State::new();
@@ -1156,30 +1153,22 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
         std::fs::write(dir.join("ct.jsonl"), calls).unwrap();
         let mut findings = String::new();
         for (n, id) in [("recurring".to_string(), 0), (format!("day{day}"), 1)] {
-            let mut f = template.clone();
             let seen = finding_correlator::time::format_rfc3339(midnight + 12 * 3_600_000);
             let first = if n == "recurring" {
                 finding_correlator::time::format_rfc3339(1_746_057_600_000)
             } else {
                 seen.clone()
             };
-            f["accountId"] = json!(account);
-            f["id"] = json!(format!("16{n}"));
-            f["arn"] = json!(format!(
-                "arn:aws:guardduty:us-east-1:{account}:detector/16/finding/16{n}"
-            ));
-            f["type"] = json!("Recon:EC2/PortProbeUnprotectedPort");
-            f["severity"] = json!(2);
-            f["createdAt"] = json!(first);
-            f["updatedAt"] = json!(seen);
-            f["service"] = json!({
-                "serviceName": "guardduty",
-                "eventFirstSeen": first,
-                "eventLastSeen": seen,
-                "archived": false,
-                "count": day + 1
-            });
-            f["resource"]["instanceDetails"]["instanceId"] = json!(instance(id));
+            let f = gd_finding(
+                &template,
+                account,
+                &format!("16{n}"),
+                ("Recon:EC2/PortProbeUnprotectedPort", 2),
+                &instance(id),
+                None,
+                (&first, &seen),
+                day + 1,
+            );
             findings.push_str(&format!("{f}\n"));
         }
         std::fs::write(dir.join("gd.jsonl"), findings).unwrap();
@@ -1197,13 +1186,8 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
         "statements grow with the calls: {}",
         state.graph.len()
     );
-    for (what, s) in [("document", &sizes), ("saved", &saved)] {
-        assert!(
-            s[29] <= s[14] + s[14] / 10,
-            "the {what} keeps growing: day 15 {} bytes, day 30 {} bytes",
-            s[14],
-            s[29]
-        );
+    assert_level(&sizes, &saved);
+    for s in [&sizes, &saved] {
         assert!(s[29] > s[0] / 2, "it did keep something");
     }
     assert_eq!(
@@ -1213,42 +1197,100 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
     );
 }
 
+/// After 30 daily runs, the state's document and saved sizes on day 30 are within 10 % of day
+/// 15's.
+fn assert_level(sizes: &[usize], saved: &[usize]) {
+    for (what, s) in [("document", sizes), ("saved", saved)] {
+        assert!(
+            s[29] <= s[14] + s[14] / 10,
+            "the {what} keeps growing: day 15 {} bytes, day 30 {} bytes",
+            s[14],
+            s[29]
+        );
+    }
+}
+
+/// The findings runs wrote (the last version of each) are those one run writes, the same.
+fn assert_same_findings(written: &Written, whole: &Written) {
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        whole.keys().collect::<Vec<_>>(),
+        "the runs wrote other findings than one run"
+    );
+    for (k, f) in whole {
+        assert_eq!(&written[k], f, "finding {k} differs from one run's");
+    }
+}
+
+/// The single-finding fixture, to make findings of.
+fn finding_template() -> Value {
+    serde_json::from_str(&read_text(&common::fixture(
+        "guardduty/finding-single.json",
+    )))
+    .unwrap()
+}
+
+/// A GuardDuty finding of a kind and severity about `instance` (of Auto Scaling group
+/// `group`, when given), from the single-finding fixture, with its own id, first and last
+/// sightings and count.
+#[allow(clippy::too_many_arguments)]
+fn gd_finding(
+    template: &Value,
+    account: &str,
+    name: &str,
+    (kind, severity): (&str, u32),
+    instance: &str,
+    group: Option<&str>,
+    (first, last): (&str, &str),
+    count: u32,
+) -> Value {
+    let mut f = template.clone();
+    f["accountId"] = json!(account);
+    f["id"] = json!(name);
+    f["arn"] = json!(format!(
+        "arn:aws:guardduty:us-east-1:{account}:detector/{account}/finding/{name}"
+    ));
+    f["type"] = json!(kind);
+    f["severity"] = json!(severity);
+    f["createdAt"] = json!(first);
+    f["updatedAt"] = json!(last);
+    f["service"] = json!({
+        "serviceName": "guardduty",
+        "eventFirstSeen": first,
+        "eventLastSeen": last,
+        "archived": false,
+        "count": count
+    });
+    f["resource"]["instanceDetails"]["instanceId"] = json!(instance);
+    if let Some(g) = group {
+        f["resource"]["instanceDetails"]["tags"] =
+            json!([{"key": "aws:autoscaling:groupName", "value": g}]);
+    }
+    f
+}
+
 /// `days` days of one Auto Scaling group (`miner-asg`) under attack from 2025-05-01, a folder
 /// per day: ten cryptomining and ten command-and-control findings a day on five members, and
 /// one more finding about a sixth, first seen on the first day and updated daily. Also the
 /// whole as one run reads it (the updated finding at its last version only).
 fn days_of_attack(root: &Path, days: u32) -> (Vec<PathBuf>, PathBuf) {
-    let template: Value = serde_json::from_str(&read_text(&common::fixture(
-        "guardduty/finding-single.json",
-    )))
-    .unwrap();
+    let template = finding_template();
     let account = "777788880017";
     let instance = |i: u32| format!("i-0{:016x}", 0x17_0000 + i);
     let start = 1_746_057_600_000i64; // 2025-05-01
     let finding = |name: &str, kind: &str, member: u32, first: i64, last: i64, count: u32| {
-        let mut f = template.clone();
         let first = finding_correlator::time::format_rfc3339(first);
         let last = finding_correlator::time::format_rfc3339(last);
-        f["accountId"] = json!(account);
-        f["id"] = json!(format!("17{name}"));
-        f["arn"] = json!(format!(
-            "arn:aws:guardduty:us-east-1:{account}:detector/17/finding/17{name}"
-        ));
-        f["type"] = json!(kind);
-        f["severity"] = json!(8);
-        f["createdAt"] = json!(first);
-        f["updatedAt"] = json!(last);
-        f["service"] = json!({
-            "serviceName": "guardduty",
-            "eventFirstSeen": first,
-            "eventLastSeen": last,
-            "archived": false,
-            "count": count
-        });
-        f["resource"]["instanceDetails"]["instanceId"] = json!(instance(member));
-        f["resource"]["instanceDetails"]["tags"] =
-            json!([{"key": "aws:autoscaling:groupName", "value": "miner-asg"}]);
-        f
+        gd_finding(
+            &template,
+            account,
+            &format!("17{name}"),
+            (kind, 8),
+            &instance(member),
+            Some("miner-asg"),
+            (&first, &last),
+            count,
+        )
     };
     let all = root.join("all");
     let mut dirs = Vec::new();
@@ -1334,24 +1376,10 @@ fn issue_16_a_group_attacked_for_a_month_is_one_finding_and_the_state_stays_leve
     eprintln!(
         "document sizes by day: {sizes:?}\nsaved: {saved:?}\nsignals to replay: {replayed:?}"
     );
-    assert_eq!(
-        written.keys().collect::<Vec<_>>(),
-        whole.keys().collect::<Vec<_>>(),
-        "the runs wrote other findings than one run"
-    );
-    for (k, f) in &whole {
-        assert_eq!(&written[k], f, "finding {k} differs from one run's");
-    }
+    assert_same_findings(&written, &whole);
     let f = whole.values().next().unwrap();
     assert_eq!(f["CreatedAt"], "2025-05-01T00:00:00.000Z");
-    for (what, s) in [("document", &sizes), ("saved", &saved)] {
-        assert!(
-            s[29] <= s[14] + s[14] / 10,
-            "the {what} keeps growing: day 15 {} bytes, day 30 {} bytes",
-            s[14],
-            s[29]
-        );
-    }
+    assert_level(&sizes, &saved);
     // Only what began within the last two days and an hour (window, suppression, lag) is
     // matched again: about forty findings, never the month.
     assert!(
@@ -1434,34 +1462,19 @@ fn issue_16_an_older_version_of_a_carried_finding_arriving_later_is_not_matched(
     // version must not take the newer one's place in the carried window (it would have left
     // the window a day earlier, and the finding would not open).
     let tmp = tempfile::tempdir().unwrap();
-    let template: Value = serde_json::from_str(&read_text(&common::fixture(
-        "guardduty/finding-single.json",
-    )))
-    .unwrap();
+    let template = finding_template();
     let account = "777788880018";
     let finding = |name: &str, kind: &str, member: u32, first: &str, last: &str, count: u32| {
-        let mut f = template.clone();
-        f["accountId"] = json!(account);
-        f["id"] = json!(format!("18{name}"));
-        f["arn"] = json!(format!(
-            "arn:aws:guardduty:us-east-1:{account}:detector/18/finding/18{name}"
-        ));
-        f["type"] = json!(kind);
-        f["severity"] = json!(8);
-        f["createdAt"] = json!(first);
-        f["updatedAt"] = json!(last);
-        f["service"] = json!({
-            "serviceName": "guardduty",
-            "eventFirstSeen": first,
-            "eventLastSeen": last,
-            "archived": false,
-            "count": count
-        });
-        f["resource"]["instanceDetails"]["instanceId"] =
-            json!(format!("i-0{:016x}", 0x18_0000 + member));
-        f["resource"]["instanceDetails"]["tags"] =
-            json!([{"key": "aws:autoscaling:groupName", "value": "late-asg"}]);
-        f
+        gd_finding(
+            &template,
+            account,
+            &format!("18{name}"),
+            (kind, 8),
+            &format!("i-0{:016x}", 0x18_0000 + member),
+            Some("late-asg"),
+            (first, last),
+            count,
+        )
     };
     let crypto = "CryptoCurrency:EC2/BitcoinTool.B!DNS";
     let newer = finding(
@@ -1518,12 +1531,5 @@ fn issue_16_an_older_version_of_a_carried_finding_arriving_later_is_not_matched(
     write(&second, &[&older, &c2]);
     let mut state = State::new();
     let (written, _) = split_runs(&[first, second], &mut state);
-    assert_eq!(
-        written.keys().collect::<Vec<_>>(),
-        whole.keys().collect::<Vec<_>>(),
-        "the runs wrote other findings than one run"
-    );
-    for (k, f) in &whole {
-        assert_eq!(&written[k], f, "finding {k} differs from one run's");
-    }
+    assert_same_findings(&written, &whole);
 }
