@@ -304,7 +304,8 @@ pub fn advance(
     state.baselines = baselines;
     state.checkpoints = checkpoints;
     state.newest = newest;
-    state.horizon = Some(h);
+    // No horizon until a signal has been read (the picture then stands before everything).
+    state.horizon = newest.map(|_| h);
     state.signals = signals;
     state.graph = graph;
     state.sequences = records;

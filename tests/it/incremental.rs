@@ -1533,3 +1533,27 @@ fn issue_16_an_older_version_of_a_carried_finding_arriving_later_is_not_matched(
     let (written, _) = split_runs(&[first, second], &mut state);
     assert_same_findings(&written, &whole);
 }
+
+#[test]
+fn cli_runs_with_a_state_over_nothing_save_no_horizon_and_the_next_run_goes_on() {
+    // A scheduled task's first runs may find no record: the state they save has no horizon
+    // (nothing was read to count back from), and a later run with records goes on from it.
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for _ in 0..2 {
+        correlate_with_state(&state, None, &empty)
+            .assert()
+            .success()
+            .stderr(predicates::str::contains("horizon none"));
+        let saved = State::decode(&std::fs::read(&state).unwrap()[..], "state").unwrap();
+        assert_eq!(saved.horizon, None);
+    }
+    let out = tmp.path().join("out.json");
+    correlate_with_state(&state, Some(&out), &common::fixture("")).assert();
+    assert!(
+        !findings_file(&out).is_empty(),
+        "the run with records wrote its findings"
+    );
+}
