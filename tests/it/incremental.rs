@@ -1551,7 +1551,9 @@ fn cli_runs_with_a_state_over_nothing_save_no_horizon_and_the_next_run_goes_on()
         assert_eq!(saved.horizon, None);
     }
     let out = tmp.path().join("out.json");
-    correlate_with_state(&state, Some(&out), &common::fixture("")).assert();
+    correlate_with_state(&state, Some(&out), &common::fixture(""))
+        .assert()
+        .success();
     assert!(
         !findings_file(&out).is_empty(),
         "the run with records wrote its findings"
