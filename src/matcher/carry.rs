@@ -9,6 +9,13 @@
 //! long ago it began, and a run replays a fixed span (the longest window plus suppression plus
 //! the allowed lag) instead of everything back to the start of the oldest open sequence.
 //!
+//! Sequences that ended within the longest window before the point are carried too, and a
+//! sequence that ended long before stays while it rolled up with one that goes on, so the
+//! next run rolls them up again. A signal that began before the point comes in again only as
+//! another version of its record (a GuardDuty finding updated since): a later one takes the
+//! old one's place in its window, an older one is not matched, as one run matches only the
+//! latest version of each record.
+//!
 //! What the picture cannot do is move a signal taken before the horizon to another group
 //! when the graph later learns more (a group that becomes known days after its instances'
 //! calls): it stays in the group it was matched in.
