@@ -494,24 +494,22 @@ impl Matcher {
     pub(super) fn picture(&self, at: Millis) -> Carried {
         let mut table = Table::default();
         let since = at.saturating_sub(self.longest_window());
-        let mut ended: Vec<&Sequence> = self
+        let mut ended: Vec<(&Sequence, &Rule)> = self
             .finished
             .iter()
-            .filter(|s| s.last_seen >= since && self.rules.get(&s.rule_id).is_some())
+            .filter(|s| s.last_seen >= since)
+            .filter_map(|s| Some((s, self.rules.get(&s.rule_id)?)))
             .collect();
-        ended.sort_by(|a, b| {
+        ended.sort_by(|(a, _), (b, _)| {
             (a.rule_id.as_str(), &a.key, a.start).cmp(&(b.rule_id.as_str(), &b.key, b.start))
         });
         let ended: Vec<CarriedEnded> = ended
             .into_iter()
-            .filter_map(|seq| {
-                let rule = self.rules.get(&seq.rule_id)?;
-                Some(CarriedEnded {
-                    rule: seq.rule_id.clone(),
-                    shape: shape(rule),
-                    key: key_form(&seq.key),
-                    sequence: sequence_form(seq, &mut table),
-                })
+            .map(|(seq, rule)| CarriedEnded {
+                rule: seq.rule_id.clone(),
+                shape: shape(rule),
+                key: key_form(&seq.key),
+                sequence: sequence_form(seq, &mut table),
             })
             .collect();
         let mut rules = Vec::new();
