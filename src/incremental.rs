@@ -270,13 +270,21 @@ pub fn advance(
     let replayed: std::collections::HashSet<u64> =
         signals.iter().filter_map(|s| graph_statement(s)).collect();
     let mut statements = Statements::default();
-    let all = prior
+    // Kept already (the state's and this run's): shared, not copied.
+    let kept = prior
         .map(|p| p.graph.iter())
         .into_iter()
         .flatten()
-        .chain(run.statements.iter())
-        .chain(leaving.iter().copied());
-    for s in all {
+        .chain(run.statements.iter());
+    for s in kept {
+        if s.time < retention_start {
+            continue;
+        }
+        if let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) {
+            statements.keep_kept(key, s);
+        }
+    }
+    for s in leaving {
         if s.time < retention_start {
             continue;
         }

@@ -54,7 +54,7 @@ pub struct CorrelateRun {
     /// a state is given: the next run needs it): the latest copy of each distinct statement
     /// ([`graph_statement`], [`statement_rank`]), cut to what the next run reads of it
     /// ([`statement_to_keep`]), in event-time order.
-    pub statements: Vec<Signal>,
+    pub statements: Vec<Arc<Signal>>,
     /// Selected records older than the state's horizon: matched by an earlier run already.
     pub before_horizon: u64,
     /// Per source: records used and the newest event time among them.
@@ -188,19 +188,29 @@ pub fn statement_to_keep(s: &Signal) -> Signal {
 /// restates which instance it is): the latest ([`statement_rank`]; on a tie the one kept
 /// first), cut to what the next run reads of it ([`statement_to_keep`]).
 #[derive(Default)]
-pub struct Statements(HashMap<u64, Signal>);
+pub struct Statements(HashMap<u64, Arc<Signal>>);
 
 impl Statements {
     /// Keeps `s`, whose statement is `key` ([`graph_statement`]), if it is the latest copy so
-    /// far.
+    /// far, cut to what the next run reads of it.
     pub fn keep(&mut self, key: u64, s: &Signal) {
+        self.keep_with(key, s, || Arc::new(statement_to_keep(s)));
+    }
+
+    /// As [`Statements::keep`], for a statement a state kept (cut already): shared, not
+    /// copied.
+    pub fn keep_kept(&mut self, key: u64, s: &Arc<Signal>) {
+        self.keep_with(key, s, || s.clone());
+    }
+
+    fn keep_with(&mut self, key: u64, s: &Signal, kept: impl FnOnce() -> Arc<Signal>) {
         match self.0.entry(key) {
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(statement_to_keep(s));
+                v.insert(kept());
             }
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 if statement_rank(s) > statement_rank(o.get()) {
-                    o.insert(statement_to_keep(s));
+                    o.insert(kept());
                 }
             }
         }
@@ -208,8 +218,8 @@ impl Statements {
 
     /// The statements kept, in event-time order (then by record, then by statement: an
     /// order that does not depend on the map's).
-    pub fn into_sorted(self) -> Vec<Signal> {
-        let mut kept: Vec<(u64, Signal)> = self.0.into_iter().collect();
+    pub fn into_sorted(self) -> Vec<Arc<Signal>> {
+        let mut kept: Vec<(u64, Arc<Signal>)> = self.0.into_iter().collect();
         kept.sort_by_cached_key(|(key, s)| (s.time, s.reference.key(), *key));
         kept.into_iter().map(|(_, s)| s).collect()
     }
@@ -317,7 +327,7 @@ pub fn correlate_with<R: Send>(
     // but no type: from the state's graph statements and signals, and from everything read.
     let mut resolver = crate::launch::Resolver::default();
     if let Some(p) = prior {
-        for s in p.graph.iter().chain(p.signals.iter().map(|s| &**s)) {
+        for s in p.graph.iter().chain(&p.signals) {
             resolver.learn(s);
         }
         for s in &p.graph {

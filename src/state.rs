@@ -84,9 +84,10 @@ pub struct State {
     /// run that replays them and the state it leaves: one copy in memory, not three).
     #[serde(default)]
     pub signals: Vec<Arc<Signal>>,
-    /// What earlier records told the entity graph, one copy per distinct statement.
+    /// What earlier records told the entity graph, one copy per distinct statement (shared
+    /// with the run that reads them and the state it leaves, as the signals are).
     #[serde(default)]
-    pub graph: Vec<Signal>,
+    pub graph: Vec<Arc<Signal>>,
     /// Sequences written as findings that a later run may still continue, or closed recently.
     #[serde(default)]
     pub sequences: Vec<SequenceRecord>,

@@ -160,7 +160,7 @@ pub fn inspect(state: &State, origin: &str) -> Inspection {
         detail,
     });
 
-    let mut detail = tally(state.graph.iter().map(statement_kind), "statement");
+    let mut detail = tally(state.graph.iter().map(|s| statement_kind(s)), "statement");
     detail.extend(span(state.graph.iter().map(|s| s.time)));
     parts.push(Part {
         name: "graph",
