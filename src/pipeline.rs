@@ -463,7 +463,11 @@ pub fn correlate_with<R: Send>(
                 }
                 let added = graph.add_signal(&s);
                 summary.added(added);
-                let matched = keep == Keep::Match && s.time >= horizon;
+                // Before the horizon an earlier run matched it, unless it is a later version of
+                // a finding the carried windows hold (GuardDuty may update a finding whose
+                // activity was last seen days ago): one run matches that version in its place.
+                let matched =
+                    keep == Keep::Match && (s.time >= horizon || m.holds_an_older_version(&s));
                 if keep == Keep::Match && !matched {
                     before_horizon += 1;
                 }

@@ -781,6 +781,16 @@ impl Matcher {
         }
     }
 
+    /// Whether `s` is a later version of a record the restored picture holds (what
+    /// [`Matcher::process`] puts in the held version's place).
+    pub fn holds_an_older_version(&self, s: &Signal) -> bool {
+        s.updated_at.is_some()
+            && self
+                .restored_versions
+                .get(&s.reference)
+                .is_some_and(|held| *held < (s.updated_at, Reverse(s.source), s.time))
+    }
+
     fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
         self.carry_before(s.since());
         // A signal that began before the restored picture: matched only if it is a later

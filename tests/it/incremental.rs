@@ -1575,6 +1575,86 @@ fn issue_16_an_older_version_of_a_carried_finding_arriving_later_is_not_matched(
 }
 
 #[test]
+fn issue_16_a_later_version_of_a_carried_finding_last_seen_before_the_horizon_replaces_it() {
+    // GuardDuty may write a new version of a finding (a later `updatedAt`, a higher count)
+    // whose activity it last saw days ago. The first run reads a cryptomining finding last seen
+    // 05-01 12:00 and a command-and-control finding on another member of its group at 05-02
+    // 00:00 (one finding), and an attack on another group at 05-04 06:00, so its horizon (49
+    // hours back) lies after both: they are carried in the windows. The second run reads the
+    // first finding again, updated at 05-04 10:00 with a count of 12, its activity still last
+    // seen at 05-01 12:00, before the horizon. One run matches only that version; so must the
+    // second run, in the old version's place (the finding's signal then says count 12).
+    let tmp = tempfile::tempdir().unwrap();
+    let template = finding_template();
+    let account = "777788880019";
+    let finding = |name: &str, kind: &str, member: u32, group: &str, at: (&str, &str)| {
+        gd_finding(
+            &template,
+            account,
+            &format!("19{name}"),
+            (kind, 8),
+            &format!("i-0{:016x}", 0x19_0000 + member),
+            Some(group),
+            at,
+            3,
+        )
+    };
+    let crypto = "CryptoCurrency:EC2/BitcoinTool.B!DNS";
+    let c2 = "Backdoor:EC2/C&CActivity.B!DNS";
+    let day1 = ("2025-05-01T00:00:00.000Z", "2025-05-01T12:00:00.000Z");
+    let first = finding("m", crypto, 0, "stale-asg", day1);
+    let mut later = first.clone();
+    later["updatedAt"] = json!("2025-05-04T10:00:00.000Z");
+    later["service"]["count"] = json!(12);
+    let at = ("2025-05-02T00:00:00.000Z", "2025-05-02T00:00:00.000Z");
+    let command = finding("c2", c2, 1, "stale-asg", at);
+    let at = ("2025-05-04T06:00:00.000Z", "2025-05-04T06:00:00.000Z");
+    let elsewhere = [
+        finding("m-other", crypto, 2, "other-asg", at),
+        finding("c2-other", c2, 3, "other-asg", at),
+    ];
+    let write = |dir: &Path, records: &[&Value]| {
+        std::fs::create_dir_all(dir).unwrap();
+        let text: String = records.iter().map(|f| format!("{f}\n")).collect();
+        std::fs::write(dir.join("gd.jsonl"), text).unwrap();
+    };
+    let all = tmp.path().join("all");
+    write(
+        &all,
+        &[&first, &command, &elsewhere[0], &elsewhere[1], &later],
+    );
+    let whole = single_run(&all);
+    assert_eq!(whole.len(), 2, "one finding a group: {:?}", whole.keys());
+    let counts: Vec<u64> = whole
+        .values()
+        .flat_map(|f| {
+            f["Detection"]["Sequence"]["Signals"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .filter(|s| s["Id"].as_str().is_some_and(|id| id.ends_with("/19m")))
+        .map(|s| s["Count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [12], "one run holds the later version");
+    let (a, b) = (tmp.path().join("first"), tmp.path().join("second"));
+    write(&a, &[&first, &command, &elsewhere[0], &elsewhere[1]]);
+    write(&b, &[&later]);
+    let mut state = State::new();
+    let (mut written, _) = split_runs(&[a, b], &mut state);
+    // The second run writes the finding again, changed without a new event time: its
+    // `UpdatedAt` moves past the one written before (Security Hub keeps the later), where one
+    // run writes it once. All else is the same.
+    let mut whole = whole;
+    for (k, f) in &mut written {
+        let split = f.as_object_mut().unwrap().remove("UpdatedAt").unwrap();
+        let one = whole.get_mut(k).unwrap().as_object_mut().unwrap();
+        assert!(split.as_str() >= one.remove("UpdatedAt").unwrap().as_str());
+    }
+    assert_same_findings(&written, &whole);
+}
+
+#[test]
 fn cli_runs_with_a_state_over_nothing_save_no_horizon_and_the_next_run_goes_on() {
     // A scheduled task's first runs may find no record: the state they save has no horizon
     // (nothing was read to count back from), and a later run with records goes on from it.
