@@ -171,3 +171,28 @@ pub fn try_state_value(bytes: &[u8]) -> Option<serde_json::Value> {
         serde_json::from_slice(bytes).ok()
     }
 }
+
+/// One scheduled run over `dir` from `state`, as `correlate --state` makes it (without the
+/// sink): what it correlated, the state it leaves and what it writes.
+pub fn run_with_state(
+    dir: &Path,
+    state: &finding_correlator::state::State,
+    rules: &std::sync::Arc<finding_correlator::rules::RuleSet>,
+    settings: &finding_correlator::config::Settings,
+) -> (
+    finding_correlator::pipeline::CorrelateRun,
+    finding_correlator::state::State,
+    finding_correlator::incremental::Changes,
+) {
+    use finding_correlator::{incremental, pipeline, sinks::asff::Writer};
+    let run = pipeline::correlate(
+        std::slice::from_ref(&dir.to_path_buf()),
+        settings,
+        rules.clone(),
+        false,
+        Some(state),
+    );
+    let (next, changes) =
+        incremental::advance(Some(state), &run, rules, settings, &Writer::default());
+    (run, next, changes)
+}

@@ -463,15 +463,7 @@ fn the_state_a_run_leaves_shares_the_graph_statements_it_read() {
     let (rules, settings) = (rules(), settings());
     let mut state = State::new();
     for dir in [&day1, &day2] {
-        let run = pipeline::correlate(
-            std::slice::from_ref(dir),
-            &settings,
-            rules.clone(),
-            false,
-            Some(&state),
-        );
-        let (next, _) =
-            incremental::advance(Some(&state), &run, &rules, &settings, &Writer::default());
+        let (_, next, _) = common::run_with_state(dir, &state, &rules, &settings);
         if dir == &day2 {
             let read: std::collections::HashMap<String, &Arc<_>> = state
                 .graph
@@ -1456,15 +1448,7 @@ fn issue_16_a_rule_changed_between_runs_matches_afresh_from_the_horizon() {
     let group_id = first.keys().next().unwrap().clone();
     let fourth = |rules: Arc<RuleSet>| {
         let settings = settings();
-        let run = pipeline::correlate(
-            std::slice::from_ref(&dirs[3]),
-            &settings,
-            rules.clone(),
-            false,
-            Some(&state),
-        );
-        let (next, changes) =
-            incremental::advance(Some(&state), &run, &rules, &settings, &Writer::default());
+        let (_, next, changes) = common::run_with_state(&dirs[3], &state, &rules, &settings);
         let written: Vec<Value> = changes.write.iter().map(KeptFinding::value).collect();
         assert_eq!(written.len(), 1);
         assert_eq!(id(&written[0]), group_id);

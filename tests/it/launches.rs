@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use finding_correlator::config::{Config, Settings};
-use finding_correlator::incremental;
 use finding_correlator::pipeline;
 use finding_correlator::rules::RuleSet;
 use finding_correlator::sinks::asff::{self, Writer};
@@ -482,16 +481,8 @@ fn run(dirs: &[std::path::PathBuf]) -> Vec<Value> {
     let mut state = State::new();
     let mut written: std::collections::BTreeMap<String, Value> = Default::default();
     for dir in dirs {
-        let run = pipeline::correlate(
-            std::slice::from_ref(dir),
-            &settings,
-            rules.clone(),
-            false,
-            Some(&state),
-        );
+        let (run, next, changes) = crate::common::run_with_state(dir, &state, &rules, &settings);
         assert_eq!(run.summary.skipped, 0, "{:?}", run.summary.skipped_reasons);
-        let (next, changes) =
-            incremental::advance(Some(&state), &run, &rules, &settings, &Writer::default());
         for f in changes.write.iter().map(KeptFinding::value) {
             written.insert(f["Id"].as_str().unwrap().to_string(), f);
         }
