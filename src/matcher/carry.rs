@@ -20,7 +20,7 @@
 //! when the graph later learns more (a group that becomes known days after its instances'
 //! calls): it stays in the group it was matched in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -617,17 +617,27 @@ impl Matcher {
                 };
                 let sequence = |s: &CarriedSequence| sequence_back(s, rule, &key, &carried.signals);
                 let spans: Vec<Entry> = g.spans.iter().map(entry).collect();
+                let entries: VecDeque<Entry> = g.entries.iter().map(entry).collect();
+                // The stage times are those of the entries held, sorted: made again from them,
+                // not read (a picture saved before expiring findings took their own times out
+                // can hold the time of an entry still there in place of one that left).
+                let mut stage_times = vec![Vec::new(); g.stage_times.len()];
+                for e in entries.iter().chain(&spans).filter(|e| !e.weak) {
+                    stage_times[e.stage].push(e.time);
+                }
                 let st = KeyState {
-                    entries: g.entries.iter().map(entry).collect(),
+                    entries,
                     spans_end: spans.iter().map(|e| e.until).min().unwrap_or(Millis::MAX),
                     spans,
                     joined: g.joined,
                     agg: Agg {
                         stage_counts: g.counts.clone(),
-                        stage_times: g
-                            .stage_times
-                            .iter()
-                            .map(|t| t.iter().copied().collect())
+                        stage_times: stage_times
+                            .into_iter()
+                            .map(|mut t| {
+                                t.sort_unstable();
+                                t.into()
+                            })
                             .collect(),
                         sums: g.sums.iter().map(|b| f64::from_bits(*b)).collect(),
                         distinct: g

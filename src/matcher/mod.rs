@@ -146,12 +146,21 @@ impl Agg {
         if e.weak {
             return;
         }
+        // Each stage's times stay sorted, and an entry that leaves takes its own time out:
+        // findings leave the window in the order their activity ended, not began, and a
+        // signal placed before a restored picture joins behind later ones.
+        let times = &mut self.stage_times[e.stage];
         if sign > 0 {
             self.stage_counts[e.stage] += 1;
-            self.stage_times[e.stage].push_back(e.time);
+            let at = times.partition_point(|&t| t <= e.time);
+            times.insert(at, e.time);
         } else {
             self.stage_counts[e.stage] -= 1;
-            self.stage_times[e.stage].pop_front();
+            if let Ok(at) = times.binary_search(&e.time) {
+                times.remove(at);
+            } else {
+                debug_assert!(false, "a time that left was never in its stage's times");
+            }
         }
         for (i, m) in e.measures.iter().enumerate() {
             match m {
@@ -310,24 +319,8 @@ impl KeyState {
         let Some(old) = old else {
             return Some(e);
         };
-        // The old version's time leaves its stage's times wherever it is in them (`add`
-        // takes the first out), and the new one's goes where its time sorts.
-        if !old.weak
-            && let Some(at) = self.agg.stage_times[old.stage]
-                .iter()
-                .position(|&t| t == old.time)
-        {
-            self.agg.stage_times[old.stage].remove(at);
-            self.agg.stage_times[old.stage].push_front(old.time);
-        }
         self.agg.add(&old, -1);
         self.agg.add(&e, 1);
-        if !e.weak {
-            let times = &mut self.agg.stage_times[e.stage];
-            times.pop_back();
-            let at = times.partition_point(|&t| t <= e.time);
-            times.insert(at, e.time);
-        }
         e.order = old.order;
         if e.until > e.time {
             let at = self

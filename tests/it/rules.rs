@@ -845,3 +845,91 @@ fn issue_17_the_references_examples_of_groups_and_absent_stages_do_what_it_says(
         );
     }
 }
+
+/// A GuardDuty finding of `kind` about `instance` (of the Auto Scaling group `ordered-asg`),
+/// its activity seen from `first` to `last`, as one JSON line.
+fn finding_line(name: &str, kind: &str, instance: &str, (first, last): (&str, &str)) -> String {
+    let mut f: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("guardduty/finding-single.json")).unwrap(),
+    )
+    .unwrap();
+    f["id"] = name.into();
+    f["arn"] = format!("arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/{name}").into();
+    f["type"] = kind.into();
+    f["severity"] = 8.into();
+    f["createdAt"] = first.into();
+    f["updatedAt"] = last.into();
+    f["service"]["eventFirstSeen"] = first.into();
+    f["service"]["eventLastSeen"] = last.into();
+    f["resource"]["instanceDetails"]["instanceId"] = instance.into();
+    f["resource"]["instanceDetails"]["tags"] =
+        serde_json::json!([{"key": "aws:autoscaling:groupName", "value": "ordered-asg"}]);
+    f.to_string()
+}
+
+#[test]
+fn a_finding_that_leaves_the_window_takes_its_own_time_out_of_its_stage() {
+    // `ordered: [recon, mining]` asks that the group's first recon signal in the window began
+    // before its first mining one. Recon A began at 10:00 and goes on until 12:00; mining M
+    // began at 10:15; recon B began at 10:30 and ended at 10:40; exfiltration E, which the
+    // rule requires, comes at 11:30, when B has left the 30-minute window. The window then
+    // holds A, M and E: recon began first, so the sequence opens. (Findings leave in the
+    // order their activity ended: B's leaving must take out B's start, not A's, the earliest.)
+    let rule = r#"id: r
+title: Ordered findings
+description: Recon before mining, then exfiltration.
+severity: HIGH
+types: ["TTPs/Impact"]
+runbook: Look at it.
+stages:
+  - name: recon
+    select:
+      finding_types: ["Recon:*"]
+  - name: mining
+    select:
+      finding_types: ["CryptoCurrency:*"]
+  - name: exfil
+    select:
+      finding_types: ["UnauthorizedAccess:*"]
+group_by: instance_group
+window: 30m
+condition:
+  ordered: [recon, mining]
+  require: [exfil]
+"#;
+    let t = |hm: &str| format!("2025-05-02T{hm}:00.000Z");
+    let lines = |with_b: bool| {
+        let mut l = vec![
+            finding_line(
+                "a",
+                "Recon:EC2/Portscan",
+                "i-0aaaaaaaaaaaaaaa1",
+                (&t("10:00"), &t("12:00")),
+            ),
+            finding_line(
+                "m",
+                "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+                "i-0aaaaaaaaaaaaaaa2",
+                (&t("10:15"), &t("12:00")),
+            ),
+            finding_line(
+                "e",
+                "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
+                "i-0aaaaaaaaaaaaaaa3",
+                (&t("11:30"), &t("11:30")),
+            ),
+        ];
+        if with_b {
+            l.push(finding_line(
+                "b",
+                "Recon:EC2/PortProbeUnprotectedPort",
+                "i-0aaaaaaaaaaaaaaa4",
+                (&t("10:30"), &t("10:40")),
+            ));
+        }
+        l
+    };
+    let without_b = sequences(rule, &lines(false));
+    assert_eq!(without_b.len(), 1, "A, M and E open it: {without_b:?}");
+    assert_eq!(sequences(rule, &lines(true)), without_b);
+}
