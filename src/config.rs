@@ -203,8 +203,8 @@ impl Default for BaselinesConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// How long what records said about instances and sessions (their groups, who launched
-    /// them) is kept for later runs, like `30d`.
+    /// What records said about an instance (its group, who launched it, its sessions) is kept
+    /// for later runs while some record names the instance within this, like `14d`.
     pub graph_retention: String,
 }
 

@@ -271,13 +271,41 @@ pub fn advance(
         signals.iter().filter_map(|s| graph_statement(s)).collect();
     let mut statements = Statements::default();
     // Kept already (the state's and this run's): shared, not copied.
-    let kept = prior
+    let kept: Vec<&std::sync::Arc<crate::signal::Signal>> = prior
         .map(|p| p.graph.iter())
         .into_iter()
         .flatten()
-        .chain(run.statements.iter());
+        .chain(run.statements.iter())
+        .collect();
+    // What records said about an instance is kept while some record names it within the
+    // retention (a call made with its role, a finding, a later description), however long ago
+    // it was launched: the newest time each instance was named, by anything kept or read.
+    let mut last_named: HashMap<&str, Millis> = HashMap::new();
+    for s in kept
+        .iter()
+        .map(|s| &***s)
+        .chain(run.selected.iter().map(|s| &**s))
+    {
+        let ids = s
+            .instances
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()));
+        for id in ids {
+            let t = last_named.entry(id).or_insert(s.time);
+            *t = (*t).max(s.time);
+        }
+    }
+    let retained = |s: &crate::signal::Signal| {
+        s.time >= retention_start
+            || s.instances
+                .iter()
+                .map(|i| i.instance_id.as_str())
+                .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()))
+                .any(|id| last_named.get(id).is_some_and(|&t| t >= retention_start))
+    };
     for s in kept {
-        if s.time < retention_start {
+        if !retained(s) {
             continue;
         }
         if let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) {
@@ -285,7 +313,7 @@ pub fn advance(
         }
     }
     for s in leaving {
-        if s.time < retention_start {
+        if !retained(s) {
             continue;
         }
         if let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) {

@@ -860,6 +860,125 @@ fn the_state_stays_bounded_over_many_daily_runs() {
 }
 
 #[test]
+fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() {
+    // With a 3-day `graph_retention`: two instances of two Auto Scaling groups are launched on
+    // day 0; one calls AWS with its instance role every day after, the other is never named
+    // again. Ten daily runs later the state still knows the first one's group (its launch is
+    // kept while its calls name it: a call made with an instance role does not say the
+    // group), and has let the second's launch go.
+    let tmp = tempfile::tempdir().unwrap();
+    let account = "777788880020";
+    let mut config = Config::default();
+    config.state.graph_retention = "3d".into();
+    let settings = config.validate().expect("valid settings");
+    let rules = rules();
+    let (busy, quiet) = ("i-02000000000000b0b", "i-020000000000000a0");
+    let mut state = State::new();
+    for day in 0..10u32 {
+        let dir = tmp.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = finding_correlator::time::format_rfc3339(
+            (1_746_057_600 + i64::from(day) * 86_400 + 3_600) * 1000, // 2025-05-01 01:00
+        )
+        .replace(".000Z", "Z");
+        let mut lines = String::new();
+        // Every day a CI job launches an instance of its own (which moves the runs' time on).
+        let ci = format!("i-03000000000000d{day:02}");
+        let mut launches = vec![(ci.as_str(), "ci-asg")];
+        if day == 0 {
+            launches.extend([(busy, "busy-asg"), (quiet, "quiet-asg")]);
+        }
+        for (n, (id, group)) in launches.iter().enumerate() {
+            let record = json!({
+                "eventVersion": "1.10",
+                "eventTime": t,
+                "eventSource": "ec2.amazonaws.com",
+                "eventName": "RunInstances",
+                "awsRegion": "us-east-1",
+                "recipientAccountId": account,
+                "eventID": format!("20000000-0000-4000-8000-0000000{day:02}00{n}"),
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "principalId": "AROAEXAMPLECIROLE020:deploy",
+                    "arn": format!("arn:aws:sts::{account}:assumed-role/ci/deploy"),
+                    "accountId": account
+                },
+                "responseElements": {"instancesSet": {"items": [{
+                    "instanceId": id,
+                    "instanceType": "c5.xlarge",
+                    "imageId": "ami-0b5e1a00000000020",
+                    "tagSet": {"items": [{"key": "aws:autoscaling:groupName", "value": group}]}
+                }]}}
+            });
+            lines.push_str(&format!("{record}\n"));
+        }
+        if day > 0 {
+            let record = json!({
+                "eventVersion": "1.10",
+                "eventTime": t,
+                "eventSource": "ec2.amazonaws.com",
+                "eventName": "DescribeInstances",
+                "awsRegion": "us-east-1",
+                "recipientAccountId": account,
+                "eventID": format!("20000000-0000-4000-8000-0000000001{day:02}"),
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "principalId": format!("AROAEXAMPLEBUSYROLE20:{busy}"),
+                    "arn": format!("arn:aws:sts::{account}:assumed-role/busy-role/{busy}"),
+                    "accountId": account,
+                    "accessKeyId": format!("ASIAEXAMPLEBUSY{day:05}"),
+                    "sessionContext": {
+                        "sessionIssuer": {
+                            "type": "Role",
+                            "principalId": "AROAEXAMPLEBUSYROLE20",
+                            "arn": format!("arn:aws:iam::{account}:role/busy-role"),
+                            "accountId": account,
+                            "userName": "busy-role"
+                        },
+                        "ec2RoleDelivery": "2.0"
+                    }
+                }
+            });
+            lines.push_str(&format!("{record}\n"));
+        }
+        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
+        let (run, next, _) = common::run_with_state(&dir, &state, &rules, &settings);
+        if day == 9 {
+            let group = run
+                .graph
+                .group_of(&finding_correlator::signal::EntityId::new(
+                    finding_correlator::signal::EntityKind::Instance,
+                    busy,
+                ));
+            assert!(
+                group.is_some_and(|g| g.to_string().contains("busy-asg")),
+                "the busy instance's group on day 9: {group:?}"
+            );
+        }
+        let text = String::from_utf8(next.to_json()).unwrap();
+        state = State::from_json(&text, "test").expect("a saved state loads");
+    }
+    let launched: Vec<&str> = state
+        .graph
+        .iter()
+        .flat_map(|s| s.instances.iter().filter(|i| i.launched))
+        .map(|i| i.instance_id.as_str())
+        .collect();
+    assert!(
+        launched.contains(&busy),
+        "launches kept after day 9: {launched:?}"
+    );
+    assert!(
+        !launched.contains(&quiet),
+        "launches kept after day 9: {launched:?}"
+    );
+    assert!(
+        !launched.contains(&"i-03000000000000d00"),
+        "launches kept after day 9: {launched:?}"
+    );
+}
+
+#[test]
 fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_completes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (day1, day2) = two_days(tmp.path());
