@@ -211,7 +211,7 @@ pub struct StateConfig {
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
-            graph_retention: "30d".into(),
+            graph_retention: "14d".into(),
         }
     }
 }
