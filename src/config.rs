@@ -204,14 +204,14 @@ impl Default for BaselinesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// What records said about an instance (its group, who launched it, its sessions) is kept
-    /// for later runs while some record names the instance within this, like `14d`.
+    /// for later runs while some record names the instance within this, like `30d`.
     pub graph_retention: String,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
-            graph_retention: "14d".into(),
+            graph_retention: "30d".into(),
         }
     }
 }

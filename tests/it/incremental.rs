@@ -797,7 +797,7 @@ fn issue_13_a_closed_finding_whose_signals_form_another_sequence_later_is_archiv
 #[test]
 fn the_state_stays_bounded_over_many_daily_runs() {
     // Sixty days of a CI role's nightly launches (new instances every night), run a day at a
-    // time: graph statements expire after `graph_retention` (14 days), replayed signals after
+    // time: graph statements expire after `graph_retention` (30 days), replayed signals after
     // the longest window, so the state stops growing.
     let tmp = tempfile::tempdir().unwrap();
     let mut state = State::new();
