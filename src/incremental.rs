@@ -13,9 +13,9 @@
 //!
 //! The state keeps what the next run needs and no more: the signals at or after the horizon
 //! (the oldest point any still-open window, suppression period, allowed lag or replayed
-//! sequence reaches back to), the graph statements of the retention period (one copy of each,
-//! cut to what the next run reads of it: [`Statements`]), and the records of sequences that
-//! may still be replayed.
+//! sequence reaches back to), the graph statements of instances some record named within the
+//! retention period (one copy of each, cut to what the next run reads of it: [`Statements`]),
+//! and the records of sequences that may still be replayed.
 
 use std::collections::{HashMap, HashSet};
 
