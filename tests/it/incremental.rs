@@ -913,32 +913,14 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
             lines.push_str(&format!("{record}\n"));
         }
         if day > 0 {
-            let record = json!({
-                "eventVersion": "1.10",
-                "eventTime": t,
-                "eventSource": "ec2.amazonaws.com",
-                "eventName": "DescribeInstances",
-                "awsRegion": "us-east-1",
-                "recipientAccountId": account,
-                "eventID": format!("20000000-0000-4000-8000-0000000001{day:02}"),
-                "userIdentity": {
-                    "type": "AssumedRole",
-                    "principalId": format!("AROAEXAMPLEBUSYROLE20:{busy}"),
-                    "arn": format!("arn:aws:sts::{account}:assumed-role/busy-role/{busy}"),
-                    "accountId": account,
-                    "accessKeyId": format!("ASIAEXAMPLEBUSY{day:05}"),
-                    "sessionContext": {
-                        "sessionIssuer": {
-                            "type": "Role",
-                            "principalId": "AROAEXAMPLEBUSYROLE20",
-                            "arn": format!("arn:aws:iam::{account}:role/busy-role"),
-                            "accountId": account,
-                            "userName": "busy-role"
-                        },
-                        "ec2RoleDelivery": "2.0"
-                    }
-                }
-            });
+            let record = describe_call(
+                account,
+                ("busy-role", "AROAEXAMPLEBUSYROLE20"),
+                busy,
+                &t,
+                &format!("20000000-0000-4000-8000-0000000001{day:02}"),
+                &format!("ASIAEXAMPLEBUSY{day:05}"),
+            );
             lines.push_str(&format!("{record}\n"));
         }
         std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
@@ -1252,33 +1234,14 @@ fn issue_16_steady_activity_leaves_the_state_level_after_two_weeks() {
                 finding_correlator::time::format_rfc3339(midnight + i64::from(hour) * 3_600_000);
             for i in 0..4u32 {
                 let id = instance(i);
-                let record = json!({
-                    "eventVersion": "1.10",
-                    "eventTime": t.replace(".000Z", "Z"),
-                    "eventSource": "ec2.amazonaws.com",
-                    "eventName": "DescribeInstances",
-                    "awsRegion": "us-east-1",
-                    "recipientAccountId": account,
-                    "sourceIPAddress": "10.0.1.11",
-                    "eventID": format!("16000000-0000-4000-8000-{:04}{:02}{:02}0001", day, hour, i),
-                    "userIdentity": {
-                        "type": "AssumedRole",
-                        "principalId": format!("AROAEXAMPLEWEBROLE016:{id}"),
-                        "arn": format!("arn:aws:sts::{account}:assumed-role/web-role/{id}"),
-                        "accountId": account,
-                        "accessKeyId": format!("ASIAEXAMPLE{:04}{:02}{i}", day, hour / 6),
-                        "sessionContext": {
-                            "sessionIssuer": {
-                                "type": "Role",
-                                "principalId": "AROAEXAMPLEWEBROLE016",
-                                "arn": format!("arn:aws:iam::{account}:role/web-role"),
-                                "accountId": account,
-                                "userName": "web-role"
-                            },
-                            "ec2RoleDelivery": "2.0"
-                        }
-                    }
-                });
+                let record = describe_call(
+                    account,
+                    ("web-role", "AROAEXAMPLEWEBROLE016"),
+                    &id,
+                    &t.replace(".000Z", "Z"),
+                    &format!("16000000-0000-4000-8000-{:04}{:02}{:02}0001", day, hour, i),
+                    &format!("ASIAEXAMPLE{:04}{:02}{i}", day, hour / 6),
+                );
                 calls.push_str(&format!("{record}\n"));
             }
             let task = format!("{:04}{:02}", day, hour);
@@ -1371,6 +1334,45 @@ fn assert_same_findings(written: &Written, whole: &Written) {
     for (k, f) in whole {
         assert_eq!(&written[k], f, "finding {k} differs from one run's");
     }
+}
+
+/// A `DescribeInstances` call made at `time` with the credentials EC2 delivers to `instance`
+/// for its role (`role`: name and role id; the session is named after the instance).
+fn describe_call(
+    account: &str,
+    (role, role_id): (&str, &str),
+    instance: &str,
+    time: &str,
+    event_id: &str,
+    key: &str,
+) -> Value {
+    json!({
+        "eventVersion": "1.10",
+        "eventTime": time,
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "DescribeInstances",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": account,
+        "sourceIPAddress": "10.0.1.11",
+        "eventID": event_id,
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": format!("{role_id}:{instance}"),
+            "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{instance}"),
+            "accountId": account,
+            "accessKeyId": key,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": role_id,
+                    "arn": format!("arn:aws:iam::{account}:role/{role}"),
+                    "accountId": account,
+                    "userName": role
+                },
+                "ec2RoleDelivery": "2.0"
+            }
+        }
+    })
 }
 
 /// The single-finding fixture, to make findings of.
