@@ -466,13 +466,18 @@ impl<R: Read> Framer<R> {
         }
     }
 
-    /// Ensures at least `n` bytes after `pos` are buffered, unless the input ends first.
+    /// Buffers at least `n` bytes after `pos` if it can: fewer when the input ends or fails
+    /// first. A peek: a read error is kept for the next read that needs the bytes, so what
+    /// is buffered (a record whose line ended before a cut) is still framed first.
     fn lookahead(&mut self, n: usize) -> Result<(), FrameError> {
         while self.end - self.pos < n {
             match self.fill() {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return Err(self.read_err(None, e)),
+                Err(e) => {
+                    self.pending_error = Some(e);
+                    break;
+                }
             }
         }
         Ok(())
@@ -1585,5 +1590,60 @@ mod issue_12 {
         }
         let (_, stats, _) = frame_all(b"[]", 1 << 20);
         assert_eq!(stats.values, 1);
+    }
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::*;
+
+    /// Gives `bytes` (in one read), then fails: a stream cut after them.
+    struct CutAfter<'a>(&'a [u8], bool);
+    impl Read for CutAfter<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                if self.1 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut"));
+                }
+                return Ok(0);
+            }
+            let n = self.0.len().min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(Vec<String>, Vec<String>);
+    impl FrameSink for Collect {
+        fn record(&mut self, b: &[u8], _: &Location, hint: bool) -> Verdict {
+            if hint && serde_json::from_slice::<serde_json::Value>(b).is_err() {
+                return Verdict::Rescan;
+            }
+            self.0.push(String::from_utf8_lossy(b).to_string());
+            Verdict::Done
+        }
+        fn problem(&mut self, loc: Location, msg: String) {
+            self.1.push(format!("{loc}: {msg}"));
+        }
+    }
+
+    #[test]
+    fn a_line_whose_newline_arrived_before_a_cut_is_a_record() {
+        for doc in [
+            &b"{\"a\":1}\n"[..],
+            b"{\"a\":1}\n{\"b\":2}\n",
+            b"{\"a\":1}\n  \n",
+            b"[{\"a\":1}]\n",
+        ] {
+            let mut whole = Collect::default();
+            let (_, res) = frame_from(CutAfter(doc, false), 1 << 20, false, &mut whole);
+            assert!(res.is_ok());
+            let mut cut = Collect::default();
+            let (_, res) = frame_from(CutAfter(doc, true), 1 << 20, false, &mut cut);
+            assert_eq!(cut.0, whole.0, "{}", String::from_utf8_lossy(doc));
+            assert!(res.is_err(), "the cut is reported");
+        }
     }
 }
