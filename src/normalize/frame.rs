@@ -1636,6 +1636,9 @@ mod cut_tests {
             b"{\"a\":1}\n{\"b\":2}\n",
             b"{\"a\":1}\n  \n",
             b"[{\"a\":1}]\n",
+            b"x\n{\"a\":1}\n",
+            b"{\"a\":1}\n[\n{\"b\":2}\n",
+            b"{\"a\":1}{\"b\":2}\n",
         ] {
             let mut whole = Collect::default();
             let (_, res) = frame_from(CutAfter(doc, false), 1 << 20, false, &mut whole);
