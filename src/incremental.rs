@@ -286,22 +286,14 @@ pub fn advance(
         .map(|s| &***s)
         .chain(run.selected.iter().map(|s| &**s))
     {
-        let ids = s
-            .instances
-            .iter()
-            .map(|i| i.instance_id.as_str())
-            .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()));
-        for id in ids {
+        for id in instances_named(s) {
             let t = last_named.entry(id).or_insert(s.time);
             *t = (*t).max(s.time);
         }
     }
     let retained = |s: &crate::signal::Signal| {
         s.time >= retention_start
-            || s.instances
-                .iter()
-                .map(|i| i.instance_id.as_str())
-                .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()))
+            || instances_named(s)
                 .any(|id| last_named.get(id).is_some_and(|&t| t >= retention_start))
     };
     for s in kept {
@@ -359,6 +351,14 @@ pub fn advance(
         "state advanced"
     );
     (state, changes)
+}
+
+/// The instances a signal names: those it describes, and the one whose role session acted.
+fn instances_named(s: &crate::signal::Signal) -> impl Iterator<Item = &str> {
+    s.instances
+        .iter()
+        .map(|i| i.instance_id.as_str())
+        .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()))
 }
 
 /// The references of a sequence's signals, sorted and without repeats.
