@@ -559,6 +559,16 @@ pub struct Signal {
     pub fields: Fields,
 }
 
+/// Which of two copies of one record is the later version (compare with `>`): the later
+/// `updatedAt` (a finding's), then GuardDuty's own over Security Hub's copy, then the later
+/// activity. One order for the graph, the matcher and the carried windows.
+pub type Version = (Option<Millis>, std::cmp::Reverse<Source>, Millis);
+
+/// The [`Version`] of a copy with these facts.
+pub fn version(updated_at: Option<Millis>, source: Source, time: Millis) -> Version {
+    (updated_at, std::cmp::Reverse(source), time)
+}
+
 impl Signal {
     /// A signal derived from this one by a rule (`rule:<id>`, a weak signal) or a Sigma rule
     /// (`sigma:<id>`): the same actor, instances, account and region, so it groups as this
@@ -574,6 +584,11 @@ impl Signal {
         d.updated_at = None;
         d.fields.title = Some(title);
         d
+    }
+
+    /// This copy's [`Version`].
+    pub fn version(&self) -> Version {
+        version(self.updated_at, self.source, self.time)
     }
 
     /// When the activity began: a finding's `eventFirstSeen` (a finding is evidence over its

@@ -462,9 +462,8 @@ impl EntityGraph {
                 // so the result does not depend on the order files are read in.
                 // Two versions written in the same millisecond: the later activity wins.
                 let newer = match (prev.updated_at, s.updated_at) {
-                    (Some(p), Some(n)) => {
-                        (n, std::cmp::Reverse(s.source), s.time)
-                            > (p, std::cmp::Reverse(prev.source), prev.time)
+                    (Some(p), Some(_)) => {
+                        s.version() > crate::signal::version(Some(p), prev.source, prev.time)
                     }
                     (None, Some(_)) => true,
                     _ => false,

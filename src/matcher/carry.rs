@@ -668,7 +668,7 @@ impl Matcher {
             .iter()
             .filter(|s| !s.kind.starts_with("rule:"))
         {
-            let version = (s.updated_at, std::cmp::Reverse(s.source), s.time);
+            let version = crate::signal::version(s.updated_at, s.source, s.time);
             let held = self
                 .restored_versions
                 .entry(s.reference.clone())

@@ -31,7 +31,7 @@ use crate::rules::compile::{
 };
 use crate::rules::fields::{FieldContext, Value};
 use crate::rules::{Emit, GroupBy, Rule, RuleSet};
-use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str};
+use crate::signal::{EntityId, EntityKind, RecordRef, Signal, Source, Str, Version};
 use crate::time::Millis;
 
 use candidates::Candidates;
@@ -384,7 +384,7 @@ pub struct Matcher {
     restored_at: Option<Millis>,
     /// The version of each record the restored picture holds (of the signals that began
     /// before its point, those records come in again only as other versions).
-    restored_versions: HashMap<RecordRef, (Option<Millis>, Reverse<Source>, Millis)>,
+    restored_versions: HashMap<RecordRef, Version>,
     pub stats: MatchStats,
 }
 
@@ -781,7 +781,7 @@ impl Matcher {
             && self
                 .restored_versions
                 .get(&s.reference)
-                .is_some_and(|held| *held < (s.updated_at, Reverse(s.source), s.time))
+                .is_some_and(|held| *held < s.version())
     }
 
     fn process(&mut self, s: &Arc<Signal>, graph: &EntityGraph) {
@@ -790,7 +790,7 @@ impl Matcher {
         // version of what the picture holds of its record (or the picture holds none), as one
         // run matches only the latest version of each record.
         if self.restored_at.is_some_and(|at| s.since() < at) {
-            let version = (s.updated_at, Reverse(s.source), s.time);
+            let version = s.version();
             match self.restored_versions.get(&s.reference) {
                 Some(held) if *held >= version => return,
                 _ => {
@@ -1039,10 +1039,10 @@ impl Item {
 
     /// Which of two versions of a record is matched: the later `updatedAt`, then GuardDuty's
     /// own over Security Hub's copy, then the later time.
-    pub fn version(&self) -> (Option<Millis>, Reverse<Source>, Millis) {
+    pub fn version(&self) -> Version {
         match self {
-            Item::Signal(s) => (s.updated_at, Reverse(s.source), s.time),
-            Item::Learned(l) => (l.updated_at, Reverse(l.source), l.time),
+            Item::Signal(s) => s.version(),
+            Item::Learned(l) => crate::signal::version(l.updated_at, l.source, l.time),
         }
     }
 }
