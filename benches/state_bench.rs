@@ -8,7 +8,9 @@
 //! [`std::env::temp_dir`]) the heavy mix of `support/generate.rs` ([`Mix::Heavy`]): `--ct N`
 //! CloudTrail records (default 1 000 000) over `--days N` days (default 7; 5 000 000 over 35
 //! is the large option) and `--gd N` GuardDuty findings (default 100 000), about 1 000 Auto
-//! Scaling groups of 10 instances over 4 accounts and 4 regions, with planted attacks; each
+//! Scaling groups of 10 instances over 4 accounts and 4 regions, with planted attacks (with
+//! `--fleet steady`, launched instances are terminated again after a lifetime, as a fleet
+//! that scales in and out; by default, `growing`, they run silent to the end); each
 //! source in 10 JSON Lines files of the same time slices. Then it cuts the last `--slices N`
 //! (default 96) quarter-hours that end on a quarter-hour boundary at or before the newest
 //! record (a day) out of the data: CloudTrail records by `eventTime`, findings by
@@ -106,13 +108,14 @@ fn main() {
     };
     println!(
         "state_bench: heavy mix, {} CloudTrail records over {} days + {} GuardDuty findings, \
-         {} groups of {}; shapes {}; {} slices of 15 minutes; correlator {}; {} core(s), 1-min \
-         load average {}, data under {}",
+         {} groups of {}, a {} fleet; shapes {}; {} slices of 15 minutes; correlator {}; {} \
+         core(s), 1-min load average {}, data under {}",
         cli.ct,
         cli.days,
         cli.gd,
         cli.groups,
         cli.per_group,
+        if cli.terminate { "steady" } else { "growing" },
         cli.shapes
             .iter()
             .map(|s| s.name())
@@ -198,6 +201,9 @@ struct Cli {
     keep: bool,
     /// One run a day (d.) instead of a. to c.
     daily: bool,
+    /// `--fleet steady`: launched instances are terminated again after a lifetime (the heavy
+    /// mix's `terminate`); `--fleet growing` (the default): they run to the end of the data.
+    terminate: bool,
     /// With `--python`: only the comparison with DuckDB (the first shape is generated, no run
     /// of the scheduled case).
     peer_only: bool,
@@ -212,7 +218,7 @@ struct Cli {
 impl Cli {
     /// `--ct N --gd N --days N --groups N --per-group N --attacks N --slices N --sessions
     /// LIST --rounds N --correlator PATH --config FILE --python PATH --duck-peer PATH --keep
-    /// --daily` (also as `--flag=value`); `--bench` (from cargo) is ignored.
+    /// --daily --fleet steady|growing` (also as `--flag=value`); `--bench` (from cargo) is ignored.
     fn from_args() -> Cli {
         let mut cli = Cli {
             ct: 1_000_000,
@@ -225,6 +231,7 @@ impl Cli {
             shapes: vec![Shape::Stable, Shape::PerCall],
             keep: false,
             daily: false,
+            terminate: false,
             peer_only: false,
             correlator: PathBuf::from(BIN),
             config: None,
@@ -281,6 +288,13 @@ impl Cli {
                 "--duck-peer" => cli.duck_peer = PathBuf::from(text("--duck-peer")),
                 "--keep" => cli.keep = true,
                 "--daily" => cli.daily = true,
+                "--fleet" => {
+                    cli.terminate = match text("--fleet").trim() {
+                        "steady" => true,
+                        "growing" => false,
+                        other => panic!("--fleet: expected steady or growing, got {other:?}"),
+                    }
+                }
                 "--peer-only" => cli.peer_only = true,
                 "--bench" => {}
                 other => panic!("unknown argument {other:?}"),
@@ -309,6 +323,7 @@ fn generate_shape(cli: &Cli, shape: Shape, dir: &Path) -> Data {
         mix: Mix::Heavy {
             days: cli.days,
             task_sessions: shape.task_sessions_per_mille(),
+            terminate: cli.terminate,
         },
     };
     let t = Instant::now();

@@ -206,12 +206,17 @@ pub struct StateConfig {
     /// What records said about an instance (its group, who launched it, its sessions) is kept
     /// for later runs while some record names the instance within this, like `30d`.
     pub graph_retention: String,
+    /// What records said about an instance that a `TerminateInstances` ended is let go this
+    /// long after its termination, like `2d`, however recently a record named it (and never
+    /// later than `graph_retention` would).
+    pub terminated_retention: String,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             graph_retention: "30d".into(),
+            terminated_retention: "2d".into(),
         }
     }
 }
@@ -311,6 +316,8 @@ pub struct Settings {
     pub sigma: Option<std::path::PathBuf>,
     /// How long the state keeps graph statements.
     pub graph_retention: crate::time::Millis,
+    /// How long after an instance's termination the state keeps what records said of it.
+    pub terminated_retention: crate::time::Millis,
     pub aws: AwsSettings,
     /// `aws.shard`: only this shard's accounts are correlated (None: every account).
     pub shard: Option<crate::shard::Shard>,
@@ -644,6 +651,11 @@ impl Config {
                 }
             }
         }
+        let terminated_retention = positive(
+            &mut problems,
+            &self.state.terminated_retention,
+            "state.terminated_retention",
+        );
         let b = &self.baselines;
         let baseline = crate::baseline::BaselineOptions {
             learning_period: positive(
@@ -879,6 +891,7 @@ impl Config {
             sigma: (!self.rules.sigma.trim().is_empty())
                 .then(|| std::path::PathBuf::from(self.rules.sigma.trim())),
             graph_retention,
+            terminated_retention,
             aws,
             shard,
             warnings: self.origins.label(warnings),
@@ -1298,6 +1311,15 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("unknown key `asg`"), "{e}");
         assert!(e.contains("`vpc` is listed twice"), "{e}");
+        let c = Config::parse("[state]\nterminated_retention = \"0h\"\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("state.terminated_retention: must be longer than 0"),
+            "{e}"
+        );
+        let c = Config::parse("[state]\nterminated_retention = \"a week\"\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("state.terminated_retention:"), "{e}");
     }
 
     #[test]

@@ -296,8 +296,56 @@ pub fn advance(
             || instances_named(s)
                 .any(|id| last_named.get(id).is_some_and(|&t| t >= retention_start))
     };
+    // An instance a `TerminateInstances` ended no record will name for long (a late finding,
+    // its role's credentials until they expire): what records said of it is let go
+    // `terminated_retention` after its termination, however recently it was named.
+    let ended_before = newest.map_or(Millis::MIN, |n| {
+        n.saturating_sub(settings.terminated_retention)
+    });
+    let mut terminated: HashMap<&str, Millis> = HashMap::new();
+    for s in kept
+        .iter()
+        .map(|s| &***s)
+        .chain(run.selected.iter().map(|s| &**s))
+        .filter(|s| terminates(s))
+    {
+        for i in &s.instances {
+            let t = terminated.entry(i.instance_id.as_str()).or_insert(s.time);
+            *t = (*t).min(s.time);
+        }
+    }
+    // Not while a signal the next run matches again names the instance: its windows may
+    // still need the instance's group.
+    let replayed_names: HashSet<&str> = signals.iter().flat_map(|s| instances_named(s)).collect();
+    let ended = |s: &crate::signal::Signal| {
+        let mut named = instances_named(s).peekable();
+        named.peek().is_some()
+            && named.all(|id| {
+                terminated.get(id).is_some_and(|&t| t < ended_before)
+                    && !replayed_names.contains(id)
+            })
+    };
+    let keeps = |s: &crate::signal::Signal| retained(s) && !ended(s);
+    // A termination is kept while anything kept still names one of its instances (a launch
+    // of several instances, some still running; a signal replayed): the statements that name
+    // the instance are let go once every instance they name has ended.
+    let mut still_named: HashSet<&str> = HashSet::new();
+    if !terminated.is_empty() {
+        let others = kept
+            .iter()
+            .map(|s| &***s)
+            .chain(leaving.iter().copied())
+            .filter(|s| !terminates(s) && keeps(s))
+            .chain(signals.iter().map(|s| &**s));
+        for s in others {
+            still_named.extend(instances_named(s).filter(|id| terminated.contains_key(id)));
+        }
+    }
+    let keeps = |s: &crate::signal::Signal| {
+        keeps(s) || (terminates(s) && instances_named(s).any(|id| still_named.contains(id)))
+    };
     for s in kept {
-        if !retained(s) {
+        if !keeps(s) {
             continue;
         }
         if let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) {
@@ -305,7 +353,7 @@ pub fn advance(
         }
     }
     for s in leaving {
-        if !retained(s) {
+        if !keeps(s) {
             continue;
         }
         if let Some(key) = graph_statement(s).filter(|k| !replayed.contains(k)) {
@@ -359,6 +407,11 @@ fn instances_named(s: &crate::signal::Signal) -> impl Iterator<Item = &str> {
         .iter()
         .map(|i| i.instance_id.as_str())
         .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()))
+}
+
+/// Whether a signal is a successful `TerminateInstances`: the instances it names have ended.
+fn terminates(s: &crate::signal::Signal) -> bool {
+    s.kind == "ec2.amazonaws.com:TerminateInstances" && s.fields.error_code.is_none()
 }
 
 /// The references of a sequence's signals, sorted and without repeats.

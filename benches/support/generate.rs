@@ -53,7 +53,12 @@
 //! by CI and people; 1–8 new instances each, 1–2 by a person, every launch starting instances
 //! the estate did not have), `CreateFunction20150331` at 1 % (CI and people; a function of a
 //! group's application in its VPC, code from an S3 artifact), and 95 % reads by the estate's
-//! roles (`DescribeInstances`, KMS, `GetCallerIdentity`…). Two identity shapes, by
+//! roles (`DescribeInstances`, KMS, `GetCallerIdentity`…). The launched instances are never
+//! named again; with `terminate` (a steady fleet) each launch's instances are terminated
+//! together by their launcher after a lifetime (Auto Scaling 1–48 hours, CI 15 minutes to 3
+//! hours, a person 4 hours to 10 days), a `TerminateInstances` written in place of a read
+//! (3.7 % of the records; a CI or person's call fails at 4 % as other calls do, and leaves
+//! its instances running), and without it they run to the end. Two identity shapes, by
 //! `task_sessions`: at 0, the reads come from instance-role sessions named after their
 //! instance, whose access keys rotate every 6 hours (stable role ids and session keys), and CI
 //! from a few runner sessions; at 1000, every read comes from a task role session of its own
@@ -173,6 +178,11 @@ pub enum Mix {
         /// others come from instance-role sessions named after their instance, with keys that
         /// rotate every 6 hours, and from CI sessions of a few runner names.
         task_sessions: u32,
+        /// Launched instances are terminated again, as a fleet that scales in and out does:
+        /// each launch's instances together, by whoever launched them, after a lifetime that
+        /// depends on who that was ([`Gen::lifetime`]). Off, every launched instance runs (and
+        /// stays silent) to the end of the data.
+        terminate: bool,
     },
 }
 
@@ -448,7 +458,10 @@ fn write_cloudtrail(
             }
             None => {
                 advance = true;
-                g.record()
+                match g.due_termination() {
+                    Some(due) => g.terminate(due),
+                    None => g.record(),
+                }
             }
         };
         let line = g.buf.as_bytes();
@@ -1150,7 +1163,7 @@ const MIX: [(Ev, u32); 18] = [
 
 /// The heavy mix (issues 15 and 16), per mille: launches, function creations, and the reads
 /// of the estate's roles (instance roles, or task roles with sessions of their own).
-const HEAVY_MIX: [(Ev, u32); 11] = [
+const HEAVY_MIX: [(Ev, u32); 12] = [
     (Ev::DescribeInstances, 200),
     (Ev::Decrypt, 150),
     (Ev::GetCallerIdentity, 120),
@@ -1162,6 +1175,9 @@ const HEAVY_MIX: [(Ev, u32); 11] = [
     (Ev::DescribeSecurityGroups, 50),
     (Ev::RunInstances, 40),
     (Ev::CreateFunction, 10),
+    // Never drawn: written when a launch's instances come to the end of their lifetime
+    // (`terminate`), in place of a drawn record.
+    (Ev::TerminateInstances, 0),
 ];
 
 impl Ev {
@@ -1234,6 +1250,37 @@ struct Meta {
 }
 
 /// The caller's side of a record, known once `userIdentity` is chosen.
+/// A launch of the heavy mix whose instances its launcher terminates at `time` (`terminate`).
+struct Due {
+    time: u64,
+    /// Which launch (the instances launched before it): orders launches due at once.
+    seq: u64,
+    who: Who,
+    account: usize,
+    region: usize,
+    instances: Vec<String>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Due) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Due) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Due) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
+    }
+}
+
 struct Caller {
     account: usize,
     region: usize,
@@ -1254,6 +1301,10 @@ struct Gen<'w> {
     gap_ms: u64,
     /// Instances launched so far by the heavy mix (each launch starts new ones).
     launched: u64,
+    /// Launches whose instances are to be terminated, the soonest first (`terminate`).
+    due: std::collections::BinaryHeap<std::cmp::Reverse<Due>>,
+    /// The instances of the `TerminateInstances` being written.
+    terminating: Vec<String>,
     mix_weights: Vec<u32>,
     /// The current record's text.
     buf: String,
@@ -1279,6 +1330,8 @@ impl<'w> Gen<'w> {
             table,
             gap_ms: spec.mix.gap_ms(planned),
             launched: 0,
+            due: std::collections::BinaryHeap::new(),
+            terminating: Vec::new(),
             mix_weights: table.iter().map(|m| m.1).collect(),
             buf: String::with_capacity(16 << 10),
             scratch: String::with_capacity(16 << 10),
@@ -1301,6 +1354,39 @@ impl<'w> Gen<'w> {
         self.write(event, who, None)
     }
 
+    /// The launch whose instances are due to be terminated by now, if any.
+    fn due_termination(&mut self) -> Option<Due> {
+        let now = self.time_ms;
+        self.due
+            .peek()
+            .is_some_and(|d| d.0.time <= now)
+            .then(|| self.due.pop().expect("peeked").0)
+    }
+
+    /// Writes the `TerminateInstances` of a launch's instances into `self.buf`, by whoever
+    /// launched them, in the launch's account and region.
+    fn terminate(&mut self, due: Due) -> Meta {
+        let event = self
+            .table
+            .iter()
+            .position(|m| m.0 == Ev::TerminateInstances)
+            .expect("terminations are in the heavy mix");
+        self.terminating = due.instances;
+        self.write_in(event, due.who, Some((due.account, due.region)), None)
+    }
+
+    /// How long a launched instance runs before its launcher terminates it: Auto Scaling
+    /// scales in within 1-48 hours, a CI job's instances live 15 minutes to 3 hours, a
+    /// person's 4 hours to 10 days (some outlive the data).
+    fn lifetime(&mut self, who: Who) -> u64 {
+        let (least, most) = match who {
+            Who::AutoScaling => (HOUR, 48 * HOUR),
+            Who::Sso(_) => (4 * HOUR, 240 * HOUR),
+            _ => (15 * MINUTE, 3 * HOUR),
+        };
+        least + self.rng.below(most - least)
+    }
+
     /// Writes a planted call into `self.buf`, at its own time.
     fn planted(&mut self, call: &'w Call) -> Meta {
         let now = std::mem::replace(&mut self.time_ms, call.time);
@@ -1315,12 +1401,23 @@ impl<'w> Gen<'w> {
     }
 
     fn write(&mut self, event: usize, who: Who, call: Option<&'w Call>) -> Meta {
+        self.write_in(event, who, call.map(|c| (c.account, c.region)), call)
+    }
+
+    /// [`Gen::write`] in the account and region `forced`, when given.
+    fn write_in(
+        &mut self,
+        event: usize,
+        who: Who,
+        forced: Option<(usize, usize)>,
+        call: Option<&'w Call>,
+    ) -> Meta {
         let ev = self.table[event].0;
         self.buf.clear();
         let mut r = std::mem::take(&mut self.buf);
         let version = *self.rng.pick(&["1.08", "1.09", "1.10", "1.10", "1.11"]);
         w!(r, "{{\"eventVersion\":\"{version}\",\"userIdentity\":");
-        let mut caller = self.identity(&mut r, who, call.map(|c| (c.account, c.region)));
+        let mut caller = self.identity(&mut r, who, forced);
         if ev.global() {
             caller.region = 0;
         }
@@ -2025,21 +2122,32 @@ impl<'w> Gen<'w> {
                 response_null = false;
             }
             Ev::TerminateInstances => {
-                let g = self.local_group(c);
-                let k = self.member(g);
-                let id = &self.world.instances[k].id;
-                w!(
-                    s,
-                    ",\"requestParameters\":{{\"instancesSet\":{{\"items\":[{{\"instanceId\":\"{id}\"}}]}}}}"
-                );
+                // A launch's instances at the end of their lifetime, or a member of a group.
+                let mut ids = std::mem::take(&mut self.terminating);
+                if ids.is_empty() {
+                    let g = self.local_group(c);
+                    let k = self.member(g);
+                    ids.push(self.world.instances[k].id.clone());
+                }
+                s.push_str(",\"requestParameters\":{\"instancesSet\":{\"items\":[");
+                for (i, id) in ids.iter().enumerate() {
+                    let comma = if i > 0 { "," } else { "" };
+                    w!(s, "{comma}{{\"instanceId\":\"{id}\"}}");
+                }
+                s.push_str("]}}");
                 if !failed {
                     response_null = false;
                     s.push_str(",\"responseElements\":{\"requestId\":\"");
                     self.rng.uuid(&mut s);
-                    w!(
-                        s,
-                        "\",\"instancesSet\":{{\"items\":[{{\"instanceId\":\"{id}\",\"currentState\":{{\"code\":32,\"name\":\"shutting-down\"}},\"previousState\":{{\"code\":16,\"name\":\"running\"}}}}]}}}}"
-                    );
+                    s.push_str("\",\"instancesSet\":{\"items\":[");
+                    for (i, id) in ids.iter().enumerate() {
+                        let comma = if i > 0 { "," } else { "" };
+                        w!(
+                            s,
+                            "{comma}{{\"instanceId\":\"{id}\",\"currentState\":{{\"code\":32,\"name\":\"shutting-down\"}},\"previousState\":{{\"code\":16,\"name\":\"running\"}}}}"
+                        );
+                    }
+                    s.push_str("]}}");
                 }
             }
             Ev::UpdateAutoScalingGroup => {
@@ -2184,7 +2292,7 @@ impl<'w> Gen<'w> {
         let by_asg = matches!(who, Who::AutoScaling);
         let l = match call.and_then(|p| p.launch.as_ref()) {
             Some(p) => self.planted_launch(p),
-            None if self.mix.heavy() => self.heavy_launch(c, by_asg, matches!(who, Who::Sso(_))),
+            None if self.mix.heavy() => self.heavy_launch(c, who),
             None => self.background_launch(c, by_asg),
         };
         let a = ACCOUNTS[c.account];
@@ -2364,8 +2472,10 @@ impl<'w> Gen<'w> {
 
     /// What a `RunInstances` of the heavy mix launches: 1–8 new instances of a group of the
     /// caller's account and region (1–2 when a person launches), of the group's application;
-    /// 1 % of the calls fail.
-    fn heavy_launch(&mut self, c: &Caller, by_asg: bool, person: bool) -> Launch<'w> {
+    /// 1 % of the calls fail. With `terminate`, the instances are due to be terminated by
+    /// `who` after their [`Gen::lifetime`].
+    fn heavy_launch(&mut self, c: &Caller, who: Who) -> Launch<'w> {
+        let (by_asg, person) = (matches!(who, Who::AutoScaling), matches!(who, Who::Sso(_)));
         let world = self.world;
         let g = self.local_group(c);
         let gr = &world.groups[g];
@@ -2379,12 +2489,30 @@ impl<'w> Gen<'w> {
             ][self.rng.index(3)]
         });
         let public = PUBLIC_APPS.contains(&app);
-        let instances = (0..count)
+        let instances: Vec<Cow<'w, Instance>> = (0..count)
             .map(|i| {
                 self.launched += 1;
                 Cow::Owned(Instance::new(LAUNCHED_SEED + self.launched, i, g, public))
             })
             .collect();
+        if matches!(
+            self.mix,
+            Mix::Heavy {
+                terminate: true,
+                ..
+            }
+        ) && error.is_none()
+        {
+            let time = self.time_ms + self.lifetime(who);
+            self.due.push(std::cmp::Reverse(Due {
+                time,
+                seq: self.launched,
+                who,
+                account: c.account,
+                region: c.region,
+                instances: instances.iter().map(|i| i.id.clone()).collect(),
+            }));
+        }
         Launch {
             asg: by_asg.then_some(gr),
             itype,

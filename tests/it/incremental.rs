@@ -2,7 +2,7 @@
 //! consecutive runs write the same findings (ids included); re-runs write nothing; a failed
 //! run leaves the state as it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -958,6 +958,278 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
         !launched.contains(&"i-03000000000000d00"),
         "launches kept after day 9: {launched:?}"
     );
+}
+
+#[test]
+fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_termination() {
+    // `terminated_retention` 2 days, the 30-day `graph_retention` by default. Auto Scaling's
+    // fleet-asg launches A (runs all along: its role calls AWS daily, a failed termination
+    // on day 3 does not end it), B (terminated on day 1; its role's credentials are used once
+    // more on day 2) and C and D in one call (C terminated on day 2, D on day 8). A CI job
+    // launches an instance every day and terminates it the same day. A state with one run a
+    // day keeps what records said of an instance for two days after its termination, then
+    // lets it go; before the change, every launch stayed the whole 30 days (terminations
+    // named the instances once more).
+    let tmp = tempfile::tempdir().unwrap();
+    let account = "777788880021";
+    let mut config = Config::default();
+    config.state.terminated_retention = "2d".into();
+    let settings = config.validate().expect("valid settings");
+    let rules = rules();
+    let (a, b, c, d) = (
+        "i-0210000000000000a",
+        "i-0210000000000000b",
+        "i-0210000000000000c",
+        "i-0210000000000000d",
+    );
+    let instance = |id: &str| {
+        finding_correlator::signal::EntityId::new(
+            finding_correlator::signal::EntityKind::Instance,
+            id,
+        )
+    };
+    let mut state = State::new();
+    let mut kept_by_day = Vec::new();
+    for day in 0..12u32 {
+        let dir = tmp.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |hour: i64| {
+            finding_correlator::time::format_rfc3339(
+                (1_746_057_600 + i64::from(day) * 86_400 + hour * 3_600) * 1000, // 2025-05-01
+            )
+            .replace(".000Z", "Z")
+        };
+        let id = |n: u32| format!("21000000-0000-4000-8000-0000{day:02}{n:06}");
+        let ci = format!("i-03100000000000d{day:02}");
+        let mut records = vec![
+            launch_call(account, &[ci.as_str()], "ci-asg", &at(1), &id(0)),
+            terminate_call(account, &[ci.as_str()], None, &at(6), &id(1)),
+        ];
+        match day {
+            0 => records.extend([
+                launch_call(account, &[a], "fleet-asg", &at(2), &id(2)),
+                launch_call(account, &[b], "fleet-asg", &at(2), &id(10)),
+                launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
+            ]),
+            1 => records.push(terminate_call(account, &[b], None, &at(6), &id(4))),
+            2 => {
+                records.push(terminate_call(account, &[c], None, &at(6), &id(5)));
+                records.push(describe_call(
+                    account,
+                    ("fleet-role", "AROAEXAMPLEFLEETROL21"),
+                    b,
+                    &at(4),
+                    &id(6),
+                    "ASIAEXAMPLEFLEETB0002",
+                ));
+            }
+            3 => records.push(terminate_call(
+                account,
+                &[a],
+                Some("Client.UnauthorizedOperation"),
+                &at(6),
+                &id(7),
+            )),
+            8 => records.push(terminate_call(account, &[d], None, &at(6), &id(8))),
+            _ => {}
+        }
+        if day > 0 {
+            records.push(describe_call(
+                account,
+                ("fleet-role", "AROAEXAMPLEFLEETROL21"),
+                a,
+                &at(4),
+                &id(9),
+                &format!("ASIAEXAMPLEFLEETA{day:04}"),
+            ));
+        }
+        let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
+        let (run, next, _) = common::run_with_state(&dir, &state, &rules, &settings);
+        if day == 2 {
+            // Within the two days, B's stolen credentials are still B's, of fleet-asg.
+            let group = run.graph.group_of(&instance(b));
+            assert!(
+                group.is_some_and(|g| g.to_string().contains("fleet-asg")),
+                "B's group on day 2: {group:?}"
+            );
+        }
+        let text = String::from_utf8(next.to_json()).unwrap();
+        state = State::from_json(&text, "test").expect("a saved state loads");
+        // What the state keeps: graph statements, and signals to match again.
+        let named: BTreeSet<String> = state
+            .graph
+            .iter()
+            .chain(&state.signals)
+            .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
+            .collect();
+        kept_by_day.push(named);
+    }
+    let kept = |day: usize, id: &str| kept_by_day[day].contains(id);
+    // Terminations at 06:00, everything else before: one terminated on day T is kept through
+    // day T + 2's run and let go by day T + 3's.
+    // A runs: its launch is kept, and the failed termination ended nothing.
+    assert!((0..12).all(|day| kept(day, a)), "{kept_by_day:?}");
+    // B: terminated on day 1, named on day 2, let go two days after its termination.
+    assert!(kept(2, b) && kept(3, b), "{kept_by_day:?}");
+    assert!(!kept(4, b) && !kept(11, b), "{kept_by_day:?}");
+    // C and D: their launch (and C's termination) is kept while D runs, let go two days
+    // after D's termination.
+    assert!(kept(7, c) && kept(9, d), "{kept_by_day:?}");
+    assert!(!kept(11, c) && !kept(11, d), "{kept_by_day:?}");
+    // The CI instances of the last two days only.
+    let ci: Vec<&String> = kept_by_day[11]
+        .iter()
+        .filter(|i| i.starts_with("i-031"))
+        .collect();
+    assert_eq!(
+        ci,
+        [
+            "i-03100000000000d09",
+            "i-03100000000000d10",
+            "i-03100000000000d11"
+        ]
+    );
+}
+
+#[test]
+fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it() {
+    // `terminated_retention` 1 hour. X is launched on day 0; on day 3 its role's credentials
+    // launch another instance (a signal the rules select, matched again by the next runs
+    // while its windows are open) and X is terminated an hour later. The next day's state
+    // still holds X's launch (the windows of that signal group by it) until the signal has
+    // left them (the longest window, 48 hours, and the hour of lag), then lets it go.
+    let tmp = tempfile::tempdir().unwrap();
+    let account = "777788880022";
+    let mut config = Config::default();
+    config.state.terminated_retention = "1h".into();
+    let settings = config.validate().expect("valid settings");
+    let rules = rules();
+    let x = "i-0220000000000000a";
+    let mut state = State::new();
+    let mut holds_x = Vec::new();
+    for day in 0..7u32 {
+        let dir = tmp.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |hour: i64| {
+            finding_correlator::time::format_rfc3339(
+                (1_746_057_600 + i64::from(day) * 86_400 + hour * 3_600) * 1000,
+            )
+            .replace(".000Z", "Z")
+        };
+        let id = |n: u32| format!("22000000-0000-4000-8000-0000{day:02}{n:06}");
+        let ci = format!("i-03200000000000d{day:02}");
+        let mut records = vec![launch_call(
+            account,
+            &[ci.as_str()],
+            "ci-asg",
+            &at(1),
+            &id(0),
+        )];
+        if day == 0 {
+            records.push(launch_call(account, &[x], "fleet-asg", &at(2), &id(1)));
+        }
+        if day == 3 {
+            let mut by_x = describe_call(
+                account,
+                ("fleet-role", "AROAEXAMPLEFLEETROL22"),
+                x,
+                &at(5),
+                &id(2),
+                "ASIAEXAMPLEFLEETX0003",
+            );
+            by_x["eventName"] = json!("RunInstances");
+            by_x["responseElements"] = json!({"instancesSet": {"items": [{
+                "instanceId": "i-0220000000000000b",
+                "instanceType": "p3.16xlarge",
+                "imageId": "ami-0b5e1a00000000022"
+            }]}});
+            records.push(by_x);
+            records.push(terminate_call(account, &[x], None, &at(6), &id(3)));
+        }
+        let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
+        let (_, next, _) = common::run_with_state(&dir, &state, &rules, &settings);
+        let text = String::from_utf8(next.to_json()).unwrap();
+        state = State::from_json(&text, "test").expect("a saved state loads");
+        holds_x.push(state.graph.iter().chain(&state.signals).any(|s| {
+            s.instances
+                .iter()
+                .any(|i| i.instance_id == x && i.auto_scaling_group.as_deref() == Some("fleet-asg"))
+        }));
+    }
+    assert_eq!(
+        holds_x,
+        [true, true, true, true, true, true, false],
+        "whether the state holds X's launch after each day (matched again until day 2, \
+         graph statement after)"
+    );
+}
+
+/// A `RunInstances` call by a CI role launching `ids` into the Auto Scaling group `group`.
+fn launch_call(account: &str, ids: &[&str], group: &str, time: &str, event_id: &str) -> Value {
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({
+                "instanceId": id,
+                "instanceType": "c5.xlarge",
+                "imageId": "ami-0b5e1a00000000020",
+                "tagSet": {"items": [{"key": "aws:autoscaling:groupName", "value": group}]}
+            })
+        })
+        .collect();
+    json!({
+        "eventVersion": "1.10",
+        "eventTime": time,
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "RunInstances",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": account,
+        "eventID": event_id,
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLECIROLE020:deploy",
+            "arn": format!("arn:aws:sts::{account}:assumed-role/ci/deploy"),
+            "accountId": account
+        },
+        "responseElements": {"instancesSet": {"items": items}}
+    })
+}
+
+/// A `TerminateInstances` call by Auto Scaling's service-linked role, failed with `error`.
+fn terminate_call(
+    account: &str,
+    ids: &[&str],
+    error: Option<&str>,
+    time: &str,
+    event_id: &str,
+) -> Value {
+    let items: Vec<Value> = ids.iter().map(|id| json!({ "instanceId": id })).collect();
+    let mut record = json!({
+        "eventVersion": "1.10",
+        "eventTime": time,
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "TerminateInstances",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": account,
+        "eventID": event_id,
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLEASGSLR0021:AutoScaling",
+            "arn": format!(
+                "arn:aws:sts::{account}:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"
+            ),
+            "accountId": account,
+            "invokedBy": "autoscaling.amazonaws.com"
+        },
+        "requestParameters": {"instancesSet": {"items": items}}
+    });
+    if let Some(e) = error {
+        record["errorCode"] = json!(e);
+        record["errorMessage"] = json!("You are not authorized to perform this operation.");
+    }
+    record
 }
 
 #[test]
