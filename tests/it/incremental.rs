@@ -866,80 +866,50 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
     // again. Ten daily runs later the state still knows the first one's group (its launch is
     // kept while its calls name it: a call made with an instance role does not say the
     // group), and has let the second's launch go.
-    let tmp = tempfile::tempdir().unwrap();
     let account = "777788880020";
     let mut config = Config::default();
     config.state.graph_retention = "3d".into();
     let settings = config.validate().expect("valid settings");
-    let rules = rules();
     let (busy, quiet) = ("i-02000000000000b0b", "i-020000000000000a0");
-    let mut state = State::new();
-    for day in 0..10u32 {
-        let dir = tmp.path().join(format!("day{day}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let t = finding_correlator::time::format_rfc3339(
-            (1_746_057_600 + i64::from(day) * 86_400 + 3_600) * 1000, // 2025-05-01 01:00
-        )
-        .replace(".000Z", "Z");
-        let mut lines = String::new();
-        // Every day a CI job launches an instance of its own (which moves the runs' time on).
-        let ci = format!("i-03000000000000d{day:02}");
-        let mut launches = vec![(ci.as_str(), "ci-asg")];
-        if day == 0 {
-            launches.extend([(busy, "busy-asg"), (quiet, "quiet-asg")]);
-        }
-        for (n, (id, group)) in launches.iter().enumerate() {
-            let record = json!({
-                "eventVersion": "1.10",
-                "eventTime": t,
-                "eventSource": "ec2.amazonaws.com",
-                "eventName": "RunInstances",
-                "awsRegion": "us-east-1",
-                "recipientAccountId": account,
-                "eventID": format!("20000000-0000-4000-8000-0000000{day:02}00{n}"),
-                "userIdentity": {
-                    "type": "AssumedRole",
-                    "principalId": "AROAEXAMPLECIROLE020:deploy",
-                    "arn": format!("arn:aws:sts::{account}:assumed-role/ci/deploy"),
-                    "accountId": account
-                },
-                "responseElements": {"instancesSet": {"items": [{
-                    "instanceId": id,
-                    "instanceType": "c5.xlarge",
-                    "imageId": "ami-0b5e1a00000000020",
-                    "tagSet": {"items": [{"key": "aws:autoscaling:groupName", "value": group}]}
-                }]}}
-            });
-            lines.push_str(&format!("{record}\n"));
-        }
-        if day > 0 {
-            let record = describe_call(
+    let state = daily_runs(
+        &settings,
+        10,
+        |day, at| {
+            // Every day a CI job launches an instance of its own (which moves the runs' time on).
+            let ci = format!("i-03000000000000d{day:02}");
+            let id = |n: u32| format!("20000000-0000-4000-8000-0000000{day:02}{n:03}");
+            let mut records = vec![launch_call(
                 account,
-                ("busy-role", "AROAEXAMPLEBUSYROLE20"),
-                busy,
-                &t,
-                &format!("20000000-0000-4000-8000-0000000001{day:02}"),
-                &format!("ASIAEXAMPLEBUSY{day:05}"),
-            );
-            lines.push_str(&format!("{record}\n"));
-        }
-        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
-        let (run, next, _) = common::run_with_state(&dir, &state, &rules, &settings);
-        if day == 9 {
-            let group = run
-                .graph
-                .group_of(&finding_correlator::signal::EntityId::new(
-                    finding_correlator::signal::EntityKind::Instance,
+                &[ci.as_str()],
+                "ci-asg",
+                &at(1),
+                &id(0),
+            )];
+            if day == 0 {
+                records.push(launch_call(account, &[busy], "busy-asg", &at(1), &id(1)));
+                records.push(launch_call(account, &[quiet], "quiet-asg", &at(1), &id(2)));
+            } else {
+                records.push(describe_call(
+                    account,
+                    ("busy-role", "AROAEXAMPLEBUSYROLE20"),
                     busy,
+                    &at(1),
+                    &id(100),
+                    &format!("ASIAEXAMPLEBUSY{day:05}"),
                 ));
-            assert!(
-                group.is_some_and(|g| g.to_string().contains("busy-asg")),
-                "the busy instance's group on day 9: {group:?}"
-            );
-        }
-        let text = String::from_utf8(next.to_json()).unwrap();
-        state = State::from_json(&text, "test").expect("a saved state loads");
-    }
+            }
+            records
+        },
+        |day, run, _| {
+            if day == 9 {
+                let group = run.graph.group_of(&instance(busy));
+                assert!(
+                    group.is_some_and(|g| g.to_string().contains("busy-asg")),
+                    "the busy instance's group on day 9: {group:?}"
+                );
+            }
+        },
+    );
     let launched: Vec<&str> = state
         .graph
         .iter()
@@ -970,101 +940,86 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
     // day keeps what records said of an instance for two days after its termination, then
     // lets it go; before the change, every launch stayed the whole 30 days (terminations
     // named the instances once more).
-    let tmp = tempfile::tempdir().unwrap();
     let account = "777788880021";
     let mut config = Config::default();
     config.state.terminated_retention = "2d".into();
     let settings = config.validate().expect("valid settings");
-    let rules = rules();
     let (a, b, c, d) = (
         "i-0210000000000000a",
         "i-0210000000000000b",
         "i-0210000000000000c",
         "i-0210000000000000d",
     );
-    let instance = |id: &str| {
-        finding_correlator::signal::EntityId::new(
-            finding_correlator::signal::EntityKind::Instance,
-            id,
-        )
-    };
-    let mut state = State::new();
     let mut kept_by_day = Vec::new();
-    for day in 0..12u32 {
-        let dir = tmp.path().join(format!("day{day}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let at = |hour: i64| {
-            finding_correlator::time::format_rfc3339(
-                (1_746_057_600 + i64::from(day) * 86_400 + hour * 3_600) * 1000, // 2025-05-01
-            )
-            .replace(".000Z", "Z")
-        };
-        let id = |n: u32| format!("21000000-0000-4000-8000-0000{day:02}{n:06}");
-        let ci = format!("i-03100000000000d{day:02}");
-        let mut records = vec![
-            launch_call(account, &[ci.as_str()], "ci-asg", &at(1), &id(0)),
-            terminate_call(account, &[ci.as_str()], None, &at(6), &id(1)),
-        ];
-        match day {
-            0 => records.extend([
-                launch_call(account, &[a], "fleet-asg", &at(2), &id(2)),
-                launch_call(account, &[b], "fleet-asg", &at(2), &id(10)),
-                launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
-            ]),
-            1 => records.push(terminate_call(account, &[b], None, &at(6), &id(4))),
-            2 => {
-                records.push(terminate_call(account, &[c], None, &at(6), &id(5)));
+    daily_runs(
+        &settings,
+        12,
+        |day, at| {
+            let id = |n: u32| format!("21000000-0000-4000-8000-0000{day:02}{n:06}");
+            let ci = format!("i-03100000000000d{day:02}");
+            let mut records = vec![
+                launch_call(account, &[ci.as_str()], "ci-asg", &at(1), &id(0)),
+                terminate_call(account, &[ci.as_str()], None, &at(6), &id(1)),
+            ];
+            match day {
+                0 => records.extend([
+                    launch_call(account, &[a], "fleet-asg", &at(2), &id(2)),
+                    launch_call(account, &[b], "fleet-asg", &at(2), &id(10)),
+                    launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
+                ]),
+                1 => records.push(terminate_call(account, &[b], None, &at(6), &id(4))),
+                2 => {
+                    records.push(terminate_call(account, &[c], None, &at(6), &id(5)));
+                    records.push(describe_call(
+                        account,
+                        ("fleet-role", "AROAEXAMPLEFLEETROL21"),
+                        b,
+                        &at(4),
+                        &id(6),
+                        "ASIAEXAMPLEFLEETB0002",
+                    ));
+                }
+                3 => records.push(terminate_call(
+                    account,
+                    &[a],
+                    Some("Client.UnauthorizedOperation"),
+                    &at(6),
+                    &id(7),
+                )),
+                8 => records.push(terminate_call(account, &[d], None, &at(6), &id(8))),
+                _ => {}
+            }
+            if day > 0 {
                 records.push(describe_call(
                     account,
                     ("fleet-role", "AROAEXAMPLEFLEETROL21"),
-                    b,
+                    a,
                     &at(4),
-                    &id(6),
-                    "ASIAEXAMPLEFLEETB0002",
+                    &id(9),
+                    &format!("ASIAEXAMPLEFLEETA{day:04}"),
                 ));
             }
-            3 => records.push(terminate_call(
-                account,
-                &[a],
-                Some("Client.UnauthorizedOperation"),
-                &at(6),
-                &id(7),
-            )),
-            8 => records.push(terminate_call(account, &[d], None, &at(6), &id(8))),
-            _ => {}
-        }
-        if day > 0 {
-            records.push(describe_call(
-                account,
-                ("fleet-role", "AROAEXAMPLEFLEETROL21"),
-                a,
-                &at(4),
-                &id(9),
-                &format!("ASIAEXAMPLEFLEETA{day:04}"),
-            ));
-        }
-        let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
-        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
-        let (run, next, _) = common::run_with_state(&dir, &state, &rules, &settings);
-        if day == 2 {
-            // Within the two days, B's stolen credentials are still B's, of fleet-asg.
-            let group = run.graph.group_of(&instance(b));
-            assert!(
-                group.is_some_and(|g| g.to_string().contains("fleet-asg")),
-                "B's group on day 2: {group:?}"
-            );
-        }
-        let text = String::from_utf8(next.to_json()).unwrap();
-        state = State::from_json(&text, "test").expect("a saved state loads");
-        // What the state keeps: graph statements, and signals to match again.
-        let named: BTreeSet<String> = state
-            .graph
-            .iter()
-            .chain(&state.signals)
-            .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
-            .collect();
-        kept_by_day.push(named);
-    }
+            records
+        },
+        |day, run, state| {
+            if day == 2 {
+                // Within the two days, B's stolen credentials are still B's, of fleet-asg.
+                let group = run.graph.group_of(&instance(b));
+                assert!(
+                    group.is_some_and(|g| g.to_string().contains("fleet-asg")),
+                    "B's group on day 2: {group:?}"
+                );
+            }
+            // What the state keeps: graph statements, and signals to match again.
+            let named: BTreeSet<String> = state
+                .graph
+                .iter()
+                .chain(&state.signals)
+                .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
+                .collect();
+            kept_by_day.push(named);
+        },
+    );
     let kept = |day: usize, id: &str| kept_by_day[day].contains(id);
     // Terminations at 06:00, everything else before: one terminated on day T is kept through
     // day T + 2's run and let go by day T + 3's.
@@ -1099,16 +1054,77 @@ fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it(
     // while its windows are open) and X is terminated an hour later. The next day's state
     // still holds X's launch (the windows of that signal group by it) until the signal has
     // left them (the longest window, 48 hours, and the hour of lag), then lets it go.
-    let tmp = tempfile::tempdir().unwrap();
     let account = "777788880022";
     let mut config = Config::default();
     config.state.terminated_retention = "1h".into();
     let settings = config.validate().expect("valid settings");
-    let rules = rules();
     let x = "i-0220000000000000a";
-    let mut state = State::new();
     let mut holds_x = Vec::new();
-    for day in 0..7u32 {
+    daily_runs(
+        &settings,
+        7,
+        |day, at| {
+            let id = |n: u32| format!("22000000-0000-4000-8000-0000{day:02}{n:06}");
+            let ci = format!("i-03200000000000d{day:02}");
+            let mut records = vec![launch_call(
+                account,
+                &[ci.as_str()],
+                "ci-asg",
+                &at(1),
+                &id(0),
+            )];
+            if day == 0 {
+                records.push(launch_call(account, &[x], "fleet-asg", &at(2), &id(1)));
+            }
+            if day == 3 {
+                let mut by_x = describe_call(
+                    account,
+                    ("fleet-role", "AROAEXAMPLEFLEETROL22"),
+                    x,
+                    &at(5),
+                    &id(2),
+                    "ASIAEXAMPLEFLEETX0003",
+                );
+                by_x["eventName"] = json!("RunInstances");
+                by_x["responseElements"] = json!({"instancesSet": {"items": [{
+                    "instanceId": "i-0220000000000000b",
+                    "instanceType": "p3.16xlarge",
+                    "imageId": "ami-0b5e1a00000000022"
+                }]}});
+                records.push(by_x);
+                records.push(terminate_call(account, &[x], None, &at(6), &id(3)));
+            }
+            records
+        },
+        |_, _, state| {
+            holds_x.push(state.graph.iter().chain(&state.signals).any(|s| {
+                s.instances.iter().any(|i| {
+                    i.instance_id == x && i.auto_scaling_group.as_deref() == Some("fleet-asg")
+                })
+            }));
+        },
+    );
+    assert_eq!(
+        holds_x,
+        [true, true, true, true, true, true, false],
+        "whether the state holds X's launch after each day (matched again until day 2, \
+         graph statement after)"
+    );
+}
+
+/// One `--state` run a day from 2025-05-01, `days` days, each over the CloudTrail records
+/// `records(day, at)` makes (`at(hour)` is that day's time at the hour), the state saved and
+/// loaded between runs; `after(day, run, state)` sees each run and the state it left.
+fn daily_runs(
+    settings: &Settings,
+    days: u32,
+    mut records: impl FnMut(u32, &dyn Fn(i64) -> String) -> Vec<Value>,
+    mut after: impl FnMut(u32, &pipeline::CorrelateRun, &State),
+) -> State {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = rules();
+    let mut state = State::new();
+    for day in 0..days {
         let dir = tmp.path().join(format!("day{day}"));
         std::fs::create_dir_all(&dir).unwrap();
         let at = |hour: i64| {
@@ -1117,53 +1133,19 @@ fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it(
             )
             .replace(".000Z", "Z")
         };
-        let id = |n: u32| format!("22000000-0000-4000-8000-0000{day:02}{n:06}");
-        let ci = format!("i-03200000000000d{day:02}");
-        let mut records = vec![launch_call(
-            account,
-            &[ci.as_str()],
-            "ci-asg",
-            &at(1),
-            &id(0),
-        )];
-        if day == 0 {
-            records.push(launch_call(account, &[x], "fleet-asg", &at(2), &id(1)));
-        }
-        if day == 3 {
-            let mut by_x = describe_call(
-                account,
-                ("fleet-role", "AROAEXAMPLEFLEETROL22"),
-                x,
-                &at(5),
-                &id(2),
-                "ASIAEXAMPLEFLEETX0003",
-            );
-            by_x["eventName"] = json!("RunInstances");
-            by_x["responseElements"] = json!({"instancesSet": {"items": [{
-                "instanceId": "i-0220000000000000b",
-                "instanceType": "p3.16xlarge",
-                "imageId": "ami-0b5e1a00000000022"
-            }]}});
-            records.push(by_x);
-            records.push(terminate_call(account, &[x], None, &at(6), &id(3)));
-        }
-        let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let lines: String = records(day, &at).iter().map(|r| format!("{r}\n")).collect();
         std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
-        let (_, next, _) = common::run_with_state(&dir, &state, &rules, &settings);
+        let (run, next, _) = common::run_with_state(&dir, &state, &rules, settings);
         let text = String::from_utf8(next.to_json()).unwrap();
         state = State::from_json(&text, "test").expect("a saved state loads");
-        holds_x.push(state.graph.iter().chain(&state.signals).any(|s| {
-            s.instances
-                .iter()
-                .any(|i| i.instance_id == x && i.auto_scaling_group.as_deref() == Some("fleet-asg"))
-        }));
+        after(day, &run, &state);
     }
-    assert_eq!(
-        holds_x,
-        [true, true, true, true, true, true, false],
-        "whether the state holds X's launch after each day (matched again until day 2, \
-         graph statement after)"
-    );
+    state
+}
+
+/// An instance's entity id.
+fn instance(id: &str) -> finding_correlator::signal::EntityId {
+    finding_correlator::signal::EntityId::new(finding_correlator::signal::EntityKind::Instance, id)
 }
 
 /// A `RunInstances` call by a CI role launching `ids` into the Auto Scaling group `group`.
