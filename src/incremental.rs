@@ -410,7 +410,7 @@ fn instances_named(s: &crate::signal::Signal) -> impl Iterator<Item = &str> {
 }
 
 /// Whether a signal is a successful `TerminateInstances`: the instances it names have ended.
-fn terminates(s: &crate::signal::Signal) -> bool {
+pub fn terminates(s: &crate::signal::Signal) -> bool {
     s.kind == "ec2.amazonaws.com:TerminateInstances" && s.fields.error_code.is_none()
 }
 

@@ -103,7 +103,9 @@ fn signal_kind(s: &Signal) -> String {
 /// What a graph statement tells the graph, in a word.
 fn statement_kind(s: &Signal) -> String {
     let launched = s.instances.iter().filter(|i| i.launched).count();
-    if launched > 0 {
+    if crate::incremental::terminates(s) {
+        "terminations (instances ended, let go `terminated_retention` after)".into()
+    } else if launched > 0 {
         "launches (who launched which instance into which group)".into()
     } else if !s.instances.is_empty() {
         "instance facts (group, profile, AMI, VPC)".into()

@@ -113,6 +113,47 @@ fn inspect_text_names_each_part_and_its_contents() {
 }
 
 #[test]
+fn inspect_names_terminations_among_the_graph_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ct.jsonl");
+    let record = serde_json::json!({
+        "eventVersion": "1.10",
+        "eventTime": "2025-05-01T06:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "TerminateInstances",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "777788880023",
+        "eventID": "23000000-0000-4000-8000-000000000001",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLEASGSLR0023:AutoScaling",
+            "arn": "arn:aws:sts::777788880023:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling",
+            "accountId": "777788880023",
+            "invokedBy": "autoscaling.amazonaws.com"
+        },
+        "requestParameters": {"instancesSet": {"items": [{"instanceId": "i-0230000000000000a"}]}}
+    });
+    std::fs::write(&input, format!("{record}\n")).unwrap();
+    let state = dir.path().join("state.json");
+    correlator()
+        .args(["correlate", "--state"])
+        .arg(&state)
+        .arg(&input)
+        .assert()
+        .success();
+    let out = correlator()
+        .args(["state", "inspect", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("terminations (instances ended, let go `terminated_retention` after): 1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn inspect_takes_no_lock_so_it_reads_a_state_a_run_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (state, _) = saved_state(dir.path());
