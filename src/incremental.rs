@@ -267,7 +267,7 @@ pub fn advance(
     let retention_start =
         newest.map_or(Millis::MIN, |n| n.saturating_sub(settings.graph_retention));
     // Statements the replayed signals make themselves need no copy.
-    let replayed: std::collections::HashSet<u64> =
+    let replayed: rustc_hash::FxHashSet<u64> =
         signals.iter().filter_map(|s| graph_statement(s)).collect();
     let mut statements = Statements::default();
     // Kept already (the state's and this run's): shared, not copied.
@@ -280,7 +280,7 @@ pub fn advance(
     // What records said about an instance is kept while some record names it within the
     // retention (a call made with its role, a finding, a later description), however long ago
     // it was launched: the newest time each instance was named, by anything kept or read.
-    let mut last_named: HashMap<&str, Millis> = HashMap::new();
+    let mut last_named: rustc_hash::FxHashMap<&str, Millis> = Default::default();
     for s in kept
         .iter()
         .map(|s| &***s)
@@ -302,7 +302,7 @@ pub fn advance(
     let ended_before = newest.map_or(Millis::MIN, |n| {
         n.saturating_sub(settings.terminated_retention)
     });
-    let mut terminated: HashMap<&str, Millis> = HashMap::new();
+    let mut terminated: rustc_hash::FxHashMap<&str, Millis> = Default::default();
     for s in kept
         .iter()
         .map(|s| &***s)
@@ -316,7 +316,8 @@ pub fn advance(
     }
     // Not while a signal the next run matches again names the instance: its windows may
     // still need the instance's group.
-    let replayed_names: HashSet<&str> = signals.iter().flat_map(|s| instances_named(s)).collect();
+    let replayed_names: rustc_hash::FxHashSet<&str> =
+        signals.iter().flat_map(|s| instances_named(s)).collect();
     let ended = |s: &crate::signal::Signal| {
         let mut named = instances_named(s).peekable();
         named.peek().is_some()
@@ -329,7 +330,7 @@ pub fn advance(
     // A termination is kept while anything kept still names one of its instances (a launch
     // of several instances, some still running; a signal replayed): the statements that name
     // the instance are let go once every instance they name has ended.
-    let mut still_named: HashSet<&str> = HashSet::new();
+    let mut still_named: rustc_hash::FxHashSet<&str> = Default::default();
     if !terminated.is_empty() {
         let others = kept
             .iter()
