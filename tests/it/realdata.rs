@@ -534,6 +534,29 @@ fn panther_ct_line(n: usize) -> (Signal, Value) {
     not(shared_corpus),
     ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
 )]
+fn panther_terminations_end_the_instance_they_name() {
+    // Lines 216 and 217: the same `TerminateInstances`, by a role and by Auto Scaling's
+    // service-linked role (a group scaling in). The state lets go of what it knows of the
+    // instance `terminated_retention` after either.
+    for n in [216, 217] {
+        let (s, rec) = panther_ct_line(n);
+        assert_eq!(rec["eventName"], "TerminateInstances");
+        assert!(finding_correlator::incremental::terminates(&s), "line {n}");
+        let ids: Vec<&str> = s.instances.iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(ids, ["i-0d9853f67e40ab80b"], "line {n}");
+    }
+    let (by_asg, _) = panther_ct_line(217);
+    assert_eq!(
+        by_asg.actor.as_ref().and_then(|a| a.arn.as_deref()),
+        Some("arn:aws:sts::111222333444:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling")
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(shared_corpus),
+    ignore = "needs ../shared/realdata and ../shared/samples beside the repository"
+)]
 fn panther_run_instances_with_instance_type_as_object() {
     // Line 99: `"instanceType": {"value": "p2.xlarge"}`; line 97 is the same event with a
     // plain string. Both decode to the same signal.
