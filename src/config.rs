@@ -656,6 +656,15 @@ impl Config {
             &self.state.terminated_retention,
             "state.terminated_retention",
         );
+        if crate::time::parse_duration(&self.state.terminated_retention)
+            .is_ok_and(|d| d > 0 && d < lag)
+        {
+            problems.push(format!(
+                "state.terminated_retention: must be at least rules.lag ({}): a record that \
+                 arrives late may still name the instance",
+                self.rules.lag
+            ));
+        }
         let b = &self.baselines;
         let baseline = crate::baseline::BaselineOptions {
             learning_period: positive(
@@ -1320,6 +1329,9 @@ mod tests {
         let c = Config::parse("[state]\nterminated_retention = \"a week\"\n").unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("state.terminated_retention:"), "{e}");
+        let c = Config::parse("[state]\nterminated_retention = \"30m\"\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("must be at least rules.lag (1h)"), "{e}");
     }
 
     #[test]

@@ -318,13 +318,18 @@ pub fn advance(
     // still need the instance's group.
     let replayed_names: rustc_hash::FxHashSet<&str> =
         signals.iter().flat_map(|s| instances_named(s)).collect();
+    // What a statement says is of the instances it describes (an instance that launched or
+    // ended them, by its role, restates its own session with every call it makes), or of
+    // the instance whose session made the call.
     let ended = |s: &crate::signal::Signal| {
-        let mut named = instances_named(s).peekable();
-        named.peek().is_some()
-            && named.all(|id| {
-                terminated.get(id).is_some_and(|&t| t < ended_before)
-                    && !replayed_names.contains(id)
-            })
+        let ended = |id: &str| {
+            terminated.get(id).is_some_and(|&t| t < ended_before) && !replayed_names.contains(id)
+        };
+        if s.instances.is_empty() {
+            instances_named(s).next().is_some_and(ended)
+        } else {
+            s.instances.iter().all(|i| ended(&i.instance_id))
+        }
     };
     let keeps = |s: &crate::signal::Signal| retained(s) && !ended(s);
     // A termination is kept while anything kept still names one of its instances (a launch

@@ -135,6 +135,11 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
             a.access_key_id.hash(&mut h);
         }
     }
+    // That the instances ended is a statement of its own: not one copy with a stop, a
+    // reboot or a failed retry of the same instances by the same actor, whichever is kept.
+    if crate::incremental::terminates(s) {
+        "terminated".hash(&mut h);
+    }
     Some(h.finish())
 }
 

@@ -934,8 +934,9 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
 fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_termination() {
     // `terminated_retention` 2 days, the 30-day `graph_retention` by default. Auto Scaling's
     // fleet-asg launches A (runs all along: its role calls AWS daily, a failed termination
-    // on day 3 does not end it), B (terminated on day 1; its role's credentials are used once
-    // more on day 2) and C and D in one call (C terminated on day 2, D on day 8). A CI job
+    // on day 3 does not end it), B (terminated on day 1, a failed stop after; its role's
+    // credentials are used once more on day 2) and C and D in one call (C terminated on day
+    // 2, D on day 8); A's role launches E (terminated on day 2). A CI job
     // launches an instance every day and terminates it the same day. A state with one run a
     // day keeps what records said of an instance for two days after its termination, then
     // lets it go; before the change, every launch stayed the whole 30 days (terminations
@@ -944,11 +945,12 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
     let mut config = Config::default();
     config.state.terminated_retention = "2d".into();
     let settings = config.validate().expect("valid settings");
-    let (a, b, c, d) = (
+    let (a, b, c, d, e) = (
         "i-0210000000000000a",
         "i-0210000000000000b",
         "i-0210000000000000c",
         "i-0210000000000000d",
+        "i-0210000000000000e",
     );
     let mut kept_by_day = Vec::new();
     daily_runs(
@@ -962,14 +964,46 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
                 terminate_call(account, &[ci.as_str()], None, &at(6), &id(1)),
             ];
             match day {
-                0 => records.extend([
-                    launch_call(account, &[a], "fleet-asg", &at(2), &id(2)),
-                    launch_call(account, &[b], "fleet-asg", &at(2), &id(10)),
-                    launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
-                ]),
-                1 => records.push(terminate_call(account, &[b], None, &at(6), &id(4))),
+                0 => {
+                    records.extend([
+                        launch_call(account, &[a], "fleet-asg", &at(2), &id(2)),
+                        launch_call(account, &[b], "fleet-asg", &at(2), &id(10)),
+                        launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
+                    ]);
+                    // A launches E with its role (a controller, as Karpenter or a CI plugin).
+                    let mut by_a = describe_call(
+                        account,
+                        ("fleet-role", "AROAEXAMPLEFLEETROL21"),
+                        a,
+                        &at(3),
+                        &id(12),
+                        "ASIAEXAMPLEFLEETA0000",
+                    );
+                    by_a["eventName"] = json!("RunInstances");
+                    by_a["responseElements"] = json!({"instancesSet": {"items": [{
+                        "instanceId": e,
+                        "instanceType": "c5.xlarge",
+                        "imageId": "ami-0b5e1a00000000021"
+                    }]}});
+                    records.push(by_a);
+                }
+                1 => {
+                    records.push(terminate_call(account, &[b], None, &at(6), &id(4)));
+                    // A stop of the same instance by the same role after it (failed: it is gone)
+                    // does not take the termination's place.
+                    let mut stop = terminate_call(
+                        account,
+                        &[b],
+                        Some("IncorrectInstanceState"),
+                        &at(7),
+                        &id(11),
+                    );
+                    stop["eventName"] = json!("StopInstances");
+                    records.push(stop);
+                }
                 2 => {
                     records.push(terminate_call(account, &[c], None, &at(6), &id(5)));
+                    records.push(terminate_call(account, &[e], None, &at(6), &id(13)));
                     records.push(describe_call(
                         account,
                         ("fleet-role", "AROAEXAMPLEFLEETROL21"),
@@ -1028,6 +1062,8 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
     // B: terminated on day 1, named on day 2, let go two days after its termination.
     assert!(kept(2, b) && kept(3, b), "{kept_by_day:?}");
     assert!(!kept(4, b) && !kept(11, b), "{kept_by_day:?}");
+    // E, launched by A's role and terminated on day 2: let go although A runs on.
+    assert!(kept(4, e) && !kept(5, e), "{kept_by_day:?}");
     // C and D: their launch (and C's termination) is kept while D runs, let go two days
     // after D's termination.
     assert!(kept(7, c) && kept(9, d), "{kept_by_day:?}");
