@@ -971,21 +971,14 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
                         launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
                     ]);
                     // A launches E with its role (a controller, as Karpenter or a CI plugin).
-                    let mut by_a = describe_call(
+                    records.push(launch_by_instance_role(
                         account,
                         ("fleet-role", "AROAEXAMPLEFLEETROL21"),
                         a,
+                        (e, "c5.xlarge"),
                         &at(3),
                         &id(12),
-                        "ASIAEXAMPLEFLEETA0000",
-                    );
-                    by_a["eventName"] = json!("RunInstances");
-                    by_a["responseElements"] = json!({"instancesSet": {"items": [{
-                        "instanceId": e,
-                        "instanceType": "c5.xlarge",
-                        "imageId": "ami-0b5e1a00000000021"
-                    }]}});
-                    records.push(by_a);
+                    ));
                 }
                 1 => {
                     records.push(terminate_call(account, &[b], None, &at(6), &id(4)));
@@ -1113,21 +1106,14 @@ fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it(
                 records.push(launch_call(account, &[x], "fleet-asg", &at(2), &id(1)));
             }
             if day == 3 {
-                let mut by_x = describe_call(
+                records.push(launch_by_instance_role(
                     account,
                     ("fleet-role", "AROAEXAMPLEFLEETROL22"),
                     x,
+                    ("i-0220000000000000b", "p3.16xlarge"),
                     &at(5),
                     &id(2),
-                    "ASIAEXAMPLEFLEETX0003",
-                );
-                by_x["eventName"] = json!("RunInstances");
-                by_x["responseElements"] = json!({"instancesSet": {"items": [{
-                    "instanceId": "i-0220000000000000b",
-                    "instanceType": "p3.16xlarge",
-                    "imageId": "ami-0b5e1a00000000022"
-                }]}});
-                records.push(by_x);
+                ));
                 records.push(terminate_call(account, &[x], None, &at(6), &id(3)));
             }
             records
@@ -1213,6 +1199,33 @@ fn launch_call(account: &str, ids: &[&str], group: &str, time: &str, event_id: &
         },
         "responseElements": {"instancesSet": {"items": items}}
     })
+}
+
+/// A `RunInstances` made with instance `launcher`'s role credentials, launching one instance
+/// (`launched`: its id and type).
+fn launch_by_instance_role(
+    account: &str,
+    role: (&str, &str),
+    launcher: &str,
+    (id, instance_type): (&str, &str),
+    time: &str,
+    event_id: &str,
+) -> Value {
+    let mut record = describe_call(
+        account,
+        role,
+        launcher,
+        time,
+        event_id,
+        "ASIAEXAMPLELAUNCHER1",
+    );
+    record["eventName"] = json!("RunInstances");
+    record["responseElements"] = json!({"instancesSet": {"items": [{
+        "instanceId": id,
+        "instanceType": instance_type,
+        "imageId": "ami-0b5e1a00000000021"
+    }]}});
+    record
 }
 
 /// A `TerminateInstances` call by Auto Scaling's service-linked role, failed with `error`.
