@@ -867,9 +867,7 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
     // kept while its calls name it: a call made with an instance role does not say the
     // group), and has let the second's launch go.
     let account = "777788880020";
-    let mut config = Config::default();
-    config.state.graph_retention = "3d".into();
-    let settings = config.validate().expect("valid settings");
+    let settings = settings_with(|c| c.state.graph_retention = "3d".into());
     let (busy, quiet) = ("i-02000000000000b0b", "i-020000000000000a0");
     let state = daily_runs(
         &settings,
@@ -902,11 +900,7 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
         },
         |day, run, _| {
             if day == 9 {
-                let group = run.graph.group_of(&instance(busy));
-                assert!(
-                    group.is_some_and(|g| g.to_string().contains("busy-asg")),
-                    "the busy instance's group on day 9: {group:?}"
-                );
+                assert_grouped_in(run, busy, "busy-asg");
             }
         },
     );
@@ -942,9 +936,7 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
     // lets it go; before the change, every launch stayed the whole 30 days (terminations
     // named the instances once more).
     let account = "777788880021";
-    let mut config = Config::default();
-    config.state.terminated_retention = "2d".into();
-    let settings = config.validate().expect("valid settings");
+    let settings = settings_with(|c| c.state.terminated_retention = "2d".into());
     let (a, b, c, d, e) = (
         "i-0210000000000000a",
         "i-0210000000000000b",
@@ -1031,11 +1023,7 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
         |day, run, state| {
             if day == 2 {
                 // Within the two days, B's stolen credentials are still B's, of fleet-asg.
-                let group = run.graph.group_of(&instance(b));
-                assert!(
-                    group.is_some_and(|g| g.to_string().contains("fleet-asg")),
-                    "B's group on day 2: {group:?}"
-                );
+                assert_grouped_in(run, b, "fleet-asg");
             }
             // What the state keeps: graph statements, and signals to match again.
             let named: BTreeSet<String> = state
@@ -1084,9 +1072,7 @@ fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it(
     // still holds X's launch (the windows of that signal group by it) until the signal has
     // left them (the longest window, 48 hours, and the hour of lag), then lets it go.
     let account = "777788880022";
-    let mut config = Config::default();
-    config.state.terminated_retention = "1h".into();
-    let settings = config.validate().expect("valid settings");
+    let settings = settings_with(|c| c.state.terminated_retention = "1h".into());
     let x = "i-0220000000000000a";
     let mut holds_x = Vec::new();
     daily_runs(
@@ -1134,6 +1120,13 @@ fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it(
     );
 }
 
+/// The default settings with `edit` made to the configuration.
+fn settings_with(edit: impl FnOnce(&mut Config)) -> Settings {
+    let mut config = Config::default();
+    edit(&mut config);
+    config.validate().expect("valid settings")
+}
+
 /// One `--state` run a day from 2025-05-01, `days` days, each over the CloudTrail records
 /// `records(day, at)` makes (`at(hour)` is that day's time at the hour), the state saved and
 /// loaded between runs; `after(day, run, state)` sees each run and the state it left.
@@ -1165,9 +1158,18 @@ fn daily_runs(
     state
 }
 
-/// An instance's entity id.
-fn instance(id: &str) -> finding_correlator::signal::EntityId {
-    finding_correlator::signal::EntityId::new(finding_correlator::signal::EntityKind::Instance, id)
+/// Asserts that the run's graph puts instance `id` in a group named `group`.
+fn assert_grouped_in(run: &pipeline::CorrelateRun, id: &str, group: &str) {
+    let found = run
+        .graph
+        .group_of(&finding_correlator::signal::EntityId::new(
+            finding_correlator::signal::EntityKind::Instance,
+            id,
+        ));
+    assert!(
+        found.is_some_and(|g| g.to_string().contains(group)),
+        "{id}'s group: {found:?}, not {group}"
+    );
 }
 
 /// A `RunInstances` call by a CI role launching `ids` into the Auto Scaling group `group`.
