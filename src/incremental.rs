@@ -415,9 +415,13 @@ fn instances_named(s: &crate::signal::Signal) -> impl Iterator<Item = &str> {
         .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()))
 }
 
-/// Whether a signal is a successful `TerminateInstances`: the instances it names have ended.
+/// Whether a signal says the instances it names have ended: a successful
+/// `TerminateInstances`, or EC2's `BidEvictedEvent` (it interrupted Spot instances).
 pub fn terminates(s: &crate::signal::Signal) -> bool {
-    s.kind == "ec2.amazonaws.com:TerminateInstances" && s.fields.error_code.is_none()
+    matches!(
+        s.kind.as_str(),
+        "ec2.amazonaws.com:TerminateInstances" | "ec2.amazonaws.com:BidEvictedEvent"
+    ) && s.fields.error_code.is_none()
 }
 
 /// The references of a sequence's signals, sorted and without repeats.

@@ -4,7 +4,8 @@
 //! The calls that describe or change EC2 instance groups also get their request and response
 //! read, lazily (they arrive as raw JSON and are parsed only for these event names):
 //! `RunInstances` (every launched item, with its group tags, profile, AMI, VPC, type and
-//! vCPUs), `Start/Stop/TerminateInstances`, Auto Scaling group changes, launch template
+//! vCPUs), `Start/Stop/TerminateInstances`, EC2's `BidEvictedEvent` (a Spot interruption:
+//! the instances in its `serviceEventDetails`), Auto Scaling group changes, launch template
 //! creation, and instance profile associations. Every call of an API in the launch catalog
 //! (`crate::launch`) becomes a launch.
 
@@ -34,6 +35,8 @@ pub struct Record<'a> {
     pub user_identity: Option<UserIdentity<'a>>,
     pub request_parameters: Option<&'a RawValue>,
     pub response_elements: Option<&'a RawValue>,
+    /// A service event's details (`AwsServiceEvent`: a Spot instance's interruption).
+    pub service_event_details: Option<&'a RawValue>,
     pub error_code: LenientStr<'a>,
     pub event_id: LenientStr<'a>,
     pub recipient_account_id: LenientStr<'a>,
@@ -53,6 +56,7 @@ pub fn needs_details(event_name: &str) -> bool {
             | "StartInstances"
             | "StopInstances"
             | "TerminateInstances"
+            | "BidEvictedEvent"
             | "RebootInstances"
             | "CreateLaunchTemplate"
             | "CreateLaunchTemplateVersion"
@@ -80,6 +84,7 @@ enum Key {
     RecipientAccountId,
     RequestParameters,
     ResponseElements,
+    ServiceEventDetails,
     /// A key no CloudTrail record has at its top level, but other records do.
     Foreign,
     Other,
@@ -144,6 +149,7 @@ impl Key {
             "recipientAccountId" => Key::RecipientAccountId,
             "requestParameters" => Key::RequestParameters,
             "responseElements" => Key::ResponseElements,
+            "serviceEventDetails" => Key::ServiceEventDetails,
             // GuardDuty and ASFF findings, EventBridge envelopes, finding lists.
             "schemaVersion" | "SchemaVersion" | "detail-type" | "detail" | "service"
             | "Service" | "resource" | "Resource" | "ProductArn" | "Findings" | "findings" => {
@@ -212,6 +218,7 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordSeed<'_, 'a> {
                 Key::ErrorCode => r.error_code = m.next_value()?,
                 Key::EventId => r.event_id = m.next_value()?,
                 Key::RecipientAccountId => r.recipient_account_id = m.next_value()?,
+                Key::ServiceEventDetails => r.service_event_details = m.next_value()?,
                 Key::Foreign => match self.stop_at_foreign {
                     Some(stopped) => {
                         stopped.set(true);
@@ -446,6 +453,10 @@ pub fn decode(
             "ec2.amazonaws.com",
             "StartInstances" | "StopInstances" | "TerminateInstances" | "RebootInstances",
         ) => named_instances(&mut signal, request),
+        // EC2 interrupted a Spot instance (ended it: not a call anyone made).
+        ("ec2.amazonaws.com", "BidEvictedEvent") => {
+            evicted_instances(&mut signal, rec.service_event_details.map(RawValue::get))
+        }
         ("ec2.amazonaws.com", "CreateLaunchTemplate" | "CreateLaunchTemplateVersion") => {
             launch_template_change(&mut signal, request, response)
         }
@@ -752,6 +763,25 @@ fn named_instances(signal: &mut Signal, request: Option<&str>) {
     let req: Req = parse(request);
     for item in &req.instances_set.items {
         if let Some(id) = item.instance_id.get() {
+            signal.instances.push(InstanceInfo {
+                instance_id: Str::from(id),
+                ..InstanceInfo::default()
+            });
+        }
+    }
+}
+
+/// `serviceEventDetails.instanceIdSet` of a `BidEvictedEvent`: the Spot instances EC2 ended.
+fn evicted_instances(signal: &mut Signal, details: Option<&str>) {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Details<'a> {
+        #[serde(rename = "instanceIdSet", borrow)]
+        instance_id_set: Vec<LenientStr<'a>>,
+    }
+    let details: Details = parse(details);
+    for id in &details.instance_id_set {
+        if let Some(id) = id.get() {
             signal.instances.push(InstanceInfo {
                 instance_id: Str::from(id),
                 ..InstanceInfo::default()

@@ -930,19 +930,21 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
     // fleet-asg launches A (runs all along: its role calls AWS daily, a failed termination
     // on day 3 does not end it), B (terminated on day 1, a failed stop after; its role's
     // credentials are used once more on day 2) and C and D in one call (C terminated on day
-    // 2, D on day 8); A's role launches E (terminated on day 2). A CI job
+    // 2, D on day 8); A's role launches E (terminated on day 2); spot-asg launches F (a Spot
+    // instance EC2 interrupts on day 1: a `BidEvictedEvent`). A CI job
     // launches an instance every day and terminates it the same day. A state with one run a
     // day keeps what records said of an instance for two days after its termination, then
     // lets it go; before the change, every launch stayed the whole 30 days (terminations
     // named the instances once more).
     let account = "777788880021";
     let settings = settings_with(|c| c.state.terminated_retention = "2d".into());
-    let (a, b, c, d, e) = (
+    let (a, b, c, d, e, f) = (
         "i-0210000000000000a",
         "i-0210000000000000b",
         "i-0210000000000000c",
         "i-0210000000000000d",
         "i-0210000000000000e",
+        "i-0210000000000000f",
     );
     let mut kept_by_day = Vec::new();
     daily_runs(
@@ -961,6 +963,7 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
                         launch_call(account, &[a], "fleet-asg", &at(2), &id(2)),
                         launch_call(account, &[b], "fleet-asg", &at(2), &id(10)),
                         launch_call(account, &[c, d], "fleet-asg", &at(3), &id(3)),
+                        launch_call(account, &[f], "spot-asg", &at(3), &id(14)),
                     ]);
                     // A launches E with its role (a controller, as Karpenter or a CI plugin).
                     records.push(launch_by_instance_role(
@@ -974,6 +977,7 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
                 }
                 1 => {
                     records.push(terminate_call(account, &[b], None, &at(6), &id(4)));
+                    records.push(spot_interruption(account, f, &at(6), &id(15)));
                     // A stop of the same instance by the same role after it (failed: it is gone)
                     // does not take the termination's place.
                     let mut stop = terminate_call(
@@ -1043,6 +1047,8 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
     // B: terminated on day 1, named on day 2, let go two days after its termination.
     assert!(kept(2, b) && kept(3, b), "{kept_by_day:?}");
     assert!(!kept(4, b) && !kept(11, b), "{kept_by_day:?}");
+    // F, a Spot instance EC2 interrupted on day 1: as B.
+    assert!(kept(3, f) && !kept(4, f), "{kept_by_day:?}");
     // E, launched by A's role and terminated on day 2: let go although A runs on.
     assert!(kept(4, e) && !kept(5, e), "{kept_by_day:?}");
     // C and D: their launch (and C's termination) is kept while D runs, let go two days
@@ -1228,6 +1234,27 @@ fn launch_by_instance_role(
         "imageId": "ami-0b5e1a00000000021"
     }]}});
     record
+}
+
+/// EC2's `BidEvictedEvent`: it interrupted the Spot instance `id` (a service event, the shape
+/// the EC2 User Guide shows: no caller but EC2, the instances in `serviceEventDetails`).
+fn spot_interruption(account: &str, id: &str, time: &str, event_id: &str) -> Value {
+    json!({
+        "eventVersion": "1.05",
+        "userIdentity": {"accountId": account, "invokedBy": "ec2.amazonaws.com"},
+        "eventTime": time,
+        "eventSource": "ec2.amazonaws.com",
+        "userAgent": "ec2.amazonaws.com",
+        "sourceIPAddress": "ec2.amazonaws.com",
+        "eventName": "BidEvictedEvent",
+        "awsRegion": "us-east-1",
+        "eventID": event_id,
+        "eventType": "AwsServiceEvent",
+        "recipientAccountId": account,
+        "RequestParameters": null,
+        "ResponseElements": null,
+        "serviceEventDetails": {"instanceIdSet": [id]}
+    })
 }
 
 /// A `TerminateInstances` call by Auto Scaling's service-linked role, failed with `error`.
