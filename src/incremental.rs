@@ -296,9 +296,10 @@ pub fn advance(
             || instances_named(s)
                 .any(|id| last_named.get(id).is_some_and(|&t| t >= retention_start))
     };
-    // An instance a `TerminateInstances` ended no record will name for long (a late finding,
-    // its role's credentials until they expire): what records said of it is let go
-    // `terminated_retention` after its termination, however recently it was named.
+    // An instance that ended (a `TerminateInstances`, a Spot interruption) no record will
+    // name for long (a late finding, its role's credentials until they expire): what records
+    // said of it is let go `terminated_retention` after its end, however recently it was
+    // named.
     let ended_before = newest.map_or(Millis::MIN, |n| {
         n.saturating_sub(settings.terminated_retention)
     });
