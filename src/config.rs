@@ -206,9 +206,9 @@ pub struct StateConfig {
     /// What records said about an instance (its group, who launched it, its sessions) is kept
     /// for later runs while some record names the instance within this, like `30d`.
     pub graph_retention: String,
-    /// What records said about an instance that a `TerminateInstances` ended is let go this
-    /// long after its termination, like `2d`, however recently a record named it (and never
-    /// later than `graph_retention` would).
+    /// What records said about an instance that ended (a `TerminateInstances`, a Spot
+    /// interruption) is let go this long after its end, like `2d`, however recently a record
+    /// named it (and never later than `graph_retention` would).
     pub terminated_retention: String,
 }
 
@@ -651,14 +651,13 @@ impl Config {
                 }
             }
         }
+        let reported = problems.len();
         let terminated_retention = positive(
             &mut problems,
             &self.state.terminated_retention,
             "state.terminated_retention",
         );
-        if crate::time::parse_duration(&self.state.terminated_retention)
-            .is_ok_and(|d| d > 0 && d < lag)
-        {
+        if problems.len() == reported && terminated_retention < lag {
             problems.push(format!(
                 "state.terminated_retention: must be at least rules.lag ({}): a record that \
                  arrives late may still name the instance",

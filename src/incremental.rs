@@ -308,7 +308,7 @@ pub fn advance(
         .iter()
         .map(|s| &***s)
         .chain(run.selected.iter().map(|s| &**s))
-        .filter(|s| terminates(s))
+        .filter(|s| s.ends_its_instances())
     {
         for i in &s.instances {
             let t = terminated.entry(i.instance_id.as_str()).or_insert(s.time);
@@ -342,14 +342,15 @@ pub fn advance(
             .iter()
             .map(|s| &***s)
             .chain(leaving.iter().copied())
-            .filter(|s| !terminates(s) && keeps(s))
+            .filter(|s| !s.ends_its_instances() && keeps(s))
             .chain(signals.iter().map(|s| &**s));
         for s in others {
             still_named.extend(instances_named(s).filter(|id| terminated.contains_key(id)));
         }
     }
     let keeps = |s: &crate::signal::Signal| {
-        keeps(s) || (terminates(s) && instances_named(s).any(|id| still_named.contains(id)))
+        keeps(s)
+            || (s.ends_its_instances() && instances_named(s).any(|id| still_named.contains(id)))
     };
     for s in kept {
         if !keeps(s) {
@@ -414,15 +415,6 @@ fn instances_named(s: &crate::signal::Signal) -> impl Iterator<Item = &str> {
         .iter()
         .map(|i| i.instance_id.as_str())
         .chain(s.actor.as_ref().and_then(|a| a.instance_id.as_deref()))
-}
-
-/// Whether a signal says the instances it names have ended: a successful
-/// `TerminateInstances`, or EC2's `BidEvictedEvent` (it interrupted Spot instances).
-pub fn terminates(s: &crate::signal::Signal) -> bool {
-    matches!(
-        s.kind.as_str(),
-        "ec2.amazonaws.com:TerminateInstances" | "ec2.amazonaws.com:BidEvictedEvent"
-    ) && s.fields.error_code.is_none()
 }
 
 /// The references of a sequence's signals, sorted and without repeats.

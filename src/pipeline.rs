@@ -137,7 +137,7 @@ pub fn graph_statement(s: &Signal) -> Option<u64> {
     }
     // That the instances ended is a statement of its own: not one copy with a stop, a
     // reboot or a failed retry of the same instances by the same actor, whichever is kept.
-    if crate::incremental::terminates(s) {
+    if s.ends_its_instances() {
         "terminated".hash(&mut h);
     }
     Some(h.finish())

@@ -586,6 +586,15 @@ impl Signal {
         d
     }
 
+    /// Whether the signal says the instances it describes have ended: a successful
+    /// `TerminateInstances`, or EC2's `BidEvictedEvent` (it interrupted Spot instances).
+    pub fn ends_its_instances(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "ec2.amazonaws.com:TerminateInstances" | "ec2.amazonaws.com:BidEvictedEvent"
+        ) && self.fields.error_code.is_none()
+    }
+
     /// This copy's [`Version`].
     pub fn version(&self) -> Version {
         version(self.updated_at, self.source, self.time)

@@ -103,7 +103,7 @@ fn signal_kind(s: &Signal) -> String {
 /// What a graph statement tells the graph, in a word.
 fn statement_kind(s: &Signal) -> String {
     let launched = s.instances.iter().filter(|i| i.launched).count();
-    if crate::incremental::terminates(s) {
+    if s.ends_its_instances() {
         "terminations (instances ended, let go `terminated_retention` after)".into()
     } else if launched > 0 {
         "launches (who launched which instance into which group)".into()

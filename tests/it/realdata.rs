@@ -541,7 +541,7 @@ fn panther_terminations_end_the_instance_they_name() {
     for n in [216, 217] {
         let (s, rec) = panther_ct_line(n);
         assert_eq!(rec["eventName"], "TerminateInstances");
-        assert!(finding_correlator::incremental::terminates(&s), "line {n}");
+        assert!(s.ends_its_instances(), "line {n}");
         let ids: Vec<&str> = s.instances.iter().map(|i| i.instance_id.as_str()).collect();
         assert_eq!(ids, ["i-0d9853f67e40ab80b"], "line {n}");
     }
