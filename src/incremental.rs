@@ -121,6 +121,10 @@ pub fn advance(
     let mut held: HashMap<String, HashSet<String>> = HashMap::new();
     // Members of rolled-up sequences → the `Id` of the finding that carries them.
     let mut absorbed_by: HashMap<String, String> = HashMap::new();
+    // The instances listed by findings the next run writes again: what records said of them
+    // is kept while it does, or an ended member would drop out of a finding that did not
+    // change (and be written again for it).
+    let mut listed: rustc_hash::FxHashSet<crate::signal::Str> = Default::default();
     for seq in run.sequences.iter().filter(|s| s.emit == Emit::Finding) {
         let Some(rule) = rules.get(&seq.rule_id) else {
             continue;
@@ -202,6 +206,7 @@ pub fn advance(
                 }
             };
         if continues {
+            listed.extend(seq.members.iter().cloned());
             records.push(SequenceRecord {
                 id,
                 rule: seq.rule_id.clone(),
@@ -315,10 +320,12 @@ pub fn advance(
             *t = (*t).min(s.time);
         }
     }
-    // Not while a signal the next run matches again names the instance: its windows may
-    // still need the instance's group.
-    let replayed_names: rustc_hash::FxHashSet<&str> =
+    // Not while a signal the next run matches again names the instance (its windows may
+    // still need the instance's group), nor while a finding the next run writes again lists
+    // it.
+    let mut replayed_names: rustc_hash::FxHashSet<&str> =
         signals.iter().flat_map(|s| instances_named(s)).collect();
+    replayed_names.extend(listed.iter().map(|i| &**i));
     // What a statement says is of the instances it describes (an instance that launched or
     // ended them, by its role, restates its own session with every call it makes), or of
     // the instance whose session made the call.

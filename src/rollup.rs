@@ -117,7 +117,11 @@ fn session_instances(seq: &Sequence) -> Vec<&str> {
 /// Whether `inst` is an instance of the sequence's group (or the instance it stands for).
 fn in_group(seq: &Sequence, inst: &str) -> bool {
     match &seq.key {
-        GroupKey::Group(_) => seq.members.iter().any(|m| m.as_str() == inst),
+        GroupKey::Group(_) => seq
+            .members
+            .iter()
+            .chain(&seq.other_members)
+            .any(|m| m.as_str() == inst),
         GroupKey::Instance(i) => i.as_str() == inst,
         _ => false,
     }
@@ -343,11 +347,18 @@ fn absorb(
                 seq.launched.push(l);
             }
         }
+        // A member that ran while the absorbed sequence did is listed, whichever it was of
+        // the absorbing one; the other members stay of the group.
+        let mut listed: HashSet<crate::signal::Str> = seq.members.iter().cloned().collect();
         for m in o.members {
-            if !seq.members.contains(&m) {
+            if listed.insert(m.clone()) {
                 seq.members.push(m);
             }
         }
+        seq.other_members.extend(o.other_members);
+        seq.other_members.sort_unstable();
+        seq.other_members.dedup();
+        seq.other_members.retain(|m| !listed.contains(m));
         for d in o.instance_details {
             if !seq
                 .instance_details
@@ -582,6 +593,34 @@ mod tests {
         assert_eq!(r.id, r.own_id);
         assert_eq!(crate::sinks::asff::finding_id(s), r.own_id);
         assert_eq!(absorbed_count(&out), 2);
+    }
+
+    #[test]
+    fn a_session_of_a_member_not_listed_in_the_group_finding_still_rolls_up() {
+        // The mass-compute sequence acts with the credentials of a member launched after the
+        // group sequence's last signal: not listed in its finding (it did not run while the
+        // attack did), but of the group, so the sequences are one attack.
+        let set = rules();
+        let late = "i-0aaaaaaaaaaaaaaa3";
+        let mut seqs = attack(&set);
+        seqs.remove(1);
+        seqs[0].other_members = vec![Str::from(late)];
+        seqs[1] = seq(
+            &set,
+            "mass-compute-deployment",
+            GroupKey::Principal(Str::from(format!("AROAEXAMPLE:{late}"))),
+            &[],
+            vec![call("e3", 30, Some(late), 2)],
+        );
+        let out = roll_up(seqs, &set);
+        assert_eq!(out.len(), 1, "{:?}", ids(&out));
+        assert_eq!(out[0].rule_id, "compromised-instance-group");
+        assert_eq!(
+            out[0].members,
+            ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"],
+            "the listed members stay those that ran while the attack did"
+        );
+        assert_eq!(out[0].other_members, [late]);
     }
 
     #[test]

@@ -208,9 +208,33 @@ struct InstanceFacts {
     info: std::sync::Arc<InstanceInfo>,
     account: Option<Str>,
     region: Option<Str>,
+    /// When the instance was running, as far as records tell: see [`Lifetime`].
+    lifetime: Lifetime,
     /// How the facts were merged, for the records still to come; None once the graph is
     /// sealed ([`EntityGraph::seal`]): some 160 bytes an instance that matching never reads.
     merged: Option<Box<Merged>>,
+}
+
+/// When an instance was running, as far as records tell: the earliest record that launched it
+/// (a `RunInstances` response item) and the earliest that ended it (a successful
+/// `TerminateInstances`, a Spot interruption). Each is a minimum over the records, so the
+/// same whatever order they are read in; unknown when no record tells.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifetime {
+    pub launched: Option<Millis>,
+    pub ended: Option<Millis>,
+}
+
+impl Lifetime {
+    /// Whether the instance may have been running at some time in `from..=to`: not launched
+    /// after it, not ended before it (an unknown end or start counts as running).
+    pub fn overlaps(&self, from: Millis, to: Millis) -> bool {
+        self.launched.is_none_or(|l| l <= to) && self.ended.is_none_or(|e| e >= from)
+    }
+}
+
+fn earliest(slot: &mut Option<Millis>, t: Millis) {
+    *slot = Some(slot.map_or(t, |have| have.min(t)));
 }
 
 /// What merging an instance's facts needs besides the facts.
@@ -623,6 +647,12 @@ impl EntityGraph {
             Box::default()
         });
         let t = s.time;
+        if info.launched {
+            earliest(&mut facts.lifetime.launched, t);
+        }
+        if s.ends_its_instances() {
+            earliest(&mut facts.lifetime.ended, t);
+        }
         let at = &mut merged.said_at;
         let f = std::sync::Arc::make_mut(&mut facts.info);
         f.instance_id = info.instance_id.clone();
@@ -943,6 +973,14 @@ impl EntityGraph {
         self.instances
             .get(instance_id)
             .map_or(&[], |f| f.info.tags.as_slice())
+    }
+
+    /// When an instance was running, as far as records tell (unknown for an instance the
+    /// graph does not know).
+    pub fn instance_lifetime(&self, instance_id: &str) -> Lifetime {
+        self.instances
+            .get(instance_id)
+            .map_or_else(Lifetime::default, |f| f.lifetime)
     }
 
     /// The region the graph knows for an instance.

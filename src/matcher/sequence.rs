@@ -269,8 +269,14 @@ pub struct Sequence {
     pub total_signals: usize,
     pub account: Option<Str>,
     pub region: Option<Str>,
-    /// Member instances of the group: those the signals name first, then the others.
+    /// Member instances of the group: those the signals name first, then the others that ran
+    /// while the sequence did (see [`crate::graph::Lifetime`]).
     pub members: Vec<Str>,
+    /// The group's other members, that did not run while the sequence did (launched after
+    /// its last signal, ended before its first): not listed in its finding, but still of its
+    /// group for roll-up (credentials taken from such an instance are the group's).
+    #[serde(skip)]
+    pub other_members: Vec<Str>,
     /// Instances the sequence's signals launched.
     pub launched: Vec<(Str, Option<Str>)>,
     /// What the graph knows of members and launched instances, for the finding's resources.
@@ -301,6 +307,7 @@ impl Sequence {
             account: None,
             region: None,
             members: Vec::new(),
+            other_members: Vec::new(),
             launched: Vec::new(),
             instance_details: Vec::new(),
             instance_regions: Regions::default(),
@@ -361,11 +368,20 @@ impl Sequence {
                     .cloned()
                     .collect();
                 let first_named: HashSet<&Str> = ordered.iter().collect();
-                let rest: Vec<Str> = members
+                // The other members are those that ran while the sequence did: not one the
+                // group launched after its last signal or ended before its first. So a
+                // finding lists the same instances however the group scales later, and
+                // is not written again for that.
+                let (rest, others): (Vec<Str>, Vec<Str>) = members
                     .iter()
                     .filter(|m| !first_named.contains(m))
                     .cloned()
-                    .collect();
+                    .partition(|m| {
+                        graph
+                            .instance_lifetime(m)
+                            .overlaps(self.first_seen, self.last_seen)
+                    });
+                self.other_members = others;
                 ordered.extend(rest);
                 self.account = g.account.clone().or_else(|| first(|s| s.account.as_ref()));
                 self.region = ordered

@@ -184,14 +184,13 @@ fn id(f: &Value) -> String {
 
 /// One run over everything, without a state.
 fn single_run(dir: &Path) -> Written {
+    single_run_with(dir, &settings())
+}
+
+/// The same, with `settings`.
+fn single_run_with(dir: &Path, settings: &Settings) -> Written {
     let rules = rules();
-    let run = pipeline::correlate(
-        &[dir.to_path_buf()],
-        &settings(),
-        rules.clone(),
-        false,
-        None,
-    );
+    let run = pipeline::correlate(&[dir.to_path_buf()], settings, rules.clone(), false, None);
     asff::findings(&run.sequences, &rules, &Writer::default())
         .into_iter()
         .map(|f| (id(&f), f))
@@ -394,17 +393,22 @@ fn a_sequence_that_continues_is_written_again_under_its_id() {
     assert!(continued > 0, "no split continued a sequence");
 }
 
-/// The same records again, `days` later, as new records (other ids).
+/// The same records again, on day `to` instead of `from`, as new records: other event and
+/// finding ids, and other instances (an instance id is never used twice), their first digit
+/// the last of `to`.
 fn replay_later(src: &Path, dst: &Path, from: &str, to: &str) {
     let uuid = regex::Regex::new(r#""([0-9a-f])([0-9a-f]{7}-[0-9a-f]{4}-)"#).unwrap();
     let hex32 = regex::Regex::new(r"([^0-9a-f])([0-9a-f])([0-9a-f]{31})([^0-9a-f])").unwrap();
+    let instance = regex::Regex::new(r"\bi-[0-9a-f]([0-9a-f]{16})\b").unwrap();
+    let digit = &to[to.len() - 1..];
     std::fs::create_dir_all(dst).unwrap();
     let mut files = Vec::new();
     input_files(src, &mut files);
     for (i, f) in files.iter().enumerate() {
         let text = read_text(f).replace(from, to);
-        let text = uuid.replace_all(&text, "\"f$2");
-        let text = hex32.replace_all(&text, "${1}f$3$4");
+        let text = uuid.replace_all(&text, format!("\"{digit}$2"));
+        let text = hex32.replace_all(&text, format!("${{1}}{digit}$3$4"));
+        let text = instance.replace_all(&text, format!("i-{digit}$1"));
         let name = f.file_name().unwrap().to_string_lossy().replace(".gz", "");
         std::fs::write(dst.join(format!("{i}-{name}")), text.as_bytes()).unwrap();
     }
@@ -898,7 +902,7 @@ fn issue_16_what_records_said_about_an_instance_is_kept_while_records_name_it() 
             }
             records
         },
-        |day, run, _| {
+        |day, run, _, _| {
             if day == 9 {
                 assert_grouped_in(run, busy, "busy-asg");
             }
@@ -1024,7 +1028,7 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
             }
             records
         },
-        |day, run, state| {
+        |day, run, _, state| {
             if day == 2 {
                 // Within the two days, B's stolen credentials are still B's, of fleet-asg.
                 assert_grouped_in(run, b, "fleet-asg");
@@ -1110,7 +1114,7 @@ fn issue_16_a_terminated_instance_is_kept_while_a_signal_still_matched_names_it(
             }
             records
         },
-        |_, _, state| {
+        |_, _, _, state| {
             holds_x.push(state.graph.iter().chain(&state.signals).any(|s| {
                 s.instances.iter().any(|i| {
                     i.instance_id == x && i.auto_scaling_group.as_deref() == Some("fleet-asg")
@@ -1133,14 +1137,146 @@ fn settings_with(edit: impl FnOnce(&mut Config)) -> Settings {
     config.validate().expect("valid settings")
 }
 
-/// One `--state` run a day from 2025-05-01, `days` days, each over the CloudTrail records
-/// `records(day, at)` makes (`at(hour)` is that day's time at the hour), the state saved and
-/// loaded between runs; `after(day, run, state)` sees each run and the state it left.
+#[test]
+fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
+    // web-asg runs A, B and C; X ran an hour that morning and was terminated. GuardDuty
+    // reports cryptomining on A and command-and-control on B that day (one sequence of
+    // compromised-instance-group, closed 24 hours later). Then, a run a day, Auto Scaling
+    // scales out (a new member each morning) and in (B on day 1, C on day 3, each new one the
+    // next day). The finding lists the members that ran while the attack did (A, B, C, not X,
+    // not the later ones), and is written once: before, each run listed the group's members
+    // of the moment, so a closed finding was written again every time its group scaled (on
+    // the steady benchmark fleet, some 850 findings every 15 minutes). With a one-hour
+    // `terminated_retention`, what records said of an ended member is kept while a run may
+    // write a finding that lists it again (else it drops out of the finding, which is written
+    // again for that). One run over all days writes the same finding.
+    let account = "777788880023";
+    let template = finding_template();
+    let member = |n: u32| format!("i-023000000000000{n:02x}");
+    let (a, b, c, x) = (member(0xa), member(0xb), member(0xc), member(0xf));
+    let records = |day: u32, at: &dyn Fn(i64) -> String| -> Vec<Value> {
+        let id = |n: u32| format!("23000000-0000-4000-8000-0000{day:02}{n:06}");
+        let mut records = Vec::new();
+        if day == 0 {
+            for (n, i) in [&a, &b, &c, &x].into_iter().enumerate() {
+                records.push(launch_call(
+                    account,
+                    &[i],
+                    "web-asg",
+                    &at(1),
+                    &id(10 + n as u32),
+                ));
+            }
+            records.push(terminate_call(account, &[&x], None, &at(2), &id(1)));
+            for (name, kind, on, hour) in [
+                ("23crypto", "CryptoCurrency:EC2/BitcoinTool.B!DNS", &a, 10),
+                ("23c2", "Backdoor:EC2/C&CActivity.B!DNS", &b, 12),
+            ] {
+                let t = at(hour);
+                records.push(gd_finding(
+                    &template,
+                    account,
+                    name,
+                    (kind, 8),
+                    on,
+                    Some("web-asg"),
+                    (&t, &t),
+                    1,
+                ));
+            }
+        } else {
+            let new = member(0x10 + day);
+            records.push(launch_call(account, &[&new], "web-asg", &at(3), &id(2)));
+            let old = match day {
+                1 => b.clone(),
+                3 => c.clone(),
+                _ => member(0x10 + day - 1),
+            };
+            records.push(terminate_call(account, &[&old], None, &at(4), &id(3)));
+        }
+        records
+    };
+    let settings = settings_with(|c| c.state.terminated_retention = "1h".into());
+    let mut written: Vec<(u32, Value)> = Vec::new();
+    let mut kept_by_day: Vec<BTreeSet<String>> = Vec::new();
+    let days = 9;
+    daily_runs(&settings, days, records, |day, _, changes, state| {
+        for f in &changes.write {
+            written.push((day, f.value()));
+        }
+        kept_by_day.push(
+            state
+                .graph
+                .iter()
+                .chain(&state.signals)
+                .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
+                .collect(),
+        );
+    });
+    // What records said of B (ended on day 1) is kept while a run may write the finding
+    // that lists it again (through day 3's run), then let go; of C (ended on day 3), by day
+    // 4's; A runs on.
+    let kept = |day: usize, id: &str| kept_by_day[day].contains(id);
+    assert!(kept(3, &b) && !kept(4, &b), "{kept_by_day:?}");
+    assert!(kept(3, &c) && !kept(4, &c), "{kept_by_day:?}");
+    assert!(
+        (0..days as usize).all(|day| kept(day, &a)),
+        "{kept_by_day:?}"
+    );
+    let attack: Vec<&(u32, Value)> = written
+        .iter()
+        .filter(|(_, f)| {
+            f["GeneratorId"]
+                .as_str()
+                .unwrap()
+                .contains("compromised-instance-group")
+        })
+        .collect();
+    assert_eq!(
+        attack.iter().map(|(day, _)| *day).collect::<Vec<_>>(),
+        [0],
+        "written on these days: {:?}",
+        attack
+            .iter()
+            .map(|(d, f)| (d, &f["UpdatedAt"]))
+            .collect::<Vec<_>>()
+    );
+    let finding = &attack[0].1;
+    let listed: BTreeSet<&str> = finding["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Type"] == "AwsEc2Instance")
+        .map(|r| r["Id"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(listed, BTreeSet::from([a.as_str(), b.as_str(), c.as_str()]));
+    // One run over every day writes the same finding.
+    let tmp = tempfile::tempdir().unwrap();
+    let all: Vec<Value> = (0..days)
+        .flat_map(|day| records(day, &|hour| day_at(day, hour)))
+        .collect();
+    write_records(tmp.path(), &all);
+    let whole = single_run_with(tmp.path(), &settings);
+    assert_eq!(&whole[&id(finding)], finding);
+}
+
+/// Day `day` (from 2025-05-01) at `hour`, as CloudTrail writes times.
+fn day_at(day: u32, hour: i64) -> String {
+    finding_correlator::time::format_rfc3339(
+        (1_746_057_600 + i64::from(day) * 86_400 + hour * 3_600) * 1000,
+    )
+    .replace(".000Z", "Z")
+}
+
+/// One `--state` run a day from 2025-05-01, `days` days, each over the records (CloudTrail
+/// events, GuardDuty findings) `records(day, at)` makes (`at(hour)` is [`day_at`] that day),
+/// the state saved and loaded between runs; `after(day, run, changes, state)` sees each run,
+/// what it wrote and the state it left.
 fn daily_runs(
     settings: &Settings,
     days: u32,
     mut records: impl FnMut(u32, &dyn Fn(i64) -> String) -> Vec<Value>,
-    mut after: impl FnMut(u32, &pipeline::CorrelateRun, &State),
+    mut after: impl FnMut(u32, &pipeline::CorrelateRun, &incremental::Changes, &State),
 ) -> State {
     let tmp = tempfile::tempdir().unwrap();
     let rules = rules();
@@ -1148,20 +1284,24 @@ fn daily_runs(
     for day in 0..days {
         let dir = tmp.path().join(format!("day{day}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let at = |hour: i64| {
-            finding_correlator::time::format_rfc3339(
-                (1_746_057_600 + i64::from(day) * 86_400 + hour * 3_600) * 1000,
-            )
-            .replace(".000Z", "Z")
-        };
-        let lines: String = records(day, &at).iter().map(|r| format!("{r}\n")).collect();
-        std::fs::write(dir.join("ct.jsonl"), lines).unwrap();
-        let (run, next, _) = common::run_with_state(&dir, &state, &rules, settings);
+        let at = |hour: i64| day_at(day, hour);
+        write_records(&dir, &records(day, &at));
+        let (run, next, changes) = common::run_with_state(&dir, &state, &rules, settings);
         let text = String::from_utf8(next.to_json()).unwrap();
         state = State::from_json(&text, "test").expect("a saved state loads");
-        after(day, &run, &state);
+        after(day, &run, &changes, &state);
     }
     state
+}
+
+/// Writes CloudTrail events to `ct.jsonl` and GuardDuty findings to `gd.jsonl` in `dir`.
+fn write_records(dir: &Path, records: &[Value]) {
+    let (ct, gd): (Vec<&Value>, Vec<&Value>) =
+        records.iter().partition(|r| r.get("eventTime").is_some());
+    for (name, part) in [("ct.jsonl", ct), ("gd.jsonl", gd)] {
+        let lines: String = part.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(dir.join(name), lines).unwrap();
+    }
 }
 
 /// Asserts that the run's graph puts instance `id` in a group named `group`.
