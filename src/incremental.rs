@@ -123,7 +123,8 @@ pub fn advance(
     let mut absorbed_by: HashMap<String, String> = HashMap::new();
     // The instances listed by findings the next run writes again: what records said of them
     // is kept while it does, or an ended member would drop out of a finding that did not
-    // change (and be written again for it).
+    // change (and be written again for it, unlike one run's). Within `graph_retention`
+    // still: a sequence open for weeks keeps no member longer than that.
     let mut listed: rustc_hash::FxHashSet<crate::signal::Str> = Default::default();
     for seq in run.sequences.iter().filter(|s| s.emit == Emit::Finding) {
         let Some(rule) = rules.get(&seq.rule_id) else {

@@ -1148,8 +1148,8 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
     // of the moment, so a closed finding was written again every time its group scaled (on
     // the steady benchmark fleet, some 850 findings every 15 minutes). With a one-hour
     // `terminated_retention`, what records said of an ended member is kept while a run may
-    // write a finding that lists it again (else it drops out of the finding, which is written
-    // again for that). One run over all days writes the same finding.
+    // write the finding that lists it again (else it drops out of the finding, which is
+    // written again for that). One run over all days writes the same finding.
     let account = "777788880023";
     let template = finding_template();
     let member = |n: u32| format!("i-023000000000000{n:02x}");
@@ -1238,7 +1238,7 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
         "written on these days: {:?}",
         attack
             .iter()
-            .map(|(d, f)| (d, &f["UpdatedAt"]))
+            .map(|(d, f)| (d, &f["Id"], &f["UpdatedAt"], &f["RecordState"]))
             .collect::<Vec<_>>()
     );
     let finding = &attack[0].1;
