@@ -215,26 +215,37 @@ struct InstanceFacts {
     merged: Option<Box<Merged>>,
 }
 
-/// When an instance was running, as far as records tell: the earliest record that launched it
-/// (a `RunInstances` response item) and the earliest that ended it (a successful
-/// `TerminateInstances`, a Spot interruption). Each is a minimum over the records, so the
-/// same whatever order they are read in; unknown when no record tells.
+/// When an instance was running, as far as records tell: the earliest and the latest record
+/// that launched it (a `RunInstances` response item; an instance id is launched once, but
+/// records can say otherwise) and the earliest that ended it (a successful
+/// `TerminateInstances`, a Spot interruption). Each is a minimum or maximum over the records
+/// the graph takes, so the same whatever order they are read in; unknown when no record
+/// tells.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lifetime {
     pub launched: Option<Millis>,
+    pub last_launched: Option<Millis>,
     pub ended: Option<Millis>,
 }
 
 impl Lifetime {
     /// Whether the instance may have been running at some time in `from..=to`: not launched
-    /// after it, not ended before it (an unknown end or start counts as running).
+    /// after it, not ended before it. An unknown start or end counts as running, and so does
+    /// an end that records contradict (a launch after it).
     pub fn overlaps(&self, from: Millis, to: Millis) -> bool {
-        self.launched.is_none_or(|l| l <= to) && self.ended.is_none_or(|e| e >= from)
+        let ended = self
+            .ended
+            .filter(|&e| self.last_launched.is_none_or(|l| l <= e));
+        self.launched.is_none_or(|l| l <= to) && ended.is_none_or(|e| e >= from)
     }
 }
 
 fn earliest(slot: &mut Option<Millis>, t: Millis) {
     *slot = Some(slot.map_or(t, |have| have.min(t)));
+}
+
+fn latest(slot: &mut Option<Millis>, t: Millis) {
+    *slot = Some(slot.map_or(t, |have| have.max(t)));
 }
 
 /// What merging an instance's facts needs besides the facts.
@@ -649,6 +660,7 @@ impl EntityGraph {
         let t = s.time;
         if info.launched {
             earliest(&mut facts.lifetime.launched, t);
+            latest(&mut facts.lifetime.last_launched, t);
         }
         if s.ends_its_instances() {
             earliest(&mut facts.lifetime.ended, t);
@@ -1258,4 +1270,32 @@ fn merge<T: Clone + Ord>(
     }
     *slot = Some(v.clone());
     true
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::Lifetime;
+
+    #[test]
+    fn an_instance_ran_in_a_span_unless_records_say_it_started_after_or_ended_before() {
+        let life = |launched: Option<i64>, last: Option<i64>, ended: Option<i64>| Lifetime {
+            launched,
+            last_launched: last.or(launched),
+            ended,
+        };
+        // Nothing known: running.
+        assert!(Lifetime::default().overlaps(10, 20));
+        // Launched before, during, after.
+        assert!(life(Some(5), None, None).overlaps(10, 20));
+        assert!(life(Some(20), None, None).overlaps(10, 20));
+        assert!(!life(Some(21), None, None).overlaps(10, 20));
+        // Ended before, at the start, during.
+        assert!(!life(Some(1), None, Some(9)).overlaps(10, 20));
+        assert!(life(Some(1), None, Some(10)).overlaps(10, 20));
+        assert!(life(None, None, Some(15)).overlaps(10, 20));
+        assert!(!life(None, None, Some(9)).overlaps(10, 20));
+        // Launched again after its end (records that reuse an id): the end is not believed.
+        assert!(life(Some(1), Some(12), Some(9)).overlaps(10, 20));
+        assert!(life(Some(1), Some(30), Some(9)).overlaps(10, 20));
+    }
 }
