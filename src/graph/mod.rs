@@ -215,33 +215,28 @@ struct InstanceFacts {
     merged: Option<Box<Merged>>,
 }
 
-/// When an instance was running, as far as records tell: the earliest and the latest record
-/// that launched it (a `RunInstances` response item; an instance id is launched once, but
-/// records can say otherwise) and the earliest that ended it (a successful
-/// `TerminateInstances`, a Spot interruption). Each is a minimum or maximum over the records
-/// the graph takes, so the same whatever order they are read in; unknown when no record
-/// tells.
+/// When an instance was running, as far as records tell: the latest record that launched it
+/// (a `RunInstances` response item) and the latest that ended it (a successful
+/// `TerminateInstances`, a Spot interruption); unknown when no record tells. Latest, not
+/// earliest: a run keeps one copy of each graph statement, the latest
+/// ([`crate::pipeline::statement_rank`]), and a run that exports the graph keeps every copy,
+/// so only a maximum is the same for both, and for one run and consecutive runs, whatever
+/// order records arrive in. An instance id is launched once and ended once; the copies that
+/// differ are retries (a termination sent again) and records that reuse an id.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lifetime {
     pub launched: Option<Millis>,
-    pub last_launched: Option<Millis>,
     pub ended: Option<Millis>,
 }
 
 impl Lifetime {
     /// Whether the instance may have been running at some time in `from..=to`: not launched
     /// after it, not ended before it. An unknown start or end counts as running, and so does
-    /// an end that records contradict (a launch after it).
+    /// an end before the latest launch (records that say it ran again after).
     pub fn overlaps(&self, from: Millis, to: Millis) -> bool {
-        let ended = self
-            .ended
-            .filter(|&e| self.last_launched.is_none_or(|l| l <= e));
+        let ended = self.ended.filter(|&e| self.launched.is_none_or(|l| l <= e));
         self.launched.is_none_or(|l| l <= to) && ended.is_none_or(|e| e >= from)
     }
-}
-
-fn earliest(slot: &mut Option<Millis>, t: Millis) {
-    *slot = Some(slot.map_or(t, |have| have.min(t)));
 }
 
 fn latest(slot: &mut Option<Millis>, t: Millis) {
@@ -659,11 +654,10 @@ impl EntityGraph {
         });
         let t = s.time;
         if info.launched {
-            earliest(&mut facts.lifetime.launched, t);
-            latest(&mut facts.lifetime.last_launched, t);
+            latest(&mut facts.lifetime.launched, t);
         }
         if s.ends_its_instances() {
-            earliest(&mut facts.lifetime.ended, t);
+            latest(&mut facts.lifetime.ended, t);
         }
         let at = &mut merged.said_at;
         let f = std::sync::Arc::make_mut(&mut facts.info);
@@ -1278,24 +1272,20 @@ mod lifetime_tests {
 
     #[test]
     fn an_instance_ran_in_a_span_unless_records_say_it_started_after_or_ended_before() {
-        let life = |launched: Option<i64>, last: Option<i64>, ended: Option<i64>| Lifetime {
-            launched,
-            last_launched: last.or(launched),
-            ended,
-        };
+        let life = |launched: Option<i64>, ended: Option<i64>| Lifetime { launched, ended };
         // Nothing known: running.
         assert!(Lifetime::default().overlaps(10, 20));
-        // Launched before, during, after.
-        assert!(life(Some(5), None, None).overlaps(10, 20));
-        assert!(life(Some(20), None, None).overlaps(10, 20));
-        assert!(!life(Some(21), None, None).overlaps(10, 20));
+        // Launched before, at the end, after.
+        assert!(life(Some(5), None).overlaps(10, 20));
+        assert!(life(Some(20), None).overlaps(10, 20));
+        assert!(!life(Some(21), None).overlaps(10, 20));
         // Ended before, at the start, during.
-        assert!(!life(Some(1), None, Some(9)).overlaps(10, 20));
-        assert!(life(Some(1), None, Some(10)).overlaps(10, 20));
-        assert!(life(None, None, Some(15)).overlaps(10, 20));
-        assert!(!life(None, None, Some(9)).overlaps(10, 20));
-        // Launched again after its end (records that reuse an id): the end is not believed.
-        assert!(life(Some(1), Some(12), Some(9)).overlaps(10, 20));
-        assert!(life(Some(1), Some(30), Some(9)).overlaps(10, 20));
+        assert!(!life(Some(1), Some(9)).overlaps(10, 20));
+        assert!(life(Some(1), Some(10)).overlaps(10, 20));
+        assert!(life(None, Some(15)).overlaps(10, 20));
+        assert!(!life(None, Some(9)).overlaps(10, 20));
+        // Launched again after its end (records that reuse an id): running since.
+        assert!(life(Some(12), Some(9)).overlaps(10, 20));
+        assert!(!life(Some(30), Some(9)).overlaps(10, 20));
     }
 }

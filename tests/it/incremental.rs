@@ -1139,12 +1139,13 @@ fn settings_with(edit: impl FnOnce(&mut Config)) -> Settings {
 
 #[test]
 fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
-    // web-asg runs A, B and C; X ran an hour that morning and was terminated. GuardDuty
+    // web-asg runs A, B and C; X ran an hour that morning and was terminated; Y too, but its
+    // termination was sent again during the attack (the latest end counts). GuardDuty
     // reports cryptomining on A and command-and-control on B that day (one sequence of
     // compromised-instance-group, closed 24 hours later). Then, a run a day, Auto Scaling
     // scales out (a new member each morning) and in (B on day 1, C on day 3, each new one the
-    // next day). The finding lists the members that ran while the attack did (A, B, C, not X,
-    // not the later ones), and is written once: before, each run listed the group's members
+    // next day). The finding lists the members that ran while the attack did (A, B, C, Y,
+    // not X, not the later ones), and is written once: before, each run listed the group's members
     // of the moment, so a closed finding was written again every time its group scaled (on
     // the steady benchmark fleet, some 850 findings every 15 minutes). With a one-hour
     // `terminated_retention`, what records said of an ended member is kept while a run may
@@ -1153,12 +1154,18 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
     let account = "777788880023";
     let template = finding_template();
     let member = |n: u32| format!("i-023000000000000{n:02x}");
-    let (a, b, c, x) = (member(0xa), member(0xb), member(0xc), member(0xf));
+    let (a, b, c, x, y) = (
+        member(0xa),
+        member(0xb),
+        member(0xc),
+        member(0xf),
+        member(0xe),
+    );
     let records = |day: u32, at: &dyn Fn(i64) -> String| -> Vec<Value> {
         let id = |n: u32| format!("23000000-0000-4000-8000-0000{day:02}{n:06}");
         let mut records = Vec::new();
         if day == 0 {
-            for (n, i) in [&a, &b, &c, &x].into_iter().enumerate() {
+            for (n, i) in [&a, &b, &c, &x, &y].into_iter().enumerate() {
                 records.push(launch_call(
                     account,
                     &[i],
@@ -1168,6 +1175,9 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
                 ));
             }
             records.push(terminate_call(account, &[&x], None, &at(2), &id(1)));
+            // Y's termination is sent again during the attack: the latest end counts.
+            records.push(terminate_call(account, &[&y], None, &at(2), &id(4)));
+            records.push(terminate_call(account, &[&y], None, &at(11), &id(5)));
             for (name, kind, on, hour) in [
                 ("23crypto", "CryptoCurrency:EC2/BitcoinTool.B!DNS", &a, 10),
                 ("23c2", "Backdoor:EC2/C&CActivity.B!DNS", &b, 12),
@@ -1249,8 +1259,12 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
         .filter(|r| r["Type"] == "AwsEc2Instance")
         .map(|r| r["Id"].as_str().unwrap().rsplit('/').next().unwrap())
         .collect();
-    assert_eq!(listed, BTreeSet::from([a.as_str(), b.as_str(), c.as_str()]));
-    // One run over every day writes the same finding.
+    assert_eq!(
+        listed,
+        BTreeSet::from([a.as_str(), b.as_str(), c.as_str(), y.as_str()])
+    );
+    // One run over every day writes the same finding, also one that keeps every copy of a
+    // record for a graph export (`--graph`).
     let tmp = tempfile::tempdir().unwrap();
     let all: Vec<Value> = (0..days)
         .flat_map(|day| records(day, &|hour| day_at(day, hour)))
@@ -1258,6 +1272,19 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
     write_records(tmp.path(), &all);
     let whole = single_run_with(tmp.path(), &settings);
     assert_eq!(&whole[&id(finding)], finding);
+    let rules = rules();
+    let run = pipeline::correlate(
+        &[tmp.path().to_path_buf()],
+        &settings,
+        rules.clone(),
+        true,
+        None,
+    );
+    let exported: Written = asff::findings(&run.sequences, &rules, &Writer::default())
+        .into_iter()
+        .map(|f| (id(&f), f))
+        .collect();
+    assert_eq!(&exported[&id(finding)], finding);
 }
 
 /// Day `day` (from 2025-05-01) at `hour`, as CloudTrail writes times.
