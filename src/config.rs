@@ -208,7 +208,8 @@ pub struct StateConfig {
     pub graph_retention: String,
     /// What records said about an instance that ended (a `TerminateInstances`, a Spot
     /// interruption) is let go this long after its end, like `2d`, however recently a record
-    /// named it (and never later than `graph_retention` would).
+    /// named it (and never later than `graph_retention` would); at least the longest rule
+    /// window plus `rules.lag` is kept whatever this says.
     pub terminated_retention: String,
 }
 

@@ -304,11 +304,17 @@ pub fn advance(
     };
     // An instance that ended (a `TerminateInstances`, a Spot interruption) no record will
     // name for long (a late finding, its role's credentials until they expire): what records
-    // said of it is let go `terminated_retention` after its end, however recently it was
-    // named.
-    let ended_before = newest.map_or(Millis::MIN, |n| {
-        n.saturating_sub(settings.terminated_retention)
-    });
+    // said of it is let go `terminated_retention` after its (latest) end, however recently
+    // it was named: the latest, as the graph's lifetime of it (a state keeps the latest copy
+    // of a termination sent again, so only the latest is the same for split runs). At least
+    // the longest window plus the lag: a sequence that forms lists the members that ran
+    // from its first signal on, which can be that far back (a member that ended since must
+    // still be known then, as one run knows it).
+    let longest_window = rules.rules.iter().map(|r| r.window).max().unwrap_or(0);
+    let terminated_retention = settings
+        .terminated_retention
+        .max(longest_window.saturating_add(settings.matching.lag));
+    let ended_before = newest.map_or(Millis::MIN, |n| n.saturating_sub(terminated_retention));
     let mut terminated: rustc_hash::FxHashMap<&str, Millis> = Default::default();
     for s in kept
         .iter()
@@ -318,7 +324,7 @@ pub fn advance(
     {
         for i in &s.instances {
             let t = terminated.entry(i.instance_id.as_str()).or_insert(s.time);
-            *t = (*t).min(s.time);
+            *t = (*t).max(s.time);
         }
     }
     // Not while a signal the next run matches again names the instance (its windows may

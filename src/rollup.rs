@@ -310,6 +310,9 @@ fn absorb(
         .iter()
         .map(|s| record_key(&s.reference))
         .collect();
+    // A member that ran while an absorbed sequence did is listed, whichever it was of the
+    // absorbing one; the other members stay of the group.
+    let mut listed: HashSet<crate::signal::Str> = seq.members.iter().cloned().collect();
     let mut absorbed = Vec::with_capacity(others.len());
     for (j, o) in others {
         let rule = rules.get(&o.rule_id);
@@ -347,18 +350,12 @@ fn absorb(
                 seq.launched.push(l);
             }
         }
-        // A member that ran while the absorbed sequence did is listed, whichever it was of
-        // the absorbing one; the other members stay of the group.
-        let mut listed: HashSet<crate::signal::Str> = seq.members.iter().cloned().collect();
         for m in o.members {
             if listed.insert(m.clone()) {
                 seq.members.push(m);
             }
         }
         seq.other_members.extend(o.other_members);
-        seq.other_members.sort_unstable();
-        seq.other_members.dedup();
-        seq.other_members.retain(|m| !listed.contains(m));
         for d in o.instance_details {
             if !seq
                 .instance_details
@@ -370,6 +367,9 @@ fn absorb(
         }
         seq.instance_regions.add_missing(o.instance_regions);
     }
+    seq.other_members.sort_unstable();
+    seq.other_members.dedup();
+    seq.other_members.retain(|m| !listed.contains(m));
     seq.signals.sort_by_key(|a| (a.time, a.reference.key()));
     seq.rollup = Some(Box::new(RollUp {
         id: ids[first.1].clone(),
@@ -621,6 +621,30 @@ mod tests {
             "the listed members stay those that ran while the attack did"
         );
         assert_eq!(out[0].other_members, [late]);
+    }
+
+    #[test]
+    fn a_member_that_ran_while_an_absorbed_sequence_did_is_listed() {
+        // The group sequence ran before a member launched; the launch sequence of the same
+        // group, which it absorbs, ran while that member did: the member is listed, and no
+        // longer among the others.
+        let set = rules();
+        let late = "i-0aaaaaaaaaaaaaaa3";
+        let mut seqs = attack(&set);
+        seqs.truncate(2);
+        seqs[0].other_members = vec![Str::from(late)];
+        seqs[1].members.push(Str::from(late));
+        let out = roll_up(seqs, &set);
+        assert_eq!(out.len(), 1, "{:?}", ids(&out));
+        assert_eq!(
+            out[0].members,
+            ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2", late]
+        );
+        assert!(
+            out[0].other_members.is_empty(),
+            "{:?}",
+            out[0].other_members
+        );
     }
 
     #[test]

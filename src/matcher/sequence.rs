@@ -371,16 +371,16 @@ impl Sequence {
                 // The other members are those that ran while the sequence did: not one the
                 // group launched after its last signal or ended before its first. So a
                 // finding lists the same instances however the group scales later, and
-                // is not written again for that.
+                // is not written again for that. From its first signal's time (a finding's
+                // latest sighting), not its first sighting, which can lie days back: a run
+                // with a state lets go of an instance that ended before the sequence formed
+                // (`terminated_retention` after), one run would still know it.
+                let from = self.signals.first().map_or(self.first_seen, |s| s.time);
                 let (rest, others): (Vec<Str>, Vec<Str>) = members
                     .iter()
                     .filter(|m| !first_named.contains(m))
                     .cloned()
-                    .partition(|m| {
-                        graph
-                            .instance_lifetime(m)
-                            .overlaps(self.first_seen, self.last_seen)
-                    });
+                    .partition(|m| graph.instance_lifetime(m).overlaps(from, self.last_seen));
                 self.other_members = others;
                 ordered.extend(rest);
                 self.account = g.account.clone().or_else(|| first(|s| s.account.as_ref()));

@@ -401,6 +401,10 @@ fn replay_later(src: &Path, dst: &Path, from: &str, to: &str) {
     let hex32 = regex::Regex::new(r"([^0-9a-f])([0-9a-f])([0-9a-f]{31})([^0-9a-f])").unwrap();
     let instance = regex::Regex::new(r"\bi-[0-9a-f]([0-9a-f]{16})\b").unwrap();
     let digit = &to[to.len() - 1..];
+    assert_ne!(
+        digit, "0",
+        "instance ids start with 0: the replay would keep them"
+    );
     std::fs::create_dir_all(dst).unwrap();
     let mut files = Vec::new();
     input_files(src, &mut files);
@@ -1225,10 +1229,11 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
     });
     // What records said of B (ended on day 1) is kept while a run may write the finding
     // that lists it again (through day 3's run), then let go; of C (ended on day 3), by day
-    // 4's; A runs on.
+    // 5's (an ended instance is kept at least the longest window plus the lag: 25 hours);
+    // A runs on.
     let kept = |day: usize, id: &str| kept_by_day[day].contains(id);
     assert!(kept(3, &b) && !kept(4, &b), "{kept_by_day:?}");
-    assert!(kept(3, &c) && !kept(4, &c), "{kept_by_day:?}");
+    assert!(kept(4, &c) && !kept(5, &c), "{kept_by_day:?}");
     assert!(
         (0..days as usize).all(|day| kept(day, &a)),
         "{kept_by_day:?}"
@@ -1285,6 +1290,125 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
         .map(|f| (id(&f), f))
         .collect();
     assert_eq!(&exported[&id(finding)], finding);
+}
+
+#[test]
+fn a_member_that_ended_before_a_sequence_formed_is_listed_alike_by_one_run_and_daily_runs() {
+    // web-asg runs A and B, and Z until it is terminated. GuardDuty reports cryptomining on
+    // A, first seen on day 0 and seen again on day 5 (one finding, updated), and, in a
+    // chain, also new cryptomining findings on A every day; command-and-control on B
+    // on day 5 makes the sequence (of the findings within its 24-hour window). Daily runs
+    // let go of Z some time after its end, before the sequence forms; one run knows Z to
+    // the end. Both must list the same members: (1) Z ended on day 1, before any signal of
+    // the sequence (the updated finding's first sighting lies before, but not its time);
+    // (2) the same with the chain (findings at noon and 23:00); (3) Z ended on day 4 at
+    // 13:00, after the chain's noon finding that opens the sequence, with a one-hour
+    // `terminated_retention` and a later finding that day: the state keeps Z the longest
+    // window plus the lag all the same.
+    let account = "777788880024";
+    let template = finding_template();
+    let member = |n: u32| format!("i-024000000000000{n:02x}");
+    let (a, b, z) = (member(0xa), member(0xb), member(0xf));
+    for (case, chain, retention, (end_day, end_hour), z_listed) in [
+        (1, false, "2d", (1, 3), false),
+        (2, true, "2d", (1, 3), false),
+        (3, true, "1h", (4, 13), true),
+    ] {
+        let records = |day: u32, at: &dyn Fn(i64) -> String| -> Vec<Value> {
+            let id = |n: u32| format!("24000000-0000-4000-8000-0000{day:02}{n:06}");
+            let mut records = Vec::new();
+            let gd = |name: &str, kind: &str, on: &str, (first, last): (&str, &str)| {
+                gd_finding(
+                    &template,
+                    account,
+                    name,
+                    (kind, 8),
+                    on,
+                    Some("web-asg"),
+                    (first, last),
+                    1,
+                )
+            };
+            let crypto = "CryptoCurrency:EC2/BitcoinTool.B!DNS";
+            if day == 0 {
+                for (n, i) in [&a, &b, &z].into_iter().enumerate() {
+                    records.push(launch_call(
+                        account,
+                        &[i],
+                        "web-asg",
+                        &at(1),
+                        &id(10 + n as u32),
+                    ));
+                }
+                records.push(gd("24crypto", crypto, &a, (&at(2), &at(2))));
+            }
+            if day == end_day {
+                records.push(terminate_call(account, &[&z], None, &at(end_hour), &id(1)));
+            }
+            if chain && day > 0 {
+                records.push(gd(
+                    &format!("24crypto{day}"),
+                    crypto,
+                    &a,
+                    (&at(12), &at(12)),
+                ));
+                records.push(gd(&format!("24late{day}"), crypto, &a, (&at(23), &at(23))));
+            }
+            if day == 5 {
+                records.push(gd("24crypto", crypto, &a, (&day_at(0, 2), &at(9))));
+                let c2 = "Backdoor:EC2/C&CActivity.B!DNS";
+                records.push(gd("24c2", c2, &b, (&at(10), &at(10))));
+            }
+            records
+        };
+        let settings = settings_with(|c| c.state.terminated_retention = retention.into());
+        let days = 7;
+        let mut written = Written::new();
+        daily_runs(&settings, days, records, |_, _, changes, _| {
+            for f in &changes.write {
+                let f = f.value();
+                written.insert(id(&f), f);
+            }
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        // One run reads each finding's newest version only.
+        let mut all: Vec<Value> = Vec::new();
+        for day in 0..days {
+            for r in records(day, &|hour| day_at(day, hour)) {
+                all.retain(|x| x.get("id").is_none() || x.get("id") != r.get("id"));
+                all.push(r);
+            }
+        }
+        write_records(tmp.path(), &all);
+        let whole = single_run_with(tmp.path(), &settings);
+        let group: Vec<(&String, &Value)> = whole
+            .iter()
+            .filter(|(k, _)| k.contains("compromised-instance-group"))
+            .collect();
+        assert_eq!(group.len(), 1, "case {case}: {:?}", whole.keys());
+        let (k, f) = group[0];
+        let listed = |f: &Value| -> BTreeSet<String> {
+            f["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["Type"] == "AwsEc2Instance")
+                .map(|r| r["Id"].as_str().unwrap().rsplit('/').next().unwrap().into())
+                .collect()
+        };
+        assert_eq!(
+            listed(f).contains(&z),
+            z_listed,
+            "case {case}: {:?}",
+            listed(f)
+        );
+        assert_eq!(
+            listed(&written[k]),
+            listed(f),
+            "case {case}: {k}: daily runs, then one run"
+        );
+        assert_eq!(&written[k], f, "case {case}: {k}");
+    }
 }
 
 /// Day `day` (from 2025-05-01) at `hour`, as CloudTrail writes times.
