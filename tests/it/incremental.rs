@@ -1169,15 +1169,9 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
         let id = |n: u32| format!("23000000-0000-4000-8000-0000{day:02}{n:06}");
         let mut records = Vec::new();
         if day == 0 {
-            for (n, i) in [&a, &b, &c, &x, &y].into_iter().enumerate() {
-                records.push(launch_call(
-                    account,
-                    &[i],
-                    "web-asg",
-                    &at(1),
-                    &id(10 + n as u32),
-                ));
-            }
+            records.extend(launch_each(account, &[&a, &b, &c, &x, &y], &at(1), |n| {
+                id(10 + n)
+            }));
             records.push(terminate_call(account, &[&x], None, &at(2), &id(1)));
             // Y's termination is sent again during the attack: the latest end counts.
             records.push(terminate_call(account, &[&y], None, &at(2), &id(4)));
@@ -1257,16 +1251,9 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
             .collect::<Vec<_>>()
     );
     let finding = &attack[0].1;
-    let listed: BTreeSet<&str> = finding["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["Type"] == "AwsEc2Instance")
-        .map(|r| r["Id"].as_str().unwrap().rsplit('/').next().unwrap())
-        .collect();
     assert_eq!(
-        listed,
-        BTreeSet::from([a.as_str(), b.as_str(), c.as_str(), y.as_str()])
+        listed_instances(finding),
+        BTreeSet::from([a.clone(), b.clone(), c.clone(), y.clone()])
     );
     // One run over every day writes the same finding, also one that keeps every copy of a
     // record for a graph export (`--graph`).
@@ -1331,15 +1318,7 @@ fn a_member_that_ended_before_a_sequence_formed_is_listed_alike_by_one_run_and_d
             };
             let crypto = "CryptoCurrency:EC2/BitcoinTool.B!DNS";
             if day == 0 {
-                for (n, i) in [&a, &b, &z].into_iter().enumerate() {
-                    records.push(launch_call(
-                        account,
-                        &[i],
-                        "web-asg",
-                        &at(1),
-                        &id(10 + n as u32),
-                    ));
-                }
+                records.extend(launch_each(account, &[&a, &b, &z], &at(1), |n| id(10 + n)));
                 records.push(gd("24crypto", crypto, &a, (&at(2), &at(2))));
             }
             if day == end_day {
@@ -1387,28 +1366,38 @@ fn a_member_that_ended_before_a_sequence_formed_is_listed_alike_by_one_run_and_d
             .collect();
         assert_eq!(group.len(), 1, "case {case}: {:?}", whole.keys());
         let (k, f) = group[0];
-        let listed = |f: &Value| -> BTreeSet<String> {
-            f["Resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|r| r["Type"] == "AwsEc2Instance")
-                .map(|r| r["Id"].as_str().unwrap().rsplit('/').next().unwrap().into())
-                .collect()
-        };
         assert_eq!(
-            listed(f).contains(&z),
+            listed_instances(f).contains(&z),
             z_listed,
             "case {case}: {:?}",
-            listed(f)
+            listed_instances(f)
         );
         assert_eq!(
-            listed(&written[k]),
-            listed(f),
+            listed_instances(&written[k]),
+            listed_instances(f),
             "case {case}: {k}: daily runs, then one run"
         );
         assert_eq!(&written[k], f, "case {case}: {k}");
     }
+}
+
+/// One `RunInstances` per instance into web-asg, at `time`, the n-th with event id `id(n)`.
+fn launch_each(account: &str, ids: &[&str], time: &str, id: impl Fn(u32) -> String) -> Vec<Value> {
+    (0u32..)
+        .zip(ids)
+        .map(|(n, i)| launch_call(account, &[i], "web-asg", time, &id(n)))
+        .collect()
+}
+
+/// The instances a finding lists among its resources.
+fn listed_instances(f: &Value) -> BTreeSet<String> {
+    f["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Type"] == "AwsEc2Instance")
+        .map(|r| r["Id"].as_str().unwrap().rsplit('/').next().unwrap().into())
+        .collect()
 }
 
 /// Day `day` (from 2025-05-01) at `hour`, as CloudTrail writes times.
