@@ -304,29 +304,22 @@ pub fn advance(
     };
     // An instance that ended (a `TerminateInstances`, a Spot interruption) no record will
     // name for long (a late finding, its role's credentials until they expire): what records
-    // said of it is let go `terminated_retention` after its (latest) end, however recently
-    // it was named: the latest, as the graph's lifetime of it (a state keeps the latest copy
-    // of a termination sent again, so only the latest is the same for split runs). At least
-    // the longest window plus the lag: a sequence that forms lists the members that ran
-    // from its first signal on, which can be that far back (a member that ended since must
-    // still be known then, as one run knows it).
-    let longest_window = rules.rules.iter().map(|r| r.window).max().unwrap_or(0);
+    // said of it is let go `terminated_retention` after its end, however recently it was
+    // named; its end as the run's graph has it ([`crate::graph::Lifetime::end`]: the graph
+    // holds every statement kept and every record read), the one findings list members by.
+    // At least the longest window plus the lag: a sequence that forms lists the members
+    // that ran from its first signal on, which can be that far back (a member that ended
+    // since must still be known then, as one run knows it).
     let terminated_retention = settings
         .terminated_retention
-        .max(longest_window.saturating_add(settings.matching.lag));
+        .max(rules.longest_window().saturating_add(settings.matching.lag));
     let ended_before = newest.map_or(Millis::MIN, |n| n.saturating_sub(terminated_retention));
-    let mut terminated: rustc_hash::FxHashMap<&str, Millis> = Default::default();
-    for s in kept
+    let end_of = |id: &str| run.graph.instance_lifetime(id).end();
+    let any_ended = kept
         .iter()
         .map(|s| &***s)
         .chain(run.selected.iter().map(|s| &**s))
-        .filter(|s| s.ends_its_instances())
-    {
-        for i in &s.instances {
-            let t = terminated.entry(i.instance_id.as_str()).or_insert(s.time);
-            *t = (*t).max(s.time);
-        }
-    }
+        .any(|s| s.ends_its_instances());
     // Not while a signal the next run matches again names the instance (its windows may
     // still need the instance's group), nor while a finding the next run writes again lists
     // it.
@@ -337,9 +330,8 @@ pub fn advance(
     // ended them, by its role, restates its own session with every call it makes), or of
     // the instance whose session made the call.
     let ended = |s: &crate::signal::Signal| {
-        let ended = |id: &str| {
-            terminated.get(id).is_some_and(|&t| t < ended_before) && !replayed_names.contains(id)
-        };
+        let ended =
+            |id: &str| end_of(id).is_some_and(|t| t < ended_before) && !replayed_names.contains(id);
         if s.instances.is_empty() {
             instances_named(s).next().is_some_and(ended)
         } else {
@@ -351,7 +343,7 @@ pub fn advance(
     // of several instances, some still running; a signal replayed): the statements that name
     // the instance are let go once every instance they name has ended.
     let mut still_named: rustc_hash::FxHashSet<&str> = Default::default();
-    if !terminated.is_empty() {
+    if any_ended {
         let others = kept
             .iter()
             .map(|s| &***s)
@@ -359,7 +351,7 @@ pub fn advance(
             .filter(|s| !s.ends_its_instances() && keeps(s))
             .chain(signals.iter().map(|s| &**s));
         for s in others {
-            still_named.extend(instances_named(s).filter(|id| terminated.contains_key(id)));
+            still_named.extend(instances_named(s).filter(|id| end_of(id).is_some()));
         }
     }
     let keeps = |s: &crate::signal::Signal| {

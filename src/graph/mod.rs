@@ -230,12 +230,17 @@ pub struct Lifetime {
 }
 
 impl Lifetime {
+    /// When the instance ended, unless records say it ran again after (a launch after its
+    /// end, of records that reuse an id).
+    pub fn end(&self) -> Option<Millis> {
+        self.ended.filter(|&e| self.launched.is_none_or(|l| l <= e))
+    }
+
     /// Whether the instance may have been running at some time in `from..=to`: not launched
-    /// after it, not ended before it. An unknown start or end counts as running, and so does
-    /// an end before the latest launch (records that say it ran again after).
+    /// after it, not ended ([`Lifetime::end`]) before it. An unknown start or end counts as
+    /// running.
     pub fn overlaps(&self, from: Millis, to: Millis) -> bool {
-        let ended = self.ended.filter(|&e| self.launched.is_none_or(|l| l <= e));
-        self.launched.is_none_or(|l| l <= to) && ended.is_none_or(|e| e >= from)
+        self.launched.is_none_or(|l| l <= to) && self.end().is_none_or(|e| e >= from)
     }
 }
 

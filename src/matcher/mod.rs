@@ -468,7 +468,7 @@ impl Matcher {
 
     /// The longest window of any rule: how far apart two sequences may be and still roll up.
     fn longest_window(&self) -> Millis {
-        self.rules.rules.iter().map(|r| r.window).max().unwrap_or(0)
+        self.rules.longest_window()
     }
 
     /// Starts from what earlier runs learned.

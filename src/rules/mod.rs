@@ -247,6 +247,11 @@ impl RuleSet {
         }
     }
 
+    /// The longest window of any rule (0 without rules).
+    pub fn longest_window(&self) -> crate::time::Millis {
+        self.rules.iter().map(|r| r.window).max().unwrap_or(0)
+    }
+
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
     }
