@@ -1037,14 +1037,7 @@ fn issue_16_what_records_said_about_a_terminated_instance_is_let_go_after_its_te
                 // Within the two days, B's stolen credentials are still B's, of fleet-asg.
                 assert_grouped_in(run, b, "fleet-asg");
             }
-            // What the state keeps: graph statements, and signals to match again.
-            let named: BTreeSet<String> = state
-                .graph
-                .iter()
-                .chain(&state.signals)
-                .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
-                .collect();
-            kept_by_day.push(named);
+            kept_by_day.push(instances_kept(state));
         },
     );
     let kept = |day: usize, id: &str| kept_by_day[day].contains(id);
@@ -1212,14 +1205,7 @@ fn a_closed_finding_is_not_written_again_as_its_auto_scaling_group_scales() {
         for f in &changes.write {
             written.push((day, f.value()));
         }
-        kept_by_day.push(
-            state
-                .graph
-                .iter()
-                .chain(&state.signals)
-                .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
-                .collect(),
-        );
+        kept_by_day.push(instances_kept(state));
     });
     // What records said of B (ended on day 1) is kept while a run may write the finding
     // that lists it again (through day 3's run), then let go; of C (ended on day 3), by day
@@ -1386,6 +1372,17 @@ fn launch_each(account: &str, ids: &[&str], time: &str, id: impl Fn(u32) -> Stri
     (0u32..)
         .zip(ids)
         .map(|(n, i)| launch_call(account, &[i], "web-asg", time, &id(n)))
+        .collect()
+}
+
+/// The instances what a state keeps describes (its graph statements, and the signals the
+/// next run matches again).
+fn instances_kept(state: &State) -> BTreeSet<String> {
+    state
+        .graph
+        .iter()
+        .chain(&state.signals)
+        .flat_map(|s| s.instances.iter().map(|i| i.instance_id.to_string()))
         .collect()
 }
 
