@@ -304,22 +304,31 @@ pub fn advance(
     };
     // An instance that ended (a `TerminateInstances`, a Spot interruption) no record will
     // name for long (a late finding, its role's credentials until they expire): what records
-    // said of it is let go `terminated_retention` after its end, however recently it was
-    // named; its end as the run's graph has it ([`crate::graph::Lifetime::end`]: the graph
-    // holds every statement kept and every record read), the one findings list members by.
-    // At least the longest window plus the lag: a sequence that forms lists the members
-    // that ran from its first signal on, which can be that far back (a member that ended
-    // since must still be known then, as one run knows it).
+    // said of it is let go `terminated_retention` after its (latest) end, however recently
+    // it was named: the latest, as the graph's lifetime of it (a state keeps the latest copy
+    // of a termination sent again, so only the latest is the same for split runs); unlike
+    // the lifetime's [`crate::graph::Lifetime::end`], also an end a later launch of the
+    // same id contradicts (the benchmark's estate relaunches the same ids: keeping them all
+    // took the 7-day state from 43,000 statements to 80,000). At least
+    // the longest window plus the lag: a sequence that forms lists the members that ran
+    // from its first signal on, which can be that far back (a member that ended since must
+    // still be known then, as one run knows it).
     let terminated_retention = settings
         .terminated_retention
         .max(rules.longest_window().saturating_add(settings.matching.lag));
     let ended_before = newest.map_or(Millis::MIN, |n| n.saturating_sub(terminated_retention));
-    let end_of = |id: &str| run.graph.instance_lifetime(id).end();
-    let any_ended = kept
+    let mut terminated: rustc_hash::FxHashMap<&str, Millis> = Default::default();
+    for s in kept
         .iter()
         .map(|s| &***s)
         .chain(run.selected.iter().map(|s| &**s))
-        .any(|s| s.ends_its_instances());
+        .filter(|s| s.ends_its_instances())
+    {
+        for i in &s.instances {
+            let t = terminated.entry(i.instance_id.as_str()).or_insert(s.time);
+            *t = (*t).max(s.time);
+        }
+    }
     // Not while a signal the next run matches again names the instance (its windows may
     // still need the instance's group), nor while a finding the next run writes again lists
     // it.
@@ -330,8 +339,9 @@ pub fn advance(
     // ended them, by its role, restates its own session with every call it makes), or of
     // the instance whose session made the call.
     let ended = |s: &crate::signal::Signal| {
-        let ended =
-            |id: &str| end_of(id).is_some_and(|t| t < ended_before) && !replayed_names.contains(id);
+        let ended = |id: &str| {
+            terminated.get(id).is_some_and(|&t| t < ended_before) && !replayed_names.contains(id)
+        };
         if s.instances.is_empty() {
             instances_named(s).next().is_some_and(ended)
         } else {
@@ -343,7 +353,7 @@ pub fn advance(
     // of several instances, some still running; a signal replayed): the statements that name
     // the instance are let go once every instance they name has ended.
     let mut still_named: rustc_hash::FxHashSet<&str> = Default::default();
-    if any_ended {
+    if !terminated.is_empty() {
         let others = kept
             .iter()
             .map(|s| &***s)
@@ -351,7 +361,7 @@ pub fn advance(
             .filter(|s| !s.ends_its_instances() && keeps(s))
             .chain(signals.iter().map(|s| &**s));
         for s in others {
-            still_named.extend(instances_named(s).filter(|id| end_of(id).is_some()));
+            still_named.extend(instances_named(s).filter(|id| terminated.contains_key(id)));
         }
     }
     let keeps = |s: &crate::signal::Signal| {
