@@ -88,7 +88,8 @@ pub struct Input<'a> {
     pub graph: &'a ExportGraph<'a>,
     /// The node the sequence is keyed by (its group node).
     pub focus: &'a str,
-    /// Member instance node ids, in the sequence's order (those its signals name first).
+    /// The member instance node ids its finding lists, in its order (those its signals name
+    /// first); other members of the focus group are counted, not drawn.
     pub members: &'a [String],
     /// Entity node id → how many of the sequence's signals name it.
     pub named: &'a HashMap<String, usize>,
@@ -232,6 +233,10 @@ struct Cluster {
     group: usize,
     members: Vec<usize>,
     hidden: usize,
+    /// Members of the sequence's own group that it does not list: they did not run while it
+    /// did (ended before its first signal, launched after its last), so they are counted, not
+    /// drawn, as its finding leaves them out.
+    idle: usize,
 }
 
 /// What is drawn where, before positions.
@@ -370,11 +375,24 @@ impl<'a, 'g> Scene<'a, 'g> {
             .enumerate()
             .map(|(i, m)| (m.as_str(), i))
             .collect();
+        let mut not_running: HashSet<usize> = HashSet::new();
         let clusters: Vec<Cluster> = groups
             .iter()
             .take(MAX_GROUPS)
             .map(|&group| {
                 let mut members = members_of.get(&group).cloned().unwrap_or_default();
+                let mut idle = 0;
+                if e[group].id == self.input.focus {
+                    let before = members.len();
+                    members.retain(|&i| {
+                        let listed = rank.contains_key(e[i].id);
+                        if !listed {
+                            not_running.insert(i);
+                        }
+                        listed
+                    });
+                    idle = before - members.len();
+                }
                 members.sort_by(|&a, &b| {
                     let r = |i: usize| rank.get(e[i].id).copied().unwrap_or(usize::MAX);
                     r(a).cmp(&r(b))
@@ -386,6 +404,7 @@ impl<'a, 'g> Scene<'a, 'g> {
                     group,
                     members,
                     hidden,
+                    idle,
                 }
             })
             .collect();
@@ -419,13 +438,25 @@ impl<'a, 'g> Scene<'a, 'g> {
             (Band::Endpoints, MAX_ENDPOINTS),
             (Band::Other, MAX_OTHER),
         ] {
+            // Not what relates only to members the sequence does not list (their subnets,
+            // addresses): that would float beside the frame that leaves them out.
+            let theirs = |i: usize| {
+                e[i].named == 0
+                    && self
+                        .neighbours
+                        .get(&i)
+                        .is_some_and(|n| n.iter().all(|x| not_running.contains(x)))
+            };
             let mut v: Vec<usize> = (0..e.len())
-                .filter(|&i| Band::of(e[i].kind) == band)
+                .filter(|&i| Band::of(e[i].kind) == band && !theirs(i))
                 .collect();
+            let theirs = (0..e.len())
+                .filter(|&i| Band::of(e[i].kind) == band && theirs(i))
+                .count();
             v.sort_by(|&a, &b| {
                 (!relevant(a), e[a].priority()).cmp(&(!relevant(b), e[b].priority()))
             });
-            let hidden = v.len().saturating_sub(max);
+            let hidden = v.len().saturating_sub(max) + theirs;
             v.truncate(max);
             side.insert(band, (v, hidden));
         }
@@ -539,6 +570,16 @@ impl<'a, 'g> Scene<'a, 'g> {
                     w: w - INDENT,
                     count: k.hidden,
                     text: format!("+{} more member{}", k.hidden, plural(k.hidden)),
+                });
+                y += row;
+            }
+            if k.idle > 0 {
+                out.more.push(More {
+                    x: x + INDENT,
+                    y,
+                    w: w - INDENT,
+                    count: k.idle,
+                    text: format!("+{} not running then", k.idle),
                 });
                 y += row;
             }
@@ -873,7 +914,7 @@ mod tests {
     #[test]
     fn a_small_neighbourhood_is_drawn_whole_without_overlaps() {
         let g = neighbourhood(3, 1);
-        let l = run(&g, &[]);
+        let l = run(&g, &listed(3));
         assert_eq!(l.entities, g.nodes.len());
         assert_eq!(l.nodes.len(), l.entities, "all drawn");
         assert_eq!(l.hidden, 0);
@@ -899,7 +940,7 @@ mod tests {
     #[test]
     fn a_large_neighbourhood_is_capped_with_more_boxes_that_add_up() {
         let g = neighbourhood(200, 9);
-        let members: Vec<String> = (0..200).map(|i| format!("instance:i-{i:017}")).collect();
+        let members = listed(200);
         let l = run(&g, &members);
         let bound = MAX_ACTORS + MAX_ENDPOINTS + MAX_OTHER + MAX_GROUPS * (1 + MAX_MEMBERS);
         assert!(l.nodes.len() <= bound, "{} drawn", l.nodes.len());
@@ -920,11 +961,50 @@ mod tests {
         assert_no_overlaps(&l);
     }
 
+    /// The node ids of the first `n` members of [`neighbourhood`]'s group.
+    fn listed(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("instance:i-{i:017}")).collect()
+    }
+
+    #[test]
+    fn members_the_finding_does_not_list_are_counted_not_drawn() {
+        // Five members; the sequence lists the last two (the others ended before it or were
+        // launched after it), so the frame shows those, as its finding's resources do.
+        let g = neighbourhood(5, 0);
+        let members: Vec<String> = listed(5).split_off(3);
+        let l = run(&g, &members);
+        let drawn: Vec<&str> = l
+            .nodes
+            .iter()
+            .filter(|n| n.kind == "instance")
+            .map(|n| n.id.as_str())
+            .collect();
+        assert_eq!(drawn, members);
+        let idle: Vec<&More> = l
+            .more
+            .iter()
+            .filter(|m| m.text.contains("not running"))
+            .collect();
+        assert_eq!(idle.len(), 1, "{:?}", l.more);
+        assert_eq!(idle[0].count, 3);
+        assert_eq!(idle[0].text, "+3 not running then");
+        assert_eq!(l.nodes.len() + l.hidden, l.entities);
+        let more: usize = l.more.iter().map(|m| m.count).sum();
+        assert_eq!(more, l.hidden, "{:?}", l.more);
+        // Their subnets and addresses relate to nothing drawn: not pulled in beside it.
+        assert!(
+            !l.nodes.iter().any(|n| n.id == "subnet:subnet-0"),
+            "{:?}",
+            l.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()
+        );
+        assert_no_overlaps(&l);
+    }
+
     #[test]
     fn the_same_input_gives_the_same_layout() {
         let g = neighbourhood(12, 3);
-        let a = format!("{:?}", run(&g, &[]));
-        let b = format!("{:?}", run(&g, &[]));
+        let a = format!("{:?}", run(&g, &listed(12)));
+        let b = format!("{:?}", run(&g, &listed(12)));
         assert_eq!(a, b);
     }
 
