@@ -20,7 +20,7 @@ pub struct Inspection {
     pub origin: String,
     pub version: u32,
     pub written_by: String,
-    /// The length of the state as it is saved (gzip-compressed).
+    /// The length of the state as it is saved (compressed).
     pub bytes: usize,
     /// The length of its JSON document (what the parts' weights add up to, less the header
     /// fields).

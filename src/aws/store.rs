@@ -79,7 +79,7 @@ impl StateStore for S3Store {
             .put_object()
             .bucket(&self.location.bucket)
             .key(&self.location.key)
-            .content_type("application/gzip")
+            .content_type("application/zstd")
             .body(ByteStream::from(state.encode()));
         put = match &expected {
             Some(etag) => put.if_match(etag),

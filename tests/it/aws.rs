@@ -353,8 +353,8 @@ fn end_to_end_the_attack_comes_out_in_security_hub_once_and_is_updated_in_place(
     assert!(seen.iter().any(|r| r.operation == "LookupEvents"));
     let saved = get_object(region, bucket, &key).unwrap();
     assert!(
-        saved.starts_with(&[0x1f, 0x8b]),
-        "the S3 state is saved compressed"
+        saved.starts_with(&[0x50, 0x2a, 0x4d, 0x18]),
+        "the S3 state is saved compressed, its header frame first"
     );
     let state_v: Value = common::state_value(&saved);
     assert_eq!(state_v["version"], finding_correlator::state::VERSION);

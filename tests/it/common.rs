@@ -152,16 +152,19 @@ pub fn python() -> PathBuf {
     p
 }
 
-/// A saved state's document as a JSON value: gzip-compressed as saved (version 7 on), or
-/// plain JSON.
+/// A saved state's document as a JSON value: compressed as saved (zstd after a skippable
+/// header frame from version 10, gzip for 7 to 9), or plain JSON.
 pub fn state_value(bytes: &[u8]) -> serde_json::Value {
-    try_state_value(bytes).expect("a state is gzip-compressed JSON or JSON")
+    try_state_value(bytes).expect("a state is compressed JSON or JSON")
 }
 
 /// [`state_value`], or None when the bytes are no state document.
 pub fn try_state_value(bytes: &[u8]) -> Option<serde_json::Value> {
     use std::io::Read;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
+    if bytes.starts_with(&[0x50, 0x2a, 0x4d, 0x18]) {
+        // As `zstd -dc` reads it: over the header frame.
+        serde_json::from_slice(&zstd::stream::decode_all(bytes).ok()?).ok()
+    } else if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = Vec::new();
         flate2::read::GzDecoder::new(bytes)
             .read_to_end(&mut text)
