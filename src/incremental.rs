@@ -132,7 +132,9 @@ pub fn advance(
         };
         let kept = crate::rollup::keep_written_id(seq, |id| previous.contains_key(id));
         let seq = kept.as_ref().unwrap_or(seq);
-        let mut finding = asff::finding(seq, rule, writer);
+        // The finding's text is written once: its fingerprint is the hash of the text kept,
+        // unless its `Id` or `UpdatedAt` moves below (then the version kept is written again).
+        let (mut finding, mut kept_text) = asff::finding_and_text(seq, rule, writer);
         let mut id = asff::finding_id(seq);
         let refs = refs(seq);
         let mut created = asff::finding_created(seq);
@@ -142,14 +144,12 @@ pub fn advance(
             id.clone_from(&r.id);
             created = r.created.unwrap_or(r.start);
             inherit(&mut finding, &id, created);
+            kept_text = KeptFinding::of(&finding);
             taken.insert(id.clone());
         }
         held.entry(seq.rule_id.clone())
             .or_default()
             .extend(refs.iter().cloned());
-        // The finding's text is written once: its fingerprint is the hash of the text kept,
-        // unless `UpdatedAt` moves below (then the version kept is written again).
-        let mut kept_text = KeptFinding::of(&finding);
         let fingerprint = fingerprint(&kept_text);
         match previous.get(id.as_str()) {
             None => changes.new += 1,

@@ -126,12 +126,22 @@ fn actor_id(a: &crate::signal::Actor) -> Option<String> {
 
 /// Builds the ASFF finding of one sequence.
 pub fn finding(seq: &Sequence, rule: &Rule, writer: &Writer) -> Value {
+    finding_and_text(seq, rule, writer).0
+}
+
+/// [`finding`], with its text as it is written: the text its size is measured by, so that it
+/// is serialized once.
+pub fn finding_and_text(
+    seq: &Sequence,
+    rule: &Rule,
+    writer: &Writer,
+) -> (Value, crate::state::KeptFinding) {
     let mut keep = seq.signals.len().min(100);
     loop {
         let f = build(seq, rule, writer, keep);
-        let size = serde_json::to_vec(&f).map_or(0, |v| v.len());
-        if size <= MAX_FINDING_BYTES || keep <= 1 {
-            return f;
+        let text = crate::state::KeptFinding::of(&f);
+        if text.text().len() <= MAX_FINDING_BYTES || keep <= 1 {
+            return (f, text);
         }
         keep = keep * 3 / 4;
     }
@@ -773,8 +783,11 @@ pub fn finding_texts(
 ) -> Vec<crate::state::KeptFinding> {
     seqs.iter()
         .filter(|s| s.emit == crate::rules::Emit::Finding)
-        .filter_map(|s| rules.get(&s.rule_id).map(|r| finding(s, r, writer)))
-        .map(|f| crate::state::KeptFinding::of(&f))
+        .filter_map(|s| {
+            rules
+                .get(&s.rule_id)
+                .map(|r| finding_and_text(s, r, writer).1)
+        })
         .collect()
 }
 
