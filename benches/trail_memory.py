@@ -185,7 +185,10 @@ def main():
                 out, wall, rss, summary = run_correlator(args.correlator, url, bucket, state)
                 calls = sum(s.get("calls", 0) for s in summary.get("sources", []))
                 raw = state.read_bytes() if state.exists() else b"{}"
-                if raw[:2] == b"\x1f\x8b":  # saved gzip-compressed (state version 7 on)
+                if raw[:4] == b"\x50\x2a\x4d\x18":  # zstd after its header frame (version 10 on)
+                    raw = subprocess.run(["zstd", "-dc"], input=raw, capture_output=True,
+                                         check=True).stdout
+                elif raw[:2] == b"\x1f\x8b":  # gzip-compressed (state versions 7 to 9)
                     raw = gzip.decompress(raw)
                 doc = json.loads(raw)
                 folders = [

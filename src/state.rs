@@ -487,7 +487,9 @@ pub enum StateError {
         "state `{origin}` is damaged ({message}); it was left as it is: restore a backup, or remove it to start over (earlier findings may then be written again under the same ids)"
     )]
     Corrupt { origin: String, message: String },
-    #[error("`{origin}` is not a finding-correlator state file (no \"format\": \"{FORMAT}\")")]
+    #[error(
+        "`{origin}` is not a finding-correlator state file (no header or \"format\" naming \"{FORMAT}\")"
+    )]
     NotState { origin: String },
     #[error(
         "state `{origin}` is version {found}, written by a newer finding-correlator; this one reads versions 1 to {VERSION}"

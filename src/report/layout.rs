@@ -438,14 +438,15 @@ impl<'a, 'g> Scene<'a, 'g> {
             (Band::Endpoints, MAX_ENDPOINTS),
             (Band::Other, MAX_OTHER),
         ] {
-            // Not what relates only to members the sequence does not list (their subnets,
-            // addresses): that would float beside the frame that leaves them out.
+            // Not what relates to members the sequence does not list and to nothing drawn in
+            // the centre (their subnets, addresses, sessions, launchers), unless a signal
+            // names it: it would float beside the frame that leaves them out.
             let theirs = |i: usize| {
                 e[i].named == 0
-                    && self
-                        .neighbours
-                        .get(&i)
-                        .is_some_and(|n| n.iter().all(|x| not_running.contains(x)))
+                    && self.neighbours.get(&i).is_some_and(|n| {
+                        n.iter().any(|x| not_running.contains(x))
+                            && !n.iter().any(|x| centre.contains(x))
+                    })
             };
             let mut v: Vec<usize> = (0..e.len())
                 .filter(|&i| Band::of(e[i].kind) == band && !theirs(i))
@@ -470,16 +471,22 @@ impl<'a, 'g> Scene<'a, 'g> {
         }
     }
 
-    /// A node's label (shortened) and caption; a group node heading its frame says its key
-    /// kind and size.
-    fn texts(&self, i: usize, header: bool) -> (String, String) {
+    /// A node's label (shortened) and caption; a group node heading its frame (`header`) says
+    /// its key kind and size, and for the sequence's own group how many of its members ran
+    /// while the sequence did when not all did.
+    fn texts(&self, i: usize, header: Option<&Cluster>) -> (String, String) {
         let e = &self.entities[i];
-        if !header {
+        let Some(k) = header else {
             return (shorten(e.label, MAX_LABEL), caption(e.kind, e.props));
-        }
+        };
         let (key_kind, name) = e.label.split_once('/').unwrap_or(("group", e.label));
         let members = e.props.get("members").map_or(String::new(), |m| {
-            format!(" · {m} member{}", if m == "1" { "" } else { "s" })
+            let plural = if m == "1" { "" } else { "s" };
+            if k.idle > 0 {
+                format!(" · {} of {m} member{plural}", k.members.len() + k.hidden)
+            } else {
+                format!(" · {m} member{plural}")
+            }
         });
         let kind = key_kind.replace('_', " ");
         let cap = if kind.ends_with("group") {
@@ -491,7 +498,7 @@ impl<'a, 'g> Scene<'a, 'g> {
     }
 
     /// The width a column needs for its texts and signal-count badges.
-    fn width(&self, items: impl Iterator<Item = (usize, bool)>) -> f64 {
+    fn width<'c>(&self, items: impl Iterator<Item = (usize, Option<&'c Cluster>)>) -> f64 {
         items
             .map(|(i, header)| {
                 let (t, c) = self.texts(i, header);
@@ -510,14 +517,14 @@ impl<'a, 'g> Scene<'a, 'g> {
 
     /// Widths of the left, centre and right columns.
     fn widths(&self, c: &Choice) -> [f64; 3] {
-        let shown = |b: Band| c.side[&b].0.iter().map(|&i| (i, false));
+        let shown = |b: Band| c.side[&b].0.iter().map(|&i| (i, None));
         let centre = c
             .clusters
             .iter()
             .flat_map(|k| {
-                std::iter::once((k.group, true)).chain(k.members.iter().map(|&i| (i, false)))
+                std::iter::once((k.group, Some(k))).chain(k.members.iter().map(|&i| (i, None)))
             })
-            .chain(c.ungrouped.iter().map(|&i| (i, false)));
+            .chain(c.ungrouped.iter().map(|&i| (i, None)));
         [
             self.width(shown(Band::Actors).chain(shown(Band::Endpoints))),
             self.width(centre) + INDENT,
@@ -525,8 +532,15 @@ impl<'a, 'g> Scene<'a, 'g> {
         ]
     }
 
-    fn place(&self, out: &mut Layout, i: usize, (x, y, w): (f64, f64, f64), header: bool) {
+    fn place(
+        &self,
+        out: &mut Layout,
+        i: usize,
+        (x, y, w): (f64, f64, f64),
+        header: Option<&Cluster>,
+    ) {
         let (text, caption) = self.texts(i, header);
+        let header = header.is_some();
         let e = &self.entities[i];
         out.nodes.push(Placed {
             id: e.id.to_string(),
@@ -557,10 +571,10 @@ impl<'a, 'g> Scene<'a, 'g> {
         for k in &c.clusters {
             let top = y;
             y += CLUSTER_PAD;
-            self.place(out, k.group, (x, y, w), true);
+            self.place(out, k.group, (x, y, w), Some(k));
             y += row;
             for &m in &k.members {
-                self.place(out, m, (x + INDENT, y, w - INDENT), false);
+                self.place(out, m, (x + INDENT, y, w - INDENT), None);
                 y += row;
             }
             if k.hidden > 0 {
@@ -611,7 +625,7 @@ impl<'a, 'g> Scene<'a, 'g> {
                 text: "Instances of no group".into(),
             });
             for &i in &c.ungrouped {
-                self.place(out, i, (x, y, w), false);
+                self.place(out, i, (x, y, w), None);
                 y += row;
             }
             if c.hidden_ungrouped > 0 {
@@ -703,7 +717,7 @@ impl<'a, 'g> Scene<'a, 'g> {
                         .get(&i)
                         .map_or(cursor, |b| b - NODE_H / 2.0)
                         .max(cursor);
-                    self.place(out, i, (x, y, w), false);
+                    self.place(out, i, (x, y, w), None);
                     cursor = y + NODE_H + GAP_Y;
                 }
                 if *hidden > 0 {
@@ -969,8 +983,28 @@ mod tests {
     #[test]
     fn members_the_finding_does_not_list_are_counted_not_drawn() {
         // Five members; the sequence lists the last two (the others ended before it or were
-        // launched after it), so the frame shows those, as its finding's resources do.
-        let g = neighbourhood(5, 0);
+        // launched after it), so the frame shows those, as its finding's resources do. Each
+        // member's role session acted as it, and is a session of the group's role.
+        let mut g = neighbourhood(5, 0);
+        let role = "iam_role:arn:aws:iam::111122223333:role/web";
+        g.nodes.push(node(role, "iam_role"));
+        for i in 0..5 {
+            let session = format!("principal:AROAEXAMPLE:i-{i:017}");
+            g.nodes.push(node(&session, "principal"));
+            let e = |s: &str, t: &str, k| (Cow::Owned(s.to_string()), Cow::Owned(t.to_string()), k);
+            g.edges.push(e(
+                &session,
+                &format!("instance:i-{i:017}"),
+                EdgeKind::ActedAs,
+            ));
+            g.edges.push(e(&session, role, EdgeKind::SessionOf));
+        }
+        g.nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        for n in &mut g.nodes {
+            if n.kind == "instance_group" {
+                n.to_mut().props.insert("members", "5");
+            }
+        }
         let members: Vec<String> = listed(5).split_off(3);
         let l = run(&g, &members);
         let drawn: Vec<&str> = l
@@ -988,15 +1022,32 @@ mod tests {
         assert_eq!(idle.len(), 1, "{:?}", l.more);
         assert_eq!(idle[0].count, 3);
         assert_eq!(idle[0].text, "+3 not running then");
+        let header = l.nodes.iter().find(|n| n.header && n.focus).unwrap();
+        assert!(
+            header.caption.ends_with(" · 2 of 5 members"),
+            "{}",
+            header.caption
+        );
         assert_eq!(l.nodes.len() + l.hidden, l.entities);
         let more: usize = l.more.iter().map(|m| m.count).sum();
         assert_eq!(more, l.hidden, "{:?}", l.more);
-        // Their subnets and addresses relate to nothing drawn: not pulled in beside it.
-        assert!(
-            !l.nodes.iter().any(|n| n.id == "subnet:subnet-0"),
-            "{:?}",
-            l.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()
-        );
+        // Their subnets, addresses and sessions relate to nothing drawn in the centre: not
+        // pulled in beside it; the listed members' sessions and the role they share are.
+        let ids: Vec<&str> = l.nodes.iter().map(|n| n.id.as_str()).collect();
+        for gone in [
+            "subnet:subnet-0",
+            "ip:192.0.2.1",
+            "principal:AROAEXAMPLE:i-00000000000000002",
+        ] {
+            assert!(!ids.contains(&gone), "{gone}: {ids:?}");
+        }
+        for kept in [
+            "subnet:subnet-3",
+            "principal:AROAEXAMPLE:i-00000000000000004",
+            role,
+        ] {
+            assert!(ids.contains(&kept), "{kept}: {ids:?}");
+        }
         assert_no_overlaps(&l);
     }
 

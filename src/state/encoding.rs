@@ -127,7 +127,7 @@ impl State {
             let version = version_of(&header).ok_or_else(not_state)?;
             let body = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| corrupt(format!("compressed data: {e}")))?;
-            read_compressed(body, version, origin)?
+            read_compressed(body, version, ZSTD_FROM, origin)?
         } else if head.starts_with(&GZIP_MAGIC) {
             let mut gz = flate2::bufread::GzDecoder::new(input);
             let Some(header) = gz.header() else {
@@ -142,7 +142,7 @@ impl State {
                 .comment()
                 .and_then(version_of)
                 .ok_or_else(not_state)?;
-            read_compressed(gz, version, origin)?
+            read_compressed(gz, version, GZIP_FROM, origin)?
         } else {
             // Plain JSON, as versions up to 6 were saved.
             let mut bytes = Vec::new();
@@ -171,9 +171,19 @@ impl State {
     }
 }
 
+/// The first version saved in each container: gzip from 7 (to 9), zstd from 10.
+const GZIP_FROM: u64 = 7;
+const ZSTD_FROM: u64 = 10;
+
 /// Reads the document of a compressed state whose header says `version`, from `body` as it is
-/// decompressed.
-fn read_compressed<B: Read>(body: B, version: u64, origin: &str) -> Result<State, StateError> {
+/// decompressed; `first` is the first version its container was saved in (a header naming an
+/// older one was not written by any finding-correlator).
+fn read_compressed<B: Read>(
+    body: B,
+    version: u64,
+    first: u64,
+    origin: &str,
+) -> Result<State, StateError> {
     let corrupt = |message: String| StateError::Corrupt {
         origin: origin.to_string(),
         message,
@@ -184,18 +194,19 @@ fn read_compressed<B: Read>(body: B, version: u64, origin: &str) -> Result<State
             found: version,
         });
     }
+    if version < first {
+        return Err(corrupt(format!(
+            "its header says version {version}, which was never saved compressed this way"
+        )));
+    }
     let body = Limited {
         inner: body,
         left: DECODED_MAX,
     };
-    if version < STREAMED_FROM {
-        // A compressed version that needs its document migrated (none yet).
-        let mut text = String::new();
-        io::BufReader::new(body)
-            .read_to_string(&mut text)
-            .map_err(|e| corrupt(format!("compressed data: {e}")))?;
-        return State::from_json(&text, origin);
-    }
+    // Every compressed version's document reads as the current one's, so it is read by
+    // streaming: version 8 only added a shorter form of instance lists (the plain lists of 7
+    // still read), 9 a member absent before (`carried`), 10 changed only the compression. A
+    // version whose document had to be migrated would be read whole and migrated here.
     let mut state =
         read_members(io::BufReader::with_capacity(1 << 16, body)).map_err(|e| match e {
             MemberError::Io(e) => corrupt(format!("compressed data: {e}")),
@@ -229,11 +240,6 @@ fn read_compressed<B: Read>(body: B, version: u64, origin: &str) -> Result<State
     }
     Ok(state)
 }
-
-/// The oldest compressed version whose document reads as the current one's: 7 (version 8
-/// only added a shorter form of instance lists, and still reads the plain lists of 7; version
-/// 9 added a member, `carried`, absent before; version 10 changed only the compression).
-const STREAMED_FROM: u64 = 7;
 
 /// The members of a state document ([`State`]'s fields, as they are named in it).
 const FIELDS: [&str; 13] = [
@@ -913,6 +919,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("version 99, written by a newer"), "{e}");
+        // A header naming a version its container never held, over a current document.
+        for (what, bytes) in [
+            ("zstd", framed(comment(9).as_bytes(), &sample().to_json())),
+            ("gzip", gz(Some(&comment(6)), &sample().to_json())),
+        ] {
+            let e = State::decode(&bytes[..], "st").unwrap_err().to_string();
+            assert!(
+                e.contains("damaged") && e.contains("never saved compressed this way"),
+                "{what}: {e}"
+            );
+        }
         for other in [
             framed(b"some other tool", b"{}"),
             framed(&[b'x'; 300], b"{}"),
