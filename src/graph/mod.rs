@@ -17,7 +17,7 @@
 pub mod export;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashMap, FxHashSet as HashSet};
 use std::fmt;
@@ -210,6 +210,8 @@ struct InstanceFacts {
     region: Option<Str>,
     /// When the instance was running, as far as records tell: see [`Lifetime`].
     lifetime: Lifetime,
+    /// Its group: an index into [`EntityGraph::groups`], None until its facts name one.
+    group: Option<u32>,
     /// How the facts were merged, for the records still to come; None once the graph is
     /// sealed ([`EntityGraph::seal`]): some 160 bytes an instance that matching never reads.
     merged: Option<Box<Merged>>,
@@ -362,8 +364,12 @@ pub struct EntityGraph {
     /// Every record is in ([`EntityGraph::seal`]): what only adding records reads is gone, and
     /// these are the counts of what was dropped (nodes, edges, signals).
     sealed: Option<SealedCounts>,
-    instance_group: HashMap<Str, GroupId>,
-    group_members: BTreeMap<GroupId, BTreeSet<Str>>,
+    /// Every group an instance was put in, each once: instances hold their group's index
+    /// (a number an instance, not a copy of the group's names).
+    groups: Vec<GroupId>,
+    group_index: HashMap<GroupId, u32>,
+    /// The members of each group of `groups` (empty once its members all moved).
+    group_members: Vec<BTreeSet<Str>>,
     /// Key entity → the groups it names (one per account).
     key_groups: HashMap<EntityId, BTreeSet<GroupId>>,
     /// Principal entity id → instance whose credentials it is.
@@ -407,8 +413,9 @@ impl EntityGraph {
             instances: HashMap::default(),
             sealed: None,
             fact_links: 0,
-            instance_group: HashMap::default(),
-            group_members: BTreeMap::new(),
+            groups: Vec::new(),
+            group_index: HashMap::default(),
+            group_members: Vec::new(),
             key_groups: HashMap::default(),
             principal_instance: HashMap::default(),
             key_principal: HashMap::default(),
@@ -457,6 +464,11 @@ impl EntityGraph {
                 .filter(|n| n.kind != "signal")
                 .count(),
         }
+    }
+
+    fn instance_group(&self, instance_id: &str) -> Option<&GroupId> {
+        let index = self.instances.get(instance_id)?.group?;
+        Some(&self.groups[index as usize])
     }
 
     /// Once every record is in: drops what only adding records reads, so that matching runs
@@ -807,7 +819,7 @@ impl EntityGraph {
                 .props
                 .insert("launch_template_version", lt.clone());
         }
-        self.regroup(&facts);
+        self.regroup(&mut facts);
         self.instances.insert(key, facts);
     }
 
@@ -870,29 +882,36 @@ impl EntityGraph {
     }
 
     /// Recomputes one instance's group from its facts and moves it if the key changed.
-    fn regroup(&mut self, facts: &InstanceFacts) {
+    fn regroup(&mut self, facts: &mut InstanceFacts) {
         let Some(group) = self.group_key(facts) else {
             return;
         };
-        let id = &facts.info.instance_id;
-        if self.instance_group.get(id) == Some(&group) {
+        let index = match self.group_index.get(&group) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.groups.len()).expect("fewer than 2^32 groups");
+                self.groups.push(group.clone());
+                self.group_members.push(BTreeSet::new());
+                self.group_index.insert(group, i);
+                i
+            }
+        };
+        if facts.group == Some(index) {
             return;
         }
-        if let Some(old) = self.instance_group.insert(id.clone(), group.clone())
-            && let Some(members) = self.group_members.get_mut(&old)
-        {
+        let id = &facts.info.instance_id;
+        if let Some(old) = facts.group.replace(index) {
+            let members = &mut self.group_members[old as usize];
             members.remove(id);
             if members.is_empty() {
-                self.group_members.remove(&old);
+                let old = &self.groups[old as usize];
                 if let Some(g) = self.key_groups.get_mut(&old.key) {
-                    g.remove(&old);
+                    g.remove(old);
                 }
             }
         }
-        self.group_members
-            .entry(group.clone())
-            .or_default()
-            .insert(id.clone());
+        let group = &self.groups[index as usize];
+        self.group_members[index as usize].insert(id.clone());
         self.key_groups
             .entry(group.key.clone())
             .or_default()
@@ -900,7 +919,8 @@ impl EntityGraph {
         if self.detail >= Detail::Entities
             && let Some(node) = self.lookup(EntityKind::Instance, id)
         {
-            self.graph[node].props.insert("group", group.to_string());
+            let label = group.to_string();
+            self.graph[node].props.insert("group", label);
         }
     }
 
@@ -941,16 +961,16 @@ impl EntityGraph {
     /// template…) when it names a group. Cheap: a few hash lookups.
     pub fn group_of(&self, e: &EntityId) -> Option<&GroupId> {
         match e.kind {
-            EntityKind::Instance => self.instance_group.get(&e.id),
+            EntityKind::Instance => self.instance_group(&e.id),
             EntityKind::Principal => self
                 .principal_instance
                 .get(&e.id)
-                .and_then(|i| self.instance_group.get(i)),
+                .and_then(|i| self.instance_group(i)),
             EntityKind::AccessKey => self
                 .key_principal
                 .get(&e.id)
                 .and_then(|p| self.principal_instance.get(p))
-                .and_then(|i| self.instance_group.get(i)),
+                .and_then(|i| self.instance_group(i)),
             // A key entity names a group when exactly one account's instances use it.
             _ => self
                 .key_groups
@@ -1003,12 +1023,21 @@ impl EntityGraph {
 
     /// Members of a group (empty when the group is unknown).
     pub fn members(&self, g: &GroupId) -> Option<&BTreeSet<Str>> {
-        self.group_members.get(g)
+        let index = *self.group_index.get(g)?;
+        Some(&self.group_members[index as usize]).filter(|m| !m.is_empty())
     }
 
     /// Every group with its member instance ids, sorted.
     pub fn groups(&self) -> impl Iterator<Item = (&GroupId, &BTreeSet<Str>)> {
-        self.group_members.iter()
+        let mut order: Vec<(&GroupId, &BTreeSet<Str>)> = self
+            .groups
+            .iter()
+            .zip(&self.group_members)
+            .filter(|(_, members)| !members.is_empty())
+            .collect();
+        // Group ids are unique.
+        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        order.into_iter()
     }
 
     /// Whether an edge of `kind` goes from `from` to `to`.
@@ -1083,7 +1112,8 @@ impl EntityGraph {
                 .collect(),
         };
         let mut group_edges: Vec<(NodeIndex, usize)> = Vec::new();
-        for (g, (group, members)) in self.group_members.iter().enumerate() {
+        let groups: Vec<_> = self.groups().collect();
+        for (g, &(group, members)) in groups.iter().enumerate() {
             let mut props = Props::new();
             props.insert("key", group.key.to_string());
             if let Some(a) = &group.account {
@@ -1115,7 +1145,7 @@ impl EntityGraph {
             .max()
             .unwrap_or(0);
         let mut rank_of_index = vec![0u32; bound];
-        let mut rank_of_group = vec![0u32; self.group_members.len()];
+        let mut rank_of_group = vec![0u32; groups.len()];
         for (rank, (_, origin)) in nodes.iter().enumerate() {
             match origin {
                 Ok(i) => rank_of_index[i.index()] = rank as u32,

@@ -821,3 +821,78 @@ fn versions_and_disagreeing_records_give_the_same_graph_in_any_order() {
         "{one}"
     );
 }
+
+/// An instance whose later records name another group moves there, in whichever order the
+/// records are read; a group all of whose members moved is gone, as is the group its key
+/// entity named. Two instances move from `old-asg` to `new-asg`, a third stays.
+#[test]
+fn an_instance_moves_to_the_group_its_latest_record_names_and_an_emptied_group_is_gone() {
+    let template: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("guardduty/finding-single.json")).unwrap(),
+    )
+    .unwrap();
+    let finding = |name: &str, instance: &str, group: &str, at: &str| {
+        let mut f = template.clone();
+        f["id"] = Value::from(name);
+        f["arn"] = Value::from(format!(
+            "arn:aws:guardduty:us-east-1:{ACCOUNT}:detector/d/finding/{name}"
+        ));
+        f["createdAt"] = Value::from(at);
+        f["updatedAt"] = Value::from(at);
+        f["service"]["eventFirstSeen"] = Value::from(at);
+        f["service"]["eventLastSeen"] = Value::from(at);
+        f["resource"]["instanceDetails"]["instanceId"] = Value::from(instance);
+        f["resource"]["instanceDetails"]["tags"] =
+            serde_json::json!([{"key": "aws:autoscaling:groupName", "value": group}]);
+        f.to_string()
+    };
+    let (a, b, c) = (
+        "i-0eeeeeeeeeeeeeee1",
+        "i-0eeeeeeeeeeeeeee2",
+        "i-0eeeeeeeeeeeeeee3",
+    );
+    let first = [
+        finding("f1", a, "old-asg", "2025-05-02T09:00:00Z"),
+        finding("f2", b, "old-asg", "2025-05-02T09:00:00Z"),
+        finding("f3", c, "old-asg", "2025-05-02T09:00:00Z"),
+        finding("f4", a, "gone-asg", "2025-05-02T08:00:00Z"),
+    ];
+    let later = [
+        finding("f5", a, "new-asg", "2025-05-02T10:00:00Z"),
+        finding("f6", b, "new-asg", "2025-05-02T10:00:00Z"),
+    ];
+    let graph = |one: &[String], two: &[String]| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jsonl"), one.join("\n")).unwrap();
+        std::fs::write(dir.path().join("b.jsonl"), two.join("\n")).unwrap();
+        pipeline::build_graph(&[dir.path().to_path_buf()], &single_threaded(), false).graph
+    };
+    for g in [graph(&first, &later), graph(&later, &first)] {
+        let asg = |name| us_east_1(EntityKind::AutoScalingGroup, name);
+        assert_eq!(
+            groups(&g),
+            [
+                ("auto_scaling_group/new-asg".to_string(), strings(&[a, b])),
+                ("auto_scaling_group/old-asg".to_string(), strings(&[c])),
+            ]
+        );
+        assert_eq!(
+            group_name(&g, &instance(a)).as_deref(),
+            Some("auto_scaling_group/new-asg")
+        );
+        assert_eq!(
+            group_name(&g, &instance(c)).as_deref(),
+            Some("auto_scaling_group/old-asg")
+        );
+        assert_eq!(
+            group_name(&g, &asg("new-asg")).as_deref(),
+            Some("auto_scaling_group/new-asg")
+        );
+        assert_eq!(group_name(&g, &asg("gone-asg")), None);
+        let gone = GroupId {
+            account: Some(ACCOUNT.into()),
+            key: asg("gone-asg"),
+        };
+        assert!(g.members(&gone).is_none());
+    }
+}
