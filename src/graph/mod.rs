@@ -176,13 +176,68 @@ impl Props {
 /// An edge of a snapshot: source id, target id, kind.
 pub type SnapshotEdge<'a> = (Cow<'a, str>, Cow<'a, str>, EdgeKind);
 
-/// Which version of a signal the graph holds.
+/// Which version of a signal the graph holds: some 40 bytes a record, since a run over days
+/// of trail holds a million of them.
 struct SignalVersion {
-    updated_at: Option<Millis>,
-    source: Source,
     time: Millis,
-    /// Every `updatedAt` met for the record, sorted (empty for records without one).
-    versions: Vec<Millis>,
+    /// Every `updatedAt` met for the record, sorted; None for records without one (every
+    /// CloudTrail record). The latest is the version held.
+    versions: Option<Box<Vec<Millis>>>,
+    source: Source,
+}
+
+impl SignalVersion {
+    fn updated_at(&self) -> Option<Millis> {
+        self.versions.as_ref().and_then(|v| v.last().copied())
+    }
+}
+
+/// A signal's reference as the graph's table of signals holds it: a CloudTrail `eventID` in
+/// the form AWS writes it (a lowercase UUID, 36 characters) as its 16 bytes, any other
+/// reference as it is. Two references are the same key exactly when they are the same
+/// reference: the 16 bytes are only ever made from that one spelling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum SignalKey {
+    Uuid([u64; 2]),
+    Other(Box<RecordRef>),
+}
+
+impl SignalKey {
+    fn of(r: &RecordRef) -> SignalKey {
+        match r {
+            RecordRef::EventId(id) => match uuid_bits(id) {
+                Some(bits) => SignalKey::Uuid(bits),
+                None => SignalKey::Other(Box::new(r.clone())),
+            },
+            _ => SignalKey::Other(Box::new(r.clone())),
+        }
+    }
+}
+
+/// The 128 bits of `id` when it is a UUID written as AWS writes event ids: lowercase
+/// hexadecimal digits in groups of 8-4-4-4-12 separated by hyphens. None for any other text
+/// (uppercase digits too), so that no two texts give the same bits.
+fn uuid_bits(id: &str) -> Option<[u64; 2]> {
+    let b = id.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        bits = (bits << 4) | u128::from(digit);
+    }
+    Some([(bits >> 64) as u64, bits as u64])
 }
 
 /// What [`EntityGraph::add_signal`] did with a signal.
@@ -377,7 +432,7 @@ pub struct EntityGraph {
     /// Access key → principal entity id.
     key_principal: HashMap<Str, Str>,
     /// Signal reference → the version kept.
-    signals: HashMap<RecordRef, SignalVersion>,
+    signals: HashMap<SignalKey, SignalVersion>,
     /// See [`EntityGraph::older_versions`].
     older_versions: u64,
 }
@@ -501,26 +556,28 @@ impl EntityGraph {
     /// Security Hub) is one signal; a newer version (later `updatedAt`) replaces it.
     pub fn add_signal(&mut self, s: &Signal) -> Added {
         assert!(self.sealed.is_none(), "a sealed graph takes no record");
-        let added = match self.signals.get_mut(&s.reference) {
+        let key = SignalKey::of(&s.reference);
+        let added = match self.signals.get_mut(&key) {
             None => Added::New,
             Some(prev) => {
                 // A newer version replaces an older one. Between copies of one version the
                 // GuardDuty original wins over the Security Hub copy, whichever came first,
                 // so the result does not depend on the order files are read in.
                 // Two versions written in the same millisecond: the later activity wins.
-                let newer = match (prev.updated_at, s.updated_at) {
+                let newer = match (prev.updated_at(), s.updated_at) {
                     (Some(p), Some(_)) => {
                         s.version() > crate::signal::version(Some(p), prev.source, prev.time)
                     }
                     (None, Some(_)) => true,
                     _ => false,
                 };
-                if let Some(at) = s.updated_at
-                    && let Err(i) = prev.versions.binary_search(&at)
-                {
-                    prev.versions.insert(i, at);
-                    if prev.versions.len() > 1 {
-                        self.older_versions += 1;
+                if let Some(at) = s.updated_at {
+                    let versions = prev.versions.get_or_insert_with(Box::default);
+                    if let Err(i) = versions.binary_search(&at) {
+                        versions.insert(i, at);
+                        if versions.len() > 1 {
+                            self.older_versions += 1;
+                        }
                     }
                 }
                 if newer {
@@ -593,22 +650,18 @@ impl EntityGraph {
         if added == Added::Duplicate {
             return added;
         }
-        match self.signals.get_mut(&s.reference) {
-            Some(v) => {
-                v.updated_at = s.updated_at;
+        match self.signals.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut v) => {
+                let v = v.get_mut();
                 v.source = s.source;
                 v.time = s.time;
             }
-            None => {
-                self.signals.insert(
-                    s.reference.clone(),
-                    SignalVersion {
-                        updated_at: s.updated_at,
-                        source: s.source,
-                        time: s.time,
-                        versions: s.updated_at.into_iter().collect(),
-                    },
-                );
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(SignalVersion {
+                    time: s.time,
+                    versions: s.updated_at.map(|at| Box::new(vec![at])),
+                    source: s.source,
+                });
             }
         }
         added
@@ -1322,5 +1375,54 @@ mod lifetime_tests {
         // Launched again after its end (records that reuse an id): running since.
         assert!(life(Some(12), Some(9)).overlaps(10, 20));
         assert!(!life(Some(30), Some(9)).overlaps(10, 20));
+    }
+}
+
+#[cfg(test)]
+mod signal_key_tests {
+    use super::{SignalKey, SignalVersion, uuid_bits};
+    use crate::signal::RecordRef;
+
+    /// The table of signals has an entry for each record a run keeps (a million over a week
+    /// of a busy trail): its entries stay this small.
+    #[test]
+    fn an_entry_of_the_table_of_signals_stays_small() {
+        assert!(std::mem::size_of::<(SignalKey, SignalVersion)>() <= 48);
+    }
+
+    #[test]
+    fn an_event_id_is_held_as_its_bits_only_in_the_one_spelling_that_maps_back() {
+        let id = "24b80cb9-8c25-4d29-ae50-61cb3aa143cc";
+        let bits = uuid_bits(id).unwrap();
+        assert_eq!(
+            format!("{:016x}{:016x}", bits[0], bits[1]),
+            id.replace('-', "")
+        );
+        // Other spellings of the same number, and texts that are no UUID, stay text.
+        for other in [
+            "24B80CB9-8C25-4D29-AE50-61CB3AA143CC",
+            "24b80cb98c254d29ae5061cb3aa143cc",
+            "{24b80cb9-8c25-4d29-ae50-61cb3aa143cc}",
+            "24b80cb9-8c25-4d29-ae50-61cb3aa143c",
+            "24b80cb9-8c25-4d29-ae50_61cb3aa143cc",
+            "24b80cb9-8c25-4d29-ae50-61cb3aa143cg",
+            "",
+        ] {
+            assert_eq!(uuid_bits(other), None, "{other}");
+        }
+        let key = |r: RecordRef| SignalKey::of(&r);
+        let event = |id: &str| RecordRef::EventId(id.into());
+        assert_eq!(key(event(id)), key(event(id)));
+        assert_ne!(
+            key(event(id)),
+            key(event("24b80cb9-8c25-4d29-ae50-61cb3aa143cd"))
+        );
+        assert_ne!(key(event(id)), key(event(&id.to_uppercase())));
+        // The same text as another kind of reference is another record.
+        assert_ne!(key(event(id)), key(RecordRef::Hash(id.into())));
+        assert_eq!(
+            key(event(&id.to_uppercase())),
+            key(event(&id.to_uppercase()))
+        );
     }
 }
