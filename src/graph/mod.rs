@@ -966,11 +966,16 @@ impl EntityGraph {
             }
         }
         let group = &self.groups[index as usize];
-        self.group_members[index as usize].insert(id.clone());
-        self.key_groups
-            .entry(group.key.clone())
-            .or_default()
-            .insert(group.clone());
+        let members = &mut self.group_members[index as usize];
+        // A key entity names the groups that have members: only a group's first member
+        // (again) adds it.
+        if members.is_empty() {
+            self.key_groups
+                .entry(group.key.clone())
+                .or_default()
+                .insert(group.clone());
+        }
+        members.insert(id.clone());
         if self.detail >= Detail::Entities
             && let Some(node) = self.lookup(EntityKind::Instance, id)
         {
