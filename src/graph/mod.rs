@@ -176,8 +176,8 @@ impl Props {
 /// An edge of a snapshot: source id, target id, kind.
 pub type SnapshotEdge<'a> = (Cow<'a, str>, Cow<'a, str>, EdgeKind);
 
-/// Which version of a signal the graph holds: some 40 bytes a record, since a run over days
-/// of trail holds a million of them.
+/// Which version of a signal the graph holds: with its key, 48 bytes a record, since a run
+/// over days of trail holds a million of them.
 struct SignalVersion {
     time: Millis,
     /// Every `updatedAt` met for the record, sorted; None for records without one (every
