@@ -176,8 +176,8 @@ impl Props {
 /// An edge of a snapshot: source id, target id, kind.
 pub type SnapshotEdge<'a> = (Cow<'a, str>, Cow<'a, str>, EdgeKind);
 
-/// Which version of a signal the graph holds: with its key, 48 bytes a record, since a run
-/// over days of trail holds a million of them.
+/// Which version of a signal the graph holds: with an event id's 16 bytes, 40 bytes a record,
+/// since a run over days of trail holds a million of them.
 struct SignalVersion {
     time: Millis,
     /// Every `updatedAt` met for the record, sorted; None for records without one (every
@@ -194,25 +194,41 @@ impl SignalVersion {
     }
 }
 
-/// A signal's reference as the graph's table of signals holds it: a CloudTrail `eventID` in
-/// the form AWS writes it (a lowercase UUID, 36 characters) as its 16 bytes, any other
-/// reference as it is. Two references are the same key exactly when they are the same
-/// reference: the 16 bytes are only ever made from that one spelling.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum SignalKey {
-    Uuid([u64; 2]),
-    Other(Box<RecordRef>),
+/// The graph's table of signals: a CloudTrail `eventID` in the form AWS writes it (a lowercase
+/// UUID, 36 characters) is held as its 16 bytes, any other reference as it is, in a table of
+/// its own. Two references find one entry exactly when they are the same reference: the 16
+/// bytes are only ever made from that one spelling. Looking up borrows the reference; only a
+/// new entry of the second table copies it.
+#[derive(Default)]
+struct SignalTable {
+    event_ids: HashMap<[u64; 2], SignalVersion>,
+    others: HashMap<RecordRef, SignalVersion>,
 }
 
-impl SignalKey {
-    fn of(r: &RecordRef) -> SignalKey {
+impl SignalTable {
+    fn uuid(r: &RecordRef) -> Option<[u64; 2]> {
         match r {
-            RecordRef::EventId(id) => match uuid_bits(id) {
-                Some(bits) => SignalKey::Uuid(bits),
-                None => SignalKey::Other(Box::new(r.clone())),
-            },
-            _ => SignalKey::Other(Box::new(r.clone())),
+            RecordRef::EventId(id) => uuid_bits(id),
+            _ => None,
         }
+    }
+
+    fn get_mut(&mut self, r: &RecordRef) -> Option<&mut SignalVersion> {
+        match Self::uuid(r) {
+            Some(bits) => self.event_ids.get_mut(&bits),
+            None => self.others.get_mut(r),
+        }
+    }
+
+    fn insert(&mut self, r: &RecordRef, v: SignalVersion) {
+        match Self::uuid(r) {
+            Some(bits) => self.event_ids.insert(bits, v),
+            None => self.others.insert(r.clone(), v),
+        };
+    }
+
+    fn len(&self) -> usize {
+        self.event_ids.len() + self.others.len()
     }
 }
 
@@ -434,7 +450,7 @@ pub struct EntityGraph {
     /// Access key → principal entity id.
     key_principal: HashMap<Str, Str>,
     /// Signal reference → the version kept.
-    signals: HashMap<SignalKey, SignalVersion>,
+    signals: SignalTable,
     /// See [`EntityGraph::older_versions`].
     older_versions: u64,
 }
@@ -476,7 +492,7 @@ impl EntityGraph {
             key_groups: HashMap::default(),
             principal_instance: HashMap::default(),
             key_principal: HashMap::default(),
-            signals: HashMap::default(),
+            signals: SignalTable::default(),
             older_versions: 0,
         }
     }
@@ -544,7 +560,7 @@ impl EntityGraph {
         for facts in self.instances.values_mut() {
             facts.merged = None;
         }
-        self.signals = HashMap::default();
+        self.signals = SignalTable::default();
         if self.detail == Detail::Matching {
             counts.nodes = Some(self.bare.count());
             self.entities = vec![FxHashMap::default(); self.entities.len()];
@@ -558,8 +574,7 @@ impl EntityGraph {
     /// Security Hub) is one signal; a newer version (later `updatedAt`) replaces it.
     pub fn add_signal(&mut self, s: &Signal) -> Added {
         assert!(self.sealed.is_none(), "a sealed graph takes no record");
-        let key = SignalKey::of(&s.reference);
-        let added = match self.signals.get_mut(&key) {
+        let added = match self.signals.get_mut(&s.reference) {
             None => Added::New,
             Some(prev) => {
                 // A newer version replaces an older one. Between copies of one version the
@@ -652,19 +667,19 @@ impl EntityGraph {
         if added == Added::Duplicate {
             return added;
         }
-        match self.signals.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut v) => {
-                let v = v.get_mut();
+        match self.signals.get_mut(&s.reference) {
+            Some(v) => {
                 v.source = s.source;
                 v.time = s.time;
             }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(SignalVersion {
+            None => self.signals.insert(
+                &s.reference,
+                SignalVersion {
                     time: s.time,
                     versions: s.updated_at.map(|at| Box::new(vec![at])),
                     source: s.source,
-                });
-            }
+                },
+            ),
         }
         added
     }
@@ -1387,14 +1402,14 @@ mod lifetime_tests {
 
 #[cfg(test)]
 mod signal_key_tests {
-    use super::{SignalKey, SignalVersion, uuid_bits};
-    use crate::signal::RecordRef;
+    use super::{SignalTable, SignalVersion, uuid_bits};
+    use crate::signal::{RecordRef, Source};
 
     /// The table of signals has an entry for each record a run keeps (a million over a week
-    /// of a busy trail): its entries stay this small.
+    /// of a busy trail): its entries of event ids stay this small.
     #[test]
     fn an_entry_of_the_table_of_signals_stays_small() {
-        assert!(std::mem::size_of::<(SignalKey, SignalVersion)>() <= 48);
+        assert!(std::mem::size_of::<([u64; 2], SignalVersion)>() <= 48);
     }
 
     #[test]
@@ -1417,19 +1432,34 @@ mod signal_key_tests {
         ] {
             assert_eq!(uuid_bits(other), None, "{other}");
         }
-        let key = |r: RecordRef| SignalKey::of(&r);
+        // One entry per reference: each found by itself and by nothing else.
         let event = |id: &str| RecordRef::EventId(id.into());
-        assert_eq!(key(event(id)), key(event(id)));
-        assert_ne!(
-            key(event(id)),
-            key(event("24b80cb9-8c25-4d29-ae50-61cb3aa143cd"))
-        );
-        assert_ne!(key(event(id)), key(event(&id.to_uppercase())));
-        // The same text as another kind of reference is another record.
-        assert_ne!(key(event(id)), key(RecordRef::Hash(id.into())));
-        assert_eq!(
-            key(event(&id.to_uppercase())),
-            key(event(&id.to_uppercase()))
-        );
+        let upper = id.to_uppercase();
+        let refs = [
+            event(id),
+            event("24b80cb9-8c25-4d29-ae50-61cb3aa143cd"),
+            event(&upper),
+            RecordRef::Hash(id.into()),
+        ];
+        let mut table = SignalTable::default();
+        for (i, r) in refs.iter().enumerate() {
+            assert!(
+                table.get_mut(r).is_none(),
+                "{r:?} found before it was put in"
+            );
+            table.insert(
+                r,
+                SignalVersion {
+                    time: i as i64,
+                    versions: None,
+                    source: Source::CloudTrail,
+                },
+            );
+        }
+        assert_eq!(table.len(), refs.len());
+        assert_eq!((table.event_ids.len(), table.others.len()), (2, 2));
+        for (i, r) in refs.iter().enumerate() {
+            assert_eq!(table.get_mut(r).map(|v| v.time), Some(i as i64), "{r:?}");
+        }
     }
 }
