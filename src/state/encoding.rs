@@ -446,7 +446,19 @@ impl<R: BufRead> Scanner<R> {
                 None => {
                     // Cut by the end of what is buffered: its text gathered first.
                     text.clear();
-                    self.value(text)?;
+                    if let Err(e) = self.value(text) {
+                        // A damaged item whose brackets never close runs on to the end of the
+                        // document: the parse of what was gathered says where it breaks, and
+                        // the error names the item, as for any other damaged one.
+                        return Err(match serde_json::from_slice::<T>(text) {
+                            Err(error) if !error.is_eof() => MemberError::Item {
+                                part,
+                                index: out.len(),
+                                error,
+                            },
+                            _ => e,
+                        });
+                    }
                     serde_json::from_slice(text).map_err(|error| MemberError::Item {
                         part,
                         index: out.len(),
@@ -810,6 +822,41 @@ mod tests {
             doc.len(),
             &differs[..differs.len().min(5)]
         );
+    }
+
+    /// A damaged item is refused as that item, whatever the read buffer: also one whose
+    /// brackets never close (its text runs on to the end of the document).
+    #[test]
+    fn a_damaged_item_is_named_by_its_part_and_index() {
+        let mut st = sample();
+        st.signals.push(full().signals.pop().unwrap());
+        st.signals.push(full().signals.pop().unwrap());
+        let doc = String::from_utf8(st.to_json()).unwrap();
+        // Where the second item begins: after the first, parsed, and its comma.
+        let first = doc.find("\"signals\":[").unwrap() + "\"signals\":[".len();
+        let mut items =
+            serde_json::Deserializer::from_str(&doc[first..]).into_iter::<serde_json::Value>();
+        items.next().unwrap().unwrap();
+        let second = first + items.byte_offset() + 1;
+        assert_eq!(&doc[second - 1..second + 1], ",{");
+        let unclosed = format!("{}{{\"x\":[[[1}},{}", &doc[..second], &doc[second..]);
+        let balanced = format!("{}{{\"x\":1}},{}", &doc[..second], &doc[second..]);
+        for (what, bad) in [("unclosed", &unclosed), ("balanced", &balanced)] {
+            assert!(
+                whole(bad.as_bytes()).is_none(),
+                "{what}: serde_json takes it"
+            );
+            for capacity in [7, 97, 64 * 1024, bad.len() + 1] {
+                let read = read_members(io::BufReader::with_capacity(capacity, bad.as_bytes()));
+                match read {
+                    Err(MemberError::Item { part, index, .. }) => {
+                        assert_eq!((part, index), ("signals", 1), "{what}, buffer {capacity}");
+                    }
+                    Err(e) => panic!("{what}, buffer {capacity}: {e:?}"),
+                    Ok(_) => panic!("{what}, buffer {capacity}: read"),
+                }
+            }
+        }
     }
 
     #[test]
