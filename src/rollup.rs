@@ -370,7 +370,7 @@ fn absorb(
     seq.other_members.sort_unstable();
     seq.other_members.dedup();
     seq.other_members.retain(|m| !listed.contains(m));
-    seq.signals.sort_by_key(|a| (a.time, a.reference.key()));
+    seq.signals.sort_by_cached_key(|a| a.story_order());
     seq.rollup = Some(Box::new(RollUp {
         id: ids[first.1].clone(),
         created: first.2,

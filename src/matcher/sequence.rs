@@ -101,6 +101,18 @@ pub struct SeqSignal {
 }
 
 impl SeqSignal {
+    /// When its activity began: a finding's first sighting, a call's time.
+    pub fn began(&self) -> Millis {
+        self.first_seen.min(self.time)
+    }
+
+    /// The order a finding tells its signals in: by when their activity began (an attack's
+    /// story opens with what happened first, whichever version of a finding was read), then
+    /// by time, then by record.
+    pub fn story_order(&self) -> (Millis, Millis, String) {
+        (self.began(), self.time, self.reference.key())
+    }
+
     pub fn new(s: &Signal, stage: &str, weak: bool, ctx: &SelectContext<'_>) -> SeqSignal {
         let api = (s.source == Source::CloudTrail)
             .then(|| api_name(s))
@@ -339,7 +351,7 @@ impl Sequence {
 
     /// Orders signals and fills what comes from the graph: account, region, members.
     pub fn finalize(&mut self, graph: &EntityGraph) {
-        self.signals.sort_by_key(|a| (a.time, a.reference.key()));
+        self.signals.sort_by_cached_key(|a| a.story_order());
         // First mentions in signal order, found through sets: a sequence that goes on for days
         // names thousands of instances, which a scan of the list per name made quadratic.
         let mut involved: Vec<Str> = Vec::new();
@@ -375,7 +387,12 @@ impl Sequence {
                 // latest sighting), not its first sighting, which can lie days back: a run
                 // with a state lets go of an instance that ended before the sequence formed
                 // (`terminated_retention` after), one run would still know it.
-                let from = self.signals.first().map_or(self.first_seen, |s| s.time);
+                let from = self
+                    .signals
+                    .iter()
+                    .map(|s| s.time)
+                    .min()
+                    .unwrap_or(self.first_seen);
                 let (rest, others): (Vec<Str>, Vec<Str>) = members
                     .iter()
                     .filter(|m| !first_named.contains(m))

@@ -563,7 +563,7 @@ fn timeline(page: &mut String, seq: &Sequence, v: &View<'_>, prefix: &str) {
                     page,
                     "<li class=\"fold\" data-run=\"{run_id}\" tabindex=\"0\" role=\"button\" \
                      aria-expanded=\"false\">{n} more alike, to {}</li>",
-                    esc(&format_rfc3339(signals[end - 1].time)[11..19])
+                    esc(&format_rfc3339(signals[end - 1].began())[11..19])
                 );
             }
         }
@@ -606,8 +606,8 @@ fn entry(
          <span class=\"what\">{}</span><span class=\"stage\">{}</span>{}{}{}</li>",
         nodes.join(" "),
         run.map_or(String::new(), |r| format!(" data-run=\"{r}\"")),
-        esc(&format_rfc3339(s.time)),
-        esc(&format_rfc3339(s.time)[11..19]),
+        esc(&format_rfc3339(s.began())),
+        esc(&format_rfc3339(s.began())[11..19]),
         source_name(s),
         esc(&s.describe()),
         esc(&s.stage),

@@ -161,8 +161,8 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
     let label = rule.severity.as_str();
     let conf = confidence(rule, seq);
 
-    // Signals kept: the first `keep` in time order (the opening of the attack matters most),
-    // always including every finding before API calls when trimming.
+    // Signals kept: the first `keep` in the order their activity began (the opening of the
+    // attack matters most), always including every finding before API calls when trimming.
     let mut kept: Vec<&SeqSignal> = seq.signals.iter().map(|s| s.as_ref()).collect();
     if kept.len() > keep {
         let mut findings: Vec<&SeqSignal> = kept
@@ -179,7 +179,7 @@ fn build(seq: &Sequence, rule: &Rule, writer: &Writer, keep: usize) -> Value {
             .take(room)
             .collect();
         kept = findings.into_iter().chain(calls).collect();
-        kept.sort_by_key(|s| s.time);
+        kept.sort_by_cached_key(|s| s.story_order());
     }
     let trimmed = seq.total_signals - kept.len();
 

@@ -93,7 +93,7 @@ pub fn story(seq: &Sequence) -> String {
     if let Some(first) = seq.signals.first() {
         out.push(format!(
             "First, at {}, {}{}.",
-            format_rfc3339(first.time),
+            format_rfc3339(first.began()),
             first.describe(),
             subject(first)
         ));

@@ -293,7 +293,8 @@ fn issue_7_report_of_one_sequence_has_the_header_an_investigator_needs() {
     ] {
         assert!(sec.contains(want), "missing {want:?}");
     }
-    // The timeline: findings and API calls in time order; weak signals marked.
+    // The timeline: findings and API calls in the order their activity began (a finding at its
+    // first sighting); weak signals marked.
     assert_eq!(count(sec, "<li class=\"signal "), 13);
     assert_eq!(count(sec, "<li class=\"signal finding "), 7);
     assert_eq!(count(sec, "<li class=\"signal call "), 6);

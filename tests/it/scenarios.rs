@@ -837,7 +837,7 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
     assert_eq!(f["Severity"]["Label"], "CRITICAL");
     assert_eq!(
         product_field(f, "stages"),
-        "suspicious_compute,credential_exfiltration"
+        "credential_exfiltration,suspicious_compute"
     );
     assert_eq!(f["Resources"][0]["Id"], "etl-asg");
     assert_eq!(
@@ -847,9 +847,10 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
     assert_eq!(
         signal_ids(f),
         [
+            // First seen at 16:14:30 (the `Id`'s start), last at 16:24:05: told first.
+            "arn:aws:guardduty:us-east-2:111122223333:detector/4d0f1facb336622bc59c38fb20f26a9d/finding/e7f9053499c3fd5f484cf7fbcbbe19ae",
             "rule:failed-compute-launch/e883d775-02b0-4a98-8db9-593b215c5625",
             "rule:failed-compute-launch/edd9c97c-2a50-4986-b6b9-4e98a4c2e3fc",
-            "arn:aws:guardduty:us-east-2:111122223333:detector/4d0f1facb336622bc59c38fb20f26a9d/finding/e7f9053499c3fd5f484cf7fbcbbe19ae",
         ]
     );
     assert_eq!(
@@ -871,12 +872,12 @@ fn failed_compute_launch_positive_feeds_the_group_sequence() {
     assert_eq!(
         staged,
         [
-            ("rule:failed-compute-launch", "suspicious_compute"),
-            ("rule:failed-compute-launch", "suspicious_compute"),
             (
                 "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
                 "credential_exfiltration"
             ),
+            ("rule:failed-compute-launch", "suspicious_compute"),
+            ("rule:failed-compute-launch", "suspicious_compute"),
         ]
     );
 }
@@ -1106,6 +1107,78 @@ fn issue_14_the_main_scenario_is_one_finding_that_carries_every_signal() {
     assert_eq!((r.findings_out, r.sequences_absorbed), (1, 1));
     assert!(r.signals_in >= 13, "{}", r.signals_in);
     assert_eq!(o.summary.sequences[0].absorbed.len(), 1);
+}
+
+/// A finding's story opens with what happened first, and its signals are told in the order
+/// their activity began: a GuardDuty finding seen again later (its `eventLastSeen` moved on)
+/// still opens the story at its first sighting, where it was told at its last.
+#[test]
+fn the_story_opens_with_the_first_sighting_whatever_a_finding_was_last_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["cloudtrail", "asff"] {
+        copy_dir(&repo().join("fixtures").join(d), &dir.path().join(d));
+    }
+    let gd = dir.path().join("guardduty");
+    copy_dir(&repo().join("fixtures/guardduty"), &gd);
+    // The opener, NewBinaryExecuted first seen at 09:01:27, seen again at 12:30 (after every
+    // call of the attack).
+    let single = gd.join("finding-single.json");
+    let text_of = std::fs::read_to_string(&single).unwrap();
+    let seen_again = text_of
+        .replace(
+            "\"eventLastSeen\": \"2025-05-02T09:01:27.000Z\"",
+            "\"eventLastSeen\": \"2025-05-02T12:30:00.000Z\"",
+        )
+        .replace(
+            "\"updatedAt\": \"2025-05-02T09:03:55.907Z\"",
+            "\"updatedAt\": \"2025-05-02T12:31:00.000Z\"",
+        );
+    assert_ne!(seen_again, text_of, "the fixture changed");
+    std::fs::write(&single, seen_again).unwrap();
+    let o = correlate(&["cloudtrail", "guardduty", "asff"].map(|d| dir.path().join(d)));
+    assert_eq!(o.findings.len(), 1);
+    let f = &o.findings[0];
+    let d = text(&f["Description"]);
+    assert!(
+        d.starts_with(
+            "First, at 2025-05-02T09:01:27.000Z, Execution:Runtime/NewBinaryExecuted on i-0aaaaaaaaaaaaaaa1."
+        ),
+        "{d}"
+    );
+    let signals = f["Detection"]["Sequence"]["Signals"].as_array().unwrap();
+    assert!(signals.len() >= 13, "{}", signals.len());
+    let began: Vec<i64> = signals
+        .iter()
+        .map(|s| s["FirstSeenAt"].as_i64().unwrap())
+        .collect();
+    assert!(
+        began.windows(2).all(|w| w[0] <= w[1]),
+        "signals not in the order their activity began: {began:?}"
+    );
+    assert_eq!(
+        signals[0]["Name"], "Execution:Runtime/NewBinaryExecuted",
+        "{}",
+        signals[0]
+    );
+    assert_eq!(
+        signals[0]["LastSeenAt"].as_i64(),
+        Some(1_746_189_000_000),
+        "the finding's latest sighting is kept"
+    );
+}
+
+/// Copies a folder of fixtures, recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }
 
 #[test]
