@@ -326,12 +326,20 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
     let report = CorrelateSummary::new(&run.sequences, &rules, run.matching);
     let state_line = match (&next, &saved) {
         (Some(n), Some(path)) => format!(
-            "state: saved to {path} ({} signal(s) to replay, {} graph statement(s), {} sequence(s); horizon {})\n",
+            "state: saved to {path} ({} signal(s) to replay, {} graph statement(s), {} sequence(s); horizon {}{})\n",
             n.signals.len(),
             n.graph.len(),
             n.sequences.len(),
             n.horizon
-                .map_or("none".into(), finding_correlator::time::format_rfc3339)
+                .map_or("none".into(), finding_correlator::time::format_rfc3339),
+            if run.before_horizon > 0 {
+                format!(
+                    "; {} selected record(s) older than the horizon left out",
+                    run.before_horizon
+                )
+            } else {
+                String::new()
+            }
         ),
         (Some(_), None) => "state: dry run, nothing saved\n".to_string(),
         _ => String::new(),
@@ -631,7 +639,7 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
             }
             let st = &report.state;
             text.push_str(&format!(
-                "state {}: {} ({} signal(s) to replay, {} graph statement(s), horizon {})\n",
+                "state {}: {} ({} signal(s) to replay, {} graph statement(s), horizon {}{})\n",
                 st.location,
                 if st.saved {
                     "saved"
@@ -640,7 +648,15 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
                 },
                 st.signals,
                 st.statements,
-                st.horizon.as_deref().unwrap_or("none")
+                st.horizon.as_deref().unwrap_or("none"),
+                if st.before_horizon > 0 {
+                    format!(
+                        "; {} selected record(s) older than the horizon left out",
+                        st.before_horizon
+                    )
+                } else {
+                    String::new()
+                }
             ));
             eprint!("{text}");
         }

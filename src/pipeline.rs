@@ -55,7 +55,8 @@ pub struct CorrelateRun {
     /// ([`graph_statement`], [`statement_rank`]), cut to what the next run reads of it
     /// ([`statement_to_keep`]), in event-time order.
     pub statements: Vec<Arc<Signal>>,
-    /// Selected records older than the state's horizon: matched by an earlier run already.
+    /// Selected records older than the state's horizon, left out: matched by an earlier run
+    /// if one read them, not matched at all if they arrived this late.
     pub before_horizon: u64,
     /// Per source: records used and the newest event time among them.
     pub sources: BTreeMap<&'static str, (u64, Option<Millis>)>,
@@ -325,6 +326,8 @@ pub fn correlate_with<R: Send>(
     let mut selected: Vec<Item> = Vec::new();
     let mut statements = Statements::default();
     let mut before_horizon = 0u64;
+    // Of those, by source: how many, and the oldest event time.
+    let mut late: BTreeMap<&'static str, (u64, Millis)> = BTreeMap::new();
     let inputs;
     let mut sources: BTreeMap<&'static str, (u64, Option<Millis>)> = BTreeMap::new();
     let horizon = prior.and_then(|p| p.horizon).unwrap_or(Millis::MIN);
@@ -475,6 +478,9 @@ pub fn correlate_with<R: Send>(
                     keep == Keep::Match && (s.time >= horizon || m.holds_an_older_version(&s));
                 if keep == Keep::Match && !matched {
                     before_horizon += 1;
+                    let l = late.entry(s.source.as_str()).or_insert((0, s.time));
+                    l.0 += 1;
+                    l.1 = l.1.min(s.time);
                 }
                 if matched
                     && added != crate::graph::Added::Duplicate
@@ -515,10 +521,24 @@ pub fn correlate_with<R: Send>(
         sources.entry(source).or_insert((0, None)).0 += n;
     }
     if before_horizon > 0 {
-        tracing::info!(
+        // Either read before (a run over input an earlier run read: matched then) or too late
+        // to be matched: the windows they would have joined closed before the horizon (a
+        // trail object read only now, a finding first exported days after its activity).
+        // Which, the state cannot tell; a scheduled task should see neither.
+        let by_source: Vec<String> = late
+            .iter()
+            .map(|(source, (n, oldest))| {
+                format!(
+                    "{source}: {n} from {}",
+                    crate::time::format_rfc3339(*oldest)
+                )
+            })
+            .collect();
+        tracing::warn!(
             records = before_horizon,
             horizon = %crate::time::format_rfc3339(horizon),
-            "records older than the state's horizon were matched by an earlier run and are left out"
+            by_source = %by_source.join(", "),
+            "selected records older than the state's horizon are left out: matched by an earlier run if one read them, not matched at all if they arrived this late"
         );
     }
     let read_ms = started.elapsed().as_millis() as u64;

@@ -183,6 +183,9 @@ pub struct StateLine {
     pub signals: usize,
     pub statements: usize,
     pub horizon: Option<String>,
+    /// Selected records older than the state's horizon, left out (see the warning the run
+    /// logs): in AWS mode, records that arrived too late to be matched.
+    pub before_horizon: u64,
 }
 
 pub(crate) fn now_millis() -> Millis {
@@ -480,6 +483,7 @@ fn run_claimed(
             signals: next.signals.len(),
             statements: next.graph.len(),
             horizon: next.horizon.map(format_rfc3339),
+            before_horizon: outcome.run.before_horizon,
         };
     }
     Ok(report)

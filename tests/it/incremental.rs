@@ -448,6 +448,70 @@ fn a_closed_sequence_is_not_updated_and_a_later_attack_opens_a_new_one() {
     assert!(state.sequences.iter().all(|s| &s.id != id1));
 }
 
+/// Records that come after the state's horizon has passed them (a trail object read days
+/// late, a finding first exported days after its activity) cannot join the windows they
+/// belonged to, which closed before the horizon: they are left out, and the run says so as a
+/// warning with their count, and in its summary, not as records an earlier run matched.
+#[test]
+fn records_older_than_the_horizon_are_left_out_with_a_warning_and_counted() {
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let tmp = tempfile::tempdir().unwrap();
+    let later = tmp.path().join("later");
+    replay_later(&dir, &later, "2025-05-03", "2025-05-06");
+    let state = tmp.path().join("state.json");
+    let out = tmp.path().join("out.json");
+    // The schedule has read three days later; the attack's own records were never read.
+    let first = correlate_with_state(&state, Some(&out), &later)
+        .args(["--summary", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(findings_file(&out).len(), 1);
+    let late = correlate_with_state(&state, Some(&out), &dir)
+        .args(["--summary", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(0));
+    let stderr = String::from_utf8(late.stderr).unwrap();
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("older than the state's horizon"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("not matched at all if they arrived this late"),
+        "{warning}"
+    );
+    assert!(warning.contains("guardduty: "), "{warning}");
+    let summary: Value = stderr
+        .lines()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(|v| v.get("state").is_some())
+        })
+        .unwrap_or_else(|| panic!("no JSON summary: {stderr}"));
+    let left_out = summary["state"]["before_horizon"].as_u64().unwrap();
+    assert!(left_out >= 4, "{summary}");
+    // The late attack's own finding is not written (what its records said of the group's
+    // instances still reaches the graph: the later finding may list more members).
+    let written = findings_file(&out);
+    assert!(
+        written.iter().all(|f| !id(f).contains("/2025-05-03T")),
+        "{:?}",
+        written.iter().map(id).collect::<Vec<_>>()
+    );
+    // The text summary says it too.
+    let text = correlate_with_state(&state, None, &dir).output().unwrap();
+    let stderr = String::from_utf8(text.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "; {left_out} selected record(s) older than the horizon left out)"
+        )),
+        "{stderr}"
+    );
+}
+
 /// Writes the fixture records as two consecutive days of files.
 fn two_days(tmp: &Path) -> (PathBuf, PathBuf) {
     let all = records(&common::fixture(""));
