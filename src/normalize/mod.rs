@@ -39,6 +39,53 @@ const QUOTE_MAX: usize = 64;
 /// Longest problem reason, in bytes (serde's messages quote a whole offending string).
 const REASON_MAX: usize = 400;
 
+/// `text` with each `"…"` run longer than `QUOTE_MAX` bytes inside its quotes cut to a prefix
+/// of at most that many (never inside an escape), and followed by how long it was. Quotes are
+/// matched as Rust and JSON write them (a backslash escapes the next character); a run the
+/// text ends inside is cut the same way.
+fn shorten_quotes(text: String) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(open) = memchr::memchr(b'"', &bytes[i..]).map(|j| i + j) {
+        let start = open + 1;
+        // Where the run ends (its closing quote, or the end of the text), and the last
+        // place within QUOTE_MAX of its start that is not inside an escape.
+        let mut j = start;
+        let mut cut = start;
+        let mut close = None;
+        while j < bytes.len() {
+            match bytes[j] {
+                b'"' => {
+                    close = Some(j);
+                    break;
+                }
+                b'\\' => j += 2,
+                _ => j += 1,
+            }
+            if j - start <= QUOTE_MAX && text.is_char_boundary(j.min(bytes.len())) {
+                cut = j.min(bytes.len());
+            }
+        }
+        let end = close.unwrap_or(bytes.len());
+        if end - start > QUOTE_MAX {
+            out.push_str(&text[copied..cut]);
+            out.push_str(&format!("\"… ({} bytes quoted)", end - start));
+            copied = close.map_or(bytes.len(), |c| c + 1);
+        }
+        match close {
+            Some(c) => i = c + 1,
+            None => break,
+        }
+    }
+    if copied == 0 {
+        return text;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// `s` quoted, cut to a short prefix: a value of any size makes a short message.
 pub(crate) fn quote(s: &str) -> String {
     if s.len() <= QUOTE_MAX {
@@ -48,8 +95,11 @@ pub(crate) fn quote(s: &str) -> String {
     format!("{:?}… ({} bytes)", &s[..cut], s.len())
 }
 
-/// A problem's reason, cut short when it quotes a long value.
-fn clip(mut reason: String) -> String {
+/// A problem's reason, cut short when it quotes a long value: every quoted run (serde's
+/// messages quote a whole offending string, `invalid type: string "…"`) to its first
+/// `QUOTE_MAX` bytes, then the whole to `REASON_MAX`.
+fn clip(reason: String) -> String {
+    let mut reason = shorten_quotes(reason);
     if reason.len() <= REASON_MAX {
         return reason;
     }
@@ -824,4 +874,49 @@ pub fn stable_hash(raw: &[u8]) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod quote_tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_quotes_at_most_64_bytes_of_each_value_and_says_how_long_it_was() {
+        let long = "é".repeat(100);
+        let cases = [
+            // Short runs and text outside quotes are left alone.
+            (
+                r#"invalid type: string "abc", expected u64"#.to_string(),
+                None,
+            ),
+            // A long run, closed: cut at a character boundary, its length said.
+            (
+                format!("invalid type: string {long:?}, expected u64"),
+                Some(200),
+            ),
+            // Escapes are never cut in half.
+            (format!("bad {:?}", "\"".repeat(80)), Some(160)),
+            // A run the text ends inside.
+            (format!("cut \"{}", "x".repeat(90)), Some(90)),
+        ];
+        for (reason, quoted) in cases {
+            let got = shorten_quotes(reason.clone());
+            match quoted {
+                None => assert_eq!(got, reason),
+                Some(n) => {
+                    assert!(got.contains(&format!("… ({n} bytes quoted)")), "{got}");
+                    let run = &got[got.find('"').unwrap() + 1..got.find("\"…").unwrap()];
+                    assert!(run.len() <= QUOTE_MAX, "{got}");
+                    assert!(!run.ends_with('\\') || run.ends_with("\\\\"), "{got}");
+                }
+            }
+        }
+        // Several runs, each on its own.
+        let two = format!("{:?} and {:?}", "a".repeat(70), "b".repeat(10));
+        let got = shorten_quotes(two);
+        assert!(
+            got.contains("(70 bytes quoted) and \"bbbbbbbbbb\""),
+            "{got}"
+        );
+    }
 }
