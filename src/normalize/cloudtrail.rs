@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::lenient::{LenientF64, LenientStr, LenientTime};
-use super::stable_hash;
+use super::record_hash;
 use crate::signal::{
     Actor, EntityId, EntityKind, Fields, InstanceInfo, RecordRef, Signal, Source, Str,
     is_instance_id,
@@ -421,7 +421,7 @@ pub fn decode(
         .or_else(|| actor.as_ref().and_then(|a| a.account.clone()));
     let reference = match rec.event_id.get() {
         Some(id) => RecordRef::EventId(Str::from(id)),
-        None => RecordRef::Hash(stable_hash(raw).into()),
+        None => RecordRef::Hash(record_hash(raw).into()),
     };
     let mut signal = Signal {
         time,

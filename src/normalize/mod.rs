@@ -850,6 +850,18 @@ fn decode_nested(text: &str, via: Via, expect: Expect, ctx: &mut Ctx<'_, '_>) {
     dispatch(&rec, via, ctx);
 }
 
+/// The reference of a record that carries no id of its own (a CloudTrail record without
+/// `eventID`): [`stable_hash`] of its content written canonically (members sorted by key,
+/// no white space, strings and numbers as serde_json writes them), so the same record read
+/// from two sources that lay it out differently is one signal. A text that does not parse is
+/// hashed as it is.
+pub fn record_hash(raw: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) => stable_hash(v.to_string().as_bytes()),
+        Err(_) => stable_hash(raw),
+    }
+}
+
 /// A stable 64-bit FNV-1a hash (hex) of a record's JSON with insignificant white space
 /// removed, so that the same record pretty-printed or compact gets the same reference.
 pub fn stable_hash(raw: &[u8]) -> String {
@@ -918,5 +930,20 @@ mod quote_tests {
             got.contains("(70 bytes quoted) and \"bbbbbbbbbb\""),
             "{got}"
         );
+    }
+}
+
+#[cfg(test)]
+mod record_hash_tests {
+    use super::*;
+
+    #[test]
+    fn a_record_hashes_the_same_whatever_its_layout() {
+        let a = br#"{"eventName":"RunInstances","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/A"},"n":[1,2.5,"x"]}"#;
+        let b = b"{ \"n\" : [ 1, 2.5, \"\\u0078\" ],\n  \"userIdentity\": {\"arn\": \"arn:aws:iam::1:user/\\u0041\", \"type\": \"IAMUser\"},\n  \"eventName\": \"RunInstances\" }";
+        assert_eq!(record_hash(a), record_hash(b));
+        // Another value is another record.
+        let c = br#"{"eventName":"RunInstances","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/B"},"n":[1,2.5,"x"]}"#;
+        assert_ne!(record_hash(a), record_hash(c));
     }
 }

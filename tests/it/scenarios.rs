@@ -1167,6 +1167,74 @@ fn the_story_opens_with_the_first_sighting_whatever_a_finding_was_last_seen() {
     );
 }
 
+/// A CloudTrail record without `eventID` is one signal however it is laid out: read from a
+/// JSON Lines file and again from a `{"Records": [...]}` document with its members in another
+/// order, dana's three launches (700 vCPUs, under what mass-compute-deployment counts) stay
+/// three, not six that add up to a false HIGH finding.
+#[test]
+fn a_record_without_an_event_id_read_twice_in_other_layouts_is_one_signal() {
+    let src = case_dir("mass-compute-deployment", "negative").join("cloudtrail-dana.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let mut records: Vec<Value> = std::fs::read_to_string(&src)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    let mut lines = String::new();
+    for r in &mut records {
+        r.as_object_mut().unwrap().remove("eventID");
+        lines.push_str(&r.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(dir.path().join("dana.jsonl"), lines).unwrap();
+    // The same records, members in reverse order at every level, pretty-printed.
+    fn reversed(v: &Value) -> String {
+        match v {
+            Value::Object(m) => format!(
+                "{{{}}}",
+                m.iter()
+                    .rev()
+                    .map(|(k, v)| format!("\n  {}: {}", Value::from(k.as_str()), reversed(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Value::Array(a) => format!(
+                "[{}]",
+                a.iter().map(reversed).collect::<Vec<_>>().join(", ")
+            ),
+            other => other.to_string(),
+        }
+    }
+    let doc = format!(
+        "{{\"Records\": [\n{}\n]}}",
+        records.iter().map(reversed).collect::<Vec<_>>().join(",\n")
+    );
+    let parsed: Value = serde_json::from_str(&doc).expect("the reordered copy is JSON");
+    assert_eq!(parsed["Records"].as_array().unwrap().len(), 3);
+    assert_ne!(
+        doc.find("\"eventVersion\"").unwrap() < doc.find("\"userIdentity\"").unwrap(),
+        true,
+        "the copy's members are in another order"
+    );
+    std::fs::write(dir.path().join("copy.json"), &doc).unwrap();
+    let o = correlate(&[dir.path().to_path_buf()]);
+    assert!(
+        o.findings.is_empty(),
+        "{:?}",
+        o.findings.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
+    );
+    let weak: Vec<usize> = o
+        .run
+        .sequences
+        .iter()
+        .filter(|s| s.rule_id == "compute-resource-creation")
+        .map(|s| s.total_signals)
+        .collect();
+    assert_eq!(weak, [3], "one signal per record");
+}
+
 /// Copies a folder of fixtures, recursively.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
