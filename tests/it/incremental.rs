@@ -512,6 +512,69 @@ fn records_older_than_the_horizon_are_left_out_with_a_warning_and_counted() {
     );
 }
 
+/// A record of a written finding's group older than the finding's start, that a later run
+/// reads (late, within the horizon), goes into the finding under the `Id` and `CreatedAt` it
+/// was written with: one run would have opened the sequence at that record, but a finding in
+/// Security Hub keeps its `Id` for life, and none is archived for it. For a GuardDuty finding
+/// (the opener held back) and for a CloudTrail call (the opener left out, an earlier call
+/// held back).
+#[test]
+fn a_late_record_older_than_a_written_findings_start_goes_into_it_under_its_id() {
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let all = records(&dir);
+    let is_type = |r: &Raw, t: &str| r.value["type"] == t;
+    let is_call = |r: &Raw, name: &str| r.value["eventName"] == name;
+    let cases: [(&str, &dyn Fn(&Raw) -> bool, &dyn Fn(&Raw) -> bool); 2] = [
+        (
+            "the opening GuardDuty finding",
+            &|r| is_type(r, "CryptoCurrency:EC2/BitcoinTool.B!DNS"),
+            &|_| false,
+        ),
+        (
+            "an earlier CloudTrail call",
+            &|r| is_call(r, "CreateAccessKey"),
+            &|r| is_type(r, "CryptoCurrency:EC2/BitcoinTool.B!DNS"),
+        ),
+    ];
+    for (name, late, left_out) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let kept: Vec<Raw> = all.iter().filter(|r| !left_out(r)).cloned().collect();
+        let held: Vec<Raw> = kept.iter().filter(|r| late(r)).cloned().collect();
+        let first: Vec<Raw> = kept.iter().filter(|r| !late(r)).cloned().collect();
+        assert_eq!(held.len(), 1, "{name}");
+        let (d1, d2) = (tmp.path().join("first"), tmp.path().join("late"));
+        write_part(&d1, &first);
+        write_part(&d2, &held);
+        let mut state = State::new();
+        let (w1, _) = split_runs(std::slice::from_ref(&d1), &mut state);
+        assert_eq!(w1.len(), 1, "{name}: {:?}", w1.keys());
+        let (id1, f1) = w1.iter().next().unwrap();
+        assert!(
+            held[0].time < state.sequences[0].start,
+            "{name}: the late record is older than the finding's start"
+        );
+        let (w2, superseded) = split_runs(std::slice::from_ref(&d2), &mut state);
+        assert_eq!(superseded, 0, "{name}");
+        assert_eq!(w2.keys().collect::<Vec<_>>(), [id1], "{name}");
+        let f2 = &w2[id1];
+        assert_eq!(f2["RecordState"], "ACTIVE", "{name}");
+        assert_eq!(f2["CreatedAt"], f1["CreatedAt"], "{name}");
+        let signals = |f: &Value| {
+            f["Detection"]["Sequence"]["Signals"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(signals(f2), signals(f1) + 1, "{name}");
+        // One run over the same records opens it at the late record: another `Id`.
+        let one = tmp.path().join("one");
+        write_part(&one, &kept);
+        let whole = single_run(&one);
+        assert_eq!(whole.len(), 1, "{name}");
+        assert_ne!(whole.keys().next().unwrap(), id1, "{name}");
+    }
+}
+
 /// Writes the fixture records as two consecutive days of files.
 fn two_days(tmp: &Path) -> (PathBuf, PathBuf) {
     let all = records(&common::fixture(""));
