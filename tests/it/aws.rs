@@ -1357,6 +1357,65 @@ fn issue_12_a_lease_held_by_a_stopped_ecs_task_is_taken_over() {
     assert!(lease_of(region, bucket, &key).is_none());
 }
 
+/// The README: "a dead holder the run cannot check blocks for at most 5 minutes". A lease held
+/// by a run on another host (its process cannot be looked up, it is no ECS task) blocks until
+/// it expires, and an expired one is taken over.
+#[test]
+fn a_lease_of_another_host_blocks_until_it_expires_and_is_then_taken_over() {
+    let (region, bucket) = ("eu-central-2", "expired-lease");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let key = unique("expired-lease");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let lease = |expires: i64| {
+        let mut held = finding_correlator::state::State::new();
+        held.lease = Some(finding_correlator::state::Lease {
+            holder: "elsewhere:4242".to_string(),
+            since: now - 600_000,
+            expires,
+            host: Some("a-host-that-is-not-this-one".to_string()),
+            pid: Some(4242),
+            ..Default::default()
+        });
+        held.to_json()
+    };
+    let run = || {
+        run_cmd(&mock, region, &format!("s3://{bucket}/{key}"))
+            .output()
+            .unwrap()
+    };
+    // Held, and not expired: the run stops before reading anything and leaves the state.
+    let live = lease(now + 3_600_000);
+    put_object(region, bucket, &key, live.clone());
+    let out = run();
+    exits(&out, 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("held by another run (elsewhere:4242"),
+        "{stderr}"
+    );
+    assert_eq!(get_object(region, bucket, &key).unwrap(), live);
+    // Expired a second ago: taken over, the run completes and releases it.
+    put_object(region, bucket, &key, lease(now - 1_000));
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["new"], 1);
+    assert!(lease_of(region, bucket, &key).is_none());
+    // A run's lease lasts 5 minutes unless configured (renewed while it works).
+    let defaults = finding_correlator::config::Config::parse("")
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(defaults.aws.lease, 300_000);
+}
+
 /// Issue 12, item 3: a lease is short and renewed while the run works, so a run elsewhere
 /// (another host: it cannot tell whether the holder runs) still finds it held after the
 /// first lease would have expired.
