@@ -543,3 +543,64 @@ pub fn record_queue_calls() -> Vec<String> {
     exits(&out, 1);
     crate::aws::recorded_calls(&calls, &out)
 }
+
+/// `--dry-run` on the queue: what would be sent is said, nothing is sent, no state is saved,
+/// and no message is deleted (the README: "nothing sent or saved"), so the next real run
+/// reads the same messages and writes the finding.
+#[test]
+fn a_dry_run_on_the_queue_deletes_no_message_and_the_next_run_reads_them() {
+    let region = "eu-north-1";
+    let bucket = "sqs-dry-run";
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-dry-run", None);
+    let want = put_scenario(region, bucket, &top, "111122223333");
+    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    send(
+        region,
+        &url,
+        &json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]}).to_string(),
+    );
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let mut cmd = crate::aws::run_cmd(&mock, region, state.to_str().unwrap());
+    cmd.env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url);
+    for (k, v) in queue_env(&url) {
+        cmd.env(k, v);
+    }
+    let out = cmd.arg("--dry-run").output().unwrap();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(
+            &s,
+            &[
+                "queue.messages",
+                "queue.objects",
+                "queue.deleted",
+                "findings.sent"
+            ]
+        ),
+        [json!(1), json!(2), json!(0), json!(0)],
+        "{s}"
+    );
+    assert_eq!(s["findings"]["to_send"], 1, "{s}");
+    assert!(mock.imported().is_empty(), "nothing sent");
+    assert!(!state.exists(), "no state saved");
+    let (visible, in_flight) = waiting(region, &url);
+    assert_eq!(visible + in_flight, 1, "the message is still in the queue");
+    if in_flight > 0 {
+        // Back after its visibility timeout (5 s here).
+        std::thread::sleep(std::time::Duration::from_secs(6));
+    }
+    let out = queue_run(&mock, region, &url, &state, &[]);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(&s, &["queue.messages", "queue.deleted", "findings.sent"]),
+        [json!(1), json!(1), json!(1)],
+        "{s}"
+    );
+    assert_eq!(ids(&mock.imported()), want);
+    assert_eq!(waiting(region, &url), (0, 0), "deleted once the run saved");
+}
