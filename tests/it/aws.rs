@@ -1357,6 +1357,75 @@ fn issue_12_a_lease_held_by_a_stopped_ecs_task_is_taken_over() {
     assert!(lease_of(region, bucket, &key).is_none());
 }
 
+/// The README: a first run looks back `aws.lookback`, and a later one asks GuardDuty's
+/// `ListFindings` for findings updated since its checkpoint less `aws.overlap` (10 minutes),
+/// so a finding updated while the last run read is read again, not missed. The criterion
+/// the SDK sent is checked, run after run.
+#[test]
+fn listfindings_asks_from_the_lookback_then_from_the_checkpoint_less_the_overlap() {
+    let (region, bucket) = ("eu-west-3", "gd-criterion");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let key = unique("gd-criterion");
+    let state = format!("s3://{bucket}/{key}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let asked = |mock: &Mock| -> Vec<i64> {
+        mock.seen()
+            .iter()
+            .filter(|r| r.operation == "ListFindings")
+            .map(|r| {
+                r.body["findingCriteria"]["criterion"]["updatedAt"]["greaterThanOrEqual"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{}", r.body))
+            })
+            .collect()
+    };
+    let before = now();
+    let out = run_cmd(&mock, region, &state)
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .env("CORRELATOR_AWS_LOOKBACK", "24h")
+        .output()
+        .unwrap();
+    let after = now();
+    exits(&out, 0);
+    let day = 86_400_000;
+    let first = asked(&mock);
+    assert!(!first.is_empty());
+    for from in &first {
+        assert!(
+            (before - day..=after - day).contains(from),
+            "{from} is not 24 hours before the run ({before}..{after})"
+        );
+    }
+    // The checkpoint the run saved: the newest `updatedAt` it read.
+    let saved = common::state_value(&get_object(region, bucket, &key).unwrap());
+    let cursor = saved["checkpoints"][format!("aws/guardduty/{region}")]["cursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", saved["checkpoints"]));
+    let cursor = finding_correlator::time::parse_timestamp(cursor).unwrap();
+    let seen_before = first.len();
+    let out = run_cmd(&mock, region, &state)
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .env("CORRELATOR_AWS_LOOKBACK", "24h")
+        .output()
+        .unwrap();
+    exits(&out, 0);
+    let second = &asked(&mock)[seen_before..];
+    assert!(!second.is_empty());
+    for from in second {
+        assert_eq!(*from, cursor - 600_000, "the checkpoint less the overlap");
+    }
+}
+
 /// The README: "a dead holder the run cannot check blocks for at most 5 minutes". A lease held
 /// by a run on another host (its process cannot be looked up, it is no ECS task) blocks until
 /// it expires, and an expired one is taken over.
