@@ -524,7 +524,8 @@ fn a_late_record_older_than_a_written_findings_start_goes_into_it_under_its_id()
     let all = records(&dir);
     let is_type = |r: &Raw, t: &str| r.value["type"] == t;
     let is_call = |r: &Raw, name: &str| r.value["eventName"] == name;
-    let cases: [(&str, &dyn Fn(&Raw) -> bool, &dyn Fn(&Raw) -> bool); 2] = [
+    type Pick<'a> = &'a dyn Fn(&Raw) -> bool;
+    let cases: [(&str, Pick, Pick); 2] = [
         (
             "the opening GuardDuty finding",
             &|r| is_type(r, "CryptoCurrency:EC2/BitcoinTool.B!DNS"),
