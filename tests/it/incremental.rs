@@ -467,6 +467,17 @@ fn records_older_than_the_horizon_are_left_out_with_a_warning_and_counted() {
         .unwrap();
     assert_eq!(first.status.code(), Some(0));
     assert_eq!(findings_file(&out).len(), 1);
+    // The horizon: the newest event time less 49 hours (the longest window, suppression and
+    // allowed lag of the shipped rules), as the README says.
+    let saved = crate::common::state_value(&std::fs::read(&state).unwrap());
+    let at =
+        |k: &str| finding_correlator::time::parse_timestamp(saved[k].as_str().unwrap()).unwrap();
+    assert_eq!(
+        at("newest") - at("horizon"),
+        49 * 3_600_000,
+        "{}",
+        saved["horizon"]
+    );
     let late = correlate_with_state(&state, Some(&out), &dir)
         .args(["--summary", "json"])
         .output()
@@ -1708,12 +1719,21 @@ fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_complete
     let clean = tmp.path().join("clean.json");
     let clean_out = tmp.path().join("clean-out.json");
     std::fs::copy(&base, &clean).unwrap();
+    let started = std::time::Instant::now();
     correlate_with_state(&clean, Some(&clean_out), &day2)
         .assert()
         .success();
+    let took = started.elapsed().as_millis() as u64;
     let want = findings_file(&clean_out);
     let after_clean = std::fs::read(&clean).unwrap();
-    for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 160].into_iter().enumerate() {
+    // Kills spread over the whole run as long as a clean one takes (on a slower or faster
+    // machine alike), from the start to well after its end: reading, matching, writing the
+    // findings, saving.
+    let mut delays: Vec<u64> = vec![0, 2, 5];
+    delays.extend((1..=19).map(|k| took * k / 20));
+    delays.extend([took, took * 3]);
+    let mut outcomes = (0, 0);
+    for (i, delay_ms) in delays.into_iter().enumerate() {
         let state = tmp.path().join(format!("state{i}.json"));
         std::fs::copy(&base, &state).unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_correlator"))
@@ -1748,8 +1768,10 @@ fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_complete
             }
         );
         if now == before {
+            outcomes.0 += 1;
             assert_eq!(findings_file(&out), want, "killed after {delay_ms} ms");
         } else {
+            outcomes.1 += 1;
             assert!(findings_file(&out).is_empty(), "the run had finished");
         }
         let got = std::fs::read(&state).unwrap();
@@ -1774,6 +1796,11 @@ fn cli_a_run_killed_at_any_point_leaves_a_usable_state_and_the_next_run_complete
             );
         }
     }
+    // Both fates happened: some runs died before their save, some after it.
+    assert!(
+        outcomes.0 > 0 && outcomes.1 > 0,
+        "{outcomes:?} (before, after) of kills over a {took} ms run"
+    );
 }
 
 #[test]
