@@ -112,15 +112,15 @@ def documented(finding, problems):
         value = finding
         for part in suffix.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            continue
+        if not isinstance(value, (str, list)):
+            continue  # absent, or of the wrong type (the model check names it)
         if len(value) > limit:
             problems.append(f"{suffix}: {len(value)} over the documented limit {limit}")
     for k, v in finding.get("ProductFields", {}).items():
         if len(k) > 128 or len(v) > 2048:
             problems.append(f"ProductFields[{k!r}]: key over 128 or value over 2048 characters")
     for m in TIMESTAMP_MEMBERS:
-        if m in finding and not RFC3339.match(finding[m]):
+        if m in finding and not (isinstance(finding[m], str) and RFC3339.match(finding[m])):
             problems.append(f"{m}: {finding[m]!r} is not an RFC 3339 timestamp")
     size = len(json.dumps(finding).encode())
     if size > 240 * 1024:

@@ -199,3 +199,28 @@ pub fn run_with_state(
         incremental::advance(Some(state), &run, rules, settings, &Writer::default());
     (run, next, changes)
 }
+
+/// Runs `tests/asff_validate.py` (botocore's Security Hub model) over `findings`; its output
+/// when it rejects them.
+pub fn security_hub_model_rejects(findings: &[serde_json::Value]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("findings.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&serde_json::json!({ "Findings": findings })).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests").join("asff_validate.py"))
+        .arg(&file)
+        .current_dir(repo())
+        .output()
+        .expect("running tests/asff_validate.py");
+    (out.status.code() != Some(0)).then(|| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

@@ -897,27 +897,139 @@ fn findings_pass_the_security_hub_model() {
         positives >= 5,
         "{positives} finding(s) from the positive cases"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("findings.json");
-    std::fs::write(
-        &file,
-        serde_json::to_vec_pretty(&json!({ "Findings": all })).unwrap(),
-    )
-    .unwrap();
-    let out = std::process::Command::new(python())
-        .arg(repo().join("tests").join("asff_validate.py"))
-        .arg(&file)
-        .current_dir(repo())
-        .output()
-        .expect("running tests/asff_validate.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "asff_validate.py rejected the findings:\n{stdout}{stderr}"
+    if let Some(why) = crate::common::security_hub_model_rejects(&all) {
+        panic!("asff_validate.py rejected the findings:\n{why}");
+    }
+}
+
+/// The shapes the fixtures never make, checked against the Security Hub model too: a finding
+/// trimmed to Security Hub's size limit, one whose group key is hashed into its `Id`, one
+/// with more GuardDuty findings than `RelatedFindings` holds, one of a 200-member group, and
+/// one of many regions and actors.
+#[test]
+fn unusual_finding_shapes_pass_the_security_hub_model() {
+    use finding_correlator::matcher::{GroupKey, SeqSignal, Sequence};
+    use finding_correlator::signal::{Actor, RecordRef, Source, Str};
+    let rules = rules();
+    let start = 1_746_177_600_000i64;
+    let call = |i: usize, launched: usize| SeqSignal {
+        reference: RecordRef::EventId(Str::from(format!("00000000-0000-4000-8000-{i:012}"))),
+        time: start + i as i64 * 1000,
+        source: Source::CloudTrail,
+        kind: Str::from("ec2.amazonaws.com:RunInstances"),
+        severity: 0.0,
+        stage: "launch".into(),
+        weak: false,
+        title: None,
+        account: Some(Str::from("111122223333")),
+        region: Some(Str::from(
+            ["us-east-1", "ap-southeast-3", "sa-east-1"][i % 3],
+        )),
+        actor: Some(Box::new(Actor {
+            arn: Some(Str::from(format!(
+                "arn:aws:sts::111122223333:assumed-role/role-{}/i-0{i:016x}",
+                i % 13
+            ))),
+            principal_id: Some(Str::from(format!("AROAEXAMPLE{:08}:i-0{i:016x}", i % 13))),
+            account: Some(Str::from("111122223333")),
+            access_key_id: Some(Str::from(format!("ASIAEXAMPLE{i:09}"))),
+            instance_id: Some(Str::from(format!("i-0{i:016x}"))),
+            ..Actor::default()
+        })),
+        instances: vec![],
+        launched: (0..launched)
+            .map(|j| {
+                (
+                    Str::from(format!("i-0{:016x}", i * 1000 + j)),
+                    Some(Str::from("p3.16xlarge")),
+                )
+            })
+            .collect(),
+        endpoints: vec![],
+        api: Some("ec2:RunInstances".into()),
+        high_risk_api: false,
+        mining_domains: vec![],
+        error_code: None,
+        count: 1,
+        first_seen: start + i as i64 * 1000,
+        last_seen: start + i as i64 * 1000,
+        updated_at: None,
+        notes: Vec::new(),
+        launch: None,
+        tactics: Vec::new(),
+        techniques: Vec::new(),
+    };
+    let finding = |i: usize| SeqSignal {
+        reference: RecordRef::FindingArn(Str::from(format!(
+            "arn:aws:guardduty:us-east-1:111122223333:detector/d1/finding/{i:032x}"
+        ))),
+        source: Source::GuardDuty,
+        kind: Str::from("CryptoCurrency:EC2/BitcoinTool.B!DNS"),
+        severity: 8.0,
+        stage: "cryptomining".into(),
+        api: None,
+        actor: None,
+        instances: vec![Str::from(format!("i-0{i:016x}"))],
+        launched: vec![],
+        mining_domains: vec![Str::from("xmr.pool.example")],
+        updated_at: Some(start + i as i64 * 1000 + 500),
+        ..call(i, 0)
+    };
+    let rule = rules.get("compromised-instance-group").unwrap().clone();
+    let sequence = |key: GroupKey, signals: Vec<SeqSignal>| {
+        let mut seq = Sequence::new(&rule, key, start);
+        for s in signals {
+            seq.add(std::sync::Arc::new(s), 1000);
+        }
+        seq.account = Some(Str::from("111122223333"));
+        seq.region = Some(Str::from("us-east-1"));
+        seq
+    };
+    let group = |name: &str| {
+        GroupKey::Group(finding_correlator::graph::GroupId {
+            account: Some(Str::from("111122223333")),
+            key: finding_correlator::signal::EntityId::new(
+                finding_correlator::signal::EntityKind::AutoScalingGroup,
+                format!("111122223333/us-east-1/{name}"),
+            ),
+        })
+    };
+    let mut seqs = vec![
+        // Trimmed: 150 calls launching 100 instances each, far over 240 KB.
+        sequence(group("big"), (0..150).map(|i| call(i, 100)).collect()),
+        // A group key too long for the `Id`: hashed.
+        sequence(
+            GroupKey::Principal(Str::from("p".repeat(600).as_str())),
+            vec![call(1, 1)],
+        ),
+        // 25 GuardDuty findings (RelatedFindings holds 10) and calls.
+        sequence(
+            group("many-findings"),
+            (0..25)
+                .map(finding)
+                .chain((0..5).map(|i| call(100 + i, 2)))
+                .collect(),
+        ),
+    ];
+    // A group of 200 members.
+    let mut wide = sequence(group("wide"), vec![finding(1), call(2, 3)]);
+    wide.members = (0..200)
+        .map(|n| Str::from(format!("i-0member{n:09}")))
+        .collect();
+    seqs.push(wide);
+    let findings = finding_correlator::sinks::asff::findings(&seqs, &rules, &Writer::default());
+    assert_eq!(findings.len(), seqs.len());
+    let pf = |f: &Value, k: &str| f["ProductFields"][format!("finding-correlator/{k}")].clone();
+    assert!(
+        pf(&findings[0], "signals-trimmed").is_string(),
+        "the first is trimmed"
     );
+    assert!(text(&findings[1]["Id"]).contains("/principal/h-"));
+    assert_eq!(findings[2]["RelatedFindings"].as_array().unwrap().len(), 10);
+    assert!(findings[3]["Resources"].as_array().unwrap().len() <= 32);
+    if let Some(why) = crate::common::security_hub_model_rejects(&findings) {
+        panic!("asff_validate.py rejected the findings:\n{why}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

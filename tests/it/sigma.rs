@@ -478,6 +478,10 @@ fn the_shipped_group_rule_takes_sigma_matches_by_the_groups_credentials_as_evide
         extra,
         ["sigma:vpc-flow-logs-deleted/a0000000-0000-4000-8000-000000000003"]
     );
+    // A finding with Sigma signals in it is one Security Hub takes.
+    if let Some(why) = crate::common::security_hub_model_rejects(&with) {
+        panic!("asff_validate.py rejected the finding:\n{why}");
+    }
     assert!(
         with[0]["Confidence"].as_u64() > without[0]["Confidence"].as_u64(),
         "a weak signal raises the confidence: {} vs {}",
