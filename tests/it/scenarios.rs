@@ -25,7 +25,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{python, repo};
+use crate::common::repo;
 
 const ACCOUNT: &str = "111122223333";
 const KINDS: [&str; 2] = ["positive", "negative"];
