@@ -242,6 +242,68 @@ fn quoted_runs(text: &str) -> Vec<&str> {
     runs
 }
 
+/// The README: "larger records are reported and skipped" (`input.max_record_mib`). A record
+/// over the limit, between two good ones, in JSON Lines and in a `{"Records": [...]}`
+/// document: one problem naming the limit, both neighbours decoded, exit 1.
+#[test]
+fn a_record_over_the_size_limit_is_reported_and_skipped_and_its_neighbours_read() {
+    let (lines, ids) = jsonl();
+    let mut huge: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    huge["requestParameters"] = serde_json::json!({ "padding": "x".repeat(2 << 20) });
+    let huge = huge.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        write(
+            dir.path(),
+            "records.jsonl",
+            format!("{}\n{huge}\n{}\n", lines[0], lines[2]),
+        ),
+        write(
+            dir.path(),
+            "records.json",
+            format!("{{\"Records\": [{}, {huge}, {}]}}", lines[0], lines[2]),
+        ),
+    ];
+    let mut options = file::ReadOptions::default().decode;
+    options.max_record_bytes = 1 << 20;
+    for path in &files {
+        let mut problems = Vec::new();
+        let input = InputFile {
+            path: path.clone(),
+            explicit: true,
+        };
+        let stats = file::decode_file(&input, &options, &file::keep_all, &mut |e| {
+            if let Event::Problem(p) = e {
+                problems.push(p);
+            }
+        });
+        assert_eq!(stats.signals, 2, "{}: {problems:?}", path.display());
+        assert_eq!(problems.len(), 1, "{}: {problems:?}", path.display());
+        assert!(
+            problems[0]
+                .problem
+                .reason
+                .contains("record larger than 1 MiB"),
+            "{problems:?}"
+        );
+    }
+    // The binary with the limit in its configuration: the neighbours' events, exit 1.
+    let config = write(dir.path(), "config.toml", "[input]\nmax_record_mib = 1\n");
+    let out = crate::common::correlator()
+        .args(["graph", "--config"])
+        .arg(&config)
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("record larger than 1 MiB"), "{stderr}");
+    let graph = String::from_utf8(out.stdout).unwrap();
+    for id in [&ids[0], &ids[2]] {
+        assert!(graph.contains(id.as_str()), "{id} is not in the graph");
+    }
+}
+
 /// A FIFO, socket or device as an input, rules file, configuration or state is refused
 /// (a FIFO with no writer blocked forever; /dev/zero was read until memory ran out).
 #[cfg(unix)]
