@@ -1346,6 +1346,110 @@ fn a_record_without_an_event_id_read_twice_in_other_layouts_is_one_signal() {
     assert_eq!(weak, [3], "one signal per record");
 }
 
+/// The launch-rate-outlier case's records, with `edit` applied to the burst (deploy-bot's
+/// twelve instances at 2025-05-05T03:12:40Z) and only the records `keep` takes, run with
+/// `config` (TOML): its findings.
+fn launch_rate_case(
+    edit: impl Fn(&mut Value),
+    keep: impl Fn(&Value) -> bool,
+    config: &str,
+) -> Vec<Value> {
+    let src = case_dir("launch-rate-outlier", "positive").join("cloudtrail-launches.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for line in std::fs::read_to_string(&src).unwrap().lines() {
+        let mut r: Value = serde_json::from_str(line).unwrap();
+        if r["eventTime"] == "2025-05-05T03:12:40Z" {
+            edit(&mut r);
+        }
+        if keep(&r) {
+            lines.push_str(&r.to_string());
+            lines.push('\n');
+        }
+    }
+    std::fs::write(dir.path().join("calls.jsonl"), lines).unwrap();
+    let settings = Config::parse(config).unwrap().validate().unwrap();
+    let rules = rules();
+    let run = pipeline::correlate(
+        &[dir.path().to_path_buf()],
+        &settings,
+        rules.clone(),
+        false,
+        None,
+    );
+    asff::findings(&run.sequences, &rules, &Writer::default())
+}
+
+fn rate_findings(findings: &[Value]) -> Vec<&Value> {
+    findings
+        .iter()
+        .filter(|f| f["GeneratorId"] == "launch-rate-outlier")
+        .collect()
+}
+
+/// The README's *Baselines*: `StartInstances` counts as a launch (its instances, by their
+/// launcher's own rate); an account still learning reports nothing; and the tuning settings
+/// take effect.
+#[test]
+fn launch_rates_count_started_instances_stay_quiet_while_learning_and_follow_their_settings() {
+    let all = |_: &Value| true;
+    let same = |_: &mut Value| {};
+    // As shipped: the burst is a finding.
+    assert_eq!(rate_findings(&launch_rate_case(same, all, "")).len(), 1);
+    // The same twelve instances started again (stopped ones): a burst_start finding.
+    let start = |r: &mut Value| {
+        let ids: Vec<Value> = r["responseElements"]["instancesSet"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["instanceId"].clone())
+            .collect();
+        r["eventName"] = json!("StartInstances");
+        r["requestParameters"] = json!({"instancesSet": {"items": ids
+            .iter()
+            .map(|id| json!({"instanceId": id}))
+            .collect::<Vec<_>>()}});
+        r["responseElements"] = json!({"requestId": "5f0c1f0e-0000-4000-8000-000000000001",
+            "instancesSet": {"items": ids
+            .iter()
+            .map(|id| json!({"instanceId": id,
+                "currentState": {"code": 0, "name": "pending"},
+                "previousState": {"code": 80, "name": "stopped"}}))
+            .collect::<Vec<_>>()}});
+    };
+    let started = launch_rate_case(start, all, "");
+    let rate = rate_findings(&started);
+    assert_eq!(
+        rate.len(),
+        1,
+        "{:?}",
+        started.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        rate[0]["ProductFields"]["finding-correlator/stages"], "burst_start",
+        "{}",
+        rate[0]["ProductFields"]
+    );
+    // Learning: only the last four days of history, so the account's first launch seen is
+    // within its 14 days of learning: nothing; with a learning period of a day, the finding.
+    let from = finding_correlator::time::parse_timestamp("2025-05-01T03:00:00Z").unwrap();
+    let recent = |r: &Value| {
+        finding_correlator::time::parse_timestamp(r["eventTime"].as_str().unwrap()).unwrap() >= from
+    };
+    let learning = launch_rate_case(same, recent, "");
+    assert!(learning.is_empty(), "{learning:#?}");
+    let learned = launch_rate_case(same, recent, "[baselines]\nlearning_period = \"1d\"\n");
+    assert_eq!(rate_findings(&learned).len(), 1);
+    // Tuning: twelve instances are under a minimum of 50, and under mean + 40·σ.
+    for config in [
+        "[baselines]\nlaunch_rate_min_instances = 50\n",
+        "[baselines]\nlaunch_rate_k = 40.0\n",
+    ] {
+        let tuned = launch_rate_case(same, all, config);
+        assert!(rate_findings(&tuned).is_empty(), "{config}: {tuned:#?}");
+    }
+}
+
 /// Copies a folder of fixtures, recursively.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
