@@ -91,6 +91,33 @@ out="$(mktemp -d)"
   --report "$out/report.html"
 "$CORRELATOR_TEST_PYTHON" tests/asff_validate.py "$out/findings.json"
 
+step "files-only build"
+# `cargo build --no-default-features` (the README: no AWS SDK, tokio or rsigma; `correlate`,
+# `graph`, `report`, `rules`, `validate`, no `run` or `state release`, a Sigma folder an
+# error), built apart so the default build above is not rebuilt (about a minute cold): it
+# writes the same findings on the fixtures.
+cargo build --locked --no-default-features --bin correlator --target-dir target/files-only
+files_only=target/files-only/debug/correlator
+"$files_only" correlate fixtures/ --asff "$out/files-only.json" 2>/dev/null
+cmp "$out/findings.json" "$out/files-only.json"
+for cmd in run "state release"; do
+  # shellcheck disable=SC2086
+  said="$("$files_only" $cmd 2>&1 || true)"
+  case "$said" in
+    *"unrecognized subcommand"*) ;;
+    *) echo "tests/run.sh: the files-only build has \`$cmd\`: $said" >&2; exit 1 ;;
+  esac
+done
+set +e
+"$files_only" correlate --sigma correlation-rules/sigma fixtures/ >/dev/null 2>"$out/sigma.err"
+code=$?
+set -e
+if [ "$code" != 2 ] || ! grep -q "built without Sigma support" "$out/sigma.err"; then
+  echo "tests/run.sh: the files-only build took a Sigma folder (exit $code)" >&2
+  cat "$out/sigma.err" >&2
+  exit 1
+fi
+
 step "HTML report in a browser (headless Chromium)"
 # The report test renders reports in Debian's chromium from file:// URLs.
 if [ ! -x /usr/bin/chromium ]; then
