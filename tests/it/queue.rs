@@ -604,3 +604,64 @@ fn a_dry_run_on_the_queue_deletes_no_message_and_the_next_run_reads_them() {
     assert_eq!(ids(&mock.imported()), want);
     assert_eq!(waiting(region, &url), (0, 0), "deleted once the run saved");
 }
+
+/// The README: a run receives up to `aws.queue_max_messages` messages; the rest wait in the
+/// queue for the next run, which reads them. 25 messages (each announcing the scenario's
+/// objects again) with a cap of 12: 12 then 13, each deleted once its run saved, and the
+/// finding written once.
+#[test]
+fn a_run_receives_at_most_queue_max_messages_and_the_next_run_reads_the_rest() {
+    let region = "ca-west-1";
+    let bucket = "sqs-capped";
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-capped", None);
+    let want = put_scenario(region, bucket, &top, "111122223333");
+    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let notification = json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]});
+    for _ in 0..25 {
+        send(region, &url, &notification.to_string());
+    }
+    let mock = Mock::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let capped = [("CORRELATOR_AWS_QUEUE_MAX_MESSAGES", "12")];
+    let out = queue_run(&mock, region, &url, &state, &capped);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(
+            &s,
+            &[
+                "queue.messages",
+                "queue.deleted",
+                "queue.kept",
+                "findings.sent"
+            ]
+        ),
+        [json!(12), json!(12), json!(0), json!(1)],
+        "{s}"
+    );
+    assert_eq!(
+        waiting(region, &url),
+        (13, 0),
+        "the rest wait for the next run"
+    );
+    let out = queue_run(&mock, region, &url, &state, &capped);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(&s, &["queue.messages", "queue.deleted", "findings.sent"]),
+        [json!(12), json!(12), json!(0)],
+        "{s}"
+    );
+    let out = queue_run(&mock, region, &url, &state, &capped);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(&s, &["queue.messages", "queue.deleted", "findings.sent"]),
+        [json!(1), json!(1), json!(0)],
+        "{s}"
+    );
+    assert_eq!(waiting(region, &url), (0, 0));
+    assert_eq!(ids(&mock.imported()), want, "the finding, written once");
+}
