@@ -665,3 +665,90 @@ fn a_run_receives_at_most_queue_max_messages_and_the_next_run_reads_the_rest() {
     assert_eq!(waiting(region, &url), (0, 0));
     assert_eq!(ids(&mock.imported()), want, "the finding, written once");
 }
+
+/// The README: an object announced twice takes both messages to its fate. Damaged, both
+/// messages stay for the next run; repaired, it is fetched once and both are deleted.
+#[test]
+fn a_damaged_object_announced_twice_keeps_both_messages_until_it_is_read() {
+    let region = "us-east-2";
+    let bucket = "sqs-damaged-twice";
+    let (top, url) = bucket_and_queue(region, bucket, "sqs-damaged-twice", None);
+    let want = put_scenario(region, bucket, &top, "111122223333");
+    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
+    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let (_, launches) = launch_scenario("111122223333");
+    let good = gz(&launches);
+    put_object(
+        region,
+        bucket,
+        &launches_key,
+        good[..good.len() / 2].to_vec(),
+    );
+    // CloudTrail's notification of both objects, and S3's own event of the damaged one.
+    send(
+        region,
+        &url,
+        &json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]}).to_string(),
+    );
+    let s3_event = json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": &launches_key}},
+    }]});
+    send(region, &url, &s3_event.to_string());
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let s3 = [("AWS_ENDPOINT_URL_S3", mock.url.as_str())];
+    let out = queue_run(&mock, region, &url, &state, &s3);
+    exits(&out, 1);
+    let s = summary(&out);
+    assert_eq!(
+        counts(
+            &s,
+            &[
+                "queue.messages",
+                "queue.failed",
+                "queue.kept",
+                "queue.deleted"
+            ]
+        ),
+        [json!(2), json!(1), json!(2), json!(0)],
+        "{s}"
+    );
+    assert_eq!(waiting(region, &url), (2, 0), "both messages are back");
+    assert!(mock.imported().is_empty());
+    // Repaired: fetched once in the run, both messages deleted, the finding written once.
+    put_object(region, bucket, &launches_key, good);
+    let before = mock
+        .seen()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&launches_key))
+        .count();
+    let out = queue_run(&mock, region, &url, &state, &s3);
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        counts(
+            &s,
+            &[
+                "queue.messages",
+                "queue.deleted",
+                "queue.kept",
+                "findings.sent"
+            ]
+        ),
+        [json!(2), json!(2), json!(0), json!(1)],
+        "{s}"
+    );
+    let fetched = mock
+        .seen()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&launches_key))
+        .count()
+        - before;
+    assert_eq!(fetched, 1, "fetched once for both messages");
+    assert_eq!(ids(&mock.imported()), want);
+    assert_eq!(waiting(region, &url), (0, 0));
+}
