@@ -47,26 +47,30 @@ pub struct Record<'a> {
     pub keys: Option<Vec<&'a str>>,
 }
 
-/// Event names whose request or response the decoder itself reads (the launch catalog's
-/// calls are decided by the catalog).
+/// The calls whose request or response the decoder itself reads: what they say of instances
+/// and their groups (launches, starts and ends, Auto Scaling groups, launch templates,
+/// instance profiles) is the entity graph's, whatever the rules select.
+pub const GRAPH_EVENT_NAMES: &[&str] = &[
+    "RunInstances",
+    "StartInstances",
+    "StopInstances",
+    "TerminateInstances",
+    "BidEvictedEvent",
+    "RebootInstances",
+    "CreateLaunchTemplate",
+    "CreateLaunchTemplateVersion",
+    "AssociateIamInstanceProfile",
+    "ReplaceIamInstanceProfileAssociation",
+    "CreateAutoScalingGroup",
+    "UpdateAutoScalingGroup",
+    "SetDesiredCapacity",
+    "DeleteAutoScalingGroup",
+];
+
+/// Whether the decoder reads the call's request or response itself ([`GRAPH_EVENT_NAMES`];
+/// the launch catalog's calls are decided by the catalog).
 pub fn needs_details(event_name: &str) -> bool {
-    matches!(
-        event_name,
-        "RunInstances"
-            | "StartInstances"
-            | "StopInstances"
-            | "TerminateInstances"
-            | "BidEvictedEvent"
-            | "RebootInstances"
-            | "CreateLaunchTemplate"
-            | "CreateLaunchTemplateVersion"
-            | "AssociateIamInstanceProfile"
-            | "ReplaceIamInstanceProfileAssociation"
-            | "CreateAutoScalingGroup"
-            | "UpdateAutoScalingGroup"
-            | "SetDesiredCapacity"
-            | "DeleteAutoScalingGroup"
-    )
+    GRAPH_EVENT_NAMES.contains(&event_name)
 }
 
 /// The keys [`Record`] reads, matched without allocating.

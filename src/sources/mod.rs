@@ -136,8 +136,9 @@ impl SourceConfig {
     }
 }
 
-/// The exact CloudTrail event names the rules need, or None when some selector needs a
-/// pattern (then every management event is read).
+/// The exact CloudTrail event names the rules need, with those the entity graph learns from
+/// and the launch catalog's, or None when some selector needs a pattern (then every
+/// management event is read).
 pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<String>> {
     let mut names: Vec<String> = Vec::new();
     let mut add = |n: &str| {
@@ -188,6 +189,15 @@ pub fn needed_event_names(rules: &RuleSet, settings: &Settings) -> Option<Vec<St
                 add(name.literal()?);
             }
         }
+    }
+    // What the graph learns from (which group an instance's launch put it in, when it ended,
+    // what a launch template holds), whatever the rules select: a rule on a group needs its
+    // members' groups, a finding its members, a launch its template's instance types.
+    for name in crate::normalize::cloudtrail::GRAPH_EVENT_NAMES {
+        add(name);
+    }
+    for name in rules.launches.event_names() {
+        add(name.literal()?);
     }
     names.sort();
     Some(names)

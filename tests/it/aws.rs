@@ -1426,6 +1426,114 @@ fn listfindings_asks_from_the_lookback_then_from_the_checkpoint_less_the_overlap
     }
 }
 
+/// The README: when every event the loaded rules select is named exactly, `LookupEvents`
+/// asks only for those names (it is limited to 2 calls a second); with the shipped rules,
+/// which select some by pattern, it asks for everything. Narrowed, it still reads the
+/// launches that tell the graph which group an instance belongs to: a rule on a group (mining
+/// on one member, an access key created with another member's credentials, a member whose
+/// group only its Auto Scaling launch says) finds what an unrestricted run finds.
+#[test]
+fn lookupevents_narrowed_to_the_rules_event_names_still_reads_the_launches_the_graph_needs() {
+    let region = "us-east-2";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    // Mining on member 1; a key created with member 3's credentials (its group only in the
+    // Auto Scaling launch of member 3).
+    let findings: Vec<Value> = findings
+        .into_iter()
+        .filter(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
+        .collect();
+    let events: Vec<Value> = events
+        .into_iter()
+        .filter(|e| e["eventName"] == "RunInstances" || e["eventName"] == "CreateAccessKey")
+        .map(|e| {
+            serde_json::from_str(
+                &e.to_string()
+                    .replace(":i-0a15ce00000000001\"", ":i-0a15ce00000000003\"")
+                    .replace("/i-0a15ce00000000001\"", "/i-0a15ce00000000003\""),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(findings.len(), 1);
+    assert_eq!(events.len(), 4, "three launches and the key");
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("group-mining-and-key.yaml"),
+        r#"id: group-mining-and-key
+title: Mining on an instance group and an access key created with its credentials
+description: A rule that names every event it selects exactly.
+severity: HIGH
+types: ["TTPs/Impact/Resource Hijacking"]
+runbook: Isolate the group and revoke the key.
+emit: finding
+stages:
+  - name: cryptomining
+    select:
+      finding_types: ["CryptoCurrency:*"]
+  - name: access_key
+    select:
+      events: ["iam.amazonaws.com:CreateAccessKey"]
+      where:
+        - field: actor.instance_id
+          exists: true
+group_by: instance_group
+window: 24h
+condition:
+  distinct_stages: 2
+"#,
+    )
+    .unwrap();
+    let asked = |mock: &Mock| -> Vec<Option<String>> {
+        let mut names: Vec<Option<String>> = mock
+            .seen()
+            .iter()
+            .filter(|r| r.operation == "LookupEvents")
+            .map(|r| {
+                r.body["LookupAttributes"][0]["AttributeValue"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let run = |with_rules: bool| {
+        let mock = Mock::start();
+        mock.add_findings(findings.clone());
+        mock.add_events(events.clone());
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state.json");
+        let mut cmd = run_cmd(&mock, region, state.to_str().unwrap());
+        cmd.env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url);
+        if with_rules {
+            cmd.arg("--rules").arg(rules.path());
+        }
+        let out = cmd.output().unwrap();
+        exits(&out, 0);
+        (asked(&mock), ids(&mock.imported()))
+    };
+    // The shipped rules: every event.
+    let (names, _) = run(false);
+    assert_eq!(names, [None], "no event name asked for");
+    // The rule's: its names, and the launches.
+    let (names, written) = run(true);
+    let names: Vec<String> = names.into_iter().map(|n| n.expect("a name")).collect();
+    assert!(names.contains(&"CreateAccessKey".to_string()), "{names:?}");
+    assert!(names.contains(&"RunInstances".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"AuthorizeSecurityGroupIngress".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(written.len(), 1, "the group's finding: {written:?}");
+    assert!(written[0].contains("/group-mining-and-key/"), "{written:?}");
+    assert!(
+        written[0].contains("/auto_scaling_group/shop-asg/"),
+        "{written:?}"
+    );
+}
+
 /// The README: "a dead holder the run cannot check blocks for at most 5 minutes". A lease held
 /// by a run on another host (its process cannot be looked up, it is no ECS task) blocks until
 /// it expires, and an expired one is taken over.
