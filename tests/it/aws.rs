@@ -1534,6 +1534,50 @@ condition:
     );
 }
 
+/// The README: `LookupEvents` is called at most 2 times a second per region (CloudTrail's
+/// quota; a run that outran it would be throttled past its retries). 150 events, three
+/// pages: consecutive calls at least half a second apart.
+#[test]
+fn lookupevents_is_called_at_most_twice_a_second() {
+    let region = "ap-south-2";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let base = &events[0];
+    let many: Vec<Value> = (0..150)
+        .map(|i| {
+            let mut e = base.clone();
+            e["eventID"] = json!(format!("00000000-0000-4000-8000-{i:012}"));
+            e["eventTime"] = json!(format!("2025-05-03T06:{:02}:{:02}Z", i / 60, i % 60));
+            e
+        })
+        .collect();
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(many);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = run_cmd(&mock, region, state.to_str().unwrap())
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .env("CORRELATOR_AWS_CLOUDTRAIL_CALLS_PER_SECOND", "2")
+        .output()
+        .unwrap();
+    exits(&out, 0);
+    let calls: Vec<std::time::Instant> = mock
+        .seen()
+        .iter()
+        .filter(|r| r.operation == "LookupEvents")
+        .map(|r| r.at)
+        .collect();
+    assert!(calls.len() >= 3, "{} calls", calls.len());
+    for w in calls.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= std::time::Duration::from_millis(450),
+            "two LookupEvents calls {gap:?} apart"
+        );
+    }
+}
+
 /// The README: "a dead holder the run cannot check blocks for at most 5 minutes". A lease held
 /// by a run on another host (its process cannot be looked up, it is no ECS task) blocks until
 /// it expires, and an expired one is taken over.

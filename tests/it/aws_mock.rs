@@ -22,6 +22,8 @@ pub struct Seen {
     pub path: String,
     pub query: String,
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// A canned fault: status and body, sent instead of the real answer.
@@ -247,6 +249,7 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 path: path.clone(),
                 query: query.clone().unwrap_or_default(),
                 body: body.clone(),
+                at: std::time::Instant::now(),
             });
             let q = query.clone().unwrap_or_default();
             let fault = inner
