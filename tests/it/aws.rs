@@ -1534,6 +1534,58 @@ condition:
     );
 }
 
+/// The README: with the `securityhub` source, this tool's own findings are never read back
+/// (filtered by product name in the request, and again on the client): the finding a run
+/// wrote to Security Hub is not a signal of the next run, which writes nothing.
+#[test]
+fn the_securityhub_source_never_reads_this_tools_own_findings_back() {
+    let (region, bucket) = ("eu-south-1", "own-findings");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let key = unique("own-findings");
+    let state = format!("s3://{bucket}/{key}");
+    let run = || {
+        run_cmd(&mock, region, &state)
+            .env("CORRELATOR_AWS_SOURCES", "guardduty,securityhub,cloudtrail")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(s["findings"]["new"], 1, "{s}");
+    let written = security_hub_findings(region);
+    let own: Vec<&Value> = written
+        .iter()
+        .filter(|f| f["ProductName"] == "finding-correlator")
+        .collect();
+    assert!(!own.is_empty(), "the finding is in Security Hub");
+    let out = run();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (
+            &s["findings"]["new"],
+            &s["findings"]["updated"],
+            &s["findings"]["to_send"]
+        ),
+        (&json!(0), &json!(0), &json!(0)),
+        "{s}"
+    );
+    let sh_records: u64 = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["source"] == "securityhub")
+        .map(|l| l["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sh_records, 0, "its own finding was read back: {s}");
+}
+
 /// The README: `LookupEvents` is called at most 2 times a second per region (CloudTrail's
 /// quota; a run that outran it would be throttled past its retries). 150 events, three
 /// pages: consecutive calls at least half a second apart.
