@@ -507,3 +507,19 @@ fn the_shipped_group_rule_takes_sigma_matches_by_the_groups_credentials_as_evide
             + 1
     );
 }
+
+/// The README: Sigma matches "never make a finding on their own". Every example rule's
+/// matches on the positive records (calls made with an instance's credentials among them),
+/// with no GuardDuty finding at all: the shipped rules write nothing more than they write
+/// without Sigma.
+#[test]
+fn sigma_matches_alone_make_no_finding() {
+    let without = shipped_rules_findings(&[], false);
+    let with = shipped_rules_findings(&[], true);
+    let ids = |fs: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = fs.iter().map(|f| f["Id"].to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&with), ids(&without), "{with:#?}");
+}
