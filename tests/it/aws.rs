@@ -1534,6 +1534,66 @@ condition:
     );
 }
 
+/// The README: an S3 state that is damaged, not a state, or written by a newer version
+/// stops `run` (exit 3) before it reads anything, and is left as it is; a sound state is
+/// saved `Content-Type: application/zstd`.
+#[test]
+fn a_damaged_or_newer_s3_state_stops_the_run_and_is_left_alone() {
+    let (region, bucket) = ("eu-north-1", "bad-state");
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    let mut newer = common::state_value(&finding_correlator::state::State::new().to_json());
+    newer["version"] = json!(finding_correlator::state::VERSION + 1);
+    let sound = finding_correlator::state::State::new().encode();
+    let mut flipped = sound.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x55;
+    for (what, bytes) in [
+        ("not a state", b"<html>not a state</html>".to_vec()),
+        ("a changed byte", flipped),
+        ("cut short", sound[..sound.len() / 2].to_vec()),
+        ("a newer version", newer.to_string().into_bytes()),
+    ] {
+        let key = unique("bad-state");
+        put_object(region, bucket, &key, bytes.clone());
+        let out = run_cmd(&mock, region, &format!("s3://{bucket}/{key}"))
+            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+            .output()
+            .unwrap();
+        exits(&out, 3);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&key),
+            "{what}: the error names the state: {stderr}"
+        );
+        assert_eq!(get_object(region, bucket, &key).unwrap(), bytes, "{what}");
+        assert!(mock.imported().is_empty(), "{what}");
+    }
+    // A sound one is saved as zstd.
+    let key = unique("good-state");
+    let out = run_cmd(&mock, region, &format!("s3://{bucket}/{key}"))
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .output()
+        .unwrap();
+    exits(&out, 0);
+    let rt = runtime();
+    let head = rt.block_on(async {
+        let conf = sdk(region, &moto()).await;
+        aws_sdk_s3::Client::new(&conf)
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(head.content_type(), Some("application/zstd"));
+}
+
 /// The README: with the `securityhub` source, this tool's own findings are never read back
 /// (filtered by product name in the request, and again on the client): the finding a run
 /// wrote to Security Hub is not a signal of the next run, which writes nothing.
