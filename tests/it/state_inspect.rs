@@ -195,3 +195,47 @@ fn a_missing_or_damaged_state_is_an_error_that_names_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("damaged.json"), "{err}");
 }
+
+/// The README's figures for the shipped fixtures' state, as `state inspect` gives them: the
+/// graph statements 78 % of the document (252 launches), the carried windows 5 % (11 groups,
+/// 16 signals), 34.0 kB saved for a 380 kB document. If the fixtures change, so must the
+/// README.
+#[test]
+fn the_readme_figures_of_the_fixtures_state_are_what_inspect_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _) = saved_state(dir.path());
+    let found = inspect_json(&state);
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).unwrap();
+    let share = |name: &str| {
+        let p = part(&found, name);
+        (100.0 * p["bytes"].as_f64().unwrap() / found["document_bytes"].as_f64().unwrap()).round()
+    };
+    let detail = |name: &str, what: &str| -> String {
+        part(&found, name)["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d[0].as_str().unwrap().starts_with(what))
+            .map(|d| d[1].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {what} in {name}"))
+    };
+    let launches = detail("graph", "launches");
+    let carried = part(&found, "carried");
+    let held = detail("carried", "signals held");
+    let saved = format!("{:.1} kB", found["bytes"].as_f64().unwrap() / 1000.0);
+    let document = format!(
+        "{:.0} kB",
+        found["document_bytes"].as_f64().unwrap() / 1000.0
+    );
+    let said = format!(
+        "statements are {} % of the document ({} launches), the carried windows {} % ({} groups, {} signals), and the state is {saved} saved for a {document} document",
+        share("graph"),
+        launches.trim_end_matches(" statements"),
+        share("carried"),
+        carried["items"],
+        held.trim_end_matches(" signals"),
+    );
+    // Compared with its lines joined, however the README wraps them.
+    let joined = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(joined.contains(&said), "the README should say:\n{said}");
+}
