@@ -2360,6 +2360,73 @@ fn issue_16_a_rule_changed_between_runs_matches_afresh_from_the_horizon() {
     assert_eq!(carried.counts().1, 1, "its new sequence is carried");
 }
 
+/// The README: the carried windows of a rule that is gone since are dropped with a warning;
+/// the other rules go on from theirs. Three days of an attack a day at a time, then the fourth
+/// with a rules folder without `compromised-instance-group`.
+#[test]
+fn the_windows_of_a_rule_removed_between_runs_are_dropped_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dirs, _) = days_of_attack(tmp.path(), 4);
+    let state = tmp.path().join("state.json");
+    for dir in &dirs[..3] {
+        correlate_with_state(&state, None, dir).assert().success();
+    }
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for e in std::fs::read_dir(common::repo().join("correlation-rules")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_file()
+            && name.ends_with(".yaml")
+            && name != "compromised-instance-group.yaml"
+        {
+            std::fs::copy(e.path(), rules.join(&name)).unwrap();
+        }
+    }
+    let carried_rules = |state: &Path| -> Vec<String> {
+        let v = common::state_value(&std::fs::read(state).unwrap());
+        let mut r: Vec<String> = v["carried"]["rules"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["rule"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        r.sort();
+        r.dedup();
+        r
+    };
+    assert!(
+        carried_rules(&state).contains(&"compromised-instance-group".to_string()),
+        "{:?}",
+        carried_rules(&state)
+    );
+    let out = tmp.path().join("out.json");
+    let run = correlate_with_state(&state, Some(&out), &dirs[3])
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("windows of a rule that is gone"))
+        .unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("compromised-instance-group"),
+        "{warning}"
+    );
+    assert!(
+        findings_file(&out)
+            .iter()
+            .all(|f| f["GeneratorId"] != "compromised-instance-group"),
+        "the removed rule wrote a finding"
+    );
+    assert!(!carried_rules(&state).contains(&"compromised-instance-group".to_string()));
+}
+
 #[test]
 fn issue_16_an_older_version_of_a_carried_finding_arriving_later_is_not_matched() {
     // A cryptomining finding first seen on 2025-05-01, at its version of 05-04 00:00 when the
