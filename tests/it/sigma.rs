@@ -523,3 +523,57 @@ fn sigma_matches_alone_make_no_finding() {
     };
     assert_eq!(ids(&with), ids(&without), "{with:#?}");
 }
+
+/// The README: only records whose event name or source a rule names literally are handed to
+/// the Sigma engine, and a rule that names none is evaluated on every record. Rules of the
+/// shapes that name no call (a name by prefix, a selection on the caller's address alone in
+/// an `or`, a list of values that names no source) lose no match to that shortcut on the
+/// Sigma cases' records.
+#[test]
+fn rules_that_name_no_call_literally_lose_no_match_to_the_reading_shortcut() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |id: &str, detection: &str| {
+        format!(
+            "title: {id}\nid: {id}\nstatus: experimental\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n{detection}\nlevel: medium\n"
+        )
+    };
+    let rules = [
+        (
+            "by-prefix",
+            "  selection:\n    eventName|startswith: Get\n  condition: selection",
+        ),
+        (
+            "address-or-call",
+            "  sel1:\n    eventName: DeleteFlowLogs\n  sel2:\n    sourceIPAddress: 203.0.113.77\n  condition: sel1 or sel2",
+        ),
+        (
+            "names-by-list",
+            "  selection:\n    eventName:\n      - GetSecretValue\n      - DeleteTrail\n  condition: selection",
+        ),
+    ];
+    for (id, detection) in rules {
+        std::fs::write(dir.path().join(format!("{id}.yml")), rule(id, detection)).unwrap();
+    }
+    let set = SigmaSet::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let mut matched = 0;
+    for path in [sigma_case("positive.jsonl"), sigma_case("negative.jsonl")] {
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let (src, name) = (
+                v["eventSource"].as_str().unwrap_or(""),
+                v["eventName"].as_str().unwrap_or(""),
+            );
+            let hits = set.evaluate_every_rule(line);
+            matched += hits.len();
+            assert_eq!(set.evaluate(src, name, line, None), hits, "{src}:{name}");
+            assert!(
+                hits.is_empty() || set.may_match(src, name),
+                "the shortcut skips {src}:{name}, which matches {hits:?}"
+            );
+        }
+    }
+    assert!(
+        matched >= 3,
+        "{matched} matches: the rules match the records"
+    );
+}
