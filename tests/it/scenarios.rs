@@ -1354,6 +1354,16 @@ fn launch_rate_case(
     keep: impl Fn(&Value) -> bool,
     config: &str,
 ) -> Vec<Value> {
+    launch_rate_case_with(edit, keep, config, rules())
+}
+
+/// [`launch_rate_case`] with `rules`.
+fn launch_rate_case_with(
+    edit: impl Fn(&mut Value),
+    keep: impl Fn(&Value) -> bool,
+    config: &str,
+    rules: Arc<RuleSet>,
+) -> Vec<Value> {
     let src = case_dir("launch-rate-outlier", "positive").join("cloudtrail-launches.jsonl");
     let dir = tempfile::tempdir().unwrap();
     let mut lines = String::new();
@@ -1369,7 +1379,6 @@ fn launch_rate_case(
     }
     std::fs::write(dir.path().join("calls.jsonl"), lines).unwrap();
     let settings = Config::parse(config).unwrap().validate().unwrap();
-    let rules = rules();
     let run = pipeline::correlate(
         &[dir.path().to_path_buf()],
         &settings,
@@ -1448,6 +1457,36 @@ fn launch_rates_count_started_instances_stay_quiet_while_learning_and_follow_the
         let tuned = launch_rate_case(same, all, config);
         assert!(rate_findings(&tuned).is_empty(), "{config}: {tuned:#?}");
     }
+    // The same, from the rule's own `baseline:` section (over the configuration's defaults).
+    let with_baseline = |section: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(repo().join("correlation-rules")).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+            }
+        }
+        for sub in ["lists", "launches"] {
+            copy_dir(
+                &repo().join("correlation-rules").join(sub),
+                &dir.path().join(sub),
+            );
+        }
+        let path = dir.path().join("launch-rate-outlier.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\nbaseline:\n{section}")).unwrap();
+        Arc::new(RuleSet::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e:?}")))
+    };
+    for section in ["  min_instances: 50\n", "  k: 40\n"] {
+        let tuned = launch_rate_case_with(same, all, "", with_baseline(section));
+        assert!(rate_findings(&tuned).is_empty(), "{section}: {tuned:#?}");
+    }
+    let learned = launch_rate_case_with(same, recent, "", with_baseline("  learning_period: 1d\n"));
+    assert_eq!(
+        rate_findings(&learned).len(),
+        1,
+        "the rule's learning period"
+    );
 }
 
 /// Copies a folder of fixtures, recursively.
