@@ -450,3 +450,26 @@ fn issue_15_shards_deploy_a_schedule_per_shard_each_allowed_only_its_states() {
         }
     }
 }
+
+/// A run that ends without saving puts the queue's messages back, and each such receive
+/// counts toward the dead-letter queue: the template's `maxReceiveCount` must outlast a day
+/// of failing runs at the default schedule, or good notifications end in the dead-letter
+/// queue after an hour of Security Hub or state failures (deploy/README.md). The dead-letter
+/// queue keeps them for SQS's longest, 14 days.
+#[test]
+fn the_queue_sends_a_message_to_the_dead_letter_queue_only_after_a_day_of_runs() {
+    let text = std::fs::read_to_string(common::repo().join("deploy/correlator.yaml")).unwrap();
+    let template: Value = serde_saphyr::from_str(&text).unwrap();
+    let queue = &template["Resources"]["TrailQueueResource"]["Properties"];
+    let receives = queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap();
+    let schedule = template["Parameters"]["ScheduleExpression"]["Default"]
+        .as_str()
+        .unwrap();
+    assert_eq!(schedule, "rate(15 minutes)");
+    assert!(
+        receives * 15 >= 24 * 60,
+        "{receives} receives of 15-minute runs are less than a day"
+    );
+    let dlq = &template["Resources"]["TrailQueueDeadLetter"]["Properties"];
+    assert_eq!(dlq["MessageRetentionPeriod"].as_u64(), Some(1_209_600));
+}
