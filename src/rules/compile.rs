@@ -891,6 +891,16 @@ pub fn compile(text: &str, file: &str, file_stem: Option<&str>) -> Result<Rule, 
                 );
                 i
             }
+            Some(i) if stages[i].weak => {
+                errs.at(
+                    s,
+                    format!(
+                        "stage {:?} is weak: it joins a sequence but never counts toward the condition (a condition naming it never holds)",
+                        s.value
+                    ),
+                );
+                i
+            }
             Some(i) => i,
             None => {
                 let names: Vec<&str> = stages.iter().map(|x| x.name.as_str()).collect();

@@ -150,11 +150,20 @@ impl RuleSet {
                 }
             }
             for dep in r.depends_on() {
-                if !rules.iter().any(|o| o.id == dep) {
-                    errors.push(top(
+                match rules.iter().find(|o| o.id == dep) {
+                    None => errors.push(top(
                         r,
                         format!("selects signals of rule {dep:?}, which is not loaded"),
-                    ));
+                    )),
+                    // Only a weak-signal rule's sequences become signals; a selector of a
+                    // finding rule's would never match anything.
+                    Some(o) if o.emit == Emit::Finding => errors.push(top(
+                        r,
+                        format!(
+                            "selects the weak signals of rule {dep:?}, which writes findings and makes no weak signal (to join its findings, roll them up: `rollup.absorbs`)"
+                        ),
+                    )),
+                    Some(_) => {}
                 }
             }
         }

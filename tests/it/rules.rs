@@ -210,10 +210,12 @@ fn every_problem_of_every_file_is_reported_at_once() {
 
 #[test]
 fn references_between_rules_must_resolve_and_not_cycle() {
+    // Weak-signal rules (a rule writing findings makes no signal to select).
     let feeds = |id: &str, dep: &str| {
         MINIMAL
             .replace("id: minimal", &format!("id: {id}"))
             .replace("events: [RunInstances]", &format!("rules: [{dep}]"))
+            .replace("stages:", "emit: weak_signal\nstages:")
     };
     let errs = errors(&[("a", &feeds("a", "b")), ("b", &feeds("b", "a"))]);
     assert!(
@@ -932,4 +934,59 @@ condition:
     let without_b = sequences(rule, &lines(false));
     assert_eq!(without_b.len(), 1, "A, M and E open it: {without_b:?}");
     assert_eq!(sequences(rule, &lines(true)), without_b);
+}
+
+/// The rule language: a weak stage joins a sequence and never counts toward the condition, so
+/// a condition that names one (`require`, `ordered`, a threshold's `stage`) could never hold:
+/// an error at its place, not a rule that loads and never fires. And a selector of another
+/// rule's weak signals that names a rule writing findings (which makes none) is an error.
+#[test]
+fn a_condition_naming_a_weak_stage_and_a_selector_of_a_finding_rule_are_errors() {
+    let stages = r#"  - name: launch
+    select:
+      events: [RunInstances]
+  - name: big
+    weak: true
+    select:
+      events: [RunInstances]
+      where:
+        - field: launched_vcpus
+          gte: 64
+"#;
+    for (condition, at) in [
+        ("  require: [launch, big]\n", "r.yaml:21:21"),
+        ("  ordered: [big, launch]\n", "r.yaml:21:13"),
+        (
+            "  thresholds:\n    - count: true\n      stage: big\n      at_least: 2\n",
+            "r.yaml:23:14",
+        ),
+    ] {
+        let errs = errors(&[("r", &language_rule(stages, "principal", condition))]);
+        let want = format!(
+            "{at}: stage \"big\" is weak: it joins a sequence but never counts toward the condition"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with(&want)),
+            "{condition}: {want}\n{errs:#?}"
+        );
+    }
+    // A rule writing findings selected as if it made weak signals.
+    let finding_rule = language_rule(
+        "  - name: launch\n    select:\n      events: [RunInstances]\n",
+        "principal",
+        "  require: [launch]\n",
+    )
+    .replace("id: r", "id: fin");
+    let selector = language_rule(
+        "  - name: joined\n    select:\n      rules: [fin]\n",
+        "principal",
+        "  require: [joined]\n",
+    );
+    let errs = errors(&[("fin", &finding_rule), ("r", &selector)]);
+    assert!(
+        errs.iter().any(|e| e.contains(
+            "selects the weak signals of rule \"fin\", which writes findings and makes no weak signal"
+        )),
+        "{errs:#?}"
+    );
 }
