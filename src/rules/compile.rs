@@ -251,7 +251,7 @@ fn op_text(op: &Op, t: &str, ctx: &FieldContext<'_>) -> bool {
         Op::Suffix(p) => t.ends_with(p.as_str()),
         Op::Contains(p) => t.contains(p.as_str()),
         Op::Regex(r) => r.is_match(t),
-        Op::HighPowered(want) => ctx.high_powered.iter().any(|g| g.matches(t)) == *want,
+        Op::HighPowered(want) => ctx.is_high_powered(t) == *want,
         Op::Gt(_) | Op::Gte(_) | Op::Lt(_) | Op::Lte(_) => {
             t.parse::<f64>().is_ok_and(|n| op_number(op, n))
         }

@@ -24,6 +24,21 @@ pub struct FieldContext<'a> {
     pub high_powered: &'a [Glob],
 }
 
+impl FieldContext<'_> {
+    /// Whether `t` is a high-powered instance type: one of the list's patterns matches it,
+    /// or the type without its service prefix (`ml.p3.2xlarge` is a SageMaker p3.2xlarge).
+    /// What the `high_powered` operator and the `launched_high_powered_*` fields both mean.
+    pub fn is_high_powered(&self, t: &str) -> bool {
+        let bare = t
+            .split_once('.')
+            .filter(|(_, r)| r.contains('.'))
+            .map(|(_, r)| r);
+        self.high_powered
+            .iter()
+            .any(|g| g.matches(t) || bare.is_some_and(|b| g.matches(b)))
+    }
+}
+
 macro_rules! fields {
     ($($variant:ident => $name:literal : $doc:literal,)*) => {
         /// A named field.
@@ -121,17 +136,7 @@ impl Field {
                 .and_then(|a| get(a).as_deref())
                 .map_or(Value::Absent, Value::Text)
         };
-        // `ml.p3.2xlarge` is a SageMaker p3.2xlarge: a type with a service prefix is tested
-        // with and without it.
-        let high_powered = |t: &str| {
-            let bare = t
-                .split_once('.')
-                .filter(|(_, r)| r.contains('.'))
-                .map(|(_, r)| r);
-            ctx.high_powered
-                .iter()
-                .any(|g| g.matches(t) || bare.is_some_and(|b| g.matches(b)))
-        };
+        let high_powered = |t: &str| ctx.is_high_powered(t);
         let launch = f.launch.as_deref();
         // A launch that started no instance the record lists (a spot request, a job): all its
         // units are of its type (the largest, when several may be used).

@@ -466,3 +466,55 @@ fn issue_17_rules_check_names_mistyped_finding_types_with_the_nearest_valid_one(
         assert!(stderr.contains(&want), "{want}\n{stderr}");
     }
 }
+
+/// The README of the rules: `high_powered_instance_types` holds the accelerated families and
+/// "`*.12xlarge` and every larger size". Every type of the instance-type table of 12xlarge
+/// or more, metal, or with GPUs or accelerators is high-powered (so a size the table gains
+/// without the list gaining it fails here), SageMaker's `ml.` types as their EC2 types, and
+/// the `high_powered` operator and the `launched_high_powered_*` fields agree (one test of
+/// both).
+#[test]
+fn every_large_or_accelerated_type_of_the_table_is_high_powered() {
+    use finding_correlator::rules::compile::Glob;
+    use finding_correlator::rules::fields::FieldContext;
+    use finding_correlator::rules::lists::{HIGH_POWERED_INSTANCE_TYPES, Lists};
+    let lists = Lists::builtin().unwrap();
+    let globs: Vec<Glob> = lists
+        .get(HIGH_POWERED_INSTANCE_TYPES)
+        .iter()
+        .map(|p| Glob::new(p))
+        .collect();
+    let ctx = FieldContext {
+        high_powered: &globs,
+    };
+    let table = fs::read_to_string(crate::common::repo().join("data/instance_types.tsv")).unwrap();
+    let mut missed = Vec::new();
+    let mut checked = 0;
+    for line in table.lines().filter(|l| !l.starts_with('#')).skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (ty, gpus, accelerators) = (cols[0], cols[3], cols[4]);
+        let size = ty.rsplit('.').next().unwrap();
+        let large = size
+            .strip_suffix("xlarge")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 12);
+        let accelerated = gpus != "0" || accelerators != "0";
+        if large || accelerated || size.starts_with("metal") {
+            checked += 1;
+            if !ctx.is_high_powered(ty) {
+                missed.push(ty.to_string());
+            }
+        }
+    }
+    assert!(checked > 200, "{checked} types checked");
+    assert!(missed.is_empty(), "not high-powered: {missed:?}");
+    for (ty, want) in [
+        ("ml.g5.2xlarge", true),
+        ("g5.2xlarge", true),
+        ("x8i.64xlarge", true),
+        ("t3.micro", false),
+        ("ml.t3.medium", false),
+    ] {
+        assert_eq!(ctx.is_high_powered(ty), want, "{ty}");
+    }
+}
