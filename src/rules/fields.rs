@@ -77,7 +77,7 @@ fields! {
     LaunchedAccelerators => "launched_accelerators": "other accelerators a launch bought (Inferentia, Trainium, Gaudi, FPGAs)",
     LaunchedMemoryMib => "launched_memory_mib": "memory a launch bought, MiB",
     LaunchedResourceIds => "launched_resource_ids": "ids a launch returned: instance, spot request and fleet ids, job ARNs (list)",
-    InstanceTypes => "instance_types": "types of the instances the signal names (list)",
+    InstanceTypes => "instance_types": "types of the instances the signal names, the type a call asked for and a launch's types (list)",
     InstanceIds => "instance_ids": "ids of the instances the signal names (list)",
     AutoScalingGroupName => "auto_scaling_group_name": "Auto Scaling group of an Auto Scaling API call",
     DesiredCapacity => "desired_capacity": "desiredCapacity of an Auto Scaling API call",
