@@ -376,7 +376,9 @@ pub fn correlate_with<R: Send>(
                 other_shards.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Keep::Drop;
             }
-            if m.wants(s) && (include_archived || s.fields.archived != Some(true)) {
+            // An archived version is matched too, as far as choosing the newest version of
+            // its finding: the newest decides whether the finding feeds rules (below).
+            if m.wants(s) {
                 return Keep::Match;
             }
             if keep_signal_nodes {
@@ -577,11 +579,26 @@ pub fn correlate_with<R: Send>(
         let at = newest.map_or(Millis::MIN, |n| n.saturating_sub(reach));
         matcher.carry_from(at.max(p.horizon.unwrap_or(Millis::MIN)));
     }
+    // A finding whose newest version is archived (an analyst closed it as benign) feeds no
+    // rule, whatever its earlier versions said, unless `include_archived_findings`; what it
+    // tells the graph is kept as any other record's.
+    let mut selected = newest_versions(selected);
+    if !include_archived {
+        selected.retain(|item| match item {
+            Item::Signal(s) if s.fields.archived == Some(true) => {
+                if keep_statements && let Some(key) = graph_statement(s) {
+                    statements.keep(key, s);
+                }
+                false
+            }
+            _ => true,
+        });
+    }
     let graph_ref = &graph;
     let ((selected, sequences, matching, carried), out) = alongside(
         || on_graph(graph_ref),
         || {
-            let selected = matcher.push_items(newest_versions(selected), graph_ref, keep_selected);
+            let selected = matcher.push_items(selected, graph_ref, keep_selected);
             let (sequences, matching, mut carried) = matcher.finish_carrying(graph_ref);
             let mut sequences = crate::rollup::roll_up(sequences, &rules);
             if let Some((picture, _)) = &mut carried {

@@ -1489,6 +1489,68 @@ fn launch_rates_count_started_instances_stay_quiet_while_learning_and_follow_the
     );
 }
 
+/// The rules README: `include_archived_findings` (false) keeps archived GuardDuty findings
+/// from feeding rules. A finding whose newest version is archived (an analyst closed it) feeds
+/// none, whatever its earlier versions said: the mining finding of the group case, read
+/// active and then archived, with the group's high-risk calls, makes no finding; with the
+/// setting on, it does.
+#[test]
+fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
+    let case = case_dir("compromised-instance-group", "positive");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["cloudtrail-session-calls.jsonl"] {
+        std::fs::copy(case.join(f), dir.path().join(f)).unwrap();
+    }
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
+    )
+    .unwrap();
+    let mining = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
+        .unwrap()
+        .clone();
+    std::fs::write(
+        dir.path().join("active.json"),
+        json!({ "findings": [mining.clone()] }).to_string(),
+    )
+    .unwrap();
+    let findings = |config: &str| {
+        let settings = Config::parse(config).unwrap().validate().unwrap();
+        let rules = rules();
+        let run = pipeline::correlate(
+            &[dir.path().to_path_buf()],
+            &settings,
+            rules.clone(),
+            false,
+            None,
+        );
+        asff::findings(&run.sequences, &rules, &Writer::default())
+    };
+    assert_eq!(
+        findings("").len(),
+        1,
+        "mining and the group's high-risk calls: a finding"
+    );
+    let mut archived = mining;
+    archived["updatedAt"] = json!("2025-05-03T10:00:00.000Z");
+    archived["service"]["archived"] = json!(true);
+    std::fs::write(
+        dir.path().join("archived.json"),
+        json!({ "findings": [archived] }).to_string(),
+    )
+    .unwrap();
+    let closed = findings("");
+    assert!(
+        closed.is_empty(),
+        "{:?}",
+        closed.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
+    );
+    assert_eq!(findings("[rules]\ninclude_archived_findings = true\n").len(), 1);
+}
+
 /// Copies a folder of fixtures, recursively.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
