@@ -1498,9 +1498,8 @@ fn launch_rates_count_started_instances_stay_quiet_while_learning_and_follow_the
 fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
     let case = case_dir("compromised-instance-group", "positive");
     let dir = tempfile::tempdir().unwrap();
-    for f in ["cloudtrail-session-calls.jsonl"] {
-        std::fs::copy(case.join(f), dir.path().join(f)).unwrap();
-    }
+    let calls = "cloudtrail-session-calls.jsonl";
+    std::fs::copy(case.join(calls), dir.path().join(calls)).unwrap();
     let doc: Value = serde_json::from_str(
         &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
     )
@@ -1548,7 +1547,10 @@ fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
         "{:?}",
         closed.iter().map(|f| &f["Id"]).collect::<Vec<_>>()
     );
-    assert_eq!(findings("[rules]\ninclude_archived_findings = true\n").len(), 1);
+    assert_eq!(
+        findings("[rules]\ninclude_archived_findings = true\n").len(),
+        1
+    );
 }
 
 /// Copies a folder of fixtures, recursively.
