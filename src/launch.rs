@@ -425,6 +425,10 @@ impl Catalog {
                 ));
                 continue;
             }
+            // A call AWS does not make would silently never be a launch.
+            if let Err(m) = crate::rules::names::check_event(Some(source), name) {
+                errors.push(error_at(file, &e.event, format!("event: {m}")));
+            }
             let kind = &e.kind.value;
             if kind.is_empty()
                 || !kind
@@ -989,16 +993,26 @@ mod tests {
             "{shown:#?}"
         );
         let unknown = Catalog::parse(
-            "apis:\n  - event: a.amazonaws.com:B\n    kinds: x\n",
+            "apis:\n  - event: ec2.amazonaws.com:CreateFleet\n    kinds: x\n",
             "y.yaml",
         )
         .unwrap_err();
         assert_eq!((unknown[0].line, unknown[0].column), (3, 5), "{unknown:?}");
-        let twice = "apis:\n  - {event: \"a.amazonaws.com:B\", kind: x, instance_types: [request.t]}\n  - {event: \"a.amazonaws.com:B\", kind: x, instance_types: [request.t]}\n";
+        let twice = "apis:\n  - {event: \"ec2.amazonaws.com:CreateFleet\", kind: x, instance_types: [request.t]}\n  - {event: \"ec2.amazonaws.com:CreateFleet\", kind: x, instance_types: [request.t]}\n";
         let e = Catalog::parse(twice, "z.yaml").unwrap_err();
         assert_eq!(e[0].line, 3);
         assert!(
             e[0].message.contains("declared twice (also at z.yaml:2:"),
+            "{e:?}"
+        );
+        // A call AWS does not make, misspelled: named, with the nearest real one.
+        let typo = "apis:\n  - {event: \"gamelift.amazonaws.com:CreateFleetz\", kind: game_fleet, instance_types: [request.t]}\n";
+        let e = Catalog::parse(typo, "t.yaml").unwrap_err();
+        assert_eq!((e.len(), e[0].line), (1, 2), "{e:?}");
+        assert!(
+            e[0].message
+                .contains("\"CreateFleetz\" is not an event name of gamelift.amazonaws.com")
+                && e[0].message.contains("did you mean \"CreateFleet\"?"),
             "{e:?}"
         );
     }
@@ -1166,7 +1180,7 @@ mod tests {
         );
         std::fs::write(
             dir.path().join("broken.yaml"),
-            "apis:\n  - event: x.amazonaws.com:Y\n    kind: Bad-Kind\n    count: [request.n]\n",
+            "apis:\n  - event: ec2.amazonaws.com:CreateFleet\n    kind: Bad-Kind\n    count: [request.n]\n",
         )
         .unwrap();
         let errs = Catalog::load_dir(dir.path()).unwrap_err();
