@@ -473,3 +473,37 @@ fn the_queue_sends_a_message_to_the_dead_letter_queue_only_after_a_day_of_runs()
     let dlq = &template["Resources"]["TrailQueueDeadLetter"]["Properties"];
     assert_eq!(dlq["MessageRetentionPeriod"].as_u64(), Some(1_209_600));
 }
+
+/// deploy/README.md: each schedule starts one task with the flexible window off and no
+/// retries (a retry would only risk two runs close together; the next run reads from the
+/// same checkpoints). Every one of the eight schedules (one per shard) is checked, as they
+/// are written out one by one in the template.
+#[test]
+fn every_schedule_starts_one_task_on_time_without_retries() {
+    let text = std::fs::read_to_string(common::repo().join("deploy/correlator.yaml")).unwrap();
+    let template: Value = serde_saphyr::from_str(&text).unwrap();
+    let schedules: Vec<(&String, &Value)> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Scheduler::Schedule")
+        .collect();
+    assert_eq!(schedules.len(), 8, "one per shard, up to 8");
+    for (name, s) in schedules {
+        let p = &s["Properties"];
+        assert_eq!(p["FlexibleTimeWindow"]["Mode"], "OFF", "{name}");
+        assert_eq!(p["State"], "ENABLED", "{name}");
+        assert_eq!(
+            p["ScheduleExpression"]["Ref"], "ScheduleExpression",
+            "{name}"
+        );
+        let target = &p["Target"];
+        assert_eq!(target["RetryPolicy"]["MaximumRetryAttempts"], 0, "{name}");
+        assert_eq!(target["EcsParameters"]["TaskCount"], 1, "{name}");
+        assert_eq!(target["EcsParameters"]["LaunchType"], "FARGATE", "{name}");
+        assert_eq!(
+            target["RoleArn"]["Fn::GetAtt"][0], "SchedulerRole",
+            "{name}"
+        );
+    }
+}
