@@ -507,3 +507,85 @@ fn every_schedule_starts_one_task_on_time_without_retries() {
         );
     }
 }
+
+/// deploy/README.md: the execution role may pull this one repository and write to this one
+/// log group; the scheduler role may run this task definition on this cluster and pass the
+/// two task roles to ECS only; each role is assumed only by its service, for this account.
+/// The statements as written in the template, so a wider resource fails here.
+#[test]
+fn the_execution_and_scheduler_roles_name_their_one_resource_each() {
+    let text = std::fs::read_to_string(common::repo().join("deploy/correlator.yaml")).unwrap();
+    let template: Value = serde_saphyr::from_str(&text).unwrap();
+    let role = |name: &str| template["Resources"][name]["Properties"].clone();
+    let statements = |role: &Value| -> Vec<Value> {
+        role["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+            .collect()
+    };
+    for (name, service) in [
+        ("ExecutionRole", "ecs-tasks.amazonaws.com"),
+        ("SchedulerRole", "scheduler.amazonaws.com"),
+        ("TaskRole", "ecs-tasks.amazonaws.com"),
+    ] {
+        let trust = &role(name)["AssumeRolePolicyDocument"]["Statement"];
+        assert_eq!(trust.as_array().unwrap().len(), 1, "{name}");
+        assert_eq!(trust[0]["Principal"]["Service"], service, "{name}");
+        assert_eq!(
+            trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"]["Ref"], "AWS::AccountId",
+            "{name}"
+        );
+    }
+    let execution = statements(&role("ExecutionRole"));
+    assert_eq!(execution.len(), 3);
+    for st in &execution {
+        let resource = &st["Resource"];
+        match st["Sid"].as_str().unwrap() {
+            // No resource type: only "*".
+            "EcrLogin" => {
+                assert_eq!(st["Action"], "ecr:GetAuthorizationToken");
+                assert_eq!(resource, "*");
+            }
+            "PullImage" => assert_eq!(
+                resource["Fn::Sub"],
+                "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${ImageRepository}"
+            ),
+            "WriteLogs" => assert_eq!(
+                resource["Fn::Sub"],
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${LogGroup}:log-stream:*"
+            ),
+            other => panic!("an execution role statement more: {other}"),
+        }
+    }
+    let scheduler = statements(&role("SchedulerRole"));
+    assert_eq!(scheduler.len(), 2);
+    for st in &scheduler {
+        match st["Sid"].as_str().unwrap() {
+            "RunTask" => {
+                assert_eq!(st["Action"], "ecs:RunTask");
+                assert_eq!(st["Resource"]["Ref"], "TaskDefinition");
+                assert_eq!(
+                    st["Condition"]["ArnEquals"]["ecs:cluster"]["Fn::GetAtt"][0],
+                    "Cluster"
+                );
+            }
+            "PassTaskRoles" => {
+                assert_eq!(st["Action"], "iam:PassRole");
+                let passed: Vec<&str> = st["Resource"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["Fn::GetAtt"][0].as_str().unwrap())
+                    .collect();
+                assert_eq!(passed, ["ExecutionRole", "TaskRole"]);
+                assert_eq!(
+                    st["Condition"]["StringEquals"]["iam:PassedToService"],
+                    "ecs-tasks.amazonaws.com"
+                );
+            }
+            other => panic!("a scheduler role statement more: {other}"),
+        }
+    }
+}
