@@ -167,11 +167,12 @@ bash deploy/build.sh --binary "$correlator" "$out/image/correlator"
 .venv/bin/cfn-lint deploy/correlator.yaml
 .venv/bin/hadolint deploy/Dockerfile
 # Every role's policies, for the default sources, every source on, an existing state bucket,
-# and the trail read through its queue.
+# the trail read through its queue, and three shards listing the trail.
 for params in "" \
   "--set SecurityHubSource=true --set TrailBucket=example-trail --set TrailKmsKeyArn=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab --set ReportsPrefix=reports/" \
   "--set CloudTrailApiSource=false --set StateBucket=example-shared --set SecurityHubRegion=eu-west-1" \
-  "--set TrailBucket=example-trail --set TrailQueue=true"; do
+  "--set TrailBucket=example-trail --set TrailQueue=true" \
+  "--set TrailBucket=example-trail --set Shards=3"; do
   rm -rf "$out/policies"
   # shellcheck disable=SC2086 # the parameters are words
   "$CORRELATOR_TEST_PYTHON" tests/deploy_policy.py deploy/correlator.yaml $params --out "$out/policies" >/dev/null
