@@ -1553,6 +1553,39 @@ fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
     );
 }
 
+/// fixtures/README.md: reading all of `fixtures/` at once gives the union of the cases: the
+/// main scenario's one finding plus every case's expected findings (one per positive case,
+/// two per roll-up case), with their own ids.
+#[test]
+fn all_of_fixtures_at_once_is_the_main_finding_and_every_cases_findings() {
+    let o = correlate(&[repo().join("fixtures")]);
+    let mut got: Vec<String> = o.findings.iter().map(|f| text(&f["Id"])).collect();
+    got.sort();
+    let mut want = vec![
+        "finding-correlator/compromised-instance-group/111122223333/us-east-1/auto_scaling_group/web-asg/2025-05-02T09:01:27.000Z".to_string(),
+    ];
+    let root = repo().join("fixtures/scenarios");
+    let mut cases = 0;
+    for rule in std::fs::read_dir(&root).unwrap() {
+        for case in std::fs::read_dir(rule.unwrap().path()).unwrap() {
+            let dir = case.unwrap().path();
+            let expected = load_expected(&dir);
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let per_case = expected.findings.len();
+            match name.as_str() {
+                "negative" => assert_eq!(per_case, 0, "{}", dir.display()),
+                "positive" => assert_eq!(per_case, 1, "{}", dir.display()),
+                _ => assert_eq!(per_case, 2, "a roll-up case: {}", dir.display()),
+            }
+            want.extend(expected.findings.into_iter().map(|f| f.id));
+            cases += 1;
+        }
+    }
+    want.sort();
+    assert!(cases >= 16, "{cases} cases");
+    assert_eq!(got, want);
+}
+
 /// Copies a folder of fixtures, recursively.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
