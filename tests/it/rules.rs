@@ -408,6 +408,38 @@ fn allowlists_leave_signals_out() {
     );
 }
 
+/// The README's other allowlist keys: `accounts`, and `tags` of the instances a signal is
+/// about (a value may be a pattern).
+#[test]
+fn allowlists_by_account_and_by_instance_tag_leave_signals_out() {
+    let other_account = run_instances(2, "2025-05-02T10:00:00Z", "AIDAOTHER", "t3.micro", 1, 2)
+        .replace("111122223333", "444455556666");
+    let tagged = run_instances(3, "2025-05-02T10:00:00Z", "AIDATAGGED", "t3.micro", 1, 2).replace(
+        r#""instanceType":"t3.micro""#,
+        r#""instanceType":"t3.micro","tagSet":{"items":[{"key":"team","value":"capacity-tests"}]}"#,
+    );
+    let plain = run_instances(1, "2025-05-02T10:00:00Z", "AIDAPLAIN", "t3.micro", 1, 2);
+    let lines = vec![plain, other_account, tagged];
+    let groups = |allowlist: &str| -> Vec<String> {
+        let rule = counting_rule("1h", None, 1) + allowlist;
+        let mut g: Vec<String> = sequences(&rule, &lines).into_iter().map(|s| s.0).collect();
+        g.sort();
+        g
+    };
+    assert_eq!(groups("").len(), 3);
+    assert_eq!(
+        groups("allowlist:\n  accounts: [\"444455556666\"]\n"),
+        ["principal/AIDAPLAIN", "principal/AIDATAGGED"]
+    );
+    for tags in ["{team: capacity-tests}", "{team: \"capacity-*\"}"] {
+        assert_eq!(
+            groups(&format!("allowlist:\n  tags: {tags}\n")),
+            ["principal/AIDAOTHER", "principal/AIDAPLAIN"],
+            "{tags}"
+        );
+    }
+}
+
 #[test]
 fn ordered_stages_must_come_in_order() {
     let rule = MINIMAL
