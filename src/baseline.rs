@@ -652,6 +652,22 @@ mod tests {
         );
         let fresh = launch(30 * DAY, "us-east-1", "stolen", 9, "t3.micro");
         assert!(b.facts(&fresh, &opts).unwrap().rate_outlier(k, min, lp).1);
+        // "A launcher with no history needs more than k instances (and at least
+        // min_instances)": with k = 10, 8 instances are over the minimum and not over k, 11 are.
+        let eight = launch(30 * DAY, "us-east-1", "stolen", 8, "t3.micro");
+        assert!(
+            !b.facts(&eight, &opts)
+                .unwrap()
+                .rate_outlier(10.0, min, lp)
+                .1
+        );
+        let eleven = launch(30 * DAY, "us-east-1", "stolen", 11, "t3.micro");
+        assert!(
+            b.facts(&eleven, &opts)
+                .unwrap()
+                .rate_outlier(10.0, min, lp)
+                .1
+        );
     }
 
     #[test]
