@@ -68,6 +68,18 @@ pub(crate) fn prepare(region: &str, bucket: &str) {
     });
 }
 
+/// A mock serving the group scenario's GuardDuty findings and CloudTrail events, with
+/// `bucket` made in `region` (and Security Hub on there).
+fn scenario_mock(region: &str, bucket: &str) -> Mock {
+    prepare(region, bucket);
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, events) = scenario(&dir);
+    let mock = Mock::start();
+    mock.add_findings(findings);
+    mock.add_events(events);
+    mock
+}
+
 /// Every finding moto's Security Hub holds in the region. (On a thread with a large stack: the
 /// SDK's deserializer of deeply nested findings recurses more than a test thread allows in
 /// debug builds.)
@@ -1364,12 +1376,7 @@ fn issue_12_a_lease_held_by_a_stopped_ecs_task_is_taken_over() {
 #[test]
 fn listfindings_asks_from_the_lookback_then_from_the_checkpoint_less_the_overlap() {
     let (region, bucket) = ("eu-west-3", "gd-criterion");
-    prepare(region, bucket);
-    let dir = common::fixture("scenarios/compromised-instance-group/positive");
-    let (findings, events) = scenario(&dir);
-    let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    let mock = scenario_mock(region, bucket);
     let key = unique("gd-criterion");
     let state = format!("s3://{bucket}/{key}");
     let now = || {
@@ -1540,12 +1547,7 @@ condition:
 #[test]
 fn a_damaged_or_newer_s3_state_stops_the_run_and_is_left_alone() {
     let (region, bucket) = ("eu-north-1", "bad-state");
-    prepare(region, bucket);
-    let dir = common::fixture("scenarios/compromised-instance-group/positive");
-    let (findings, events) = scenario(&dir);
-    let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    let mock = scenario_mock(region, bucket);
     let mut newer = common::state_value(&finding_correlator::state::State::new().to_json());
     newer["version"] = json!(finding_correlator::state::VERSION + 1);
     let sound = finding_correlator::state::State::new().encode();
@@ -1600,12 +1602,7 @@ fn a_damaged_or_newer_s3_state_stops_the_run_and_is_left_alone() {
 #[test]
 fn the_securityhub_source_never_reads_this_tools_own_findings_back() {
     let (region, bucket) = ("eu-south-1", "own-findings");
-    prepare(region, bucket);
-    let dir = common::fixture("scenarios/compromised-instance-group/positive");
-    let (findings, events) = scenario(&dir);
-    let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    let mock = scenario_mock(region, bucket);
     let key = unique("own-findings");
     let state = format!("s3://{bucket}/{key}");
     let run = || {
@@ -1696,12 +1693,7 @@ fn lookupevents_is_called_at_most_twice_a_second() {
 #[test]
 fn a_lease_of_another_host_blocks_until_it_expires_and_is_then_taken_over() {
     let (region, bucket) = ("eu-central-2", "expired-lease");
-    prepare(region, bucket);
-    let dir = common::fixture("scenarios/compromised-instance-group/positive");
-    let (findings, events) = scenario(&dir);
-    let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    let mock = scenario_mock(region, bucket);
     let key = unique("expired-lease");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -122,6 +122,32 @@ fn queue_run(
     run_on_mock(mock, region, state, &all)
 }
 
+/// A run of the queue source that must exit with `code`: the summary's values at `paths`
+/// (and the summary, for messages).
+fn queue_counts(
+    mock: &Mock,
+    region: &str,
+    url: &str,
+    state: &Path,
+    extra: &[(&str, &str)],
+    code: i32,
+    paths: &[&str],
+) -> (Vec<Value>, Value) {
+    let out = queue_run(mock, region, url, state, extra);
+    exits(&out, code);
+    let s = summary(&out);
+    (counts(&s, paths), s)
+}
+
+/// The keys of the two objects [`put_scenario`] writes for `account` under `top`: the group's
+/// and the launches'.
+fn scenario_keys(top: &str, account: &str) -> (String, String) {
+    (
+        trail_key(top, account, "us-east-1", "20250505T0405Z", "a"),
+        trail_key(top, account, "ap-south-1", "20250505T1230Z", "b"),
+    )
+}
+
 /// The log objects of `account`'s credential→launch scenario in `bucket` (under `top`).
 fn put_scenario(region: &str, bucket: &str, top: &str, account: &str) -> Vec<String> {
     let (group, launches) = launch_scenario(account);
@@ -553,8 +579,7 @@ fn a_dry_run_on_the_queue_deletes_no_message_and_the_next_run_reads_them() {
     let bucket = "sqs-dry-run";
     let (top, url) = bucket_and_queue(region, bucket, "sqs-dry-run", None);
     let want = put_scenario(region, bucket, &top, "111122223333");
-    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
-    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let (group_key, launches_key) = scenario_keys(&top, "111122223333");
     send(
         region,
         &url,
@@ -615,8 +640,7 @@ fn a_run_receives_at_most_queue_max_messages_and_the_next_run_reads_the_rest() {
     let bucket = "sqs-capped";
     let (top, url) = bucket_and_queue(region, bucket, "sqs-capped", None);
     let want = put_scenario(region, bucket, &top, "111122223333");
-    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
-    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let (group_key, launches_key) = scenario_keys(&top, "111122223333");
     let notification = json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]});
     for _ in 0..25 {
         send(region, &url, &notification.to_string());
@@ -625,43 +649,24 @@ fn a_run_receives_at_most_queue_max_messages_and_the_next_run_reads_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
     let capped = [("CORRELATOR_AWS_QUEUE_MAX_MESSAGES", "12")];
-    let out = queue_run(&mock, region, &url, &state, &capped);
-    exits(&out, 0);
-    let s = summary(&out);
-    assert_eq!(
-        counts(
-            &s,
-            &[
-                "queue.messages",
-                "queue.deleted",
-                "queue.kept",
-                "findings.sent"
-            ]
-        ),
-        [json!(12), json!(12), json!(0), json!(1)],
-        "{s}"
-    );
+    let paths = [
+        "queue.messages",
+        "queue.deleted",
+        "queue.kept",
+        "findings.sent",
+    ];
+    let run = || queue_counts(&mock, region, &url, &state, &capped, 0, &paths);
+    let (got, s) = run();
+    assert_eq!(got, [json!(12), json!(12), json!(0), json!(1)], "{s}");
     assert_eq!(
         waiting(region, &url),
         (13, 0),
         "the rest wait for the next run"
     );
-    let out = queue_run(&mock, region, &url, &state, &capped);
-    exits(&out, 0);
-    let s = summary(&out);
-    assert_eq!(
-        counts(&s, &["queue.messages", "queue.deleted", "findings.sent"]),
-        [json!(12), json!(12), json!(0)],
-        "{s}"
-    );
-    let out = queue_run(&mock, region, &url, &state, &capped);
-    exits(&out, 0);
-    let s = summary(&out);
-    assert_eq!(
-        counts(&s, &["queue.messages", "queue.deleted", "findings.sent"]),
-        [json!(1), json!(1), json!(0)],
-        "{s}"
-    );
+    let (got, s) = run();
+    assert_eq!(got, [json!(12), json!(12), json!(0), json!(0)], "{s}");
+    let (got, s) = run();
+    assert_eq!(got, [json!(1), json!(1), json!(0), json!(0)], "{s}");
     assert_eq!(waiting(region, &url), (0, 0));
     assert_eq!(ids(&mock.imported()), want, "the finding, written once");
 }
@@ -674,8 +679,7 @@ fn a_damaged_object_announced_twice_keeps_both_messages_until_it_is_read() {
     let bucket = "sqs-damaged-twice";
     let (top, url) = bucket_and_queue(region, bucket, "sqs-damaged-twice", None);
     let want = put_scenario(region, bucket, &top, "111122223333");
-    let group_key = trail_key(&top, "111122223333", "us-east-1", "20250505T0405Z", "a");
-    let launches_key = trail_key(&top, "111122223333", "ap-south-1", "20250505T1230Z", "b");
+    let (group_key, launches_key) = scenario_keys(&top, "111122223333");
     let (_, launches) = launch_scenario("111122223333");
     let good = gz(&launches);
     put_object(
@@ -701,20 +705,17 @@ fn a_damaged_object_announced_twice_keeps_both_messages_until_it_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
     let s3 = [("AWS_ENDPOINT_URL_S3", mock.url.as_str())];
-    let out = queue_run(&mock, region, &url, &state, &s3);
-    exits(&out, 1);
-    let s = summary(&out);
+    let paths = [
+        "queue.messages",
+        "queue.failed",
+        "queue.kept",
+        "queue.deleted",
+        "findings.sent",
+    ];
+    let (got, s) = queue_counts(&mock, region, &url, &state, &s3, 1, &paths);
     assert_eq!(
-        counts(
-            &s,
-            &[
-                "queue.messages",
-                "queue.failed",
-                "queue.kept",
-                "queue.deleted"
-            ]
-        ),
-        [json!(2), json!(1), json!(2), json!(0)],
+        got,
+        [json!(2), json!(1), json!(2), json!(0), json!(0)],
         "{s}"
     );
     assert_eq!(waiting(region, &url), (2, 0), "both messages are back");
@@ -726,20 +727,10 @@ fn a_damaged_object_announced_twice_keeps_both_messages_until_it_is_read() {
         .iter()
         .filter(|r| r.method == "GET" && r.path.ends_with(&launches_key))
         .count();
-    let out = queue_run(&mock, region, &url, &state, &s3);
-    exits(&out, 0);
-    let s = summary(&out);
+    let (got, s) = queue_counts(&mock, region, &url, &state, &s3, 0, &paths);
     assert_eq!(
-        counts(
-            &s,
-            &[
-                "queue.messages",
-                "queue.deleted",
-                "queue.kept",
-                "findings.sent"
-            ]
-        ),
-        [json!(2), json!(2), json!(0), json!(1)],
+        got,
+        [json!(2), json!(0), json!(0), json!(2), json!(1)],
         "{s}"
     );
     let fetched = mock

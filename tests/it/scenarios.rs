@@ -1378,14 +1378,13 @@ fn launch_rate_case_with(
         }
     }
     std::fs::write(dir.path().join("calls.jsonl"), lines).unwrap();
+    findings_with(dir.path(), config, rules)
+}
+
+/// The findings of one run over `dir` with the configuration `config` (TOML) and `rules`.
+fn findings_with(dir: &Path, config: &str, rules: Arc<RuleSet>) -> Vec<Value> {
     let settings = Config::parse(config).unwrap().validate().unwrap();
-    let run = pipeline::correlate(
-        &[dir.path().to_path_buf()],
-        &settings,
-        rules.clone(),
-        false,
-        None,
-    );
+    let run = pipeline::correlate(&[dir.to_path_buf()], &settings, rules.clone(), false, None);
     asff::findings(&run.sequences, &rules, &Writer::default())
 }
 
@@ -1516,18 +1515,7 @@ fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
         json!({ "findings": [mining.clone()] }).to_string(),
     )
     .unwrap();
-    let findings = |config: &str| {
-        let settings = Config::parse(config).unwrap().validate().unwrap();
-        let rules = rules();
-        let run = pipeline::correlate(
-            &[dir.path().to_path_buf()],
-            &settings,
-            rules.clone(),
-            false,
-            None,
-        );
-        asff::findings(&run.sequences, &rules, &Writer::default())
-    };
+    let findings = |config: &str| findings_with(dir.path(), config, rules());
     assert_eq!(
         findings("").len(),
         1,
