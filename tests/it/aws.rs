@@ -68,6 +68,14 @@ pub(crate) fn prepare(region: &str, bucket: &str) {
     });
 }
 
+/// The wall clock, in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// A mock serving the group scenario's GuardDuty findings and CloudTrail events, with
 /// `bucket` made in `region` (and Security Hub on there).
 fn scenario_mock(region: &str, bucket: &str) -> Mock {
@@ -1010,12 +1018,7 @@ fn validate_checks_the_configuration_and_rules_without_aws() {
 #[test]
 fn each_written_finding_links_its_report_and_graph_in_s3() {
     let (region, bucket) = ("il-central-1", "correlator-reports");
-    prepare(region, bucket);
-    let dir = common::fixture("scenarios/compromised-instance-group/positive");
-    let (findings, events) = scenario(&dir);
-    let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    let mock = scenario_mock(region, bucket);
     let prefix = unique("reports").replace("/state.json", "/");
     let tmp = tempfile::tempdir().unwrap();
     let location = format!("s3://{bucket}/{prefix}");
@@ -1379,12 +1382,7 @@ fn listfindings_asks_from_the_lookback_then_from_the_checkpoint_less_the_overlap
     let mock = scenario_mock(region, bucket);
     let key = unique("gd-criterion");
     let state = format!("s3://{bucket}/{key}");
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
+    let now = now_ms;
     let asked = |mock: &Mock| -> Vec<i64> {
         mock.seen()
             .iter()
@@ -1695,10 +1693,7 @@ fn a_lease_of_another_host_blocks_until_it_expires_and_is_then_taken_over() {
     let (region, bucket) = ("eu-central-2", "expired-lease");
     let mock = scenario_mock(region, bucket);
     let key = unique("expired-lease");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let lease = |expires: i64| {
         let mut held = finding_correlator::state::State::new();
         held.lease = Some(finding_correlator::state::Lease {
@@ -1747,12 +1742,7 @@ fn a_lease_of_another_host_blocks_until_it_expires_and_is_then_taken_over() {
 #[test]
 fn issue_12_a_working_run_renews_its_short_lease() {
     let (region, bucket) = ("ap-southeast-4", "renewed-lease");
-    prepare(region, bucket);
-    let dir = common::fixture("scenarios/compromised-instance-group/positive");
-    let (findings, events) = scenario(&dir);
-    let mock = Mock::start();
-    mock.add_findings(findings);
-    mock.add_events(events);
+    let mock = scenario_mock(region, bucket);
     mock.fail(
         "LookupEvents",
         [Fault {

@@ -122,6 +122,16 @@ fn queue_run(
     run_on_mock(mock, region, state, &all)
 }
 
+/// S3's own event notification of an object created at `key` in `bucket`.
+fn s3_created(region: &str, bucket: &str, key: &str) -> String {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+    }]})
+    .to_string()
+}
+
 /// A run of the queue source that must exit with `code`: the summary's values at `paths`
 /// (and the summary, for messages).
 fn queue_counts(
@@ -490,12 +500,7 @@ fn issue_15_an_object_announced_again_in_one_run_is_fetched_once() {
         "Message": notification.to_string(),
     });
     send(region, &url, &sns.to_string());
-    let s3_event = json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": &launches_key}},
-    }]});
-    send(region, &url, &s3_event.to_string());
+    send(region, &url, &s3_created(region, bucket, &launches_key));
     // S3 through the mock, which passes every call on to moto and counts them.
     let mock = Mock::start();
     mock.proxy(&moto());
@@ -694,12 +699,7 @@ fn a_damaged_object_announced_twice_keeps_both_messages_until_it_is_read() {
         &url,
         &json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]}).to_string(),
     );
-    let s3_event = json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": &launches_key}},
-    }]});
-    send(region, &url, &s3_event.to_string());
+    send(region, &url, &s3_created(region, bucket, &launches_key));
     let mock = Mock::start();
     mock.proxy(&moto());
     let tmp = tempfile::tempdir().unwrap();
