@@ -332,14 +332,7 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
             n.sequences.len(),
             n.horizon
                 .map_or("none".into(), finding_correlator::time::format_rfc3339),
-            if run.before_horizon > 0 {
-                format!(
-                    "; {} selected record(s) older than the horizon left out",
-                    run.before_horizon
-                )
-            } else {
-                String::new()
-            }
+            left_out(run.before_horizon)
         ),
         (Some(_), None) => "state: dry run, nothing saved\n".to_string(),
         _ => String::new(),
@@ -399,6 +392,15 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
         }
     }
     Ok(if run.summary.lost_anything() { 1 } else { 0 })
+}
+
+/// What the text summary's state line adds when selected records older than the state's
+/// horizon were left out (see the warning the run logs).
+fn left_out(before_horizon: u64) -> String {
+    if before_horizon == 0 {
+        return String::new();
+    }
+    format!("; {before_horizon} selected record(s) older than the horizon left out")
 }
 
 /// The outputs of `correlate`: the findings (`--asff`), the graph (`--graph`) and the report
@@ -649,14 +651,7 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
                 st.signals,
                 st.statements,
                 st.horizon.as_deref().unwrap_or("none"),
-                if st.before_horizon > 0 {
-                    format!(
-                        "; {} selected record(s) older than the horizon left out",
-                        st.before_horizon
-                    )
-                } else {
-                    String::new()
-                }
+                left_out(st.before_horizon)
             ));
             eprint!("{text}");
         }
