@@ -478,7 +478,9 @@ pub fn correlate_with<R: Send>(
                 // activity was last seen days ago): one run matches that version in its place.
                 let matched =
                     keep == Keep::Match && (s.time >= horizon || m.holds_an_older_version(&s));
-                if keep == Keep::Match && !matched {
+                // An archived version that feeds no rule is not a record left out.
+                let feeds_rules = include_archived || s.fields.archived != Some(true);
+                if keep == Keep::Match && !matched && feeds_rules {
                     before_horizon += 1;
                     let l = late.entry(s.source.as_str()).or_insert((0, s.time));
                     l.0 += 1;

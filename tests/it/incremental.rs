@@ -512,6 +512,26 @@ fn records_older_than_the_horizon_are_left_out_with_a_warning_and_counted() {
         "{:?}",
         written.iter().map(id).collect::<Vec<_>>()
     );
+    // An archived finding that old feeds no rule: it is not counted as left out.
+    let archived = tmp.path().join("archived");
+    std::fs::create_dir_all(&archived).unwrap();
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("guardduty-get-findings.json")).unwrap(),
+    )
+    .unwrap();
+    for f in doc["findings"].as_array_mut().unwrap() {
+        f["service"]["archived"] = json!(true);
+    }
+    std::fs::write(archived.join("findings.json"), doc.to_string()).unwrap();
+    let run = correlate_with_state(&state, None, &archived)
+        .args(["--summary", "json", "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert!(
+        !stderr.contains("older than the state's horizon"),
+        "{stderr}"
+    );
     // The text summary says it too.
     let text = correlate_with_state(&state, None, &dir).output().unwrap();
     let stderr = String::from_utf8(text.stderr).unwrap();
