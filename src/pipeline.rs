@@ -457,14 +457,15 @@ pub fn correlate_with<R: Send>(
                     && !s.instances.is_empty()
                     && let Some(key) = graph_statement(&s)
                 {
-                    // One copy of a statement is needed, as if the others had been dropped.
+                    // One copy of a statement is needed, as if the others had been dropped;
+                    // held until the end of reading, cut to what the graph reads of it.
                     match described.entry(key) {
                         std::collections::hash_map::Entry::Vacant(v) => {
-                            v.insert(s);
+                            v.insert(Box::new(statement_to_keep(&s)));
                         }
                         std::collections::hash_map::Entry::Occupied(mut o) => {
                             if statement_rank(&s) > statement_rank(o.get()) {
-                                o.insert(s);
+                                o.insert(Box::new(statement_to_keep(&s)));
                             }
                             summary.not_needed += 1;
                         }

@@ -685,6 +685,8 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
             .find_map(|i| i.image_id.owned())
     });
     let mut vcpu_total = 0u32;
+    // Lists sized to what they hold: a run keeps many of them until it ends.
+    signal.instances.reserve_exact(set.items.len());
     for item in &set.items {
         let Some(id) = item.instance_id.get() else {
             continue;
@@ -744,6 +746,8 @@ fn run_instances(signal: &mut Signal, request: Option<&str>, response: Option<&s
                 .as_deref()
                 .and_then(crate::instance_types::vcpus)
         });
+        info.tags.shrink_to_fit();
+        info.public_ips.shrink_to_fit();
         vcpu_total = vcpu_total.saturating_add(info.vcpus.unwrap_or(0));
         if let Some(lt) = &info.launch_template {
             push_unique(
@@ -765,6 +769,9 @@ fn named_instances(signal: &mut Signal, request: Option<&str>) {
         instances_set: RequestItems<'a>,
     }
     let req: Req = parse(request);
+    signal
+        .instances
+        .reserve_exact(req.instances_set.items.len());
     for item in &req.instances_set.items {
         if let Some(id) = item.instance_id.get() {
             signal.instances.push(InstanceInfo {
@@ -784,6 +791,9 @@ fn evicted_instances(signal: &mut Signal, details: Option<&str>) {
         instance_id_set: Vec<LenientStr<'a>>,
     }
     let details: Details = parse(details);
+    signal
+        .instances
+        .reserve_exact(details.instance_id_set.len());
     for id in &details.instance_id_set {
         if let Some(id) = id.get() {
             signal.instances.push(InstanceInfo {
