@@ -242,6 +242,25 @@ impl Intercept for JsonBody {
     }
 }
 
+/// The HTTP response an SDK error carries.
+pub type HttpResponse = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+/// The region S3 names in `x-amz-bucket-region` when it refused a call because the bucket is
+/// in another region than the one the call was signed for (`asked`): a 301 redirect (path-style
+/// requests to the older regions), a 307 (a bucket just created), or a 400 (the regions opened
+/// since 2019, and a signature for the wrong region). None for any other answer.
+pub fn bucket_elsewhere<E>(
+    e: &aws_sdk_s3::error::SdkError<E, HttpResponse>,
+    asked: Option<&aws_config::Region>,
+) -> Option<String> {
+    let raw = e.raw_response()?;
+    if !matches!(raw.status().as_u16(), 301 | 307 | 400) {
+        return None;
+    }
+    let region = raw.headers().get("x-amz-bucket-region")?.trim();
+    (!region.is_empty() && asked.is_none_or(|a| a.as_ref() != region)).then(|| region.to_string())
+}
+
 /// The error code and message of an SDK error, for logs and reports.
 pub fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where

@@ -2,6 +2,11 @@
 //! cannot clobber each other: `If-None-Match: *` when the object is created, `If-Match` with
 //! the ETag read (or last written) afterwards. A write that loses the race gets HTTP 412 and
 //! becomes [`StateError::Conflict`]; nothing of the losing run is saved.
+//!
+//! The bucket may be in any region: the store starts with the client of the first configured
+//! region, and when S3 answers that the bucket is elsewhere (a redirect or a 400 naming the
+//! bucket's region in `x-amz-bucket-region`), it goes on in that region, for this call and
+//! every later one.
 
 use std::sync::Mutex;
 
@@ -14,7 +19,8 @@ pub use crate::state::S3Location;
 
 /// The state object in S3.
 pub struct S3Store {
-    client: Client,
+    /// The client of the bucket's region, once S3 named another one.
+    client: Mutex<Client>,
     location: S3Location,
     runtime: tokio::runtime::Handle,
     /// The ETag of the version this store last read or wrote; None when there was none.
@@ -25,11 +31,40 @@ impl S3Store {
     /// `runtime` runs the calls; the store's methods must not be called from inside it.
     pub fn new(client: Client, location: S3Location, runtime: tokio::runtime::Handle) -> S3Store {
         S3Store {
-            client,
+            client: Mutex::new(client),
             location,
             runtime,
             etag: Mutex::new(None),
         }
+    }
+
+    fn client(&self) -> Client {
+        self.client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether S3 answered `e` because the bucket is in another region than the client's:
+    /// then the store's client is one for that region, and the call is to be made again.
+    fn moved<E>(&self, e: &aws_sdk_s3::error::SdkError<E, super::HttpResponse>) -> bool {
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(region) = super::bucket_elsewhere(e, client.config().region()) else {
+            return false;
+        };
+        tracing::info!(
+            state = %self.describe(),
+            region,
+            "the state's bucket is in another region than the first configured: reaching it there"
+        );
+        *client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .region(aws_config::Region::new(region))
+                .build(),
+        );
+        true
     }
 
     fn io(&self, message: String) -> StateError {
@@ -42,13 +77,20 @@ impl S3Store {
 
 impl StateStore for S3Store {
     fn load(&self) -> Result<Option<State>, StateError> {
-        let got = self.runtime.block_on(
-            self.client
-                .get_object()
-                .bucket(&self.location.bucket)
-                .key(&self.location.key)
-                .send(),
-        );
+        let get = || {
+            self.runtime.block_on(
+                self.client()
+                    .get_object()
+                    .bucket(&self.location.bucket)
+                    .key(&self.location.key)
+                    .send(),
+            )
+            .map_err(Box::new)
+        };
+        let got = match get() {
+            Err(e) if self.moved(&e) => get(),
+            got => got,
+        };
         let out = match got {
             Ok(out) => out,
             Err(e)
@@ -59,7 +101,7 @@ impl StateStore for S3Store {
                 *self.etag.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 return Ok(None);
             }
-            Err(e) => return Err(self.io(super::describe_error(&e))),
+            Err(e) => return Err(self.io(super::describe_error(&*e))),
         };
         let etag = out.e_tag().map(str::to_string);
         let bytes = self
@@ -74,18 +116,28 @@ impl StateStore for S3Store {
 
     fn save(&self, state: &State) -> Result<(), StateError> {
         let expected = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut put = self
-            .client
-            .put_object()
-            .bucket(&self.location.bucket)
-            .key(&self.location.key)
-            .content_type("application/zstd")
-            .body(ByteStream::from(state.encode()));
-        put = match &expected {
-            Some(etag) => put.if_match(etag),
-            None => put.if_none_match("*"),
+        // In memory: sent again as it is (not copied) should S3 name another region.
+        let body = aws_smithy_types::body::SdkBody::from(state.encode());
+        let put = |body: aws_smithy_types::body::SdkBody| {
+            let put = self
+                .client()
+                .put_object()
+                .bucket(&self.location.bucket)
+                .key(&self.location.key)
+                .content_type("application/zstd")
+                .body(ByteStream::new(body));
+            let put = match &expected {
+                Some(etag) => put.if_match(etag),
+                None => put.if_none_match("*"),
+            };
+            self.runtime.block_on(put.send()).map_err(Box::new)
         };
-        match self.runtime.block_on(put.send()) {
+        let first = body.try_clone().expect("a body held in memory clones");
+        let sent = match put(first) {
+            Err(e) if self.moved(&e) => put(body),
+            sent => sent,
+        };
+        match sent {
             Ok(out) => {
                 *self.etag.lock().unwrap_or_else(|e| e.into_inner()) =
                     out.e_tag().map(str::to_string);
@@ -96,7 +148,7 @@ impl StateStore for S3Store {
                     origin: self.describe(),
                 })
             }
-            Err(e) => Err(self.io(super::describe_error(&e))),
+            Err(e) => Err(self.io(super::describe_error(&*e))),
         }
     }
 

@@ -1594,6 +1594,54 @@ fn a_damaged_or_newer_s3_state_stops_the_run_and_is_left_alone() {
     assert_eq!(head.content_type(), Some("application/zstd"));
 }
 
+/// The README: the state's bucket may be in another region than the first of `aws.regions`.
+/// S3 refuses a call signed for the wrong region and names the bucket's (the mock answers as
+/// S3 does a path-style request: 301 and `x-amz-bucket-region`); the run goes on there: it
+/// claims, reads and saves the state, and the next run continues from it.
+#[test]
+fn an_s3_state_in_another_region_than_the_first_is_reached_there() {
+    let (first, home, bucket) = ("ap-northeast-3", "eu-west-3", "state-elsewhere");
+    let mock = scenario_mock(first, bucket);
+    mock.proxy(&moto());
+    mock.bucket_in(bucket, home);
+    let key = unique("elsewhere");
+    let state = format!("s3://{bucket}/{key}");
+    let run = || {
+        run_cmd(&mock, first, &state)
+            .env("AWS_ENDPOINT_URL_S3", &mock.url)
+            .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["new"], 1);
+    assert!(
+        mock.redirected() >= 1,
+        "the first call was signed for {first}"
+    );
+    let saved = get_object(home, bucket, &key).expect("the state is saved");
+    finding_correlator::state::State::decode(&saved[..], &state).expect("a sound state");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(home),
+        "the log names the bucket's region"
+    );
+    let redirected = mock.redirected();
+    let out = run();
+    exits(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (&s["findings"]["new"], &s["findings"]["to_send"]),
+        (&json!(0), &json!(0)),
+        "the second run went on from the saved state: {s}"
+    );
+    assert_eq!(
+        mock.redirected(),
+        redirected + 1,
+        "each run is redirected once, then stays in the bucket's region"
+    );
+}
+
 /// The README: with the `securityhub` source, this tool's own findings are never read back
 /// (filtered by product name in the request, and again on the client): the finding a run
 /// wrote to Security Hub is not a signal of the next run, which writes nothing.

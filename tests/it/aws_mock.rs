@@ -59,6 +59,11 @@ struct Inner {
     proxy_delay_ms: u64,
     /// Per kind (`list`: ListObjectsV2, `get`: GetObject, `other`): under way, most at once.
     proxied: BTreeMap<&'static str, (usize, usize)>,
+    /// Buckets and the region each is in: an S3 call signed for another region is answered
+    /// as S3 answers it (see [`Mock::bucket_in`]).
+    bucket_regions: BTreeMap<String, String>,
+    /// S3 calls answered with a redirect to the bucket's region.
+    redirected: usize,
 }
 
 /// The server; dropped with the test (its thread ends with the process).
@@ -145,6 +150,22 @@ impl Mock {
                 .trim_end_matches('/')
                 .to_string(),
         );
+    }
+
+    /// `bucket` is in `region`: an S3 call for it signed for another region is answered as S3
+    /// answers a path-style request sent to the wrong region (301 `PermanentRedirect`, the
+    /// bucket's region in `x-amz-bucket-region`), not passed on.
+    pub fn bucket_in(&self, bucket: &str, region: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .bucket_regions
+            .insert(bucket.to_string(), region.to_string());
+    }
+
+    /// How many S3 calls were answered with a redirect to their bucket's region.
+    pub fn redirected(&self) -> usize {
+        self.inner.lock().unwrap().redirected
     }
 
     /// The next call of `operation` is answered as usual (what it does is done and recorded at
@@ -251,6 +272,35 @@ fn serve(stream: TcpStream, inner: &Mutex<Inner>) {
                 body: body.clone(),
                 at: std::time::Instant::now(),
             });
+            // The region the call was signed for: `Credential=KEY/DATE/REGION/SERVICE/...`.
+            let signed_for = headers
+                .get("authorization")
+                .and_then(|a| a.split("Credential=").nth(1))
+                .and_then(|c| c.split('/').nth(2))
+                .unwrap_or("")
+                .to_string();
+            let bucket = path.trim_start_matches('/').split('/').next().unwrap_or("");
+            if operation.contains(' ')
+                && let Some(home) = inner.bucket_regions.get(bucket)
+                && *home != signed_for
+            {
+                let home = home.clone();
+                inner.redirected += 1;
+                drop(inner);
+                let body = format!(
+                    "<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Bucket>{bucket}</Bucket></Error>"
+                );
+                let head = format!(
+                    "HTTP/1.1 301 Moved Permanently\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nx-amz-bucket-region: {home}\r\n\r\n",
+                    if method == "HEAD" { 0 } else { body.len() }
+                );
+                if writer.write_all(head.as_bytes()).is_err()
+                    || (method != "HEAD" && writer.write_all(body.as_bytes()).is_err())
+                {
+                    return;
+                }
+                continue;
+            }
             let q = query.clone().unwrap_or_default();
             let fault = inner
                 .query_faults
