@@ -261,6 +261,17 @@ pub fn bucket_elsewhere<E>(
     (!region.is_empty() && asked.is_none_or(|a| a.as_ref() != region)).then(|| region.to_string())
 }
 
+/// `client` as it is, for the bucket's `region` (what [`bucket_elsewhere`] named).
+pub fn s3_in_region(client: &aws_sdk_s3::Client, region: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build(),
+    )
+}
+
 /// The error code and message of an SDK error, for logs and reports.
 pub fn describe_error<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where

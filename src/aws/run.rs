@@ -656,7 +656,7 @@ impl AwsSources<'_> {
             .collect();
         let from = self.now.saturating_sub(aws.lookback);
         let poll = Arc::new(sources::TrailPoll {
-            client: super::clients::s3(self.base, self.record),
+            client: sources::BucketClient::new(super::clients::s3(self.base, self.record)),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
@@ -770,7 +770,7 @@ impl AwsSources<'_> {
         };
         let poll = Arc::new(super::queue::QueuePoll {
             sqs: super::clients::sqs(&conf, self.record),
-            s3: super::clients::s3(self.base, self.record),
+            s3: super::sources::BucketClient::new(super::clients::s3(self.base, self.record)),
             url: queue.clone(),
             trail: trail.clone(),
             regions: regions.clone(),
@@ -1193,7 +1193,7 @@ impl run_loop::Sink for AwsSink<'_> {
         {
             let started = Instant::now();
             let n = self.runtime.block_on(write_reports(
-                &super::clients::s3(self.base, self.record),
+                &sources::BucketClient::new(super::clients::s3(self.base, self.record)),
                 reports,
                 &self.region,
                 &self.partition,
@@ -1297,7 +1297,7 @@ fn report_folder(id: &str) -> String {
 /// (`s3://bucket/prefix/`) and links them from the finding: `SourceUrl` is the object's S3
 /// console page, `ProductFields` has the `s3://` locations. Returns the reports written.
 async fn write_reports(
-    s3: &aws_sdk_s3::Client,
+    s3: &sources::BucketClient,
     location: &str,
     region: &str,
     partition: &str,
@@ -1339,19 +1339,29 @@ async fn write_reports(
             ("report.html", html, "text/html; charset=utf-8"),
             ("graph.json", graph, "application/json"),
         ] {
-            s3.put_object()
-                .bucket(bucket)
-                .key(format!("{folder}{name}"))
-                .content_type(kind)
-                .body(aws_sdk_s3::primitives::ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "writing the report s3://{bucket}/{folder}{name}: {}",
-                        super::describe_error(&e)
-                    )
-                })?;
+            let key = format!("{folder}{name}");
+            let body = aws_smithy_types::body::SdkBody::from(body);
+            let put = |body| {
+                s3.get()
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .content_type(kind)
+                    .body(aws_sdk_s3::primitives::ByteStream::new(body))
+                    .send()
+            };
+            let mut sent = put(body.try_clone().expect("a body held in memory clones")).await;
+            if let Err(e) = &sent
+                && s3.moved(e, bucket)
+            {
+                sent = put(body).await;
+            }
+            sent.map_err(|e| {
+                anyhow::anyhow!(
+                    "writing the report s3://{bucket}/{folder}{name}: {}",
+                    super::describe_error(&e)
+                )
+            })?;
         }
         let key = format!("{folder}report.html");
         let mut f = kept.value();

@@ -359,9 +359,23 @@ async fn sub_folders(
     prefix: &str,
     calls: &mut u64,
 ) -> Result<Vec<String>, String> {
+    sub_folders_or_region(client, bucket, prefix, calls)
+        .await
+        .map_err(|(message, _)| message)
+}
+
+/// [`sub_folders`], or why not, with the bucket's region when S3 refused the first call for
+/// being made in another ([`super::bucket_elsewhere`]).
+async fn sub_folders_or_region(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    calls: &mut u64,
+) -> Result<Vec<String>, (String, Option<String>)> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
+        let first = token.is_none();
         let page = client
             .list_objects_v2()
             .bucket(bucket)
@@ -370,7 +384,14 @@ async fn sub_folders(
             .set_continuation_token(token.take())
             .send()
             .await
-            .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", sdk_message(&e)))?;
+            .map_err(|e| {
+                (
+                    format!("listing s3://{bucket}/{prefix}: {}", sdk_message(&e)),
+                    first
+                        .then(|| super::bucket_elsewhere(&e, client.config().region()))
+                        .flatten(),
+                )
+            })?;
         *calls += 1;
         for p in page.common_prefixes() {
             if let Some(name) = p
@@ -401,7 +422,7 @@ fn is_account(name: &str) -> bool {
 /// The accounts' folders are listed `concurrency` at a time. Returns `(account, region,
 /// folder)`, sorted, and the number of account folders left to other shards.
 pub async fn trail_folders(
-    client: &aws_sdk_s3::Client,
+    client: &BucketClient,
     bucket: &str,
     prefix: &str,
     allow: &[String],
@@ -417,7 +438,17 @@ pub async fn trail_folders(
         others += usize::from(!mine);
         mine
     };
-    for name in sub_folders(client, bucket, prefix, calls).await? {
+    // The first call: when S3 says the bucket is in another region than the first
+    // configured, the poll goes on there (this call, and every later one).
+    let top = match sub_folders_or_region(client.get(), bucket, prefix, calls).await {
+        Err((_, Some(region))) => {
+            client.move_to(bucket, &region);
+            sub_folders(client.get(), bucket, prefix, calls).await?
+        }
+        found => found.map_err(|(message, _)| message)?,
+    };
+    let client = client.get();
+    for name in top {
         if is_account(&name) {
             if keep(&name) {
                 accounts.push((name.clone(), format!("{prefix}{name}/")));
@@ -492,7 +523,7 @@ pub type Body = (String, Vec<u8>);
 
 /// What the trail poll of a run starts from.
 pub struct TrailPoll {
-    pub client: aws_sdk_s3::Client,
+    pub client: BucketClient,
     pub bucket: String,
     /// The folder holding the account folders (`AWSLogs/` or `AWSLogs/o-ORGID/`).
     pub prefix: String,
@@ -646,6 +677,7 @@ async fn list_folder(
     loop {
         let page = poll
             .client
+            .get()
             .list_objects_v2()
             .bucket(&poll.bucket)
             .prefix(&folder)
@@ -755,7 +787,7 @@ async fn get_body(
 /// after the SDK's retries, or a body that broke off or does not decompress, tried `attempts`
 /// times, or larger than `cap` bytes once decompressed). Counts its calls in `calls`.
 pub(super) async fn object_body(
-    client: &aws_sdk_s3::Client,
+    client: &BucketClient,
     bucket: &str,
     key: &str,
     attempts: u32,
@@ -765,8 +797,26 @@ pub(super) async fn object_body(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let got = client.get_object().bucket(bucket).key(key).send().await;
+        let mut got = client
+            .get()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await;
         *calls += 1;
+        if let Err(e) = &got
+            && client.moved(e, bucket)
+        {
+            got = client
+                .get()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await;
+            *calls += 1;
+        }
         let o = got.map_err(|e| Failure {
             gone: e
                 .as_service_error()
@@ -815,6 +865,56 @@ pub(super) async fn object_body(
             });
         }
         tracing::debug!(key, attempt, %reason, "trail object: trying again");
+    }
+}
+
+/// The S3 client of a bucket: the first configured region's until S3 names the bucket's
+/// ([`super::bucket_elsewhere`]), that region's from then on, for every object.
+pub struct BucketClient {
+    first: aws_sdk_s3::Client,
+    moved: std::sync::OnceLock<aws_sdk_s3::Client>,
+}
+
+impl BucketClient {
+    pub fn new(first: aws_sdk_s3::Client) -> BucketClient {
+        BucketClient {
+            first,
+            moved: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The client to call with.
+    pub fn get(&self) -> &aws_sdk_s3::Client {
+        self.moved.get().unwrap_or(&self.first)
+    }
+
+    /// Whether S3 refused `e` naming `bucket`'s region: then the client is one of that region
+    /// (the call may have been made with the first region's client while another call moved
+    /// it), and the call is to be made again, once.
+    pub fn moved<E>(
+        &self,
+        e: &aws_sdk_s3::error::SdkError<E, super::HttpResponse>,
+        bucket: &str,
+    ) -> bool {
+        match super::bucket_elsewhere(e, None) {
+            Some(region) => {
+                self.move_to(bucket, &region);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// From now on, calls are made in `region`, where S3 said `bucket` is.
+    fn move_to(&self, bucket: &str, region: &str) {
+        if self.moved.get().is_none() {
+            tracing::info!(
+                bucket,
+                region,
+                "the bucket is in another region than the first configured: calling it there"
+            );
+        }
+        let _ = self.moved.set(super::s3_in_region(&self.first, region));
     }
 }
 

@@ -57,13 +57,7 @@ impl S3Store {
             region,
             "the state's bucket is in another region than the first configured: reaching it there"
         );
-        *client = Client::from_conf(
-            client
-                .config()
-                .to_builder()
-                .region(aws_config::Region::new(region))
-                .build(),
-        );
+        *client = super::s3_in_region(&client, &region);
         true
     }
 
@@ -78,14 +72,15 @@ impl S3Store {
 impl StateStore for S3Store {
     fn load(&self) -> Result<Option<State>, StateError> {
         let get = || {
-            self.runtime.block_on(
-                self.client()
-                    .get_object()
-                    .bucket(&self.location.bucket)
-                    .key(&self.location.key)
-                    .send(),
-            )
-            .map_err(Box::new)
+            self.runtime
+                .block_on(
+                    self.client()
+                        .get_object()
+                        .bucket(&self.location.bucket)
+                        .key(&self.location.key)
+                        .send(),
+                )
+                .map_err(Box::new)
         };
         let got = match get() {
             Err(e) if self.moved(&e) => get(),

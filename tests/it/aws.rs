@@ -1594,39 +1594,48 @@ fn a_damaged_or_newer_s3_state_stops_the_run_and_is_left_alone() {
     assert_eq!(head.content_type(), Some("application/zstd"));
 }
 
-/// The README: the state's bucket may be in another region than the first of `aws.regions`.
-/// S3 refuses a call signed for the wrong region and names the bucket's (the mock answers as
-/// S3 does a path-style request: 301 and `x-amz-bucket-region`); the run goes on there: it
-/// claims, reads and saves the state, and the next run continues from it.
+/// The README: the state's bucket (and the reports', here the same as in the deployed stack)
+/// may be in another region than the first of `aws.regions`. S3 refuses a call signed for
+/// the wrong region and names the bucket's (the mock answers as S3 does a path-style request:
+/// 301 and `x-amz-bucket-region`); the run goes on there: it claims, reads and saves the
+/// state and writes the reports, and the next run continues from the state.
 #[test]
-fn an_s3_state_in_another_region_than_the_first_is_reached_there() {
+fn an_s3_state_and_reports_in_another_region_than_the_first_are_reached_there() {
     let (first, home, bucket) = ("ap-northeast-3", "eu-west-3", "state-elsewhere");
     let mock = scenario_mock(first, bucket);
     mock.proxy(&moto());
     mock.bucket_in(bucket, home);
     let key = unique("elsewhere");
     let state = format!("s3://{bucket}/{key}");
+    let reports = format!("s3://{bucket}/{}", key.replace("/state.json", "/reports/"));
     let run = || {
         run_cmd(&mock, first, &state)
             .env("AWS_ENDPOINT_URL_S3", &mock.url)
             .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+            .env("CORRELATOR_AWS_REPORTS", &reports)
             .output()
             .unwrap()
     };
     let out = run();
     exits(&out, 0);
     assert_eq!(summary(&out)["findings"]["new"], 1);
-    assert!(
-        mock.redirected() >= 1,
-        "the first call was signed for {first}"
+    assert_eq!(
+        mock.redirected(),
+        2,
+        "the state's first call and the first report's, signed for {first}"
     );
     let saved = get_object(home, bucket, &key).expect("the state is saved");
     finding_correlator::state::State::decode(&saved[..], &state).expect("a sound state");
+    let imported = mock.imported();
+    let report = imported[0]["ProductFields"]["finding-correlator/report"]
+        .as_str()
+        .unwrap();
+    let report_key = report.strip_prefix(&format!("s3://{bucket}/")).unwrap();
+    assert!(get_object(home, bucket, report_key).is_some(), "{report}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(home),
         "the log names the bucket's region"
     );
-    let redirected = mock.redirected();
     let out = run();
     exits(&out, 0);
     let s = summary(&out);
@@ -1637,8 +1646,8 @@ fn an_s3_state_in_another_region_than_the_first_is_reached_there() {
     );
     assert_eq!(
         mock.redirected(),
-        redirected + 1,
-        "each run is redirected once, then stays in the bucket's region"
+        3,
+        "the state's first call only (no report to write), then calls in {home}"
     );
 }
 
@@ -2316,6 +2325,57 @@ pub(crate) fn scenario_ids(group: &[u8], launches: &[u8]) -> Vec<String> {
     std::fs::write(offline.path().join("g.json"), group).unwrap();
     std::fs::write(offline.path().join("l.json"), launches).unwrap();
     offline_ids(offline.path())
+}
+
+/// The README: the trail's bucket may be in another region than the first of `aws.regions`.
+/// The poll's first listing, signed for the first region, is refused naming the bucket's
+/// (as S3 answers, from the mock); the poll goes on there: every later listing and object is
+/// read in the bucket's region at once, and the finding is written.
+#[test]
+fn a_trail_bucket_in_another_region_than_the_first_is_read_there() {
+    let (first, home, bucket) = ("ca-central-1", "sa-east-1", "trail-elsewhere");
+    prepare(first, bucket);
+    let top = unique("trail-elsewhere").replace("/state.json", "");
+    let (group, launches) = launch_scenario("111122223333");
+    let want = scenario_ids(&group, &launches);
+    for (region, at, name, body) in [
+        ("us-east-1", "20250505T0405Z", "a", &group),
+        ("ap-south-1", "20250505T1230Z", "b", &launches),
+    ] {
+        let key = trail_key(&top, "111122223333", region, at, name);
+        put_object(first, bucket, &key, gz(body));
+    }
+    let mock = Mock::start();
+    mock.proxy(&moto());
+    mock.bucket_in(bucket, home);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    let out = trail_run(
+        &mock,
+        first,
+        bucket,
+        &top,
+        &state,
+        &[("AWS_ENDPOINT_URL_S3", mock.url.as_str())],
+    );
+    exits(&out, 0);
+    assert_eq!(ids(&mock.imported()), want);
+    let records = |body: &[u8]| {
+        serde_json::from_slice::<Value>(body).unwrap()["Records"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        summary(&out)["sources"][0]["records"],
+        records(&group) + records(&launches),
+        "every record of both objects"
+    );
+    assert_eq!(
+        mock.redirected(),
+        1,
+        "the first call only; the others in {home}"
+    );
 }
 
 #[test]
