@@ -1899,6 +1899,73 @@ fn issue_12_state_release_frees_a_lease_only_when_its_holder_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a local file"));
 }
 
+/// The README: "`state inspect` and `state release` with the same `aws.shard` find it". A
+/// shard's lease is on `KEY.shard-I-of-N`: `state release` with that shard shows and frees
+/// it there, and leaves the other shards' states and the unsharded key alone.
+#[test]
+fn state_release_with_a_shard_finds_that_shard_s_state() {
+    let (region, bucket) = ("ca-west-1", "release-shard");
+    prepare(region, bucket);
+    let mock = Mock::start();
+    let key = unique("release-shard");
+    let state = format!("s3://{bucket}/{key}");
+    let task =
+        "arn:aws:ecs:ca-west-1:123456789012:task/correlator/44444444444444444444444444444444";
+    let held = stopped_task_lease(task);
+    let other = stopped_task_lease(
+        "arn:aws:ecs:ca-west-1:123456789012:task/correlator/55555555555555555555555555555555",
+    );
+    put_object(region, bucket, &format!("{key}.shard-2-of-3"), held.clone());
+    put_object(
+        region,
+        bucket,
+        &format!("{key}.shard-1-of-3"),
+        other.clone(),
+    );
+    let release = |shard: &str, holder: Option<&str>| {
+        let mut cmd = correlator();
+        for (k, v) in aws_env(&mock, region, &state) {
+            cmd.env(k, v);
+        }
+        cmd.env("CORRELATOR_AWS_SHARD", shard)
+            .args(["state", "release"]);
+        if let Some(h) = holder {
+            cmd.args(["--holder", h]);
+        }
+        cmd.output().unwrap()
+    };
+    let holder = "44444444444444444444444444444444:1";
+    let out = release("2/3", None);
+    exits(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the lease of {holder} on state {state}.shard-2-of-3"
+        )),
+        "{stderr}"
+    );
+    let out = release("2/3", Some(holder));
+    exits(&out, 0);
+    assert!(lease_of(region, bucket, &format!("{key}.shard-2-of-3")).is_none());
+    assert_eq!(
+        get_object(region, bucket, &format!("{key}.shard-1-of-3")).unwrap(),
+        other,
+        "another shard's state is left alone"
+    );
+    assert!(
+        get_object(region, bucket, &key).is_none(),
+        "nothing is written at the unsharded key"
+    );
+    // Shard 1's holder is not shard 3's: nothing there to release.
+    let out = release("3/3", None);
+    exits(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shard-3-of-3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Issue 12, item 6: a CloudTrail event that `LookupEvents` shows only at the second poll,
 /// with an event time before the first poll (and well before the newest event that poll
 /// read), is read, and counted as late.
