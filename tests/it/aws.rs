@@ -943,6 +943,71 @@ pub fn record_every_call() -> Vec<String> {
 }
 
 /// The calls a run recorded in `calls` (`CORRELATOR_RECORD_CALLS`), sorted and unique.
+/// What [`record_s3_requests`] ran with, and the S3 requests it saw.
+pub struct S3Requests {
+    pub bucket: String,
+    pub state_key: String,
+    /// The trail's folder (`…/AWSLogs/`), and the reports' (`…/reports/`).
+    pub trail_prefix: String,
+    pub reports_prefix: String,
+    /// Method, path (`/bucket/key`, as sent) and query of each S3 request.
+    pub requests: Vec<(String, String, String)>,
+}
+
+/// A first run (no state yet) with the S3 trail source and reports on, its S3 requests
+/// passed through the mock on to moto: the bucket, keys and prefixes it was given, and every
+/// S3 request it made.
+pub(crate) fn record_s3_requests() -> S3Requests {
+    let (region, bucket) = ("af-south-1", "record-s3");
+    let mock = scenario_mock(region, bucket);
+    mock.proxy(&moto());
+    let top = unique("record-s3").replace("/state.json", "");
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (_, events) = scenario(&dir);
+    put_object(
+        region,
+        bucket,
+        &format!("{top}/AWSLogs/111122223333/CloudTrail/{region}/2025/05/03/log.json"),
+        json!({ "Records": events }).to_string().into_bytes(),
+    );
+    let state_key = format!("{top}/state");
+    let trail_prefix = format!("{top}/AWSLogs/");
+    let reports_prefix = format!("{top}/reports/");
+    let out = run_cmd(&mock, region, &format!("s3://{bucket}/{state_key}"))
+        .env("AWS_ENDPOINT_URL_S3", &mock.url)
+        .env("AWS_ENDPOINT_URL_SECURITYHUB", &mock.url)
+        .env("CORRELATOR_AWS_SOURCES", "guardduty,cloudtrail_s3")
+        .env(
+            "CORRELATOR_AWS_TRAIL",
+            format!("s3://{bucket}/{trail_prefix}"),
+        )
+        .env(
+            "CORRELATOR_AWS_REPORTS",
+            format!("s3://{bucket}/{reports_prefix}"),
+        )
+        .output()
+        .unwrap();
+    exits(&out, 0);
+    assert_eq!(
+        summary(&out)["findings"]["new"],
+        1,
+        "a finding, so a report"
+    );
+    let requests = mock
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.starts_with(&format!("/{bucket}")))
+        .map(|r| (r.method, r.path, r.query))
+        .collect();
+    S3Requests {
+        bucket: bucket.to_string(),
+        state_key,
+        trail_prefix,
+        reports_prefix,
+        requests,
+    }
+}
+
 pub(crate) fn recorded_calls(calls: &Path, out: &std::process::Output) -> Vec<String> {
     let mut seen: Vec<String> = std::fs::read_to_string(calls)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))

@@ -126,6 +126,182 @@ fn issue_6_task_role_grants_exactly_the_calls_made() {
     );
 }
 
+/// `text` matches the IAM pattern `pattern` (`*`: any run of characters, `?`: one).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Positions in the pattern reachable after each character of the text.
+    let mut at = vec![false; p.len() + 1];
+    at[0] = true;
+    let close = |at: &mut Vec<bool>| {
+        for i in 0..p.len() {
+            if at[i] && p[i] == '*' {
+                at[i + 1] = true;
+            }
+        }
+    };
+    close(&mut at);
+    for c in t {
+        let mut next = vec![false; p.len() + 1];
+        for i in 0..p.len() {
+            if at[i] {
+                match p[i] {
+                    '*' => next[i] = true,
+                    '?' => next[i + 1] = true,
+                    x if x == c => next[i + 1] = true,
+                    _ => {}
+                }
+            }
+        }
+        close(&mut next);
+        at = next;
+    }
+    at[p.len()]
+}
+
+/// Whether one of `statements` allows `action` on `resource`, with the request's `s3:prefix`
+/// (None: the request has none, as a `GetObject`). The S3 statements' conditions are on
+/// `s3:prefix` only (`StringEquals`, `StringLike`); any other condition fails the test.
+fn allows(statements: &[Value], action: &str, resource: &str, prefix: Option<&str>) -> bool {
+    statements.iter().any(|st| {
+        strings(&st["Action"]).iter().any(|a| glob(a, action))
+            && strings(&st["Resource"]).iter().any(|r| glob(r, resource))
+            && st["Condition"].as_object().is_none_or(|conditions| {
+                conditions.iter().all(|(op, keys)| {
+                    keys.as_object().unwrap().iter().all(|(key, want)| {
+                        assert_eq!(key, "s3:prefix", "an unexpected condition: {st}");
+                        let Some(prefix) = prefix else {
+                            return false;
+                        };
+                        strings(want).iter().any(|w| match op.as_str() {
+                            "StringEquals" => w == prefix,
+                            "StringLike" => glob(w, prefix),
+                            other => panic!("an unexpected condition operator {other}: {st}"),
+                        })
+                    })
+                })
+            })
+    })
+}
+
+/// `%XX` escapes decoded (S3 paths and queries as the SDK sends them).
+fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Least privilege, resource by resource: every S3 request of a first run with the trail,
+/// the reports and an S3 state is allowed by the task role rendered for those bucket, keys
+/// and prefixes, on that object or that listing prefix; and the role allows nothing beside
+/// them (no other key written, the trail never written, no object read outside the trail
+/// and the state, no listing of the whole bucket). Action names alone (the tests above) would
+/// pass a role that grants `s3:PutObject` on the whole bucket.
+#[cfg(feature = "aws")]
+#[test]
+fn the_task_role_grants_each_s3_request_on_its_own_object_or_prefix_and_no_other() {
+    let r = crate::aws::record_s3_requests();
+    let rendered = render(&[
+        ("StateBucket", r.bucket.as_str()),
+        ("StateKey", r.state_key.as_str()),
+        ("TrailBucket", r.bucket.as_str()),
+        ("TrailPrefix", r.trail_prefix.as_str()),
+        ("ReportsPrefix", r.reports_prefix.as_str()),
+    ]);
+    let statements = task_statements(&rendered);
+    let bucket_arn = format!("arn:aws:s3:::{}", r.bucket);
+    let mut seen = BTreeSet::new();
+    for (method, path, query) in &r.requests {
+        let key = path
+            .strip_prefix(&format!("/{}", r.bucket))
+            .map(|k| unescape(k.strip_prefix('/').unwrap_or(k)))
+            .unwrap();
+        let params: Vec<(String, String)> = query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_string(), unescape(v)))
+            .collect();
+        let listing = params.iter().any(|(k, _)| k == "list-type");
+        let (action, resource, prefix) = match (method.as_str(), listing) {
+            ("GET", true) => (
+                "s3:ListBucket",
+                bucket_arn.clone(),
+                Some(
+                    params
+                        .iter()
+                        .find(|(k, _)| k == "prefix")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                ),
+            ),
+            ("GET", false) => ("s3:GetObject", format!("{bucket_arn}/{key}"), None),
+            ("PUT", false) => ("s3:PutObject", format!("{bucket_arn}/{key}"), None),
+            other => panic!("an S3 request this test does not know: {other:?} {path}?{query}"),
+        };
+        assert!(
+            allows(&statements, action, &resource, prefix.as_deref()),
+            "{action} on {resource} (prefix {prefix:?}) is not allowed by the task role"
+        );
+        seen.insert(action);
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["s3:GetObject", "s3:ListBucket", "s3:PutObject"]),
+        "the run read, listed and wrote"
+    );
+    let trail_object = format!(
+        "{bucket_arn}/{}111122223333/CloudTrail/x.json",
+        r.trail_prefix
+    );
+    for (action, resource, prefix) in [
+        ("s3:PutObject", format!("{bucket_arn}/another-key"), None),
+        (
+            "s3:PutObject",
+            format!("{bucket_arn}/{}.old", r.state_key),
+            None,
+        ),
+        ("s3:PutObject", trail_object.clone(), None),
+        (
+            "s3:GetObject",
+            format!("{bucket_arn}/elsewhere/AWSLogs/x.json"),
+            None,
+        ),
+        (
+            "s3:GetObject",
+            format!("{bucket_arn}/{}x.html", r.reports_prefix),
+            None,
+        ),
+        (
+            "s3:DeleteObject",
+            format!("{bucket_arn}/{}", r.state_key),
+            None,
+        ),
+        ("s3:ListBucket", bucket_arn.clone(), Some("")),
+        ("s3:ListBucket", bucket_arn.clone(), None),
+        ("s3:ListBucket", bucket_arn.clone(), Some("elsewhere/")),
+    ] {
+        assert!(
+            !allows(&statements, action, &resource, prefix),
+            "{action} on {resource} (prefix {prefix:?}) is allowed, beyond what the run needs"
+        );
+    }
+    // The matcher is not trivially true: the trail's object may be read.
+    assert!(allows(&statements, "s3:GetObject", &trail_object, None));
+}
+
 /// The `sqs` source's run calls exactly what the task role grants when the template makes
 /// the queue, on the queue it makes; the trail is then only read, never listed.
 #[cfg(feature = "aws")]
