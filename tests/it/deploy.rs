@@ -127,6 +127,7 @@ fn issue_6_task_role_grants_exactly_the_calls_made() {
 }
 
 /// `text` matches the IAM pattern `pattern` (`*`: any run of characters, `?`: one).
+#[cfg(feature = "aws")]
 fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     // Positions in the pattern reachable after each character of the text.
@@ -161,6 +162,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// Whether one of `statements` allows `action` on `resource`, with the request's `s3:prefix`
 /// (None: the request has none, as a `GetObject`). The S3 statements' conditions are on
 /// `s3:prefix` only (`StringEquals`, `StringLike`); any other condition fails the test.
+#[cfg(feature = "aws")]
 fn allows(statements: &[Value], action: &str, resource: &str, prefix: Option<&str>) -> bool {
     statements.iter().any(|st| {
         strings(&st["Action"]).iter().any(|a| glob(a, action))
@@ -184,6 +186,7 @@ fn allows(statements: &[Value], action: &str, resource: &str, prefix: Option<&st
 }
 
 /// `%XX` escapes decoded (S3 paths and queries as the SDK sends them).
+#[cfg(feature = "aws")]
 fn unescape(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
