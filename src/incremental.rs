@@ -40,6 +40,9 @@ pub struct Changes {
     /// Earlier findings whose signals now sit in another group's sequence (a group that
     /// became known): written once more as ARCHIVED, pointing at the new one.
     pub superseded: usize,
+    /// Earlier findings that held a GuardDuty finding archived since (closed by an analyst),
+    /// and form no sequence without it: written once more as ARCHIVED, saying which.
+    pub withdrawn: usize,
     /// Finding sequences still open, and closed, at the end of the run.
     pub open: usize,
     pub closed: usize,
@@ -48,8 +51,9 @@ pub struct Changes {
 impl Changes {
     /// A one-line account for the summary.
     pub fn to_text(&self) -> String {
+        let withdrawn = withdrawn_note(self.withdrawn);
         format!(
-            "findings: {} new, {} updated, {} unchanged, {} superseded ({} to write); sequences: {} open, {} closed\n",
+            "findings: {} new, {} updated, {} unchanged, {} superseded{withdrawn} ({} to write); sequences: {} open, {} closed\n",
             self.new,
             self.updated,
             self.unchanged,
@@ -58,6 +62,15 @@ impl Changes {
             self.open,
             self.closed
         )
+    }
+}
+
+/// What a summary line says of withdrawn findings after the superseded ones: nothing when
+/// there are none.
+pub fn withdrawn_note(withdrawn: usize) -> String {
+    match withdrawn {
+        0 => String::new(),
+        n => format!(", {n} withdrawn"),
     }
 }
 
@@ -119,6 +132,9 @@ pub fn advance(
     // Per rule, the signals its sequences hold now: an earlier finding none of them continues
     // is superseded only when its signals are here (regrouped), not when they form no sequence.
     let mut held: HashMap<String, HashSet<String>> = HashMap::new();
+    // GuardDuty findings whose newest version read is archived: an earlier finding that held
+    // one and forms no sequence without it is withdrawn.
+    let archived: HashSet<&str> = run.archived.iter().map(String::as_str).collect();
     // Members of rolled-up sequences → the `Id` of the finding that carries them.
     let mut absorbed_by: HashMap<String, String> = HashMap::new();
     // The instances listed by findings the next run writes again: what records said of them
@@ -239,7 +255,21 @@ pub fn advance(
             if ids.contains(&r.id) {
                 continue;
             }
+            let at = newest
+                .unwrap_or(r.last_seen)
+                .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));
             if !absorbed_by.contains_key(&r.id) && !regrouped(r, &held) {
+                // It held a GuardDuty finding whose newest version is archived, and forms no
+                // sequence without it: withdrawn, as one run reading that version would never
+                // have written it.
+                if let Some(gone) = r.refs.iter().find(|x| archived.contains(x.as_str())) {
+                    if let Some(mut f) = r.finding.as_ref().map(KeptFinding::value) {
+                        archive(&mut f, at, Why::Withdrawn(gone));
+                        changes.write.push(KeptFinding::of(&f));
+                        changes.withdrawn += 1;
+                    }
+                    continue;
+                }
                 // Its signals form no sequence in this run, nor joined one by roll-up (a
                 // finding's update moved its time out of the window): the finding stays as
                 // written, and the record waits for the sequence to form again.
@@ -249,10 +279,11 @@ pub fn advance(
                 continue;
             }
             if let Some(mut f) = r.finding.as_ref().map(KeptFinding::value) {
-                let at = newest
-                    .unwrap_or(r.last_seen)
-                    .max(r.updated_at.map_or(Millis::MIN, |u| u.saturating_add(1)));
-                archive(&mut f, at, absorbed_by.get(&r.id).map(String::as_str));
+                let why = match absorbed_by.get(&r.id) {
+                    Some(id) => Why::RolledUp(id),
+                    None => Why::Superseded,
+                };
+                archive(&mut f, at, why);
                 changes.write.push(KeptFinding::of(&f));
                 changes.superseded += 1;
             }
@@ -487,21 +518,38 @@ fn fingerprint(f: &KeptFinding) -> String {
 
 /// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
 /// `ProductFields` (never in `Note` or `Workflow`, which belong to analysts).
-/// `absorbed_by` names the finding that rolled this one up, if one did.
-fn archive(f: &mut Value, at: Millis, absorbed_by: Option<&str>) {
+/// Why an earlier finding is archived.
+enum Why<'a> {
+    /// Its signals sit in another group's sequence now.
+    Superseded,
+    /// The finding with this `Id` rolled it up.
+    RolledUp(&'a str),
+    /// It held the GuardDuty finding with this key, archived since.
+    Withdrawn(&'a str),
+}
+
+fn archive(f: &mut Value, at: Millis, why: Why<'_>) {
     if let Some(m) = f.as_object_mut() {
         m.insert("RecordState".into(), Value::from("ARCHIVED"));
         m.insert("UpdatedAt".into(), Value::from(format_rfc3339(at)));
-        let rolled;
-        let why = match absorbed_by {
-            Some(id) => {
-                rolled = format!(
+        let said;
+        let (why, absorbed_by, withdrawn) = match why {
+            Why::RolledUp(id) => {
+                said = format!(
                     "Rolled up: this sequence is part of one attack with others, and the finding {id} carries its signals now (one finding per attack). "
                 );
-                rolled.as_str()
+                (said.as_str(), Some(id), None)
             }
-            None => {
-                "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. "
+            Why::Superseded => (
+                "Superseded: later records put this sequence's signals in another attack-sequence finding of finding-correlator (same rule), which carries them now. ",
+                None,
+                None,
+            ),
+            Why::Withdrawn(finding) => {
+                said = format!(
+                    "Withdrawn: the GuardDuty finding {finding} that this sequence held was archived since (closed by an analyst), and the other signals form no sequence without it. "
+                );
+                (said.as_str(), None, Some(finding))
             }
         };
         if let Some(d) = m.get("Description").and_then(Value::as_str) {
@@ -518,6 +566,12 @@ fn archive(f: &mut Value, at: Millis, absorbed_by: Option<&str>) {
             );
             if let Some(id) = absorbed_by {
                 pf.insert("finding-correlator/absorbed-by".into(), Value::from(id));
+            }
+            if let Some(finding) = withdrawn {
+                pf.insert(
+                    "finding-correlator/withdrawn-for".into(),
+                    Value::from(finding),
+                );
             }
         }
     }

@@ -370,6 +370,7 @@ fn correlate(args: &CorrelateArgs, settings: &Settings) -> anyhow::Result<u8> {
                     "updated": c.updated,
                     "unchanged": c.unchanged,
                     "superseded": c.superseded,
+                    "withdrawn": c.withdrawn,
                     "written": c.write.len(),
                     "open_sequences": c.open,
                     "closed_sequences": c.closed,
@@ -616,13 +617,13 @@ fn aws_run(args: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
             let f = &report.findings;
             if args.dry_run {
                 text.push_str(&format!(
-                    "sink {}: {} new, {} updated, {} unchanged, {} superseded; {} would be sent\n",
-                    f.sink, f.new, f.updated, f.unchanged, f.superseded, f.to_send
+                    "sink {}: {} new, {} updated, {} unchanged, {} superseded{}; {} would be sent\n",
+                    f.sink, f.new, f.updated, f.unchanged, f.superseded, finding_correlator::incremental::withdrawn_note(f.withdrawn), f.to_send
                 ));
             } else {
                 text.push_str(&format!(
-                    "sink {}: {} new, {} updated, {} unchanged, {} superseded; {} sent, {} imported, {} failed in {} call(s), {} ms\n",
-                    f.sink, f.new, f.updated, f.unchanged, f.superseded, f.sent, f.imported, f.failed.len(), f.calls, f.millis
+                    "sink {}: {} new, {} updated, {} unchanged, {} superseded{}; {} sent, {} imported, {} failed in {} call(s), {} ms\n",
+                    f.sink, f.new, f.updated, f.unchanged, f.superseded, finding_correlator::incremental::withdrawn_note(f.withdrawn), f.sent, f.imported, f.failed.len(), f.calls, f.millis
                 ));
             }
             for (id, code, message) in &f.failed {

@@ -58,6 +58,10 @@ pub struct CorrelateRun {
     /// Selected records older than the state's horizon, left out: matched by an earlier run
     /// if one read them, not matched at all if they arrived this late.
     pub before_horizon: u64,
+    /// Records whose newest version read is archived (and so feeds no rule): the keys
+    /// ([`crate::signal::RecordRef::key`]) of GuardDuty findings an analyst archived. A
+    /// finding written earlier that holds one is withdrawn ([`crate::incremental`]).
+    pub archived: Vec<String>,
     /// Per source: records used and the newest event time among them.
     pub sources: BTreeMap<&'static str, (u64, Option<Millis>)>,
     /// With a state: the matcher's windows and sequences at the next state's horizon, and
@@ -586,16 +590,28 @@ pub fn correlate_with<R: Send>(
     // rule, whatever its earlier versions said, unless `include_archived_findings`; what it
     // tells the graph is kept as any other record's.
     let mut selected = newest_versions(selected);
+    let mut archived = Vec::new();
     if !include_archived {
         selected.retain(|item| match item {
             Item::Signal(s) if s.fields.archived == Some(true) => {
                 if keep_statements && let Some(key) = graph_statement(s) {
                     statements.keep(key, s);
                 }
+                archived.push(s.reference.clone());
                 false
             }
             _ => true,
         });
+        // An earlier run may have matched an earlier version: what the state's picture holds
+        // of it goes (a later run's sequences are those one run reading the archived version
+        // would find).
+        let touched = matcher.withdraw(&archived);
+        if touched > 0 {
+            tracing::info!(
+                groups = touched,
+                "findings archived since an earlier run matched them taken out of its windows and sequences"
+            );
+        }
     }
     let graph_ref = &graph;
     let ((selected, sequences, matching, carried), out) = alongside(
@@ -627,6 +643,7 @@ pub fn correlate_with<R: Send>(
         selected,
         statements: statements.into_sorted(),
         before_horizon,
+        archived: archived.iter().map(crate::signal::RecordRef::key).collect(),
         sources,
         carried,
         inputs,

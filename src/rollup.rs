@@ -816,6 +816,7 @@ mod tests {
             selected: vec![Arc::new(signal)],
             statements: Vec::new(),
             before_horizon: 0,
+            archived: Vec::new(),
             sources: std::collections::BTreeMap::new(),
             // A picture taken before every signal: every sequence is kept.
             carried: Some((

@@ -165,6 +165,8 @@ pub struct FindingsLine {
     pub updated: usize,
     pub unchanged: usize,
     pub superseded: usize,
+    /// Earlier findings withdrawn: they held a GuardDuty finding archived since.
+    pub withdrawn: usize,
     pub sink: String,
     /// New and changed findings: what the run sends (or, in a dry run, would send).
     pub to_send: usize,
@@ -471,6 +473,7 @@ fn run_claimed(
         report.findings.updated = changes.updated;
         report.findings.unchanged = changes.unchanged;
         report.findings.superseded = changes.superseded;
+        report.findings.withdrawn = changes.withdrawn;
         report.findings.to_send = changes.write.len();
         if !opts.dry_run {
             report.findings.sent = changes.write.len();

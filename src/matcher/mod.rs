@@ -21,7 +21,7 @@ mod carry;
 mod sequence;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::baseline::{BaselineOptions, Baselines, Facts, OwnedLaunch};
@@ -287,6 +287,57 @@ impl KeyState {
             });
             self.settle_spans_end();
         }
+    }
+
+    /// Takes the entries of the records `gone` names out of the window (and its aggregates),
+    /// and their signals out of the sequences, open or closed: a sequence left with no
+    /// signal, or whose window no longer meets `rule`'s condition without them, is dropped.
+    /// Whether anything was taken.
+    fn withdraw(&mut self, rule: &Rule, gone: &HashSet<&RecordRef>) -> bool {
+        let agg = &mut self.agg;
+        let mut taken = false;
+        let mut keep = |e: &Entry| {
+            let out = gone.contains(&e.signal.reference);
+            if out {
+                agg.add(e, -1);
+                taken = true;
+            }
+            !out
+        };
+        self.entries.retain(&mut keep);
+        self.spans.retain(&mut keep);
+        self.settle_spans_end();
+        let holds = self.agg.holds(rule);
+        for slot in [&mut self.open, &mut self.closed] {
+            let Some(seq) = slot.as_mut() else {
+                continue;
+            };
+            let before = seq.signals.len();
+            seq.signals.retain(|x| !gone.contains(&x.reference));
+            let removed = before - seq.signals.len();
+            if removed == 0 {
+                continue;
+            }
+            taken = true;
+            seq.total_signals = seq.total_signals.saturating_sub(removed);
+            if seq.signals.is_empty() || !holds {
+                *slot = None;
+                continue;
+            }
+            seq.first_seen = seq
+                .signals
+                .iter()
+                .map(|x| x.first_seen.min(x.time))
+                .min()
+                .unwrap_or(seq.first_seen);
+            seq.last_seen = seq
+                .signals
+                .iter()
+                .map(|x| x.time)
+                .max()
+                .unwrap_or(seq.last_seen);
+        }
+        taken
     }
 
     /// The earliest end among the spans.
@@ -772,6 +823,34 @@ impl Matcher {
             self.since_sweep = 0;
             self.sweep(self.released_up_to);
         }
+    }
+
+    /// Takes records out of the restored picture: those of `refs` (records whose newest
+    /// version, read by this run, feeds no rule: a GuardDuty finding an analyst archived)
+    /// that it holds, as one run that read the archived version would never have matched the
+    /// record. Their entries leave the windows and their signals the sequences; a sequence
+    /// whose window no longer meets its rule's condition without them is dropped (the
+    /// picture keeps no older entries to tell whether one run would have formed it otherwise),
+    /// and the finding written for it is withdrawn ([`crate::incremental`]). Returns how many
+    /// group states lost something.
+    pub fn withdraw(&mut self, refs: &[RecordRef]) -> usize {
+        let gone: HashSet<&RecordRef> = refs
+            .iter()
+            .filter(|r| self.restored_versions.contains_key(*r))
+            .collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        let mut touched = 0;
+        let rules = self.rules.clone();
+        for (ri, states) in self.states.iter_mut().enumerate() {
+            let rule = &rules.rules[ri];
+            states.retain(|_, st| {
+                touched += usize::from(st.withdraw(rule, &gone));
+                !(st.is_empty() && st.open.is_none() && st.closed.is_none())
+            });
+        }
+        touched
     }
 
     /// Whether `s` is a later version of a record the restored picture holds (what

@@ -2635,3 +2635,145 @@ fn cli_runs_with_a_state_over_nothing_save_no_horizon_and_the_next_run_goes_on()
         "the run with records wrote its findings"
     );
 }
+
+/// The rules README: a GuardDuty finding whose newest version is archived (an analyst closed
+/// it) feeds no rule, also when an earlier scheduled run matched an earlier version. The
+/// group case's mining finding and the session's calls make a finding; the next run reads the
+/// mining finding archived. Whether the earlier version is among the signals the state
+/// replays or, once the horizon has passed it (a call 60 hours later), in the windows and
+/// sequences the state carries:
+/// - alone with the calls, the sequence forms no more: the finding that run wrote is written
+///   once more as ARCHIVED, "Withdrawn", naming the GuardDuty finding, as one run over all of
+///   it writes no finding; the run after writes nothing;
+/// - with the group's other findings, it still forms: the same `Id` is written again without
+///   the mining finding, as one run over all of it tells the story (its `Id` and `CreatedAt`
+///   stay those written first).
+#[test]
+fn a_finding_archived_after_a_run_matched_it_leaves_the_findings_that_held_it() {
+    let case = common::fixture("scenarios/compromised-instance-group/positive");
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
+    )
+    .unwrap();
+    let mining = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
+        .unwrap()
+        .clone();
+    let arn = mining["arn"].as_str().unwrap().to_string();
+    let mut archived = mining.clone();
+    archived["updatedAt"] = json!("2025-05-03T10:00:00.000Z");
+    archived["service"]["archived"] = json!(true);
+    let calls = std::fs::read_to_string(case.join("cloudtrail-session-calls.jsonl")).unwrap();
+    let mut later: Value = serde_json::from_str(calls.lines().next().unwrap()).unwrap();
+    later["eventID"] = json!("11111111-2222-4333-8444-555555555555");
+    later["eventTime"] = json!("2025-05-05T20:00:00Z");
+    for carried in [false, true] {
+        for others in [false, true] {
+            let what = format!("carried {carried}, the group's other findings {others}");
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = |name: &str| {
+                let d = tmp.path().join(name);
+                std::fs::create_dir_all(&d).unwrap();
+                d
+            };
+            let (r1, r2, all) = (dir("r1"), dir("r2"), dir("all"));
+            for d in [&r1, &all] {
+                std::fs::write(d.join("calls.jsonl"), &calls).unwrap();
+                let first = if others {
+                    doc.clone()
+                } else {
+                    json!({ "findings": [mining] })
+                };
+                std::fs::write(d.join("gd.json"), first.to_string()).unwrap();
+                if carried {
+                    std::fs::write(
+                        d.join("later.json"),
+                        json!({ "Records": [later] }).to_string(),
+                    )
+                    .unwrap();
+                }
+            }
+            for d in [&r2, &all] {
+                std::fs::write(
+                    d.join("archived.json"),
+                    json!({ "findings": [archived] }).to_string(),
+                )
+                .unwrap();
+            }
+            let state = tmp.path().join("state");
+            let out = |n: u32| tmp.path().join(format!("out{n}.json"));
+            correlate_with_state(&state, Some(&out(1)), &r1)
+                .assert()
+                .success();
+            let first = findings_file(&out(1));
+            assert_eq!(first.len(), 1, "{what}");
+            let written = &first[0];
+            assert!(
+                written["Description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("BitcoinTool")
+            );
+            let run = correlate_with_state(&state, Some(&out(2)), &r2)
+                .output()
+                .unwrap();
+            assert!(run.status.success(), "{what}");
+            let second = findings_file(&out(2));
+            assert_eq!(second.len(), 1, "{what}");
+            let again = &second[0];
+            assert_eq!(again["Id"], written["Id"], "{what}");
+            assert_eq!(again["CreatedAt"], written["CreatedAt"], "{what}");
+            assert!(
+                again["UpdatedAt"].as_str() > written["UpdatedAt"].as_str(),
+                "{what}"
+            );
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            correlator()
+                .args(["correlate", "--asff"])
+                .arg(out(9))
+                .arg(&all)
+                .assert()
+                .success();
+            let whole = findings_file(&out(9));
+            if others {
+                assert_ne!(again["RecordState"], "ARCHIVED", "{what}");
+                assert!(
+                    !again["Description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("BitcoinTool"),
+                    "{what}: {}",
+                    again["Description"]
+                );
+                assert_eq!(whole.len(), 1, "{what}");
+                for field in ["Description", "Resources", "Severity", "Title", "Types"] {
+                    assert_eq!(again[field], whole[0][field], "{what}: {field}");
+                }
+            } else {
+                assert!(whole.is_empty(), "{what}: one run writes none");
+                assert_eq!(again["RecordState"], "ARCHIVED", "{what}");
+                assert!(
+                    again["Description"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("Withdrawn: the GuardDuty finding {arn} ")),
+                    "{what}: {}",
+                    again["Description"]
+                );
+                assert_eq!(
+                    again["ProductFields"]["finding-correlator/withdrawn-for"],
+                    arn.as_str(),
+                    "{what}"
+                );
+                assert!(stderr.contains("1 withdrawn"), "{what}: {stderr}");
+            }
+            correlate_with_state(&state, Some(&out(3)), &r2)
+                .assert()
+                .success();
+            assert!(findings_file(&out(3)).is_empty(), "{what}: nothing again");
+        }
+    }
+}
