@@ -618,6 +618,87 @@ fn findings_security_hub_fails_are_sent_again_or_reported_and_never_lost() {
     assert_eq!(summary(&out)["findings"]["sent"], 0);
 }
 
+/// The README: the Security Hub sink sends "batches of at most 100 findings and 6 MB, at
+/// most 10 calls a second". 1,050 instance groups, each with a mining and a
+/// command-and-control finding of its own: 1,050 findings in 11 calls of at most 100, the
+/// 11th at least a second after the first as the mock sees them arrive (less 100 ms for
+/// when each request reaches it: the first call also opens the connection; without the
+/// limit they took 0.75 s here), so no second holds more than 10.
+#[test]
+fn security_hub_gets_batches_of_at_most_100_findings_at_most_10_calls_a_second() {
+    let region = "ap-southeast-4";
+    let dir = common::fixture("scenarios/compromised-instance-group/positive");
+    let (findings, _) = scenario(&dir);
+    let pair: Vec<&Value> = findings
+        .iter()
+        .filter(|f| {
+            f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS"
+                || f["type"] == "Backdoor:EC2/C&CActivity.B!DNS"
+        })
+        .collect();
+    assert_eq!(pair.len(), 2);
+    let mut many = Vec::new();
+    for g in 0..1050u32 {
+        for (k, f) in pair.iter().enumerate() {
+            let mut f = (*f).clone();
+            let id = format!("{g:08x}{k:024x}");
+            let arn = f["arn"]
+                .as_str()
+                .unwrap()
+                .rsplit_once('/')
+                .unwrap()
+                .0
+                .to_string();
+            f["id"] = json!(id);
+            f["arn"] = json!(format!("{arn}/{id}"));
+            let details = &mut f["resource"]["instanceDetails"];
+            details["instanceId"] = json!(format!("i-{g:08x}{k:09x}"));
+            for t in details["tags"].as_array_mut().unwrap() {
+                let value = match t["key"].as_str().unwrap() {
+                    "aws:autoscaling:groupName" => format!("asg-{g}"),
+                    "aws:ec2launchtemplate:id" => format!("lt-{g:017x}"),
+                    "aws:cloudformation:stack-name" => format!("stack-{g}"),
+                    _ => continue,
+                };
+                t["value"] = json!(value);
+            }
+            many.push(f);
+        }
+    }
+    let mock = Mock::start();
+    mock.add_findings(many);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_on_mock(
+        &mock,
+        region,
+        &tmp.path().join("state.json"),
+        &[("CORRELATOR_AWS_SOURCES", "guardduty")],
+    );
+    exits(&out, 0);
+    assert_eq!(summary(&out)["findings"]["new"], 1050);
+    let calls: Vec<_> = mock
+        .seen()
+        .into_iter()
+        .filter(|r| r.operation == "BatchImportFindings")
+        .collect();
+    let sizes: Vec<usize> = calls
+        .iter()
+        .map(|c| c.body["Findings"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(
+        sizes,
+        [100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 50]
+    );
+    assert_eq!(mock.imported().len(), 1050);
+    for w in calls.windows(11) {
+        let span = w[10].at - w[0].at;
+        assert!(
+            span >= std::time::Duration::from_millis(900),
+            "11 BatchImportFindings calls in {span:?}"
+        );
+    }
+}
+
 /// `n` copies of a GuardDuty finding of the scenario, each with an id of its own.
 fn many_findings(template: &Value, n: usize) -> Vec<Value> {
     (0..n)
