@@ -669,6 +669,33 @@ mod tests {
         assert_eq!(plain.to_json(), st.to_json());
     }
 
+    /// deploy/README.md's way back to a binary older than version 10: `zstd -dc` of the saved
+    /// state, its first `"version":10,` (sed's `s///` without `g`) set to 9, is the same
+    /// document as a version-9 one, which this reader reads back equal. (When the version
+    /// moves on, this test fails until the recipe is written for it.)
+    #[test]
+    fn the_downgrade_recipe_gives_the_same_document_as_version_9() {
+        assert_eq!(
+            VERSION, 10,
+            "deploy/README.md's downgrade recipe names version 10"
+        );
+        let st = full();
+        let bytes = st.encode();
+        let text = String::from_utf8(zstd::stream::decode_all(&bytes[..]).unwrap()).unwrap();
+        let first = text
+            .find("\"version\":10,")
+            .expect("the version is in the document");
+        assert_eq!(
+            text[..first].matches('{').count(),
+            1,
+            "the first match is the document's own version: {}",
+            &text[..first + 14]
+        );
+        let nine = text.replacen("\"version\":10,", "\"version\":9,", 1);
+        let back = State::decode(nine.as_bytes(), "state.json").unwrap();
+        assert_eq!(back.to_json(), st.to_json());
+    }
+
     /// A state with every part filled, from the shipped fixtures, and strings that test the
     /// scanner: escaped quotes and backslashes, unbalanced brackets and commas inside strings.
     fn full() -> State {
