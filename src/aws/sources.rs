@@ -797,24 +797,13 @@ pub(super) async fn object_body(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut got = client
-            .get()
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await;
+        let get = || client.get().get_object().bucket(bucket).key(key).send();
+        let mut got = get().await;
         *calls += 1;
         if let Err(e) = &got
             && client.moved(e, bucket)
         {
-            got = client
-                .get()
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await;
+            got = get().await;
             *calls += 1;
         }
         let o = got.map_err(|e| Failure {

@@ -1985,6 +1985,29 @@ fn issue_12_a_working_run_renews_its_short_lease() {
     );
 }
 
+/// `correlator state release` on `state` (with `CORRELATOR_AWS_SHARD` when given a shard,
+/// and `--holder` when given a holder).
+fn state_release(
+    mock: &Mock,
+    region: &str,
+    state: &str,
+    shard: Option<&str>,
+    holder: Option<&str>,
+) -> std::process::Output {
+    let mut cmd = correlator();
+    for (k, v) in aws_env(mock, region, state) {
+        cmd.env(k, v);
+    }
+    if let Some(shard) = shard {
+        cmd.env("CORRELATOR_AWS_SHARD", shard);
+    }
+    cmd.args(["state", "release"]);
+    if let Some(h) = holder {
+        cmd.args(["--holder", h]);
+    }
+    cmd.output().unwrap()
+}
+
 /// Issue 12, item 3: `correlator state release` shows who holds the state, and frees the
 /// lease only when told whose it is.
 #[test]
@@ -1998,17 +2021,7 @@ fn issue_12_state_release_frees_a_lease_only_when_its_holder_is_named() {
         "arn:aws:ecs:ca-west-1:123456789012:task/correlator/33333333333333333333333333333333";
     let bytes = stopped_task_lease(task);
     put_object(region, bucket, &key, bytes.clone());
-    let release = |holder: Option<&str>| {
-        let mut cmd = correlator();
-        for (k, v) in aws_env(&mock, region, &state) {
-            cmd.env(k, v);
-        }
-        cmd.args(["state", "release"]);
-        if let Some(h) = holder {
-            cmd.args(["--holder", h]);
-        }
-        cmd.output().unwrap()
-    };
+    let release = |holder: Option<&str>| state_release(&mock, region, &state, None, holder);
     let holder = "33333333333333333333333333333333:1";
     let out = release(None);
     exits(&out, 1);
@@ -2069,16 +2082,7 @@ fn state_release_with_a_shard_finds_that_shard_s_state() {
         other.clone(),
     );
     let release = |shard: &str, holder: Option<&str>| {
-        let mut cmd = correlator();
-        for (k, v) in aws_env(&mock, region, &state) {
-            cmd.env(k, v);
-        }
-        cmd.env("CORRELATOR_AWS_SHARD", shard)
-            .args(["state", "release"]);
-        if let Some(h) = holder {
-            cmd.args(["--holder", h]);
-        }
-        cmd.output().unwrap()
+        state_release(&mock, region, &state, Some(shard), holder)
     };
     let holder = "44444444444444444444444444444444:1";
     let out = release("2/3", None);

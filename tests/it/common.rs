@@ -224,3 +224,25 @@ pub fn security_hub_model_rejects(findings: &[serde_json::Value]) -> Option<Stri
         )
     })
 }
+
+/// The group case's GuardDuty findings (`guardduty-get-findings.json`, as `GetFindings`
+/// answers), its mining finding, and that finding archived by an analyst (a later
+/// `updatedAt`, `service.archived`).
+pub fn group_case_mining() -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let case = fixture("scenarios/compromised-instance-group/positive");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
+    )
+    .unwrap();
+    let mining = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
+        .unwrap()
+        .clone();
+    let mut archived = mining.clone();
+    archived["updatedAt"] = serde_json::json!("2025-05-03T10:00:00.000Z");
+    archived["service"]["archived"] = serde_json::json!(true);
+    (doc, mining, archived)
+}

@@ -2651,21 +2651,8 @@ fn cli_runs_with_a_state_over_nothing_save_no_horizon_and_the_next_run_goes_on()
 #[test]
 fn a_finding_archived_after_a_run_matched_it_leaves_the_findings_that_held_it() {
     let case = common::fixture("scenarios/compromised-instance-group/positive");
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
-    )
-    .unwrap();
-    let mining = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
-        .unwrap()
-        .clone();
+    let (doc, mining, archived) = common::group_case_mining();
     let arn = mining["arn"].as_str().unwrap().to_string();
-    let mut archived = mining.clone();
-    archived["updatedAt"] = json!("2025-05-03T10:00:00.000Z");
-    archived["service"]["archived"] = json!(true);
     let calls = std::fs::read_to_string(case.join("cloudtrail-session-calls.jsonl")).unwrap();
     let mut later: Value = serde_json::from_str(calls.lines().next().unwrap()).unwrap();
     later["eventID"] = json!("11111111-2222-4333-8444-555555555555");

@@ -1499,20 +1499,10 @@ fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
     let dir = tempfile::tempdir().unwrap();
     let calls = "cloudtrail-session-calls.jsonl";
     std::fs::copy(case.join(calls), dir.path().join(calls)).unwrap();
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
-    )
-    .unwrap();
-    let mining = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
-        .unwrap()
-        .clone();
+    let (_, mining, archived) = crate::common::group_case_mining();
     std::fs::write(
         dir.path().join("active.json"),
-        json!({ "findings": [mining.clone()] }).to_string(),
+        json!({ "findings": [mining] }).to_string(),
     )
     .unwrap();
     let findings = |config: &str| findings_with(dir.path(), config, rules());
@@ -1521,9 +1511,6 @@ fn a_finding_whose_newest_version_is_archived_feeds_no_rule() {
         1,
         "mining and the group's high-risk calls: a finding"
     );
-    let mut archived = mining;
-    archived["updatedAt"] = json!("2025-05-03T10:00:00.000Z");
-    archived["service"]["archived"] = json!(true);
     std::fs::write(
         dir.path().join("archived.json"),
         json!({ "findings": [archived] }).to_string(),
