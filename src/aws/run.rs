@@ -1344,20 +1344,21 @@ async fn write_reports(
         ] {
             let key = format!("{folder}{name}");
             let body = aws_smithy_types::body::SdkBody::from(body);
-            let put = |body| {
-                s3.get()
-                    .put_object()
+            let asked = s3.get(bucket);
+            let put = |c: &aws_sdk_s3::Client, body| {
+                c.put_object()
                     .bucket(bucket)
                     .key(&key)
                     .content_type(kind)
                     .body(aws_sdk_s3::primitives::ByteStream::new(body))
                     .send()
             };
-            let mut sent = put(body.try_clone().expect("a body held in memory clones")).await;
+            let first = body.try_clone().expect("a body held in memory clones");
+            let mut sent = put(&asked, first).await;
             if let Err(e) = &sent
-                && s3.moved(e, bucket)
+                && s3.moved(e, bucket, &asked)
             {
-                sent = put(body).await;
+                sent = put(&s3.get(bucket), body).await;
             }
             sent.map_err(|e| {
                 anyhow::anyhow!(

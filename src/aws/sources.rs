@@ -440,14 +440,14 @@ pub async fn trail_folders(
     };
     // The first call: when S3 says the bucket is in another region than the first
     // configured, the poll goes on there (this call, and every later one).
-    let top = match sub_folders_or_region(client.get(), bucket, prefix, calls).await {
+    let top = match sub_folders_or_region(&client.get(bucket), bucket, prefix, calls).await {
         Err((_, Some(region))) => {
             client.move_to(bucket, &region);
-            sub_folders(client.get(), bucket, prefix, calls).await?
+            sub_folders(&client.get(bucket), bucket, prefix, calls).await?
         }
         found => found.map_err(|(message, _)| message)?,
     };
-    let client = client.get();
+    let client = &client.get(bucket);
     for name in top {
         if is_account(&name) {
             if keep(&name) {
@@ -677,7 +677,7 @@ async fn list_folder(
     loop {
         let page = poll
             .client
-            .get()
+            .get(&poll.bucket)
             .list_objects_v2()
             .bucket(&poll.bucket)
             .prefix(&folder)
@@ -797,13 +797,14 @@ pub(super) async fn object_body(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let get = || client.get().get_object().bucket(bucket).key(key).send();
-        let mut got = get().await;
+        let get = |c: &aws_sdk_s3::Client| c.get_object().bucket(bucket).key(key).send();
+        let asked = client.get(bucket);
+        let mut got = get(&asked).await;
         *calls += 1;
         if let Err(e) = &got
-            && client.moved(e, bucket)
+            && client.moved(e, bucket, &asked)
         {
-            got = get().await;
+            got = get(&client.get(bucket)).await;
             *calls += 1;
         }
         let o = got.map_err(|e| Failure {
@@ -857,35 +858,42 @@ pub(super) async fn object_body(
     }
 }
 
-/// The S3 client of a bucket: the first configured region's until S3 names the bucket's
-/// ([`super::bucket_elsewhere`]), that region's from then on, for every object.
+/// The S3 clients of a run's buckets: the first configured region's, until S3 names another
+/// region for a bucket ([`super::bucket_elsewhere`]); that region's for that bucket from then
+/// on, for every call.
 pub struct BucketClient {
     first: aws_sdk_s3::Client,
-    moved: std::sync::OnceLock<aws_sdk_s3::Client>,
+    moved: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_s3::Client>>,
 }
 
 impl BucketClient {
     pub fn new(first: aws_sdk_s3::Client) -> BucketClient {
         BucketClient {
             first,
-            moved: std::sync::OnceLock::new(),
+            moved: Default::default(),
         }
     }
 
-    /// The client to call with.
-    pub fn get(&self) -> &aws_sdk_s3::Client {
-        self.moved.get().unwrap_or(&self.first)
+    /// The client to call `bucket` with.
+    pub fn get(&self, bucket: &str) -> aws_sdk_s3::Client {
+        self.moved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bucket)
+            .unwrap_or(&self.first)
+            .clone()
     }
 
-    /// Whether S3 refused `e` naming `bucket`'s region: then the client is one of that region
-    /// (the call may have been made with the first region's client while another call moved
-    /// it), and the call is to be made again, once.
+    /// Whether S3 refused `e`, a call on `bucket` made with `asked`, naming another region
+    /// for the bucket: then `bucket`'s client is one of that region, and the call is to be
+    /// made again, once.
     pub fn moved<E>(
         &self,
         e: &aws_sdk_s3::error::SdkError<E, super::HttpResponse>,
         bucket: &str,
+        asked: &aws_sdk_s3::Client,
     ) -> bool {
-        match super::bucket_elsewhere(e, None) {
+        match super::bucket_elsewhere(e, asked.config().region()) {
             Some(region) => {
                 self.move_to(bucket, &region);
                 true
@@ -894,16 +902,21 @@ impl BucketClient {
         }
     }
 
-    /// From now on, calls are made in `region`, where S3 said `bucket` is.
+    /// From now on, calls on `bucket` are made in `region`, where S3 said it is.
     fn move_to(&self, bucket: &str, region: &str) {
-        if self.moved.get().is_none() {
-            tracing::info!(
-                bucket,
-                region,
-                "the bucket is in another region than the first configured: calling it there"
-            );
+        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        if moved
+            .get(bucket)
+            .is_some_and(|c| c.config().region().is_some_and(|r| r.as_ref() == region))
+        {
+            return;
         }
-        let _ = self.moved.set(super::s3_in_region(&self.first, region));
+        tracing::info!(
+            bucket,
+            region,
+            "the bucket is in another region than the first configured: calling it there"
+        );
+        moved.insert(bucket.to_string(), super::s3_in_region(&self.first, region));
     }
 }
 

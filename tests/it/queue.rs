@@ -575,26 +575,36 @@ pub fn record_queue_calls() -> Vec<String> {
     crate::aws::recorded_calls(&calls, &out)
 }
 
-/// `--dry-run` on the queue: what would be sent is said, nothing is sent, no state is saved,
-/// and no message is deleted (the README: "nothing sent or saved"), so the next real run
-/// reads the same messages and writes the finding.
 /// The README: the objects a queue announces may be in a bucket of another region than the
 /// first of `aws.regions`: S3 refuses the first fetch naming the bucket's region (the mock
 /// answers as S3 does), and the objects are read there; the message is deleted once read.
+/// A second bucket, in the first region, announced by the same queue, is read there all
+/// along: each bucket has its own region.
 #[test]
 fn objects_announced_in_a_bucket_of_another_region_are_read_there() {
     let (first, home, bucket) = ("eu-central-2", "me-central-1", "sqs-elsewhere");
     let (top, url) = bucket_and_queue(first, bucket, "sqs-elsewhere", None);
-    let want = put_scenario(first, bucket, &top, "111122223333");
+    let mut want = put_scenario(first, bucket, &top, "111122223333");
     let (group_key, launches_key) = scenario_keys(&top, "111122223333");
-    send(
-        first,
-        &url,
-        &json!({"s3Bucket": bucket, "s3ObjectKey": [&group_key, &launches_key]}).to_string(),
-    );
+    let here = "sqs-here";
+    prepare(first, here);
+    want.extend(put_scenario(first, here, &top, "444455556666"));
+    want.sort();
+    let (here_group, here_launches) = scenario_keys(&top, "444455556666");
+    for (b, keys) in [
+        (bucket, [&group_key, &launches_key]),
+        (here, [&here_group, &here_launches]),
+    ] {
+        send(
+            first,
+            &url,
+            &json!({"s3Bucket": b, "s3ObjectKey": keys}).to_string(),
+        );
+    }
     let mock = Mock::start();
     mock.proxy(&moto());
     mock.bucket_in(bucket, home);
+    mock.bucket_in(here, first);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state.json");
     let (got, s) = queue_counts(
@@ -606,9 +616,12 @@ fn objects_announced_in_a_bucket_of_another_region_are_read_there() {
         0,
         &["queue.objects", "queue.failed", "queue.deleted"],
     );
-    assert_eq!(got, [json!(2), json!(0), json!(1)], "{s}");
-    assert_eq!(ids(&mock.imported()), want);
-    // Both fetches may have started before the first was refused; none after.
+    assert_eq!(got, [json!(4), json!(0), json!(2)], "{s}");
+    let mut imported = ids(&mock.imported());
+    imported.sort();
+    assert_eq!(imported, want);
+    // Both fetches of the bucket elsewhere may have started before the first was refused;
+    // none after, and none of the other bucket's.
     assert!(
         (1..=2).contains(&mock.redirected()),
         "{}",
@@ -617,6 +630,9 @@ fn objects_announced_in_a_bucket_of_another_region_are_read_there() {
     assert_eq!(waiting(first, &url), (0, 0));
 }
 
+/// `--dry-run` on the queue: what would be sent is said, nothing is sent, no state is saved,
+/// and no message is deleted (the README: "nothing sent or saved"), so the next real run
+/// reads the same messages and writes the finding.
 #[test]
 fn a_dry_run_on_the_queue_deletes_no_message_and_the_next_run_reads_them() {
     let region = "eu-north-1";
