@@ -262,7 +262,12 @@ pub fn advance(
                 // It held a GuardDuty finding whose newest version is archived, and forms no
                 // sequence without it: withdrawn, as one run reading that version would never
                 // have written it.
-                if let Some(gone) = r.refs.iter().find(|x| archived.contains(x.as_str())) {
+                if let Some(gone) = r
+                    .refs
+                    .iter()
+                    .map(|x| crate::signal::underlying_key(x))
+                    .find(|x| archived.contains(x))
+                {
                     if let Some(mut f) = r.finding.as_ref().map(KeptFinding::value) {
                         archive(&mut f, at, Why::Withdrawn(gone));
                         changes.write.push(KeptFinding::of(&f));
@@ -516,8 +521,6 @@ fn fingerprint(f: &KeptFinding) -> String {
     crate::normalize::stable_hash(f.text().as_bytes())
 }
 
-/// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
-/// `ProductFields` (never in `Note` or `Workflow`, which belong to analysts).
 /// Why an earlier finding is archived.
 enum Why<'a> {
     /// Its signals sit in another group's sequence now.
@@ -528,6 +531,8 @@ enum Why<'a> {
     Withdrawn(&'a str),
 }
 
+/// Marks a finding written earlier as replaced: ARCHIVED, saying why in its description and
+/// `ProductFields` (never in `Note` or `Workflow`, which belong to analysts).
 fn archive(f: &mut Value, at: Millis, why: Why<'_>) {
     if let Some(m) = f.as_object_mut() {
         m.insert("RecordState".into(), Value::from("ARCHIVED"));

@@ -597,7 +597,7 @@ pub fn correlate_with<R: Send>(
                 if keep_statements && let Some(key) = graph_statement(s) {
                     statements.keep(key, s);
                 }
-                archived.push(s.reference.clone());
+                archived.push((s.reference.clone(), s.version()));
                 false
             }
             _ => true,
@@ -643,7 +643,7 @@ pub fn correlate_with<R: Send>(
         selected,
         statements: statements.into_sorted(),
         before_horizon,
-        archived: archived.iter().map(crate::signal::RecordRef::key).collect(),
+        archived: archived.iter().map(|(r, _)| r.key()).collect(),
         sources,
         carried,
         inputs,

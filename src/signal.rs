@@ -569,6 +569,17 @@ pub fn version(updated_at: Option<Millis>, source: Source, time: Millis) -> Vers
     (updated_at, std::cmp::Reverse(source), time)
 }
 
+/// The key of the record a derived signal was made of ([`Signal::derived`]: `rule:<id>/KEY`,
+/// `sigma:<id>/KEY`, however many times over); any other key as it is.
+pub fn underlying_key(mut key: &str) -> &str {
+    while let Some((family, rest)) = key.split_once('/')
+        && (family.starts_with("rule:") || family.starts_with("sigma:"))
+    {
+        key = rest;
+    }
+    key
+}
+
 impl Signal {
     /// A signal derived from this one by a rule (`rule:<id>`, a weak signal) or a Sigma rule
     /// (`sigma:<id>`): the same actor, instances, account and region, so it groups as this
@@ -723,6 +734,16 @@ pub fn hash_statement_actor(h: &mut impl std::hash::Hasher, parts: [Option<&str>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_derived_signal_s_key_leads_to_the_record_it_was_made_of() {
+        let arn = "arn:aws:guardduty:us-east-1:111122223333:detector/d/finding/f";
+        assert_eq!(super::underlying_key(arn), arn);
+        assert_eq!(super::underlying_key(&format!("rule:a/{arn}")), arn);
+        assert_eq!(super::underlying_key(&format!("rule:b/rule:a/{arn}")), arn);
+        assert_eq!(super::underlying_key("sigma:x/0a1b-evt"), "0a1b-evt");
+        assert_eq!(super::underlying_key("fnv:12/34"), "fnv:12/34");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

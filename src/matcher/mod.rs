@@ -289,15 +289,14 @@ impl KeyState {
         }
     }
 
-    /// Takes the entries of the records `gone` names out of the window (and its aggregates),
-    /// and their signals out of the sequences, open or closed: a sequence left with no
-    /// signal, or whose window no longer meets `rule`'s condition without them, is dropped.
-    /// Whether anything was taken.
-    fn withdraw(&mut self, rule: &Rule, gone: &HashSet<&RecordRef>) -> bool {
+    /// Takes the entries of the records `gone` says are withdrawn out of the window (and its
+    /// aggregates), and their signals out of the sequences, open or closed
+    /// ([`withdraw_from`]). Whether anything was taken.
+    fn withdraw(&mut self, rule: &Rule, gone: &dyn Fn(&RecordRef) -> bool) -> bool {
         let agg = &mut self.agg;
         let mut taken = false;
         let mut keep = |e: &Entry| {
-            let out = gone.contains(&e.signal.reference);
+            let out = gone(&e.signal.reference);
             if out {
                 agg.add(e, -1);
                 taken = true;
@@ -307,35 +306,15 @@ impl KeyState {
         self.entries.retain(&mut keep);
         self.spans.retain(&mut keep);
         self.settle_spans_end();
-        let holds = self.agg.holds(rule);
         for slot in [&mut self.open, &mut self.closed] {
-            let Some(seq) = slot.as_mut() else {
-                continue;
-            };
-            let before = seq.signals.len();
-            seq.signals.retain(|x| !gone.contains(&x.reference));
-            let removed = before - seq.signals.len();
-            if removed == 0 {
-                continue;
+            if let Some(seq) = slot.as_mut()
+                && let Some(kept) = withdraw_from(seq, rule, gone)
+            {
+                taken = true;
+                if !kept {
+                    *slot = None;
+                }
             }
-            taken = true;
-            seq.total_signals = seq.total_signals.saturating_sub(removed);
-            if seq.signals.is_empty() || !holds {
-                *slot = None;
-                continue;
-            }
-            seq.first_seen = seq
-                .signals
-                .iter()
-                .map(|x| x.first_seen.min(x.time))
-                .min()
-                .unwrap_or(seq.first_seen);
-            seq.last_seen = seq
-                .signals
-                .iter()
-                .map(|x| x.time)
-                .max()
-                .unwrap_or(seq.last_seen);
         }
         taken
     }
@@ -401,6 +380,86 @@ impl KeyState {
         }
         out
     }
+}
+
+/// Takes the signals `gone` says are withdrawn out of `seq`. None when it held none; else
+/// whether it still stands without them: by its own signals, their stages against `rule`'s
+/// condition ([`still_holds`]). A sequence whose list of signals was cut short
+/// (`max_signals_per_sequence`) stands, with its times as they were: what it dropped cannot
+/// be told.
+fn withdraw_from(
+    seq: &mut Sequence,
+    rule: &Rule,
+    gone: &dyn Fn(&RecordRef) -> bool,
+) -> Option<bool> {
+    let before = seq.signals.len();
+    let complete = before == seq.total_signals;
+    seq.signals.retain(|x| !gone(&x.reference));
+    let removed = before - seq.signals.len();
+    if removed == 0 {
+        return None;
+    }
+    seq.total_signals = seq.total_signals.saturating_sub(removed);
+    if !complete {
+        return Some(true);
+    }
+    if seq.signals.is_empty() || !still_holds(rule, &seq.signals) {
+        return Some(false);
+    }
+    seq.first_seen = seq
+        .signals
+        .iter()
+        .map(|x| x.first_seen.min(x.time))
+        .min()
+        .unwrap_or(seq.first_seen);
+    seq.last_seen = seq
+        .signals
+        .iter()
+        .map(|x| x.time)
+        .max()
+        .unwrap_or(seq.last_seen);
+    Some(true)
+}
+
+/// Whether `signals` (a sequence's, whole) meet `rule`'s condition by their stages: the
+/// distinct stages, the required ones, their order and the count thresholds, as a window's
+/// aggregates do ([`Agg::holds`]). A sum or a count of distinct values is not kept per
+/// signal: such a threshold counts as met.
+fn still_holds(rule: &Rule, signals: &[Arc<SeqSignal>]) -> bool {
+    let n = rule.stages.len();
+    let mut counts = vec![0usize; n];
+    let mut firsts = vec![Millis::MAX; n];
+    for s in signals {
+        if let Some(i) = rule.stages.iter().position(|st| st.name == s.stage) {
+            counts[i] += 1;
+            firsts[i] = firsts[i].min(s.began());
+        }
+    }
+    let c = &rule.condition;
+    let counted = |i: usize| !rule.stages[i].weak && !rule.stages[i].absent;
+    if let Some(d) = c.distinct_stages
+        && ((0..n).filter(|&i| counted(i) && counts[i] > 0).count() as u32) < d
+    {
+        return false;
+    }
+    if c.require.iter().any(|&i| counts[i] == 0) {
+        return false;
+    }
+    let ordered: Vec<Millis> = c.ordered.iter().map(|&i| firsts[i]).collect();
+    if ordered.contains(&Millis::MAX) || ordered.windows(2).any(|w| w[0] > w[1]) {
+        return false;
+    }
+    c.thresholds.iter().all(|t| match t.measure {
+        Measure::Count => {
+            let count: usize = match t.stage {
+                Some(i) if counted(i) => counts[i],
+                Some(_) => 0,
+                None => (0..n).filter(|&i| counted(i)).map(|i| counts[i]).sum(),
+            };
+            count as f64 >= t.at_least
+        }
+        Measure::Sum(_) | Measure::Distinct(_) => true,
+    })
 }
 
 /// The matcher.
@@ -825,31 +884,45 @@ impl Matcher {
         }
     }
 
-    /// Takes records out of the restored picture: those of `refs` (records whose newest
+    /// Takes records out of the restored picture: those of `archived` (records whose newest
     /// version, read by this run, feeds no rule: a GuardDuty finding an analyst archived)
-    /// that it holds, as one run that read the archived version would never have matched the
-    /// record. Their entries leave the windows and their signals the sequences; a sequence
-    /// whose window no longer meets its rule's condition without them is dropped (the
-    /// picture keeps no older entries to tell whether one run would have formed it otherwise),
-    /// and the finding written for it is withdrawn ([`crate::incremental`]). Returns how many
-    /// group states lost something.
-    pub fn withdraw(&mut self, refs: &[RecordRef]) -> usize {
-        let gone: HashSet<&RecordRef> = refs
+    /// that it holds in an older version, as one run that read the archived version would
+    /// never have matched the record; and the weak signals rules made of them. Their entries
+    /// leave the windows and their signals the sequences, open, closed or ended
+    /// ([`withdraw_from`]); the finding written for a sequence dropped is withdrawn
+    /// ([`crate::incremental`]). Returns how many sequences and group states lost something.
+    pub fn withdraw(&mut self, archived: &[(RecordRef, Version)]) -> usize {
+        let gone: HashSet<String> = archived
             .iter()
-            .filter(|r| self.restored_versions.contains_key(*r))
+            .filter(|(r, v)| self.restored_versions.get(r).is_some_and(|held| held < v))
+            .map(|(r, _)| r.key())
             .collect();
         if gone.is_empty() {
             return 0;
         }
+        let is_gone = |r: &RecordRef| gone.contains(crate::signal::underlying_key(&r.key()));
         let mut touched = 0;
         let rules = self.rules.clone();
         for (ri, states) in self.states.iter_mut().enumerate() {
             let rule = &rules.rules[ri];
             states.retain(|_, st| {
-                touched += usize::from(st.withdraw(rule, &gone));
+                touched += usize::from(st.withdraw(rule, &is_gone));
                 !(st.is_empty() && st.open.is_none() && st.closed.is_none())
             });
         }
+        // Ended sequences the picture carried, written again at the end of the run.
+        self.finished.retain_mut(|seq| {
+            let Some(rule) = rules.get(&seq.rule_id) else {
+                return true;
+            };
+            match withdraw_from(seq, rule, &is_gone) {
+                None => true,
+                Some(kept) => {
+                    touched += 1;
+                    kept
+                }
+            }
+        });
         touched
     }
 

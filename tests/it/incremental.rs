@@ -2764,3 +2764,118 @@ fn a_finding_archived_after_a_run_matched_it_leaves_the_findings_that_held_it() 
         }
     }
 }
+
+/// As above, for a sequence that has lasted longer than its rule's window (24 hours): the
+/// mining finding and a high-risk call open it on May 3rd, calls every 20 hours keep it open,
+/// a command-and-control finding joins it on May 5th, and a call on May 7th moves the horizon
+/// past that finding, which the state then carries in the sequence. Archived, it leaves the
+/// sequence, which still stands by its own signals (its window alone no longer shows the
+/// mining finding that opened it): the same `Id` is written again without it, as one run
+/// over all of it tells the story, not withdrawn.
+#[test]
+fn a_finding_archived_out_of_a_sequence_longer_than_its_window_leaves_it_standing() {
+    let case = common::fixture("scenarios/compromised-instance-group/positive");
+    let (doc, mining, _) = common::group_case_mining();
+    let mut cnc = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "Backdoor:EC2/C&CActivity.B!DNS")
+        .unwrap()
+        .clone();
+    cnc["service"]["eventFirstSeen"] = json!("2025-05-05T20:00:00.000Z");
+    cnc["service"]["eventLastSeen"] = json!("2025-05-05T20:00:00.000Z");
+    cnc["updatedAt"] = json!("2025-05-05T20:01:00.000Z");
+    let mut archived = cnc.clone();
+    archived["updatedAt"] = json!("2025-05-07T23:00:00.000Z");
+    archived["service"]["archived"] = json!(true);
+    let calls = std::fs::read_to_string(case.join("cloudtrail-session-calls.jsonl")).unwrap();
+    let call: Value = serde_json::from_str(calls.lines().next().unwrap()).unwrap();
+    let later: Vec<Value> = [
+        "2025-05-04T04:00:00Z",
+        "2025-05-05T00:00:00Z",
+        "2025-05-05T20:00:00Z",
+        "2025-05-07T22:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, at)| {
+        let mut c = call.clone();
+        c["eventID"] = json!(format!("11111111-2222-4333-8444-55555555555{i}"));
+        c["eventTime"] = json!(at);
+        c
+    })
+    .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (r1, r2, all) = (dir("r1"), dir("r2"), dir("all"));
+    for d in [&r1, &all] {
+        std::fs::write(d.join("calls.jsonl"), &calls).unwrap();
+        std::fs::write(
+            d.join("later.json"),
+            json!({ "Records": later }).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("gd.json"),
+            json!({ "findings": [mining, cnc] }).to_string(),
+        )
+        .unwrap();
+    }
+    for d in [&r2, &all] {
+        std::fs::write(
+            d.join("archived.json"),
+            json!({ "findings": [archived] }).to_string(),
+        )
+        .unwrap();
+    }
+    let state = tmp.path().join("state");
+    let out = |n: u32| tmp.path().join(format!("out{n}.json"));
+    correlate_with_state(&state, Some(&out(1)), &r1)
+        .assert()
+        .success();
+    let first = findings_file(&out(1));
+    assert_eq!(first.len(), 1);
+    assert!(
+        first[0]["Description"]
+            .as_str()
+            .unwrap()
+            .contains("C&CActivity")
+    );
+    correlate_with_state(&state, Some(&out(2)), &r2)
+        .assert()
+        .success();
+    let second = findings_file(&out(2));
+    assert_eq!(second.len(), 1);
+    let again = &second[0];
+    assert_eq!(again["Id"], first[0]["Id"]);
+    assert_ne!(again["RecordState"], "ARCHIVED", "{}", again["Description"]);
+    assert!(
+        !again["Description"]
+            .as_str()
+            .unwrap()
+            .contains("C&CActivity")
+    );
+    correlator()
+        .args(["correlate", "--asff"])
+        .arg(out(9))
+        .arg(&all)
+        .assert()
+        .success();
+    let whole = findings_file(&out(9));
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0]["Id"], again["Id"]);
+    for field in [
+        "Description",
+        "Resources",
+        "Types",
+        "FirstObservedAt",
+        "LastObservedAt",
+    ] {
+        assert_eq!(again[field], whole[0][field], "{field}");
+    }
+}
