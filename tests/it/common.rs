@@ -246,3 +246,17 @@ pub fn group_case_mining() -> (serde_json::Value, serde_json::Value, serde_json:
     archived["service"]["archived"] = serde_json::json!(true);
     (doc, mining, archived)
 }
+
+/// Copies a folder of fixtures, recursively.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

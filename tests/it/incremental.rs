@@ -2879,3 +2879,132 @@ fn a_finding_archived_out_of_a_sequence_longer_than_its_window_leaves_it_standin
         assert_eq!(again[field], whole[0][field], "{field}");
     }
 }
+
+/// As above, for a sequence that ended before the horizon and that the state carries to be
+/// written again at the end of the next run (a copy of the group rule with a 1-hour window
+/// and no suppression, beside the rule, whose finding rolls the copy's sequences up): the
+/// mining finding, a command-and-control finding and the session's calls on May 3rd morning,
+/// a second mining finding and a call at noon, a call on May 5th that moves the horizon past
+/// them. The command-and-control finding, archived, leaves the sequences, the ended one of
+/// the copy too: the finding is written again under its `Id` without it, as one run over all
+/// of it tells the story.
+#[test]
+fn a_finding_archived_out_of_an_ended_sequence_the_state_carries_leaves_it() {
+    let case = common::fixture("scenarios/compromised-instance-group/positive");
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    common::copy_dir(&common::repo().join("correlation-rules"), &rules);
+    std::fs::remove_dir_all(rules.join("sigma")).unwrap();
+    // A copy of the group rule beside it, with a 1-hour window and no suppression.
+    let text = std::fs::read_to_string(rules.join("compromised-instance-group.yaml")).unwrap();
+    assert!(text.contains("\nwindow: 24h\n") && text.contains("\nsuppress: 24h\n"));
+    std::fs::write(
+        rules.join("group-short.yaml"),
+        text.replace("compromised-instance-group", "group-short")
+            .replace("\nwindow: 24h\n", "\nwindow: 1h\n")
+            .replace("\nsuppress: 24h\n", "\n"),
+    )
+    .unwrap();
+    let (doc, mining, _) = common::group_case_mining();
+    let cnc = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "Backdoor:EC2/C&CActivity.B!DNS")
+        .unwrap()
+        .clone();
+    let mut noon = mining.clone();
+    let id = "ffffffffffffffffffffffffffffffff";
+    let arn = mining["arn"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string();
+    noon["id"] = json!(id);
+    noon["arn"] = json!(format!("{arn}/{id}"));
+    noon["service"]["eventFirstSeen"] = json!("2025-05-03T12:30:00.000Z");
+    noon["service"]["eventLastSeen"] = json!("2025-05-03T12:30:00.000Z");
+    noon["updatedAt"] = json!("2025-05-03T12:31:00.000Z");
+    let mut archived = cnc.clone();
+    archived["updatedAt"] = json!("2025-05-07T23:00:00.000Z");
+    archived["service"]["archived"] = json!(true);
+    let calls = std::fs::read_to_string(case.join("cloudtrail-session-calls.jsonl")).unwrap();
+    let call: Value = serde_json::from_str(calls.lines().next().unwrap()).unwrap();
+    let later: Vec<Value> = ["2025-05-03T12:35:00Z", "2025-05-05T20:00:00Z"]
+        .iter()
+        .enumerate()
+        .map(|(i, at)| {
+            let mut c = call.clone();
+            c["eventID"] = json!(format!("11111111-2222-4333-8444-66666666666{i}"));
+            c["eventTime"] = json!(at);
+            c
+        })
+        .collect();
+    let dir = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (r1, r2, all) = (dir("r1"), dir("r2"), dir("all"));
+    for d in [&r1, &all] {
+        std::fs::write(d.join("calls.jsonl"), &calls).unwrap();
+        std::fs::write(
+            d.join("later.json"),
+            json!({ "Records": later }).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("gd.json"),
+            json!({ "findings": [mining, cnc, noon] }).to_string(),
+        )
+        .unwrap();
+    }
+    for d in [&r2, &all] {
+        std::fs::write(
+            d.join("archived.json"),
+            json!({ "findings": [archived] }).to_string(),
+        )
+        .unwrap();
+    }
+    let state = tmp.path().join("state");
+    let out = |n: u32| tmp.path().join(format!("out{n}.json"));
+    let correlate = |input: &Path, n: u32, state: Option<&Path>| {
+        let mut cmd = correlator();
+        cmd.arg("correlate").arg("--rules").arg(&rules);
+        if let Some(s) = state {
+            cmd.arg("--state").arg(s);
+        }
+        cmd.arg("--asff").arg(out(n)).arg(input).assert().success();
+        findings_file(&out(n))
+    };
+    // One finding: the group rule's sequence, with the short copy's rolled up into it.
+    let first = correlate(&r1, 1, Some(&state));
+    assert_eq!(first.len(), 1);
+    let holds_cnc = |f: &Value| f["Description"].as_str().unwrap().contains("C&CActivity");
+    assert!(holds_cnc(&first[0]));
+    let signals = |f: &Value| {
+        f["Detection"]["Sequence"]["Signals"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let second = correlate(&r2, 2, Some(&state));
+    assert_eq!(second.len(), 1);
+    let again = &second[0];
+    assert_eq!(again["Id"], first[0]["Id"]);
+    assert_ne!(again["RecordState"], "ARCHIVED");
+    assert!(!holds_cnc(again), "{}", again["Description"]);
+    assert_eq!(
+        signals(again),
+        signals(&first[0]) - 1,
+        "without the archived finding"
+    );
+    let whole = correlate(&all, 9, None);
+    assert_eq!(whole.len(), 1);
+    for field in ["Description", "Resources", "LastObservedAt"] {
+        assert_eq!(again[field], whole[0][field], "{field}");
+    }
+    assert_eq!(signals(again), signals(&whole[0]));
+}

@@ -1228,10 +1228,10 @@ fn issue_14_the_main_scenario_is_one_finding_that_carries_every_signal() {
 fn the_story_opens_with_the_first_sighting_whatever_a_finding_was_last_seen() {
     let dir = tempfile::tempdir().unwrap();
     for d in ["cloudtrail", "asff"] {
-        copy_dir(&repo().join("fixtures").join(d), &dir.path().join(d));
+        crate::common::copy_dir(&repo().join("fixtures").join(d), &dir.path().join(d));
     }
     let gd = dir.path().join("guardduty");
-    copy_dir(&repo().join("fixtures/guardduty"), &gd);
+    crate::common::copy_dir(&repo().join("fixtures/guardduty"), &gd);
     // The opener, NewBinaryExecuted first seen at 09:01:27, seen again at 12:30 (after every
     // call of the attack).
     let single = gd.join("finding-single.json");
@@ -1466,7 +1466,7 @@ fn launch_rates_count_started_instances_stay_quiet_while_learning_and_follow_the
             }
         }
         for sub in ["lists", "launches"] {
-            copy_dir(
+            crate::common::copy_dir(
                 &repo().join("correlation-rules").join(sub),
                 &dir.path().join(sub),
             );
@@ -1559,20 +1559,6 @@ fn all_of_fixtures_at_once_is_the_main_finding_and_every_cases_findings() {
     want.sort();
     assert!(cases >= 16, "{cases} cases");
     assert_eq!(got, want);
-}
-
-/// Copies a folder of fixtures, recursively.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
