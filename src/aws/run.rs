@@ -602,12 +602,10 @@ impl AwsSources<'_> {
         region: &str,
         from: Millis,
     ) -> anyhow::Result<Polled> {
-        let settings = self.settings;
         Ok(match source {
             SourceConfig::GuardDuty => {
                 let client = super::clients::guardduty(conf, self.record);
-                sources::guardduty(&client, region, from, settings.include_archived_findings)
-                    .await?
+                sources::guardduty(&client, region, from).await?
             }
             SourceConfig::SecurityHub => {
                 let client = super::clients::securityhub(conf, self.record);

@@ -450,9 +450,19 @@ fn answer(
             json!({"detectorIds": ["12abc34d567e8fa901bc2d34e56789f0"]}).to_string(),
         ),
         "ListFindings" => {
+            // As GuardDuty does, a `service.archived` criterion leaves the others out.
+            let archived = body["findingCriteria"]["criterion"]["service.archived"]["equals"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+                .map(|v| v == "true");
             let ids: Vec<String> = inner
                 .findings
                 .iter()
+                .filter(|f| {
+                    archived
+                        .is_none_or(|a| f["service"]["archived"].as_bool().unwrap_or(false) == a)
+                })
                 .map(|f| f["id"].as_str().unwrap_or_default().to_string())
                 .collect();
             let max = body["maxResults"].as_u64().unwrap_or(50) as usize;
