@@ -226,25 +226,34 @@ pub fn security_hub_model_rejects(findings: &[serde_json::Value]) -> Option<Stri
 }
 
 /// The group case's GuardDuty findings (`guardduty-get-findings.json`, as `GetFindings`
-/// answers), its mining finding, and that finding archived by an analyst (a later
-/// `updatedAt`, `service.archived`).
-pub fn group_case_mining() -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+/// answers).
+pub fn group_case_findings() -> serde_json::Value {
     let case = fixture("scenarios/compromised-instance-group/positive");
-    let doc: serde_json::Value = serde_json::from_str(
+    serde_json::from_str(
         &std::fs::read_to_string(case.join("guardduty-get-findings.json")).unwrap(),
     )
-    .unwrap();
-    let mining = doc["findings"]
+    .unwrap()
+}
+
+/// The group case's GuardDuty finding of type `kind`.
+pub fn group_case_finding(kind: &str) -> serde_json::Value {
+    group_case_findings()["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["type"] == "CryptoCurrency:EC2/BitcoinTool.B!DNS")
-        .unwrap()
-        .clone();
+        .find(|f| f["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} finding in the group case"))
+        .clone()
+}
+
+/// The group case's GuardDuty findings, its mining finding, and that finding archived by an
+/// analyst (a later `updatedAt`, `service.archived`).
+pub fn group_case_mining() -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let mining = group_case_finding("CryptoCurrency:EC2/BitcoinTool.B!DNS");
     let mut archived = mining.clone();
     archived["updatedAt"] = serde_json::json!("2025-05-03T10:00:00.000Z");
     archived["service"]["archived"] = serde_json::json!(true);
-    (doc, mining, archived)
+    (group_case_findings(), mining, archived)
 }
 
 /// Copies a folder of fixtures, recursively.
