@@ -383,8 +383,8 @@ impl KeyState {
 }
 
 /// Takes the signals `gone` says are withdrawn out of `seq`. None when it held none; else
-/// whether it still stands without them: by its own signals, their stages against `rule`'s
-/// condition ([`still_holds`]). A sequence whose list of signals was cut short
+/// whether it still stands without them: by its own signals, their stages within one
+/// window against `rule`'s condition ([`still_holds`]). A sequence whose list of signals was cut short
 /// (`max_signals_per_sequence`) stands, with its times as they were: what it dropped cannot
 /// be told.
 fn withdraw_from(
@@ -421,11 +421,28 @@ fn withdraw_from(
     Some(true)
 }
 
-/// Whether `signals` (a sequence's, whole) meet `rule`'s condition by their stages: the
-/// distinct stages, the required ones, their order and the count thresholds, as a window's
-/// aggregates do ([`Agg::holds`]). A sum or a count of distinct values is not kept per
-/// signal: such a threshold counts as met.
+/// Whether `signals` (a sequence's, whole) meet `rule`'s condition within one window, as the
+/// matcher saw them arrive: at some signal's start, the signals that had begun and not yet
+/// left the window (ended within `rule.window` before it) meet it by their stages
+/// ([`stages_hold`]).
 fn still_holds(rule: &Rule, signals: &[Arc<SeqSignal>]) -> bool {
+    signals.iter().any(|x| {
+        let t = x.began();
+        let from = t.saturating_sub(rule.window);
+        let inside: Vec<&SeqSignal> = signals
+            .iter()
+            .filter(|s| s.began() <= t && s.time >= from)
+            .map(|s| &**s)
+            .collect();
+        stages_hold(rule, &inside)
+    })
+}
+
+/// Whether `signals` meet `rule`'s condition by their stages: the distinct stages, the
+/// required ones, their order and the count thresholds, as a window's aggregates do
+/// ([`Agg::holds`]). A sum or a count of distinct values is not kept per signal: such a
+/// threshold counts as met.
+fn stages_hold(rule: &Rule, signals: &[&SeqSignal]) -> bool {
     let n = rule.stages.len();
     let mut counts = vec![0usize; n];
     let mut firsts = vec![Millis::MAX; n];

@@ -2919,3 +2919,28 @@ fn a_finding_archived_out_of_an_ended_sequence_the_state_carries_leaves_it() {
     }
     assert_eq!(signal_count(again), signal_count(&whole[0]));
 }
+
+/// As above, for a finding that bridged two signals farther apart than the rule's window: the
+/// session's calls on May 3rd, the mining finding on May 4th and a command-and-control
+/// finding on May 5th form one sequence (each within 24 hours of the one before), a call on
+/// May 7th moves the horizon past them. The mining finding, archived, leaves the others 43
+/// hours apart, never within one window: the finding is withdrawn, as one run over all of it
+/// writes none.
+#[test]
+fn a_finding_archived_that_bridged_signals_a_window_apart_withdraws_the_finding() {
+    let (mining, archived) = sighted_at(
+        "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+        "2025-05-04T06:00:00.000Z",
+    );
+    let (cnc, _) = sighted_at("Backdoor:EC2/C&CActivity.B!DNS", "2025-05-05T04:00:00.000Z");
+    let later = later_calls(&["2025-05-07T12:00:00Z"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let case = archive_case(tmp.path(), &later, &[&mining, &cnc], &archived);
+    let (first, second, whole, stderr) = archive_runs(tmp.path(), &case, None);
+    assert_eq!(first.len(), 1);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0]["Id"], first[0]["Id"]);
+    assert_eq!(second[0]["RecordState"], "ARCHIVED");
+    assert!(stderr.contains("1 withdrawn"), "{stderr}");
+    assert!(whole.is_empty(), "one run writes none");
+}
