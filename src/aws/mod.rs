@@ -249,7 +249,7 @@ pub type HttpResponse = aws_smithy_runtime_api::client::orchestrator::HttpRespon
 /// in another region than the one the call was signed for (`asked`): a 301 redirect (path-style
 /// requests to the older regions), a 307 (a bucket just created), or a 400 (the regions opened
 /// since 2019, and a signature for the wrong region). None for any other answer.
-pub fn bucket_elsewhere<E>(
+fn bucket_elsewhere<E>(
     e: &aws_sdk_s3::error::SdkError<E, HttpResponse>,
     asked: Option<&aws_config::Region>,
 ) -> Option<String> {
@@ -262,7 +262,7 @@ pub fn bucket_elsewhere<E>(
 }
 
 /// `client` as it is, for the bucket's `region` (what [`bucket_elsewhere`] named).
-pub fn s3_in_region(client: &aws_sdk_s3::Client, region: &str) -> aws_sdk_s3::Client {
+fn s3_in_region(client: &aws_sdk_s3::Client, region: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         client
             .config()
@@ -270,6 +270,68 @@ pub fn s3_in_region(client: &aws_sdk_s3::Client, region: &str) -> aws_sdk_s3::Cl
             .region(aws_config::Region::new(region.to_string()))
             .build(),
     )
+}
+
+/// The S3 clients of a run's buckets: the first configured region's, until S3 names another
+/// region for a bucket ([`bucket_elsewhere`]); that region's for that bucket from then
+/// on, for every call.
+pub struct BucketClient {
+    first: aws_sdk_s3::Client,
+    moved: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_s3::Client>>,
+}
+
+impl BucketClient {
+    pub fn new(first: aws_sdk_s3::Client) -> BucketClient {
+        BucketClient {
+            first,
+            moved: Default::default(),
+        }
+    }
+
+    /// The client to call `bucket` with.
+    pub fn get(&self, bucket: &str) -> aws_sdk_s3::Client {
+        self.moved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bucket)
+            .unwrap_or(&self.first)
+            .clone()
+    }
+
+    /// Whether S3 refused `e`, a call on `bucket` made with `asked`, naming another region
+    /// for the bucket: then `bucket`'s client is one of that region, and the call is to be
+    /// made again, once.
+    pub fn moved<E>(
+        &self,
+        e: &aws_sdk_s3::error::SdkError<E, HttpResponse>,
+        bucket: &str,
+        asked: &aws_sdk_s3::Client,
+    ) -> bool {
+        match bucket_elsewhere(e, asked.config().region()) {
+            Some(region) => {
+                self.move_to(bucket, &region);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// From now on, calls on `bucket` are made in `region`, where S3 said it is.
+    fn move_to(&self, bucket: &str, region: &str) {
+        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        if moved
+            .get(bucket)
+            .is_some_and(|c| c.config().region().is_some_and(|r| r.as_ref() == region))
+        {
+            return;
+        }
+        tracing::info!(
+            bucket,
+            region,
+            "the bucket is in another region than the first configured: calling it there"
+        );
+        moved.insert(bucket.to_string(), s3_in_region(&self.first, region));
+    }
 }
 
 /// The error code and message of an SDK error, for logs and reports.

@@ -31,7 +31,7 @@ use crate::sources::queue::{Notice, not_read, notice, queue_name};
 /// What the queue's reading starts from.
 pub struct QueuePoll {
     pub sqs: aws_sdk_sqs::Client,
-    pub s3: super::sources::BucketClient,
+    pub s3: super::BucketClient,
     /// The queue's URL.
     pub url: String,
     /// `aws.trail`, when set: only objects under it are read (bucket, folder).

@@ -657,7 +657,7 @@ impl AwsSources<'_> {
             .collect();
         let from = self.now.saturating_sub(aws.lookback);
         let poll = Arc::new(sources::TrailPoll {
-            client: sources::BucketClient::new(super::clients::s3(self.base, self.record)),
+            client: super::BucketClient::new(super::clients::s3(self.base, self.record)),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             // Every region folder the trail holds (or those of `aws.trail_regions`), whatever
@@ -771,7 +771,7 @@ impl AwsSources<'_> {
         };
         let poll = Arc::new(super::queue::QueuePoll {
             sqs: super::clients::sqs(&conf, self.record),
-            s3: super::sources::BucketClient::new(super::clients::s3(self.base, self.record)),
+            s3: super::BucketClient::new(super::clients::s3(self.base, self.record)),
             url: queue.clone(),
             trail: trail.clone(),
             regions: regions.clone(),
@@ -1194,7 +1194,7 @@ impl run_loop::Sink for AwsSink<'_> {
         {
             let started = Instant::now();
             let n = self.runtime.block_on(write_reports(
-                &sources::BucketClient::new(super::clients::s3(self.base, self.record)),
+                &super::BucketClient::new(super::clients::s3(self.base, self.record)),
                 reports,
                 &self.region,
                 &self.partition,
@@ -1298,7 +1298,7 @@ fn report_folder(id: &str) -> String {
 /// (`s3://bucket/prefix/`) and links them from the finding: `SourceUrl` is the object's S3
 /// console page, `ProductFields` has the `s3://` locations. Returns the reports written.
 async fn write_reports(
-    s3: &sources::BucketClient,
+    s3: &super::BucketClient,
     location: &str,
     region: &str,
     partition: &str,

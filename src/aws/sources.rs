@@ -420,7 +420,7 @@ fn is_account(name: &str) -> bool {
 /// The accounts' folders are listed `concurrency` at a time. Returns `(account, region,
 /// folder)`, sorted, and the number of account folders left to other shards.
 pub async fn trail_folders(
-    client: &BucketClient,
+    client: &super::BucketClient,
     bucket: &str,
     prefix: &str,
     allow: &[String],
@@ -521,7 +521,7 @@ pub type Body = (String, Vec<u8>);
 
 /// What the trail poll of a run starts from.
 pub struct TrailPoll {
-    pub client: BucketClient,
+    pub client: super::BucketClient,
     pub bucket: String,
     /// The folder holding the account folders (`AWSLogs/` or `AWSLogs/o-ORGID/`).
     pub prefix: String,
@@ -785,7 +785,7 @@ async fn get_body(
 /// after the SDK's retries, or a body that broke off or does not decompress, tried `attempts`
 /// times, or larger than `cap` bytes once decompressed). Counts its calls in `calls`.
 pub(super) async fn object_body(
-    client: &BucketClient,
+    client: &super::BucketClient,
     bucket: &str,
     key: &str,
     attempts: u32,
@@ -853,68 +853,6 @@ pub(super) async fn object_body(
             });
         }
         tracing::debug!(key, attempt, %reason, "trail object: trying again");
-    }
-}
-
-/// The S3 clients of a run's buckets: the first configured region's, until S3 names another
-/// region for a bucket ([`super::bucket_elsewhere`]); that region's for that bucket from then
-/// on, for every call.
-pub struct BucketClient {
-    first: aws_sdk_s3::Client,
-    moved: std::sync::Mutex<std::collections::HashMap<String, aws_sdk_s3::Client>>,
-}
-
-impl BucketClient {
-    pub fn new(first: aws_sdk_s3::Client) -> BucketClient {
-        BucketClient {
-            first,
-            moved: Default::default(),
-        }
-    }
-
-    /// The client to call `bucket` with.
-    pub fn get(&self, bucket: &str) -> aws_sdk_s3::Client {
-        self.moved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(bucket)
-            .unwrap_or(&self.first)
-            .clone()
-    }
-
-    /// Whether S3 refused `e`, a call on `bucket` made with `asked`, naming another region
-    /// for the bucket: then `bucket`'s client is one of that region, and the call is to be
-    /// made again, once.
-    pub fn moved<E>(
-        &self,
-        e: &aws_sdk_s3::error::SdkError<E, super::HttpResponse>,
-        bucket: &str,
-        asked: &aws_sdk_s3::Client,
-    ) -> bool {
-        match super::bucket_elsewhere(e, asked.config().region()) {
-            Some(region) => {
-                self.move_to(bucket, &region);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// From now on, calls on `bucket` are made in `region`, where S3 said it is.
-    fn move_to(&self, bucket: &str, region: &str) {
-        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
-        if moved
-            .get(bucket)
-            .is_some_and(|c| c.config().region().is_some_and(|r| r.as_ref() == region))
-        {
-            return;
-        }
-        tracing::info!(
-            bucket,
-            region,
-            "the bucket is in another region than the first configured: calling it there"
-        );
-        moved.insert(bucket.to_string(), super::s3_in_region(&self.first, region));
     }
 }
 

@@ -3,10 +3,8 @@
 //! the ETag read (or last written) afterwards. A write that loses the race gets HTTP 412 and
 //! becomes [`StateError::Conflict`]; nothing of the losing run is saved.
 //!
-//! The bucket may be in any region: the store starts with the client of the first configured
-//! region, and when S3 answers that the bucket is elsewhere (a redirect or a 400 naming the
-//! bucket's region in `x-amz-bucket-region`), it goes on in that region, for this call and
-//! every later one.
+//! The bucket may be in any region: the store calls through a [`super::BucketClient`], which
+//! goes on in the region S3 names for the bucket, for this call and every later one.
 
 use std::sync::Mutex;
 
@@ -19,8 +17,7 @@ pub use crate::state::S3Location;
 
 /// The state object in S3.
 pub struct S3Store {
-    /// The client of the bucket's region, once S3 named another one.
-    client: Mutex<Client>,
+    client: super::BucketClient,
     location: S3Location,
     runtime: tokio::runtime::Handle,
     /// The ETag of the version this store last read or wrote; None when there was none.
@@ -31,34 +28,11 @@ impl S3Store {
     /// `runtime` runs the calls; the store's methods must not be called from inside it.
     pub fn new(client: Client, location: S3Location, runtime: tokio::runtime::Handle) -> S3Store {
         S3Store {
-            client: Mutex::new(client),
+            client: super::BucketClient::new(client),
             location,
             runtime,
             etag: Mutex::new(None),
         }
-    }
-
-    fn client(&self) -> Client {
-        self.client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Whether S3 answered `e` because the bucket is in another region than the client's:
-    /// then the store's client is one for that region, and the call is to be made again.
-    fn moved<E>(&self, e: &aws_sdk_s3::error::SdkError<E, super::HttpResponse>) -> bool {
-        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(region) = super::bucket_elsewhere(e, client.config().region()) else {
-            return false;
-        };
-        tracing::info!(
-            state = %self.describe(),
-            region,
-            "the state's bucket is in another region than the first configured: reaching it there"
-        );
-        *client = super::s3_in_region(&client, &region);
-        true
     }
 
     fn io(&self, message: String) -> StateError {
@@ -71,19 +45,15 @@ impl S3Store {
 
 impl StateStore for S3Store {
     fn load(&self) -> Result<Option<State>, StateError> {
-        let get = || {
+        let bucket = &self.location.bucket;
+        let get = |c: &Client| {
             self.runtime
-                .block_on(
-                    self.client()
-                        .get_object()
-                        .bucket(&self.location.bucket)
-                        .key(&self.location.key)
-                        .send(),
-                )
+                .block_on(c.get_object().bucket(bucket).key(&self.location.key).send())
                 .map_err(Box::new)
         };
-        let got = match get() {
-            Err(e) if self.moved(&e) => get(),
+        let asked = self.client.get(bucket);
+        let got = match get(&asked) {
+            Err(e) if self.client.moved(&e, bucket, &asked) => get(&self.client.get(bucket)),
             got => got,
         };
         let out = match got {
@@ -113,11 +83,11 @@ impl StateStore for S3Store {
         let expected = self.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // In memory: sent again as it is (not copied) should S3 name another region.
         let body = aws_smithy_types::body::SdkBody::from(state.encode());
-        let put = |body: aws_smithy_types::body::SdkBody| {
-            let put = self
-                .client()
+        let bucket = &self.location.bucket;
+        let put = |c: &Client, body: aws_smithy_types::body::SdkBody| {
+            let put = c
                 .put_object()
-                .bucket(&self.location.bucket)
+                .bucket(bucket)
                 .key(&self.location.key)
                 .content_type("application/zstd")
                 .body(ByteStream::new(body));
@@ -128,8 +98,9 @@ impl StateStore for S3Store {
             self.runtime.block_on(put.send()).map_err(Box::new)
         };
         let first = body.try_clone().expect("a body held in memory clones");
-        let sent = match put(first) {
-            Err(e) if self.moved(&e) => put(body),
+        let asked = self.client.get(bucket);
+        let sent = match put(&asked, first) {
+            Err(e) if self.client.moved(&e, bucket, &asked) => put(&self.client.get(bucket), body),
             sent => sent,
         };
         match sent {
