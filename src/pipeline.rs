@@ -518,7 +518,8 @@ pub fn correlate_with<R: Send>(
     for (_, s) in described {
         summary.added(graph.add_signal(&s));
         if keep_statements && let Some(key) = graph_statement(&s) {
-            statements.keep(key, &s);
+            // Cut already: shared, not cut again.
+            statements.keep_kept(key, &Arc::from(s));
         }
     }
     for (kind, n) in &summary.records {
