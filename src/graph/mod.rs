@@ -176,13 +176,13 @@ impl Props {
 /// An edge of a snapshot: source id, target id, kind.
 pub type SnapshotEdge<'a> = (Cow<'a, str>, Cow<'a, str>, EdgeKind);
 
-/// Which version of a signal the graph holds: with an event id's 16 bytes, 40 bytes a record,
-/// since a run over days of trail holds a million of them.
+/// Which version of a signal the graph holds, for a record with versions (a finding's
+/// `updatedAt`) or a reference other than an event id.
 struct SignalVersion {
     time: Millis,
-    /// Every `updatedAt` met for the record, sorted; None for records without one (every
-    /// CloudTrail record). The latest is the version held. Boxed: one pointer in every
-    /// entry, where a `Vec` would be three for the few records that have versions.
+    /// Every `updatedAt` met for the record, sorted; None for records without one. The latest
+    /// is the version held. Boxed: one pointer in every entry, where a `Vec` would be three
+    /// for the few records that have versions.
     #[allow(clippy::box_collection)]
     versions: Option<Box<Vec<Millis>>>,
     source: Source,
@@ -194,13 +194,26 @@ impl SignalVersion {
     }
 }
 
+/// What the table of signals holds of a reference.
+enum Held<'a> {
+    None,
+    /// A record with this event id and no `updatedAt` (every CloudTrail record): its time and
+    /// source are never read (only a held version's are, to compare with a later copy's), so
+    /// nothing but the id is held.
+    Plain,
+    Version(&'a mut SignalVersion),
+}
+
 /// The graph's table of signals: a CloudTrail `eventID` in the form AWS writes it (a lowercase
 /// UUID, 36 characters) is held as its 16 bytes, any other reference as it is, in a table of
 /// its own. Two references find one entry exactly when they are the same reference: the 16
 /// bytes are only ever made from that one spelling. Looking up borrows the reference; only a
-/// new entry of the second table copies it.
+/// new entry of the second table copies it. A run over days of trail holds a million event
+/// ids, nearly all without versions: those are a set of their 16 bytes (with the hash table's
+/// spare room about 36 MB for a million, where entries with a version held were 86 MB).
 #[derive(Default)]
 struct SignalTable {
+    plain: HashSet<[u64; 2]>,
     event_ids: HashMap<[u64; 2], SignalVersion>,
     others: HashMap<RecordRef, SignalVersion>,
 }
@@ -213,22 +226,64 @@ impl SignalTable {
         }
     }
 
-    fn get_mut(&mut self, r: &RecordRef) -> Option<&mut SignalVersion> {
-        match Self::uuid(r) {
-            Some(bits) => self.event_ids.get_mut(&bits),
+    fn held(&mut self, r: &RecordRef) -> Held<'_> {
+        let found = match Self::uuid(r) {
+            Some(bits) => {
+                if self.plain.contains(&bits) {
+                    return Held::Plain;
+                }
+                self.event_ids.get_mut(&bits)
+            }
             None => self.others.get_mut(r),
+        };
+        found.map_or(Held::None, Held::Version)
+    }
+
+    /// Holds `r` at this version: `time` and `source` of the copy, with `updated_at` added to
+    /// the versions met (which [`EntityGraph::add_signal`] keeps up to date before).
+    fn hold(&mut self, r: &RecordRef, time: Millis, updated_at: Option<Millis>, source: Source) {
+        let (table, key) = match Self::uuid(r) {
+            Some(bits) if updated_at.is_none() && !self.event_ids.contains_key(&bits) => {
+                self.plain.insert(bits);
+                return;
+            }
+            Some(bits) => {
+                // A copy with an `updatedAt` of a record held plain until now.
+                self.plain.remove(&bits);
+                match self.event_ids.entry(bits) {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        let v = o.get_mut();
+                        (v.time, v.source) = (time, source);
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(SignalVersion {
+                            time,
+                            versions: updated_at.map(|at| Box::new(vec![at])),
+                            source,
+                        });
+                    }
+                }
+                return;
+            }
+            None => (&mut self.others, r),
+        };
+        match table.get_mut(key) {
+            Some(v) => (v.time, v.source) = (time, source),
+            None => {
+                table.insert(
+                    key.clone(),
+                    SignalVersion {
+                        time,
+                        versions: updated_at.map(|at| Box::new(vec![at])),
+                        source,
+                    },
+                );
+            }
         }
     }
 
-    fn insert(&mut self, r: &RecordRef, v: SignalVersion) {
-        match Self::uuid(r) {
-            Some(bits) => self.event_ids.insert(bits, v),
-            None => self.others.insert(r.clone(), v),
-        };
-    }
-
     fn len(&self) -> usize {
-        self.event_ids.len() + self.others.len()
+        self.plain.len() + self.event_ids.len() + self.others.len()
     }
 }
 
@@ -574,9 +629,12 @@ impl EntityGraph {
     /// Security Hub) is one signal; a newer version (later `updatedAt`) replaces it.
     pub fn add_signal(&mut self, s: &Signal) -> Added {
         assert!(self.sealed.is_none(), "a sealed graph takes no record");
-        let added = match self.signals.get_mut(&s.reference) {
-            None => Added::New,
-            Some(prev) => {
+        let added = match self.signals.held(&s.reference) {
+            Held::None => Added::New,
+            // A copy with an `updatedAt` is a later version than one without.
+            Held::Plain if s.updated_at.is_some() => Added::Updated,
+            Held::Plain => Added::Duplicate,
+            Held::Version(prev) => {
                 // A newer version replaces an older one. Between copies of one version the
                 // GuardDuty original wins over the Security Hub copy, whichever came first,
                 // so the result does not depend on the order files are read in.
@@ -667,20 +725,8 @@ impl EntityGraph {
         if added == Added::Duplicate {
             return added;
         }
-        match self.signals.get_mut(&s.reference) {
-            Some(v) => {
-                v.source = s.source;
-                v.time = s.time;
-            }
-            None => self.signals.insert(
-                &s.reference,
-                SignalVersion {
-                    time: s.time,
-                    versions: s.updated_at.map(|at| Box::new(vec![at])),
-                    source: s.source,
-                },
-            ),
-        }
+        self.signals
+            .hold(&s.reference, s.time, s.updated_at, s.source);
         added
     }
 
@@ -1402,14 +1448,58 @@ mod lifetime_tests {
 
 #[cfg(test)]
 mod signal_key_tests {
-    use super::{SignalTable, SignalVersion, uuid_bits};
+    use super::{Held, SignalTable, SignalVersion, uuid_bits};
     use crate::signal::{RecordRef, Source};
 
     /// The table of signals has an entry for each record a run keeps (a million over a week
-    /// of a busy trail): its entries of event ids stay this small.
+    /// of a busy trail): an event id without versions is its 16 bytes, and an entry with a
+    /// version held stays this small.
     #[test]
     fn an_entry_of_the_table_of_signals_stays_small() {
+        assert_eq!(std::mem::size_of::<[u64; 2]>(), 16);
         assert!(std::mem::size_of::<([u64; 2], SignalVersion)>() <= 48);
+    }
+
+    /// A record first held without an `updatedAt` (a plain event id), then met with one: the
+    /// copy with one is a later version (as when the first was held with its time and
+    /// source), and from then on its versions are compared as any finding's.
+    #[test]
+    fn a_plain_event_id_met_again_with_a_version_holds_that_version() {
+        use crate::graph::{Added, EntityGraph};
+        let id = "24b80cb9-8c25-4d29-ae50-61cb3aa143cc";
+        let signal = |time: i64, updated_at: Option<i64>| crate::signal::Signal {
+            time,
+            account: None,
+            region: None,
+            source: Source::CloudTrail,
+            kind: "ec2.amazonaws.com:RunInstances".into(),
+            severity: 0.0,
+            reference: RecordRef::EventId(id.into()),
+            updated_at,
+            actor: None,
+            instances: Vec::new(),
+            resources: Vec::new(),
+            endpoints: Vec::new(),
+            fields: crate::signal::Fields::default(),
+        };
+        let mut g = EntityGraph::new(Vec::new(), false);
+        assert_eq!(g.add_signal(&signal(10, None)), Added::New);
+        assert!(matches!(
+            g.signals.held(&RecordRef::EventId(id.into())),
+            Held::Plain
+        ));
+        assert_eq!(g.add_signal(&signal(20, None)), Added::Duplicate);
+        assert_eq!(g.add_signal(&signal(10, Some(100))), Added::Updated);
+        let Held::Version(v) = g.signals.held(&RecordRef::EventId(id.into())) else {
+            panic!("held plain after a version was met");
+        };
+        assert_eq!((v.time, v.updated_at()), (10, Some(100)));
+        // Without an `updatedAt`, or with an older one: not newer. A newer one is.
+        assert_eq!(g.add_signal(&signal(30, None)), Added::Duplicate);
+        assert_eq!(g.add_signal(&signal(30, Some(50))), Added::Duplicate);
+        assert_eq!(g.add_signal(&signal(30, Some(200))), Added::Updated);
+        assert_eq!(g.signals.len(), 1);
+        assert_eq!(g.older_versions, 2);
     }
 
     #[test]
@@ -1444,22 +1534,22 @@ mod signal_key_tests {
         let mut table = SignalTable::default();
         for (i, r) in refs.iter().enumerate() {
             assert!(
-                table.get_mut(r).is_none(),
+                matches!(table.held(r), Held::None),
                 "{r:?} found before it was put in"
             );
-            table.insert(
-                r,
-                SignalVersion {
-                    time: i as i64,
-                    versions: None,
-                    source: Source::CloudTrail,
-                },
-            );
+            table.hold(r, i as i64, None, Source::CloudTrail);
         }
         assert_eq!(table.len(), refs.len());
-        assert_eq!((table.event_ids.len(), table.others.len()), (2, 2));
+        assert_eq!(
+            (table.plain.len(), table.event_ids.len(), table.others.len()),
+            (2, 0, 2)
+        );
         for (i, r) in refs.iter().enumerate() {
-            assert_eq!(table.get_mut(r).map(|v| v.time), Some(i as i64), "{r:?}");
+            match table.held(r) {
+                Held::Plain => assert!(matches!(r, RecordRef::EventId(_)) && i < 2, "{r:?}"),
+                Held::Version(v) => assert_eq!(v.time, i as i64, "{r:?}"),
+                Held::None => panic!("{r:?} not found"),
+            }
         }
     }
 }
