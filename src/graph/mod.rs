@@ -242,44 +242,28 @@ impl SignalTable {
     /// Holds `r` at this version: `time` and `source` of the copy, with `updated_at` added to
     /// the versions met (which [`EntityGraph::add_signal`] keeps up to date before).
     fn hold(&mut self, r: &RecordRef, time: Millis, updated_at: Option<Millis>, source: Source) {
-        let (table, key) = match Self::uuid(r) {
+        let new = || SignalVersion {
+            time,
+            versions: updated_at.map(|at| Box::new(vec![at])),
+            source,
+        };
+        let held = match Self::uuid(r) {
             Some(bits) if updated_at.is_none() && !self.event_ids.contains_key(&bits) => {
                 self.plain.insert(bits);
                 return;
             }
             Some(bits) => {
-                // A copy with an `updatedAt` of a record held plain until now.
+                // A copy with an `updatedAt` of a record held plain until now moves.
                 self.plain.remove(&bits);
-                match self.event_ids.entry(bits) {
-                    std::collections::hash_map::Entry::Occupied(mut o) => {
-                        let v = o.get_mut();
-                        (v.time, v.source) = (time, source);
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(SignalVersion {
-                            time,
-                            versions: updated_at.map(|at| Box::new(vec![at])),
-                            source,
-                        });
-                    }
-                }
-                return;
+                self.event_ids.entry(bits).or_insert_with(new)
             }
-            None => (&mut self.others, r),
+            // Looked up by the reference: only a new entry copies it.
+            None => match self.others.get_mut(r) {
+                Some(v) => v,
+                None => self.others.entry(r.clone()).or_insert_with(new),
+            },
         };
-        match table.get_mut(key) {
-            Some(v) => (v.time, v.source) = (time, source),
-            None => {
-                table.insert(
-                    key.clone(),
-                    SignalVersion {
-                        time,
-                        versions: updated_at.map(|at| Box::new(vec![at])),
-                        source,
-                    },
-                );
-            }
-        }
+        (held.time, held.source) = (time, source);
     }
 
     fn len(&self) -> usize {
