@@ -693,11 +693,19 @@ fn security_hub_gets_batches_of_at_most_100_findings_at_most_10_calls_a_second()
         [100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 50]
     );
     assert_eq!(mock.imported().len(), 1150);
-    for w in calls[1..].windows(11) {
-        let span = w[10].at - w[0].at;
+    let at: Vec<std::time::Instant> = calls.iter().map(|c| c.at).collect();
+    assert_at_most(&at[1..], 10, 950, "BatchImportFindings");
+}
+
+/// Asserts that no `n + 1` consecutive calls of `at` fall within `ms` milliseconds: a rate
+/// limit, with some slack for the clock.
+fn assert_at_most(at: &[std::time::Instant], n: usize, ms: u64, what: &str) {
+    for w in at.windows(n + 1) {
+        let span = w[n] - w[0];
         assert!(
-            span >= std::time::Duration::from_millis(950),
-            "11 BatchImportFindings calls in {span:?}"
+            span >= std::time::Duration::from_millis(ms),
+            "{} {what} calls in {span:?}",
+            n + 1
         );
     }
 }
@@ -1911,13 +1919,7 @@ fn lookupevents_is_called_at_most_twice_a_second() {
         .map(|r| r.at)
         .collect();
     assert!(calls.len() >= 3, "{} calls", calls.len());
-    for w in calls.windows(2) {
-        let gap = w[1] - w[0];
-        assert!(
-            gap >= std::time::Duration::from_millis(450),
-            "two LookupEvents calls {gap:?} apart"
-        );
-    }
+    assert_at_most(&calls, 1, 450, "LookupEvents");
 }
 
 /// The README: "a dead holder the run cannot check blocks for at most 5 minutes". A lease held
